@@ -1,0 +1,13 @@
+//! The OpenAI Images API: building requests, talking to the server, reading answers.
+
+pub mod client;
+pub mod error;
+pub mod payload;
+pub mod request;
+pub mod response;
+pub mod retry;
+
+pub use client::{ApiOutput, ClientEvent, ClientOptions, ImagesClient, ReceivedImage};
+pub use error::{ApiError, ErrorKind};
+pub use request::{CheckedRequest, GenerationParams, ProviderRules, ValidationError};
+pub use response::Usage;

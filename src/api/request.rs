@@ -1,0 +1,394 @@
+//! What a user asks for, the checks it must pass against the catalogue, and the JSON body that
+//! goes on the wire. Pure: no I/O, so every combination is tested without a server.
+
+use crate::catalog::{self, Catalog, Dialect, Field, ModelSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::fmt;
+
+/// The parameters of one generation, as the user set them. `None` means "not set": the field is
+/// left out and the server's default applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerationParams {
+    pub prompt: String,
+    pub model: String,
+    pub n: u8,
+    pub size: Option<String>,
+    pub quality: Option<String>,
+    pub background: Option<String>,
+    pub output_format: Option<String>,
+    pub output_compression: Option<u8>,
+    pub moderation: Option<String>,
+    pub style: Option<String>,
+    pub response_format: Option<String>,
+    pub stream: bool,
+    pub partial_images: Option<u8>,
+    pub user: Option<String>,
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        GenerationParams {
+            prompt: String::new(),
+            model: catalog::DEFAULT_MODEL.to_string(),
+            n: 1,
+            size: None,
+            quality: None,
+            background: None,
+            output_format: None,
+            output_compression: None,
+            moderation: None,
+            style: None,
+            response_format: None,
+            stream: false,
+            partial_images: None,
+            user: None,
+        }
+    }
+}
+
+impl GenerationParams {
+    /// The fields this request sets, besides prompt and model.
+    pub fn set_fields(&self) -> Vec<Field> {
+        let mut out = Vec::new();
+        if self.n != 1 {
+            out.push(Field::N);
+        }
+        let opts = [
+            (Field::Size, self.size.is_some()),
+            (Field::Quality, self.quality.is_some()),
+            (Field::Background, self.background.is_some()),
+            (Field::OutputFormat, self.output_format.is_some()),
+            (Field::OutputCompression, self.output_compression.is_some()),
+            (Field::Moderation, self.moderation.is_some()),
+            (Field::Style, self.style.is_some()),
+            (Field::ResponseFormat, self.response_format.is_some()),
+            (Field::Stream, self.stream),
+            (Field::PartialImages, self.partial_images.is_some()),
+            (Field::User, self.user.is_some()),
+        ];
+        out.extend(opts.iter().filter(|(_, set)| *set).map(|(f, _)| *f));
+        out
+    }
+
+    /// The image format the answer will have, when the request decides it.
+    pub fn expected_format(&self) -> &str {
+        self.output_format.as_deref().unwrap_or("png")
+    }
+}
+
+/// A request refused before sending: which field, and what would be allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// A request that passed the checks: the body to send, and warnings to show the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedRequest {
+    pub body: Map<String, Value>,
+    pub stream: bool,
+    pub warnings: Vec<String>,
+    /// Known to the catalogue (false: sent as written after generic checks only).
+    pub known_model: bool,
+}
+
+/// What the chosen provider takes: its dialect, and (when it says so) the only optional fields it
+/// accepts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProviderRules {
+    pub name: String,
+    pub dialect: Option<Dialect>,
+    pub fields: Option<Vec<Field>>,
+}
+
+fn err(field: &'static str, message: impl Into<String>) -> ValidationError {
+    ValidationError { field, message: message.into() }
+}
+
+fn one_of(field: &'static str, value: &str, allowed: &[String], model: &str) -> Result<(), ValidationError> {
+    if allowed.iter().any(|a| a == value) {
+        Ok(())
+    } else {
+        Err(err(
+            field,
+            format!("{model} does not take \"{value}\"; allowed: {}", allowed.join(", ")),
+        ))
+    }
+}
+
+/// Which models do take a field, to say where it would work.
+fn takers(catalog: &Catalog, field: Field) -> String {
+    let names: Vec<&str> = catalog
+        .models()
+        .filter(|m| m.accepts(field))
+        .map(|m| m.name.as_str())
+        .collect();
+    if names.is_empty() { "no known model".into() } else { names.join(", ") }
+}
+
+/// Check `params` against the catalogue and the provider, and build the body to send.
+pub fn check(params: &GenerationParams, catalog: &Catalog, provider: &ProviderRules) -> Result<CheckedRequest, ValidationError> {
+    let mut warnings = Vec::new();
+    let model = params.model.trim();
+    if model.is_empty() {
+        return Err(err("model", "no model given"));
+    }
+    if params.prompt.trim().is_empty() {
+        return Err(err("prompt", "the prompt is empty"));
+    }
+    generic_checks(params)?;
+    let spec = catalog.get(model);
+    match spec {
+        Some(spec) => {
+            model_checks(params, spec, catalog)?;
+            if let Some(note) = &spec.note {
+                warnings.push(format!("{model}: {note}"));
+            }
+        }
+        None => warnings.push(format!(
+            "{model} is not in the model catalogue: it is sent as written, after generic checks only (known: {})",
+            catalog.names().join(", ")
+        )),
+    }
+    if let Some(allowed) = &provider.fields {
+        for f in params.set_fields() {
+            if !allowed.contains(&f) {
+                let list: Vec<&str> = allowed.iter().map(|f| f.wire_name()).collect();
+                return Err(err(
+                    f.wire_name(),
+                    format!(
+                        "provider {} does not accept {f}; it accepts: {}",
+                        provider.name,
+                        if list.is_empty() { "only prompt and model".to_string() } else { list.join(", ") }
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(CheckedRequest { body: body(params, model), stream: params.stream, warnings, known_model: spec.is_some() })
+}
+
+/// Checks that hold for any model, known or not.
+fn generic_checks(p: &GenerationParams) -> Result<(), ValidationError> {
+    if !(1..=10).contains(&p.n) {
+        return Err(err("n", format!("{} is out of range: 1 to 10", p.n)));
+    }
+    if let Some(size) = &p.size {
+        if size != "auto" && catalog::parse_size(size).is_none() {
+            return Err(err("size", format!("\"{size}\" is not a size: write WIDTHxHEIGHT (like 1024x1536) or auto")));
+        }
+    }
+    if let Some(c) = p.output_compression {
+        if c > 100 {
+            return Err(err("output_compression", format!("{c} is out of range: 0 to 100")));
+        }
+    }
+    if let Some(k) = p.partial_images {
+        if k > 3 {
+            return Err(err("partial_images", format!("{k} is out of range: 0 to 3")));
+        }
+        if !p.stream {
+            return Err(err("partial_images", "partial images need streaming: add --stream"));
+        }
+    }
+    if p.stream && p.n > 1 {
+        return Err(err(
+            "stream",
+            "streaming works with n = 1 only (the server's events do not say which image a partial belongs to)",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks against what a known model accepts.
+fn model_checks(p: &GenerationParams, spec: &ModelSpec, catalog: &Catalog) -> Result<(), ValidationError> {
+    let model = spec.name.as_str();
+    for f in p.set_fields() {
+        if !spec.accepts(f) {
+            return Err(err(
+                f.wire_name(),
+                format!("{model} does not take {f} (it is taken by: {})", takers(catalog, f)),
+            ));
+        }
+    }
+    let chars = p.prompt.chars().count();
+    if chars > spec.prompt_max_chars {
+        return Err(err(
+            "prompt",
+            format!("{chars} characters is too long for {model}: at most {}", spec.prompt_max_chars),
+        ));
+    }
+    if p.n > spec.n_max {
+        return Err(err("n", format!("{model} makes at most {} image(s) a request, not {}", spec.n_max, p.n)));
+    }
+    if let Some(size) = &p.size {
+        if !spec.sizes.iter().any(|s| s == size) {
+            match (&spec.flexible_size, catalog::parse_size(size)) {
+                (Some(rule), Some((w, h))) => catalog::check_flexible(rule, w, h).map_err(|why| {
+                    err("size", format!("{size} is not allowed for {model}: {why}"))
+                })?,
+                _ => one_of("size", size, &spec.sizes, model)?,
+            }
+        }
+    }
+    if let Some(q) = &p.quality {
+        one_of("quality", q, &spec.qualities, model)?;
+    }
+    if let Some(s) = &p.style {
+        one_of("style", s, &spec.styles, model)?;
+    }
+    if let Some(f) = &p.output_format {
+        one_of("output_format", f, &spec.output_formats, model)?;
+    }
+    if let Some(b) = &p.background {
+        one_of("background", b, &spec.backgrounds, model)?;
+        if b == "transparent" && p.expected_format() == "jpeg" {
+            return Err(err("background", "a transparent background needs output_format png or webp, not jpeg"));
+        }
+    }
+    if p.output_compression.is_some() && !matches!(p.expected_format(), "jpeg" | "webp") {
+        return Err(err(
+            "output_compression",
+            "compression applies to jpeg and webp only: add --format jpeg or --format webp",
+        ));
+    }
+    if let Some(m) = &p.moderation {
+        one_of("moderation", m, &spec.moderations, model)?;
+    }
+    if let Some(r) = &p.response_format {
+        one_of("response_format", r, &spec.response_formats, model)?;
+    }
+    Ok(())
+}
+
+/// The JSON body: prompt, model, and only the fields the user set.
+fn body(p: &GenerationParams, model: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("prompt".into(), json!(p.prompt));
+    m.insert("model".into(), json!(model));
+    if p.n != 1 {
+        m.insert("n".into(), json!(p.n));
+    }
+    let strings = [
+        ("size", &p.size),
+        ("quality", &p.quality),
+        ("background", &p.background),
+        ("output_format", &p.output_format),
+        ("moderation", &p.moderation),
+        ("style", &p.style),
+        ("response_format", &p.response_format),
+        ("user", &p.user),
+    ];
+    for (k, v) in strings {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    }
+    if let Some(c) = p.output_compression {
+        m.insert("output_compression".into(), json!(c));
+    }
+    if p.stream {
+        m.insert("stream".into(), json!(true));
+        if let Some(k) = p.partial_images {
+            m.insert("partial_images".into(), json!(k));
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(model: &str) -> GenerationParams {
+        GenerationParams { prompt: "a lighthouse at dusk".into(), model: model.into(), ..Default::default() }
+    }
+
+    fn run(p: &GenerationParams) -> Result<CheckedRequest, ValidationError> {
+        check(p, &Catalog::builtin(), &ProviderRules::default())
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        type Edit = fn(&mut GenerationParams);
+        let cases: &[(&str, Edit, &str, &str)] = &[
+            ("gpt-image-2", |p| p.style = Some("vivid".into()), "style", "dall-e-3"),
+            ("gpt-image-2", |p| p.response_format = Some("url".into()), "response_format", "dall-e-2"),
+            ("gpt-image-2", |p| p.size = Some("1000x1000".into()), "size", "multiples of 16"),
+            ("gpt-image-1.5", |p| p.size = Some("2048x2048".into()), "size", "1024x1536"),
+            ("gpt-image-2", |p| p.quality = Some("hd".into()), "quality", "low, medium, high"),
+            ("dall-e-3", |p| p.n = 2, "n", "at most 1"),
+            ("dall-e-3", |p| p.stream = true, "stream", "does not take stream"),
+            ("dall-e-2", |p| p.prompt = "x".repeat(1001), "prompt", "at most 1000"),
+            ("gpt-image-2", |p| p.n = 11, "n", "1 to 10"),
+            ("gpt-image-2", |p| p.n = 0, "n", "1 to 10"),
+            ("gpt-image-2", |p| p.prompt = "  ".into(), "prompt", "empty"),
+            ("gpt-image-2", |p| { p.background = Some("transparent".into()); p.output_format = Some("jpeg".into()) }, "background", "png or webp"),
+            ("gpt-image-2", |p| p.output_compression = Some(50), "output_compression", "jpeg and webp"),
+            ("gpt-image-2", |p| { p.output_format = Some("webp".into()); p.output_compression = Some(101) }, "output_compression", "0 to 100"),
+            ("gpt-image-2", |p| p.partial_images = Some(2), "partial_images", "streaming"),
+            ("gpt-image-2", |p| { p.stream = true; p.partial_images = Some(4) }, "partial_images", "0 to 3"),
+            ("gpt-image-2", |p| { p.stream = true; p.n = 2 }, "stream", "n = 1"),
+            ("gpt-image-2", |p| p.output_format = Some("gif".into()), "output_format", "png, jpeg, webp"),
+            ("unknown-model", |p| p.size = Some("big".into()), "size", "WIDTHxHEIGHT"),
+        ];
+        for (model, edit, field, needle) in cases {
+            let mut p = params(model);
+            edit(&mut p);
+            let e = run(&p).expect_err(&format!("{model} {p:?} should be refused"));
+            assert_eq!(e.field, *field, "{model}: {e}");
+            assert!(e.to_string().contains(needle), "{model}: {e} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn accepted_bodies_carry_only_what_was_set() {
+        let mut p = params("gpt-image-2");
+        p.size = Some("2048x1152".into());
+        p.quality = Some("high".into());
+        p.output_format = Some("webp".into());
+        p.output_compression = Some(80);
+        p.stream = true;
+        p.partial_images = Some(2);
+        let c = run(&p).unwrap();
+        let keys: Vec<&str> = c.body.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["model", "output_compression", "output_format", "partial_images", "prompt", "quality", "size", "stream"]);
+        assert!(c.warnings.is_empty());
+        let d = run(&params("dall-e-3")).unwrap();
+        assert!(d.warnings.iter().any(|w| w.contains("shut")));
+    }
+
+    #[test]
+    fn unknown_model_is_sent_with_a_warning() {
+        let mut p = params("grok-imagine-image");
+        p.style = Some("anything".into());
+        let c = run(&p).unwrap();
+        assert!(!c.known_model);
+        assert_eq!(c.body["model"], "grok-imagine-image");
+        assert!(c.warnings[0].contains("not in the model catalogue"));
+    }
+
+    #[test]
+    fn provider_field_list_is_enforced() {
+        let rules = ProviderRules { name: "xai".into(), dialect: Some(Dialect::Dalle), fields: Some(vec![Field::N, Field::ResponseFormat]) };
+        let mut p = params("grok-imagine-image");
+        p.size = Some("1024x1024".into());
+        let e = check(&p, &Catalog::builtin(), &rules).unwrap_err();
+        assert_eq!(e.field, "size");
+        assert!(e.message.contains("provider xai"));
+        p.size = None;
+        p.n = 3;
+        assert!(check(&p, &Catalog::builtin(), &rules).is_ok());
+    }
+}

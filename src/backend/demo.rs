@@ -1,0 +1,215 @@
+//! The offline demo backend: deterministic pictures drawn from the prompt, with simulated
+//! latency and partial images, so the whole studio can be tried without a key. Everything it makes
+//! is marked as demo output (a DEMO stamp on the picture, `"demo": true` in the sidecar).
+
+use super::demo_art::{self, Stage};
+use super::{Backend, BackendEvent};
+use crate::api::payload::verify_image;
+use crate::api::{ApiError, ApiOutput, CheckedRequest, ErrorKind, ReceivedImage};
+use crate::catalog::parse_size;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+/// The name the demo backend reports.
+pub const NAME: &str = "demo";
+
+pub struct DemoBackend {
+    latency: Duration,
+    partials: u8,
+    counter: AtomicU64,
+}
+
+impl DemoBackend {
+    pub fn new(latency: Duration, partials: u8) -> DemoBackend {
+        DemoBackend { latency, partials: partials.min(3), counter: AtomicU64::new(0) }
+    }
+}
+
+/// What the demo needs from a request body.
+struct Plan {
+    prompt: String,
+    n: u32,
+    width: u32,
+    height: u32,
+    format: String,
+    compression: Option<u8>,
+    partials: u8,
+}
+
+fn plan(request: &CheckedRequest, default_partials: u8) -> Plan {
+    let b = &request.body;
+    let s = |k: &str| b.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let (width, height) = s("size").as_deref().and_then(parse_size).unwrap_or((1024, 1024));
+    let format = match s("output_format").as_deref() {
+        Some("jpeg") => "jpeg",
+        Some("webp") => "webp",
+        _ => "png",
+    };
+    let partials = if request.stream {
+        b.get("partial_images").and_then(|v| v.as_u64()).map_or(default_partials, |k| k.min(3) as u8)
+    } else {
+        0
+    };
+    Plan {
+        prompt: s("prompt").unwrap_or_default(),
+        n: b.get("n").and_then(|v| v.as_u64()).unwrap_or(1).clamp(1, 10) as u32,
+        width: width.clamp(16, 3840),
+        height: height.clamp(16, 3840),
+        format: format.into(),
+        compression: b.get("output_compression").and_then(|v| v.as_u64()).map(|c| c.min(100) as u8),
+        partials,
+    }
+}
+
+fn failed(message: String) -> ApiError {
+    ApiError::new(ErrorKind::BadAnswer, NAME, message)
+}
+
+async fn draw(prompt: String, index: u32, w: u32, h: u32, stage: Stage, format: String, compression: Option<u8>) -> Result<Bytes, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let img = demo_art::render(&prompt, index, w, h, stage);
+        demo_art::encode(&img, &format, compression).map(Bytes::from)
+    })
+    .await
+    .map_err(|e| failed(format!("the demo renderer stopped: {e}")))?
+    .map_err(|e| failed(format!("the demo renderer could not encode the picture: {e}")))
+}
+
+#[async_trait::async_trait]
+impl Backend for DemoBackend {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn is_demo(&self) -> bool {
+        true
+    }
+
+    async fn generate(
+        &self,
+        request: &CheckedRequest,
+        cancel: CancellationToken,
+        events: UnboundedSender<BackendEvent>,
+    ) -> Result<ApiOutput, ApiError> {
+        let _ = events.send(BackendEvent::Started);
+        let p = plan(request, self.partials);
+        let serial = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let steps = u32::from(p.partials) + 1;
+        let step = self.latency / steps;
+        let work = async {
+            for k in 0..p.partials {
+                tokio::time::sleep(step).await;
+                // Partials are small previews; drawing them at full size would waste time.
+                let (pw, ph) = ((p.width / 4).max(16), (p.height / 4).max(16));
+                let stage = Stage::Partial { index: k, of: p.partials };
+                let bytes = draw(p.prompt.clone(), 0, pw, ph, stage, "png".into(), None).await?;
+                let _ = events.send(BackendEvent::Partial { index: u32::from(k), bytes });
+            }
+            tokio::time::sleep(step).await;
+            let mut images = Vec::with_capacity(p.n as usize);
+            for i in 0..p.n {
+                let bytes = draw(p.prompt.clone(), i, p.width, p.height, Stage::Final, p.format.clone(), p.compression).await?;
+                let info = verify_image(&bytes).map_err(failed)?;
+                images.push(ReceivedImage { bytes, info, revised_prompt: None, source: "demo" });
+            }
+            Ok::<_, ApiError>(images)
+        };
+        let result = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(ApiError::cancelled(NAME)),
+            r = work => r,
+        };
+        let _ = events.send(if result.is_ok() { BackendEvent::Completed } else { BackendEvent::Failed });
+        Ok(ApiOutput {
+            images: result?,
+            usage: None,
+            request_id: Some(format!("demo-{serial}")),
+            created: Some(chrono::Utc::now().timestamp()),
+            attempts: 1,
+            size: Some(format!("{}x{}", p.width, p.height)),
+            quality: None,
+            background: None,
+            output_format: Some(p.format),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{GenerationParams, ProviderRules, request};
+    use crate::catalog::Catalog;
+    use tokio::sync::mpsc::unbounded_channel;
+
+    fn checked(edit: impl FnOnce(&mut GenerationParams)) -> CheckedRequest {
+        let mut p = GenerationParams { prompt: "a lighthouse at dusk".into(), ..Default::default() };
+        edit(&mut p);
+        request::check(&p, &Catalog::builtin(), &ProviderRules::default()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_size_n_format_and_streams_partials() {
+        let demo = DemoBackend::new(Duration::from_millis(900), 2);
+        let (tx, mut rx) = unbounded_channel();
+        let req = checked(|p| {
+            p.size = Some("256x128".into());
+            p.output_format = Some("webp".into());
+        });
+        let mut req_n = req.clone();
+        req_n.body.insert("n".into(), 3.into());
+        let out = demo.generate(&req_n, CancellationToken::new(), tx.clone()).await.unwrap();
+        assert_eq!(out.images.len(), 3);
+        for img in &out.images {
+            assert_eq!((img.info.format, img.info.width, img.info.height), ("webp", 256, 128));
+        }
+        assert_ne!(out.images[0].bytes, out.images[1].bytes);
+
+        let streamed = checked(|p| {
+            p.stream = true;
+            p.partial_images = Some(3);
+            p.size = Some("256x256".into());
+        });
+        while rx.try_recv().is_ok() {}
+        let out = demo.generate(&streamed, CancellationToken::new(), tx).await.unwrap();
+        assert_eq!(out.images.len(), 1);
+        let mut partials = 0;
+        while let Ok(ev) = rx.try_recv() {
+            if let BackendEvent::Partial { bytes, .. } = ev {
+                verify_image(&bytes).unwrap();
+                partials += 1;
+            }
+        }
+        assert_eq!(partials, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deterministic_and_prompt_dependent() {
+        let demo = DemoBackend::new(Duration::ZERO, 0);
+        let (tx, _rx) = unbounded_channel();
+        let small = |prompt: &'static str| checked(move |p| { p.prompt = prompt.into(); p.size = Some("64x64".into()); });
+        let a1 = demo.generate(&small("red fox"), CancellationToken::new(), tx.clone()).await.unwrap();
+        let a2 = demo.generate(&small("red fox"), CancellationToken::new(), tx.clone()).await.unwrap();
+        let b = demo.generate(&small("夜晚的海边小镇"), CancellationToken::new(), tx).await.unwrap();
+        assert_eq!(a1.images[0].bytes, a2.images[0].bytes);
+        assert_ne!(a1.images[0].bytes, b.images[0].bytes);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_stops_at_once() {
+        let demo = DemoBackend::new(Duration::from_secs(60), 2);
+        let (tx, _rx) = unbounded_channel();
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            c2.cancel();
+        });
+        let start = tokio::time::Instant::now();
+        let err = demo.generate(&checked(|_| {}), cancel, tx).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Cancelled);
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,160 @@
+//! One generation from start to saved files: run the backend, save every image with its sidecar,
+//! and say what happened. Used by `easel generate` and by the queue's workers alike.
+
+use crate::api::{ApiError, CheckedRequest, ErrorKind, GenerationParams, Usage};
+use crate::backend::{Backend, BackendEvent};
+use crate::catalog::{self, Catalog};
+use crate::store::{ImageFiles, SavedImage};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A request ready to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: Uuid,
+    pub params: GenerationParams,
+    pub checked: CheckedRequest,
+    pub created: DateTime<Utc>,
+}
+
+impl Job {
+    pub fn new(params: GenerationParams, checked: CheckedRequest) -> Job {
+        Job { id: Uuid::now_v7(), params, checked, created: Utc::now() }
+    }
+}
+
+/// How a generation ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    pub images: Vec<SavedImage>,
+    /// Images the server made that could not be saved (a full disk, say): one message each.
+    pub save_errors: Vec<String>,
+    pub revised_prompt: Option<String>,
+    pub usage: Option<Usage>,
+    pub cost_usd: Option<f64>,
+    pub request_id: Option<String>,
+    pub attempts: u32,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub demo: bool,
+}
+
+/// What went wrong, for records and messages.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: ApiError,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+}
+
+/// The estimated or reported cost of what was made.
+pub fn cost(catalog: &Catalog, params: &GenerationParams, usage: Option<&Usage>, images: usize, demo: bool) -> Option<f64> {
+    if demo {
+        return Some(0.0);
+    }
+    let spec = catalog.get(&params.model)?;
+    if let Some(c) = usage.and_then(|u| catalog::cost_from_usage(spec, u)) {
+        return Some(c);
+    }
+    catalog::estimate_cost(
+        spec,
+        &params.prompt,
+        images as u32,
+        params.size.as_deref().unwrap_or("auto"),
+        params.quality.as_deref().unwrap_or("auto"),
+    )
+}
+
+/// Run `job` on `backend` and save the results under `files`.
+pub async fn run(
+    backend: &dyn Backend,
+    files: &ImageFiles,
+    catalog: &Catalog,
+    job: &Job,
+    cancel: CancellationToken,
+    events: UnboundedSender<BackendEvent>,
+) -> Result<Outcome, Failure> {
+    let started = Utc::now();
+    let result = backend.generate(&job.checked, cancel.clone(), events).await;
+    let output = match result {
+        Ok(o) => o,
+        Err(error) => return Err(Failure { error, started, finished: Utc::now() }),
+    };
+    let demo = backend.is_demo();
+    let revised_prompt = output.images.iter().find_map(|i| i.revised_prompt.clone());
+    let cost_usd = cost(catalog, &job.params, output.usage.as_ref(), output.images.len(), demo);
+    let sidecar = serde_json::json!({
+        "easel_sidecar": 1,
+        "id": job.id.to_string(),
+        "prompt": job.params.prompt,
+        "revised_prompt": revised_prompt,
+        "model": job.params.model,
+        "provider": backend.name(),
+        "backend": if demo { "demo" } else { "openai-compatible" },
+        "demo": demo,
+        "request": job.checked.body,
+        "created_at": job.created.to_rfc3339(),
+        "started_at": started.to_rfc3339(),
+        "finished_at": Utc::now().to_rfc3339(),
+        "attempts": output.attempts,
+        "request_id": output.request_id,
+        "usage": output.usage,
+        "estimated_cost_usd": cost_usd,
+        "server_reported": {
+            "size": output.size, "quality": output.quality,
+            "background": output.background, "output_format": output.output_format,
+        },
+    });
+    let mut images = Vec::new();
+    let mut save_errors = Vec::new();
+    for (i, image) in output.images.iter().enumerate() {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let per_image = serde_json::json!({ "revised_prompt": image.revised_prompt });
+        let mut meta = sidecar.clone();
+        if let (Some(m), Some(extra)) = (meta.as_object_mut(), per_image.as_object()) {
+            for (k, v) in extra {
+                if !v.is_null() {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let files = files.clone();
+        let (id, created, image) = (job.id, job.created, image.clone());
+        let saved = tokio::task::spawn_blocking(move || files.save(&id, created, i, &image, &meta))
+            .await
+            .unwrap_or_else(|e| Err(format!("saving stopped: {e}")));
+        match saved {
+            Ok(s) => images.push(s),
+            Err(e) => save_errors.push(e),
+        }
+    }
+    if cancel.is_cancelled() {
+        // A cancelled job leaves no files behind.
+        for s in &images {
+            files.remove(s);
+        }
+        return Err(Failure { error: ApiError::cancelled(backend.name()), started, finished: Utc::now() });
+    }
+    if images.is_empty() && !save_errors.is_empty() {
+        let error = ApiError::new(ErrorKind::Storage, backend.name(), save_errors.join("; "))
+            .with_request_id(output.request_id.clone());
+        return Err(Failure { error, started, finished: Utc::now() });
+    }
+    Ok(Outcome {
+        images,
+        save_errors,
+        revised_prompt,
+        usage: output.usage,
+        cost_usd,
+        request_id: output.request_id,
+        attempts: output.attempts,
+        started,
+        finished: Utc::now(),
+        demo,
+    })
+}

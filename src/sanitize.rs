@@ -1,0 +1,119 @@
+//! Text that came from outside (servers, files, imported history, other people's prompts) is
+//! cleaned here before anything prints it, so a hostile server cannot drive the user's terminal
+//! with escape sequences, rewrite the clipboard with OSC 52, or hide text with bidi overrides.
+
+use std::borrow::Cow;
+
+/// True for characters that must never reach a terminal raw: C0 and C1 controls, DEL,
+/// bidirectional overrides and isolates, and zero-width characters.
+pub fn is_unsafe(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        // bidi embeddings, overrides, isolates and marks
+        | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}'
+        // zero-width space, non-joiner, joiner, word joiner, invisible operators, BOM
+        | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
+        // interlinear annotations and object replacement anchors
+        | '\u{fff9}'..='\u{fffb}')
+}
+
+/// One line of display text: every unsafe character is dropped, except that line breaks and
+/// tabs become a single space so words stay apart.
+pub fn line(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' | '\t' => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            c if is_unsafe(c) => {}
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Multi-line display text: like [`line`], but line breaks are kept (CR LF and lone CR become
+/// LF) and a tab becomes four spaces.
+pub fn text(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| is_unsafe(c) && c != '\n') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => out.push('\n'),
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push('\n');
+                }
+            }
+            '\t' => out.push_str("    "),
+            c if is_unsafe(c) => {}
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Cut display text to at most `max` characters, marking the cut with an ellipsis.
+pub fn truncate(s: &str, max: usize) -> Cow<'_, str> {
+    if s.chars().count() <= max {
+        return Cow::Borrowed(s);
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, &str)] = &[
+            ("plain text", "plain text"),
+            ("夜晚的海边小镇", "夜晚的海边小镇"),
+            ("a\x1b[31mred\x1b[0m", "a[31mred[0m"),
+            ("clip\x1b]52;c;aGVsbG8=\x07board", "clip]52;c;aGVsbG8=board"),
+            ("two\nlines\r\nhere", "two lines here"),
+            ("tab\there", "tab here"),
+            ("evil\u{202e}txt.exe", "eviltxt.exe"),
+            ("zero\u{200b}width\u{feff}", "zerowidth"),
+            ("c1\u{9b}31m", "c131m"),
+            ("del\x7f", "del"),
+            ("emoji 🎨 ok", "emoji 🎨 ok"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(line(input), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn text_keeps_newlines() {
+        assert_eq!(text("a\r\nb\rc\n\x1b[2Jd\te"), "a\nb\nc\n[2Jd    e");
+        assert!(matches!(text("clean\nlines"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn truncate_counts_chars() {
+        assert_eq!(truncate("夜晚的海边小镇", 4), "夜晚的…");
+        assert_eq!(truncate("short", 10), "short");
+    }
+
+    proptest! {
+        #[test]
+        fn nothing_unsafe_survives(s in "\\PC*|[\\x00-\\x1f\\x7f-\\u{9f}\\u{200b}-\\u{200f}\\u{202a}-\\u{202e}a-z]*") {
+            prop_assert!(!line(&s).chars().any(is_unsafe));
+            prop_assert!(!text(&s).chars().any(|c| is_unsafe(c) && c != '\n'));
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Image files on disk: exactly the bytes the server sent, in dated folders under the data dir,
+//! named so they sort by time, written to a temporary file, synced and renamed into place (a
+//! crash never leaves half an image under its final name), each with a JSON sidecar.
+
+use crate::api::ReceivedImage;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// An image saved on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedImage {
+    /// Where it is: relative to the data dir when inside it, absolute otherwise.
+    pub path: PathBuf,
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Create a directory (and its parents) readable only by the user.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// The folder and file stem for image `index` (0-based) of generation `id`:
+/// `images/2026-11-28/214700_<id>_1`. Nothing of the prompt goes into a path.
+pub fn image_stem(id: &Uuid, created: DateTime<Utc>, index: usize) -> (PathBuf, String) {
+    let dir = PathBuf::from("images").join(created.format("%Y-%m-%d").to_string());
+    let stem = format!("{}_{}_{}", created.format("%H%M%S"), id.simple(), index + 1);
+    (dir, stem)
+}
+
+/// Write `bytes` to `path` durably: temporary file in the same folder, fsync, rename, fsync the
+/// folder. On any error the temporary file is removed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no folder"))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Make a rename durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Turn an I/O error into a sentence that says what to do.
+pub fn describe_io_error(what: &str, path: &Path, e: &io::Error) -> String {
+    let advice = match e.kind() {
+        io::ErrorKind::PermissionDenied => " (check the folder's permissions, or set EASEL_DATA_DIR)",
+        io::ErrorKind::StorageFull => " (the disk is full: free some space)",
+        io::ErrorKind::ReadOnlyFilesystem => " (the file system is read-only: set EASEL_DATA_DIR elsewhere)",
+        _ => "",
+    };
+    format!("could not {what} {}: {e}{advice}", path.display())
+}
+
+/// Saves images (and their sidecars) under a root folder.
+#[derive(Debug, Clone)]
+pub struct ImageFiles {
+    /// The data dir: saved paths are relative to it.
+    data_dir: PathBuf,
+    /// Where images go: the data dir, or the folder `--out` names (flat, no dated folders).
+    out_dir: Option<PathBuf>,
+}
+
+impl ImageFiles {
+    pub fn new(data_dir: &Path, out_dir: Option<&Path>) -> ImageFiles {
+        ImageFiles { data_dir: data_dir.to_path_buf(), out_dir: out_dir.map(Path::to_path_buf) }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The absolute path of a saved image's path.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { self.data_dir.join(path) }
+    }
+
+    /// Save one image and its sidecar. `sidecar` is the generation's metadata; the image's own
+    /// facts are added under "image".
+    pub fn save(
+        &self,
+        id: &Uuid,
+        created: DateTime<Utc>,
+        index: usize,
+        image: &ReceivedImage,
+        sidecar: &serde_json::Value,
+    ) -> Result<SavedImage, String> {
+        let (rel_dir, stem) = image_stem(id, created, index);
+        let dir = match &self.out_dir {
+            Some(out) => out.clone(),
+            None => self.data_dir.join(&rel_dir),
+        };
+        create_private_dir(&dir).map_err(|e| describe_io_error("create the folder", &dir, &e))?;
+        let file = dir.join(format!("{stem}.{}", ext(image.info.format)));
+        write_atomic(&file, &image.bytes).map_err(|e| describe_io_error("save the image", &file, &e))?;
+        let path = file.strip_prefix(&self.data_dir).map(Path::to_path_buf).unwrap_or_else(|_| file.clone());
+        let saved = SavedImage {
+            path,
+            format: image.info.format.to_string(),
+            width: image.info.width,
+            height: image.info.height,
+            bytes: image.bytes.len() as u64,
+            sha256: sha256_hex(&image.bytes),
+        };
+        let mut meta = sidecar.clone();
+        if let Some(obj) = meta.as_object_mut() {
+            obj.insert("index".into(), serde_json::json!(index + 1));
+            obj.insert("image".into(), serde_json::to_value(&saved).unwrap_or_default());
+        }
+        let side = dir.join(format!("{stem}.json"));
+        let text = serde_json::to_vec_pretty(&meta).unwrap_or_default();
+        if let Err(e) = write_atomic(&side, &text) {
+            let _ = fs::remove_file(&file);
+            return Err(describe_io_error("save the sidecar", &side, &e));
+        }
+        Ok(saved)
+    }
+
+    /// Remove an image and its sidecar (used when a job is cancelled part-way or deleted).
+    pub fn remove(&self, saved: &SavedImage) {
+        let file = self.resolve(&saved.path);
+        let _ = fs::remove_file(file.with_extension("json"));
+        let _ = fs::remove_file(&file);
+    }
+}
+
+fn ext(format: &str) -> &str {
+    match format {
+        "jpeg" => "jpg",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::payload::{ImageInfo, tiny_png};
+
+    fn image() -> ReceivedImage {
+        let bytes = bytes::Bytes::from(tiny_png(4, 3));
+        ReceivedImage { bytes, info: ImageInfo { format: "png", width: 4, height: 3 }, revised_prompt: None, source: "b64_json" }
+    }
+
+    #[test]
+    fn saves_exact_bytes_with_sidecar_in_dated_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ImageFiles::new(dir.path(), None);
+        let id = Uuid::now_v7();
+        let when = DateTime::parse_from_rfc3339("2026-11-28T21:47:00Z").unwrap().with_timezone(&Utc);
+        let img = image();
+        let saved = files.save(&id, when, 0, &img, &serde_json::json!({"prompt": "../../etc/passwd"})).unwrap();
+        assert_eq!(saved.path, PathBuf::from(format!("images/2026-11-28/214700_{}_1.png", id.simple())));
+        let abs = files.resolve(&saved.path);
+        assert_eq!(fs::read(&abs).unwrap(), img.bytes.as_ref());
+        assert_eq!(saved.sha256, sha256_hex(&img.bytes));
+        let side: serde_json::Value = serde_json::from_slice(&fs::read(abs.with_extension("json")).unwrap()).unwrap();
+        assert_eq!(side["image"]["width"], 4);
+        assert_eq!(side["prompt"], "../../etc/passwd");
+        // No temporary files left behind.
+        let names: Vec<_> = fs::read_dir(abs.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(abs.parent().unwrap()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0);
+        }
+    }
+
+    #[test]
+    fn names_sort_by_time() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        let t = Utc::now();
+        assert!(image_stem(&a, t, 0).1 < image_stem(&b, t, 0).1);
+        assert!(image_stem(&a, t, 0).1 < image_stem(&a, t, 1).1);
+    }
+
+    #[test]
+    fn out_dir_and_unwritable_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let files = ImageFiles::new(&dir.path().join("data"), Some(&out));
+        let saved = files.save(&Uuid::now_v7(), Utc::now(), 0, &image(), &serde_json::json!({})).unwrap();
+        assert!(saved.path.is_absolute() && saved.path.starts_with(&out));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let ro = dir.path().join("ro");
+            fs::create_dir(&ro).unwrap();
+            fs::set_permissions(&ro, fs::Permissions::from_mode(0o500)).unwrap();
+            if fs::write(ro.join("probe"), b"x").is_ok() {
+                return; // running as root, which ignores permissions
+            }
+            let files = ImageFiles::new(&ro, None);
+            let e = files.save(&Uuid::now_v7(), Utc::now(), 0, &image(), &serde_json::json!({})).unwrap_err();
+            assert!(e.contains("permissions"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,1839 @@
+//! An in-process fake of the OpenAI Images API (`POST /v1/images/generations`) and of the quirks of
+//! OpenAI-compatible servers, for tests and benchmarks.
+//!
+//! The server is a minimal HTTP/1.1 implementation on a raw [`TcpListener`] bound to
+//! `127.0.0.1:0`, so that every fault (hang, reset, body cut short, stream cut, …) can be produced
+//! exactly. It supports keep-alive, `Content-Length` and chunked request bodies; responses use
+//! `Content-Length`, chunked encoding (server-sent events) or close-delimited bodies.
+//!
+//! ```ignore
+//! let server = FakeServer::start().await;
+//! server.push(Reply::rate_limited(Some(1), None));
+//! server.push(Reply::image());
+//! // point the client at server.base_url() ...
+//! assert_eq!(server.generation_count(), 2);
+//! ```
+//!
+//! Replies pushed with [`FakeServer::push`] answer generation requests in FIFO order; when the
+//! script is empty the default reply (initially [`Reply::image`]) answers. The server task and
+//! every connection it serves are aborted when the [`FakeServer`] is dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Cursor};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+/// Side length of generated images unless real sizes are asked for.
+pub const SMALL_SIDE: u32 = 64;
+/// Largest side generated when real sizes are asked for.
+pub const MAX_SIDE: u32 = 4096;
+/// The default `x-request-id` prefix; the full id is `req_<Recorded::id>`.
+pub const REQUEST_ID_PREFIX: &str = "req_";
+
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 256 * 1024 * 1024;
+const HUGE_CHUNK: usize = 64 * 1024;
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------
+
+/// One request as the server received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Server-wide request counter, 1-based; the response's `x-request-id` is `req_<id>`.
+    pub id: u64,
+    /// Which TCP connection carried the request (1-based, in accept order).
+    pub connection: u64,
+    pub method: String,
+    /// The path without the query string, e.g. `/v1/images/generations`.
+    pub path: String,
+    pub query: Option<String>,
+    /// Header names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The `authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The body parsed as JSON, or `Value::Null` if it is empty or not JSON.
+    pub body: Value,
+    pub raw_body: Vec<u8>,
+    /// When the request had been read completely (tokio clock, so it follows paused time).
+    pub at: Instant,
+}
+
+impl Recorded {
+    /// The first header of that (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether this is a `POST …/images/generations`.
+    pub fn is_generation(&self) -> bool {
+        self.method == "POST" && is_generation_path(&self.path)
+    }
+}
+
+/// What the server answers to one generation request. Build one with the constructors and adjust
+/// it with the `with_*` / `without_*` / `via_*` modifiers.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    kind: Kind,
+    headers: Vec<(String, String)>,
+    created: bool,
+    metadata: bool,
+    usage: bool,
+    request_id: bool,
+    revised_prompt: Option<String>,
+    sized: bool,
+    event_delay: Duration,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    /// Like the real server: stream if the request says so, URLs if `response_format` is `url`.
+    Auto,
+    Images {
+        content: Content,
+        delivery: Delivery,
+    },
+    Stream {
+        partials: Option<u8>,
+        end: StreamEnd,
+    },
+    Json {
+        status: u16,
+        body: Value,
+    },
+    Raw {
+        status: u16,
+        content_type: String,
+        body: Bytes,
+    },
+    WrongShapeImages,
+    EmptyData,
+    TruncatedJson,
+    Hang,
+    ResetMidBody,
+    ConnectionReset,
+}
+
+#[derive(Clone, Debug)]
+enum Content {
+    Generated,
+    Static {
+        bytes: Bytes,
+        mime: String,
+        ext: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Delivery {
+    B64,
+    Url,
+    DataUrl,
+    LiteralB64(String),
+    /// A URL on this server: the path (starting with `/`) is appended to the origin.
+    ServerPath(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamEnd {
+    Completed,
+    Cut,
+    ErrorEvent,
+    NeverCompletes,
+}
+
+impl Reply {
+    fn new(kind: Kind) -> Reply {
+        Reply {
+            kind,
+            headers: Vec::new(),
+            created: true,
+            metadata: true,
+            usage: true,
+            request_id: true,
+            revised_prompt: None,
+            sized: false,
+            event_delay: Duration::ZERO,
+        }
+    }
+
+    fn images(content: Content, delivery: Delivery) -> Reply {
+        Reply::new(Kind::Images { content, delivery })
+    }
+
+    fn error_body(status: u16, error: Value) -> Reply {
+        Reply::new(Kind::Json {
+            status,
+            body: json!({ "error": error }),
+        })
+    }
+
+    /// Behaves like the real API: a stream (with the requested `partial_images`) when the request
+    /// has `stream: true`, `url`s when it has `response_format: "url"`, base64 otherwise.
+    pub fn auto() -> Reply {
+        Reply::new(Kind::Auto)
+    }
+
+    /// 200 JSON in the GPT shape: one base64 image per requested `n` (in the requested
+    /// `output_format`), `created`, `usage`, and `background`/`output_format`/`size`/`quality`
+    /// echoing the request. Images are small (64 px on the long side, aspect kept) unless
+    /// [`Reply::sized`] or [`FakeServer::set_real_sizes`].
+    pub fn image() -> Reply {
+        Reply::images(Content::Generated, Delivery::B64)
+    }
+
+    /// Like [`Reply::image`], with images of the requested size (`auto` = 1024x1024).
+    pub fn image_sized() -> Reply {
+        Reply::image().sized()
+    }
+
+    /// 200 JSON in the DALL·E / LocalAI shape (`created` and `data` only): `data[].url` points at
+    /// `GET {base}/files/<name>` on this server.
+    pub fn image_url() -> Reply {
+        Reply::image().via_url().without_usage().without_metadata()
+    }
+
+    /// 200 JSON with `data[].url = "data:image/png;base64,…"` (compatible-server shape).
+    pub fn data_url() -> Reply {
+        Reply::image()
+            .via_data_url()
+            .without_usage()
+            .without_metadata()
+    }
+
+    /// 200 `text/event-stream`: `partials` `image_generation.partial_image` events (index 0..),
+    /// one `image_generation.completed` per requested `n` (with usage), then `data: [DONE]`.
+    pub fn stream(partials: u8) -> Reply {
+        Reply::new(Kind::Stream {
+            partials: Some(partials),
+            end: StreamEnd::Completed,
+        })
+    }
+
+    /// A stream whose partial count is the request's `partial_images` (default 0).
+    pub fn stream_as_requested() -> Reply {
+        Reply::new(Kind::Stream {
+            partials: None,
+            end: StreamEnd::Completed,
+        })
+    }
+
+    /// One partial event, then the connection is closed without finishing the chunked body.
+    pub fn stream_cut_after_partial() -> Reply {
+        Reply::new(Kind::Stream {
+            partials: Some(1),
+            end: StreamEnd::Cut,
+        })
+    }
+
+    /// A stream whose only event is `event: error` with
+    /// `{"type":"error","error":{"message","type","code","param"}}`; the body then ends cleanly.
+    pub fn stream_error_event() -> Reply {
+        Reply::stream_error_after(0)
+    }
+
+    /// `partials` partial events, then the error event of [`Reply::stream_error_event`].
+    pub fn stream_error_after(partials: u8) -> Reply {
+        Reply::new(Kind::Stream {
+            partials: Some(partials),
+            end: StreamEnd::ErrorEvent,
+        })
+    }
+
+    /// One partial event, then nothing until the client disconnects.
+    pub fn stream_never_completes() -> Reply {
+        Reply::new(Kind::Stream {
+            partials: Some(1),
+            end: StreamEnd::NeverCompletes,
+        })
+    }
+
+    /// `{"error":{"message","type","param":null,"code"}}` with that status.
+    pub fn error(status: u16, error_type: &str, code: &str, message: &str) -> Reply {
+        Reply::error_body(
+            status,
+            json!({ "message": message, "type": error_type, "param": null, "code": code }),
+        )
+    }
+
+    /// Any JSON body with any status (e.g. a hand-written error object).
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply::new(Kind::Json { status, body })
+    }
+
+    /// 400 `image_generation_user_error` / `moderation_blocked` with `moderation_details`.
+    pub fn moderation_blocked() -> Reply {
+        Reply::error_body(
+            400,
+            json!({
+                "message": "Your request was rejected by the safety system. If you believe this is \
+                            an error, contact us at help.openai.com and include the request ID.",
+                "type": "image_generation_user_error",
+                "param": null,
+                "code": "moderation_blocked",
+                "moderation_details": { "flagged": true, "categories": ["violence"] },
+            }),
+        )
+    }
+
+    /// 400 `invalid_request_error` / `content_policy_violation` (the DALL·E refusal).
+    pub fn content_policy_violation() -> Reply {
+        Reply::error(
+            400,
+            "invalid_request_error",
+            "content_policy_violation",
+            "Your request was rejected as a result of our safety system.",
+        )
+    }
+
+    /// 429 with type and code `insufficient_quota` (must not be retried).
+    pub fn insufficient_quota() -> Reply {
+        Reply::error(
+            429,
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+        )
+    }
+
+    /// 429 `rate_limit_exceeded` with optional `retry-after-ms` and `retry-after` headers.
+    pub fn rate_limited(retry_after_ms: Option<u64>, retry_after_s: Option<&str>) -> Reply {
+        let mut reply = Reply::error(
+            429,
+            "requests",
+            "rate_limit_exceeded",
+            "Rate limit reached for images per minute. Please try again later.",
+        );
+        if let Some(ms) = retry_after_ms {
+            reply = reply.with_header("retry-after-ms", ms.to_string());
+        }
+        if let Some(s) = retry_after_s {
+            reply = reply.with_header("retry-after", s);
+        }
+        reply
+    }
+
+    /// 500 `server_error` (retryable).
+    pub fn server_error() -> Reply {
+        Reply::error_body(
+            500,
+            json!({
+                "message": "The server had an error while processing your request. Sorry about that!",
+                "type": "server_error",
+                "param": null,
+                "code": null,
+            }),
+        )
+    }
+
+    /// 503 overloaded (retryable).
+    pub fn overloaded() -> Reply {
+        Reply::error(
+            503,
+            "server_error",
+            "overloaded",
+            "The engine is currently overloaded, please try again later.",
+        )
+    }
+
+    /// 401 `invalid_api_key`.
+    pub fn unauthorized() -> Reply {
+        Reply::error(
+            401,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+        )
+    }
+
+    /// 400 `unknown_parameter` naming `param` (as GPT models answer to `style`).
+    pub fn unknown_parameter(param: &str) -> Reply {
+        Reply::error_body(
+            400,
+            json!({
+                "message": format!("Unknown parameter: '{param}'."),
+                "type": "invalid_request_error",
+                "param": param,
+                "code": "unknown_parameter",
+            }),
+        )
+    }
+
+    /// LocalAI style: `{"error":{"code": <status as a number>, "message", "type": ""}}`.
+    pub fn numeric_code_error(status: u16) -> Reply {
+        Reply::error_body(
+            status,
+            json!({ "code": status, "message": "could not load model: rpc error", "type": "" }),
+        )
+    }
+
+    /// Reads the request, then sends nothing until the client disconnects.
+    pub fn hang() -> Reply {
+        Reply::new(Kind::Hang)
+    }
+
+    /// 200 with a `content-length` and half of a valid image JSON body, then the connection closes.
+    pub fn reset_mid_body() -> Reply {
+        Reply::new(Kind::ResetMidBody)
+    }
+
+    /// No response at all: the connection is reset (RST) right after the request is read.
+    pub fn connection_reset() -> Reply {
+        Reply::new(Kind::ConnectionReset)
+    }
+
+    /// 200 with a complete HTTP body that is an image JSON document cut in the middle.
+    pub fn truncated_json() -> Reply {
+        Reply::new(Kind::TruncatedJson)
+    }
+
+    /// 200 `{"created":…,"data":"oops"}`.
+    pub fn wrong_shape() -> Reply {
+        Reply::new(Kind::Json {
+            status: 200,
+            body: json!({ "created": unix_now(), "data": "oops" }),
+        })
+    }
+
+    /// 200 `{"created":…,"images":[{"b64_json":…}]}` (no `data`).
+    pub fn wrong_shape_images() -> Reply {
+        Reply::new(Kind::WrongShapeImages)
+    }
+
+    /// 200 `{"created":…,"data":[]}`.
+    pub fn empty_data() -> Reply {
+        Reply::new(Kind::EmptyData)
+    }
+
+    /// `b64_json = "!!!not base64!!!"`.
+    pub fn not_base64() -> Reply {
+        Reply::images(
+            Content::Generated,
+            Delivery::LiteralB64("!!!not base64!!!".to_owned()),
+        )
+    }
+
+    /// `b64_json` = valid base64 of plain text.
+    pub fn base64_not_image() -> Reply {
+        Reply::bytes(
+            b"this is plain text, not an image\n".as_slice(),
+            "text/plain",
+            "txt",
+        )
+    }
+
+    /// `b64_json` whose bytes are an SVG document (combine with [`Reply::via_url`] for a URL).
+    pub fn svg() -> Reply {
+        Reply::bytes(SVG_DOC.as_bytes(), "image/svg+xml", "svg")
+    }
+
+    /// `b64_json` whose bytes are an HTML page (combine with [`Reply::via_url`] for a URL).
+    pub fn html() -> Reply {
+        Reply::bytes(HTML_DOC.as_bytes(), "text/html; charset=utf-8", "html")
+    }
+
+    /// `b64_json` of arbitrary bytes (served with `mime` and extension `ext` in URL modes).
+    pub fn bytes(bytes: impl Into<Bytes>, mime: &str, ext: &str) -> Reply {
+        Reply::images(
+            Content::Static {
+                bytes: bytes.into(),
+                mime: mime.to_owned(),
+                ext: ext.to_owned(),
+            },
+            Delivery::B64,
+        )
+    }
+
+    /// `data[].url` points at a path of this server that answers 404.
+    pub fn url_404() -> Reply {
+        Reply::images(
+            Content::Generated,
+            Delivery::ServerPath("/v1/files/missing.png".to_owned()),
+        )
+        .without_usage()
+        .without_metadata()
+    }
+
+    /// `data[].url` points at a path streaming `bytes` bytes (PNG signature then filler), with a
+    /// `content-length`. Generated on the fly, never held in memory.
+    pub fn url_huge(bytes: u64) -> Reply {
+        Reply::images(
+            Content::Generated,
+            Delivery::ServerPath(format!("/v1/files/huge-{bytes}.png")),
+        )
+        .without_usage()
+        .without_metadata()
+    }
+
+    /// Like [`Reply::url_huge`] but without `content-length`: the body ends when the server
+    /// closes the connection, so only a limit enforced while streaming can catch it.
+    pub fn url_huge_unsized(bytes: u64) -> Reply {
+        Reply::images(
+            Content::Generated,
+            Delivery::ServerPath(format!("/v1/files/huge-unsized-{bytes}.png")),
+        )
+        .without_usage()
+        .without_metadata()
+    }
+
+    /// Anything: that status, content type and body (with `x-request-id`).
+    pub fn raw(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
+        Reply::new(Kind::Raw {
+            status,
+            content_type: content_type.to_owned(),
+            body: body.into(),
+        })
+    }
+
+    // --- modifiers -------------------------------------------------------------------------
+
+    /// Adds a response header (replacing any standard header of that name).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Reply {
+        self.headers
+            .push((name.into().to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Omits `created` (as Together does).
+    pub fn without_created(mut self) -> Reply {
+        self.created = false;
+        self
+    }
+
+    /// Omits `usage` (JSON replies and the completed stream event).
+    pub fn without_usage(mut self) -> Reply {
+        self.usage = false;
+        self
+    }
+
+    /// Adds `usage` (e.g. to an [`Reply::image_url`]).
+    pub fn with_usage(mut self) -> Reply {
+        self.usage = true;
+        self
+    }
+
+    /// Omits `background`, `output_format`, `size` and `quality` from a JSON reply.
+    pub fn without_metadata(mut self) -> Reply {
+        self.metadata = false;
+        self
+    }
+
+    /// Omits the `x-request-id` header.
+    pub fn without_request_id(mut self) -> Reply {
+        self.request_id = false;
+        self
+    }
+
+    /// Adds `revised_prompt` to every `data[]` entry (dall-e-3 shape).
+    pub fn with_revised_prompt(mut self, prompt: impl Into<String>) -> Reply {
+        self.revised_prompt = Some(prompt.into());
+        self
+    }
+
+    /// Generated images get the requested size instead of a small one.
+    pub fn sized(mut self) -> Reply {
+        self.sized = true;
+        self
+    }
+
+    /// Delivers the images as `url`s served by this server (`GET {base}/files/<name>`).
+    pub fn via_url(mut self) -> Reply {
+        if let Kind::Images { delivery, .. } = &mut self.kind {
+            *delivery = Delivery::Url;
+        }
+        self
+    }
+
+    /// Delivers the images as `data:` URLs.
+    pub fn via_data_url(mut self) -> Reply {
+        if let Kind::Images { delivery, .. } = &mut self.kind {
+            *delivery = Delivery::DataUrl;
+        }
+        self
+    }
+
+    /// Delivers the images as `b64_json`.
+    pub fn via_b64(mut self) -> Reply {
+        if let Kind::Images { delivery, .. } = &mut self.kind {
+            *delivery = Delivery::B64;
+        }
+        self
+    }
+
+    /// Waits this long before each stream event after the first (for progress tests).
+    pub fn with_event_delay(mut self, delay: Duration) -> Reply {
+        self.event_delay = delay;
+        self
+    }
+}
+
+const SVG_DOC: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64\" height=\"64\" viewBox=\"0 0 64 64\">\n\
+  <rect width=\"64\" height=\"64\" fill=\"#3366cc\"/>\n\
+  <circle cx=\"32\" cy=\"32\" r=\"20\" fill=\"#ffcc00\"/>\n\
+</svg>\n";
+
+const HTML_DOC: &str = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n\
+<body><h1>502 Bad Gateway</h1><p>The upstream image service is unavailable.</p></body></html>\n";
+
+/// The fake server. Dropping it stops the server and closes every connection.
+pub struct FakeServer {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeServer {
+    /// Binds `127.0.0.1:0` and spawns the server on the current tokio runtime.
+    #[allow(clippy::expect_used)]
+    pub async fn start() -> FakeServer {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("fake server: bind 127.0.0.1:0");
+        let addr = listener
+            .local_addr()
+            .expect("fake server: local address of the listener");
+        let shared = Arc::new(Shared {
+            addr,
+            next_id: AtomicU64::new(0),
+            next_connection: AtomicU64::new(0),
+            open_connections: AtomicUsize::new(0),
+            notify: Notify::new(),
+            state: Mutex::new(State {
+                script: VecDeque::new(),
+                default: Reply::image(),
+                requests: Vec::new(),
+                files: HashMap::new(),
+                latency: (Duration::ZERO, Duration::ZERO),
+                latency_rng: fastrand::Rng::with_seed(0x5EED_1A7E),
+                fault: None,
+                faults_injected: 0,
+                real_sizes: false,
+            }),
+        });
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        FakeServer { shared, task }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// `http://127.0.0.1:PORT/v1`
+    pub fn base_url(&self) -> String {
+        self.shared.base_url()
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn origin(&self) -> String {
+        self.shared.origin()
+    }
+
+    /// Appends a reply to the script (consumed FIFO, one per generation request).
+    pub fn push(&self, reply: Reply) {
+        self.shared.lock().script.push_back(reply);
+    }
+
+    pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.lock().script.extend(replies);
+    }
+
+    /// The reply used when the script is empty (initially [`Reply::image`]).
+    pub fn set_default(&self, reply: Reply) {
+        self.shared.lock().default = reply;
+    }
+
+    /// How many scripted replies have not been used yet.
+    pub fn pending(&self) -> usize {
+        self.shared.lock().script.len()
+    }
+
+    /// Every request received (all routes, including file downloads and 404s), in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Only the `POST …/images/generations` requests.
+    pub fn generation_requests(&self) -> Vec<Recorded> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.is_generation())
+            .cloned()
+            .collect()
+    }
+
+    /// Number of requests received on all routes (`requests().len()`).
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().requests.len()
+    }
+
+    /// Number of generation requests received.
+    pub fn generation_count(&self) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.is_generation())
+            .count()
+    }
+
+    pub fn last_request(&self) -> Option<Recorded> {
+        self.shared.lock().requests.last().cloned()
+    }
+
+    /// The JSON body of the most recent generation request.
+    pub fn last_body(&self) -> Option<Value> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .rev()
+            .find(|r| r.is_generation())
+            .map(|r| r.body.clone())
+    }
+
+    /// Forgets the recorded requests (the counter behind `x-request-id` keeps going).
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    /// A uniformly random delay in `[min, max]` before answering each generation request.
+    pub fn set_latency(&self, min: Duration, max: Duration) {
+        let (min, max) = if max < min { (max, min) } else { (min, max) };
+        self.shared.lock().latency = (min, max);
+    }
+
+    /// With probability `rate`, a generation request gets a random retryable fault instead of
+    /// its reply (500, 503 or 429, each with `retry-after-ms: 1`, or a connection reset); the
+    /// scripted reply is then kept for the next request. Deterministic for a given `seed` and
+    /// request order. A rate of 0 turns faults off.
+    pub fn set_fault_rate(&self, rate: f64, seed: u64) {
+        let mut state = self.shared.lock();
+        state.fault = if rate > 0.0 {
+            Some((rate.min(1.0), fastrand::Rng::with_seed(seed)))
+        } else {
+            None
+        };
+        state.latency_rng = fastrand::Rng::with_seed(seed ^ 0x5EED_1A7E);
+    }
+
+    /// How many faults [`FakeServer::set_fault_rate`] has injected.
+    pub fn fault_count(&self) -> usize {
+        self.shared.lock().faults_injected
+    }
+
+    /// Generated images get the requested size (for every reply, not only [`Reply::sized`]).
+    pub fn set_real_sizes(&self, on: bool) {
+        self.shared.lock().real_sizes = on;
+    }
+
+    /// Connections currently open (a client that gave up on a hung request closes its one).
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.next_connection.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` requests (all routes) have been received; false on timeout.
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, || self.request_count() >= n).await
+    }
+
+    /// Waits until at most `n` connections are open; false on timeout.
+    pub async fn wait_for_open_connections(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, || self.open_connections() <= n)
+            .await
+    }
+
+    async fn wait_until(&self, timeout: Duration, cond: impl Fn() -> bool) -> bool {
+        tokio::time::timeout(timeout, async {
+            loop {
+                let notified = self.shared.notify.notified();
+                if cond() {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
+/// A deterministic test image: a gradient whose colours depend on `seed`, encoded as `format`
+/// (`png`, `jpeg`/`jpg` or `webp`; anything else is PNG). With `transparent`, part of the image has
+/// alpha 0 (not for JPEG). Returns an empty vector if encoding fails (it does not).
+pub fn render_image(
+    seed: u64,
+    width: u32,
+    height: u32,
+    format: &str,
+    transparent: bool,
+) -> Vec<u8> {
+    let (w, h) = (width.max(1), height.max(1));
+    let s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let (r0, g0, b0) = ((s >> 8) as u8, (s >> 24) as u8, (s >> 40) as u8);
+    let img = image::RgbaImage::from_fn(w, h, |x, y| {
+        let fx = (u64::from(x) * 255 / u64::from(w)) as u8;
+        let fy = (u64::from(y) * 255 / u64::from(h)) as u8;
+        let alpha = if transparent && ((x / 8 + y / 8) % 2 == 1) {
+            0
+        } else {
+            255
+        };
+        image::Rgba([
+            fx.wrapping_add(r0),
+            fy.wrapping_add(g0),
+            b0 ^ (fx.wrapping_add(fy) / 2),
+            alpha,
+        ])
+    });
+    let dynamic = image::DynamicImage::ImageRgba8(img);
+    let mut out = Cursor::new(Vec::new());
+    let result = match normalise_format(format) {
+        "jpeg" => image::DynamicImage::ImageRgb8(dynamic.to_rgb8())
+            .write_to(&mut out, image::ImageFormat::Jpeg),
+        "webp" => dynamic.write_to(&mut out, image::ImageFormat::WebP),
+        _ => dynamic.write_to(&mut out, image::ImageFormat::Png),
+    };
+    match result {
+        Ok(()) => out.into_inner(),
+        Err(_) => Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared state
+// ---------------------------------------------------------------------------------------------
+
+struct Shared {
+    addr: SocketAddr,
+    next_id: AtomicU64,
+    next_connection: AtomicU64,
+    open_connections: AtomicUsize,
+    notify: Notify,
+    state: Mutex<State>,
+}
+
+struct State {
+    script: VecDeque<Reply>,
+    default: Reply,
+    requests: Vec<Recorded>,
+    files: HashMap<String, (Bytes, String)>,
+    latency: (Duration, Duration),
+    latency_rng: fastrand::Rng,
+    fault: Option<(f64, fastrand::Rng)>,
+    faults_injected: usize,
+    real_sizes: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+}
+
+struct ConnectionGuard(Arc<Shared>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection handling
+// ---------------------------------------------------------------------------------------------
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    // Owning the connection tasks here means aborting this task aborts them all.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => {
+                    let _ = socket.set_nodelay(true);
+                    shared.open_connections.fetch_add(1, Ordering::SeqCst);
+                    let guard = ConnectionGuard(Arc::clone(&shared));
+                    connections.spawn(serve_connection(socket, Arc::clone(&shared), guard));
+                }
+                // E.g. too many open files: back off a little instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    query: Option<String>,
+    version: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn wants_close(&self) -> bool {
+        let connection = self.header("connection").map(str::to_ascii_lowercase);
+        match connection.as_deref() {
+            Some(c) if c.contains("close") => true,
+            Some(c) if c.contains("keep-alive") => false,
+            _ => self.version == "HTTP/1.0",
+        }
+    }
+}
+
+/// What to do with the connection after a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    KeepAlive,
+    Close,
+    Reset,
+}
+
+struct Conn {
+    socket: TcpStream,
+    buf: Vec<u8>,
+    id: u64,
+}
+
+async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, _guard: ConnectionGuard) {
+    let id = shared.next_connection.fetch_add(1, Ordering::SeqCst) + 1;
+    let mut conn = Conn {
+        socket,
+        buf: Vec::with_capacity(8 * 1024),
+        id,
+    };
+    loop {
+        let request = match conn.read_request().await {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(e) => {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    let body = error_json("invalid_request_error", &e.to_string());
+                    let _ = conn
+                        .write_simple(400, "application/json", &[], body.as_bytes(), true)
+                        .await;
+                    let _ = conn.socket.shutdown().await;
+                }
+                return;
+            }
+        };
+        let close = request.wants_close();
+        match handle(&shared, &mut conn, request).await {
+            Ok(After::KeepAlive) if !close => {}
+            Ok(After::Reset) => {
+                let _ = conn.socket.set_zero_linger();
+                return;
+            }
+            Ok(_) => {
+                let _ = conn.socket.shutdown().await;
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+impl Conn {
+    /// Reads more bytes into the buffer; false at end of stream.
+    async fn fill(&mut self) -> io::Result<bool> {
+        self.buf.reserve(8 * 1024);
+        Ok(self.socket.read_buf(&mut self.buf).await? > 0)
+    }
+
+    async fn read_line(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(pos) = find(&self.buf, b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..pos]).into_owned();
+                self.buf.drain(..pos + 2);
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(invalid("line too long"));
+            }
+            if !self.fill().await? {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    async fn read_exact_buf(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        while self.buf.len() < n {
+            if !self.fill().await? {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    /// The next request, or `None` when the client closed the connection between requests.
+    async fn read_request(&mut self) -> io::Result<Option<Request>> {
+        let head_end = loop {
+            while self.buf.starts_with(b"\r\n") {
+                self.buf.drain(..2);
+            }
+            if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
+                break pos;
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(invalid("request head too large"));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
+        self.buf.drain(..head_end + 4);
+
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default();
+        let mut parts = request_line.split_whitespace();
+        let (Some(method), Some(target), Some(version)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid(format!("malformed request line {request_line:?}")));
+        };
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+            None => (target.to_owned(), None),
+        };
+        let mut headers = Vec::new();
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                return Err(invalid(format!("malformed header {line:?}")));
+            };
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        let mut request = Request {
+            method: method.to_owned(),
+            path,
+            query,
+            version: version.to_owned(),
+            headers,
+            body: Vec::new(),
+        };
+
+        let chunked = request
+            .header("transfer-encoding")
+            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+        if chunked {
+            request.body = self.read_chunked_body().await?;
+        } else if let Some(length) = request.header("content-length") {
+            let length: usize = length
+                .parse()
+                .map_err(|_| invalid(format!("bad content-length {length:?}")))?;
+            if length > MAX_BODY {
+                return Err(invalid("request body too large"));
+            }
+            request.body = self.read_exact_buf(length).await?;
+        }
+        Ok(Some(request))
+    }
+
+    async fn read_chunked_body(&mut self) -> io::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.read_line().await?;
+            let size_text = line.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size_text, 16)
+                .map_err(|_| invalid(format!("bad chunk size {size_text:?}")))?;
+            if size == 0 {
+                // Trailers, up to the empty line.
+                while !self.read_line().await?.is_empty() {}
+                return Ok(body);
+            }
+            if body.len() + size > MAX_BODY {
+                return Err(invalid("request body too large"));
+            }
+            body.extend(self.read_exact_buf(size).await?);
+            if !self.read_line().await?.is_empty() {
+                return Err(invalid("chunk not followed by CRLF"));
+            }
+        }
+    }
+
+    async fn write_head(&mut self, status: u16, headers: &[(String, String)]) -> io::Result<()> {
+        let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+        for (name, value) in headers {
+            head.push_str(name);
+            head.push_str(": ");
+            head.push_str(value);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        self.socket.write_all(head.as_bytes()).await
+    }
+
+    /// A complete response with a `content-length`; `extra` headers override the standard ones.
+    async fn write_simple(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        extra: &[(String, String)],
+        body: &[u8],
+        close: bool,
+    ) -> io::Result<()> {
+        let mut headers = standard_headers(content_type, close);
+        set_header(&mut headers, "content-length", body.len().to_string());
+        for (name, value) in extra {
+            set_header(&mut headers, name, value.clone());
+        }
+        let mut bytes = Vec::new();
+        let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+        for (name, value) in &headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        bytes.extend_from_slice(head.as_bytes());
+        bytes.extend_from_slice(body);
+        self.socket.write_all(&bytes).await?;
+        self.socket.flush().await
+    }
+
+    async fn write_chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = format!("{:x}\r\n", data.len()).into_bytes();
+        bytes.extend_from_slice(data);
+        bytes.extend_from_slice(b"\r\n");
+        self.socket.write_all(&bytes).await?;
+        self.socket.flush().await
+    }
+
+    async fn finish_chunked(&mut self) -> io::Result<()> {
+        self.socket.write_all(b"0\r\n\r\n").await?;
+        self.socket.flush().await
+    }
+
+    /// Discards anything the client sends until it closes the connection.
+    async fn wait_for_client_close(&mut self) {
+        let mut scratch = [0u8; 4096];
+        loop {
+            match self.socket.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+fn standard_headers(content_type: &str, close: bool) -> Vec<(String, String)> {
+    vec![
+        ("content-type".to_owned(), content_type.to_owned()),
+        ("server".to_owned(), "easel-fake-openai".to_owned()),
+        (
+            "connection".to_owned(),
+            if close { "close" } else { "keep-alive" }.to_owned(),
+        ),
+    ]
+}
+
+fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
+    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    headers.push((name.to_ascii_lowercase(), value));
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+fn error_json(error_type: &str, message: &str) -> String {
+    json!({ "error": { "message": message, "type": error_type, "param": null, "code": null } })
+        .to_string()
+}
+
+fn is_generation_path(path: &str) -> bool {
+    path == "/v1/images/generations" || path == "/images/generations"
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing and replies
+// ---------------------------------------------------------------------------------------------
+
+async fn handle(shared: &Arc<Shared>, conn: &mut Conn, request: Request) -> io::Result<After> {
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+    let body = serde_json::from_slice::<Value>(&request.body).unwrap_or(Value::Null);
+    let recorded = Recorded {
+        id,
+        connection: conn.id,
+        method: request.method.clone(),
+        path: request.path.clone(),
+        query: request.query.clone(),
+        authorization: request.header("authorization").map(str::to_owned),
+        headers: request.headers.clone(),
+        body: body.clone(),
+        raw_body: request.body,
+        at: Instant::now(),
+    };
+    shared.lock().requests.push(recorded);
+    shared.notify.notify_waiters();
+
+    let method = request.method.as_str();
+    let path = request.path.as_str();
+    if method == "POST" && is_generation_path(path) {
+        return generation(shared, conn, id, &body).await;
+    }
+    if method == "GET" {
+        let file = path
+            .strip_prefix("/v1/files/")
+            .or_else(|| path.strip_prefix("/files/"));
+        if let Some(name) = file {
+            return download(shared, conn, id, name).await;
+        }
+    }
+    let message = format!("Invalid URL ({method} {path})");
+    let body = error_json("invalid_request_error", &message);
+    let headers = [request_id_header(id)];
+    conn.write_simple(404, "application/json", &headers, body.as_bytes(), false)
+        .await?;
+    Ok(After::KeepAlive)
+}
+
+fn request_id_header(id: u64) -> (String, String) {
+    (
+        "x-request-id".to_owned(),
+        format!("{REQUEST_ID_PREFIX}{id}"),
+    )
+}
+
+enum Fault {
+    Status(u16),
+    Reset,
+}
+
+async fn generation(
+    shared: &Arc<Shared>,
+    conn: &mut Conn,
+    id: u64,
+    body: &Value,
+) -> io::Result<After> {
+    let (reply, fault, delay, real_sizes) = {
+        let mut state = shared.lock();
+        let mut fault = None;
+        if let Some((rate, rng)) = state.fault.as_mut() {
+            if rng.f64() < *rate {
+                fault = Some(match rng.u8(0..4) {
+                    0 => Fault::Status(500),
+                    1 => Fault::Status(503),
+                    2 => Fault::Status(429),
+                    _ => Fault::Reset,
+                });
+            }
+        }
+        if fault.is_some() {
+            state.faults_injected += 1;
+        }
+        let reply = if fault.is_some() {
+            None
+        } else {
+            Some(match state.script.pop_front() {
+                Some(reply) => reply,
+                None => state.default.clone(),
+            })
+        };
+        let (min, max) = state.latency;
+        let delay = if max > min {
+            min + (max - min).mul_f64(state.latency_rng.f64())
+        } else {
+            min
+        };
+        (reply, fault, delay, state.real_sizes)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match (fault, reply) {
+        (Some(Fault::Reset), _) => Ok(After::Reset),
+        (Some(Fault::Status(status)), _) => {
+            let reply = match status {
+                500 => Reply::server_error(),
+                503 => Reply::overloaded(),
+                _ => Reply::rate_limited(None, None),
+            }
+            .with_header("retry-after-ms", "1");
+            respond(shared, conn, id, body, &reply, real_sizes).await
+        }
+        (None, Some(reply)) => respond(shared, conn, id, body, &reply, real_sizes).await,
+        (None, None) => Ok(After::Close),
+    }
+}
+
+/// What the request asked for, resolved the way the real server would echo it.
+struct Params {
+    n: u64,
+    size: String,
+    width: u32,
+    height: u32,
+    quality: String,
+    background: String,
+    output_format: &'static str,
+    prompt: String,
+    stream: bool,
+    partial_images: u8,
+    wants_url: bool,
+}
+
+fn normalise_format(format: &str) -> &'static str {
+    match format.to_ascii_lowercase().as_str() {
+        "jpeg" | "jpg" => "jpeg",
+        "webp" => "webp",
+        _ => "png",
+    }
+}
+
+fn mime_of(format: &str) -> &'static str {
+    match format {
+        "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        _ => "image/png",
+    }
+}
+
+fn parse_size(size: &str) -> Option<(u32, u32)> {
+    let (w, h) = size.split_once(['x', 'X'])?;
+    let (w, h) = (w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?);
+    (w > 0 && h > 0).then_some((w, h))
+}
+
+impl Params {
+    fn from_body(body: &Value) -> Params {
+        let text = |key: &str| body.get(key).and_then(Value::as_str);
+        let (size, (width, height)) = match text("size").and_then(|s| Some((s, parse_size(s)?))) {
+            Some((s, dims)) => (s.to_owned(), dims),
+            None => ("1024x1024".to_owned(), (1024, 1024)),
+        };
+        let quality = match text("quality") {
+            Some(q) if q != "auto" => q.to_owned(),
+            _ => "medium".to_owned(),
+        };
+        let background = match text("background") {
+            Some("transparent") => "transparent",
+            _ => "opaque",
+        };
+        Params {
+            n: body
+                .get("n")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+                .clamp(1, 10),
+            size,
+            width,
+            height,
+            quality,
+            background: background.to_owned(),
+            output_format: normalise_format(text("output_format").unwrap_or("png")),
+            prompt: text("prompt").unwrap_or_default().to_owned(),
+            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+            partial_images: body
+                .get("partial_images")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .min(3) as u8,
+            wants_url: text("response_format") == Some("url"),
+        }
+    }
+
+    /// Pixel dimensions of generated images: the requested size, or a small one with the same
+    /// aspect ratio.
+    fn pixels(&self, real: bool) -> (u32, u32) {
+        let (w, h) = (self.width, self.height);
+        let limit = if real { MAX_SIDE } else { SMALL_SIDE };
+        let long = w.max(h);
+        if long <= limit && real {
+            return (w, h);
+        }
+        let scale = |side: u32| ((u64::from(side) * u64::from(limit)) / u64::from(long)).max(1);
+        (scale(w) as u32, scale(h) as u32)
+    }
+
+    fn output_tokens_per_image(&self) -> u64 {
+        let base = match self.quality.as_str() {
+            "low" => 272,
+            "high" | "hd" => 4160,
+            _ => 1056,
+        };
+        if u64::from(self.width) * u64::from(self.height) > 1024 * 1024 {
+            base * 3 / 2
+        } else {
+            base
+        }
+    }
+
+    fn usage(&self, images: u64) -> Value {
+        let text_tokens = self.prompt.split_whitespace().count().max(1) as u64;
+        let output = self.output_tokens_per_image() * images;
+        json!({
+            "input_tokens": text_tokens,
+            "output_tokens": output,
+            "total_tokens": text_tokens + output,
+            "input_tokens_details": { "text_tokens": text_tokens, "image_tokens": 0 },
+            "output_tokens_details": { "image_tokens": output, "text_tokens": 0 },
+        })
+    }
+}
+
+fn reply_headers(reply: &Reply, id: u64) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    if reply.request_id {
+        headers.push(request_id_header(id));
+    }
+    headers.extend(reply.headers.iter().cloned());
+    headers
+}
+
+/// The generated bytes of image `index` of request `id`, with their mime type and extension.
+fn image_payload(
+    content: &Content,
+    params: &Params,
+    id: u64,
+    index: u64,
+    real: bool,
+) -> (Bytes, String, String) {
+    match content {
+        Content::Generated => {
+            let (w, h) = params.pixels(real);
+            let bytes = render_image(
+                id * 16 + index,
+                w,
+                h,
+                params.output_format,
+                params.background == "transparent",
+            );
+            (
+                Bytes::from(bytes),
+                mime_of(params.output_format).to_owned(),
+                params.output_format.to_owned(),
+            )
+        }
+        Content::Static { bytes, mime, ext } => (bytes.clone(), mime.clone(), ext.clone()),
+    }
+}
+
+fn images_json(
+    shared: &Shared,
+    reply: &Reply,
+    params: &Params,
+    id: u64,
+    content: &Content,
+    delivery: &Delivery,
+    real: bool,
+) -> Value {
+    let mut data = Vec::new();
+    for index in 0..params.n {
+        let mut entry = Map::new();
+        match delivery {
+            Delivery::B64 => {
+                let (bytes, _, _) = image_payload(content, params, id, index, real);
+                entry.insert("b64_json".into(), STANDARD.encode(&bytes).into());
+            }
+            Delivery::DataUrl => {
+                let (bytes, mime, _) = image_payload(content, params, id, index, real);
+                let mime = mime.split(';').next().unwrap_or_default().to_owned();
+                let url = format!("data:{mime};base64,{}", STANDARD.encode(&bytes));
+                entry.insert("url".into(), url.into());
+            }
+            Delivery::Url => {
+                let (bytes, mime, ext) = image_payload(content, params, id, index, real);
+                let name = format!("img_{id}_{index}.{ext}");
+                let url = format!("{}/files/{name}", shared.base_url());
+                shared.lock().files.insert(name, (bytes, mime));
+                entry.insert("url".into(), url.into());
+            }
+            Delivery::LiteralB64(text) => {
+                entry.insert("b64_json".into(), text.clone().into());
+            }
+            Delivery::ServerPath(path) => {
+                entry.insert("url".into(), format!("{}{path}", shared.origin()).into());
+            }
+        }
+        if let Some(revised) = &reply.revised_prompt {
+            entry.insert("revised_prompt".into(), revised.clone().into());
+        }
+        data.push(Value::Object(entry));
+    }
+    let mut object = Map::new();
+    if reply.created {
+        object.insert("created".into(), unix_now().into());
+    }
+    object.insert("data".into(), Value::Array(data));
+    if reply.metadata {
+        object.insert("background".into(), params.background.clone().into());
+        object.insert("output_format".into(), params.output_format.into());
+        object.insert("size".into(), params.size.clone().into());
+        object.insert("quality".into(), params.quality.clone().into());
+    }
+    if reply.usage {
+        object.insert("usage".into(), params.usage(params.n));
+    }
+    Value::Object(object)
+}
+
+async fn respond(
+    shared: &Arc<Shared>,
+    conn: &mut Conn,
+    id: u64,
+    body: &Value,
+    reply: &Reply,
+    real_sizes: bool,
+) -> io::Result<After> {
+    let params = Params::from_body(body);
+    let real = real_sizes || reply.sized;
+    let headers = reply_headers(reply, id);
+    let json_type = "application/json";
+    match &reply.kind {
+        Kind::Auto => {
+            let auto = if params.stream {
+                Reply {
+                    kind: Kind::Stream {
+                        partials: None,
+                        end: StreamEnd::Completed,
+                    },
+                    ..reply.clone()
+                }
+            } else if params.wants_url {
+                Reply {
+                    kind: Kind::Images {
+                        content: Content::Generated,
+                        delivery: Delivery::Url,
+                    },
+                    metadata: false,
+                    usage: false,
+                    ..reply.clone()
+                }
+            } else {
+                Reply {
+                    kind: Kind::Images {
+                        content: Content::Generated,
+                        delivery: Delivery::B64,
+                    },
+                    ..reply.clone()
+                }
+            };
+            Box::pin(respond(shared, conn, id, body, &auto, real_sizes)).await
+        }
+        Kind::Images { content, delivery } => {
+            let json = images_json(shared, reply, &params, id, content, delivery, real);
+            let bytes = json.to_string().into_bytes();
+            conn.write_simple(200, json_type, &headers, &bytes, false)
+                .await?;
+            Ok(After::KeepAlive)
+        }
+        Kind::Stream { partials, end } => {
+            let partials = partials.unwrap_or(params.partial_images);
+            stream(conn, reply, &params, id, partials, *end, headers, real).await
+        }
+        Kind::Json { status, body } => {
+            let bytes = body.to_string().into_bytes();
+            conn.write_simple(*status, json_type, &headers, &bytes, false)
+                .await?;
+            Ok(After::KeepAlive)
+        }
+        Kind::Raw {
+            status,
+            content_type,
+            body,
+        } => {
+            conn.write_simple(*status, content_type, &headers, body, false)
+                .await?;
+            Ok(After::KeepAlive)
+        }
+        Kind::WrongShapeImages => {
+            let (bytes, _, _) = image_payload(&Content::Generated, &params, id, 0, real);
+            let json = json!({
+                "created": unix_now(),
+                "images": [{ "b64_json": STANDARD.encode(&bytes) }],
+            });
+            let bytes = json.to_string().into_bytes();
+            conn.write_simple(200, json_type, &headers, &bytes, false)
+                .await?;
+            Ok(After::KeepAlive)
+        }
+        Kind::EmptyData => {
+            let json = json!({ "created": unix_now(), "data": [] });
+            let bytes = json.to_string().into_bytes();
+            conn.write_simple(200, json_type, &headers, &bytes, false)
+                .await?;
+            Ok(After::KeepAlive)
+        }
+        Kind::TruncatedJson => {
+            let json = images_json(
+                shared,
+                reply,
+                &params,
+                id,
+                &Content::Generated,
+                &Delivery::B64,
+                real,
+            );
+            let text = json.to_string();
+            let cut = &text.as_bytes()[..text.len() / 2];
+            conn.write_simple(200, json_type, &headers, cut, false)
+                .await?;
+            Ok(After::KeepAlive)
+        }
+        Kind::ResetMidBody => {
+            let json = images_json(
+                shared,
+                reply,
+                &params,
+                id,
+                &Content::Generated,
+                &Delivery::B64,
+                real,
+            );
+            let text = json.to_string();
+            let mut all = standard_headers(json_type, false);
+            set_header(&mut all, "content-length", text.len().to_string());
+            for (name, value) in &headers {
+                set_header(&mut all, name, value.clone());
+            }
+            conn.write_head(200, &all).await?;
+            conn.socket
+                .write_all(&text.as_bytes()[..text.len() / 2])
+                .await?;
+            conn.socket.flush().await?;
+            Ok(After::Close)
+        }
+        Kind::Hang => {
+            conn.wait_for_client_close().await;
+            Ok(After::Close)
+        }
+        Kind::ConnectionReset => Ok(After::Reset),
+    }
+}
+
+/// Sleeps `delay` unless this is the first event.
+async fn pause(delay: Duration, first: &mut bool) {
+    if !*first && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    *first = false;
+}
+
+fn sse_event(event: &str, data: &Value) -> Vec<u8> {
+    format!("event: {event}\ndata: {data}\n\n").into_bytes()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    conn: &mut Conn,
+    reply: &Reply,
+    params: &Params,
+    id: u64,
+    partials: u8,
+    end: StreamEnd,
+    extra: Vec<(String, String)>,
+    real: bool,
+) -> io::Result<After> {
+    let mut headers = standard_headers("text/event-stream; charset=utf-8", false);
+    set_header(&mut headers, "transfer-encoding", "chunked".to_owned());
+    set_header(&mut headers, "cache-control", "no-cache".to_owned());
+    for (name, value) in &extra {
+        set_header(&mut headers, name, value.clone());
+    }
+    conn.write_head(200, &headers).await?;
+    conn.socket.flush().await?;
+
+    let (w, h) = params.pixels(real);
+    let transparent = params.background == "transparent";
+    let now = unix_now();
+    let common = |b64: String| {
+        json!({
+            "b64_json": b64,
+            "created_at": now,
+            "size": params.size,
+            "quality": params.quality,
+            "background": params.background,
+            "output_format": params.output_format,
+        })
+    };
+    let mut first = true;
+
+    for index in 0..partials {
+        pause(reply.event_delay, &mut first).await;
+        let seed = id * 16 + 8 + u64::from(index);
+        let bytes = render_image(seed, w, h, params.output_format, transparent);
+        let mut event = common(STANDARD.encode(&bytes));
+        event["type"] = "image_generation.partial_image".into();
+        event["partial_image_index"] = index.into();
+        conn.write_chunk(&sse_event("image_generation.partial_image", &event))
+            .await?;
+    }
+
+    match end {
+        StreamEnd::Completed => {
+            for index in 0..params.n {
+                pause(reply.event_delay, &mut first).await;
+                let bytes = render_image(id * 16 + index, w, h, params.output_format, transparent);
+                let mut event = common(STANDARD.encode(&bytes));
+                event["type"] = "image_generation.completed".into();
+                if reply.usage {
+                    event["usage"] = params.usage(1);
+                }
+                conn.write_chunk(&sse_event("image_generation.completed", &event))
+                    .await?;
+            }
+            conn.write_chunk(b"data: [DONE]\n\n").await?;
+            conn.finish_chunked().await?;
+            Ok(After::KeepAlive)
+        }
+        StreamEnd::ErrorEvent => {
+            pause(reply.event_delay, &mut first).await;
+            let event = json!({
+                "type": "error",
+                "error": {
+                    "message": "The image generation failed on the server. Please try again.",
+                    "type": "image_generation_server_error",
+                    "code": "image_generation_failed",
+                    "param": null,
+                },
+            });
+            conn.write_chunk(&sse_event("error", &event)).await?;
+            conn.finish_chunked().await?;
+            Ok(After::KeepAlive)
+        }
+        StreamEnd::Cut => Ok(After::Close),
+        StreamEnd::NeverCompletes => {
+            conn.wait_for_client_close().await;
+            Ok(After::Close)
+        }
+    }
+}
+
+async fn download(shared: &Arc<Shared>, conn: &mut Conn, id: u64, name: &str) -> io::Result<After> {
+    let request_id = [request_id_header(id)];
+    if let Some(rest) = name.strip_prefix("huge-") {
+        let (sized, number) = match rest.strip_prefix("unsized-") {
+            Some(number) => (false, number),
+            None => (true, rest),
+        };
+        if let Some(total) = number
+            .strip_suffix(".png")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            return stream_huge(conn, total, sized, &request_id).await;
+        }
+    }
+    let file = shared.lock().files.get(name).cloned();
+    match file {
+        Some((bytes, mime)) => {
+            conn.write_simple(200, &mime, &request_id, &bytes, false)
+                .await?;
+        }
+        None => {
+            conn.write_simple(404, "text/plain", &request_id, b"Not Found", false)
+                .await?;
+        }
+    }
+    Ok(After::KeepAlive)
+}
+
+async fn stream_huge(
+    conn: &mut Conn,
+    total: u64,
+    sized: bool,
+    extra: &[(String, String)],
+) -> io::Result<After> {
+    let mut headers = standard_headers("image/png", !sized);
+    if sized {
+        set_header(&mut headers, "content-length", total.to_string());
+    }
+    for (name, value) in extra {
+        set_header(&mut headers, name, value.clone());
+    }
+    conn.write_head(200, &headers).await?;
+    let filler: Vec<u8> = (0..HUGE_CHUNK).map(|i| (i % 251) as u8).collect();
+    let signature = (PNG_SIGNATURE.len() as u64).min(total) as usize;
+    conn.socket.write_all(&PNG_SIGNATURE[..signature]).await?;
+    let mut sent = signature as u64;
+    while sent < total {
+        let n = (total - sent).min(HUGE_CHUNK as u64) as usize;
+        conn.socket.write_all(&filler[..n]).await?;
+        sent += n as u64;
+    }
+    conn.socket.flush().await?;
+    Ok(if sized {
+        After::KeepAlive
+    } else {
+        After::Close
+    })
+}
