@@ -9,12 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
+use crate::store::Id;
 
 /// A request ready to run.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub id: Uuid,
+    pub id: Id,
     pub params: GenerationParams,
     pub checked: CheckedRequest,
     pub created: DateTime<Utc>,
@@ -22,7 +22,7 @@ pub struct Job {
 
 impl Job {
     pub fn new(params: GenerationParams, checked: CheckedRequest) -> Job {
-        Job { id: Uuid::now_v7(), params, checked, created: Utc::now() }
+        Job { id: Id::new(), params, checked, created: Utc::now() }
     }
 }
 

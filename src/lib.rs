@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod generation;
+pub mod queue;
 pub mod sanitize;
 pub mod store;
 pub mod secret;

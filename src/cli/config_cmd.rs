@@ -1,6 +1,6 @@
 //! `easel config path` and `easel config init`.
 
-use crate::config::{Settings, TEMPLATE};
+use crate::config::{Paths, Settings, TEMPLATE};
 use crate::store::files::{create_private_dir, write_atomic};
 use clap::Subcommand;
 
@@ -16,14 +16,31 @@ pub enum ConfigAction {
     },
 }
 
-pub fn run(settings: &Settings, action: ConfigAction) -> i32 {
-    let paths = &settings.paths;
+/// Only the paths are needed: both actions must work when the config file is broken.
+pub fn run(paths: &Paths, action: ConfigAction) -> i32 {
     match action {
         ConfigAction::Path => {
-            let state = if settings.file_exists { "" } else { " (not created yet: easel config init)" };
+            // The paths are printed in any case; a file that does not load is then explained,
+            // and the exit status says so.
+            let loaded = Settings::load(paths.clone());
+            let state = match &loaded {
+                Ok(s) if !s.file_exists => " (not created yet: easel config init)",
+                _ => "",
+            };
             println!("config: {}{state}", paths.config_file.display());
             println!("data:   {}", paths.data_dir.display());
-            0
+            match loaded {
+                Ok(s) => {
+                    for w in &s.warnings {
+                        eprintln!("easel: warning: {w}");
+                    }
+                    0
+                }
+                Err(e) => {
+                    super::report(&e.to_string(), Some(super::BROKEN_CONFIG_HINT));
+                    1
+                }
+            }
         }
         ConfigAction::Init { force } => {
             let file = &paths.config_file;

@@ -5,17 +5,18 @@
 //! saved, 2 when some were, 1 when none.
 
 use crate::api::{GenerationParams, request};
-use crate::backend::{self, BackendEvent};
+use crate::backend;
 use crate::catalog::{Catalog, Field};
 use crate::config::{self, Settings};
-use crate::generation::{self, Job};
+use crate::queue::{JobEvent, ProviderSlot, Scheduler, SchedulerConfig, Submission};
 use crate::sanitize;
-use crate::store::{ImageFiles, files::create_private_dir};
+use crate::store::{GenerationRecord, ImageFiles, Status};
 use clap::Args;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args, Default)]
 pub struct GenerateArgs {
@@ -195,89 +196,132 @@ pub async fn run(settings: &Settings, provider: Option<&str>, args: GenerateArgs
             return 1;
         }
     };
-    let data_dir = &settings.paths.data_dir;
-    if let Err(e) = create_private_dir(data_dir) {
-        super::report(&crate::store::files::describe_io_error("create the data folder", data_dir, &e), None);
-        return 1;
-    }
-    let files = ImageFiles::new(data_dir, args.out.as_deref());
-    let job = Job::new(params, checked);
-
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
+    // Every generation, headless or not, goes through the store and the scheduler, so it lands
+    // in history.
+    let store = match super::open_store(settings) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let files = ImageFiles::new(&settings.paths.data_dir, args.out.as_deref());
+    let is_demo = backend.is_demo();
+    let backend_name = backend.name().to_string();
+    let slot = ProviderSlot { backend, rules: provider.rules.clone(), limit: 1 };
+    let providers = HashMap::from([(provider.name.clone(), slot)]);
+    let cfg = SchedulerConfig { concurrency: 1, resume_queue: false };
+    let (handle, mut events) = match Scheduler::start(store, Arc::new(settings.catalog.clone()), files.clone(), providers, cfg).await {
+        Ok(x) => x,
+        Err(e) => {
+            super::report(&e.to_string(), None);
+            return 1;
         }
-    });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let demo_mark = if backend.is_demo() { " [DEMO: offline, no API call]" } else { "" };
+    };
+    let submission = Submission { params, provider: provider.name.clone(), front: false, parent: None };
+    let id = match handle.submit(submission).await {
+        Ok(id) => id,
+        Err(e) => {
+            super::report(&format!("not queued: {e}"), None);
+            return 1;
+        }
+    };
+
+    let demo_mark = if is_demo { " [DEMO: offline, no API call]" } else { "" };
     let mut progress = Progress {
         on: std::io::stderr().is_terminal(),
         start: Instant::now(),
-        label: format!("generating with {} on {}{demo_mark}", sanitize::line(&job.params.model), sanitize::line(backend.name())),
+        label: format!("generating with {} on {}{demo_mark}", sanitize::line(&checked.body["model"].as_str().unwrap_or_default()), sanitize::line(&backend_name)),
         detail: String::new(),
     };
-    let run = generation::run(backend.as_ref(), &files, &settings.catalog, &job, cancel.clone(), tx);
-    tokio::pin!(run);
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-    let result = loop {
+    let mut interrupted = false;
+    let finished = loop {
         tokio::select! {
-            r = &mut run => break r,
-            Some(ev) = rx.recv() => {
-                match ev {
-                    BackendEvent::Partial { index, .. } => progress.detail = format!(", partial image {}", index + 1),
-                    BackendEvent::Retrying { retry, wait, reason } => {
-                        progress.detail = format!(", retry {retry} in {:.1}s after: {}", wait.as_secs_f64(), sanitize::truncate(&reason, 80));
+            ev = events.recv() => {
+                let Some(ev) = ev else { break None };
+                match &ev {
+                    JobEvent::Partial { id: j, index, .. } if *j == id => progress.detail = format!(", partial image {}", index + 1),
+                    JobEvent::Retrying { id: j, retry, wait, reason } if *j == id => {
+                        progress.detail = format!(", retry {retry} in {:.1}s after: {}", wait.as_secs_f64(), sanitize::truncate(reason, 80));
+                    }
+                    JobEvent::Problem(p) => {
+                        progress.clear();
+                        super::report(p, None);
                     }
                     _ => {}
                 }
+                if let Some(r) = ev.finished().filter(|r| r.id == id) {
+                    break Some(r.clone());
+                }
                 progress.draw();
+            }
+            r = tokio::signal::ctrl_c(), if !interrupted => {
+                if r.is_ok() {
+                    interrupted = true;
+                    handle.cancel(id);
+                }
             }
             _ = tick.tick() => progress.draw(),
         }
     };
     progress.clear();
+    handle.shutdown().await;
+    let Some(record) = finished else {
+        super::report("the scheduler stopped before the job ended", None);
+        return 1;
+    };
+    report_outcome(&record, &files, &args)
+}
 
-    match result {
-        Err(f) => {
-            super::report(&f.error.to_string(), f.error.hint());
-            1
+/// Print what a finished job made (or why it failed) and choose the exit status.
+fn report_outcome(record: &GenerationRecord, files: &ImageFiles, args: &GenerateArgs) -> i32 {
+    match record.status {
+        Status::Succeeded => {}
+        Status::Cancelled => {
+            super::report("cancelled", None);
+            return 1;
         }
-        Ok(outcome) => {
-            let show_inline = !args.no_preview && !args.json && std::io::stdout().is_terminal();
-            let mut out = std::io::stdout().lock();
-            for (i, saved) in outcome.images.iter().enumerate() {
-                let abs = files.resolve(&saved.path);
-                if args.json {
-                    let line = serde_json::json!({
-                        "path": abs, "id": job.id.to_string(), "index": i + 1,
-                        "format": saved.format, "width": saved.width, "height": saved.height,
-                        "bytes": saved.bytes, "sha256": saved.sha256,
-                        "model": job.params.model, "provider": backend.name(), "demo": outcome.demo,
-                        "revised_prompt": outcome.revised_prompt, "request_id": outcome.request_id,
-                        "estimated_cost_usd": outcome.cost_usd, "attempts": outcome.attempts,
-                    });
-                    let _ = writeln!(out, "{line}");
-                } else {
-                    let _ = writeln!(out, "{}", abs.display());
-                    if show_inline {
-                        let _ = out.flush();
-                        preview(&abs);
-                    }
-                }
-            }
-            let _ = out.flush();
-            if let Some(rp) = &outcome.revised_prompt {
-                if !args.json {
-                    eprintln!("revised prompt: {}", sanitize::line(rp));
-                }
-            }
-            for e in &outcome.save_errors {
-                super::report(e, Some("free disk space or fix the folder's permissions"));
-            }
-            if outcome.save_errors.is_empty() { 0 } else { 2 }
+        _ => {
+            let (msg, hint) = match &record.error {
+                Some(e) => (e.message.clone(), e.hint.clone()),
+                None => (format!("the job ended {}", record.status), None),
+            };
+            super::report(&msg, hint.as_deref());
+            return 1;
         }
+    }
+    let show_inline = !args.no_preview && !args.json && std::io::stdout().is_terminal();
+    let mut out = std::io::stdout().lock();
+    for (i, saved) in record.outputs.iter().enumerate() {
+        let abs = files.resolve(&saved.path);
+        if args.json {
+            let line = serde_json::json!({
+                "path": abs, "id": record.id, "index": i + 1,
+                "format": saved.format, "width": saved.width, "height": saved.height,
+                "bytes": saved.bytes, "sha256": saved.sha256,
+                "model": record.model, "provider": record.provider, "demo": record.demo,
+                "revised_prompt": record.revised_prompt, "request_id": record.request_id,
+                "estimated_cost_usd": record.cost_usd, "attempts": record.attempts,
+            });
+            let _ = writeln!(out, "{line}");
+        } else {
+            let _ = writeln!(out, "{}", abs.display());
+            if show_inline {
+                let _ = out.flush();
+                preview(&abs);
+            }
+        }
+    }
+    let _ = out.flush();
+    if let Some(rp) = &record.revised_prompt {
+        if !args.json {
+            eprintln!("revised prompt: {}", sanitize::line(rp));
+        }
+    }
+    match &record.error {
+        Some(e) => {
+            super::report(&e.message, e.hint.as_deref());
+            if record.outputs.is_empty() { 1 } else { 2 }
+        }
+        None => 0,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod config_cmd;
 pub mod generate;
+pub mod history;
 pub mod models;
 
 use crate::config::{self, Paths, Settings};
@@ -36,6 +37,11 @@ pub enum Command {
         #[command(subcommand)]
         action: config_cmd::ConfigAction,
     },
+    /// Browse, search and manage everything generated so far.
+    History {
+        #[command(subcommand)]
+        action: history::HistoryAction,
+    },
     /// List the models easel knows and what each accepts.
     Models {
         /// One JSON object per line.
@@ -50,6 +56,17 @@ pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
     Settings::load(paths).map_err(|e| e.to_string())
 }
 
+/// Open the history store, or report why not (returns the exit code to use).
+pub fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn crate::store::HistoryStore>, i32> {
+    match crate::store::SledStore::open(&settings.paths.data_dir) {
+        Ok(s) => Ok(std::sync::Arc::new(s)),
+        Err(e) => {
+            report(&e.to_string(), None);
+            Err(1)
+        }
+    }
+}
+
 /// Print a failure the way every command does: what happened, then what to do.
 pub fn report(message: &str, hint: Option<&str>) {
     eprintln!("easel: {}", crate::sanitize::line(message));
@@ -58,22 +75,63 @@ pub fn report(message: &str, hint: Option<&str>) {
     }
 }
 
-/// Run the command line; returns the process exit code.
-pub async fn run(cli: Cli) -> i32 {
-    let settings = match load_settings(&cli) {
-        Ok(s) => s,
-        Err(e) => {
-            report(&e, Some("run `easel config init --force` to write a fresh commented config"));
-            return 1;
+/// Load the settings for a command, printing why not (or any warnings).
+fn settings_or_report(cli: &Cli) -> Option<Settings> {
+    match load_settings(cli) {
+        Ok(settings) => {
+            for w in &settings.warnings {
+                eprintln!("easel: warning: {w}");
+            }
+            Some(settings)
         }
-    };
-    for w in &settings.warnings {
-        eprintln!("easel: warning: {w}");
+        Err(e) => {
+            report(&e, Some(BROKEN_CONFIG_HINT));
+            None
+        }
     }
-    match cli.command {
-        Some(Command::Generate(args)) => generate::run(&settings, cli.provider.as_deref(), args).await,
-        Some(Command::Config { action }) => config_cmd::run(&settings, action),
-        Some(Command::Models { json }) => models::run(&settings, json),
+}
+
+const BROKEN_CONFIG_HINT: &str =
+    "fix what it names, or run `easel config init --force` to replace the file with the commented defaults";
+
+/// Run the command line; returns the process exit code.
+pub async fn run(mut cli: Cli) -> i32 {
+    match cli.command.take() {
+        // `config` needs only the paths, so it works when the file itself is broken: `config
+        // path` is how one finds the file, and `config init --force` is the advice for replacing it.
+        Some(Command::Config { action }) => match Paths::resolve(cli.config.as_deref(), &config::real_env) {
+            Ok(paths) => config_cmd::run(&paths, action),
+            Err(e) => {
+                report(&e.to_string(), None);
+                1
+            }
+        },
+        Some(Command::Generate(mut args)) => {
+            // A relative --out is relative to where easel was started. Saved paths outside the
+            // data folder are kept (and printed) as they are, so make it absolute now: left
+            // relative, the printed path would point inside the data folder.
+            if let Some(out) = args.out.take() {
+                match std::path::absolute(&out) {
+                    Ok(abs) => args.out = Some(abs),
+                    Err(e) => {
+                        report(&format!("cannot use --out {}: {e}", out.display()), None);
+                        return 1;
+                    }
+                }
+            }
+            match settings_or_report(&cli) {
+                Some(settings) => generate::run(&settings, cli.provider.as_deref(), args).await,
+                None => 1,
+            }
+        }
+        Some(Command::Models { json }) => match settings_or_report(&cli) {
+            Some(settings) => models::run(&settings, json),
+            None => 1,
+        },
+        Some(Command::History { action }) => match settings_or_report(&cli) {
+            Some(settings) => history::run(&settings, action),
+            None => 1,
+        },
         None => {
             eprintln!(
                 "easel: the interactive studio is not built yet; meanwhile try:\n  easel generate \"a lighthouse at dusk\"\n  easel --help"

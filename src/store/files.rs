@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use uuid::Uuid;
+use super::Id;
 
 /// An image saved on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,10 +36,11 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// The folder and file stem for image `index` (0-based) of generation `id`:
-/// `images/2026-11-28/214700_<id>_1`. Nothing of the prompt goes into a path.
-pub fn image_stem(id: &Uuid, created: DateTime<Utc>, index: usize) -> (PathBuf, String) {
+/// `images/2026-11-28/214700123_<id>_1` (time to the millisecond, so names sort by time).
+/// Nothing of the prompt goes into a path.
+pub fn image_stem(id: &Id, created: DateTime<Utc>, index: usize) -> (PathBuf, String) {
     let dir = PathBuf::from("images").join(created.format("%Y-%m-%d").to_string());
-    let stem = format!("{}_{}_{}", created.format("%H%M%S"), id.simple(), index + 1);
+    let stem = format!("{}_{}_{}", created.format("%H%M%S%3f"), id, index + 1);
     (dir, stem)
 }
 
@@ -121,7 +122,7 @@ impl ImageFiles {
     /// facts are added under "image".
     pub fn save(
         &self,
-        id: &Uuid,
+        id: &Id,
         created: DateTime<Utc>,
         index: usize,
         image: &ReceivedImage,
@@ -187,11 +188,11 @@ mod tests {
     fn saves_exact_bytes_with_sidecar_in_dated_folder() {
         let dir = tempfile::tempdir().unwrap();
         let files = ImageFiles::new(dir.path(), None);
-        let id = Uuid::now_v7();
+        let id = Id::new();
         let when = DateTime::parse_from_rfc3339("2026-11-28T21:47:00Z").unwrap().with_timezone(&Utc);
         let img = image();
         let saved = files.save(&id, when, 0, &img, &serde_json::json!({"prompt": "../../etc/passwd"})).unwrap();
-        assert_eq!(saved.path, PathBuf::from(format!("images/2026-11-28/214700_{}_1.png", id.simple())));
+        assert_eq!(saved.path, PathBuf::from(format!("images/2026-11-28/214700000_{id}_1.png")));
         let abs = files.resolve(&saved.path);
         assert_eq!(fs::read(&abs).unwrap(), img.bytes.as_ref());
         assert_eq!(saved.sha256, sha256_hex(&img.bytes));
@@ -211,10 +212,10 @@ mod tests {
 
     #[test]
     fn names_sort_by_time() {
-        let a = Uuid::now_v7();
-        let b = Uuid::now_v7();
+        let a = Id::new();
         let t = Utc::now();
-        assert!(image_stem(&a, t, 0).1 < image_stem(&b, t, 0).1);
+        let later = t + chrono::Duration::milliseconds(1);
+        assert!(image_stem(&a, t, 0).1 < image_stem(&Id::new(), later, 0).1);
         assert!(image_stem(&a, t, 0).1 < image_stem(&a, t, 1).1);
     }
 
@@ -223,7 +224,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         let files = ImageFiles::new(&dir.path().join("data"), Some(&out));
-        let saved = files.save(&Uuid::now_v7(), Utc::now(), 0, &image(), &serde_json::json!({})).unwrap();
+        let saved = files.save(&Id::new(), Utc::now(), 0, &image(), &serde_json::json!({})).unwrap();
         assert!(saved.path.is_absolute() && saved.path.starts_with(&out));
         #[cfg(unix)]
         {
@@ -235,7 +236,7 @@ mod tests {
                 return; // running as root, which ignores permissions
             }
             let files = ImageFiles::new(&ro, None);
-            let e = files.save(&Uuid::now_v7(), Utc::now(), 0, &image(), &serde_json::json!({})).unwrap_err();
+            let e = files.save(&Id::new(), Utc::now(), 0, &image(), &serde_json::json!({})).unwrap_err();
             assert!(e.contains("permissions"), "{e}");
         }
     }

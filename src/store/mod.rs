@@ -1,5 +1,136 @@
-//! Where generations are kept: image files on disk (this issue) and, later, the history store.
+//! Where generations are kept: image files on disk, and the history store behind the
+//! [`HistoryStore`] trait (sled underneath), so nothing else touches the database directly.
 
 pub mod files;
+pub mod id;
+pub mod lock;
+pub mod query;
+pub mod record;
+pub mod sled_store;
+pub mod transfer;
 
 pub use files::{ImageFiles, SavedImage};
+pub use id::Id;
+pub use query::{Cursor, Query};
+pub use record::{GenerationRecord, RecordedError, Status};
+pub use sled_store::SledStore;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A store failure, said so that the user knows what to do.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the data folder.
+    #[error("{0}")]
+    Locked(String),
+    #[error("{0}")]
+    Open(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("no generation has the id {0:?} (`easel history list` shows ids)")]
+    NotFound(String),
+    #[error("the id {prefix:?} is ambiguous: it starts {} ids; type more of it", matches.len())]
+    Ambiguous { prefix: String, matches: Vec<Id> },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One page of history.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub records: Vec<GenerationRecord>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+}
+
+/// A way to move a queued job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMove {
+    Up,
+    Down,
+    Front,
+}
+
+/// What start-up recovery found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recovery {
+    /// Jobs that were running when easel died: now `interrupted`.
+    pub interrupted: Vec<Id>,
+    /// Jobs still waiting in the queue.
+    pub queued: Vec<Id>,
+}
+
+/// A stored record that could not be decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadRecord {
+    /// The record's key, in hex.
+    pub key: String,
+    pub error: String,
+}
+
+/// Totals for `easel history stats`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Stats {
+    pub total: usize,
+    pub by_status: BTreeMap<String, usize>,
+    pub by_model: BTreeMap<String, usize>,
+    pub images: usize,
+    pub image_bytes: u64,
+    pub database_bytes: u64,
+    pub spend_usd: f64,
+    pub skipped: usize,
+}
+
+/// What `easel history doctor` found (and, with repair, fixed).
+#[derive(Debug, Clone, Default)]
+pub struct DoctorReport {
+    pub bad_records: Vec<BadRecord>,
+    pub missing_files: Vec<(Id, PathBuf)>,
+    pub unreferenced_files: Vec<PathBuf>,
+    pub stale_summaries: usize,
+    pub orphan_entries: usize,
+    pub repaired: bool,
+}
+
+impl DoctorReport {
+    pub fn is_clean(&self) -> bool {
+        self.bad_records.is_empty() && self.missing_files.is_empty() && self.stale_summaries == 0 && self.orphan_entries == 0
+    }
+}
+
+/// The history: every generation ever made, and the queue of jobs waiting or running. Every
+/// write is on disk when the call returns.
+pub trait HistoryStore: Send + Sync {
+    /// Insert or replace a record. Queued and running records are kept in the queue (appended
+    /// if new to it); others are taken out of it.
+    fn put(&self, record: &GenerationRecord) -> Result<(), StoreError>;
+    /// Insert a queued record at the back (or the front) of the queue.
+    fn enqueue(&self, record: &GenerationRecord, front: bool) -> Result<(), StoreError>;
+    fn get(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError>;
+    /// A full id, or any unique prefix of one.
+    fn resolve(&self, text: &str) -> Result<Id, StoreError>;
+    fn page(&self, query: &Query, cursor: Option<Cursor>, limit: usize) -> Result<Page, StoreError>;
+    fn count(&self, query: &Query) -> Result<usize, StoreError>;
+    fn set_starred(&self, id: Id, starred: bool) -> Result<GenerationRecord, StoreError>;
+    fn set_tags(&self, id: Id, tags: Vec<String>) -> Result<GenerationRecord, StoreError>;
+    /// Remove a record and its image files.
+    fn delete(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError>;
+    /// Queued and running jobs, in queue order.
+    fn queue(&self) -> Result<Vec<GenerationRecord>, StoreError>;
+    fn move_in_queue(&self, id: Id, how: QueueMove) -> Result<bool, StoreError>;
+    /// On start: jobs found running become interrupted; queued ones stay.
+    fn recover(&self) -> Result<Recovery, StoreError>;
+    /// Every readable record, oldest first.
+    fn for_each(&self, f: &mut dyn FnMut(GenerationRecord) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn stats(&self) -> Result<Stats, StoreError>;
+    fn doctor(&self, repair: bool) -> Result<DoctorReport, StoreError>;
+    /// Records that could not be decoded so far (reported, skipped).
+    fn skipped(&self) -> Vec<BadRecord>;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,479 @@
+//! The scheduler: one task that owns the queue, starts jobs on workers within the global and
+//! per-provider limits, and turns what workers report into stored transitions and events.
+
+use super::{Command, JobEvent, Submission};
+use crate::api::{ApiError, ErrorKind, ProviderRules, request};
+use crate::backend::{Backend, BackendEvent};
+use crate::catalog::Catalog;
+use crate::generation::{self, Job};
+use crate::store::{GenerationRecord, HistoryStore, Id, ImageFiles, QueueMove, RecordedError, Status, StoreError};
+use chrono::Utc;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// A provider the scheduler can run jobs on.
+#[derive(Clone)]
+pub struct ProviderSlot {
+    pub backend: Arc<dyn Backend>,
+    pub rules: ProviderRules,
+    /// Jobs of this provider running at once (besides the global limit).
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Jobs running at once, over all providers.
+    pub concurrency: usize,
+    /// Run jobs found queued in the store at start.
+    pub resume_queue: bool,
+}
+
+/// How to reach a running scheduler. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SchedulerHandle {
+    tx: UnboundedSender<Command>,
+}
+
+impl SchedulerHandle {
+    /// Queue a job; returns its id once it is stored.
+    pub async fn submit(&self, s: Submission) -> Result<Id, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Submit(s, tx)).map_err(|_| "the scheduler has stopped".to_string())?;
+        rx.await.map_err(|_| "the scheduler has stopped".to_string())?
+    }
+
+    pub fn send(&self, c: Command) {
+        let _ = self.tx.send(c);
+    }
+
+    pub fn cancel(&self, id: Id) {
+        self.send(Command::Cancel(id));
+    }
+
+    pub fn retry(&self, id: Id) {
+        self.send(Command::Retry(id));
+    }
+
+    pub fn move_job(&self, id: Id, how: QueueMove) {
+        self.send(Command::Move(id, how));
+    }
+
+    pub fn pause(&self, paused: bool) {
+        self.send(if paused { Command::Pause } else { Command::Resume });
+    }
+
+    /// Stop: running jobs are cancelled and recorded as interrupted; queued jobs stay queued.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct Running {
+    cancel: CancellationToken,
+    provider: String,
+    /// Set when the job is stopped by a shutdown: it ends as interrupted, not cancelled.
+    shutting_down: bool,
+}
+
+/// What a worker says when its job ends.
+struct WorkerDone {
+    id: Id,
+}
+
+pub struct Scheduler {
+    store: Arc<dyn HistoryStore>,
+    catalog: Arc<Catalog>,
+    files: ImageFiles,
+    providers: HashMap<String, ProviderSlot>,
+    cfg: SchedulerConfig,
+    /// Queued jobs in order (running ones are in `running`).
+    order: Vec<Id>,
+    queued: HashMap<Id, GenerationRecord>,
+    running: HashMap<Id, Running>,
+    paused: bool,
+    events: UnboundedSender<JobEvent>,
+    done_tx: UnboundedSender<WorkerDone>,
+    interrupting: Arc<std::sync::Mutex<Vec<Id>>>,
+}
+
+/// Run a store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn HistoryStore>,
+    f: impl FnOnce(&dyn HistoryStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || f(s.as_ref()))
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(format!("a store task stopped: {e}"))))
+}
+
+impl Scheduler {
+    /// Start the scheduler on the current tokio runtime. Recovers the store first (jobs left
+    /// running become interrupted) and, with `resume_queue`, picks up queued jobs.
+    pub async fn start(
+        store: Arc<dyn HistoryStore>,
+        catalog: Arc<Catalog>,
+        files: ImageFiles,
+        providers: HashMap<String, ProviderSlot>,
+        cfg: SchedulerConfig,
+    ) -> Result<(SchedulerHandle, UnboundedReceiver<JobEvent>), StoreError> {
+        blocking(&store, |s| s.recover()).await?;
+        let (events, events_rx) = unbounded_channel();
+        let (done_tx, done_rx) = unbounded_channel();
+        let (tx, rx) = unbounded_channel();
+        let mut sched = Scheduler {
+            store,
+            catalog,
+            files,
+            providers,
+            cfg,
+            order: Vec::new(),
+            queued: HashMap::new(),
+            running: HashMap::new(),
+            paused: false,
+            events,
+            done_tx,
+            interrupting: Arc::new(std::sync::Mutex::new(Vec::new())),
+        };
+        if sched.cfg.resume_queue {
+            for r in blocking(&sched.store, |s| s.queue()).await? {
+                if r.status == Status::Queued {
+                    sched.order.push(r.id);
+                    sched.queued.insert(r.id, r);
+                }
+            }
+        }
+        tokio::spawn(sched.run(rx, done_rx));
+        Ok((SchedulerHandle { tx }, events_rx))
+    }
+
+    fn emit(&self, e: JobEvent) {
+        let _ = self.events.send(e);
+    }
+
+    async fn run(mut self, mut commands: UnboundedReceiver<Command>, mut done: UnboundedReceiver<WorkerDone>) {
+        self.pump();
+        loop {
+            tokio::select! {
+                c = commands.recv() => match c {
+                    Some(Command::Shutdown(reply)) => {
+                        self.shutdown(&mut done).await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(c) => self.command(c).await,
+                    // Every handle is gone: stop as on shutdown.
+                    None => {
+                        self.shutdown(&mut done).await;
+                        return;
+                    }
+                },
+                Some(d) = done.recv() => {
+                    self.running.remove(&d.id);
+                }
+            }
+            self.pump();
+        }
+    }
+
+    async fn command(&mut self, c: Command) {
+        match c {
+            Command::Submit(s, reply) => {
+                let _ = reply.send(self.submit(s).await);
+            }
+            Command::Cancel(id) => self.cancel(id).await,
+            Command::Retry(id) => self.retry(id).await,
+            Command::Move(id, how) => {
+                if self.queued.contains_key(&id) {
+                    match blocking(&self.store, move |s| s.move_in_queue(id, how)).await {
+                        Ok(true) => self.reload_order().await,
+                        Ok(false) => {}
+                        Err(e) => self.emit(JobEvent::Problem(e.to_string())),
+                    }
+                }
+            }
+            Command::Pause => {
+                self.paused = true;
+                self.emit(JobEvent::Paused(true));
+            }
+            Command::Resume => {
+                self.paused = false;
+                self.emit(JobEvent::Paused(false));
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    async fn reload_order(&mut self) {
+        match blocking(&self.store, |s| s.queue()).await {
+            Ok(records) => {
+                self.order = records.iter().map(|r| r.id).filter(|id| self.queued.contains_key(id)).collect();
+                self.emit(JobEvent::Reordered(self.order.clone()));
+            }
+            Err(e) => self.emit(JobEvent::Problem(e.to_string())),
+        }
+    }
+
+    async fn submit(&mut self, s: Submission) -> Result<Id, String> {
+        let slot = self.providers.get(&s.provider).ok_or_else(|| format!("no provider named {}", s.provider))?;
+        // Refuse what cannot be sent now, rather than failing it later.
+        request::check(&s.params, &self.catalog, &slot.rules).map_err(|e| e.to_string())?;
+        let mut r = GenerationRecord::queued(Id::new(), s.params, &s.provider, slot.backend.is_demo(), Utc::now());
+        r.parent_id = s.parent;
+        let stored = r.clone();
+        let front = s.front;
+        blocking(&self.store, move |st| st.enqueue(&stored, front)).await.map_err(|e| e.to_string())?;
+        if front {
+            self.order.insert(0, r.id);
+        } else {
+            self.order.push(r.id);
+        }
+        let id = r.id;
+        self.queued.insert(id, r.clone());
+        self.emit(JobEvent::Queued(Box::new(r)));
+        Ok(id)
+    }
+
+    async fn cancel(&mut self, id: Id) {
+        if let Some(run) = self.running.get(&id) {
+            // The worker records the cancellation when its request has stopped.
+            run.cancel.cancel();
+            return;
+        }
+        let Some(mut r) = self.queued.remove(&id) else { return };
+        self.order.retain(|x| *x != id);
+        r.status = Status::Cancelled;
+        r.finished = Some(Utc::now());
+        let stored = r.clone();
+        match blocking(&self.store, move |s| s.put(&stored)).await {
+            Ok(()) => self.emit(JobEvent::Cancelled(Box::new(r))),
+            Err(e) => self.emit(JobEvent::Problem(e.to_string())),
+        }
+    }
+
+    async fn retry(&mut self, id: Id) {
+        let found = blocking(&self.store, move |s| s.get(id)).await;
+        let mut r = match found {
+            Ok(Some(r)) if r.status.can_retry() => r,
+            Ok(Some(r)) => {
+                self.emit(JobEvent::Problem(format!("{} is {}: only failed, cancelled or interrupted jobs can be retried", r.id.short(), r.status)));
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                self.emit(JobEvent::Problem(e.to_string()));
+                return;
+            }
+        };
+        r.status = Status::Queued;
+        r.error = None;
+        r.finished = None;
+        let stored = r.clone();
+        if let Err(e) = blocking(&self.store, move |s| s.enqueue(&stored, false)).await {
+            self.emit(JobEvent::Problem(e.to_string()));
+            return;
+        }
+        self.order.push(id);
+        self.queued.insert(id, r.clone());
+        self.emit(JobEvent::Queued(Box::new(r)));
+    }
+
+    /// Start every job that may start now, in queue order.
+    fn pump(&mut self) {
+        if self.paused {
+            return;
+        }
+        let mut i = 0;
+        while i < self.order.len() && self.running.len() < self.cfg.concurrency {
+            let id = self.order[i];
+            let provider = self.queued.get(&id).map(|r| r.provider.clone()).unwrap_or_default();
+            let Some(slot) = self.providers.get(&provider).cloned() else {
+                // Its provider is not available in this run (no key, say): it waits.
+                i += 1;
+                continue;
+            };
+            let busy = self.running.values().filter(|r| r.provider == provider).count();
+            if busy >= slot.limit.max(1) {
+                i += 1;
+                continue;
+            }
+            self.order.remove(i);
+            if let Some(record) = self.queued.remove(&id) {
+                self.start_job(record, slot);
+            }
+        }
+    }
+
+    fn start_job(&mut self, record: GenerationRecord, slot: ProviderSlot) {
+        let cancel = CancellationToken::new();
+        self.running.insert(record.id, Running { cancel: cancel.clone(), provider: record.provider.clone(), shutting_down: false });
+        let worker = Worker {
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            files: self.files.clone(),
+            slot,
+            events: self.events.clone(),
+            interrupting: self.interrupting.clone(),
+        };
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let id = record.id;
+            worker.run(record, cancel).await;
+            let _ = done.send(WorkerDone { id });
+        });
+    }
+
+    async fn shutdown(&mut self, done: &mut UnboundedReceiver<WorkerDone>) {
+        self.paused = true;
+        {
+            let mut list = self.interrupting.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, run) in self.running.iter_mut() {
+                run.shutting_down = true;
+                list.push(*id);
+                run.cancel.cancel();
+            }
+        }
+        // Wait for the workers to record their jobs as interrupted.
+        while !self.running.is_empty() {
+            match done.recv().await {
+                Some(d) => {
+                    self.running.remove(&d.id);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// Runs one job: records it running, generates, saves, records how it ended.
+struct Worker {
+    store: Arc<dyn HistoryStore>,
+    catalog: Arc<Catalog>,
+    files: ImageFiles,
+    slot: ProviderSlot,
+    events: UnboundedSender<JobEvent>,
+    interrupting: Arc<std::sync::Mutex<Vec<Id>>>,
+}
+
+impl Worker {
+    fn emit(&self, e: JobEvent) {
+        let _ = self.events.send(e);
+    }
+
+    async fn put(&self, r: &GenerationRecord) -> Result<(), StoreError> {
+        let stored = r.clone();
+        blocking(&self.store, move |s| s.put(&stored)).await
+    }
+
+    async fn run(self, mut r: GenerationRecord, cancel: CancellationToken) {
+        r.status = Status::Running;
+        r.started = Some(Utc::now());
+        r.finished = None;
+        r.attempts += 1;
+        if let Err(e) = self.put(&r).await {
+            self.emit(JobEvent::Problem(format!("could not start {}: {e}", r.id.short())));
+            return;
+        }
+        self.emit(JobEvent::Started(Box::new(r.clone())));
+
+        let checked = match request::check(&r.params, &self.catalog, &self.slot.rules) {
+            Ok(c) => c,
+            Err(e) => {
+                let err = ApiError::new(ErrorKind::InvalidRequest, self.slot.backend.name(), format!("not sent: {e}"));
+                return self.finish_failed(r, &err).await;
+            }
+        };
+        let job = Job { id: r.id, params: r.params.clone(), checked, created: r.created };
+        let (tx, mut rx) = unbounded_channel();
+        let events = self.events.clone();
+        let id = r.id;
+        let relay = tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let out = match ev {
+                    BackendEvent::Partial { index, bytes } => JobEvent::Partial { id, index, bytes },
+                    BackendEvent::Retrying { retry, wait, reason } => JobEvent::Retrying { id, retry, wait, reason },
+                    _ => continue,
+                };
+                let _ = events.send(out);
+            }
+        });
+        let result = generation::run(self.slot.backend.as_ref(), &self.files, &self.catalog, &job, cancel, tx).await;
+        let _ = relay.await;
+        match result {
+            Ok(outcome) => {
+                r.status = Status::Succeeded;
+                r.revised_prompt = outcome.revised_prompt.clone();
+                r.outputs = outcome.images.clone();
+                r.usage = outcome.usage.clone();
+                r.cost_usd = outcome.cost_usd;
+                r.request_id = outcome.request_id.clone();
+                r.attempts = r.attempts.saturating_sub(1) + outcome.attempts.max(1);
+                r.finished = Some(outcome.finished);
+                r.error = (!outcome.save_errors.is_empty()).then(|| RecordedError {
+                    kind: "storage".into(),
+                    message: outcome.save_errors.join("; "),
+                    code: None,
+                    status: None,
+                    request_id: outcome.request_id.clone(),
+                    hint: Some("free disk space or fix the data folder's permissions".into()),
+                });
+                match self.put(&r).await {
+                    Ok(()) => self.emit(JobEvent::Succeeded(Box::new(r))),
+                    Err(e) => {
+                        // The record could not be written: take the files back so nothing
+                        // points nowhere, and say so.
+                        for out in &outcome.images {
+                            self.files.remove(out);
+                        }
+                        r.outputs.clear();
+                        let err = ApiError::new(ErrorKind::Storage, self.slot.backend.name(), e.to_string());
+                        self.finish_failed(r, &err).await;
+                    }
+                }
+            }
+            Err(f) if f.error.kind == ErrorKind::Cancelled => {
+                let interrupted = {
+                    let list = self.interrupting.lock().unwrap_or_else(|p| p.into_inner());
+                    list.contains(&r.id)
+                };
+                r.finished = Some(f.finished);
+                if interrupted {
+                    r.status = Status::Interrupted;
+                    r.error = Some(RecordedError {
+                        kind: "interrupted".into(),
+                        message: "easel stopped while this generation was running".into(),
+                        code: None,
+                        status: None,
+                        request_id: None,
+                        hint: Some("retry it (r in the studio)".into()),
+                    });
+                } else {
+                    r.status = Status::Cancelled;
+                }
+                match self.put(&r).await {
+                    Ok(()) if interrupted => {}
+                    Ok(()) => self.emit(JobEvent::Cancelled(Box::new(r))),
+                    Err(e) => self.emit(JobEvent::Problem(e.to_string())),
+                }
+            }
+            Err(f) => self.finish_failed(r, &f.error).await,
+        }
+    }
+
+    async fn finish_failed(&self, mut r: GenerationRecord, error: &ApiError) {
+        r.status = Status::Failed;
+        r.finished = Some(Utc::now());
+        r.request_id = error.request_id.clone().or(r.request_id);
+        r.error = Some(RecordedError::from(error));
+        if let Err(e) = self.put(&r).await {
+            self.emit(JobEvent::Problem(format!("could not record the failure of {}: {e}", r.id.short())));
+        }
+        self.emit(JobEvent::Failed(Box::new(r)));
+    }
+}

@@ -1,0 +1,66 @@
+//! One easel per data folder: a lock file holding the owner's pid, so a second process gets a
+//! clear message instead of fighting over the database.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Held for as long as the process uses the data folder; released when dropped (or when the
+/// process dies: the operating system drops the lock with the file descriptor).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+impl DataDirLock {
+    pub fn acquire(data_dir: &Path) -> Result<DataDirLock, String> {
+        let path = data_dir.join("easel.lock");
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options
+            .open(&path)
+            .map_err(|e| super::files::describe_io_error("open the lock file", &path, &e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let pid = text.trim().parse::<u32>().map(|p| format!(", pid {p}")).unwrap_or_default();
+                return Err(format!(
+                    "another easel is using {}{pid}; close it first (or set EASEL_DATA_DIR to use another folder)",
+                    data_dir.display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(super::files::describe_io_error("lock", &path, &e));
+            }
+        }
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = write!(file, "{}", std::process::id());
+        let _ = file.flush();
+        Ok(DataDirLock { _file: file, path })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_is_refused_with_the_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path()).unwrap();
+        let e = DataDirLock::acquire(dir.path()).unwrap_err();
+        assert!(e.contains("another easel is using"), "{e}");
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+        drop(first);
+        DataDirLock::acquire(dir.path()).unwrap();
+    }
+}

@@ -1,0 +1,329 @@
+//! History queries: filters, fuzzy text search over prompts, and newest-first pages with a
+//! cursor. The in-memory [`Index`] holds one small entry per record so that filtering and fuzzy
+//! matching 100,000 prompts never touches the database.
+
+use super::{Id, Status};
+use chrono::{DateTime, Utc};
+use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
+use nucleo_matcher::{Config, Matcher, Utf32Str};
+
+/// What to show.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    /// Fuzzy text matched against prompts (results ordered by match quality, then newest).
+    pub text: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<Status>,
+    pub starred: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Query {
+    pub fn has_text(&self) -> bool {
+        self.text.as_deref().is_some_and(|t| !t.trim().is_empty())
+    }
+
+    pub fn is_everything(&self) -> bool {
+        !self.has_text() && self.model.is_none() && self.status.is_none() && !self.starred && self.since.is_none() && self.until.is_none()
+    }
+}
+
+/// Where the next page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// Newest-first listing: records older than this id.
+    Before(Id),
+    /// Text search: skip this many matches.
+    Offset(usize),
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        match self {
+            Cursor::Before(id) => format!("b{id}"),
+            Cursor::Offset(n) => format!("o{n}"),
+        }
+    }
+
+    pub fn decode(s: &str) -> Option<Cursor> {
+        let (tag, rest) = s.split_at_checked(1)?;
+        match tag {
+            "b" => Id::parse(rest).map(Cursor::Before),
+            "o" => rest.parse().ok().map(Cursor::Offset),
+            _ => None,
+        }
+    }
+}
+
+/// One record, as much as queries need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub id: Id,
+    pub created_ms: i64,
+    pub status: Status,
+    pub starred: bool,
+    pub model: u16,
+    pub prompt: Box<str>,
+}
+
+/// Everything the index knows about one record, before interning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub id: Id,
+    pub created_ms: i64,
+    pub status: Status,
+    pub starred: bool,
+    pub model: String,
+    pub prompt: String,
+}
+
+impl Summary {
+    /// A compact binary form for the summaries tree: cheap to read back at startup.
+    pub fn encode(&self) -> Vec<u8> {
+        let model = self.model.as_bytes();
+        let model_len = model.len().min(usize::from(u16::MAX));
+        let mut out = Vec::with_capacity(13 + model_len + self.prompt.len());
+        out.push(1); // format version
+        out.push(self.status.code());
+        out.push(u8::from(self.starred));
+        out.extend_from_slice(&self.created_ms.to_be_bytes());
+        out.extend_from_slice(&(model_len as u16).to_be_bytes());
+        out.extend_from_slice(&model[..model_len]);
+        out.extend_from_slice(self.prompt.as_bytes());
+        out
+    }
+
+    pub fn decode(id: Id, bytes: &[u8]) -> Option<Summary> {
+        let (&version, rest) = bytes.split_first()?;
+        if version != 1 {
+            return None;
+        }
+        let status = Status::from_code(*rest.first()?)?;
+        let starred = *rest.get(1)? != 0;
+        let created_ms = i64::from_be_bytes(rest.get(2..10)?.try_into().ok()?);
+        let model_len = usize::from(u16::from_be_bytes(rest.get(10..12)?.try_into().ok()?));
+        let model = std::str::from_utf8(rest.get(12..12 + model_len)?).ok()?.to_string();
+        let prompt = std::str::from_utf8(rest.get(12 + model_len..)?).ok()?.to_string();
+        Some(Summary { id, created_ms, status, starred, model, prompt })
+    }
+}
+
+/// All records, oldest first, as small entries.
+#[derive(Debug, Default)]
+pub struct Index {
+    entries: Vec<Entry>,
+    models: Vec<String>,
+}
+
+impl Index {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn model_code(&mut self, model: &str) -> u16 {
+        if let Some(i) = self.models.iter().position(|m| m == model) {
+            return i as u16;
+        }
+        self.models.push(model.to_string());
+        (self.models.len() - 1).min(usize::from(u16::MAX)) as u16
+    }
+
+    fn entry(&mut self, s: Summary) -> Entry {
+        let model = self.model_code(&s.model);
+        Entry { id: s.id, created_ms: s.created_ms, status: s.status, starred: s.starred, model, prompt: s.prompt.into_boxed_str() }
+    }
+
+    /// Build from summaries in key (time) order.
+    pub fn from_sorted(summaries: impl IntoIterator<Item = Summary>) -> Index {
+        let mut index = Index::default();
+        for s in summaries {
+            let e = index.entry(s);
+            index.entries.push(e);
+        }
+        // Keys come sorted from the store; sort anyway so a bug there cannot break searching.
+        if !index.entries.is_sorted_by_key(|e| e.id) {
+            index.entries.sort_by_key(|e| e.id);
+        }
+        index
+    }
+
+    pub fn upsert(&mut self, s: Summary) {
+        let e = self.entry(s);
+        match self.entries.binary_search_by_key(&e.id, |x| x.id) {
+            Ok(i) => self.entries[i] = e,
+            Err(i) => self.entries.insert(i, e),
+        }
+    }
+
+    pub fn remove(&mut self, id: Id) {
+        if let Ok(i) = self.entries.binary_search_by_key(&id, |x| x.id) {
+            self.entries.remove(i);
+        }
+    }
+
+    pub fn contains(&self, id: Id) -> bool {
+        self.entries.binary_search_by_key(&id, |x| x.id).is_ok()
+    }
+
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = Id> + '_ {
+        self.entries.iter().map(|e| e.id)
+    }
+
+    fn passes(&self, e: &Entry, q: &Query) -> bool {
+        if q.starred && !e.starred {
+            return false;
+        }
+        if q.status.is_some_and(|s| s != e.status) {
+            return false;
+        }
+        if let Some(m) = &q.model {
+            if self.models.get(usize::from(e.model)) != Some(m) {
+                return false;
+            }
+        }
+        if q.since.is_some_and(|t| e.created_ms < t.timestamp_millis()) {
+            return false;
+        }
+        if q.until.is_some_and(|t| e.created_ms >= t.timestamp_millis()) {
+            return false;
+        }
+        true
+    }
+
+    /// The ids matching `q`, in display order (best match first for text, else newest first),
+    /// from `cursor`, at most `limit` of them; and the cursor for the next page.
+    pub fn search(&self, q: &Query, cursor: Option<Cursor>, limit: usize) -> (Vec<Id>, Option<Cursor>) {
+        if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            let offset = match cursor {
+                Some(Cursor::Offset(n)) => n,
+                _ => 0,
+            };
+            let hits = self.fuzzy(q, text);
+            let page: Vec<Id> = hits.iter().skip(offset).take(limit).map(|(_, i)| self.entries[*i].id).collect();
+            let next = (offset + page.len() < hits.len()).then_some(Cursor::Offset(offset + page.len()));
+            return (page, next);
+        }
+        let end = match cursor {
+            Some(Cursor::Before(id)) => self.entries.partition_point(|e| e.id < id),
+            _ => self.entries.len(),
+        };
+        let mut page = Vec::with_capacity(limit.min(1024));
+        let mut last = None;
+        let mut more = false;
+        for e in self.entries[..end].iter().rev() {
+            if !self.passes(e, q) {
+                continue;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(e.id);
+            last = Some(e.id);
+        }
+        (page, if more { last.map(Cursor::Before) } else { None })
+    }
+
+    /// Every entry matching the filters and the text, as (score, position), best first and,
+    /// among equals, newest first.
+    fn fuzzy(&self, q: &Query, text: &str) -> Vec<(u32, usize)> {
+        let pattern = Pattern::parse(text, CaseMatching::Smart, Normalization::Smart);
+        let mut matcher = Matcher::new(Config::DEFAULT);
+        let mut buf = Vec::new();
+        let mut hits: Vec<(u32, usize)> = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            if !self.passes(e, q) {
+                continue;
+            }
+            if let Some(score) = pattern.score(Utf32Str::new(&e.prompt, &mut buf), &mut matcher) {
+                hits.push((score, i));
+            }
+        }
+        hits.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        hits
+    }
+
+    /// How many records match.
+    pub fn count(&self, q: &Query) -> usize {
+        match q.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            Some(text) => self.fuzzy(q, text).len(),
+            None => self.entries.iter().filter(|e| self.passes(e, q)).count(),
+        }
+    }
+
+    /// Ids whose shown form starts with `prefix`.
+    pub fn with_prefix(&self, prefix: &str) -> Vec<Id> {
+        let prefix = prefix.to_ascii_lowercase();
+        self.entries.iter().map(|e| e.id).filter(|id| id.to_string().starts_with(&prefix)).take(10).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(prompt: &str, model: &str, status: Status, starred: bool, ms: i64) -> Summary {
+        Summary { id: Id::new(), created_ms: ms, status, starred, model: model.into(), prompt: prompt.into() }
+    }
+
+    #[test]
+    fn summary_round_trip_and_garbage() {
+        let s = summary("夜晚的海边小镇", "gpt-image-2", Status::Failed, true, 1_700_000_000_000);
+        assert_eq!(Summary::decode(s.id, &s.encode()), Some(s.clone()));
+        let bytes = s.encode();
+        for cut in 0..13 {
+            assert_eq!(Summary::decode(s.id, &bytes[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(Summary::decode(s.id, &[9, 9, 9]), None);
+    }
+
+    #[test]
+    fn pages_filters_and_fuzzy() {
+        let rows = vec![
+            summary("a lighthouse at dusk", "gpt-image-2", Status::Succeeded, false, 1),
+            summary("a red fox in snow", "dall-e-3", Status::Failed, true, 2),
+            summary("lighthouse in a storm", "gpt-image-2", Status::Succeeded, true, 3),
+            summary("夜晚的海边小镇", "gpt-image-2", Status::Succeeded, false, 4),
+        ];
+        let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+        let index = Index::from_sorted(rows);
+        let all = Query::default();
+        let (p1, next) = index.search(&all, None, 3);
+        assert_eq!(p1, vec![ids[3], ids[2], ids[1]]);
+        let (p2, next2) = index.search(&all, next, 3);
+        assert_eq!(p2, vec![ids[0]]);
+        assert_eq!(next2, None);
+        let starred = Query { starred: true, ..Default::default() };
+        assert_eq!(index.search(&starred, None, 10).0, vec![ids[2], ids[1]]);
+        let failed = Query { status: Some(Status::Failed), ..Default::default() };
+        assert_eq!(index.count(&failed), 1);
+        let model = Query { model: Some("dall-e-3".into()), ..Default::default() };
+        assert_eq!(index.search(&model, None, 10).0, vec![ids[1]]);
+        let text = Query { text: Some("lghthse".into()), ..Default::default() };
+        let (hits, _) = index.search(&text, None, 10);
+        assert_eq!(hits.len(), 2);
+        assert!(hits.contains(&ids[0]) && hits.contains(&ids[2]));
+        let chinese = Query { text: Some("海边".into()), ..Default::default() };
+        assert_eq!(index.search(&chinese, None, 10).0, vec![ids[3]]);
+        let (first, next) = index.search(&text, None, 1);
+        let (second, end) = index.search(&text, next, 1);
+        assert_ne!(first, second);
+        assert_eq!(end, None);
+        assert_eq!(index.with_prefix(&ids[1].to_string()[..6]), vec![ids[1]]);
+    }
+
+    #[test]
+    fn cursor_encoding() {
+        let id = Id::new();
+        for c in [Cursor::Before(id), Cursor::Offset(42)] {
+            assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        }
+        assert_eq!(Cursor::decode("x1"), None);
+        assert_eq!(Cursor::decode(""), None);
+    }
+}

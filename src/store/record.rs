@@ -1,0 +1,197 @@
+//! A generation as history keeps it, and the versioned envelope it is stored in.
+
+use crate::api::{ApiError, GenerationParams, Usage};
+use crate::store::SavedImage;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use crate::store::Id;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// It was running when the process died.
+    Interrupted,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] =
+        [Status::Queued, Status::Running, Status::Succeeded, Status::Failed, Status::Cancelled, Status::Interrupted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// A job that will not change again unless retried.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Status::Queued | Status::Running)
+    }
+
+    /// A job that may be retried.
+    pub fn can_retry(self) -> bool {
+        matches!(self, Status::Failed | Status::Cancelled | Status::Interrupted)
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Queued => 0,
+            Status::Running => 1,
+            Status::Succeeded => 2,
+            Status::Failed => 3,
+            Status::Cancelled => 4,
+            Status::Interrupted => 5,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Status> {
+        Status::ALL.get(usize::from(c)).copied()
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure as history keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedError {
+    pub kind: String,
+    /// The one-line summary shown to the user.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl From<&ApiError> for RecordedError {
+    fn from(e: &ApiError) -> RecordedError {
+        RecordedError {
+            kind: e.kind.as_str().to_string(),
+            message: e.to_string(),
+            code: e.code.clone(),
+            status: e.status,
+            request_id: e.request_id.clone(),
+            hint: e.hint().map(str::to_string),
+        }
+    }
+}
+
+/// One generation: what was asked, what happened, what was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationRecord {
+    pub id: Id,
+    /// The record this one re-runs, edits or varies.
+    #[serde(default)]
+    pub parent_id: Option<Id>,
+    pub prompt: String,
+    #[serde(default)]
+    pub revised_prompt: Option<String>,
+    pub provider: String,
+    pub model: String,
+    /// Every parameter as the user set it.
+    pub params: GenerationParams,
+    /// True when the offline demo backend made it.
+    #[serde(default)]
+    pub demo: bool,
+    pub status: Status,
+    pub created: DateTime<Utc>,
+    #[serde(default)]
+    pub started: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub finished: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub error: Option<RecordedError>,
+    #[serde(default)]
+    pub outputs: Vec<SavedImage>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub starred: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl GenerationRecord {
+    /// A new queued record for `params`.
+    pub fn queued(id: Id, params: GenerationParams, provider: &str, demo: bool, created: DateTime<Utc>) -> GenerationRecord {
+        GenerationRecord {
+            id,
+            parent_id: None,
+            prompt: params.prompt.clone(),
+            revised_prompt: None,
+            provider: provider.to_string(),
+            model: params.model.clone(),
+            params,
+            demo,
+            status: Status::Queued,
+            created,
+            started: None,
+            finished: None,
+            attempts: 0,
+            error: None,
+            outputs: Vec::new(),
+            usage: None,
+            cost_usd: None,
+            request_id: None,
+            starred: false,
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// The schema version written with every record.
+pub const RECORD_VERSION: u32 = 1;
+
+/// What is stored for each record: a version and the record, so new fields can be added (with
+/// serde defaults) without breaking old records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub v: u32,
+    pub record: GenerationRecord,
+}
+
+pub fn encode(record: &GenerationRecord) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(&Envelope { v: RECORD_VERSION, record: record.clone() }).map_err(|e| e.to_string())
+}
+
+pub fn decode(bytes: &[u8]) -> Result<GenerationRecord, String> {
+    #[derive(Deserialize)]
+    struct Head {
+        v: u32,
+    }
+    let head: Head = serde_json::from_slice(bytes).map_err(|e| format!("not a record envelope: {e}"))?;
+    if head.v > RECORD_VERSION {
+        return Err(format!("written by a newer easel (record version {}, this one reads {RECORD_VERSION})", head.v));
+    }
+    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| format!("record version {} does not decode: {e}", head.v))?;
+    Ok(env.record)
+}

@@ -1,0 +1,637 @@
+//! The history store on sled: generations, their summaries (for fast indexing), the queue order,
+//! and metadata, each in its own tree. Every change is flushed to disk before the call returns,
+//! so a caller may announce it once this returns.
+
+use super::lock::DataDirLock;
+use super::query::{Cursor, Index, Query, Summary};
+use super::record::{self, GenerationRecord, RecordedError, Status};
+use super::{HistoryStore, Id, ImageFiles, Page, QueueMove, Recovery, Stats, StoreError, BadRecord, DoctorReport};
+use chrono::Utc;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// The schema version of the database layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub struct SledStore {
+    db: sled::Db,
+    gens: sled::Tree,
+    summaries: sled::Tree,
+    queue: sled::Tree,
+    meta: sled::Tree,
+    files: ImageFiles,
+    /// Loaded on first use; kept in step with every write after that.
+    index: Mutex<Option<Index>>,
+    /// Serialises queue reordering (positions are read, then written).
+    queue_lock: Mutex<()>,
+    skipped: Mutex<Vec<BadRecord>>,
+    _lock: DataDirLock,
+}
+
+fn sled_error(what: &str, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => {
+            let advice = match io.kind() {
+                std::io::ErrorKind::StorageFull => " (the disk is full: free some space)",
+                std::io::ErrorKind::PermissionDenied => " (check the data folder's permissions)",
+                _ => "",
+            };
+            StoreError::Io(format!("could not {what}: {io}{advice}"))
+        }
+        sled::Error::Corruption { .. } => {
+            StoreError::Corrupt(format!("the history database is damaged ({what}): run `easel history doctor`"))
+        }
+        other => StoreError::Io(format!("could not {what}: {other}")),
+    }
+}
+
+fn tx_error(what: &str, e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => sled_error(what, e),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves data that is still consistent (every
+    // mutation is a single assignment), so recover the guard.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn summary_of(r: &GenerationRecord) -> Summary {
+    Summary {
+        id: r.id,
+        created_ms: r.created.timestamp_millis(),
+        status: r.status,
+        starred: r.starred,
+        model: r.model.clone(),
+        prompt: r.prompt.clone(),
+    }
+}
+
+fn is_active(s: Status) -> bool {
+    matches!(s, Status::Queued | Status::Running)
+}
+
+impl SledStore {
+    /// Open (or create) the store in `data_dir`. Takes the data folder's lock first.
+    pub fn open(data_dir: &Path) -> Result<SledStore, StoreError> {
+        super::files::create_private_dir(data_dir)
+            .map_err(|e| StoreError::Io(super::files::describe_io_error("create the data folder", data_dir, &e)))?;
+        let lock = DataDirLock::acquire(data_dir).map_err(StoreError::Locked)?;
+        let path = data_dir.join("history.sled");
+        let db = sled::Config::new()
+            .path(&path)
+            // Small cache: history pages are small, and resident memory matters more.
+            .cache_capacity(16 * 1024 * 1024)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| sled_error(&format!("open the history at {}", path.display()), e))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| sled_error("open the history", e));
+        let store = SledStore {
+            gens: tree("generations")?,
+            summaries: tree("summaries")?,
+            queue: tree("queue")?,
+            meta: tree("meta")?,
+            db,
+            files: ImageFiles::new(data_dir, None),
+            index: Mutex::new(None),
+            queue_lock: Mutex::new(()),
+            skipped: Mutex::new(Vec::new()),
+            _lock: lock,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        match self.meta.get("schema_version").map_err(|e| sled_error("read the history", e))? {
+            Some(v) => {
+                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::Open(format!(
+                        "the history was written by a newer easel (schema {found}; this one reads {SCHEMA_VERSION}): upgrade easel"
+                    )));
+                }
+            }
+            None => {
+                self.meta
+                    .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(|e| sled_error("write the history", e))?;
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn files(&self) -> &ImageFiles {
+        &self.files
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.files.data_dir()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(|e| sled_error("save the history to disk", e))
+    }
+
+    fn decode_or_skip(&self, key: &[u8], bytes: &[u8]) -> Option<GenerationRecord> {
+        match record::decode(bytes) {
+            Ok(r) => Some(r),
+            Err(error) => {
+                let mut skipped = lock(&self.skipped);
+                let key_hex = hex::encode(key);
+                if !skipped.iter().any(|b| b.key == key_hex) {
+                    skipped.push(BadRecord { key: key_hex, error });
+                }
+                None
+            }
+        }
+    }
+
+    fn read(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError> {
+        let key = id.key();
+        Ok(self.gens.get(key).map_err(|e| sled_error("read the history", e))?.and_then(|v| self.decode_or_skip(&key, &v)))
+    }
+
+    fn queue_positions(&self) -> Result<Vec<(i64, Id)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.queue.iter() {
+            let (k, v) = kv.map_err(|e| sled_error("read the queue", e))?;
+            let (Some(id), Ok(pos)) = (Id::from_key(&k), <[u8; 8]>::try_from(v.as_ref())) else { continue };
+            out.push((i64::from_be_bytes(pos), id));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Write a record, its summary and its queue entry in one transaction, then flush.
+    fn write(&self, r: &GenerationRecord, queue_pos: Option<Option<i64>>) -> Result<(), StoreError> {
+        let bytes = record::encode(r).map_err(StoreError::Invalid)?;
+        let summary = summary_of(r);
+        let key = r.id.key();
+        (&self.gens, &self.summaries, &self.queue)
+            .transaction(|(g, s, q)| {
+                g.insert(&key, bytes.as_slice())?;
+                s.insert(&key, summary.encode())?;
+                match queue_pos {
+                    Some(Some(pos)) => {
+                        q.insert(&key, &pos.to_be_bytes())?;
+                    }
+                    Some(None) => {
+                        q.remove(&key)?;
+                    }
+                    None => {}
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| tx_error("save the generation", e))?;
+        self.flush()?;
+        if let Some(index) = lock(&self.index).as_mut() {
+            index.upsert(summary);
+        }
+        Ok(())
+    }
+
+    fn load_index(&self) -> Result<MutexGuard<'_, Option<Index>>, StoreError> {
+        let mut guard = lock(&self.index);
+        if guard.is_none() {
+            let mut summaries = Vec::new();
+            for kv in self.summaries.iter() {
+                let (k, v) = kv.map_err(|e| sled_error("read the history", e))?;
+                let Some(id) = Id::from_key(&k) else { continue };
+                match Summary::decode(id, &v) {
+                    Some(s) => summaries.push(s),
+                    // A damaged summary: rebuild it from the record when that is readable.
+                    None => {
+                        if let Some(r) = self.read(id)? {
+                            summaries.push(summary_of(&r));
+                        }
+                    }
+                }
+            }
+            *guard = Some(Index::from_sorted(summaries));
+        }
+        Ok(guard)
+    }
+
+    /// Load the search index now (the studio does this on a worker at start).
+    pub fn warm_index(&self) -> Result<usize, StoreError> {
+        Ok(self.load_index()?.as_ref().map_or(0, Index::len))
+    }
+
+    fn fetch(&self, ids: Vec<Id>) -> Result<Vec<GenerationRecord>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = self.read(id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn require(&self, id: Id) -> Result<GenerationRecord, StoreError> {
+        self.read(id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+}
+
+impl HistoryStore for SledStore {
+    fn put(&self, r: &GenerationRecord) -> Result<(), StoreError> {
+        let _q = lock(&self.queue_lock);
+        let in_queue = self.queue.contains_key(r.id.key()).map_err(|e| sled_error("read the queue", e))?;
+        let pos = match (is_active(r.status), in_queue) {
+            (true, true) => None,
+            (true, false) => Some(Some(self.queue_positions()?.last().map_or(0, |(p, _)| p + 1))),
+            (false, true) => Some(None),
+            (false, false) => None,
+        };
+        self.write(r, pos)
+    }
+
+    fn enqueue(&self, r: &GenerationRecord, front: bool) -> Result<(), StoreError> {
+        let _q = lock(&self.queue_lock);
+        let positions = self.queue_positions()?;
+        let pos = if front {
+            positions.first().map_or(0, |(p, _)| p - 1)
+        } else {
+            positions.last().map_or(0, |(p, _)| p + 1)
+        };
+        self.write(r, Some(Some(pos)))
+    }
+
+    fn get(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError> {
+        self.read(id)
+    }
+
+    fn resolve(&self, text: &str) -> Result<Id, StoreError> {
+        let text = text.trim();
+        if let Some(id) = Id::parse(text) {
+            if self.gens.contains_key(id.key()).map_err(|e| sled_error("read the history", e))? {
+                return Ok(id);
+            }
+        }
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::NotFound(text.to_string()));
+        }
+        let guard = self.load_index()?;
+        let matches = guard.as_ref().map(|i| i.with_prefix(text)).unwrap_or_default();
+        match matches.as_slice() {
+            [] => Err(StoreError::NotFound(text.to_string())),
+            [one] => Ok(*one),
+            many => Err(StoreError::Ambiguous { prefix: text.to_string(), matches: many.to_vec() }),
+        }
+    }
+
+    fn page(&self, q: &Query, cursor: Option<Cursor>, limit: usize) -> Result<Page, StoreError> {
+        // The newest page of everything needs no index: a reverse range scan.
+        let index_loaded = lock(&self.index).is_some();
+        if q.is_everything() && !index_loaded && !matches!(cursor, Some(Cursor::Offset(_))) {
+            let end = match cursor {
+                Some(Cursor::Before(id)) => id.key(),
+                _ => [0xff; 16],
+            };
+            let mut records = Vec::with_capacity(limit.min(1024));
+            let mut next = None;
+            for kv in self.gens.range(..end).rev() {
+                let (k, v) = kv.map_err(|e| sled_error("read the history", e))?;
+                if records.len() == limit {
+                    next = records.last().map(|r: &GenerationRecord| Cursor::Before(r.id));
+                    break;
+                }
+                if let Some(r) = self.decode_or_skip(&k, &v) {
+                    records.push(r);
+                }
+            }
+            return Ok(Page { records, next });
+        }
+        let (ids, next) = {
+            let guard = self.load_index()?;
+            guard.as_ref().map(|i| i.search(q, cursor, limit)).unwrap_or_default()
+        };
+        Ok(Page { records: self.fetch(ids)?, next })
+    }
+
+    fn count(&self, q: &Query) -> Result<usize, StoreError> {
+        if q.is_everything() {
+            return Ok(self.gens.len());
+        }
+        Ok(self.load_index()?.as_ref().map_or(0, |i| i.count(q)))
+    }
+
+    fn set_starred(&self, id: Id, starred: bool) -> Result<GenerationRecord, StoreError> {
+        let mut r = self.require(id)?;
+        r.starred = starred;
+        self.write(&r, None)?;
+        Ok(r)
+    }
+
+    fn set_tags(&self, id: Id, tags: Vec<String>) -> Result<GenerationRecord, StoreError> {
+        let mut r = self.require(id)?;
+        r.tags = tags;
+        self.write(&r, None)?;
+        Ok(r)
+    }
+
+    fn delete(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError> {
+        let _q = lock(&self.queue_lock);
+        let old = self.read(id)?;
+        let key = id.key();
+        (&self.gens, &self.summaries, &self.queue)
+            .transaction(|(g, s, q)| {
+                g.remove(&key)?;
+                s.remove(&key)?;
+                q.remove(&key)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| tx_error("delete the generation", e))?;
+        self.flush()?;
+        if let Some(index) = lock(&self.index).as_mut() {
+            index.remove(id);
+        }
+        // Files go after the record, so a crash in between leaves files without a record (found
+        // by doctor), never a record pointing at missing files.
+        if let Some(r) = &old {
+            for out in &r.outputs {
+                self.files.remove(out);
+            }
+        }
+        Ok(old)
+    }
+
+    fn queue(&self) -> Result<Vec<GenerationRecord>, StoreError> {
+        let ids = self.queue_positions()?.into_iter().map(|(_, id)| id).collect();
+        self.fetch(ids)
+    }
+
+    fn move_in_queue(&self, id: Id, how: QueueMove) -> Result<bool, StoreError> {
+        let _q = lock(&self.queue_lock);
+        let positions = self.queue_positions()?;
+        let Some(at) = positions.iter().position(|(_, i)| *i == id) else { return Ok(false) };
+        let swap_with = match how {
+            QueueMove::Up if at > 0 => Some(at - 1),
+            QueueMove::Down if at + 1 < positions.len() => Some(at + 1),
+            QueueMove::Front if at > 0 => {
+                let front = positions[0].0 - 1;
+                self.queue.insert(id.key(), &front.to_be_bytes()).map_err(|e| sled_error("reorder the queue", e))?;
+                self.flush()?;
+                return Ok(true);
+            }
+            _ => None,
+        };
+        let Some(other) = swap_with else { return Ok(false) };
+        let (pa, ida) = positions[at];
+        let (pb, idb) = positions[other];
+        self.queue
+            .transaction(|q| {
+                q.insert(&ida.key(), &pb.to_be_bytes())?;
+                q.insert(&idb.key(), &pa.to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| tx_error("reorder the queue", e))?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    fn recover(&self) -> Result<Recovery, StoreError> {
+        let mut recovery = Recovery::default();
+        for r in self.queue()? {
+            match r.status {
+                Status::Running => {
+                    let mut r = r;
+                    r.status = Status::Interrupted;
+                    r.finished = Some(Utc::now());
+                    r.error = Some(RecordedError {
+                        kind: "interrupted".into(),
+                        message: "easel stopped while this generation was running".into(),
+                        code: None,
+                        status: None,
+                        request_id: r.request_id.clone(),
+                        hint: Some("retry it (r in the studio)".into()),
+                    });
+                    self.put(&r)?;
+                    recovery.interrupted.push(r.id);
+                }
+                Status::Queued => recovery.queued.push(r.id),
+                // A finished job left in the queue tree (should not happen): drop the entry.
+                _ => self.put(&r)?,
+            }
+        }
+        Ok(recovery)
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(GenerationRecord) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        for kv in self.gens.iter() {
+            let (k, v) = kv.map_err(|e| sled_error("read the history", e))?;
+            if let Some(r) = self.decode_or_skip(&k, &v) {
+                f(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<Stats, StoreError> {
+        let mut stats = Stats::default();
+        self.for_each(&mut |r| {
+            stats.total += 1;
+            *stats.by_status.entry(r.status.as_str().to_string()).or_default() += 1;
+            *stats.by_model.entry(r.model.clone()).or_default() += 1;
+            stats.images += r.outputs.len();
+            stats.image_bytes += r.outputs.iter().map(|o| o.bytes).sum::<u64>();
+            stats.spend_usd += r.cost_usd.unwrap_or(0.0);
+            Ok(())
+        })?;
+        stats.database_bytes = self.db.size_on_disk().unwrap_or(0);
+        stats.skipped = lock(&self.skipped).len();
+        Ok(stats)
+    }
+
+    fn doctor(&self, repair: bool) -> Result<DoctorReport, StoreError> {
+        let mut report = DoctorReport::default();
+        let mut referenced: Vec<PathBuf> = Vec::new();
+        let mut bad_keys = Vec::new();
+        for kv in self.gens.iter() {
+            let (k, v) = kv.map_err(|e| sled_error("read the history", e))?;
+            match record::decode(&v) {
+                Ok(r) => {
+                    for out in &r.outputs {
+                        let path = self.files.resolve(&out.path);
+                        if !path.is_file() {
+                            report.missing_files.push((r.id, out.path.clone()));
+                        }
+                        referenced.push(path);
+                    }
+                    let summary_ok = self
+                        .summaries
+                        .get(&k)
+                        .map_err(|e| sled_error("read the history", e))?
+                        .and_then(|s| Summary::decode(r.id, &s))
+                        .is_some_and(|s| s == summary_of(&r));
+                    if !summary_ok {
+                        report.stale_summaries += 1;
+                        if repair {
+                            self.summaries.insert(&k, summary_of(&r).encode()).map_err(|e| sled_error("repair the index", e))?;
+                        }
+                    }
+                }
+                Err(error) => {
+                    report.bad_records.push(BadRecord { key: hex::encode(&k), error });
+                    bad_keys.push(k);
+                }
+            }
+        }
+        // Summaries and queue entries whose record is gone.
+        for tree in [&self.summaries, &self.queue] {
+            for kv in tree.iter() {
+                let (k, _) = kv.map_err(|e| sled_error("read the history", e))?;
+                if !self.gens.contains_key(&k).map_err(|e| sled_error("read the history", e))? {
+                    report.orphan_entries += 1;
+                    if repair {
+                        tree.remove(&k).map_err(|e| sled_error("repair the index", e))?;
+                    }
+                }
+            }
+        }
+        if repair {
+            // Undecodable records are moved aside, not destroyed, so nothing is lost for good.
+            let quarantine = self.db.open_tree("quarantine").map_err(|e| sled_error("repair the history", e))?;
+            for k in &bad_keys {
+                if let Some(v) = self.gens.remove(k).map_err(|e| sled_error("repair the history", e))? {
+                    quarantine.insert(k, v).map_err(|e| sled_error("repair the history", e))?;
+                }
+                self.summaries.remove(k).map_err(|e| sled_error("repair the history", e))?;
+                self.queue.remove(k).map_err(|e| sled_error("repair the history", e))?;
+            }
+            self.flush()?;
+            *lock(&self.index) = None;
+            lock(&self.skipped).clear();
+            report.repaired = true;
+        }
+        // Image files on disk that no record mentions.
+        let images = self.data_dir().join("images");
+        referenced.sort();
+        let mut stack = vec![images];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x != "json" && x != "tmp") && referenced.binary_search(&p).is_err() {
+                    report.unreferenced_files.push(p);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn skipped(&self) -> Vec<BadRecord> {
+        lock(&self.skipped).clone()
+    }
+
+    fn len(&self) -> usize {
+        self.gens.len()
+    }
+}
+
+/// Counts by a key, for stats.
+pub type Counts = BTreeMap<String, usize>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::GenerationParams;
+
+    fn rec(prompt: &str, status: Status) -> GenerationRecord {
+        let params = GenerationParams { prompt: prompt.into(), ..Default::default() };
+        let mut r = GenerationRecord::queued(Id::new(), params, "demo", true, Utc::now());
+        r.status = status;
+        r
+    }
+
+    #[test]
+    fn put_page_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<Id> = {
+            let store = SledStore::open(dir.path()).unwrap();
+            let rs: Vec<_> = (0..5).map(|i| rec(&format!("prompt {i}"), Status::Succeeded)).collect();
+            for r in &rs {
+                store.put(r).unwrap();
+            }
+            let page = store.page(&Query::default(), None, 3).unwrap();
+            assert_eq!(page.records.iter().map(|r| r.id).collect::<Vec<_>>(), vec![rs[4].id, rs[3].id, rs[2].id]);
+            let page2 = store.page(&Query::default(), page.next, 3).unwrap();
+            assert_eq!(page2.records.len(), 2);
+            assert!(page2.next.is_none());
+            rs.iter().map(|r| r.id).collect()
+        };
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.len(), 5);
+        assert_eq!(store.get(ids[2]).unwrap().unwrap().prompt, "prompt 2");
+        assert_eq!(store.resolve(&ids[2].to_string()[..10]).unwrap(), ids[2]);
+        let q = Query { text: Some("prompt 3".into()), ..Default::default() };
+        assert_eq!(store.page(&q, None, 10).unwrap().records[0].id, ids[3]);
+    }
+
+    #[test]
+    fn second_open_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+        let Err(StoreError::Locked(msg)) = SledStore::open(dir.path()) else { panic!("second open allowed") };
+        assert!(msg.contains("another easel is using"));
+    }
+
+    #[test]
+    fn corrupt_record_is_skipped_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let good = rec("good", Status::Succeeded);
+        store.put(&good).unwrap();
+        let bad = Id::new();
+        store.gens.insert(bad.key(), &b"{not json"[..]).unwrap();
+        let page = store.page(&Query::default(), None, 10).unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(store.skipped().len(), 1);
+        let report = store.doctor(false).unwrap();
+        assert_eq!(report.bad_records.len(), 1);
+        let report = store.doctor(true).unwrap();
+        assert!(report.repaired);
+        assert!(store.doctor(false).unwrap().bad_records.is_empty());
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn queue_order_and_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (rec("a", Status::Queued), rec("b", Status::Queued), rec("c", Status::Queued));
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.enqueue(&a, false).unwrap();
+            store.enqueue(&b, false).unwrap();
+            store.enqueue(&c, true).unwrap();
+            let order = |s: &SledStore| s.queue().unwrap().iter().map(|r| r.prompt.clone()).collect::<Vec<_>>();
+            assert_eq!(order(&store), ["c", "a", "b"]);
+            assert!(store.move_in_queue(b.id, QueueMove::Up).unwrap());
+            assert_eq!(order(&store), ["c", "b", "a"]);
+            assert!(store.move_in_queue(a.id, QueueMove::Front).unwrap());
+            assert_eq!(order(&store), ["a", "c", "b"]);
+            assert!(!store.move_in_queue(a.id, QueueMove::Up).unwrap());
+            let mut running = a.clone();
+            running.status = Status::Running;
+            store.put(&running).unwrap();
+            let mut done = c.clone();
+            done.status = Status::Succeeded;
+            store.put(&done).unwrap();
+            assert_eq!(order(&store), ["a", "b"]);
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let rec = store.recover().unwrap();
+        assert_eq!(rec.interrupted, vec![a.id]);
+        assert_eq!(rec.queued, vec![b.id]);
+        assert_eq!(store.get(a.id).unwrap().unwrap().status, Status::Interrupted);
+        assert_eq!(store.queue().unwrap().len(), 1);
+    }
+}

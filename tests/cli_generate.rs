@@ -1,0 +1,799 @@
+//! End-to-end tests of the `easel` binary: `generate` on the offline demo backend and against the
+//! in-process fake Images server, the exit codes and messages of its failures, and the `config`
+//! and `models` commands. Every test runs the real binary in its own temporary HOME, config and
+//! data folders, with an environment cleared of OPENAI_* variables.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use support::fake_server::{FakeServer, Reply};
+
+const BIN: &str = env!("CARGO_BIN_EXE_easel");
+
+/// A private HOME, config folder and data folder for one test.
+struct Sandbox {
+    root: tempfile::TempDir,
+    home: PathBuf,
+    config_home: PathBuf,
+    data: PathBuf,
+}
+
+impl Sandbox {
+    /// No config file at all.
+    fn bare() -> Sandbox {
+        let root = tempfile::tempdir().expect("temp dir");
+        let home = root.path().join("home");
+        let config_home = root.path().join("config");
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&config_home).unwrap();
+        Sandbox {
+            root,
+            home,
+            config_home,
+            data,
+        }
+    }
+
+    /// A config file that makes the demo backend quick.
+    fn new() -> Sandbox {
+        let s = Sandbox::bare();
+        s.write_config("[demo]\nlatency_ms = 50\n");
+        s
+    }
+
+    fn config_file(&self) -> PathBuf {
+        self.config_home.join("easel").join("config.toml")
+    }
+
+    fn write_config(&self, text: &str) {
+        let file = self.config_file();
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+
+    /// `program` with a clean environment: no OPENAI_*, no EASEL_* besides the data dir.
+    fn command_for(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", &self.config_home)
+            .env("EASEL_DATA_DIR", &self.data)
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// The binary with a clean environment.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command_for(BIN);
+        cmd.args(args);
+        cmd
+    }
+
+    /// The binary pointed at `server` with `key`.
+    fn command_with_key(&self, server: &FakeServer, key: &str, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        cmd.env("OPENAI_BASE_URL", server.base_url())
+            .env("OPENAI_API_KEY", key);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.command(args))
+    }
+
+    /// Every file under the sandbox (home, config and data folders).
+    fn all_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(self.root.path(), &mut out);
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    raw_stdout: Vec<u8>,
+    raw_stderr: Vec<u8>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("code", &self.code)
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .finish()
+    }
+}
+
+impl Run {
+    fn from_output(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().expect("exited, not killed by a signal"),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            raw_stdout: out.stdout,
+            raw_stderr: out.stderr,
+        }
+    }
+
+    fn of(mut cmd: Command) -> Run {
+        Run::from_output(cmd.output().expect("run easel"))
+    }
+
+    /// Run with `input` on standard input.
+    fn with_stdin(mut cmd: Command, input: &[u8]) -> Run {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn easel");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        Run::from_output(child.wait_with_output().unwrap())
+    }
+
+    /// From an async test: the server keeps running on the runtime's other threads.
+    async fn of_async(cmd: Command) -> Run {
+        tokio::task::spawn_blocking(move || Run::of(cmd))
+            .await
+            .unwrap()
+    }
+
+    fn paths(&self) -> Vec<PathBuf> {
+        self.stdout.lines().map(PathBuf::from).collect()
+    }
+
+    fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "exit code; the run was {self:#?}");
+        self
+    }
+}
+
+fn unique_key() -> String {
+    format!(
+        "sk-proj-easeltest{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    )
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn sidecar(image: &Path) -> Value {
+    let text = std::fs::read(image.with_extension("json")).expect("sidecar beside the image");
+    serde_json::from_slice(&text).expect("sidecar is JSON")
+}
+
+/// A PNG of random pixels (so it does not compress much).
+fn noise_png(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let img = image::RgbImage::from_fn(width, height, |_, _| {
+        image::Rgb([rng.u8(..), rng.u8(..), rng.u8(..)])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A GPT-shaped answer carrying exactly these images.
+fn images_answer(images: &[&[u8]]) -> Reply {
+    let data: Vec<Value> = images
+        .iter()
+        .map(|b| json!({ "b64_json": STANDARD.encode(b) }))
+        .collect();
+    let body = json!({ "created": 1_790_000_000, "data": data, "output_format": "png" });
+    Reply::raw(200, "application/json", body.to_string())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo backend
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn demo_without_key_saves_labelled_images() {
+    let s = Sandbox::new();
+    let prompt = "a lighthouse at dusk";
+    let run = s.run(&["generate", "--size", "256x256", prompt]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("demo"),
+        "stderr should mention the demo: {}",
+        run.stderr
+    );
+    let paths = run.paths();
+    assert_eq!(paths.len(), 1, "one path per image: {:?}", run.stdout);
+    let path = &paths[0];
+    assert!(path.is_absolute(), "{path:?}");
+    assert!(path.starts_with(&s.data), "{path:?} is in the data dir");
+    let img = image::open(path).expect("the file decodes as an image");
+    assert_eq!((img.width(), img.height()), (256, 256));
+    let meta = sidecar(path);
+    assert_eq!(meta["demo"], true, "{meta:#}");
+    assert_eq!(meta["backend"], "demo", "{meta:#}");
+    assert_eq!(meta["prompt"], prompt, "{meta:#}");
+    assert_eq!(
+        meta["image"]["sha256"],
+        sha256_hex(&std::fs::read(path).unwrap())
+    );
+}
+
+#[test]
+fn demo_json_lines_match_the_files() {
+    let s = Sandbox::new();
+    let run = s.run(&[
+        "generate",
+        "-n",
+        "2",
+        "--json",
+        "--size",
+        "256x256",
+        "two foxes",
+    ]);
+    run.expect_code(0);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    let mut seen = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let path = PathBuf::from(line["path"].as_str().expect("path"));
+        let bytes = std::fs::read(&path).expect("the file exists");
+        assert_eq!(line["sha256"], sha256_hex(&bytes), "{line}");
+        assert_eq!(line["bytes"], bytes.len() as u64, "{line}");
+        assert_eq!(line["width"], 256, "{line}");
+        assert_eq!(line["height"], 256, "{line}");
+        assert_eq!(line["index"], i as u64 + 1, "{line}");
+        assert_eq!(line["demo"], true, "{line}");
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (256, 256));
+        assert_eq!(sidecar(&path)["demo"], true);
+        seen.push(path);
+    }
+    assert_ne!(seen[0], seen[1]);
+    assert_eq!(lines[0]["id"], lines[1]["id"], "one generation");
+}
+
+#[test]
+fn prompt_from_stdin_lands_unchanged() {
+    let s = Sandbox::new();
+    let prompt = "夜晚的海边小镇";
+    let run = Run::with_stdin(
+        s.command(&["generate", "--size", "256x256", "-"]),
+        format!("{prompt}\n").as_bytes(),
+    );
+    run.expect_code(0);
+    let paths = run.paths();
+    assert_eq!(paths.len(), 1, "{}", run.stdout);
+    let meta = sidecar(&paths[0]);
+    assert_eq!(meta["prompt"], prompt, "{meta:#}");
+    assert_eq!(meta["request"]["prompt"], prompt, "{meta:#}");
+}
+
+#[test]
+fn out_dir_that_cannot_be_created_fails_cleanly() {
+    let s = Sandbox::new();
+    let blocker = s.root.path().join("not-a-folder");
+    std::fs::write(&blocker, b"a regular file").unwrap();
+    let out = blocker.join("images");
+    let run = s.run(&[
+        "generate",
+        "--size",
+        "256x256",
+        "--out",
+        out.to_str().unwrap(),
+        "a cat",
+    ]);
+    run.expect_code(1);
+    assert!(run.stdout.is_empty(), "nothing saved: {}", run.stdout);
+    assert!(
+        run.stderr.contains("could not be saved"),
+        "says the images were not saved: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&*out.to_string_lossy()),
+        "names the folder: {}",
+        run.stderr
+    );
+    assert!(!out.exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI (the fake server)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_request_carries_key_and_saves_exact_bytes() {
+    let server = FakeServer::start().await;
+    let png = noise_png(48, 32, 7);
+    server.push(images_answer(&[&png]));
+    let s = Sandbox::new();
+    let key = unique_key();
+    let prompt = "a red bicycle leaning on a blue wall";
+    let run = Run::of_async(s.command_with_key(&server, &key, &["generate", prompt])).await;
+    run.expect_code(0);
+
+    let requests = server.generation_requests();
+    assert_eq!(requests.len(), 1);
+    let req = &requests[0];
+    assert_eq!(req.path, "/v1/images/generations");
+    assert_eq!(
+        req.authorization.as_deref(),
+        Some(format!("Bearer {key}").as_str())
+    );
+    assert_eq!(req.body["model"], "gpt-image-2", "{}", req.body);
+    assert_eq!(req.body["prompt"], prompt, "{}", req.body);
+
+    let paths = run.paths();
+    assert_eq!(paths.len(), 1, "{}", run.stdout);
+    assert_eq!(
+        std::fs::read(&paths[0]).unwrap(),
+        png,
+        "saved bytes are the bytes sent"
+    );
+    assert_eq!(paths[0].extension().unwrap(), "png");
+    let meta = sidecar(&paths[0]);
+    assert_eq!(meta["demo"], false, "{meta:#}");
+    assert_eq!(meta["backend"], "openai-compatible", "{meta:#}");
+    assert_eq!(meta["prompt"], prompt);
+    assert_eq!(meta["request_id"], format!("req_{}", req.id), "{meta:#}");
+    assert_eq!(meta["image"]["sha256"], sha256_hex(&png));
+    assert!(
+        !run.stderr.to_lowercase().contains("demo"),
+        "no demo notice: {}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_is_never_written_or_printed() {
+    let server = FakeServer::start().await;
+    server.push(Reply::unauthorized());
+    server.push(Reply::image());
+    let s = Sandbox::new();
+    let key = unique_key();
+
+    let failed =
+        Run::of_async(s.command_with_key(&server, &key, &["generate", "a quiet harbour"])).await;
+    failed.expect_code(1);
+    let ok = Run::of_async(s.command_with_key(
+        &server,
+        &key,
+        &["generate", "--json", "a quiet harbour"],
+    ))
+    .await;
+    ok.expect_code(0);
+    assert_eq!(server.generation_count(), 2);
+
+    for run in [&failed, &ok] {
+        assert!(
+            !contains(&run.raw_stdout, key.as_bytes()),
+            "key on stdout: {run:#?}"
+        );
+        assert!(
+            !contains(&run.raw_stderr, key.as_bytes()),
+            "key on stderr: {run:#?}"
+        );
+    }
+    let files = s.all_files();
+    assert!(
+        files.iter().any(|f| f.starts_with(&s.data)),
+        "the success saved something: {files:?}"
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !contains(&bytes, key.as_bytes()),
+            "{} holds the key",
+            file.display()
+        );
+        // Not even its distinctive tail (a partial echo).
+        assert!(
+            !contains(&bytes, &key.as_bytes()[key.len() - 16..]),
+            "{}",
+            file.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_refusal_says_so_with_the_request_id() {
+    let server = FakeServer::start().await;
+    server.push(Reply::moderation_blocked());
+    let s = Sandbox::new();
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &unique_key(),
+        &["generate", "something refused"],
+    ))
+    .await;
+    run.expect_code(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("OpenAI refused the prompt (moderation_blocked)"),
+        "{}",
+        run.stderr
+    );
+    let requests = server.generation_requests();
+    assert_eq!(requests.len(), 1, "a refusal is not retried");
+    let id = format!("req_{}", requests[0].id);
+    assert!(
+        run.stderr.contains(&id),
+        "names request {id}: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthorized_hints_at_the_key_variable() {
+    let server = FakeServer::start().await;
+    server.push(Reply::unauthorized());
+    let s = Sandbox::new();
+    let run =
+        Run::of_async(s.command_with_key(&server, &unique_key(), &["generate", "a tree"])).await;
+    run.expect_code(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("did not accept the API key"),
+        "{}",
+        run.stderr
+    );
+    let hint = run
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("hint:"))
+        .unwrap_or_else(|| panic!("a hint line: {}", run.stderr));
+    assert!(hint.contains("OPENAI_API_KEY"), "{hint}");
+    assert_eq!(server.generation_count(), 1, "401 is not retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_requests_are_refused_before_sending() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let key = unique_key();
+    let cases: &[(&[&str], &str)] = &[
+        (&["generate", "--style", "vivid", "a boat"], "style"),
+        (&["generate", "--size", "1000x1000", "a boat"], "size"),
+        (
+            &["generate", "--model", "dall-e-3", "-n", "2", "a boat"],
+            "n",
+        ),
+    ];
+    for (args, field) in cases {
+        let run = Run::of_async(s.command_with_key(&server, &key, args)).await;
+        run.expect_code(1);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+        let first = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("easel: not sent"))
+            .unwrap_or_else(|| panic!("{args:?}: {}", run.stderr));
+        assert!(
+            first.contains(&format!("not sent: {field}:")),
+            "{args:?} names {field}: {first}"
+        );
+        assert_eq!(
+            server.request_count(),
+            0,
+            "{args:?}: the server got a request"
+        );
+    }
+    assert!(!s.data.join("images").exists());
+}
+
+#[test]
+fn explicit_openai_without_key_says_what_to_export() {
+    let s = Sandbox::new();
+    let run = s.run(&["--provider", "openai", "generate", "a boat"]);
+    run.expect_code(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("export OPENAI_API_KEY"),
+        "{}",
+        run.stderr
+    );
+    assert!(!s.data.join("images").exists(), "no demo fallback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_error_text_cannot_drive_the_terminal() {
+    let server = FakeServer::start().await;
+    let evil = "boom\u{1b}]52;c;aGVsbG8=\u{7} then \u{1b}[2J cleared\u{9b}31m";
+    server.push(Reply::json(
+        400,
+        json!({ "error": {
+            "message": evil,
+            "type": "invalid\u{1b}[31m_request",
+            "param": "size\u{7}",
+            "code": "bad\u{1b}]0;title\u{7}_value",
+        }}),
+    ));
+    let s = Sandbox::new();
+    let run = Run::of_async(s.command_with_key(&server, &unique_key(), &["generate", "x"])).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("boom"),
+        "the message is shown: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("cleared"), "{}", run.stderr);
+    for (name, bytes) in [("stdout", &run.raw_stdout), ("stderr", &run.raw_stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!bytes.contains(&0x1b), "ESC on {name}: {text:?}");
+        assert!(!bytes.contains(&0x07), "BEL on {name}: {text:?}");
+        assert!(!text.contains('\u{9b}'), "C1 CSI on {name}: {text:?}");
+    }
+}
+
+/// Exit status 2: the server sent two images, the first is saved and the second cannot be (the
+/// file size limit is below its size; SIGXFSZ is ignored so the write fails with EFBIG).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_save_exits_with_2() {
+    let server = FakeServer::start().await;
+    let small = noise_png(4, 4, 1);
+    let big = noise_png(96, 96, 2); // about 28 KB
+    assert!(small.len() < 1024 && big.len() > 16 * 1024);
+    server.push(images_answer(&[&small, &big]));
+    let s = Sandbox::new();
+    let key = unique_key();
+    // `ulimit -f` counts 512- or 1024-byte blocks depending on the shell: 12 blocks is at most
+    // 12 KB, above the small image and its sidecar, below the big image.
+    let mut sh = s.command_for("sh");
+    sh.env("OPENAI_BASE_URL", server.base_url())
+        .env("OPENAI_API_KEY", &key)
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 12 && exec \"$0\" \"$@\"")
+        .arg(BIN)
+        .args(["generate", "-n", "2", "--json", "two pictures"]);
+    let run = Run::of_async(sh).await;
+    run.expect_code(2);
+    assert_eq!(server.generation_count(), 1);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "one image saved: {}", run.stdout);
+    let path = PathBuf::from(lines[0]["path"].as_str().unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), small);
+    assert_eq!(lines[0]["index"], 1);
+    assert!(
+        run.stderr.contains("could not save the image"),
+        "says which save failed: {}",
+        run.stderr
+    );
+    // Nothing half-written is left beside the saved image.
+    let mut names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "the image and its sidecar only: {names:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config and models
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn bad_config_names_the_file_and_line() {
+    let s = Sandbox::bare();
+    s.write_config("[defaults]\nmodle = 1\n");
+    let run = s.run(&["generate", "a boat"]);
+    run.expect_code(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(&*s.config_file().to_string_lossy()),
+        "names the file: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("line 2"), "{}", run.stderr);
+    assert!(run.stderr.contains("modle"), "{}", run.stderr);
+    assert!(!s.data.exists(), "nothing written");
+}
+
+#[test]
+fn config_path_honours_the_environment() {
+    let s = Sandbox::bare();
+    let run = s.run(&["config", "path"]);
+    run.expect_code(0);
+    let config = s.config_file();
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("config:") && l.contains(&*config.to_string_lossy())),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("data:") && l.trim_end().ends_with(&*s.data.to_string_lossy())),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("not created yet"), "{}", run.stdout);
+    assert!(!config.exists(), "`config path` creates nothing");
+
+    // --config (and EASEL_CONFIG) name the file directly.
+    let other = s.root.path().join("elsewhere.toml");
+    let run = s.run(&["--config", other.to_str().unwrap(), "config", "path"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains(&*other.to_string_lossy()),
+        "{}",
+        run.stdout
+    );
+    let mut cmd = s.command(&["config", "path"]);
+    cmd.env("EASEL_CONFIG", &other);
+    let run = Run::of(cmd);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains(&*other.to_string_lossy()),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn config_init_writes_a_file_that_parses_and_keeps_it() {
+    let s = Sandbox::bare();
+    let config = s.config_file();
+    let run = s.run(&["config", "init"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains(&*config.to_string_lossy()),
+        "{}",
+        run.stdout
+    );
+    let written = std::fs::read_to_string(&config).expect("config written");
+    assert!(written.contains("[defaults]"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
+
+    // It parses: `config path` loads it and no longer says it is missing.
+    let run = s.run(&["config", "path"]);
+    run.expect_code(0);
+    assert!(!run.stdout.contains("not created yet"), "{}", run.stdout);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+
+    // A second init without --force refuses and leaves the file alone.
+    std::fs::write(&config, format!("{written}\n# mine\n")).unwrap();
+    let run = s.run(&["config", "init"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert!(
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .ends_with("# mine\n")
+    );
+
+    let run = s.run(&["config", "init", "--force"]);
+    run.expect_code(0);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), written);
+}
+
+#[test]
+fn models_lists_the_catalogue() {
+    let s = Sandbox::bare();
+    let run = s.run(&["models"]);
+    run.expect_code(0);
+    let names: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        .collect();
+    assert!(names.contains(&"gpt-image-2"), "{}", run.stdout);
+    assert!(names.contains(&"dall-e-3"), "{}", run.stdout);
+
+    let run = s.run(&["models", "--json"]);
+    run.expect_code(0);
+    let names: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(names.iter().any(|n| n == "gpt-image-2"), "{names:?}");
+    assert!(names.iter().any(|n| n == "dall-e-3"), "{names:?}");
+}
+
+/// The advice for a broken config is `easel config init --force`: that, and `config path`, must
+/// work while the file is broken.
+#[test]
+fn broken_config_can_be_found_and_replaced() {
+    let s = Sandbox::bare();
+    s.write_config("[defaults]\nmodle = 1\n");
+    let config = s.config_file();
+
+    let run = s.run(&["generate", "a boat"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("config init --force"), "{}", run.stderr);
+
+    let run = s.run(&["config", "path"]);
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains(&*config.to_string_lossy()),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&*s.data.to_string_lossy()),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("line 2"), "{}", run.stderr);
+
+    let run = s.run(&["config", "init"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+
+    s.run(&["config", "init", "--force"]).expect_code(0);
+    s.run(&["config", "path"]).expect_code(0);
+    s.run(&["models"]).expect_code(0);
+}
+
+/// A relative --out is relative to the working directory, and the printed path is where the
+/// file really is.
+#[test]
+fn relative_out_dir_prints_where_the_file_is() {
+    let s = Sandbox::new();
+    let cwd = s.root.path().join("work");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let mut cmd = s.command(&["generate", "--size", "256x256", "--out", "shots", "a cat"]);
+    cmd.current_dir(&cwd);
+    let run = Run::of(cmd);
+    run.expect_code(0);
+    let paths = run.paths();
+    assert_eq!(paths.len(), 1, "{}", run.stdout);
+    assert!(paths[0].is_absolute(), "{:?}", paths[0]);
+    assert!(paths[0].starts_with(cwd.join("shots")), "{:?}", paths[0]);
+    assert!(paths[0].is_file(), "{:?} exists", paths[0]);
+    assert_eq!(sidecar(&paths[0])["demo"], true);
+}

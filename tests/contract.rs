@@ -1,0 +1,605 @@
+//! Every request body the client can build must match OpenAI's published wire format:
+//! `components.schemas.CreateImageRequest` of `shared/contracts/openai-images.openapi.json`,
+//! checked with a draft 2020-12 JSON-schema validator (`nullable: true` read as "null allowed").
+//!
+//! The schema is permissive (`model` and `size` take any string, and unknown keys are allowed), so
+//! the per-model rules are checked here too: a body never carries a field its model does not take.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use easel::api::request::{GenerationParams, ProviderRules, ValidationError, check};
+use easel::catalog::{Catalog, Field, ModelSpec};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const CONTRACT: &str = "shared/contracts/openai-images.openapi.json";
+
+// ---------------------------------------------------------------------------------------------
+// The schema
+// ---------------------------------------------------------------------------------------------
+
+/// The OpenAPI file: `shared/` sits beside the checkout (CI and the workspace alike).
+fn contract_path() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [manifest.join("..").join(CONTRACT), manifest.join(CONTRACT)];
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
+        panic!(
+            "the wire contract is missing: looked for {:?} (shared/ must sit beside the checkout)",
+            candidates
+        )
+    })
+}
+
+fn load_document() -> Value {
+    let path = contract_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Rewrite an OpenAPI 3.1 schema into plain JSON Schema 2020-12: `$ref`s into
+/// `#/components/schemas/` point at `#/$defs/`, and `nullable: true` becomes
+/// `anyOf: [original, {type: null}]`.
+fn to_json_schema(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(to_json_schema).collect()),
+        Value::Object(map) => {
+            let mut out = Map::new();
+            let mut nullable = false;
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("nullable", Value::Bool(b)) => nullable = *b,
+                    ("$ref", Value::String(r)) => {
+                        let r = r.replacen("#/components/schemas/", "#/$defs/", 1);
+                        out.insert(k.clone(), Value::String(r));
+                    }
+                    _ => {
+                        out.insert(k.clone(), to_json_schema(v));
+                    }
+                }
+            }
+            if nullable {
+                json!({ "anyOf": [Value::Object(out), { "type": "null" }] })
+            } else {
+                Value::Object(out)
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+struct Contract {
+    validator: jsonschema::Validator,
+    /// The raw `CreateImageRequest` (its `properties`, with their `enum`s).
+    raw: Value,
+}
+
+impl Contract {
+    fn is_valid(&self, body: &Value) -> bool {
+        self.validator.is_valid(body)
+    }
+
+    fn errors(&self, body: &Value) -> String {
+        self.validator
+            .iter_errors(body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The enum a property is restricted to, when it is (`model` and `size` take any string).
+    fn enum_of(&self, key: &str) -> Option<Vec<Value>> {
+        let prop = self.raw.get("properties")?.get(key)?;
+        if prop.get("anyOf").is_some() {
+            return None;
+        }
+        prop.get("enum")?.as_array().cloned()
+    }
+}
+
+fn contract() -> &'static Contract {
+    static CONTRACT: OnceLock<Contract> = OnceLock::new();
+    CONTRACT.get_or_init(|| {
+        let doc = load_document();
+        let schemas = doc
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+            .expect("the contract has components.schemas");
+        let raw = schemas.get("CreateImageRequest").cloned().expect("the contract defines CreateImageRequest");
+        let defs: Map<String, Value> = schemas.iter().map(|(k, v)| (k.clone(), to_json_schema(v))).collect();
+        let mut root = match to_json_schema(&raw) {
+            Value::Object(m) => m,
+            other => panic!("CreateImageRequest is not an object schema: {other}"),
+        };
+        root.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+        root.insert("$defs".into(), Value::Object(defs));
+        let root = Value::Object(root);
+        let text = root.to_string();
+        assert!(!text.contains("#/components/"), "a $ref was left unrewritten");
+        assert!(!text.contains("\"nullable\""), "a nullable was left unrewritten");
+        let validator = jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("the schema does not compile: {e}"));
+        Contract { validator, raw }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The invariants every checked request must keep
+// ---------------------------------------------------------------------------------------------
+
+static VALIDATED: AtomicUsize = AtomicUsize::new(0);
+
+fn run(p: &GenerationParams) -> Result<easel::api::CheckedRequest, ValidationError> {
+    check(p, &Catalog::builtin(), &ProviderRules::default())
+}
+
+/// Wire names of the fields a request sets, plus the two always sent.
+fn expected_keys(p: &GenerationParams) -> BTreeSet<String> {
+    let mut keys: BTreeSet<String> = p.set_fields().iter().map(|f| f.wire_name().to_string()).collect();
+    keys.insert("prompt".into());
+    keys.insert("model".into());
+    keys
+}
+
+/// An accepted request: the body has exactly the fields set, only fields the model takes (when
+/// the model is known), and it matches the contract.
+fn assert_accepted_body(p: &GenerationParams, body: &Map<String, Value>) -> Result<(), String> {
+    let c = contract();
+    let value = Value::Object(body.clone());
+    let keys: BTreeSet<String> = body.keys().cloned().collect();
+    if keys != expected_keys(p) {
+        return Err(format!("body keys {keys:?} differ from the fields set {:?}: {value}", expected_keys(p)));
+    }
+    if body.get("prompt") != Some(&json!(p.prompt)) || body.get("model") != Some(&json!(p.model.trim())) {
+        return Err(format!("prompt or model altered: {value}"));
+    }
+    match Catalog::builtin().get(p.model.trim()) {
+        Some(spec) => {
+            let mut allowed: BTreeSet<&str> = spec.fields.iter().map(|f| f.wire_name()).collect();
+            allowed.extend(["prompt", "model"]);
+            if let Some(extra) = keys.iter().find(|k| !allowed.contains(k.as_str())) {
+                return Err(format!("{} does not take {extra}, yet the body carries it: {value}", spec.name));
+            }
+            if !c.is_valid(&value) {
+                return Err(format!("body does not match CreateImageRequest: {value}: {}", c.errors(&value)));
+            }
+        }
+        None => {
+            // Unknown models are sent as written after generic checks: the body matches the
+            // contract exactly when every enum-restricted value is one the contract lists.
+            let in_enums = body.iter().all(|(k, v)| c.enum_of(k).is_none_or(|list| list.contains(v)));
+            if c.is_valid(&value) != in_enums {
+                return Err(format!(
+                    "unknown model: validity {} but enum membership {in_enums}: {value}: {}",
+                    c.is_valid(&value),
+                    c.errors(&value)
+                ));
+            }
+        }
+    }
+    VALIDATED.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// A refused request names a real field, and one the request actually set (or prompt/model).
+fn assert_refusal(p: &GenerationParams, e: &ValidationError) -> Result<(), String> {
+    let real: BTreeSet<&str> = Field::ALL.iter().map(|f| f.wire_name()).chain(["prompt", "model"]).collect();
+    if !real.contains(e.field) {
+        return Err(format!("refusal names no real field: {e} for {p:?}"));
+    }
+    if !expected_keys(p).contains(e.field) {
+        return Err(format!("refusal names {} which the request did not set: {e} for {p:?}", e.field));
+    }
+    if e.message.trim().is_empty() {
+        return Err(format!("refusal of {} has no message", e.field));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Negative and positive controls: the validator is real
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_validator_can_fail() {
+    let c = contract();
+    let invalid = [
+        json!({ "prompt": 5 }),
+        json!({ "model": "gpt-image-2" }),
+        json!({ "prompt": "x", "quality": "ultra" }),
+        json!({ "prompt": "x", "n": 0 }),
+        json!({ "prompt": "x", "n": 11 }),
+        json!({ "prompt": "x", "n": "2" }),
+        json!({ "prompt": "x", "stream": "yes" }),
+        json!({ "prompt": "x", "output_format": "gif" }),
+        json!({ "prompt": "x", "style": "anime" }),
+        json!({ "prompt": "x", "response_format": "png" }),
+        json!({ "prompt": "x", "background": "clear" }),
+        json!({ "prompt": "x", "moderation": "none" }),
+        json!({ "prompt": "x", "output_compression": 1.5 }),
+        json!({ "prompt": "x", "size": 1024 }),
+        json!({ "prompt": "x", "model": 2 }),
+        json!({ "prompt": "x", "user": 7 }),
+        // Through the rewritten $ref to PartialImages.
+        json!({ "prompt": "x", "partial_images": 4 }),
+        json!({ "prompt": "x", "partial_images": -1 }),
+        json!("just a string"),
+    ];
+    for body in &invalid {
+        assert!(!c.is_valid(body), "{body} must NOT match CreateImageRequest");
+    }
+    let valid = [
+        json!({ "prompt": "x" }),
+        // nullable: true honoured, on plain properties and through the $ref.
+        json!({ "prompt": "x", "model": null, "n": null, "quality": null, "partial_images": null }),
+        json!({ "prompt": "x", "model": "anything", "size": "anything" }),
+        json!({ "prompt": "x", "partial_images": 3, "stream": true }),
+    ];
+    for body in &valid {
+        assert!(c.is_valid(body), "{body} must match CreateImageRequest: {}", c.errors(body));
+    }
+    // The contract's enums are visible to the unknown-model check.
+    assert!(c.enum_of("quality").is_some_and(|l| l.contains(&json!("hd"))));
+    assert!(c.enum_of("size").is_none() && c.enum_of("model").is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Systematic combinations per catalogue model
+// ---------------------------------------------------------------------------------------------
+
+type Setter = Box<dyn Fn(&mut GenerationParams)>;
+
+/// One request field and the values tried for it; `known` lists the catalogue's own values,
+/// each of which must be accepted at least once.
+struct Axis {
+    name: &'static str,
+    values: Vec<(String, Setter)>,
+    known: Vec<String>,
+}
+
+fn string_axis(
+    name: &'static str,
+    values: &[String],
+    extra: &[&str],
+    set: fn(&mut GenerationParams, String),
+) -> Axis {
+    let mut all: Vec<String> = values.to_vec();
+    all.extend(extra.iter().map(|s| s.to_string()));
+    Axis {
+        name,
+        values: all
+            .into_iter()
+            .map(|v| {
+                let label = v.clone();
+                let setter: Setter = Box::new(move |p: &mut GenerationParams| set(p, v.clone()));
+                (label, setter)
+            })
+            .collect(),
+        known: values.to_vec(),
+    }
+}
+
+/// Sizes beyond the presets for models with flexible sizes: valid ones and edge cases.
+const FLEXIBLE_SIZES: &[&str] = &[
+    "1536x864", "2048x1152", "2560x1440", "3840x2160", "2160x3840", "1024x3072", "3072x1024", "16x48", "512x512",
+    "1008x1008", "3840x1280",
+];
+/// Sizes that must be refused by flexible models (not multiples of 16, too wide, too large).
+const BAD_FLEXIBLE_SIZES: &[&str] = &["1000x1000", "4096x1024", "3840x3840", "4000x2000"];
+
+fn axes_for(spec: &ModelSpec) -> Vec<Axis> {
+    let mut axes = Vec::new();
+    for field in &spec.fields {
+        let axis = match field {
+            Field::N => {
+                let mut values: Vec<(String, Setter)> = (1..=spec.n_max)
+                    .map(|n| (n.to_string(), Box::new(move |p: &mut GenerationParams| p.n = n) as Setter))
+                    .collect();
+                // One past the model's limit (refused).
+                let over = spec.n_max + 1;
+                values.push((over.to_string(), Box::new(move |p: &mut GenerationParams| p.n = over)));
+                Axis { name: "n", values, known: (1..=spec.n_max).map(|n| n.to_string()).collect() }
+            }
+            Field::Size => {
+                let mut axis = string_axis("size", &spec.sizes, &[], |p, v| p.size = Some(v));
+                if spec.flexible_size.is_some() {
+                    let flex: Vec<String> = FLEXIBLE_SIZES.iter().map(|s| s.to_string()).collect();
+                    let more = string_axis("size", &flex, BAD_FLEXIBLE_SIZES, |p, v| p.size = Some(v));
+                    axis.values.extend(more.values);
+                    axis.known.extend(more.known);
+                } else {
+                    let more = string_axis("size", &[], &["2048x2048", "1536x864"], |p, v| p.size = Some(v));
+                    axis.values.extend(more.values);
+                }
+                axis
+            }
+            Field::Quality => string_axis("quality", &spec.qualities, &[], |p, v| p.quality = Some(v)),
+            Field::Background => string_axis("background", &spec.backgrounds, &[], |p, v| p.background = Some(v)),
+            Field::OutputFormat => {
+                string_axis("output_format", &spec.output_formats, &[], |p, v| p.output_format = Some(v))
+            }
+            Field::OutputCompression => Axis {
+                name: "output_compression",
+                values: [0u8, 50, 100]
+                    .into_iter()
+                    .map(|c| {
+                        (c.to_string(), Box::new(move |p: &mut GenerationParams| p.output_compression = Some(c)) as Setter)
+                    })
+                    .collect(),
+                known: vec!["0".into(), "50".into(), "100".into()],
+            },
+            Field::Moderation => string_axis("moderation", &spec.moderations, &[], |p, v| p.moderation = Some(v)),
+            Field::Style => string_axis("style", &spec.styles, &[], |p, v| p.style = Some(v)),
+            Field::ResponseFormat => {
+                string_axis("response_format", &spec.response_formats, &[], |p, v| p.response_format = Some(v))
+            }
+            Field::Stream => {
+                let mut values: Vec<(String, Setter)> =
+                    vec![("on".into(), Box::new(|p: &mut GenerationParams| p.stream = true) as Setter)];
+                let mut known = vec!["on".to_string()];
+                if spec.accepts(Field::PartialImages) {
+                    for k in 0..=3u8 {
+                        let label = format!("on+partial_images={k}");
+                        known.push(label.clone());
+                        values.push((
+                            label,
+                            Box::new(move |p: &mut GenerationParams| {
+                                p.stream = true;
+                                p.partial_images = Some(k);
+                            }),
+                        ));
+                    }
+                }
+                Axis { name: "stream", values, known }
+            }
+            // Covered together with stream (it needs it).
+            Field::PartialImages => continue,
+            Field::User => string_axis(
+                "user",
+                &["user-1234".to_string(), "夜 ünïcode 🎨".to_string(), String::new()],
+                &[],
+                |p, v| p.user = Some(v),
+            ),
+        };
+        axes.push(axis);
+    }
+    // A lone partial_images without stream (refused, must name partial_images).
+    if spec.accepts(Field::PartialImages) {
+        axes.push(Axis {
+            name: "partial_images_alone",
+            values: vec![("2".into(), Box::new(|p: &mut GenerationParams| p.partial_images = Some(2)) as Setter)],
+            known: vec![],
+        });
+    }
+    axes
+}
+
+/// Try every combination of values of the axes in `chosen` (others unset).
+fn product(
+    base: &GenerationParams,
+    axes: &[Axis],
+    chosen: &[usize],
+    accepted: &mut BTreeSet<(String, String)>,
+    counts: &mut (usize, usize),
+    failures: &mut Vec<String>,
+) {
+    let lens: Vec<usize> = chosen.iter().map(|&i| axes[i].values.len()).collect();
+    if lens.contains(&0) {
+        return;
+    }
+    let mut idx = vec![0usize; chosen.len()];
+    loop {
+        let mut p = base.clone();
+        for (slot, &axis) in chosen.iter().enumerate() {
+            (axes[axis].values[idx[slot]].1)(&mut p);
+        }
+        match run(&p) {
+            Ok(c) => {
+                counts.0 += 1;
+                if let Err(e) = assert_accepted_body(&p, &c.body) {
+                    failures.push(e);
+                }
+                for (slot, &axis) in chosen.iter().enumerate() {
+                    accepted.insert((axes[axis].name.to_string(), axes[axis].values[idx[slot]].0.clone()));
+                }
+            }
+            Err(e) => {
+                counts.1 += 1;
+                if let Err(m) = assert_refusal(&p, &e) {
+                    failures.push(m);
+                }
+            }
+        }
+        // Next index, odometer style.
+        let mut slot = 0;
+        loop {
+            if slot == idx.len() {
+                return;
+            }
+            idx[slot] += 1;
+            if idx[slot] < lens[slot] {
+                break;
+            }
+            idx[slot] = 0;
+            slot += 1;
+        }
+    }
+}
+
+#[test]
+fn every_catalogue_combination_matches_the_contract() {
+    let catalog = Catalog::builtin();
+    let before = VALIDATED.load(Ordering::Relaxed);
+    let mut failures = Vec::new();
+    let mut total = (0usize, 0usize);
+    let mut models = 0;
+    for spec in catalog.models() {
+        models += 1;
+        let base = GenerationParams {
+            prompt: "a lighthouse at dusk, oil on canvas".into(),
+            model: spec.name.clone(),
+            ..Default::default()
+        };
+        let axes = axes_for(spec);
+        let mut accepted = BTreeSet::new();
+        let mut counts = (0, 0);
+        // Nothing set, every single axis, every pair and every triple of axes.
+        product(&base, &axes, &[], &mut accepted, &mut counts, &mut failures);
+        for a in 0..axes.len() {
+            product(&base, &axes, &[a], &mut accepted, &mut counts, &mut failures);
+            for b in a + 1..axes.len() {
+                product(&base, &axes, &[a, b], &mut accepted, &mut counts, &mut failures);
+                for c in b + 1..axes.len() {
+                    product(&base, &axes, &[a, b, c], &mut accepted, &mut counts, &mut failures);
+                }
+            }
+        }
+        // Every value the catalogue lists is accepted somewhere (the combinations are not all
+        // refusals, which would validate nothing).
+        for axis in &axes {
+            for known in &axis.known {
+                if !accepted.contains(&(axis.name.to_string(), known.clone())) {
+                    failures.push(format!("{}: {}={known} was never accepted", spec.name, axis.name));
+                }
+            }
+        }
+        // The prompt at the model's limit, and in other scripts.
+        for prompt in ["x".repeat(spec.prompt_max_chars), "夜晚的海边小镇 🌊".into(), " padded ".into()] {
+            let p = GenerationParams { prompt, ..base.clone() };
+            match run(&p) {
+                Ok(c) => {
+                    counts.0 += 1;
+                    if let Err(e) = assert_accepted_body(&p, &c.body) {
+                        failures.push(e);
+                    }
+                }
+                Err(e) => failures.push(format!("{}: prompt refused: {e}", spec.name)),
+            }
+        }
+        eprintln!("{}: {} accepted, {} refused", spec.name, counts.0, counts.1);
+        assert!(counts.0 > 20, "{}: only {} combinations accepted", spec.name, counts.0);
+        total.0 += counts.0;
+        total.1 += counts.1;
+    }
+    assert!(models >= 6, "the built-in catalogue shrank to {models} models");
+    let validated = VALIDATED.load(Ordering::Relaxed) - before;
+    eprintln!(
+        "contract: {validated} request bodies validated against CreateImageRequest ({} accepted, {} refused, {models} models)",
+        total.0, total.1
+    );
+    assert!(failures.is_empty(), "{} failures, first 20:\n{}", failures.len(), failures[..failures.len().min(20)].join("\n"));
+    assert_eq!(validated, total.0);
+}
+
+/// Each model's catalogue values are a subset of what the contract lists, so accepted bodies
+/// cannot drift from the wire format through the catalogue.
+#[test]
+fn catalogue_values_are_contract_values() {
+    let c = contract();
+    let mut problems = Vec::new();
+    for spec in Catalog::builtin().models() {
+        let lists: [(&str, &Vec<String>); 5] = [
+            ("quality", &spec.qualities),
+            ("background", &spec.backgrounds),
+            ("output_format", &spec.output_formats),
+            ("moderation", &spec.moderations),
+            ("response_format", &spec.response_formats),
+        ];
+        for (key, values) in lists.iter().chain([("style", &spec.styles)].iter()) {
+            let allowed = c.enum_of(key).unwrap_or_else(|| panic!("the contract has no enum for {key}"));
+            for v in values.iter() {
+                if !allowed.contains(&json!(v)) {
+                    problems.push(format!("{}: {key}={v} is not in the contract", spec.name));
+                }
+            }
+        }
+        assert!(spec.n_max <= 10 && spec.n_max >= 1, "{}: n_max {}", spec.name, spec.n_max);
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random parameters
+// ---------------------------------------------------------------------------------------------
+
+fn option_of<T: Clone + std::fmt::Debug + 'static>(values: Vec<T>) -> impl Strategy<Value = Option<T>> {
+    prop_oneof![2 => Just(None), 3 => proptest::sample::select(values).prop_map(Some)]
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn params_strategy() -> impl Strategy<Value = GenerationParams> {
+    let mut models: Vec<String> = Catalog::builtin().names().iter().map(|s| s.to_string()).collect();
+    models.extend(strings(&["grok-imagine-image", "local-sd", "", "  ", " gpt-image-2 "]));
+    let prompt = prop_oneof![
+        4 => "[a-z ]{1,60}",
+        1 => Just(String::new()),
+        1 => Just("   ".to_string()),
+        1 => "\\PC{1,40}",
+        1 => (990usize..1010).prop_map(|n| "y".repeat(n)),
+        1 => (3990usize..4010).prop_map(|n| "z".repeat(n)),
+    ];
+    let sizes = strings(&[
+        "auto", "1024x1024", "1536x1024", "1024x1536", "256x256", "512x512", "1792x1024", "1024x1792", "2048x1152",
+        "3840x2160", "1000x1000", "4096x4096", "16x48", "big", "0x0", "1024X1024",
+    ]);
+    let qualities = strings(&["auto", "low", "medium", "high", "standard", "hd", "ultra", "xhigh", ""]);
+    let backgrounds = strings(&["auto", "transparent", "opaque", "clear"]);
+    let formats = strings(&["png", "jpeg", "webp", "gif", "jpg"]);
+    let moderations = strings(&["auto", "low", "none"]);
+    let styles = strings(&["vivid", "natural", "anime"]);
+    let response_formats = strings(&["url", "b64_json", "png"]);
+    let users = strings(&["user-1234", "", "夜"]);
+    (
+        (prompt, proptest::sample::select(models), 0u8..=12, option_of(sizes), option_of(qualities)),
+        (option_of(backgrounds), option_of(formats), proptest::option::of(0u8..=120), option_of(moderations)),
+        (option_of(styles), option_of(response_formats), any::<bool>(), proptest::option::of(0u8..=5), option_of(users)),
+    )
+        .prop_map(|((prompt, model, n, size, quality), (background, output_format, output_compression, moderation), (style, response_format, stream, partial_images, user))| {
+            GenerationParams {
+                prompt,
+                model,
+                n,
+                size,
+                quality,
+                background,
+                output_format,
+                output_compression,
+                moderation,
+                style,
+                response_format,
+                stream,
+                partial_images,
+                user,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 3000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_params_keep_the_contract(p in params_strategy()) {
+        match run(&p) {
+            Ok(c) => {
+                if let Err(e) = assert_accepted_body(&p, &c.body) {
+                    return Err(TestCaseError::fail(e));
+                }
+                prop_assert_eq!(c.stream, p.stream);
+            }
+            Err(e) => {
+                if let Err(m) = assert_refusal(&p, &e) {
+                    return Err(TestCaseError::fail(m));
+                }
+            }
+        }
+    }
+}
