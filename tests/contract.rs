@@ -11,10 +11,10 @@ use easel::api::request::{GenerationParams, ProviderRules, ValidationError, chec
 use easel::catalog::{Catalog, Field, ModelSpec};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const CONTRACT: &str = "shared/contracts/openai-images.openapi.json";
 
@@ -36,7 +36,8 @@ fn contract_path() -> PathBuf {
 
 fn load_document() -> Value {
     let path = contract_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
@@ -108,19 +109,35 @@ fn contract() -> &'static Contract {
             .pointer("/components/schemas")
             .and_then(Value::as_object)
             .expect("the contract has components.schemas");
-        let raw = schemas.get("CreateImageRequest").cloned().expect("the contract defines CreateImageRequest");
-        let defs: Map<String, Value> = schemas.iter().map(|(k, v)| (k.clone(), to_json_schema(v))).collect();
+        let raw = schemas
+            .get("CreateImageRequest")
+            .cloned()
+            .expect("the contract defines CreateImageRequest");
+        let defs: Map<String, Value> = schemas
+            .iter()
+            .map(|(k, v)| (k.clone(), to_json_schema(v)))
+            .collect();
         let mut root = match to_json_schema(&raw) {
             Value::Object(m) => m,
             other => panic!("CreateImageRequest is not an object schema: {other}"),
         };
-        root.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+        root.insert(
+            "$schema".into(),
+            json!("https://json-schema.org/draft/2020-12/schema"),
+        );
         root.insert("$defs".into(), Value::Object(defs));
         let root = Value::Object(root);
         let text = root.to_string();
-        assert!(!text.contains("#/components/"), "a $ref was left unrewritten");
-        assert!(!text.contains("\"nullable\""), "a nullable was left unrewritten");
-        let validator = jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("the schema does not compile: {e}"));
+        assert!(
+            !text.contains("#/components/"),
+            "a $ref was left unrewritten"
+        );
+        assert!(
+            !text.contains("\"nullable\""),
+            "a nullable was left unrewritten"
+        );
+        let validator = jsonschema::draft202012::new(&root)
+            .unwrap_or_else(|e| panic!("the schema does not compile: {e}"));
         Contract { validator, raw }
     })
 }
@@ -129,7 +146,10 @@ fn contract() -> &'static Contract {
 // The invariants every checked request must keep
 // ---------------------------------------------------------------------------------------------
 
-static VALIDATED: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Bodies validated by this test thread (tests run in parallel).
+    static VALIDATED: Cell<usize> = const { Cell::new(0) };
+}
 
 fn run(p: &GenerationParams) -> Result<easel::api::CheckedRequest, ValidationError> {
     check(p, &Catalog::builtin(), &ProviderRules::default())
@@ -137,7 +157,11 @@ fn run(p: &GenerationParams) -> Result<easel::api::CheckedRequest, ValidationErr
 
 /// Wire names of the fields a request sets, plus the two always sent.
 fn expected_keys(p: &GenerationParams) -> BTreeSet<String> {
-    let mut keys: BTreeSet<String> = p.set_fields().iter().map(|f| f.wire_name().to_string()).collect();
+    let mut keys: BTreeSet<String> = p
+        .set_fields()
+        .iter()
+        .map(|f| f.wire_name().to_string())
+        .collect();
     keys.insert("prompt".into());
     keys.insert("model".into());
     keys
@@ -150,9 +174,14 @@ fn assert_accepted_body(p: &GenerationParams, body: &Map<String, Value>) -> Resu
     let value = Value::Object(body.clone());
     let keys: BTreeSet<String> = body.keys().cloned().collect();
     if keys != expected_keys(p) {
-        return Err(format!("body keys {keys:?} differ from the fields set {:?}: {value}", expected_keys(p)));
+        return Err(format!(
+            "body keys {keys:?} differ from the fields set {:?}: {value}",
+            expected_keys(p)
+        ));
     }
-    if body.get("prompt") != Some(&json!(p.prompt)) || body.get("model") != Some(&json!(p.model.trim())) {
+    if body.get("prompt") != Some(&json!(p.prompt))
+        || body.get("model") != Some(&json!(p.model.trim()))
+    {
         return Err(format!("prompt or model altered: {value}"));
     }
     match Catalog::builtin().get(p.model.trim()) {
@@ -160,16 +189,24 @@ fn assert_accepted_body(p: &GenerationParams, body: &Map<String, Value>) -> Resu
             let mut allowed: BTreeSet<&str> = spec.fields.iter().map(|f| f.wire_name()).collect();
             allowed.extend(["prompt", "model"]);
             if let Some(extra) = keys.iter().find(|k| !allowed.contains(k.as_str())) {
-                return Err(format!("{} does not take {extra}, yet the body carries it: {value}", spec.name));
+                return Err(format!(
+                    "{} does not take {extra}, yet the body carries it: {value}",
+                    spec.name
+                ));
             }
             if !c.is_valid(&value) {
-                return Err(format!("body does not match CreateImageRequest: {value}: {}", c.errors(&value)));
+                return Err(format!(
+                    "body does not match CreateImageRequest: {value}: {}",
+                    c.errors(&value)
+                ));
             }
         }
         None => {
             // Unknown models are sent as written after generic checks: the body matches the
             // contract exactly when every enum-restricted value is one the contract lists.
-            let in_enums = body.iter().all(|(k, v)| c.enum_of(k).is_none_or(|list| list.contains(v)));
+            let in_enums = body
+                .iter()
+                .all(|(k, v)| c.enum_of(k).is_none_or(|list| list.contains(v)));
             if c.is_valid(&value) != in_enums {
                 return Err(format!(
                     "unknown model: validity {} but enum membership {in_enums}: {value}: {}",
@@ -179,18 +216,25 @@ fn assert_accepted_body(p: &GenerationParams, body: &Map<String, Value>) -> Resu
             }
         }
     }
-    VALIDATED.fetch_add(1, Ordering::Relaxed);
+    VALIDATED.with(|v| v.set(v.get() + 1));
     Ok(())
 }
 
 /// A refused request names a real field, and one the request actually set (or prompt/model).
 fn assert_refusal(p: &GenerationParams, e: &ValidationError) -> Result<(), String> {
-    let real: BTreeSet<&str> = Field::ALL.iter().map(|f| f.wire_name()).chain(["prompt", "model"]).collect();
+    let real: BTreeSet<&str> = Field::ALL
+        .iter()
+        .map(|f| f.wire_name())
+        .chain(["prompt", "model"])
+        .collect();
     if !real.contains(e.field) {
         return Err(format!("refusal names no real field: {e} for {p:?}"));
     }
     if !expected_keys(p).contains(e.field) {
-        return Err(format!("refusal names {} which the request did not set: {e} for {p:?}", e.field));
+        return Err(format!(
+            "refusal names {} which the request did not set: {e} for {p:?}",
+            e.field
+        ));
     }
     if e.message.trim().is_empty() {
         return Err(format!("refusal of {} has no message", e.field));
@@ -228,7 +272,10 @@ fn the_validator_can_fail() {
         json!("just a string"),
     ];
     for body in &invalid {
-        assert!(!c.is_valid(body), "{body} must NOT match CreateImageRequest");
+        assert!(
+            !c.is_valid(body),
+            "{body} must NOT match CreateImageRequest"
+        );
     }
     let valid = [
         json!({ "prompt": "x" }),
@@ -238,10 +285,17 @@ fn the_validator_can_fail() {
         json!({ "prompt": "x", "partial_images": 3, "stream": true }),
     ];
     for body in &valid {
-        assert!(c.is_valid(body), "{body} must match CreateImageRequest: {}", c.errors(body));
+        assert!(
+            c.is_valid(body),
+            "{body} must match CreateImageRequest: {}",
+            c.errors(body)
+        );
     }
     // The contract's enums are visible to the unknown-model check.
-    assert!(c.enum_of("quality").is_some_and(|l| l.contains(&json!("hd"))));
+    assert!(
+        c.enum_of("quality")
+            .is_some_and(|l| l.contains(&json!("hd")))
+    );
     assert!(c.enum_of("size").is_none() && c.enum_of("model").is_none());
 }
 
@@ -283,8 +337,17 @@ fn string_axis(
 
 /// Sizes beyond the presets for models with flexible sizes: valid ones and edge cases.
 const FLEXIBLE_SIZES: &[&str] = &[
-    "1536x864", "2048x1152", "2560x1440", "3840x2160", "2160x3840", "1024x3072", "3072x1024", "16x48", "512x512",
-    "1008x1008", "3840x1280",
+    "1536x864",
+    "2048x1152",
+    "2560x1440",
+    "3840x2160",
+    "2160x3840",
+    "1024x3072",
+    "3072x1024",
+    "16x48",
+    "512x512",
+    "1008x1008",
+    "3840x1280",
 ];
 /// Sizes that must be refused by flexible models (not multiples of 16, too wide, too large).
 const BAD_FLEXIBLE_SIZES: &[&str] = &["1000x1000", "4096x1024", "3840x3840", "4000x2000"];
@@ -295,49 +358,80 @@ fn axes_for(spec: &ModelSpec) -> Vec<Axis> {
         let axis = match field {
             Field::N => {
                 let mut values: Vec<(String, Setter)> = (1..=spec.n_max)
-                    .map(|n| (n.to_string(), Box::new(move |p: &mut GenerationParams| p.n = n) as Setter))
+                    .map(|n| {
+                        (
+                            n.to_string(),
+                            Box::new(move |p: &mut GenerationParams| p.n = n) as Setter,
+                        )
+                    })
                     .collect();
                 // One past the model's limit (refused).
                 let over = spec.n_max + 1;
-                values.push((over.to_string(), Box::new(move |p: &mut GenerationParams| p.n = over)));
-                Axis { name: "n", values, known: (1..=spec.n_max).map(|n| n.to_string()).collect() }
+                values.push((
+                    over.to_string(),
+                    Box::new(move |p: &mut GenerationParams| p.n = over),
+                ));
+                Axis {
+                    name: "n",
+                    values,
+                    known: (1..=spec.n_max).map(|n| n.to_string()).collect(),
+                }
             }
             Field::Size => {
                 let mut axis = string_axis("size", &spec.sizes, &[], |p, v| p.size = Some(v));
                 if spec.flexible_size.is_some() {
                     let flex: Vec<String> = FLEXIBLE_SIZES.iter().map(|s| s.to_string()).collect();
-                    let more = string_axis("size", &flex, BAD_FLEXIBLE_SIZES, |p, v| p.size = Some(v));
+                    let more =
+                        string_axis("size", &flex, BAD_FLEXIBLE_SIZES, |p, v| p.size = Some(v));
                     axis.values.extend(more.values);
                     axis.known.extend(more.known);
                 } else {
-                    let more = string_axis("size", &[], &["2048x2048", "1536x864"], |p, v| p.size = Some(v));
+                    let more = string_axis("size", &[], &["2048x2048", "1536x864"], |p, v| {
+                        p.size = Some(v)
+                    });
                     axis.values.extend(more.values);
                 }
                 axis
             }
-            Field::Quality => string_axis("quality", &spec.qualities, &[], |p, v| p.quality = Some(v)),
-            Field::Background => string_axis("background", &spec.backgrounds, &[], |p, v| p.background = Some(v)),
+            Field::Quality => {
+                string_axis("quality", &spec.qualities, &[], |p, v| p.quality = Some(v))
+            }
+            Field::Background => string_axis("background", &spec.backgrounds, &[], |p, v| {
+                p.background = Some(v)
+            }),
             Field::OutputFormat => {
-                string_axis("output_format", &spec.output_formats, &[], |p, v| p.output_format = Some(v))
+                string_axis("output_format", &spec.output_formats, &[], |p, v| {
+                    p.output_format = Some(v)
+                })
             }
             Field::OutputCompression => Axis {
                 name: "output_compression",
                 values: [0u8, 50, 100]
                     .into_iter()
                     .map(|c| {
-                        (c.to_string(), Box::new(move |p: &mut GenerationParams| p.output_compression = Some(c)) as Setter)
+                        (
+                            c.to_string(),
+                            Box::new(move |p: &mut GenerationParams| p.output_compression = Some(c))
+                                as Setter,
+                        )
                     })
                     .collect(),
                 known: vec!["0".into(), "50".into(), "100".into()],
             },
-            Field::Moderation => string_axis("moderation", &spec.moderations, &[], |p, v| p.moderation = Some(v)),
+            Field::Moderation => string_axis("moderation", &spec.moderations, &[], |p, v| {
+                p.moderation = Some(v)
+            }),
             Field::Style => string_axis("style", &spec.styles, &[], |p, v| p.style = Some(v)),
             Field::ResponseFormat => {
-                string_axis("response_format", &spec.response_formats, &[], |p, v| p.response_format = Some(v))
+                string_axis("response_format", &spec.response_formats, &[], |p, v| {
+                    p.response_format = Some(v)
+                })
             }
             Field::Stream => {
-                let mut values: Vec<(String, Setter)> =
-                    vec![("on".into(), Box::new(|p: &mut GenerationParams| p.stream = true) as Setter)];
+                let mut values: Vec<(String, Setter)> = vec![(
+                    "on".into(),
+                    Box::new(|p: &mut GenerationParams| p.stream = true) as Setter,
+                )];
                 let mut known = vec!["on".to_string()];
                 if spec.accepts(Field::PartialImages) {
                     for k in 0..=3u8 {
@@ -352,13 +446,21 @@ fn axes_for(spec: &ModelSpec) -> Vec<Axis> {
                         ));
                     }
                 }
-                Axis { name: "stream", values, known }
+                Axis {
+                    name: "stream",
+                    values,
+                    known,
+                }
             }
             // Covered together with stream (it needs it).
             Field::PartialImages => continue,
             Field::User => string_axis(
                 "user",
-                &["user-1234".to_string(), "夜 ünïcode 🎨".to_string(), String::new()],
+                &[
+                    "user-1234".to_string(),
+                    "夜 ünïcode 🎨".to_string(),
+                    String::new(),
+                ],
                 &[],
                 |p, v| p.user = Some(v),
             ),
@@ -369,7 +471,10 @@ fn axes_for(spec: &ModelSpec) -> Vec<Axis> {
     if spec.accepts(Field::PartialImages) {
         axes.push(Axis {
             name: "partial_images_alone",
-            values: vec![("2".into(), Box::new(|p: &mut GenerationParams| p.partial_images = Some(2)) as Setter)],
+            values: vec![(
+                "2".into(),
+                Box::new(|p: &mut GenerationParams| p.partial_images = Some(2)) as Setter,
+            )],
             known: vec![],
         });
     }
@@ -402,7 +507,10 @@ fn product(
                     failures.push(e);
                 }
                 for (slot, &axis) in chosen.iter().enumerate() {
-                    accepted.insert((axes[axis].name.to_string(), axes[axis].values[idx[slot]].0.clone()));
+                    accepted.insert((
+                        axes[axis].name.to_string(),
+                        axes[axis].values[idx[slot]].0.clone(),
+                    ));
                 }
             }
             Err(e) => {
@@ -431,7 +539,7 @@ fn product(
 #[test]
 fn every_catalogue_combination_matches_the_contract() {
     let catalog = Catalog::builtin();
-    let before = VALIDATED.load(Ordering::Relaxed);
+    let before = VALIDATED.with(Cell::get);
     let mut failures = Vec::new();
     let mut total = (0usize, 0usize);
     let mut models = 0;
@@ -448,11 +556,32 @@ fn every_catalogue_combination_matches_the_contract() {
         // Nothing set, every single axis, every pair and every triple of axes.
         product(&base, &axes, &[], &mut accepted, &mut counts, &mut failures);
         for a in 0..axes.len() {
-            product(&base, &axes, &[a], &mut accepted, &mut counts, &mut failures);
+            product(
+                &base,
+                &axes,
+                &[a],
+                &mut accepted,
+                &mut counts,
+                &mut failures,
+            );
             for b in a + 1..axes.len() {
-                product(&base, &axes, &[a, b], &mut accepted, &mut counts, &mut failures);
+                product(
+                    &base,
+                    &axes,
+                    &[a, b],
+                    &mut accepted,
+                    &mut counts,
+                    &mut failures,
+                );
                 for c in b + 1..axes.len() {
-                    product(&base, &axes, &[a, b, c], &mut accepted, &mut counts, &mut failures);
+                    product(
+                        &base,
+                        &axes,
+                        &[a, b, c],
+                        &mut accepted,
+                        &mut counts,
+                        &mut failures,
+                    );
                 }
             }
         }
@@ -461,13 +590,23 @@ fn every_catalogue_combination_matches_the_contract() {
         for axis in &axes {
             for known in &axis.known {
                 if !accepted.contains(&(axis.name.to_string(), known.clone())) {
-                    failures.push(format!("{}: {}={known} was never accepted", spec.name, axis.name));
+                    failures.push(format!(
+                        "{}: {}={known} was never accepted",
+                        spec.name, axis.name
+                    ));
                 }
             }
         }
         // The prompt at the model's limit, and in other scripts.
-        for prompt in ["x".repeat(spec.prompt_max_chars), "夜晚的海边小镇 🌊".into(), " padded ".into()] {
-            let p = GenerationParams { prompt, ..base.clone() };
+        for prompt in [
+            "x".repeat(spec.prompt_max_chars),
+            "夜晚的海边小镇 🌊".into(),
+            " padded ".into(),
+        ] {
+            let p = GenerationParams {
+                prompt,
+                ..base.clone()
+            };
             match run(&p) {
                 Ok(c) => {
                     counts.0 += 1;
@@ -479,17 +618,30 @@ fn every_catalogue_combination_matches_the_contract() {
             }
         }
         eprintln!("{}: {} accepted, {} refused", spec.name, counts.0, counts.1);
-        assert!(counts.0 > 20, "{}: only {} combinations accepted", spec.name, counts.0);
+        assert!(
+            counts.0 > 20,
+            "{}: only {} combinations accepted",
+            spec.name,
+            counts.0
+        );
         total.0 += counts.0;
         total.1 += counts.1;
     }
-    assert!(models >= 6, "the built-in catalogue shrank to {models} models");
-    let validated = VALIDATED.load(Ordering::Relaxed) - before;
+    assert!(
+        models >= 6,
+        "the built-in catalogue shrank to {models} models"
+    );
+    let validated = VALIDATED.with(Cell::get) - before;
     eprintln!(
         "contract: {validated} request bodies validated against CreateImageRequest ({} accepted, {} refused, {models} models)",
         total.0, total.1
     );
-    assert!(failures.is_empty(), "{} failures, first 20:\n{}", failures.len(), failures[..failures.len().min(20)].join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures, first 20:\n{}",
+        failures.len(),
+        failures[..failures.len().min(20)].join("\n")
+    );
     assert_eq!(validated, total.0);
 }
 
@@ -508,14 +660,21 @@ fn catalogue_values_are_contract_values() {
             ("response_format", &spec.response_formats),
         ];
         for (key, values) in lists.iter().chain([("style", &spec.styles)].iter()) {
-            let allowed = c.enum_of(key).unwrap_or_else(|| panic!("the contract has no enum for {key}"));
+            let allowed = c
+                .enum_of(key)
+                .unwrap_or_else(|| panic!("the contract has no enum for {key}"));
             for v in values.iter() {
                 if !allowed.contains(&json!(v)) {
                     problems.push(format!("{}: {key}={v} is not in the contract", spec.name));
                 }
             }
         }
-        assert!(spec.n_max <= 10 && spec.n_max >= 1, "{}: n_max {}", spec.name, spec.n_max);
+        assert!(
+            spec.n_max <= 10 && spec.n_max >= 1,
+            "{}: n_max {}",
+            spec.name,
+            spec.n_max
+        );
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
@@ -524,43 +683,137 @@ fn catalogue_values_are_contract_values() {
 // Random parameters
 // ---------------------------------------------------------------------------------------------
 
-fn option_of<T: Clone + std::fmt::Debug + 'static>(values: Vec<T>) -> impl Strategy<Value = Option<T>> {
-    prop_oneof![2 => Just(None), 3 => proptest::sample::select(values).prop_map(Some)]
-}
-
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-fn params_strategy() -> impl Strategy<Value = GenerationParams> {
-    let mut models: Vec<String> = Catalog::builtin().names().iter().map(|s| s.to_string()).collect();
-    models.extend(strings(&["grok-imagine-image", "local-sd", "", "  ", " gpt-image-2 "]));
+/// Every string tried for a field, from any model or none: valid elsewhere, or plain junk.
+fn any_value(field: Field) -> Vec<String> {
+    strings(match field {
+        Field::Size => &[
+            "auto",
+            "1024x1024",
+            "1536x1024",
+            "1024x1536",
+            "256x256",
+            "512x512",
+            "1792x1024",
+            "1024x1792",
+            "2048x1152",
+            "3840x2160",
+            "1000x1000",
+            "4096x4096",
+            "16x48",
+            "big",
+            "0x0",
+            "1024X1024",
+        ],
+        Field::Quality => &[
+            "auto", "low", "medium", "high", "standard", "hd", "ultra", "xhigh", "",
+        ],
+        Field::Background => &["auto", "transparent", "opaque", "clear"],
+        Field::OutputFormat => &["png", "jpeg", "webp", "gif", "jpg"],
+        Field::Moderation => &["auto", "low", "none"],
+        Field::Style => &["vivid", "natural", "anime"],
+        Field::ResponseFormat => &["url", "b64_json", "png"],
+        Field::User => &["user-1234", "", "夜"],
+        _ => &[],
+    })
+}
+
+/// A string field: mostly unset or one of the model's own values, sometimes anything at all.
+fn string_field(spec: Option<&ModelSpec>, field: Field) -> BoxedStrategy<Option<String>> {
+    let any = any_value(field);
+    let own: Vec<String> = match (spec, field) {
+        (None, _) => any.clone(),
+        (Some(s), _) if !s.accepts(field) => vec![],
+        (Some(s), Field::Size) => {
+            let mut v = s.sizes.clone();
+            if s.flexible_size.is_some() {
+                v.extend(strings(FLEXIBLE_SIZES));
+            }
+            v
+        }
+        (Some(s), Field::Quality) => s.qualities.clone(),
+        (Some(s), Field::Background) => s.backgrounds.clone(),
+        (Some(s), Field::OutputFormat) => s.output_formats.clone(),
+        (Some(s), Field::Moderation) => s.moderations.clone(),
+        (Some(s), Field::Style) => s.styles.clone(),
+        (Some(s), Field::ResponseFormat) => s.response_formats.clone(),
+        (Some(_), _) => any.clone(),
+    };
+    let anything = proptest::sample::select(any).prop_map(Some);
+    if own.is_empty() {
+        prop_oneof![12 => Just(None), 1 => anything].boxed()
+    } else {
+        prop_oneof![5 => Just(None), 6 => proptest::sample::select(own).prop_map(Some), 1 => anything].boxed()
+    }
+}
+
+fn params_for(model: String) -> BoxedStrategy<GenerationParams> {
+    let catalog = Catalog::builtin();
+    let spec = catalog.get(model.trim()).cloned();
+    let spec = spec.as_ref();
+    let takes = |f: Field| spec.is_none_or(|s| s.accepts(f));
     let prompt = prop_oneof![
-        4 => "[a-z ]{1,60}",
+        8 => "[a-z ]{1,60}",
         1 => Just(String::new()),
         1 => Just("   ".to_string()),
-        1 => "\\PC{1,40}",
+        2 => "\\PC{1,40}",
         1 => (990usize..1010).prop_map(|n| "y".repeat(n)),
         1 => (3990usize..4010).prop_map(|n| "z".repeat(n)),
     ];
-    let sizes = strings(&[
-        "auto", "1024x1024", "1536x1024", "1024x1536", "256x256", "512x512", "1792x1024", "1024x1792", "2048x1152",
-        "3840x2160", "1000x1000", "4096x4096", "16x48", "big", "0x0", "1024X1024",
-    ]);
-    let qualities = strings(&["auto", "low", "medium", "high", "standard", "hd", "ultra", "xhigh", ""]);
-    let backgrounds = strings(&["auto", "transparent", "opaque", "clear"]);
-    let formats = strings(&["png", "jpeg", "webp", "gif", "jpg"]);
-    let moderations = strings(&["auto", "low", "none"]);
-    let styles = strings(&["vivid", "natural", "anime"]);
-    let response_formats = strings(&["url", "b64_json", "png"]);
-    let users = strings(&["user-1234", "", "夜"]);
+    let n_max = spec.map_or(10, |s| s.n_max);
+    let n = if takes(Field::N) {
+        prop_oneof![6 => 1u8..=n_max, 1 => 0u8..=12].boxed()
+    } else {
+        prop_oneof![8 => Just(1u8), 1 => 0u8..=12].boxed()
+    };
+    let compression = if takes(Field::OutputCompression) {
+        prop_oneof![4 => Just(None), 4 => (0u8..=100).prop_map(Some), 1 => (101u8..=255).prop_map(Some)].boxed()
+    } else {
+        prop_oneof![12 => Just(None), 1 => any::<u8>().prop_map(Some)].boxed()
+    };
+    let stream = if takes(Field::Stream) {
+        prop_oneof![
+            6 => Just((false, None)),
+            2 => Just((true, None)),
+            3 => (0u8..=3).prop_map(|k| (true, Some(k))),
+            1 => (0u8..=6).prop_map(|k| (false, Some(k))),
+            1 => (4u8..=9).prop_map(|k| (true, Some(k))),
+        ]
+        .boxed()
+    } else {
+        prop_oneof![12 => Just((false, None)), 1 => (any::<bool>(), proptest::option::of(0u8..=5))]
+            .boxed()
+    };
     (
-        (prompt, proptest::sample::select(models), 0u8..=12, option_of(sizes), option_of(qualities)),
-        (option_of(backgrounds), option_of(formats), proptest::option::of(0u8..=120), option_of(moderations)),
-        (option_of(styles), option_of(response_formats), any::<bool>(), proptest::option::of(0u8..=5), option_of(users)),
+        (
+            prompt,
+            Just(model),
+            n,
+            string_field(spec, Field::Size),
+            string_field(spec, Field::Quality),
+        ),
+        (
+            string_field(spec, Field::Background),
+            string_field(spec, Field::OutputFormat),
+            compression,
+            string_field(spec, Field::Moderation),
+        ),
+        (
+            string_field(spec, Field::Style),
+            string_field(spec, Field::ResponseFormat),
+            stream,
+            string_field(spec, Field::User),
+        ),
     )
-        .prop_map(|((prompt, model, n, size, quality), (background, output_format, output_compression, moderation), (style, response_format, stream, partial_images, user))| {
-            GenerationParams {
+        .prop_map(
+            |(
+                (prompt, model, n, size, quality),
+                (background, output_format, output_compression, moderation),
+                (style, response_format, (stream, partial_images), user),
+            )| GenerationParams {
                 prompt,
                 model,
                 n,
@@ -575,31 +828,73 @@ fn params_strategy() -> impl Strategy<Value = GenerationParams> {
                 stream,
                 partial_images,
                 user,
-            }
-        })
+            },
+        )
+        .boxed()
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+/// A model (mostly from the catalogue, sometimes unknown or blank), then parameters for it.
+fn params_strategy() -> impl Strategy<Value = GenerationParams> {
+    let mut models: Vec<String> = Catalog::builtin()
+        .names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    models.extend(strings(&[
+        "grok-imagine-image",
+        "local-sd",
+        "",
+        "  ",
+        " gpt-image-2 ",
+    ]));
+    proptest::sample::select(models).prop_flat_map(params_for)
+}
+
+/// Random parameters, known and unknown models: an accepted request keeps the contract, a refused
+/// one names a field it set. Run through a `TestRunner` to count what happened (a run that
+/// accepts almost nothing would prove little).
+#[test]
+fn random_params_keep_the_contract() {
+    let config = ProptestConfig {
         cases: 3000,
         failure_persistence: None,
         ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn random_params_keep_the_contract(p in params_strategy()) {
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let accepted = Cell::new(0usize);
+    let refused = Cell::new(0usize);
+    let before = VALIDATED.with(Cell::get);
+    let outcome = runner.run(&params_strategy(), |p| {
         match run(&p) {
             Ok(c) => {
-                if let Err(e) = assert_accepted_body(&p, &c.body) {
-                    return Err(TestCaseError::fail(e));
-                }
+                accepted.set(accepted.get() + 1);
+                assert_accepted_body(&p, &c.body).map_err(TestCaseError::fail)?;
                 prop_assert_eq!(c.stream, p.stream);
             }
             Err(e) => {
-                if let Err(m) = assert_refusal(&p, &e) {
-                    return Err(TestCaseError::fail(m));
-                }
+                refused.set(refused.get() + 1);
+                assert_refusal(&p, &e).map_err(TestCaseError::fail)?;
             }
         }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
     }
+    let validated = VALIDATED.with(Cell::get) - before;
+    eprintln!(
+        "contract (random): {validated} request bodies validated, {} accepted, {} refused",
+        accepted.get(),
+        refused.get()
+    );
+    assert!(
+        accepted.get() >= 300,
+        "only {} random requests were accepted",
+        accepted.get()
+    );
+    assert!(
+        refused.get() >= 150,
+        "only {} random requests were refused",
+        refused.get()
+    );
 }

@@ -169,17 +169,18 @@ impl ImagesClient {
             cancel,
             &self.opts.provider,
             |notice| {
+                let notice = RetryNotice { reason: self.redact(notice.reason.clone()), ..notice };
                 let _ = retry_events.send(ClientEvent::Retrying(notice));
             },
             |_| self.attempt(request, events),
         )
         .await;
-        let answer = answer?;
+        let answer = answer.map_err(|e| self.redact(e))?;
         let request_id = answer.request_id.clone();
         let images = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(ApiError::cancelled(&self.opts.provider)),
-            r = self.collect_images(answer.data) => r.map_err(|e| e.with_request_id(request_id.clone()))?,
+            r = self.collect_images(answer.data) => r.map_err(|e| self.redact(e.with_request_id(request_id.clone())))?,
         };
         Ok(ApiOutput {
             images,
@@ -194,11 +195,33 @@ impl ImagesClient {
         })
     }
 
+    /// Errors never show the key, even when a server or proxy echoes it back (in its message,
+    /// an HTML page, a URL).
+    fn redact(&self, mut e: ApiError) -> ApiError {
+        let Some(key) = self.opts.api_key.as_ref().map(ApiKey::expose).filter(|k| !k.is_empty()) else {
+            return e;
+        };
+        let scrub = |s: &mut String| {
+            if s.contains(key) {
+                *s = s.replace(key, "<redacted>");
+            }
+        };
+        scrub(&mut e.message);
+        for s in [&mut e.error_type, &mut e.param, &mut e.code, &mut e.moderation_details, &mut e.request_id]
+            .into_iter()
+            .flatten()
+        {
+            scrub(s);
+        }
+        e
+    }
+
     fn bad_answer(&self, message: impl AsRef<str>, request_id: &Option<String>) -> ApiError {
         ApiError::new(ErrorKind::BadAnswer, &self.opts.provider, message).with_request_id(request_id.clone())
     }
 
-    fn transport_error(&self, e: &reqwest::Error, during: &str) -> ApiError {
+    /// `limit` is the timeout that applied (the request's, or the download's).
+    fn transport_error(&self, e: &reqwest::Error, during: &str, limit: Duration) -> ApiError {
         let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Connection };
         let mut detail = e.to_string();
         let mut source = std::error::Error::source(e);
@@ -207,7 +230,7 @@ impl ImagesClient {
             source = s.source();
         }
         let what = match kind {
-            ErrorKind::Timeout => format!("no complete answer within {} s {during}", self.opts.timeout.as_secs()),
+            ErrorKind::Timeout => format!("no complete answer within {} {during}", seconds(limit)),
             _ => format!("{during}: {detail}"),
         };
         ApiError::new(kind, &self.opts.provider, what)
@@ -225,7 +248,7 @@ impl ImagesClient {
         let resp = builder
             .send()
             .await
-            .map_err(|e| Failure::from(self.transport_error(&e, "while sending the request")))?;
+            .map_err(|e| Failure::from(self.transport_error(&e, "while sending the request", self.opts.timeout)))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -252,7 +275,7 @@ impl ImagesClient {
         let body = read_capped(resp, self.opts.max_response_bytes).await.map_err(|e| {
             let e = match e {
                 ReadError::TooBig => self.bad_answer(format!("the answer is larger than {} MB", self.opts.max_response_bytes >> 20), &request_id),
-                ReadError::Http(e) => self.transport_error(&e, "while reading the answer").with_request_id(request_id.clone()),
+                ReadError::Http(e) => self.transport_error(&e, "while reading the answer", self.opts.timeout).with_request_id(request_id.clone()),
             };
             Failure::from(e)
         })?;
@@ -300,8 +323,8 @@ impl ImagesClient {
                 Ok(next) => next,
                 Err(_) => {
                     let msg = format!(
-                        "the stream went silent for {} s after {partials} partial image(s) and never completed",
-                        self.opts.stream_idle_timeout.as_secs()
+                        "the stream went silent for {} after {partials} partial image(s) and never completed",
+                        seconds(self.opts.stream_idle_timeout)
                     );
                     return Err(fail(ApiError::new(ErrorKind::Timeout, &self.opts.provider, msg), seen.max(1)));
                 }
@@ -402,7 +425,7 @@ impl ImagesClient {
             .timeout(self.opts.download_timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(&e, &format!("while downloading the image from {shown}")))?;
+            .map_err(|e| self.transport_error(&e, &format!("while downloading the image from {shown}"), self.opts.download_timeout))?;
         if !resp.status().is_success() {
             return Err(self.bad_answer(format!("downloading the image from {shown} failed with HTTP {}", resp.status().as_u16()), &None));
         }
@@ -412,9 +435,16 @@ impl ImagesClient {
         }
         read_capped(resp, cap).await.map_err(|e| match e {
             ReadError::TooBig => self.bad_answer(format!("the image at {shown} is larger than the {} MB limit", cap >> 20), &None),
-            ReadError::Http(e) => self.transport_error(&e, &format!("while downloading the image from {shown}")),
+            ReadError::Http(e) => {
+                self.transport_error(&e, &format!("while downloading the image from {shown}"), self.opts.download_timeout)
+            }
         })
     }
+}
+
+/// A duration for messages: "60 s", or "0.3 s" for a short one that is not whole seconds.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 || d.as_secs() >= 10 { format!("{} s", d.as_secs()) } else { format!("{:.1} s", d.as_secs_f64()) }
 }
 
 enum ReadError {

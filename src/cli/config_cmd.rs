@@ -51,11 +51,11 @@ pub fn run(paths: &Paths, action: ConfigAction) -> i32 {
                 );
                 return 1;
             }
-            if let Some(dir) = file.parent() {
-                if let Err(e) = create_private_dir(dir) {
-                    super::report(&crate::store::files::describe_io_error("create the folder", dir, &e), None);
-                    return 1;
-                }
+            if let Some(dir) = file.parent()
+                && let Err(e) = create_private_dir(dir)
+            {
+                super::report(&crate::store::files::describe_io_error("create the folder", dir, &e), None);
+                return 1;
             }
             match write_atomic(file, TEMPLATE.as_bytes()) {
                 Ok(()) => {
