@@ -25,7 +25,8 @@ pub struct SledStore {
     files: ImageFiles,
     /// Loaded on first use; kept in step with every write after that.
     index: Mutex<Option<Index>>,
-    /// Serialises queue reordering (positions are read, then written).
+    /// Serialises queue reordering (positions are read, then written) and every other
+    /// read-then-write of a record (put, enqueue, delete, star, tags).
     queue_lock: Mutex<()>,
     skipped: Mutex<Vec<BadRecord>>,
     _lock: DataDirLock,
@@ -219,6 +220,35 @@ impl SledStore {
         Ok(guard)
     }
 
+    /// Write many finished records at once with a single flush at the end (imports, benchmark
+    /// data). Records must not be queued or running.
+    pub fn put_batch(&self, records: &[GenerationRecord]) -> Result<(), StoreError> {
+        let mut gens = sled::Batch::default();
+        let mut sums = sled::Batch::default();
+        for r in records {
+            if is_active(r.status) {
+                return Err(StoreError::Invalid(format!("{} is {}: put_batch takes finished records only", r.id.short(), r.status)));
+            }
+            let key = r.id.key();
+            gens.insert(&key, record::encode(r).map_err(StoreError::Invalid)?);
+            sums.insert(&key, summary_of(r).encode());
+        }
+        (&self.gens, &self.summaries)
+            .transaction(|(g, s)| {
+                g.apply_batch(&gens)?;
+                s.apply_batch(&sums)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| tx_error("save the history", e))?;
+        self.flush()?;
+        if let Some(index) = lock(&self.index).as_mut() {
+            for r in records {
+                index.upsert(summary_of(r));
+            }
+        }
+        Ok(())
+    }
+
     /// Load the search index now (the studio does this on a worker at start).
     pub fn warm_index(&self) -> Result<usize, StoreError> {
         Ok(self.load_index()?.as_ref().map_or(0, Index::len))
@@ -323,6 +353,9 @@ impl HistoryStore for SledStore {
     }
 
     fn set_starred(&self, id: Id, starred: bool) -> Result<GenerationRecord, StoreError> {
+        // Read, change, write under the lock that put and delete hold, so that a record written
+        // or deleted meanwhile is not overwritten with the old copy (or brought back).
+        let _q = lock(&self.queue_lock);
         let mut r = self.require(id)?;
         r.starred = starred;
         self.write(&r, None)?;
@@ -330,6 +363,7 @@ impl HistoryStore for SledStore {
     }
 
     fn set_tags(&self, id: Id, tags: Vec<String>) -> Result<GenerationRecord, StoreError> {
+        let _q = lock(&self.queue_lock);
         let mut r = self.require(id)?;
         r.tags = tags;
         self.write(&r, None)?;
