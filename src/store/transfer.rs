@@ -46,15 +46,18 @@ pub fn check_path(data_dir: &Path, path: &Path) -> Result<(), String> {
             }
         }
     }
-    // Follow symlinks of whatever part exists already.
+    // Follow symlinks of whatever part exists already: the deepest existing part (the file, or
+    // a folder on the way to a file not there yet) must resolve inside the data folder. An
+    // existing part that does not resolve (a dangling symlink) is refused too.
     let full = data_dir.join(path);
-    if let (Ok(root), Ok(real)) = (data_dir.canonicalize(), full.canonicalize()) {
-        if !real.starts_with(&root) {
-            return Err(format!(
-                "the image path {} leads outside the data folder through a symlink",
-                crate::sanitize::line(&path.display().to_string())
-            ));
-        }
+    if let Ok(root) = data_dir.canonicalize()
+        && let Some(existing) = full.ancestors().find(|p| p.symlink_metadata().is_ok())
+        && !existing.canonicalize().is_ok_and(|real| real.starts_with(&root))
+    {
+        return Err(format!(
+            "the image path {} leads outside the data folder through a symlink",
+            crate::sanitize::line(&path.display().to_string())
+        ));
     }
     Ok(())
 }

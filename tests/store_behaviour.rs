@@ -1,0 +1,762 @@
+//! Targeted tests of the history store and of `easel history` around it: a second process on the
+//! same data folder, damaged records, export and import (and hostile imports), and a large
+//! history.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chrono::{Duration as ChronoDuration, Utc};
+use easel::api::GenerationParams;
+use easel::store::files::{image_stem, write_atomic};
+use easel::store::transfer;
+use easel::store::{
+    GenerationRecord, HistoryStore, Id, Query, RecordedError, SavedImage, SledStore, Status,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_easel");
+
+/// A private HOME, config folder and data folder for one test.
+struct Sandbox {
+    _root: tempfile::TempDir,
+    home: PathBuf,
+    config_home: PathBuf,
+    data_home: PathBuf,
+    data: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().join("home");
+        let config_home = root.path().join("config");
+        let data_home = root.path().join("share");
+        let data = root.path().join("data");
+        for d in [&home, &config_home, &data_home] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        Sandbox {
+            _root: root,
+            home,
+            config_home,
+            data_home,
+            data,
+        }
+    }
+
+    /// The binary on `data_dir`, with a clean environment (no OPENAI_*, no other EASEL_*).
+    fn run_on(&self, data_dir: &Path, args: &[&str]) -> Run {
+        let out = Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", &self.config_home)
+            .env("XDG_DATA_HOME", &self.data_home)
+            .env("EASEL_DATA_DIR", data_dir)
+            .env("LANG", "C.UTF-8")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_on(&self.data, args)
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn rec(prompt: &str, status: Status) -> GenerationRecord {
+    let params = GenerationParams {
+        prompt: prompt.into(),
+        ..Default::default()
+    };
+    let mut r = GenerationRecord::queued(Id::new(), params, "demo", true, Utc::now());
+    r.status = status;
+    r
+}
+
+fn json(r: &GenerationRecord) -> String {
+    serde_json::to_string(r).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) A second process on the same data folder
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn second_process_is_refused_with_the_holders_pid_and_nothing_breaks() {
+    let sb = Sandbox::new();
+    let store = SledStore::open(&sb.data).unwrap();
+    let first = rec("held by the test", Status::Succeeded);
+    store.put(&first).unwrap();
+
+    let run = sb.run(&["history", "list"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("another easel is using"), "{run:?}");
+    assert!(
+        run.stderr.contains(&sb.data.display().to_string()),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains(&format!("pid {}", std::process::id())),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+
+    // The holder goes on as if nothing happened.
+    let second = rec("written after the refusal", Status::Failed);
+    store.put(&second).unwrap();
+    assert_eq!(store.get(first.id).unwrap().as_ref(), Some(&first));
+    assert_eq!(store.len(), 2);
+    drop(store);
+
+    let store = SledStore::open(&sb.data).unwrap();
+    assert_eq!(store.get(second.id).unwrap().as_ref(), Some(&second));
+    let report = store.doctor(false).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(store.skipped().is_empty());
+    drop(store);
+
+    // And once the holder is gone, the binary gets in.
+    let run = sb.run(&["history", "list"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("written after the refusal"), "{run:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Damaged records
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn damaged_records_are_skipped_reported_and_repaired() {
+    let sb = Sandbox::new();
+    let records: Vec<GenerationRecord> = (0..5)
+        .map(|i| rec(&format!("record {i} 夜晚"), Status::Succeeded))
+        .collect();
+    {
+        let store = SledStore::open(&sb.data).unwrap();
+        for r in &records {
+            store.put(r).unwrap();
+        }
+    }
+    let garbage = records[1].id;
+    let future = records[3].id;
+    {
+        let db = sled::open(sb.data.join("history.sled")).unwrap();
+        let gens = db.open_tree("generations").unwrap();
+        assert_eq!(gens.len(), 5);
+        gens.insert(garbage.key(), &b"\x00\xff{not json at all"[..])
+            .unwrap();
+        let newer = serde_json::json!({ "v": 99, "record": serde_json::to_value(&records[3]).unwrap(), "hologram": true });
+        gens.insert(future.key(), serde_json::to_vec(&newer).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    let bad_keys = [hex::encode(garbage.key()), hex::encode(future.key())];
+    {
+        let store = SledStore::open(&sb.data).unwrap();
+        let page = store.page(&Query::default(), None, 10).unwrap();
+        let ids: Vec<Id> = page.records.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![records[4].id, records[2].id, records[0].id]);
+        let skipped = store.skipped();
+        let mut keys: Vec<&str> = skipped.iter().map(|b| b.key.as_str()).collect();
+        keys.sort();
+        let mut want: Vec<&str> = bad_keys.iter().map(String::as_str).collect();
+        want.sort();
+        assert_eq!(keys, want, "{skipped:?}");
+        let newer = skipped.iter().find(|b| b.key == bad_keys[1]).unwrap();
+        assert!(newer.error.contains("newer easel"), "{newer:?}");
+        // Reading them one by one, or through the index, does not panic either.
+        assert_eq!(store.get(garbage).unwrap(), None);
+        assert_eq!(store.get(future).unwrap(), None);
+        let text = Query {
+            text: Some("record".into()),
+            ..Default::default()
+        };
+        let found = store.page(&text, None, 10).unwrap();
+        assert_eq!(found.records.len(), 3);
+        let succeeded = Query {
+            status: Some(Status::Succeeded),
+            ..Default::default()
+        };
+        assert_eq!(store.page(&succeeded, None, 10).unwrap().records.len(), 3);
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.total, stats.skipped), (3, 2));
+        assert_eq!(store.queue().unwrap().len(), 0);
+    }
+
+    let list = sb.run(&["history", "list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(
+        list.stderr.contains("warning") && list.stderr.contains("easel history doctor"),
+        "{list:?}"
+    );
+    for k in &bad_keys {
+        assert!(list.stderr.contains(k.as_str()), "{list:?}");
+    }
+    assert_eq!(list.stdout.lines().count(), 3, "{list:?}");
+
+    let doctor = sb.run(&["history", "doctor"]);
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    for k in &bad_keys {
+        assert!(
+            doctor.stdout.contains(&format!("damaged record {k}")),
+            "{doctor:?}"
+        );
+    }
+    assert!(doctor.stdout.contains("--repair"), "{doctor:?}");
+
+    let repair = sb.run(&["history", "doctor", "--repair"]);
+    assert_eq!(repair.code, 0, "{repair:?}");
+
+    let again = sb.run(&["history", "doctor"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.stdout.contains("healthy (3 generations)"),
+        "{again:?}"
+    );
+    let list = sb.run(&["history", "list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(!list.stderr.contains("warning"), "{list:?}");
+
+    // The damaged records were set aside, not destroyed.
+    let db = sled::open(sb.data.join("history.sled")).unwrap();
+    let quarantine = db.open_tree("quarantine").unwrap();
+    assert_eq!(quarantine.len(), 2);
+    assert!(quarantine.contains_key(garbage.key()).unwrap());
+    assert_eq!(db.open_tree("generations").unwrap().len(), 3);
+    assert_eq!(db.open_tree("summaries").unwrap().len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) Export and import
+// ---------------------------------------------------------------------------------------------
+
+/// Write a fake image under `data_dir` the way the store names them; returns what a record keeps.
+fn image_file(data_dir: &Path, r: &GenerationRecord, index: usize) -> SavedImage {
+    let (dir, stem) = image_stem(&r.id, r.created, index);
+    let rel = dir.join(format!("{stem}.png"));
+    let abs = data_dir.join(&rel);
+    std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
+    let bytes = format!("not really a png {} {index}", r.id).into_bytes();
+    write_atomic(&abs, &bytes).unwrap();
+    SavedImage {
+        path: rel,
+        format: "png".into(),
+        width: 64,
+        height: 48,
+        bytes: bytes.len() as u64,
+        sha256: easel::store::files::sha256_hex(&bytes),
+    }
+}
+
+/// About fifty records with every field in use somewhere.
+fn varied_records(data_dir: &Path) -> Vec<GenerationRecord> {
+    let prompts = [
+        "a lighthouse at dusk",
+        "夜晚的海边小镇",
+        "a fox 🦊 in the snow, \"quoted\" and\nmulti-line",
+        "tab\tand backslash \\ and unicode ✨",
+        "красный квадрат",
+    ];
+    let models = ["gpt-image-2", "dall-e-3", "gpt-image-1-mini"];
+    let base = Utc::now() - ChronoDuration::days(3);
+    let mut out: Vec<GenerationRecord> = Vec::new();
+    for i in 0..50usize {
+        let mut params = GenerationParams {
+            prompt: format!("{} #{i}", prompts[i % prompts.len()]),
+            model: models[i % models.len()].into(),
+            ..Default::default()
+        };
+        if i % 2 == 0 {
+            params.size = Some("1024x1536".into());
+            params.quality = Some("high".into());
+        }
+        if i % 3 == 0 {
+            params.n = 2;
+            params.output_format = Some("webp".into());
+            params.output_compression = Some(70);
+        }
+        let created = base + ChronoDuration::milliseconds(i as i64 * 61_123);
+        let mut r = GenerationRecord::queued(
+            Id::new(),
+            params,
+            if i % 4 == 0 { "demo" } else { "openai" },
+            i % 4 == 0,
+            created,
+        );
+        r.status = Status::ALL[i % Status::ALL.len()];
+        r.starred = i % 5 == 0;
+        if i % 7 == 0 {
+            r.tags = vec!["keep".into(), "海".into()];
+        }
+        if i > 0 && i % 6 == 0 {
+            r.parent_id = Some(out[i - 1].id);
+        }
+        r.attempts = (i % 3) as u32;
+        if r.status == Status::Succeeded {
+            r.started = Some(created + ChronoDuration::seconds(1));
+            r.finished = Some(created + ChronoDuration::milliseconds(12_345));
+            r.revised_prompt = (i % 2 == 1).then(|| format!("revised: {}", r.prompt));
+            r.usage = Some(serde_json::from_value(serde_json::json!({"input_tokens": 50 + i, "output_tokens": 4160, "total_tokens": 4210 + i})).unwrap());
+            r.cost_usd = Some(0.042 + i as f64 / 997.0);
+            r.request_id = Some(format!("req_{i}"));
+            r.outputs = (0..usize::from(r.params.n))
+                .map(|k| image_file(data_dir, &r, k))
+                .collect();
+        }
+        if r.status == Status::Failed {
+            r.error = Some(RecordedError {
+                kind: "moderation".into(),
+                message: "refused by the safety system".into(),
+                code: Some("moderation_blocked".into()),
+                status: Some(400),
+                request_id: Some(format!("req_f{i}")),
+                hint: Some("change the prompt".into()),
+            });
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// How a record is expected to come out of an import: jobs never restart by themselves.
+fn as_imported(r: &GenerationRecord) -> GenerationRecord {
+    let mut r = r.clone();
+    if matches!(r.status, Status::Queued | Status::Running) {
+        r.status = Status::Interrupted;
+    }
+    r
+}
+
+fn assert_same_history(source: &[GenerationRecord], dest: &SledStore) {
+    assert_eq!(dest.len(), source.len());
+    for r in source {
+        let got = dest
+            .get(r.id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} was not imported", r.id));
+        assert_eq!(json(&got), json(&as_imported(r)));
+    }
+    assert!(
+        dest.queue().unwrap().is_empty(),
+        "imported jobs were queued"
+    );
+}
+
+#[test]
+fn export_import_round_trip_through_the_library() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let records = varied_records(a.path());
+    let source = SledStore::open(a.path()).unwrap();
+    for r in &records {
+        source.put(r).unwrap();
+    }
+    assert!(source.doctor(false).unwrap().is_clean());
+    let mut buf = Vec::new();
+    assert_eq!(transfer::export(&source, &mut buf).unwrap(), 50);
+    let text = String::from_utf8(buf.clone()).unwrap();
+    assert_eq!(text.lines().count(), 50);
+    // Oldest first, paths relative to the data folder.
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["record"]["id"], records[0].id.to_string());
+    assert!(
+        !text.contains(&a.path().display().to_string()),
+        "an absolute path was exported"
+    );
+
+    let dest = SledStore::open(b.path()).unwrap();
+    let report = transfer::import(&dest, b.path(), &mut buf.as_slice()).unwrap();
+    assert_eq!(
+        (report.imported, report.present, report.refused.clone()),
+        (50, 0, vec![])
+    );
+    assert_same_history(&records, &dest);
+
+    // Importing the same file again changes nothing.
+    let report = transfer::import(&dest, b.path(), &mut buf.as_slice()).unwrap();
+    assert_eq!(
+        (report.imported, report.present, report.refused.clone()),
+        (0, 50, vec![])
+    );
+    assert_same_history(&records, &dest);
+
+    // A second export of the copy is the first one, but for the jobs that were stopped.
+    let mut again = Vec::new();
+    transfer::export(&dest, &mut again).unwrap();
+    let again = String::from_utf8(again).unwrap();
+    assert_eq!(again.lines().count(), 50);
+    for (x, y) in text.lines().zip(again.lines()) {
+        let (x, y): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(x).unwrap(),
+            serde_json::from_str(y).unwrap(),
+        );
+        let status = x["record"]["status"].as_str().unwrap();
+        if status == "queued" || status == "running" {
+            assert_eq!(y["record"]["status"], "interrupted");
+        } else {
+            assert_eq!(x, y);
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn export_import_round_trip_through_the_binary() {
+    let sb = Sandbox::new();
+    let records = varied_records(&sb.data);
+    {
+        let store = SledStore::open(&sb.data).unwrap();
+        for r in &records {
+            store.put(r).unwrap();
+        }
+    }
+    let file = sb.home.join("history export.jsonl");
+    let export = sb.run(&["history", "export", "--out", file.to_str().unwrap()]);
+    assert_eq!(export.code, 0, "{export:?}");
+    assert!(export.stderr.contains("exported 50"), "{export:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 50);
+
+    let other = sb.home.join("elsewhere");
+    let import = sb.run_on(&other, &["history", "import", file.to_str().unwrap()]);
+    assert_eq!(import.code, 0, "{import:?}");
+    assert!(
+        import
+            .stdout
+            .contains("imported 50, already present 0, refused 0"),
+        "{import:?}"
+    );
+    let again = sb.run_on(&other, &["history", "import", file.to_str().unwrap()]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again
+            .stdout
+            .contains("imported 0, already present 50, refused 0"),
+        "{again:?}"
+    );
+
+    // With the images carried over too, the copy is whole.
+    copy_tree(&sb.data.join("images"), &other.join("images"));
+    let doctor = sb.run_on(&other, &["history", "doctor"]);
+    assert_eq!(doctor.code, 0, "{doctor:?}");
+    assert!(!doctor.stdout.contains("file with no record"), "{doctor:?}");
+
+    let dest = SledStore::open(&other).unwrap();
+    assert_same_history(&records, &dest);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) Hostile imports
+// ---------------------------------------------------------------------------------------------
+
+fn line_with_output(path: &str) -> (Id, String) {
+    let mut r = rec(&format!("points at {path}"), Status::Succeeded);
+    r.outputs = vec![SavedImage {
+        path: PathBuf::from(path),
+        format: "png".into(),
+        width: 1,
+        height: 1,
+        bytes: 1,
+        sha256: "00".into(),
+    }];
+    (
+        r.id,
+        serde_json::to_string(&serde_json::json!({ "v": 1, "record": r })).unwrap(),
+    )
+}
+
+/// An import file with good lines among hostile ones, against a data folder holding symlinks
+/// that lead out of it. Returns the file's text, the ids that must be imported, those that must
+/// not, and the line numbers that must be refused.
+fn hostile_setup(data_dir: &Path, outside: &Path) -> (String, Vec<Id>, Vec<Id>, Vec<usize>) {
+    std::fs::create_dir_all(data_dir.join("images")).unwrap();
+    std::fs::write(outside.join("present.png"), b"outside").unwrap();
+    std::os::unix::fs::symlink(outside, data_dir.join("images/out")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("present.png"),
+        data_dir.join("images/link.png"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(data_dir.join("images/2026-11-28")).unwrap();
+
+    let (good1, l1) = line_with_output("images/2026-11-28/good.png");
+    let (up, l2) = line_with_output("../x.png");
+    let (abs, l3) = line_with_output("/etc/passwd");
+    let (through_dir, l4) = line_with_output("images/out/present.png");
+    let (through_dir_new, l5) = line_with_output("images/out/not-there-yet.png");
+    let (file_link, l6) = line_with_output("images/link.png");
+    let (sneaky, l7) = line_with_output("images/2026-11-28/../../../x.png");
+    std::os::unix::fs::symlink(
+        outside.join("gone.png"),
+        data_dir.join("images/dangling.png"),
+    )
+    .unwrap();
+    let (dangling, l9) = line_with_output("images/dangling.png");
+    let mut good2 = rec("a bare record, no envelope, no images", Status::Failed);
+    good2.outputs.clear();
+    let l8 = serde_json::to_string(&good2).unwrap();
+    let text = [
+        l1,
+        l2,
+        l3,
+        l4,
+        l5,
+        String::new(),
+        l6,
+        "{\"v\": 1, \"record\": 42}".into(),
+        l7,
+        l8,
+        l9,
+    ]
+    .join("\n")
+        + "\n";
+    (
+        text,
+        vec![good1, good2.id],
+        vec![
+            up,
+            abs,
+            through_dir,
+            through_dir_new,
+            file_link,
+            sneaky,
+            dangling,
+        ],
+        vec![2, 3, 4, 5, 7, 8, 9, 11],
+    )
+}
+
+#[test]
+fn hostile_import_lines_are_refused_by_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (text, good, bad, lines) = hostile_setup(&data, outside.path());
+    let store = SledStore::open(&data).unwrap();
+    let report = transfer::import(&store, &data, &mut text.as_bytes()).unwrap();
+    let refused: Vec<usize> = report.refused.iter().map(|(n, _)| *n).collect();
+    assert_eq!(refused, lines, "{report:?}");
+    assert_eq!(report.imported, 2, "{report:?}");
+    for (n, why) in &report.refused {
+        match n {
+            2 | 9 => assert!(why.contains(".."), "{n}: {why}"),
+            3 => assert!(why.contains("absolute"), "{n}: {why}"),
+            4 | 5 | 7 | 11 => assert!(why.contains("symlink"), "{n}: {why}"),
+            _ => {}
+        }
+    }
+    for id in good {
+        assert!(store.get(id).unwrap().is_some());
+    }
+    for id in bad {
+        assert!(store.get(id).unwrap().is_none(), "{id} was imported");
+    }
+    assert_eq!(store.len(), 2);
+    assert!(outside.path().join("present.png").exists());
+}
+
+#[test]
+fn hostile_import_lines_are_refused_by_the_binary() {
+    let sb = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    let (text, good, bad, lines) = hostile_setup(&sb.data, outside.path());
+    let file = sb.home.join("hostile.jsonl");
+    std::fs::write(&file, text).unwrap();
+    let run = sb.run(&["history", "import", file.to_str().unwrap()]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("imported 2, already present 0, refused 8"),
+        "{run:?}"
+    );
+    for n in &lines {
+        assert!(
+            run.stderr
+                .contains(&format!("{}:{n}: refused", file.display())),
+            "line {n}: {run:?}"
+        );
+    }
+    let store = SledStore::open(&sb.data).unwrap();
+    for id in good {
+        assert!(store.get(id).unwrap().is_some());
+    }
+    for id in bad {
+        assert!(store.get(id).unwrap().is_none(), "{id} was imported");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (e) A large history
+// ---------------------------------------------------------------------------------------------
+
+/// Put `n` records one by one (each flushed), reopen, and check the newest page and a search.
+fn large_history(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        for i in 0..n {
+            let status = if i % 10 == 0 {
+                Status::Failed
+            } else {
+                Status::Succeeded
+            };
+            let r = rec(&format!("prompt number {i} 夜晚"), status);
+            store.put(&r).unwrap();
+            ids.push(r.id);
+        }
+    }
+    eprintln!("{n} puts took {:?}", started.elapsed());
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.len(), n);
+    let t = std::time::Instant::now();
+    let page = store.page(&Query::default(), None, 50).unwrap();
+    eprintln!("the newest page took {:?}", t.elapsed());
+    let got: Vec<Id> = page.records.iter().map(|r| r.id).collect();
+    let want: Vec<Id> = ids.iter().rev().take(50).copied().collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        page.records[0].prompt,
+        format!("prompt number {} 夜晚", n - 1)
+    );
+    assert!(page.next.is_some());
+    // The second page follows on.
+    let second = store.page(&Query::default(), page.next, 50).unwrap();
+    let want: Vec<Id> = ids.iter().rev().skip(50).take(50).copied().collect();
+    assert_eq!(
+        second.records.iter().map(|r| r.id).collect::<Vec<_>>(),
+        want
+    );
+    let failed = Query {
+        status: Some(Status::Failed),
+        ..Default::default()
+    };
+    assert_eq!(store.count(&failed).unwrap(), n / 10);
+    let target = n * 5 / 8 + 3;
+    let text = Query {
+        text: Some(format!("number {target}")),
+        ..Default::default()
+    };
+    let hit = store.page(&text, None, 5).unwrap();
+    assert_eq!(hit.records.first().map(|r| r.id), Some(ids[target]));
+}
+
+#[test]
+fn two_thousand_records() {
+    large_history(2_000);
+}
+
+/// About 11 s in a debug build (every put is flushed to disk): run with `--ignored`.
+#[test]
+#[ignore = "slow in debug builds (~11 s): cargo test --test store_behaviour -- --ignored"]
+fn twenty_thousand_records_smoke() {
+    large_history(20_000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writers at the same time (the studio stars a job while its worker records how it ended)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn starring_while_a_job_is_recorded_loses_no_transition() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+    let mut job = rec("a job that is starred while it runs", Status::Queued);
+    store.enqueue(&job, false).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let starrer = {
+        let (store, done, id) = (store.clone(), done.clone(), job.id);
+        std::thread::spawn(move || {
+            let mut on = true;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                store.set_starred(id, on).unwrap();
+                store
+                    .set_tags(id, if on { vec!["x".into()] } else { vec![] })
+                    .unwrap();
+                on = !on;
+            }
+        })
+    };
+    let mut regressions = Vec::new();
+    job.status = Status::Running;
+    for attempt in 1..=150u32 {
+        job.attempts = attempt;
+        store.put(&job).unwrap();
+        let now = store.get(job.id).unwrap().unwrap();
+        if now.attempts < attempt {
+            regressions.push((attempt, now.attempts));
+        }
+    }
+    job.status = Status::Succeeded;
+    job.attempts = 151;
+    store.put(&job).unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    starrer.join().unwrap();
+    assert!(
+        regressions.is_empty(),
+        "a star overwrote newer writes (written, then read): {regressions:?}"
+    );
+    let last = store.get(job.id).unwrap().unwrap();
+    assert_eq!((last.status, last.attempts), (Status::Succeeded, 151));
+    assert!(store.queue().unwrap().is_empty());
+}
+
+#[test]
+fn starring_while_deleting_does_not_bring_the_record_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+    let mut back = 0;
+    for _ in 0..40 {
+        let r = rec("deleted while starred", Status::Succeeded);
+        store.put(&r).unwrap();
+        let starrer = {
+            let (store, id) = (store.clone(), r.id);
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    if store.set_starred(id, i % 2 == 0).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        store.delete(r.id).unwrap();
+        starrer.join().unwrap();
+        if store.get(r.id).unwrap().is_some() {
+            back += 1;
+            store.delete(r.id).unwrap();
+        }
+    }
+    assert_eq!(
+        back, 0,
+        "deleted records came back {back} time(s) out of 40"
+    );
+    assert!(store.is_empty());
+}
