@@ -56,6 +56,45 @@ impl Cursor {
     }
 }
 
+/// Histories at least this long are searched on several threads.
+const PARALLEL_FROM: usize = 20_000;
+
+/// A character as the prefilter compares it: diacritics removed and lower-cased, which is at
+/// least as loose as any matching mode of the matcher.
+fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    // CJK, kana and hangul have no case and no diacritics to remove: the common non-Latin case.
+    if ('\u{3000}'..'\u{ff00}').contains(&c) {
+        return c;
+    }
+    let n = nucleo_matcher::chars::normalize(c);
+    n.to_lowercase().next().unwrap_or(n)
+}
+
+/// For each positive atom, its characters folded. Every kind of atom (fuzzy, substring, prefix,
+/// postfix, exact) only matches a haystack that holds its characters in order, so a haystack
+/// without them can be skipped before the (much dearer) scoring.
+fn prefilter_needles(pattern: &Pattern) -> Vec<Vec<char>> {
+    pattern.atoms.iter().filter(|a| !a.negative).map(|a| a.needle_text().chars().map(fold).collect()).collect()
+}
+
+/// Whether `haystack` holds the characters of `needle` in order (a cheap superset of a match).
+fn may_contain(haystack: &str, needle: &[char]) -> bool {
+    let mut want = needle.iter();
+    let Some(mut next) = want.next() else { return true };
+    for c in haystack.chars() {
+        if fold(c) == *next {
+            match want.next() {
+                Some(n) => next = n,
+                None => return true,
+            }
+        }
+    }
+    false
+}
+
 /// One record, as much as queries need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -203,7 +242,14 @@ impl Index {
                 Some(Cursor::Offset(n)) => n,
                 _ => 0,
             };
-            let hits = self.fuzzy(q, text);
+            let mut hits = self.fuzzy(q, text);
+            // Best first, newest first among equals; only the part up to this page is sorted.
+            let order = |a: &(u32, usize), b: &(u32, usize)| b.0.cmp(&a.0).then(b.1.cmp(&a.1));
+            let wanted = offset.saturating_add(limit).min(hits.len());
+            if wanted > 0 && wanted < hits.len() {
+                hits.select_nth_unstable_by(wanted - 1, order);
+            }
+            hits[..wanted].sort_unstable_by(order);
             let page: Vec<Id> = hits.iter().skip(offset).take(limit).map(|(_, i)| self.entries[*i].id).collect();
             let next = (offset + page.len() < hits.len()).then_some(Cursor::Offset(offset + page.len()));
             return (page, next);
@@ -229,23 +275,43 @@ impl Index {
         (page, if more { last.map(Cursor::Before) } else { None })
     }
 
-    /// Every entry matching the filters and the text, as (score, position), best first and,
-    /// among equals, newest first.
+    /// Every entry matching the filters and the text, as (score, position), in no particular
+    /// order. Large histories are scored on every core.
     fn fuzzy(&self, q: &Query, text: &str) -> Vec<(u32, usize)> {
         let pattern = Pattern::parse(text, CaseMatching::Smart, Normalization::Smart);
-        let mut matcher = Matcher::new(Config::DEFAULT);
-        let mut buf = Vec::new();
-        let mut hits: Vec<(u32, usize)> = Vec::new();
-        for (i, e) in self.entries.iter().enumerate() {
-            if !self.passes(e, q) {
-                continue;
+        let needles = prefilter_needles(&pattern);
+        let score_range = |start: usize, entries: &[Entry]| {
+            let mut matcher = Matcher::new(Config::DEFAULT);
+            let mut buf = Vec::new();
+            let mut hits = Vec::new();
+            for (i, e) in entries.iter().enumerate() {
+                if !self.passes(e, q) || !needles.iter().all(|n| may_contain(&e.prompt, n)) {
+                    continue;
+                }
+                if let Some(score) = pattern.score(Utf32Str::new(&e.prompt, &mut buf), &mut matcher) {
+                    hits.push((score, start + i));
+                }
             }
-            if let Some(score) = pattern.score(Utf32Str::new(&e.prompt, &mut buf), &mut matcher) {
-                hits.push((score, i));
-            }
+            hits
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        if threads > 1 && self.entries.len() >= PARALLEL_FROM {
+            let chunk = self.entries.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = self
+                    .entries
+                    .chunks(chunk)
+                    .enumerate()
+                    .map(|(k, part)| {
+                        let score_range = &score_range;
+                        scope.spawn(move || score_range(k * chunk, part))
+                    })
+                    .collect();
+                workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+            })
+        } else {
+            score_range(0, &self.entries)
         }
-        hits.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-        hits
     }
 
     /// How many records match.
@@ -315,6 +381,23 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(end, None);
         assert_eq!(index.with_prefix(&ids[1].to_string()[..6]), vec![ids[1]]);
+    }
+
+    proptest::proptest! {
+        /// The prefilter never drops a haystack the matcher would match.
+        #[test]
+        fn prefilter_is_a_superset(
+            hay in "[a-zA-Zàéîõüß海边小镇 ]{0,40}",
+            needle in "[a-zA-Zàéîõüß海边 ^$'!]{1,8}",
+        ) {
+            let pattern = Pattern::parse(&needle, CaseMatching::Smart, Normalization::Smart);
+            let mut matcher = Matcher::new(Config::DEFAULT);
+            let mut buf = Vec::new();
+            if pattern.score(Utf32Str::new(&hay, &mut buf), &mut matcher).is_some() {
+                let needles = prefilter_needles(&pattern);
+                proptest::prop_assert!(needles.iter().all(|n| may_contain(&hay, n)), "{hay:?} {needle:?}");
+            }
+        }
     }
 
     #[test]
