@@ -2,8 +2,18 @@
 
 use clap::Parser;
 
+/// Exit status for a command line that could not be understood (BSD's EX_USAGE), kept apart
+/// from `generate`'s 1 (nothing saved) and 2 (some images saved).
+const USAGE_ERROR: i32 = 64;
+
 fn main() {
-    let cli = easel::cli::Cli::parse();
+    let cli = match easel::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { USAGE_ERROR } else { 0 });
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
