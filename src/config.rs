@@ -136,6 +136,8 @@ pub struct ConfigFile {
     pub demo: Demo,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: BTreeMap<String, ModelOverride>,
+    /// Key bindings: `[keys.CONTEXT] action = "key"` (docs/keybindings.md).
+    pub keys: crate::studio::keymap::KeyConfig,
 }
 
 /// A config problem, said in a way that points at the fix.

@@ -12,4 +12,5 @@ pub mod generation;
 pub mod queue;
 pub mod sanitize;
 pub mod store;
+pub mod studio;
 pub mod secret;

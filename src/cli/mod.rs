@@ -132,11 +132,24 @@ pub async fn run(mut cli: Cli) -> i32 {
             Some(settings) => history::run(&settings, action),
             None => 1,
         },
-        None => {
-            eprintln!(
-                "easel: the interactive studio is not built yet; meanwhile try:\n  easel generate \"a lighthouse at dusk\"\n  easel --help"
-            );
-            2
-        }
+        None => match settings_or_report(&cli) {
+            Some(settings) => {
+                if !std::io::IsTerminal::is_terminal(&std::io::stdout()) || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    report(
+                        "the studio needs an interactive terminal",
+                        Some("run easel in a terminal, or use `easel generate` and `easel history` in scripts"),
+                    );
+                    return 1;
+                }
+                match settings.resolve_provider(cli.provider.as_deref(), &config::real_env) {
+                    Ok(provider) => crate::studio::runtime::run(&settings, provider).await,
+                    Err(e) => {
+                        report(&e.to_string(), None);
+                        1
+                    }
+                }
+            }
+            None => 1,
+        },
     }
 }

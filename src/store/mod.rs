@@ -114,6 +114,13 @@ pub trait HistoryStore: Send + Sync {
     fn resolve(&self, text: &str) -> Result<Id, StoreError>;
     fn page(&self, query: &Query, cursor: Option<Cursor>, limit: usize) -> Result<Page, StoreError>;
     fn count(&self, query: &Query) -> Result<usize, StoreError>;
+    /// The records at positions `offset..offset + limit` of a query's results, and how many
+    /// results there are in all (what a scrolling list needs).
+    fn window(&self, query: &Query, offset: usize, limit: usize) -> Result<(Vec<GenerationRecord>, usize), StoreError> {
+        let cursor = (offset > 0).then_some(Cursor::Offset(offset));
+        let page = self.page(query, cursor, limit)?;
+        Ok((page.records, self.count(query)?))
+    }
     fn set_starred(&self, id: Id, starred: bool) -> Result<GenerationRecord, StoreError>;
     fn set_tags(&self, id: Id, tags: Vec<String>) -> Result<GenerationRecord, StoreError>;
     /// Remove a record and its image files.

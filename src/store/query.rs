@@ -258,11 +258,19 @@ impl Index {
             Some(Cursor::Before(id)) => self.entries.partition_point(|e| e.id < id),
             _ => self.entries.len(),
         };
+        let mut skip = match cursor {
+            Some(Cursor::Offset(n)) => n,
+            _ => 0,
+        };
         let mut page = Vec::with_capacity(limit.min(1024));
         let mut last = None;
         let mut more = false;
         for e in self.entries[..end].iter().rev() {
             if !self.passes(e, q) {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
                 continue;
             }
             if page.len() == limit {

@@ -1,0 +1,493 @@
+//! Keys to actions: a table of defaults, overridable from the config's `[keys]` table. Pure, so
+//! it is tested as a table of cases without a terminal.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Where a key press lands. Global bindings apply everywhere except inside text inputs (the
+/// editor, the search line), where only the ones marked as such do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Context {
+    Global,
+    Editor,
+    Params,
+    Queue,
+    History,
+}
+
+/// Everything a key can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    // Global
+    NextPane,
+    PrevPane,
+    Help,
+    Quit,
+    ForceQuit,
+    Suspend,
+    FocusEditor,
+    // Editor
+    Submit,
+    SubmitFront,
+    LeaveEditor,
+    ExternalEditor,
+    // Lists
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    // Params
+    NextValue,
+    PrevValue,
+    // Queue
+    Cancel,
+    Retry,
+    MoveUp,
+    MoveDown,
+    MoveFront,
+    PauseAll,
+    // History
+    Search,
+    Details,
+    Reuse,
+    Rerun,
+    Star,
+    Delete,
+    CopyPrompt,
+    CopyPath,
+    FullView,
+    Filter,
+    NextImage,
+}
+
+impl Action {
+    /// What the help screen says.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::NextPane => "next pane",
+            Action::PrevPane => "previous pane",
+            Action::Help => "show or hide this help",
+            Action::Quit => "quit (asks first while jobs run)",
+            Action::ForceQuit => "quit now",
+            Action::Suspend => "suspend to the shell (fg returns)",
+            Action::FocusEditor => "edit the prompt",
+            Action::Submit => "queue the prompt",
+            Action::SubmitFront => "queue the prompt at the front",
+            Action::LeaveEditor => "leave the editor",
+            Action::ExternalEditor => "edit the prompt in $VISUAL / $EDITOR",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::PageUp => "page up",
+            Action::PageDown => "page down",
+            Action::Top => "first",
+            Action::Bottom => "last",
+            Action::NextValue => "next value",
+            Action::PrevValue => "previous value",
+            Action::Cancel => "cancel the job",
+            Action::Retry => "retry the job",
+            Action::MoveUp => "move the job up",
+            Action::MoveDown => "move the job down",
+            Action::MoveFront => "move the job to the front",
+            Action::PauseAll => "pause or resume the queue",
+            Action::Search => "search prompts (fuzzy)",
+            Action::Details => "details",
+            Action::Reuse => "load prompt and parameters into the editor",
+            Action::Rerun => "run again (or retry a failed one)",
+            Action::Star => "star or unstar",
+            Action::Delete => "delete (asks first)",
+            Action::CopyPrompt => "copy the prompt (OSC 52)",
+            Action::CopyPath => "copy the image path (OSC 52)",
+            Action::FullView => "view the image full screen",
+            Action::Filter => "filter: all, starred, failed, this model",
+            Action::NextImage => "next image of the generation",
+        }
+    }
+}
+
+/// A key with its modifiers, as written in the config ("ctrl-s", "alt-enter", "J", "f1").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+impl Key {
+    pub const fn new(code: KeyCode, mods: KeyModifiers) -> Key {
+        Key { code, mods }
+    }
+
+    /// Normalise a terminal key event: shift is implied by an upper-case character, and
+    /// BackTab is shift-tab.
+    pub fn from_event(e: &KeyEvent) -> Key {
+        let mut mods = e.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let code = match e.code {
+            KeyCode::Char(c) => {
+                mods.remove(KeyModifiers::SHIFT);
+                KeyCode::Char(if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c })
+            }
+            KeyCode::BackTab => {
+                mods.insert(KeyModifiers::SHIFT);
+                KeyCode::Tab
+            }
+            other => other,
+        };
+        Key { code, mods }
+    }
+
+    pub fn parse(text: &str) -> Result<Key, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("an empty key".into());
+        }
+        let mut mods = KeyModifiers::NONE;
+        let mut rest = t;
+        // A lone "-" is the minus key, not a separator.
+        while let Some((head, tail)) = rest.split_once('-').filter(|(_, tail)| !tail.is_empty()) {
+            match head.to_ascii_lowercase().as_str() {
+                "ctrl" | "c" => mods |= KeyModifiers::CONTROL,
+                "alt" | "a" | "meta" | "m" => mods |= KeyModifiers::ALT,
+                "shift" | "s" => mods |= KeyModifiers::SHIFT,
+                _ => return Err(format!("unknown modifier \"{head}\" in \"{t}\" (use ctrl, alt or shift)")),
+            }
+            rest = tail;
+        }
+        let lower = rest.to_ascii_lowercase();
+        let code = match lower.as_str() {
+            "enter" | "return" => KeyCode::Enter,
+            "esc" | "escape" => KeyCode::Esc,
+            "tab" => KeyCode::Tab,
+            "backtab" => {
+                mods |= KeyModifiers::SHIFT;
+                KeyCode::Tab
+            }
+            "space" => KeyCode::Char(' '),
+            "backspace" => KeyCode::Backspace,
+            "delete" | "del" => KeyCode::Delete,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pageup" | "pgup" => KeyCode::PageUp,
+            "pagedown" | "pgdn" => KeyCode::PageDown,
+            f if f.len() >= 2 && f.starts_with('f') && f[1..].chars().all(|c| c.is_ascii_digit()) => {
+                KeyCode::F(f[1..].parse().map_err(|_| format!("bad function key \"{t}\""))?)
+            }
+            _ => {
+                let mut chars = rest.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => {
+                        let c = if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c };
+                        if mods.contains(KeyModifiers::SHIFT) && c.is_ascii_alphabetic() && !mods.contains(KeyModifiers::CONTROL) {
+                            mods.remove(KeyModifiers::SHIFT);
+                            KeyCode::Char(c.to_ascii_uppercase())
+                        } else {
+                            KeyCode::Char(c)
+                        }
+                    }
+                    _ => return Err(format!("unknown key \"{t}\"")),
+                }
+            }
+        };
+        Ok(Key { code, mods })
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mods.contains(KeyModifiers::CONTROL) {
+            f.write_str("Ctrl-")?;
+        }
+        if self.mods.contains(KeyModifiers::ALT) {
+            f.write_str("Alt-")?;
+        }
+        if self.mods.contains(KeyModifiers::SHIFT) {
+            f.write_str("Shift-")?;
+        }
+        match self.code {
+            KeyCode::Char(' ') => f.write_str("Space"),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::Enter => f.write_str("Enter"),
+            KeyCode::Esc => f.write_str("Esc"),
+            KeyCode::Tab => f.write_str("Tab"),
+            KeyCode::Backspace => f.write_str("Backspace"),
+            KeyCode::Delete => f.write_str("Delete"),
+            KeyCode::Up => f.write_str("↑"),
+            KeyCode::Down => f.write_str("↓"),
+            KeyCode::Left => f.write_str("←"),
+            KeyCode::Right => f.write_str("→"),
+            KeyCode::Home => f.write_str("Home"),
+            KeyCode::End => f.write_str("End"),
+            KeyCode::PageUp => f.write_str("PgUp"),
+            KeyCode::PageDown => f.write_str("PgDn"),
+            KeyCode::F(n) => write!(f, "F{n}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// The active bindings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keymap {
+    /// In order of definition: the first binding of an action is the one hints show.
+    bindings: Vec<(Context, Key, Action)>,
+}
+
+/// The `[keys]` table of the config: `context.action = "key"` or a list of keys.
+pub type KeyConfig = BTreeMap<Context, BTreeMap<Action, KeySpec>>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KeySpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+const C: KeyModifiers = KeyModifiers::CONTROL;
+const A: KeyModifiers = KeyModifiers::ALT;
+const S: KeyModifiers = KeyModifiers::SHIFT;
+const N: KeyModifiers = KeyModifiers::NONE;
+
+fn ch(c: char) -> Key {
+    Key::new(KeyCode::Char(c), N)
+}
+
+fn k(code: KeyCode) -> Key {
+    Key::new(code, N)
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        use Action::*;
+        use Context::*;
+        let list: Vec<(Context, Key, Action)> = vec![
+            (Global, k(KeyCode::Tab), NextPane),
+            (Global, Key::new(KeyCode::Tab, S), PrevPane),
+            (Global, ch('?'), Help),
+            (Global, k(KeyCode::F(1)), Help),
+            (Global, ch('q'), Quit),
+            (Global, Key::new(KeyCode::Char('c'), C), ForceQuit),
+            (Global, Key::new(KeyCode::Char('z'), C), Suspend),
+            (Global, ch('i'), FocusEditor),
+            (Editor, Key::new(KeyCode::Char('s'), C), Submit),
+            (Editor, Key::new(KeyCode::Enter, A), Submit),
+            (Editor, Key::new(KeyCode::Enter, C), Submit),
+            (Editor, Key::new(KeyCode::Char('f'), A), SubmitFront),
+            (Editor, k(KeyCode::Esc), LeaveEditor),
+            (Editor, Key::new(KeyCode::Char('o'), C), ExternalEditor),
+            (Editor, k(KeyCode::F(1)), Help),
+            (Params, ch('k'), Up),
+            (Params, k(KeyCode::Up), Up),
+            (Params, ch('j'), Down),
+            (Params, k(KeyCode::Down), Down),
+            (Params, ch('l'), NextValue),
+            (Params, k(KeyCode::Right), NextValue),
+            (Params, k(KeyCode::Enter), NextValue),
+            (Params, ch('h'), PrevValue),
+            (Params, k(KeyCode::Left), PrevValue),
+            (Queue, ch('k'), Up),
+            (Queue, k(KeyCode::Up), Up),
+            (Queue, ch('j'), Down),
+            (Queue, k(KeyCode::Down), Down),
+            (Queue, ch('x'), Cancel),
+            (Queue, ch('r'), Retry),
+            (Queue, ch('K'), MoveUp),
+            (Queue, ch('J'), MoveDown),
+            (Queue, ch('F'), MoveFront),
+            (Queue, ch('p'), PauseAll),
+            (Queue, ch('e'), Reuse),
+            (History, ch('k'), Up),
+            (History, k(KeyCode::Up), Up),
+            (History, ch('j'), Down),
+            (History, k(KeyCode::Down), Down),
+            (History, k(KeyCode::PageUp), PageUp),
+            (History, k(KeyCode::PageDown), PageDown),
+            (History, ch('g'), Top),
+            (History, k(KeyCode::Home), Top),
+            (History, ch('G'), Bottom),
+            (History, k(KeyCode::End), Bottom),
+            (History, ch('/'), Search),
+            (History, k(KeyCode::Enter), Details),
+            (History, ch('e'), Reuse),
+            (History, ch('r'), Rerun),
+            (History, ch('s'), Star),
+            (History, ch('d'), Delete),
+            (History, ch('y'), CopyPrompt),
+            (History, ch('Y'), CopyPath),
+            (History, ch('z'), FullView),
+            (History, ch('f'), Filter),
+            (History, ch('n'), NextImage),
+            (History, ch('p'), PauseAll),
+            (History, ch('x'), Cancel),
+        ];
+        Keymap { bindings: list }
+    }
+}
+
+impl Keymap {
+    /// The defaults with the config's `[keys]` applied: a configured action loses its default
+    /// keys in that context and gets the ones given.
+    pub fn with_config(config: &KeyConfig) -> Result<Keymap, String> {
+        let mut map = Keymap::default();
+        for (context, actions) in config {
+            for (action, spec) in actions {
+                map.bindings.retain(|(c, _, a)| !(c == context && a == action));
+                let keys = match spec {
+                    KeySpec::One(s) => vec![s.clone()],
+                    KeySpec::Many(v) => v.clone(),
+                };
+                for text in keys {
+                    let key = Key::parse(&text).map_err(|e| format!("[keys.{}] {action:?}: {e}", context_name(*context)))?;
+                    // A key bound anew replaces what it did before in that context.
+                    map.bindings.retain(|(c, k, _)| !(c == context && *k == key));
+                    map.bindings.push((*context, key, *action));
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// The action for a key in a context: the context's own binding first, then (outside text
+    /// inputs) the global one.
+    fn get(&self, context: Context, key: Key) -> Option<Action> {
+        self.bindings.iter().find(|(c, k, _)| *c == context && *k == key).map(|(_, _, a)| *a)
+    }
+
+    pub fn lookup(&self, context: Context, key: Key) -> Option<Action> {
+        if let Some(a) = self.get(context, key) {
+            return Some(a);
+        }
+        if context == Context::Editor {
+            // In the editor, plain characters are text: only modified keys and function keys
+            // may reach global bindings.
+            let plain = matches!(key.code, KeyCode::Char(_)) && !key.mods.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+            if plain {
+                return None;
+            }
+        }
+        self.get(Context::Global, key)
+    }
+
+    /// The keys bound to each action in a context, for the help screen.
+    pub fn keys_for(&self, context: Context) -> Vec<(Action, Vec<Key>)> {
+        let mut by_action: Vec<(Action, Vec<Key>)> = Vec::new();
+        for (c, key, a) in &self.bindings {
+            if *c != context {
+                continue;
+            }
+            match by_action.iter_mut().find(|(x, _)| x == a) {
+                Some((_, keys)) => keys.push(*key),
+                None => by_action.push((*a, vec![*key])),
+            }
+        }
+        by_action
+    }
+
+    /// The first key of an action, for hints in pane titles.
+    pub fn hint(&self, context: Context, action: Action) -> String {
+        self.bindings
+            .iter()
+            .find(|(c, _, a)| (*c == context || *c == Context::Global) && *a == action)
+            .map(|(_, k, _)| k.to_string())
+            .unwrap_or_else(|| "—".into())
+    }
+}
+
+pub fn context_name(c: Context) -> &'static str {
+    match c {
+        Context::Global => "global",
+        Context::Editor => "editor",
+        Context::Params => "params",
+        Context::Queue => "queue",
+        Context::History => "history",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyEventKind, KeyEventState};
+
+    fn ev(code: KeyCode, mods: KeyModifiers) -> Key {
+        Key::from_event(&KeyEvent { code, modifiers: mods, kind: KeyEventKind::Press, state: KeyEventState::NONE })
+    }
+
+    #[test]
+    fn default_lookups() {
+        let m = Keymap::default();
+        let cases: &[(Context, Key, Option<Action>)] = &[
+            (Context::Editor, ev(KeyCode::Char('s'), C), Some(Action::Submit)),
+            (Context::Editor, ev(KeyCode::Enter, A), Some(Action::Submit)),
+            (Context::Editor, ev(KeyCode::Enter, C), Some(Action::Submit)),
+            (Context::Editor, ev(KeyCode::Char('q'), N), None),
+            (Context::Editor, ev(KeyCode::Char('?'), S), None),
+            (Context::Editor, ev(KeyCode::Tab, N), Some(Action::NextPane)),
+            (Context::Editor, ev(KeyCode::BackTab, S), Some(Action::PrevPane)),
+            (Context::Editor, ev(KeyCode::Char('c'), C), Some(Action::ForceQuit)),
+            (Context::Editor, ev(KeyCode::Esc, N), Some(Action::LeaveEditor)),
+            (Context::History, ev(KeyCode::Char('q'), N), Some(Action::Quit)),
+            (Context::History, ev(KeyCode::Char('?'), S), Some(Action::Help)),
+            (Context::History, ev(KeyCode::F(1), N), Some(Action::Help)),
+            (Context::History, ev(KeyCode::Char('/'), N), Some(Action::Search)),
+            (Context::History, ev(KeyCode::Char('G'), S), Some(Action::Bottom)),
+            (Context::History, ev(KeyCode::Tab, N), Some(Action::NextPane)),
+            (Context::Queue, ev(KeyCode::Char('J'), S), Some(Action::MoveDown)),
+            (Context::Queue, ev(KeyCode::Char('K'), S), Some(Action::MoveUp)),
+            (Context::Queue, ev(KeyCode::Char('x'), N), Some(Action::Cancel)),
+            (Context::Queue, ev(KeyCode::Char('p'), N), Some(Action::PauseAll)),
+            (Context::Queue, ev(KeyCode::Char('C'), C | S), Some(Action::ForceQuit)),
+            (Context::Params, ev(KeyCode::Right, N), Some(Action::NextValue)),
+            (Context::Params, ev(KeyCode::Char('w'), N), None),
+        ];
+        for (ctx, key, want) in cases {
+            assert_eq!(m.lookup(*ctx, *key), *want, "{ctx:?} {key}");
+        }
+    }
+
+    #[test]
+    fn parsing_keys() {
+        let cases: &[(&str, Key)] = &[
+            ("ctrl-s", Key::new(KeyCode::Char('s'), C)),
+            ("Ctrl-S", Key::new(KeyCode::Char('s'), C)),
+            ("alt-enter", Key::new(KeyCode::Enter, A)),
+            ("J", ch('J')),
+            ("shift-j", ch('J')),
+            ("f1", k(KeyCode::F(1))),
+            ("-", ch('-')),
+            ("ctrl--", Key::new(KeyCode::Char('-'), C)),
+            ("space", ch(' ')),
+            ("backtab", Key::new(KeyCode::Tab, S)),
+            ("pgdn", k(KeyCode::PageDown)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Key::parse(text).as_ref(), Ok(want), "{text}");
+        }
+        for bad in ["", "hyper-x", "ctrl-banana", "fx"] {
+            assert!(Key::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_rebinds() {
+        let mut cfg = KeyConfig::new();
+        cfg.entry(Context::History).or_default().insert(Action::Star, KeySpec::Many(vec!["S".into(), "*".into()]));
+        cfg.entry(Context::Editor).or_default().insert(Action::Submit, KeySpec::One("ctrl-g".into()));
+        let m = Keymap::with_config(&cfg).unwrap();
+        assert_eq!(m.lookup(Context::History, ch('s')), None);
+        assert_eq!(m.lookup(Context::History, ch('S')), Some(Action::Star));
+        assert_eq!(m.lookup(Context::History, ch('*')), Some(Action::Star));
+        assert_eq!(m.lookup(Context::Editor, Key::new(KeyCode::Char('s'), C)), None);
+        assert_eq!(m.lookup(Context::Editor, Key::new(KeyCode::Char('g'), C)), Some(Action::Submit));
+        assert!(m.keys_for(Context::History).iter().any(|(a, keys)| *a == Action::Star && keys.len() == 2));
+        let mut bad = KeyConfig::new();
+        bad.entry(Context::Queue).or_default().insert(Action::Cancel, KeySpec::One("hyper-x".into()));
+        assert!(Keymap::with_config(&bad).unwrap_err().contains("[keys.queue]"));
+    }
+}

@@ -1,0 +1,85 @@
+//! Where each pane goes for a terminal size. Pure: `update` uses it to know the preview's size,
+//! `view` to draw.
+
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+
+/// The smallest terminal the studio draws in; below it a "too small" message is shown.
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 12;
+/// From this width (and height) on, the roomier arrangement is used.
+pub const WIDE_WIDTH: u16 = 120;
+pub const WIDE_HEIGHT: u16 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Areas {
+    pub editor: Rect,
+    pub params: Rect,
+    pub queue: Rect,
+    pub history: Rect,
+    pub preview: Rect,
+    pub status: Rect,
+    /// The parameters are shown on one line without a border.
+    pub compact_params: bool,
+    pub too_small: bool,
+}
+
+pub fn compute(width: u16, height: u16) -> Areas {
+    let full = Rect::new(0, 0, width, height);
+    if width < MIN_WIDTH || height < MIN_HEIGHT {
+        return Areas { too_small: true, status: full, ..Areas::default() };
+    }
+    let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(full);
+    if width >= WIDE_WIDTH && height >= WIDE_HEIGHT {
+        let [left, right] = Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(main);
+        let [editor, params, queue] =
+            Layout::vertical([Constraint::Percentage(40), Constraint::Length(7), Constraint::Min(4)]).areas(left);
+        let [history, preview] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(right);
+        return Areas { editor, params, queue, history, preview, status, compact_params: false, too_small: false };
+    }
+    let editor_rows = if height >= 20 { 5 } else { 4 };
+    let [editor, params, rest] =
+        Layout::vertical([Constraint::Length(editor_rows), Constraint::Length(1), Constraint::Min(4)]).areas(main);
+    let (lists, preview) = if width >= 60 {
+        let [l, p] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(rest);
+        (l, p)
+    } else {
+        (rest, Rect::default())
+    };
+    let queue_rows = if lists.height >= 12 { 5 } else { 4 };
+    let [queue, history] = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Length(queue_rows), Constraint::Min(3)])
+        .areas(lists);
+    Areas { editor, params, queue, history, preview, status, compact_params: true, too_small: false }
+}
+
+/// The inside of a bordered pane.
+pub fn inner(r: Rect) -> Rect {
+    Rect::new(r.x.saturating_add(1), r.y.saturating_add(1), r.width.saturating_sub(2), r.height.saturating_sub(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn areas_fit_inside_the_screen_and_do_not_overlap() {
+        for (w, h) in [(40, 12), (80, 24), (100, 30), (120, 40), (200, 60), (300, 100), (59, 20), (61, 13)] {
+            let a = compute(w, h);
+            assert!(!a.too_small, "{w}x{h}");
+            let panes = [a.editor, a.params, a.queue, a.history, a.preview, a.status];
+            let screen = Rect::new(0, 0, w, h);
+            for (i, p) in panes.iter().enumerate() {
+                assert!(screen.contains(p.as_position()) || p.area() == 0, "{w}x{h} pane {i} {p:?}");
+                assert!(p.right() <= w && p.bottom() <= h, "{w}x{h} pane {i} {p:?}");
+                for q in &panes[i + 1..] {
+                    assert!(!p.intersects(*q) || p.area() == 0 || q.area() == 0, "{w}x{h}: {p:?} overlaps {q:?}");
+                }
+            }
+            assert!(a.history.height >= 3, "{w}x{h}");
+        }
+        assert!(compute(39, 24).too_small);
+        assert!(compute(80, 11).too_small);
+        assert!(compute(1, 1).too_small);
+    }
+}

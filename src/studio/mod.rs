@@ -1,0 +1,16 @@
+//! The studio: the interactive terminal interface.
+//!
+//! Elm-style: terminal events, scheduler events and store results become [`msg::Msg`]s; one pure
+//! [`update::update`] changes the [`model::Model`] and returns [`msg::Effect`]s; the
+//! [`runtime`] hands effects to the scheduler, the store and the preview worker; [`view::view`]
+//! draws the model, one file per pane. See docs/architecture.md.
+
+pub mod keymap;
+pub mod layout;
+pub mod model;
+pub mod msg;
+pub mod params;
+pub mod preview;
+pub mod runtime;
+pub mod update;
+pub mod view;

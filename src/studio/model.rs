@@ -1,0 +1,299 @@
+//! The studio's whole state. Only `update` changes it; `view` only reads it.
+
+use super::keymap::{Context, Keymap};
+use super::msg::{PreviewKey, PreviewSource};
+use super::preview::Rendered;
+use crate::api::{GenerationParams, ProviderRules};
+use crate::catalog::Catalog;
+use crate::store::{GenerationRecord, Id, Query, Status};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use ratatui_textarea::TextArea;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The panes, in Tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Editor,
+    Params,
+    Queue,
+    History,
+}
+
+impl Pane {
+    pub const ORDER: [Pane; 4] = [Pane::Editor, Pane::Params, Pane::Queue, Pane::History];
+
+    pub fn context(self) -> Context {
+        match self {
+            Pane::Editor => Context::Editor,
+            Pane::Params => Context::Params,
+            Pane::Queue => Context::Queue,
+            Pane::History => Context::History,
+        }
+    }
+}
+
+/// The provider jobs go to, as the studio shows it.
+#[derive(Debug, Clone)]
+pub struct ProviderInfo {
+    pub name: String,
+    pub demo: bool,
+    pub rules: ProviderRules,
+}
+
+/// A job in the queue pane.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub record: GenerationRecord,
+    /// The newest partial image's index.
+    pub partial: Option<u32>,
+    /// "retry 1 in 2.0 s: …" while waiting to retry.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QueueState {
+    pub jobs: Vec<JobView>,
+    pub selected: usize,
+    pub paused: bool,
+}
+
+impl QueueState {
+    pub fn running(&self) -> usize {
+        self.jobs.iter().filter(|j| j.record.status == Status::Running).count()
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.jobs.iter().filter(|j| j.record.status == Status::Queued).count()
+    }
+
+    pub fn selected_job(&self) -> Option<&JobView> {
+        self.jobs.get(self.selected)
+    }
+}
+
+/// Quick filters cycled with `f`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Filter {
+    #[default]
+    All,
+    Starred,
+    Failed,
+    Model(String),
+}
+
+impl Filter {
+    pub fn label(&self) -> String {
+        match self {
+            Filter::All => "all".into(),
+            Filter::Starred => "starred".into(),
+            Filter::Failed => "failed".into(),
+            Filter::Model(m) => format!("model {m}"),
+        }
+    }
+}
+
+/// The history list: a window of rows loaded on demand around the selection, so scrolling
+/// through 100,000 entries only ever builds the visible rows.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryState {
+    /// Matching records in all.
+    pub total: usize,
+    /// Loaded rows by position.
+    pub rows: BTreeMap<usize, GenerationRecord>,
+    pub selected: usize,
+    /// First visible position.
+    pub scroll: usize,
+    /// Fuzzy text (committed).
+    pub text: String,
+    /// The search line while it is being typed.
+    pub search: Option<String>,
+    pub filter: Filter,
+    /// Bumped whenever the query changes: pages for older queries are dropped.
+    pub generation: u64,
+    /// Pages asked for and not yet arrived (page number).
+    pub pending: Vec<usize>,
+    /// Which image of the selected record the preview shows.
+    pub image: usize,
+    /// Whether the first page has arrived.
+    pub loaded: bool,
+}
+
+/// Rows fetched per history page.
+pub const PAGE: usize = 100;
+/// Rows kept around the selection; farther ones are dropped to bound memory.
+pub const KEEP: usize = 600;
+
+impl HistoryState {
+    pub fn query(&self) -> Query {
+        let mut q = Query { text: (!self.text.trim().is_empty()).then(|| self.text.clone()), ..Query::default() };
+        match &self.filter {
+            Filter::All => {}
+            Filter::Starred => q.starred = true,
+            Filter::Failed => q.status = Some(Status::Failed),
+            Filter::Model(m) => q.model = Some(m.clone()),
+        }
+        q
+    }
+
+    pub fn selected_record(&self) -> Option<&GenerationRecord> {
+        self.rows.get(&self.selected)
+    }
+}
+
+/// A message on the status line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// How long an informational notice stays; errors stay until read (a key pressed after this).
+pub const NOTICE_SECS: i64 = 6;
+
+#[derive(Debug, Clone)]
+pub enum Confirm {
+    Delete(Id),
+    Quit,
+}
+
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    Help,
+    Details(Box<GenerationRecord>),
+    Confirm(Confirm),
+}
+
+/// Preview pictures: what is wanted, what is shown, and a small cache.
+#[derive(Default)]
+pub struct PreviewState {
+    /// The last render asked for (so it is asked once).
+    pub requested: Option<PreviewKey>,
+    pub cache: Vec<(PreviewKey, Rendered)>,
+    pub error: Option<(PreviewKey, String)>,
+    /// The newest partial image of each running job.
+    pub partials: HashMap<Id, (u32, Bytes)>,
+}
+
+/// Cached preview renders kept.
+pub const PREVIEW_CACHE: usize = 8;
+
+impl PreviewState {
+    pub fn get(&self, key: &PreviewKey) -> Option<&Rendered> {
+        self.cache.iter().find(|(k, _)| k == key).map(|(_, r)| r)
+    }
+
+    pub fn insert(&mut self, key: PreviewKey, r: Rendered) {
+        self.cache.retain(|(k, _)| *k != key);
+        self.cache.push((key, r));
+        if self.cache.len() > PREVIEW_CACHE {
+            self.cache.remove(0);
+        }
+    }
+
+    /// Whether the newest partial of a job is `index`.
+    pub fn partial_is(&self, source: &PreviewSource) -> bool {
+        match source {
+            PreviewSource::Partial { id, index } => self.partials.get(id).is_some_and(|(i, _)| i == index),
+            PreviewSource::File(_) => true,
+        }
+    }
+}
+
+impl std::fmt::Debug for PreviewState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviewState").field("requested", &self.requested).field("cached", &self.cache.len()).finish()
+    }
+}
+
+/// Which graphics the preview uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Graphics {
+    Kitty,
+    Sixel,
+    Iterm,
+    Halfblocks,
+    None,
+}
+
+impl Graphics {
+    pub fn label(self) -> &'static str {
+        match self {
+            Graphics::Kitty => "kitty",
+            Graphics::Sixel => "sixel",
+            Graphics::Iterm => "iterm2",
+            Graphics::Halfblocks => "half-blocks",
+            Graphics::None => "no previews",
+        }
+    }
+}
+
+pub struct Model {
+    pub keymap: Keymap,
+    pub catalog: Arc<Catalog>,
+    pub provider: ProviderInfo,
+    pub focus: Pane,
+    pub editor: TextArea<'static>,
+    /// Everything but the prompt, which lives in the editor.
+    pub params: GenerationParams,
+    pub param_cursor: usize,
+    pub queue: QueueState,
+    pub history: HistoryState,
+    pub preview: PreviewState,
+    pub notices: Vec<Notice>,
+    pub overlay: Option<Overlay>,
+    /// Estimated spend of what finished in this session.
+    pub spend: f64,
+    pub width: u16,
+    pub height: u16,
+    pub graphics: Graphics,
+    /// Whether the terminal shows 24-bit colour (else colours are mapped to the 256 palette).
+    pub truecolor: bool,
+    pub now: DateTime<Utc>,
+    pub quitting: bool,
+    /// Where relative image paths are resolved.
+    pub data_dir: std::path::PathBuf,
+}
+
+impl Model {
+    pub fn new(keymap: Keymap, catalog: Arc<Catalog>, provider: ProviderInfo, params: GenerationParams, now: DateTime<Utc>) -> Model {
+        let mut editor = TextArea::default();
+        editor.set_placeholder_text("Describe the picture… (Ctrl-S queues it)");
+        editor.set_wrap_mode(ratatui_textarea::WrapMode::WordOrGlyph);
+        editor.set_cursor_line_style(ratatui::style::Style::default());
+        editor.set_max_histories(200);
+        Model {
+            keymap,
+            catalog,
+            provider,
+            focus: Pane::Editor,
+            editor,
+            params,
+            param_cursor: 0,
+            queue: QueueState::default(),
+            history: HistoryState::default(),
+            preview: PreviewState::default(),
+            notices: Vec::new(),
+            overlay: None,
+            spend: 0.0,
+            width: 80,
+            height: 24,
+            graphics: Graphics::Halfblocks,
+            truecolor: true,
+            now,
+            quitting: false,
+            data_dir: std::path::PathBuf::new(),
+        }
+    }
+
+    pub fn prompt(&self) -> String {
+        self.editor.lines().join("\n")
+    }
+
+    /// The latest notice worth showing: an unread error, else a recent notice.
+    pub fn current_notice(&self) -> Option<&Notice> {
+        self.notices.iter().rev().find(|n| n.error || (self.now - n.at).num_seconds() < NOTICE_SECS)
+    }
+}

@@ -1,0 +1,84 @@
+//! Messages into `update`, and the effects it asks the runtime to carry out.
+
+use crate::api::GenerationParams;
+use crate::queue::{JobEvent, Submission};
+use crate::store::{GenerationRecord, Id, Query, QueueMove};
+use crossterm::event::KeyEvent;
+use std::path::PathBuf;
+
+/// Everything that can happen to the studio.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Paste(String),
+    Resize(u16, u16),
+    /// Time passes (elapsed times, message expiry); carries the time so `update` stays pure.
+    Tick(chrono::DateTime<chrono::Utc>),
+    /// From the scheduler.
+    Job(JobEvent),
+    /// A page of history arrived (for the query with this generation number).
+    HistoryPage { generation: u64, offset: usize, total: usize, records: Vec<GenerationRecord> },
+    /// The queue as stored, at start.
+    QueueLoaded(Vec<GenerationRecord>),
+    /// A preview picture is ready for this key.
+    PreviewReady(PreviewKey, Box<crate::studio::preview::Rendered>),
+    PreviewFailed(PreviewKey, String),
+    /// The external editor closed with this text (None: it failed, with the reason in Problem).
+    EditorClosed(Option<String>),
+    /// A store operation ended.
+    Stored(StoreOutcome),
+    /// Something went wrong in the runtime.
+    Problem(String),
+}
+
+/// The results of store operations the studio asked for.
+#[derive(Debug)]
+pub enum StoreOutcome {
+    Starred(GenerationRecord),
+    Deleted(Id),
+    Failed(String),
+}
+
+/// What a preview shows, at which size in cells.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PreviewKey {
+    pub source: PreviewSource,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PreviewSource {
+    /// An image file of a history record.
+    File(PathBuf),
+    /// The newest partial image of a running job.
+    Partial { id: Id, index: u32 },
+}
+
+/// Work for the runtime: the only way `update` causes I/O.
+#[derive(Debug)]
+pub enum Effect {
+    Submit(Submission),
+    Cancel(Id),
+    Retry(Id),
+    MoveJob(Id, QueueMove),
+    Pause(bool),
+    LoadHistory { generation: u64, query: Query, offset: usize, limit: usize },
+    Star(Id, bool),
+    Delete(Id),
+    /// Decode, resize and encode a preview (partials carry their bytes).
+    RenderPreview { key: PreviewKey, bytes: Option<bytes::Bytes> },
+    /// Write text to the clipboard with OSC 52.
+    Copy(String),
+    /// Leave the studio to edit this text in $VISUAL / $EDITOR.
+    OpenEditor(String),
+    /// Leave the studio to show this image full size, then come back on a key.
+    FullView(PathBuf),
+    Suspend,
+    Quit,
+}
+
+/// Parameters a reused record brings back into the editor.
+pub fn reuse_params(r: &GenerationRecord) -> GenerationParams {
+    r.params.clone()
+}

@@ -1,0 +1,490 @@
+//! The studio's edge: the terminal, the event loop, and the workers that carry out effects.
+//!
+//! Terminal events, scheduler events and worker results all become `Msg`s; after draining
+//! everything that is waiting, the loop draws at most once per frame and only when something
+//! changed. Nothing here blocks the loop: the store, previews and the network run on workers.
+
+use super::keymap::Keymap;
+use super::model::{Graphics, Model, ProviderInfo};
+use super::msg::{Effect, Msg, PreviewSource, StoreOutcome};
+use super::preview::Renderer;
+use super::update::update;
+use super::view::view;
+use crate::backend;
+use crate::config::{Provider, Settings};
+use crate::queue::{ProviderSlot, Scheduler, SchedulerConfig, SchedulerHandle};
+use crate::store::{HistoryStore, ImageFiles};
+use crossterm::event::{Event, EventStream, KeyboardEnhancementFlags};
+use crossterm::{execute, terminal};
+use futures_util::StreamExt;
+use ratatui::DefaultTerminal;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// At most this often is the screen drawn.
+const FRAME: Duration = Duration::from_millis(16);
+
+/// Everything the runtime needs that is not the model.
+struct Edges {
+    store: Arc<dyn HistoryStore>,
+    scheduler: SchedulerHandle,
+    tx: UnboundedSender<Msg>,
+    history_tx: UnboundedSender<HistoryRequest>,
+    preview_tx: tokio::sync::watch::Sender<Option<PreviewRequest>>,
+    keyboard_enhanced: bool,
+}
+
+struct HistoryRequest {
+    generation: u64,
+    query: crate::store::Query,
+    offset: usize,
+    limit: usize,
+}
+
+#[derive(Clone)]
+struct PreviewRequest {
+    key: super::msg::PreviewKey,
+    bytes: Option<bytes::Bytes>,
+}
+
+/// Set up the terminal the way the studio needs it.
+fn enter_terminal() -> std::io::Result<(DefaultTerminal, bool)> {
+    let terminal = ratatui::try_init()?;
+    let mut out = std::io::stdout();
+    execute!(out, crossterm::event::EnableBracketedPaste)?;
+    // Ctrl-Enter can only be told apart where the terminal speaks the kitty keyboard protocol.
+    // The request is sent without asking first (asking means reading stdin, which races with
+    // the event reader); terminals that do not know it ignore it.
+    let _ = execute!(out, crossterm::event::PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES));
+    Ok((terminal, true))
+}
+
+/// Give the terminal back as it was.
+fn leave_terminal(enhanced: bool) {
+    let mut out = std::io::stdout();
+    if enhanced {
+        let _ = execute!(out, crossterm::event::PopKeyboardEnhancementFlags);
+    }
+    let _ = execute!(out, crossterm::event::DisableBracketedPaste);
+    ratatui::restore();
+}
+
+/// Write panics to the log file (the terminal is restored by ratatui's own hook, which runs
+/// first).
+fn install_panic_log(log: std::path::PathBuf) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // Restore the terminal before anything is printed.
+        let _ = execute!(std::io::stdout(), crossterm::event::PopKeyboardEnhancementFlags, crossterm::event::DisableBracketedPaste);
+        ratatui::restore();
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log) {
+            let _ = writeln!(f, "{} easel {} panicked: {info}\n{backtrace}", chrono::Utc::now().to_rfc3339(), env!("CARGO_PKG_VERSION"));
+        }
+        eprintln!("easel crashed; the report is in {}", log.display());
+        previous(info);
+    }));
+}
+
+/// Run the studio until the user quits. Returns the exit status.
+pub async fn run(settings: &Settings, provider: Provider) -> i32 {
+    let data_dir = settings.paths.data_dir.clone();
+    let store: Arc<dyn HistoryStore> = match crate::cli::open_store(settings) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let backend = match backend::for_provider(&provider, &settings.file.demo) {
+        Ok(b) => b,
+        Err(e) => {
+            crate::cli::report(&e.to_string(), e.hint());
+            return 1;
+        }
+    };
+    let info = ProviderInfo { name: provider.name.clone(), demo: backend.is_demo(), rules: provider.rules.clone() };
+    let keymap = match Keymap::with_config(&settings.file.keys) {
+        Ok(k) => k,
+        Err(e) => {
+            crate::cli::report(&format!("config file {}: {e}", settings.paths.config_file.display()), None);
+            return 1;
+        }
+    };
+    let slot = ProviderSlot { backend, rules: provider.rules.clone(), limit: settings.file.queue.concurrency };
+    let providers = HashMap::from([(provider.name.clone(), slot)]);
+    let cfg = SchedulerConfig { concurrency: settings.file.queue.concurrency, resume_queue: settings.file.queue.resume_queue };
+    let catalog = Arc::new(settings.catalog.clone());
+    let files = ImageFiles::new(&data_dir, None);
+    let (scheduler, jobs) = match Scheduler::start(store.clone(), catalog.clone(), files, providers, cfg).await {
+        Ok(x) => x,
+        Err(e) => {
+            crate::cli::report(&e.to_string(), None);
+            return 1;
+        }
+    };
+
+    // Ask the terminal about graphics before the event reader starts: the answers come on stdin.
+    let graphics_setting = std::env::var("EASEL_GRAPHICS").ok();
+    let (renderer, graphics, graphics_warning) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        Renderer::detect(graphics_setting.as_deref())
+    } else {
+        (Renderer::halfblocks(), Graphics::Halfblocks, None)
+    };
+    let truecolor = std::env::var("COLORTERM").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
+
+    install_panic_log(data_dir.join("easel.log"));
+    let (mut terminal, enhanced) = match enter_terminal() {
+        Ok(t) => t,
+        Err(e) => {
+            crate::cli::report(&format!("cannot use this terminal: {e}"), Some("the studio needs an interactive terminal; `easel generate` works without one"));
+            scheduler.shutdown().await;
+            return 1;
+        }
+    };
+
+    let mut params = crate::cli::generate::build_params(settings, provider.model.as_deref(), &Default::default(), String::new());
+    params.prompt.clear();
+    let mut model = Model::new(keymap, catalog, info, params, chrono::Utc::now());
+    model.graphics = graphics;
+    model.truecolor = truecolor;
+    model.data_dir = data_dir.clone();
+    let (tx, rx) = unbounded_channel();
+    if let Some(n) = &provider.notice {
+        let _ = tx.send(Msg::Problem(n.clone()));
+    }
+    if let Some(w) = graphics_warning {
+        let _ = tx.send(Msg::Problem(w));
+    }
+    for w in &settings.warnings {
+        let _ = tx.send(Msg::Problem(w.clone()));
+    }
+    let edges = Edges {
+        history_tx: spawn_history_worker(store.clone(), tx.clone()),
+        preview_tx: spawn_preview_worker(renderer, tx.clone()),
+        store: store.clone(),
+        scheduler: scheduler.clone(),
+        tx: tx.clone(),
+        keyboard_enhanced: enhanced,
+    };
+    // The queue as stored (jobs resumed from an earlier run), and the search index, off the loop.
+    {
+        let (store, tx) = (store.clone(), tx.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Ok(q) = store.queue() {
+                let _ = tx.send(Msg::QueueLoaded(q));
+            }
+        });
+    }
+    let code = event_loop(&mut terminal, &mut model, &edges, rx, jobs).await;
+    scheduler.shutdown().await;
+    leave_terminal(edges.keyboard_enhanced);
+    code
+}
+
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    model: &mut Model,
+    edges: &Edges,
+    mut rx: UnboundedReceiver<Msg>,
+    mut jobs: UnboundedReceiver<crate::queue::JobEvent>,
+) -> i32 {
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = edges.tx.send(Msg::Problem(format!("cannot watch for signals: {e}")));
+            Signals::none()
+        }
+    };
+    let size = terminal.size().unwrap_or_default();
+    let mut pending: Vec<Msg> = vec![Msg::Resize(size.width, size.height), Msg::Tick(chrono::Utc::now())];
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    loop {
+        // Handle everything that has arrived.
+        for msg in pending.drain(..) {
+            let effects = update(model, msg);
+            dirty = true;
+            for e in effects {
+                match run_effect(e, edges, terminal, &mut events).await {
+                    Flow::Continue => {}
+                    Flow::Quit => return 0,
+                }
+            }
+        }
+        if model.quitting {
+            return 0;
+        }
+        // Draw at most once a frame.
+        let wait = FRAME.saturating_sub(last_draw.elapsed());
+        if dirty && wait.is_zero() {
+            if let Err(e) = terminal.draw(|f| view(model, f)) {
+                let _ = edges.tx.send(Msg::Problem(format!("drawing failed: {e}")));
+            }
+            last_draw = Instant::now();
+            dirty = false;
+        }
+        let frame_timer = tokio::time::sleep(if dirty { wait } else { Duration::from_secs(3600) });
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) => pending.push(Msg::Key(k)),
+                Some(Ok(Event::Paste(p))) => pending.push(Msg::Paste(p)),
+                Some(Ok(Event::Resize(w, h))) => pending.push(Msg::Resize(w, h)),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => pending.push(Msg::Problem(format!("reading the terminal failed: {e}"))),
+                // The terminal is gone (a dropped SSH connection).
+                None => return 0,
+            },
+            Some(j) = jobs.recv() => pending.push(Msg::Job(j)),
+            Some(m) = rx.recv() => pending.push(m),
+            _ = tick.tick() => pending.push(Msg::Tick(chrono::Utc::now())),
+            sig = signals.next() => {
+                if sig {
+                    // SIGTERM, SIGHUP (SSH dropped) or SIGINT: stop cleanly.
+                    return 0;
+                }
+            }
+            _ = frame_timer => {}
+        }
+        // Coalesce: take everything else that is already waiting.
+        while let Ok(j) = jobs.try_recv() {
+            pending.push(Msg::Job(j));
+        }
+        while let Ok(m) = rx.try_recv() {
+            pending.push(m);
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+async fn run_effect(e: Effect, edges: &Edges, terminal: &mut DefaultTerminal, events: &mut EventStream) -> Flow {
+    let tx = edges.tx.clone();
+    match e {
+        Effect::Submit(s) => {
+            let sched = edges.scheduler.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sched.submit(s).await {
+                    let _ = tx.send(Msg::Problem(format!("not queued: {e}")));
+                }
+            });
+        }
+        Effect::Cancel(id) => edges.scheduler.cancel(id),
+        Effect::Retry(id) => edges.scheduler.retry(id),
+        Effect::MoveJob(id, how) => edges.scheduler.move_job(id, how),
+        Effect::Pause(p) => edges.scheduler.pause(p),
+        Effect::LoadHistory { generation, query, offset, limit } => {
+            let _ = edges.history_tx.send(HistoryRequest { generation, query, offset, limit });
+        }
+        Effect::Star(id, on) => {
+            let store = edges.store.clone();
+            tokio::task::spawn_blocking(move || {
+                let out = match store.set_starred(id, on) {
+                    Ok(r) => StoreOutcome::Starred(r),
+                    Err(e) => StoreOutcome::Failed(e.to_string()),
+                };
+                let _ = tx.send(Msg::Stored(out));
+            });
+        }
+        Effect::Delete(id) => {
+            let store = edges.store.clone();
+            tokio::task::spawn_blocking(move || {
+                let out = match store.delete(id) {
+                    Ok(_) => StoreOutcome::Deleted(id),
+                    Err(e) => StoreOutcome::Failed(e.to_string()),
+                };
+                let _ = tx.send(Msg::Stored(out));
+            });
+        }
+        Effect::RenderPreview { key, bytes } => {
+            let _ = edges.preview_tx.send(Some(PreviewRequest { key, bytes }));
+        }
+        Effect::Copy(text) => {
+            // OSC 52 goes through the terminal to the local clipboard, also over SSH.
+            let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text.as_bytes());
+            let mut out = std::io::stdout();
+            let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+            let _ = out.flush();
+        }
+        Effect::OpenEditor(text) => {
+            let result = outside_the_studio(terminal, events, edges.keyboard_enhanced, || external_editor(&text));
+            match result {
+                Ok(t) => {
+                    let _ = tx.send(Msg::EditorClosed(Some(t)));
+                }
+                Err(e) => {
+                    let _ = tx.send(Msg::Problem(e));
+                }
+            }
+        }
+        Effect::FullView(path) => {
+            if let Err(e) = outside_the_studio(terminal, events, edges.keyboard_enhanced, || full_view(&path)) {
+                let _ = tx.send(Msg::Problem(e));
+            }
+        }
+        Effect::Suspend => {
+            let _ = outside_the_studio(terminal, events, edges.keyboard_enhanced, || {
+                // Stop like any shell job; `fg` continues here.
+                signal_hook::low_level::raise(signal_hook::consts::SIGTSTP).map_err(|e| e.to_string())
+            });
+        }
+        Effect::Quit => return Flow::Quit,
+    }
+    Flow::Continue
+}
+
+/// Leave the studio's screen, run `f` with a normal terminal, and come back with a full redraw.
+fn outside_the_studio<T>(
+    terminal: &mut DefaultTerminal,
+    events: &mut EventStream,
+    enhanced: bool,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
+    // Stop reading keys: the editor (or the shell) must get them.
+    *events = EventStream::new();
+    leave_terminal(enhanced);
+    let result = f();
+    match enter_terminal() {
+        Ok((t, _)) => *terminal = t,
+        Err(e) => return Err(format!("cannot take the terminal back: {e}")),
+    }
+    let _ = terminal.clear();
+    *events = EventStream::new();
+    result
+}
+
+fn external_editor(text: &str) -> Result<String, String> {
+    let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!("easel-prompt-{}.txt", std::process::id()));
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // $EDITOR may carry arguments ("code --wait").
+    let mut parts = editor.split_whitespace();
+    let program = parts.next().unwrap_or("vi");
+    let status = std::process::Command::new(program).args(parts).arg(&path).status();
+    let result = match status {
+        Ok(s) if s.success() => std::fs::read_to_string(&path).map_err(|e| format!("cannot read the edited prompt: {e}")),
+        Ok(s) => Err(format!("{editor} exited with {s}; the prompt is unchanged")),
+        Err(e) => Err(format!("cannot start {editor}: {e} (set VISUAL or EDITOR)")),
+    };
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// Print the image at full size with viuer into the normal screen, then wait for a key.
+fn full_view(path: &std::path::Path) -> Result<(), String> {
+    let img = image::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let (cols, rows) = terminal::size().unwrap_or((80, 24));
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b[2J\x1b[H");
+    let conf = viuer::Config {
+        absolute_offset: false,
+        width: Some(u32::from(cols)),
+        height: Some(u32::from(rows.saturating_sub(2))),
+        ..Default::default()
+    };
+    viuer::print(&img, &conf).map_err(|e| format!("cannot show the image: {e}"))?;
+    let _ = write!(out, "{} — press any key to return", crate::sanitize::line(&path.display().to_string()));
+    let _ = out.flush();
+    let _ = terminal::enable_raw_mode();
+    loop {
+        match crossterm::event::read() {
+            Ok(Event::Key(_)) | Err(_) => break,
+            _ => {}
+        }
+    }
+    let _ = terminal::disable_raw_mode();
+    Ok(())
+}
+
+/// History pages on a worker; stale requests (an older query) are skipped.
+fn spawn_history_worker(store: Arc<dyn HistoryStore>, tx: UnboundedSender<Msg>) -> UnboundedSender<HistoryRequest> {
+    let (req_tx, mut req_rx) = unbounded_channel::<HistoryRequest>();
+    tokio::spawn(async move {
+        while let Some(first) = req_rx.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = req_rx.try_recv() {
+                batch.push(more);
+            }
+            let newest = batch.iter().map(|r| r.generation).max().unwrap_or(0);
+            for r in batch.into_iter().filter(|r| r.generation == newest) {
+                let store = store.clone();
+                let result = tokio::task::spawn_blocking(move || store.window(&r.query, r.offset, r.limit).map(|(records, total)| (r, records, total))).await;
+                match result {
+                    Ok(Ok((r, records, total))) => {
+                        let _ = tx.send(Msg::HistoryPage { generation: r.generation, offset: r.offset, total, records });
+                    }
+                    Ok(Err(e)) => {
+                        let _ = tx.send(Msg::Problem(e.to_string()));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Msg::Problem(format!("reading history stopped: {e}")));
+                    }
+                }
+            }
+        }
+    });
+    req_tx
+}
+
+/// Previews on a worker thread: only the newest request matters ("single latest job").
+fn spawn_preview_worker(renderer: Renderer, tx: UnboundedSender<Msg>) -> tokio::sync::watch::Sender<Option<PreviewRequest>> {
+    let (req_tx, mut req_rx) = tokio::sync::watch::channel::<Option<PreviewRequest>>(None);
+    tokio::spawn(async move {
+        while req_rx.changed().await.is_ok() {
+            let Some(req) = req_rx.borrow_and_update().clone() else { continue };
+            let renderer = renderer.clone();
+            let key = req.key.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let bytes = match (&req.key.source, req.bytes) {
+                    (_, Some(b)) => b.to_vec(),
+                    (PreviewSource::File(path), None) => std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                    (PreviewSource::Partial { .. }, None) => return Err("the partial image is gone".to_string()),
+                };
+                renderer.render(&bytes, req.key.cols, req.key.rows)
+            })
+            .await;
+            let msg = match result {
+                Ok(Ok(r)) => Msg::PreviewReady(key, Box::new(r)),
+                Ok(Err(e)) => Msg::PreviewFailed(key, e),
+                Err(e) => Msg::PreviewFailed(key, format!("the preview worker stopped: {e}")),
+            };
+            let _ = tx.send(msg);
+        }
+    });
+    req_tx
+}
+
+/// SIGTERM, SIGHUP and SIGINT, as one stream.
+struct Signals {
+    inner: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { inner: Some((signal(SignalKind::terminate())?, signal(SignalKind::hangup())?, signal(SignalKind::interrupt())?)) })
+    }
+
+    fn none() -> Signals {
+        Signals { inner: None }
+    }
+
+    /// Resolves when one arrives (true), never when signals are not watched.
+    async fn next(&mut self) -> bool {
+        match &mut self.inner {
+            Some((a, b, c)) => tokio::select! {
+                _ = a.recv() => true,
+                _ = b.recv() => true,
+                _ = c.recv() => true,
+            },
+            None => std::future::pending().await,
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! The one place the studio's state changes: `update(model, msg) -> effects`. Pure: no I/O, no
+//! clock, no terminal; the runtime carries out the effects and feeds results back as messages.
+
+use super::keymap::{Action, Context, Key};
+use super::layout;
+use super::model::{Confirm, Filter, JobView, Model, Notice, Overlay, PAGE, Pane, KEEP};
+use super::msg::{Effect, Msg, PreviewKey, PreviewSource, StoreOutcome};
+use super::params;
+use crate::api::request;
+use crate::queue::{JobEvent, Submission};
+use crate::sanitize;
+use crate::store::{GenerationRecord, QueueMove, Status};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+/// Apply a message. Returns the effects for the runtime.
+pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    match msg {
+        Msg::Key(k) if k.kind != KeyEventKind::Release => key(m, k, &mut fx),
+        Msg::Key(_) => {}
+        Msg::Paste(text) => paste(m, &text, &mut fx),
+        Msg::Resize(w, h) => {
+            m.width = w;
+            m.height = h;
+            clamp_scroll(m);
+            load_visible(m, &mut fx);
+        }
+        Msg::Tick(now) => m.now = now,
+        Msg::Job(ev) => job_event(m, ev, &mut fx),
+        Msg::HistoryPage { generation, offset, total, records } => {
+            if generation == m.history.generation {
+                let page = offset / PAGE;
+                m.history.pending.retain(|p| *p != page);
+                m.history.total = total;
+                m.history.loaded = true;
+                for (i, r) in records.into_iter().enumerate() {
+                    m.history.rows.insert(offset + i, r);
+                }
+                trim_rows(m);
+                if m.history.selected >= total {
+                    m.history.selected = total.saturating_sub(1);
+                }
+                clamp_scroll(m);
+                load_visible(m, &mut fx);
+            }
+        }
+        Msg::QueueLoaded(records) => {
+            m.queue.jobs = records
+                .into_iter()
+                .filter(|r| !r.status.is_final())
+                .map(|record| JobView { record, partial: None, note: None })
+                .collect();
+        }
+        Msg::PreviewReady(key, rendered) => {
+            m.preview.insert(key, *rendered);
+        }
+        Msg::PreviewFailed(key, why) => {
+            m.preview.error = Some((key, why));
+        }
+        Msg::EditorClosed(Some(text)) => {
+            let text = sanitize::text(text.trim_end_matches('\n')).into_owned();
+            let mut editor = ratatui_textarea::TextArea::from(text.lines().map(str::to_string).collect::<Vec<_>>());
+            editor.set_placeholder_text(m.editor.placeholder_text().to_string());
+            editor.set_wrap_mode(m.editor.wrap_mode());
+            editor.set_cursor_line_style(m.editor.cursor_line_style());
+            editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
+            editor.move_cursor(ratatui_textarea::CursorMove::End);
+            m.editor = editor;
+            m.focus = Pane::Editor;
+        }
+        Msg::EditorClosed(None) => {}
+        Msg::Stored(outcome) => match outcome {
+            StoreOutcome::Starred(r) => replace_row(m, r),
+            StoreOutcome::Deleted(id) => {
+                notice(m, format!("deleted {}", id.short()), false);
+                reload_history(m, &mut fx, false);
+            }
+            StoreOutcome::Failed(e) => notice(m, e, true),
+        },
+        Msg::Problem(p) => notice(m, p, true),
+    }
+    want_preview(m, &mut fx);
+    fx
+}
+
+fn notice(m: &mut Model, text: impl AsRef<str>, error: bool) {
+    let text = sanitize::line(text.as_ref()).into_owned();
+    m.notices.push(Notice { text, error, at: m.now });
+    if m.notices.len() > 50 {
+        m.notices.remove(0);
+    }
+}
+
+/// An error stays on the status line until a key is pressed after it has been up for a while.
+fn acknowledge_notices(m: &mut Model) {
+    let now = m.now;
+    for n in m.notices.iter_mut().filter(|n| n.error) {
+        if (now - n.at).num_seconds() >= super::model::NOTICE_SECS {
+            n.error = false;
+            n.at = now - chrono::Duration::seconds(super::model::NOTICE_SECS);
+        }
+    }
+}
+
+fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
+    acknowledge_notices(m);
+    let key = Key::from_event(&k);
+    // Overlays take keys first.
+    if let Some(overlay) = m.overlay.take() {
+        match overlay {
+            Overlay::Confirm(what) => {
+                if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter) {
+                    match what {
+                        Confirm::Delete(id) => fx.push(Effect::Delete(id)),
+                        Confirm::Quit => quit(m, fx),
+                    }
+                }
+                return;
+            }
+            Overlay::Help | Overlay::Details(_) => {
+                if m.keymap.lookup(Context::Global, key) == Some(Action::ForceQuit) {
+                    quit(m, fx);
+                }
+                return;
+            }
+        }
+    }
+    // The history search line is a text input of its own.
+    if m.focus == Pane::History && m.history.search.is_some() {
+        search_key(m, k, fx);
+        return;
+    }
+    let context = m.focus.context();
+    match m.keymap.lookup(context, key) {
+        Some(action) => act(m, action, fx),
+        None if m.focus == Pane::Editor => {
+            m.editor.input(k);
+        }
+        None => {}
+    }
+}
+
+fn search_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
+    let Some(search) = m.history.search.as_mut() else { return };
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    match k.code {
+        KeyCode::Esc => {
+            m.history.search = None;
+            if !m.history.text.is_empty() {
+                m.history.text.clear();
+                reload_history(m, fx, true);
+            }
+        }
+        KeyCode::Enter => m.history.search = None,
+        KeyCode::Backspace => {
+            search.pop();
+            m.history.text = search.clone();
+            reload_history(m, fx, true);
+        }
+        KeyCode::Char('c') if ctrl => quit(m, fx),
+        KeyCode::Char('u') if ctrl => {
+            search.clear();
+            m.history.text.clear();
+            reload_history(m, fx, true);
+        }
+        KeyCode::Char(c) if !ctrl => {
+            search.push(c);
+            m.history.text = search.clone();
+            reload_history(m, fx, true);
+        }
+        KeyCode::Down => move_history(m, 1, fx),
+        KeyCode::Up => move_history(m, -1, fx),
+        _ => {}
+    }
+}
+
+fn paste(m: &mut Model, text: &str, fx: &mut Vec<Effect>) {
+    let clean = sanitize::text(text);
+    if m.focus == Pane::History {
+        if let Some(search) = m.history.search.as_mut() {
+            search.push_str(&sanitize::line(&clean));
+            m.history.text = search.clone();
+            reload_history(m, fx, true);
+        }
+        return;
+    }
+    m.focus = Pane::Editor;
+    m.editor.insert_str(clean);
+}
+
+fn quit(m: &mut Model, fx: &mut Vec<Effect>) {
+    m.quitting = true;
+    fx.push(Effect::Quit);
+}
+
+fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
+    match action {
+        Action::NextPane | Action::PrevPane => {
+            let i = Pane::ORDER.iter().position(|p| *p == m.focus).unwrap_or(0);
+            let n = Pane::ORDER.len();
+            let next = if action == Action::NextPane { (i + 1) % n } else { (i + n - 1) % n };
+            m.focus = Pane::ORDER[next];
+        }
+        Action::Help => m.overlay = Some(Overlay::Help),
+        Action::ForceQuit => quit(m, fx),
+        Action::Quit => {
+            if m.queue.running() > 0 {
+                m.overlay = Some(Overlay::Confirm(Confirm::Quit));
+            } else {
+                quit(m, fx);
+            }
+        }
+        Action::Suspend => fx.push(Effect::Suspend),
+        Action::FocusEditor => m.focus = Pane::Editor,
+        Action::Submit | Action::SubmitFront => submit(m, action == Action::SubmitFront, fx),
+        Action::LeaveEditor => m.focus = Pane::History,
+        Action::ExternalEditor => fx.push(Effect::OpenEditor(m.prompt())),
+        Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
+            let page = i64::from(layout::inner(layout::compute(m.width, m.height).history).height.max(1));
+            let delta: i64 = match action {
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::PageUp => -page,
+                Action::PageDown => page,
+                Action::Top => i64::MIN / 2,
+                _ => i64::MAX / 2,
+            };
+            match m.focus {
+                Pane::Params => {
+                    let n = params::rows(&m.catalog, &m.params).len();
+                    m.param_cursor = step_index(m.param_cursor, delta, n);
+                }
+                Pane::Queue => m.queue.selected = step_index(m.queue.selected, delta, m.queue.jobs.len()),
+                Pane::History => move_history(m, delta, fx),
+                Pane::Editor => {}
+            }
+        }
+        Action::NextValue | Action::PrevValue => {
+            let rows = params::rows(&m.catalog, &m.params);
+            if let Some(row) = rows.get(m.param_cursor.min(rows.len().saturating_sub(1))) {
+                if !params::step(&m.catalog, &m.provider.rules, &mut m.params, *row, action == Action::NextValue) {
+                    notice(m, format!("{} has no other value {} accepts here", row.label(), m.params.model), false);
+                }
+                let n = params::rows(&m.catalog, &m.params).len();
+                m.param_cursor = m.param_cursor.min(n.saturating_sub(1));
+            }
+        }
+        Action::Cancel => {
+            if let Some(id) = focused_job_id(m) {
+                fx.push(Effect::Cancel(id));
+            }
+        }
+        Action::Retry => {
+            if let Some(j) = m.queue.selected_job() {
+                fx.push(Effect::Retry(j.record.id));
+            }
+        }
+        Action::MoveUp | Action::MoveDown | Action::MoveFront => {
+            if let Some(j) = m.queue.selected_job().filter(|j| j.record.status == Status::Queued) {
+                let how = match action {
+                    Action::MoveUp => QueueMove::Up,
+                    Action::MoveDown => QueueMove::Down,
+                    _ => QueueMove::Front,
+                };
+                fx.push(Effect::MoveJob(j.record.id, how));
+            }
+        }
+        Action::PauseAll => fx.push(Effect::Pause(!m.queue.paused)),
+        Action::Search => m.history.search = Some(m.history.text.clone()),
+        Action::Details => {
+            if let Some(r) = m.history.selected_record() {
+                m.overlay = Some(Overlay::Details(Box::new(r.clone())));
+            }
+        }
+        Action::Reuse => {
+            let record = match m.focus {
+                Pane::Queue => m.queue.selected_job().map(|j| j.record.clone()),
+                _ => m.history.selected_record().cloned(),
+            };
+            if let Some(r) = record {
+                reuse(m, &r);
+            }
+        }
+        Action::Rerun => {
+            if let Some(r) = m.history.selected_record().cloned() {
+                if r.status.can_retry() {
+                    fx.push(Effect::Retry(r.id));
+                } else if !r.status.is_final() {
+                    notice(m, "that one is still in the queue", false);
+                } else {
+                    let mut p = r.params.clone();
+                    p.prompt = r.prompt.clone();
+                    fx.push(Effect::Submit(Submission { params: p, provider: m.provider.name.clone(), front: false, parent: Some(r.id) }));
+                }
+            }
+        }
+        Action::Star => {
+            if let Some(r) = m.history.selected_record() {
+                fx.push(Effect::Star(r.id, !r.starred));
+            }
+        }
+        Action::Delete => {
+            if let Some(r) = m.history.selected_record() {
+                m.overlay = Some(Overlay::Confirm(Confirm::Delete(r.id)));
+            }
+        }
+        Action::CopyPrompt => {
+            if let Some(r) = m.history.selected_record() {
+                fx.push(Effect::Copy(r.prompt.clone()));
+                notice(m, "prompt copied to the clipboard (OSC 52)", false);
+            }
+        }
+        Action::CopyPath => {
+            if let Some(path) = selected_image_path(m) {
+                fx.push(Effect::Copy(path.display().to_string()));
+                notice(m, "path copied to the clipboard (OSC 52)", false);
+            }
+        }
+        Action::FullView => match selected_image_path(m) {
+            Some(path) => fx.push(Effect::FullView(path)),
+            None => notice(m, "no image to show", false),
+        },
+        Action::Filter => {
+            m.history.filter = match &m.history.filter {
+                Filter::All => Filter::Starred,
+                Filter::Starred => Filter::Failed,
+                Filter::Failed => Filter::Model(m.params.model.clone()),
+                Filter::Model(_) => Filter::All,
+            };
+            reload_history(m, fx, true);
+        }
+        Action::NextImage => {
+            let n = m.history.selected_record().map_or(0, |r| r.outputs.len());
+            if n > 1 {
+                m.history.image = (m.history.image + 1) % n;
+            }
+        }
+    }
+}
+
+fn step_index(current: usize, delta: i64, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    (current as i64).saturating_add(delta).clamp(0, len as i64 - 1) as usize
+}
+
+fn focused_job_id(m: &Model) -> Option<crate::store::Id> {
+    match m.focus {
+        Pane::History => m.history.selected_record().filter(|r| !r.status.is_final()).map(|r| r.id),
+        _ => m.queue.selected_job().map(|j| j.record.id),
+    }
+}
+
+fn selected_image_path(m: &Model) -> Option<std::path::PathBuf> {
+    let r = m.history.selected_record()?;
+    let out = r.outputs.get(m.history.image.min(r.outputs.len().saturating_sub(1)))?;
+    Some(if out.path.is_absolute() { out.path.clone() } else { m.data_dir.join(&out.path) })
+}
+
+fn reuse(m: &mut Model, r: &GenerationRecord) {
+    let text = sanitize::text(&r.prompt).into_owned();
+    let mut editor = ratatui_textarea::TextArea::from(text.lines().map(str::to_string).collect::<Vec<_>>());
+    editor.set_placeholder_text(m.editor.placeholder_text().to_string());
+    editor.set_wrap_mode(m.editor.wrap_mode());
+    editor.set_cursor_line_style(m.editor.cursor_line_style());
+    editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
+    editor.move_cursor(ratatui_textarea::CursorMove::End);
+    m.editor = editor;
+    let mut p = r.params.clone();
+    p.prompt.clear();
+    m.params = p;
+    m.focus = Pane::Editor;
+    notice(m, format!("loaded {} into the editor", r.id.short()), false);
+}
+
+fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
+    let mut p = m.params.clone();
+    p.prompt = m.prompt();
+    if p.prompt.trim().is_empty() {
+        notice(m, "the prompt is empty: type something first", true);
+        return;
+    }
+    match request::check(&p, &m.catalog, &m.provider.rules) {
+        Ok(_) => fx.push(Effect::Submit(Submission { params: p, provider: m.provider.name.clone(), front, parent: None })),
+        Err(e) => notice(m, format!("not queued: {e}"), true),
+    }
+}
+
+fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
+    match ev {
+        JobEvent::Queued(r) => {
+            m.queue.jobs.retain(|j| j.record.id != r.id);
+            m.queue.jobs.push(JobView { record: *r, partial: None, note: None });
+            sort_queue(m);
+        }
+        JobEvent::Started(r) => {
+            if let Some(j) = m.queue.jobs.iter_mut().find(|j| j.record.id == r.id) {
+                j.record = *r;
+                j.note = None;
+            } else {
+                m.queue.jobs.push(JobView { record: *r, partial: None, note: None });
+            }
+            sort_queue(m);
+        }
+        JobEvent::Partial { id, index, bytes } => {
+            if let Some(j) = m.queue.jobs.iter_mut().find(|j| j.record.id == id) {
+                j.partial = Some(index);
+            }
+            m.preview.partials.insert(id, (index, bytes));
+        }
+        JobEvent::Retrying { id, retry, wait, reason } => {
+            if let Some(j) = m.queue.jobs.iter_mut().find(|j| j.record.id == id) {
+                j.note = Some(format!("retry {retry} in {:.1} s: {}", wait.as_secs_f64(), sanitize::line(&reason)));
+            }
+        }
+        JobEvent::Succeeded(r) | JobEvent::Failed(r) | JobEvent::Cancelled(r) => {
+            finished(m, *r, fx);
+        }
+        JobEvent::Reordered(order) => {
+            m.queue.jobs.sort_by_key(|j| {
+                let waiting = order.iter().position(|id| *id == j.record.id);
+                (j.record.status != Status::Running, waiting.unwrap_or(usize::MAX))
+            });
+        }
+        JobEvent::Paused(p) => {
+            m.queue.paused = p;
+            notice(m, if p { "queue paused: p resumes" } else { "queue resumed" }, false);
+        }
+        JobEvent::Problem(p) => notice(m, p, true),
+    }
+    m.queue.selected = m.queue.selected.min(m.queue.jobs.len().saturating_sub(1));
+}
+
+fn sort_queue(m: &mut Model) {
+    // Running jobs first; waiting ones keep their order.
+    m.queue.jobs.sort_by_key(|j| j.record.status != Status::Running);
+}
+
+fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
+    m.queue.jobs.retain(|j| j.record.id != r.id);
+    m.preview.partials.remove(&r.id);
+    m.spend += r.cost_usd.unwrap_or(0.0);
+    match r.status {
+        Status::Failed => {
+            let msg = r.error.as_ref().map_or_else(|| "failed".to_string(), |e| e.message.clone());
+            notice(m, format!("{} failed: {msg}", r.id.short()), true);
+        }
+        Status::Cancelled => notice(m, format!("{} cancelled", r.id.short()), false),
+        _ => {
+            let n = r.outputs.len();
+            notice(m, format!("{} done: {n} image{}", r.id.short(), if n == 1 { "" } else { "s" }), false);
+        }
+    }
+    // The newest record appears at the top of history: show it when the list is at the top.
+    reload_history(m, fx, false);
+}
+
+fn replace_row(m: &mut Model, r: GenerationRecord) {
+    for row in m.history.rows.values_mut() {
+        if row.id == r.id {
+            *row = r.clone();
+        }
+    }
+}
+
+/// Ask for the current query again. `reset` goes back to the top (a new search); otherwise the
+/// selection stays where it is.
+fn reload_history(m: &mut Model, fx: &mut Vec<Effect>, reset: bool) {
+    m.history.generation += 1;
+    m.history.rows.clear();
+    m.history.pending.clear();
+    if reset {
+        m.history.selected = 0;
+        m.history.scroll = 0;
+        m.history.image = 0;
+    }
+    load_visible(m, fx);
+}
+
+fn move_history(m: &mut Model, delta: i64, fx: &mut Vec<Effect>) {
+    let before = m.history.selected;
+    m.history.selected = step_index(m.history.selected, delta, m.history.total);
+    if before != m.history.selected {
+        m.history.image = 0;
+    }
+    clamp_scroll(m);
+    load_visible(m, fx);
+}
+
+fn visible_rows(m: &Model) -> usize {
+    usize::from(layout::inner(layout::compute(m.width, m.height).history).height.max(1))
+}
+
+fn clamp_scroll(m: &mut Model) {
+    let rows = visible_rows(m);
+    let h = &mut m.history;
+    if h.selected < h.scroll {
+        h.scroll = h.selected;
+    } else if h.selected >= h.scroll + rows {
+        h.scroll = h.selected + 1 - rows;
+    }
+    h.scroll = h.scroll.min(h.total.saturating_sub(rows));
+}
+
+/// Ask for the pages the visible rows (and a page of margin) need.
+fn load_visible(m: &mut Model, fx: &mut Vec<Effect>) {
+    let rows = visible_rows(m);
+    let first = m.history.scroll.saturating_sub(PAGE / 2);
+    let last = m.history.scroll + rows + PAGE / 2;
+    let (first_page, last_page) = (first / PAGE, last / PAGE);
+    for page in first_page..=last_page {
+        let offset = page * PAGE;
+        if m.history.loaded && offset >= m.history.total && page > 0 {
+            break;
+        }
+        if m.history.pending.contains(&page) || m.history.rows.contains_key(&offset) {
+            continue;
+        }
+        m.history.pending.push(page);
+        fx.push(Effect::LoadHistory { generation: m.history.generation, query: m.history.query(), offset, limit: PAGE });
+    }
+}
+
+/// Drop rows far from the selection, so memory stays bounded while scrolling far.
+fn trim_rows(m: &mut Model) {
+    let center = m.history.selected;
+    if m.history.rows.len() > KEEP {
+        m.history.rows.retain(|pos, _| pos.abs_diff(center) <= KEEP / 2);
+    }
+}
+
+/// Decide what the preview should show, and ask for it if it is neither shown nor asked for.
+fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
+    let Some(key) = preview_key(m) else { return };
+    if m.preview.get(&key).is_some() || m.preview.requested.as_ref() == Some(&key) {
+        return;
+    }
+    if m.preview.error.as_ref().is_some_and(|(k, _)| *k == key) {
+        return;
+    }
+    let bytes = match &key.source {
+        PreviewSource::Partial { id, .. } => m.preview.partials.get(id).map(|(_, b)| b.clone()),
+        PreviewSource::File(_) => None,
+    };
+    m.preview.requested = Some(key.clone());
+    fx.push(Effect::RenderPreview { key, bytes });
+}
+
+/// What the preview pane should show now, at its current size.
+pub fn preview_key(m: &Model) -> Option<PreviewKey> {
+    if m.graphics == super::model::Graphics::None {
+        return None;
+    }
+    let area = layout::compute(m.width, m.height);
+    let inner = layout::inner(area.preview);
+    // One row is kept for the caption.
+    if inner.width < 4 || inner.height < 3 {
+        return None;
+    }
+    let (cols, rows) = (inner.width, inner.height - 1);
+    let partial_of = |id| m.preview.partials.get(&id).map(|(index, _)| PreviewSource::Partial { id, index: *index });
+    let source = match m.focus {
+        Pane::Queue => m.queue.selected_job().and_then(|j| partial_of(j.record.id)),
+        Pane::Editor | Pane::Params => m.queue.jobs.iter().filter(|j| j.record.status == Status::Running).find_map(|j| partial_of(j.record.id)),
+        Pane::History => None,
+    };
+    let source = source.or_else(|| selected_image_path(m).map(PreviewSource::File))?;
+    Some(PreviewKey { source, cols, rows })
+}

@@ -1,0 +1,39 @@
+//! The prompt editor pane: the text area, with a counter against the model's prompt limit.
+
+use super::theme;
+use crate::studio::model::{Model, Pane};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders};
+
+pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
+    if area.width < 3 || area.height < 3 {
+        return;
+    }
+    let focused = m.focus == Pane::Editor;
+    let chars: usize = m.editor.lines().iter().map(|l| l.chars().count()).sum::<usize>() + m.editor.lines().len().saturating_sub(1);
+    let limit = m.catalog.get(&m.params.model).map(|s| s.prompt_max_chars);
+    let counter = match limit {
+        Some(max) => format!(" {chars}/{max} "),
+        None => format!(" {chars} "),
+    };
+    let over = limit.is_some_and(|max| chars > max);
+    let hint = if focused {
+        format!(" {} queue · {} editor · Esc leave ", m.keymap.hint(crate::studio::keymap::Context::Editor, crate::studio::keymap::Action::Submit), m.keymap.hint(crate::studio::keymap::Context::Editor, crate::studio::keymap::Action::ExternalEditor))
+    } else {
+        String::new()
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme::border(focused))
+        .title(Span::styled(" Prompt ", theme::title(focused)))
+        .title_bottom(Line::from(Span::styled(hint, theme::dim())))
+        .title_bottom(Line::from(Span::styled(counter, if over { theme::error() } else { theme::dim() })).right_aligned());
+    let mut editor = m.editor.clone();
+    editor.set_block(block);
+    if !focused {
+        editor.set_cursor_style(ratatui::style::Style::default());
+    }
+    f.render_widget(&editor, area);
+}

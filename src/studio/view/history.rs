@@ -1,0 +1,78 @@
+//! The history pane: newest first, only the visible rows are built, a search line on `/`.
+
+use super::queue::status_icon;
+use super::theme;
+use crate::sanitize;
+use crate::studio::model::{Filter, Model, Pane};
+use chrono::Local;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
+    if area.width < 3 || area.height < 2 {
+        return;
+    }
+    let focused = m.focus == Pane::History;
+    let h = &m.history;
+    let mut title = format!(" History {} ", h.total);
+    if h.filter != Filter::All {
+        title.push_str(&format!("[{}] ", sanitize::line(&h.filter.label())));
+    }
+    if !h.text.is_empty() && h.search.is_none() {
+        title.push_str(&format!("/{} ", sanitize::truncate(&sanitize::line(&h.text), 20)));
+    }
+    let position = if h.total > 0 { format!(" {}/{} ", h.selected + 1, h.total) } else { String::new() };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme::border(focused))
+        .title(Span::styled(title, theme::title(focused)))
+        .title_bottom(Line::from(Span::styled(position, theme::dim())).right_aligned());
+    let mut inner = block.inner(area);
+    f.render_widget(block, area);
+    if let Some(search) = &h.search {
+        let line = Line::from(vec![Span::styled("/", theme::key()), Span::raw(sanitize::line(search).into_owned()), Span::styled("▏", theme::key())]);
+        f.render_widget(Paragraph::new(line), Rect { height: 1, ..inner });
+        inner.y += 1;
+        inner.height = inner.height.saturating_sub(1);
+    }
+    if h.total == 0 {
+        let text = if !h.loaded {
+            "loading…"
+        } else if h.text.is_empty() && h.filter == Filter::All {
+            "nothing yet — your generations will appear here"
+        } else {
+            "no match"
+        };
+        f.render_widget(Paragraph::new(Span::styled(text, theme::dim())), inner);
+        return;
+    }
+    let width = usize::from(inner.width);
+    let rows = usize::from(inner.height);
+    // Only the visible rows are built.
+    let lines: Vec<Line> = (h.scroll..h.total.min(h.scroll + rows))
+        .map(|pos| {
+            let Some(r) = h.rows.get(&pos) else {
+                return Line::from(Span::styled("…", theme::dim()));
+            };
+            let (icon, style) = status_icon(r.status);
+            let when = r.created.with_timezone(&Local).format("%m-%d %H:%M").to_string();
+            let star = if r.starred { "★" } else { " " };
+            let head = format!("{icon}{star}{when} ");
+            let room = width.saturating_sub(head.chars().count()).max(1);
+            let prompt = sanitize::truncate(&sanitize::line(&r.prompt), room).into_owned();
+            let mut line = Line::from(vec![
+                Span::styled(icon.to_string(), style),
+                Span::styled(star.to_string(), theme::warn()),
+                Span::styled(format!("{when} "), theme::dim()),
+                Span::raw(prompt),
+            ]);
+            if pos == h.selected {
+                line = line.style(if focused { theme::selected() } else { ratatui::style::Style::default().add_modifier(ratatui::style::Modifier::BOLD) });
+            }
+            line
+        })
+        .collect();
+    f.render_widget(Paragraph::new(lines), inner);
+}

@@ -1,0 +1,72 @@
+//! The preview pane: the selected history image or a running job's newest partial, drawn through
+//! ratatui-image inside the frame's buffer, with a caption.
+
+use super::theme;
+use crate::sanitize;
+use crate::studio::model::{Graphics, Model};
+use crate::studio::msg::PreviewSource;
+use crate::studio::update::preview_key;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
+    if area.width < 3 || area.height < 3 {
+        return;
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme::border(false))
+        .title(Span::styled(format!(" Preview · {} ", m.graphics.label()), theme::title(false)));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let key = preview_key(m);
+    let caption = match (&key, m.history.selected_record()) {
+        (Some(k), _) if matches!(k.source, PreviewSource::Partial { .. }) => match &k.source {
+            PreviewSource::Partial { index, .. } => format!("partial image {} (generating…)", index + 1),
+            PreviewSource::File(_) => String::new(),
+        },
+        (_, Some(r)) => {
+            let o = r.outputs.get(m.history.image.min(r.outputs.len().saturating_sub(1)));
+            let dims = o.map(|o| format!("{}x{} {}", o.width, o.height, o.format)).unwrap_or_default();
+            let which = if r.outputs.len() > 1 { format!(" · {}/{} (n: next)", m.history.image + 1, r.outputs.len()) } else { String::new() };
+            let demo = if r.demo { " · DEMO" } else { "" };
+            match &r.error {
+                Some(e) if r.outputs.is_empty() => sanitize::line(&e.message).into_owned(),
+                _ => format!("{dims}{which}{demo}"),
+            }
+        }
+        _ => String::new(),
+    };
+    let caption_area = Rect { y: inner.bottom().saturating_sub(1), height: 1.min(inner.height), ..inner };
+    let picture_area = Rect { height: inner.height.saturating_sub(1), ..inner };
+    f.render_widget(Paragraph::new(Span::styled(sanitize::truncate(&caption, usize::from(inner.width)).into_owned(), theme::dim())), caption_area);
+    if m.graphics == Graphics::None {
+        let text = "previews are off (EASEL_GRAPHICS=none): z shows the image full screen";
+        f.render_widget(Paragraph::new(Line::from(Span::styled(text, theme::dim()))).wrap(Wrap { trim: true }), picture_area);
+        return;
+    }
+    let Some(key) = key else {
+        let text = if m.history.selected_record().is_some_and(|r| r.outputs.is_empty()) { "no image" } else { "" };
+        f.render_widget(Paragraph::new(Span::styled(text, theme::dim())), picture_area);
+        return;
+    };
+    match m.preview.get(&key) {
+        Some(rendered) => {
+            let size = rendered.protocol.size();
+            // Centre the picture in its area.
+            let x = picture_area.x + picture_area.width.saturating_sub(size.width) / 2;
+            let y = picture_area.y + picture_area.height.saturating_sub(size.height) / 2;
+            let at = Rect::new(x, y, size.width.min(picture_area.width), size.height.min(picture_area.height)).intersection(picture_area);
+            f.render_widget(ratatui_image::Image::new(&rendered.protocol), at);
+        }
+        None => {
+            let text = match &m.preview.error {
+                Some((k, why)) if *k == key => sanitize::line(why).into_owned(),
+                _ => "loading…".into(),
+            };
+            f.render_widget(Paragraph::new(Span::styled(text, theme::dim())).wrap(Wrap { trim: true }), picture_area);
+        }
+    }
+}

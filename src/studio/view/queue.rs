@@ -1,0 +1,83 @@
+//! The queue pane: running and waiting jobs, with state, prompt excerpt, model and size,
+//! elapsed time and attempts.
+
+use super::theme;
+use crate::sanitize;
+use crate::store::Status;
+use crate::studio::model::{Model, Pane};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+pub fn status_icon(s: Status) -> (&'static str, Style) {
+    match s {
+        Status::Queued => ("·", theme::dim()),
+        Status::Running => ("▶", theme::warn()),
+        Status::Succeeded => ("✓", theme::ok()),
+        Status::Failed => ("✗", theme::error()),
+        Status::Cancelled => ("⊘", theme::dim()),
+        Status::Interrupted => ("!", theme::warn()),
+    }
+}
+
+pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
+    if area.width < 3 || area.height < 2 {
+        return;
+    }
+    let focused = m.focus == Pane::Queue;
+    let (running, waiting) = (m.queue.running(), m.queue.waiting());
+    let paused = if m.queue.paused { " · PAUSED" } else { "" };
+    let title = format!(" Queue {running}▶ {waiting}·{paused} ");
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme::border(focused))
+        .title(Span::styled(title, if m.queue.paused { theme::warn() } else { theme::title(focused) }));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    if m.queue.jobs.is_empty() {
+        let hint = if m.provider.demo { "empty — write a prompt and press Ctrl-S (demo backend: free, offline)" } else { "empty — write a prompt and press Ctrl-S" };
+        f.render_widget(Paragraph::new(Span::styled(hint, theme::dim())), inner);
+        return;
+    }
+    let rows = usize::from(inner.height);
+    let start = m.queue.selected.saturating_sub(rows.saturating_sub(1));
+    let width = usize::from(inner.width);
+    let lines: Vec<Line> = m
+        .queue
+        .jobs
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(rows)
+        .map(|(i, j)| {
+            let r = &j.record;
+            let (icon, style) = status_icon(r.status);
+            let elapsed = match (r.status, r.started) {
+                (Status::Running, Some(s)) => format!("{:>4}s", (m.now - s).num_seconds().max(0)),
+                _ => "     ".into(),
+            };
+            let size = r.params.size.as_deref().unwrap_or("auto");
+            let extra = match (&j.note, j.partial) {
+                (Some(note), _) => format!(" {note}"),
+                (None, Some(p)) => format!(" partial {}", p + 1),
+                _ => String::new(),
+            };
+            let meta = format!(" {} {} ×{} a{}{elapsed}", sanitize::truncate(&sanitize::line(&r.model), 14), size, r.params.n, r.attempts);
+            let room = width.saturating_sub(meta.chars().count() + extra.chars().count() + 2).max(4);
+            let prompt = sanitize::truncate(&sanitize::line(&r.prompt), room).into_owned();
+            let mut line = Line::from(vec![
+                Span::styled(format!("{icon} "), style),
+                Span::raw(format!("{prompt:<room$}")),
+                Span::styled(meta, theme::dim()),
+                Span::styled(extra, theme::warn()),
+            ]);
+            if focused && i == m.queue.selected {
+                line = line.style(theme::selected());
+            }
+            line
+        })
+        .collect();
+    f.render_widget(Paragraph::new(lines), inner);
+}

@@ -1,0 +1,39 @@
+//! The status line: provider and model (with a clear DEMO mark), queue counts, spend this
+//! session, and the latest message (errors stay until read).
+
+use super::theme;
+use crate::sanitize;
+use crate::studio::model::Model;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
+    if area.width == 0 || area.height == 0 {
+        return;
+    }
+    let mut spans = Vec::new();
+    if m.provider.demo {
+        spans.push(Span::styled(" DEMO ", theme::demo()));
+        spans.push(Span::raw(" "));
+    } else {
+        spans.push(Span::styled(format!(" {} ", sanitize::line(&m.provider.name)), theme::key()));
+    }
+    spans.push(Span::raw(sanitize::line(&m.params.model).into_owned()));
+    spans.push(Span::styled(format!("  {}▶ {}·", m.queue.running(), m.queue.waiting()), theme::dim()));
+    if m.queue.paused {
+        spans.push(Span::styled(" paused", theme::warn()));
+    }
+    spans.push(Span::styled(format!("  ${:.2}", m.spend), theme::dim()));
+    match m.current_notice() {
+        Some(n) => {
+            spans.push(Span::raw("  "));
+            spans.push(Span::styled(sanitize::line(&n.text).into_owned(), if n.error { theme::error() } else { theme::ok() }));
+        }
+        None => {
+            spans.push(Span::styled(format!("  {} help", m.keymap.hint(crate::studio::keymap::Context::Global, crate::studio::keymap::Action::Help)), theme::dim()));
+        }
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
