@@ -218,8 +218,9 @@ pub fn step(catalog: &Catalog, rules: &ProviderRules, params: &mut GenerationPar
     }
     let current = options.iter().position(|o| value(o, row) == value(params, row)).unwrap_or(0);
     let len = options.len();
-    for k in 1..=len {
-        let i = if forward { (current + k) % len } else { (current + len - k % len) % len };
+    // Every other value, in order; landing back on the current one is not a step.
+    for k in 1..len {
+        let i = if forward { (current + k) % len } else { (current + len - k) % len };
         let mut candidate = options[i].clone();
         if row == Row::Model {
             fit_to_model(catalog, rules, &mut candidate);
