@@ -7,6 +7,7 @@ use clap::Parser;
 const USAGE_ERROR: i32 = 64;
 
 fn main() {
+    let _ = easel::studio::runtime::PROCESS_START.set(std::time::Instant::now());
     let cli = match easel::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -369,6 +369,9 @@ fn doctor(store: &dyn HistoryStore, repair: bool) -> i32 {
     if report.stale_summaries > 0 {
         println!("index entries out of date: {}", report.stale_summaries);
     }
+    if report.count_mismatch {
+        println!("the stored record count is out of date");
+    }
     if report.orphan_entries > 0 {
         println!("index entries without a record: {}", report.orphan_entries);
     }

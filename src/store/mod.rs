@@ -92,12 +92,14 @@ pub struct DoctorReport {
     pub unreferenced_files: Vec<PathBuf>,
     pub stale_summaries: usize,
     pub orphan_entries: usize,
+    /// The stored record count disagrees with the records there are.
+    pub count_mismatch: bool,
     pub repaired: bool,
 }
 
 impl DoctorReport {
     pub fn is_clean(&self) -> bool {
-        self.bad_records.is_empty() && self.missing_files.is_empty() && self.stale_summaries == 0 && self.orphan_entries == 0
+        self.bad_records.is_empty() && self.missing_files.is_empty() && self.stale_summaries == 0 && self.orphan_entries == 0 && !self.count_mismatch
     }
 }
 

@@ -73,6 +73,21 @@ fn summary_of(r: &GenerationRecord) -> Summary {
     }
 }
 
+/// The metadata key holding how many records there are (sled's own `len` walks the whole tree).
+const COUNT_KEY: &str = "record_count";
+
+fn decode_count(v: Option<sled::IVec>) -> u64 {
+    v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()).map_or(0, u64::from_be_bytes)
+}
+
+/// Change the record count inside a transaction.
+fn bump_count(meta: &sled::transaction::TransactionalTree, delta: i64) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    let n = decode_count(meta.get(COUNT_KEY)?);
+    let n = if delta < 0 { n.saturating_sub(delta.unsigned_abs()) } else { n.saturating_add(delta as u64) };
+    meta.insert(COUNT_KEY, &n.to_be_bytes())?;
+    Ok(())
+}
+
 fn is_active(s: Status) -> bool {
     matches!(s, Status::Queued | Status::Running)
 }
@@ -125,7 +140,18 @@ impl SledStore {
                 self.flush()?;
             }
         }
+        if !self.meta.contains_key(COUNT_KEY).map_err(|e| sled_error("read the history", e))? {
+            self.recount()?;
+        }
         Ok(())
+    }
+
+    /// Count the records the slow way and store the figure (first open, and repairs).
+    fn recount(&self) -> Result<u64, StoreError> {
+        let n = self.gens.len() as u64;
+        self.meta.insert(COUNT_KEY, &n.to_be_bytes()).map_err(|e| sled_error("write the history", e))?;
+        self.flush()?;
+        Ok(n)
     }
 
     pub fn files(&self) -> &ImageFiles {
@@ -175,9 +201,11 @@ impl SledStore {
         let bytes = record::encode(r).map_err(StoreError::Invalid)?;
         let summary = summary_of(r);
         let key = r.id.key();
-        (&self.gens, &self.summaries, &self.queue)
-            .transaction(|(g, s, q)| {
-                g.insert(&key, bytes.as_slice())?;
+        (&self.gens, &self.summaries, &self.queue, &self.meta)
+            .transaction(|(g, s, q, meta)| {
+                if g.insert(&key, bytes.as_slice())?.is_none() {
+                    bump_count(meta, 1)?;
+                }
                 s.insert(&key, summary.encode())?;
                 match queue_pos {
                     Some(Some(pos)) => {
@@ -223,20 +251,23 @@ impl SledStore {
     /// Write many finished records at once with a single flush at the end (imports, benchmark
     /// data). Records must not be queued or running.
     pub fn put_batch(&self, records: &[GenerationRecord]) -> Result<(), StoreError> {
-        let mut gens = sled::Batch::default();
-        let mut sums = sled::Batch::default();
+        let mut rows = Vec::with_capacity(records.len());
         for r in records {
             if is_active(r.status) {
                 return Err(StoreError::Invalid(format!("{} is {}: put_batch takes finished records only", r.id.short(), r.status)));
             }
-            let key = r.id.key();
-            gens.insert(&key, record::encode(r).map_err(StoreError::Invalid)?);
-            sums.insert(&key, summary_of(r).encode());
+            rows.push((r.id.key(), record::encode(r).map_err(StoreError::Invalid)?, summary_of(r).encode()));
         }
-        (&self.gens, &self.summaries)
-            .transaction(|(g, s)| {
-                g.apply_batch(&gens)?;
-                s.apply_batch(&sums)?;
+        (&self.gens, &self.summaries, &self.meta)
+            .transaction(|(g, s, meta)| {
+                let mut added = 0i64;
+                for (key, record, summary) in &rows {
+                    if g.insert(key, record.as_slice())?.is_none() {
+                        added += 1;
+                    }
+                    s.insert(key, summary.as_slice())?;
+                }
+                bump_count(meta, added)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| tx_error("save the history", e))?;
@@ -347,7 +378,7 @@ impl HistoryStore for SledStore {
 
     fn count(&self, q: &Query) -> Result<usize, StoreError> {
         if q.is_everything() {
-            return Ok(self.gens.len());
+            return Ok(self.len());
         }
         Ok(self.load_index()?.as_ref().map_or(0, |i| i.count(q)))
     }
@@ -374,9 +405,11 @@ impl HistoryStore for SledStore {
         let _q = lock(&self.queue_lock);
         let old = self.read(id)?;
         let key = id.key();
-        (&self.gens, &self.summaries, &self.queue)
-            .transaction(|(g, s, q)| {
-                g.remove(&key)?;
+        (&self.gens, &self.summaries, &self.queue, &self.meta)
+            .transaction(|(g, s, q, meta)| {
+                if g.remove(&key)?.is_some() {
+                    bump_count(meta, -1)?;
+                }
                 s.remove(&key)?;
                 q.remove(&key)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
@@ -487,8 +520,10 @@ impl HistoryStore for SledStore {
         let mut report = DoctorReport::default();
         let mut referenced: Vec<PathBuf> = Vec::new();
         let mut bad_keys = Vec::new();
+        let mut actual = 0usize;
         for kv in self.gens.iter() {
             let (k, v) = kv.map_err(|e| sled_error("read the history", e))?;
+            actual += 1;
             match record::decode(&v) {
                 Ok(r) => {
                     for out in &r.outputs {
@@ -529,6 +564,7 @@ impl HistoryStore for SledStore {
                 }
             }
         }
+        report.count_mismatch = actual != self.len();
         if repair {
             // Undecodable records are moved aside, not destroyed, so nothing is lost for good.
             let quarantine = self.db.open_tree("quarantine").map_err(|e| sled_error("repair the history", e))?;
@@ -539,7 +575,7 @@ impl HistoryStore for SledStore {
                 self.summaries.remove(k).map_err(|e| sled_error("repair the history", e))?;
                 self.queue.remove(k).map_err(|e| sled_error("repair the history", e))?;
             }
-            self.flush()?;
+            self.recount()?;
             *lock(&self.index) = None;
             lock(&self.skipped).clear();
             report.repaired = true;
@@ -567,7 +603,7 @@ impl HistoryStore for SledStore {
     }
 
     fn len(&self) -> usize {
-        self.gens.len()
+        self.meta.get(COUNT_KEY).map(decode_count).unwrap_or(0) as usize
     }
 }
 

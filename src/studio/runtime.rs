@@ -27,6 +27,65 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 /// At most this often is the screen drawn.
 const FRAME: Duration = Duration::from_millis(16);
 
+/// When the process started (set by `main`), for the start-up figure.
+pub static PROCESS_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Measurements for the benchmark script, written only when `EASEL_PERF_LOG` names a file: the
+/// time to the first complete frame, how long each key press took to reach the screen, and the
+/// peak resident memory. `EASEL_PERF_EXIT=first-frame` quits after the first complete frame.
+struct PerfLog {
+    file: Option<std::fs::File>,
+    exit_after_first_frame: bool,
+    first_frame_done: bool,
+    keys: Vec<Instant>,
+}
+
+impl PerfLog {
+    fn from_env() -> PerfLog {
+        let file = std::env::var_os("EASEL_PERF_LOG").and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+        let exit_after_first_frame = std::env::var("EASEL_PERF_EXIT").is_ok_and(|v| v == "first-frame");
+        PerfLog { file, exit_after_first_frame, first_frame_done: false, keys: Vec::new() }
+    }
+
+    fn on(&self) -> bool {
+        self.file.is_some()
+    }
+
+    fn write(&mut self, line: serde_json::Value) {
+        if let Some(f) = &mut self.file {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    /// After a draw: log key latencies, and the first frame that shows history.
+    fn drawn(&mut self, model: &Model) -> bool {
+        if !self.on() {
+            return false;
+        }
+        let now = Instant::now();
+        for t in std::mem::take(&mut self.keys) {
+            let ms = (now - t).as_secs_f64() * 1000.0;
+            self.write(serde_json::json!({ "key_to_screen_ms": ms }));
+        }
+        if !self.first_frame_done && model.history.loaded {
+            self.first_frame_done = true;
+            let ms = PROCESS_START.get().map_or(f64::NAN, |s| s.elapsed().as_secs_f64() * 1000.0);
+            self.write(serde_json::json!({ "first_frame_ms": ms, "history": model.history.total }));
+            return self.exit_after_first_frame;
+        }
+        false
+    }
+
+    fn finish(&mut self) {
+        if self.on() {
+            let peak = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()));
+            self.write(serde_json::json!({ "peak_rss_mb": peak.map(|kb| kb / 1024.0) }));
+        }
+    }
+}
+
 /// Everything the runtime needs that is not the model.
 struct Edges {
     store: Arc<dyn HistoryStore>,
@@ -203,13 +262,34 @@ async fn event_loop(
     let mut pending: Vec<Msg> = vec![Msg::Resize(size.width, size.height), Msg::Tick(chrono::Utc::now())];
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
+    let mut perf = PerfLog::from_env();
+    let code = run_loop(terminal, model, edges, &mut rx, &mut jobs, &mut events, &mut tick, &mut signals, &mut pending, &mut dirty, &mut last_draw, &mut perf).await;
+    perf.finish();
+    code
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_loop(
+    terminal: &mut DefaultTerminal,
+    model: &mut Model,
+    edges: &Edges,
+    rx: &mut UnboundedReceiver<Msg>,
+    jobs: &mut UnboundedReceiver<crate::queue::JobEvent>,
+    events: &mut EventStream,
+    tick: &mut tokio::time::Interval,
+    signals: &mut Signals,
+    pending: &mut Vec<Msg>,
+    dirty: &mut bool,
+    last_draw: &mut Instant,
+    perf: &mut PerfLog,
+) -> i32 {
     loop {
         // Handle everything that has arrived.
         for msg in pending.drain(..) {
             let effects = update(model, msg);
-            dirty = true;
+            *dirty = true;
             for e in effects {
-                match run_effect(e, edges, terminal, &mut events).await {
+                match run_effect(e, edges, terminal, events).await {
                     Flow::Continue => {}
                     Flow::Quit => return 0,
                 }
@@ -220,17 +300,25 @@ async fn event_loop(
         }
         // Draw at most once a frame.
         let wait = FRAME.saturating_sub(last_draw.elapsed());
-        if dirty && wait.is_zero() {
+        if *dirty && wait.is_zero() {
             if let Err(e) = terminal.draw(|f| view(model, f)) {
                 let _ = edges.tx.send(Msg::Problem(format!("drawing failed: {e}")));
             }
-            last_draw = Instant::now();
-            dirty = false;
+            *last_draw = Instant::now();
+            *dirty = false;
+            if perf.drawn(model) {
+                return 0;
+            }
         }
-        let frame_timer = tokio::time::sleep(if dirty { wait } else { Duration::from_secs(3600) });
+        let frame_timer = tokio::time::sleep(if *dirty { wait } else { Duration::from_secs(3600) });
         tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(Event::Key(k))) => pending.push(Msg::Key(k)),
+                Some(Ok(Event::Key(k))) => {
+                    if perf.on() {
+                        perf.keys.push(Instant::now());
+                    }
+                    pending.push(Msg::Key(k));
+                }
                 Some(Ok(Event::Paste(p))) => pending.push(Msg::Paste(p)),
                 Some(Ok(Event::Resize(w, h))) => pending.push(Msg::Resize(w, h)),
                 Some(Ok(_)) => {}
