@@ -4,6 +4,7 @@ pub mod config_cmd;
 pub mod generate;
 pub mod history;
 pub mod models;
+pub mod picture;
 
 use crate::config::{self, Paths, Settings};
 use clap::{Parser, Subcommand};
@@ -41,6 +42,16 @@ pub enum Command {
     History {
         #[command(subcommand)]
         action: history::HistoryAction,
+    },
+    /// Print a picture file into the terminal (half-blocks, or kitty/iTerm2 graphics).
+    View {
+        file: PathBuf,
+        /// Width in cells (default: the terminal's, at most 100).
+        #[arg(long)]
+        cols: Option<u32>,
+        /// Height in cells (default: the terminal's less two lines).
+        #[arg(long)]
+        rows: Option<u32>,
     },
     /// List the models easel knows and what each accepts.
     Models {
@@ -122,6 +133,16 @@ pub async fn run(mut cli: Cli) -> i32 {
             match settings_or_report(&cli) {
                 Some(settings) => generate::run(&settings, cli.provider.as_deref(), args).await,
                 None => 1,
+            }
+        }
+        Some(Command::View { file, cols, rows }) => {
+            let (tc, tr) = crossterm::terminal::size().map(|(c, r)| (u32::from(c), u32::from(r))).unwrap_or((80, 24));
+            match picture::print_file(&file, cols.unwrap_or(tc.min(100)), rows.unwrap_or(tr.saturating_sub(2).max(1))) {
+                Ok(()) => 0,
+                Err(e) => {
+                    report(&e, None);
+                    1
+                }
             }
         }
         Some(Command::Models { json }) => match settings_or_report(&cli) {

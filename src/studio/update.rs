@@ -33,6 +33,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 m.history.pending.retain(|p| *p != page);
                 m.history.total = total;
                 m.history.loaded = true;
+                let empty = records.is_empty();
                 for (i, r) in records.into_iter().enumerate() {
                     m.history.rows.insert(offset + i, r);
                 }
@@ -41,7 +42,12 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                     m.history.selected = total.saturating_sub(1);
                 }
                 clamp_scroll(m);
-                load_visible(m, &mut fx);
+                // An empty page (an empty history, a search without a match) leaves page 0
+                // without a first row, which `load_visible` would ask for again at once: a busy
+                // loop of store reads and redraws. Nothing more is needed after one.
+                if !empty {
+                    load_visible(m, &mut fx);
+                }
             }
         }
         Msg::QueueLoaded(records) => {
@@ -109,7 +115,9 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     if let Some(overlay) = m.overlay.take() {
         match overlay {
             Overlay::Confirm(what) => {
-                if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter) {
+                if m.keymap.lookup(Context::Global, key) == Some(Action::ForceQuit) {
+                    quit(m, fx);
+                } else if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter) {
                     match what {
                         Confirm::Delete(id) => fx.push(Effect::Delete(id)),
                         Confirm::Quit => quit(m, fx),
@@ -133,7 +141,9 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     let context = m.focus.context();
     match m.keymap.lookup(context, key) {
         Some(action) => act(m, action, fx),
-        None if m.focus == Pane::Editor => {
+        // Typed text is held to the same rule as pasted text (a paste without bracketed paste
+        // arrives as keys): characters that must not reach the terminal are dropped.
+        None if m.focus == Pane::Editor && !matches!(k.code, KeyCode::Char(c) if sanitize::is_unsafe(c)) => {
             m.editor.input(k);
         }
         None => {}
@@ -522,11 +532,16 @@ fn load_visible(m: &mut Model, fx: &mut Vec<Effect>) {
     }
 }
 
-/// Drop rows far from the selection, so memory stays bounded while scrolling far.
+/// Drop rows far from the selection, so memory stays bounded while scrolling far. Whole pages
+/// go or stay: `load_visible` takes a page's first row as the sign that the page is loaded.
 fn trim_rows(m: &mut Model) {
     let center = m.history.selected;
     if m.history.rows.len() > KEEP {
-        m.history.rows.retain(|pos, _| pos.abs_diff(center) <= KEEP / 2);
+        let (lo, hi) = (center.saturating_sub(KEEP / 2), center + KEEP / 2);
+        m.history.rows.retain(|pos, _| {
+            let start = pos - pos % PAGE;
+            start >= lo && start + PAGE <= hi
+        });
     }
 }
 

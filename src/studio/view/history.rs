@@ -61,7 +61,7 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             let star = if r.starred { "★" } else { " " };
             let head = format!("{icon}{star}{when} ");
             let room = width.saturating_sub(head.chars().count()).max(1);
-            let prompt = sanitize::truncate(&sanitize::line(&r.prompt), room).into_owned();
+            let prompt = super::fit(&sanitize::line(&r.prompt), room).into_owned();
             let mut line = Line::from(vec![
                 Span::styled(icon.to_string(), style),
                 Span::styled(star.to_string(), theme::warn()),

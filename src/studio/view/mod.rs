@@ -44,6 +44,36 @@ pub fn view(m: &Model, f: &mut Frame) {
     }
 }
 
+/// Cut display text to at most `cols` terminal columns (wide characters such as CJK take two),
+/// marking a cut with an ellipsis.
+pub fn fit(s: &str, cols: usize) -> std::borrow::Cow<'_, str> {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    if s.width() <= cols {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > cols {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if cols > 0 {
+        out.push('…');
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`fit`], then padded with spaces to exactly `cols` columns.
+pub fn pad(s: &str, cols: usize) -> String {
+    let t = fit(s, cols);
+    let room = cols.saturating_sub(unicode_width::UnicodeWidthStr::width(t.as_ref()));
+    format!("{t}{}", " ".repeat(room))
+}
+
 /// Map 24-bit colours (pictures drawn in half-blocks) to the 256-colour palette, for terminals
 /// without truecolor.
 pub fn to_256_colours(buf: &mut Buffer) {

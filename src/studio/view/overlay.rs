@@ -43,7 +43,7 @@ fn help(m: &Model, f: &mut Frame, area: Rect) {
         lines.push(Line::from(Span::styled(context_name(ctx).to_string(), theme::title(true))));
         for (action, keys) in m.keymap.keys_for(ctx) {
             let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-            lines.push(Line::from(vec![Span::styled(format!("  {:<22}", keys.join(" ")), theme::key()), Span::raw(action.describe())]));
+            lines.push(Line::from(vec![Span::styled(format!("  {:<22} ", keys.join(" ")), theme::key()), Span::raw(action.describe())]));
         }
     }
     lines.push(Line::from(Span::styled("Keys can be changed in the config's [keys] table (docs/keybindings.md).", theme::dim())));

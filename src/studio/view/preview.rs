@@ -41,7 +41,7 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     };
     let caption_area = Rect { y: inner.bottom().saturating_sub(1), height: 1.min(inner.height), ..inner };
     let picture_area = Rect { height: inner.height.saturating_sub(1), ..inner };
-    f.render_widget(Paragraph::new(Span::styled(sanitize::truncate(&caption, usize::from(inner.width)).into_owned(), theme::dim())), caption_area);
+    f.render_widget(Paragraph::new(Span::styled(super::fit(&sanitize::line(&caption), usize::from(inner.width)).into_owned(), theme::dim())), caption_area);
     if m.graphics == Graphics::None {
         let text = "previews are off (EASEL_GRAPHICS=none): z shows the image full screen";
         f.render_widget(Paragraph::new(Line::from(Span::styled(text, theme::dim()))).wrap(Wrap { trim: true }), picture_area);

@@ -64,12 +64,12 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 (None, Some(p)) => format!(" partial {}", p + 1),
                 _ => String::new(),
             };
-            let meta = format!(" {} {} ×{} a{}{elapsed}", sanitize::truncate(&sanitize::line(&r.model), 14), size, r.params.n, r.attempts);
+            let meta = format!(" {} {} ×{} a{}{elapsed}", sanitize::truncate(&sanitize::line(&r.model), 14), sanitize::line(size), r.params.n, r.attempts);
             let room = width.saturating_sub(meta.chars().count() + extra.chars().count() + 2).max(4);
-            let prompt = sanitize::truncate(&sanitize::line(&r.prompt), room).into_owned();
+            let prompt = super::pad(&sanitize::line(&r.prompt), room);
             let mut line = Line::from(vec![
                 Span::styled(format!("{icon} "), style),
-                Span::raw(format!("{prompt:<room$}")),
+                Span::raw(prompt),
                 Span::styled(meta, theme::dim()),
                 Span::styled(extra, theme::warn()),
             ]);

@@ -1,0 +1,147 @@
+//! Pictures printed into a command's normal output (`easel view`, `generate`, `history show`).
+//!
+//! Terminals with the kitty or iTerm2 protocol get the picture through viuer. Everywhere else
+//! (and when the output is not a terminal) easel prints half-blocks itself: one `▀` per two
+//! pixels, colour codes only where the colour changes, so the output stays small over slow links.
+
+use image::{DynamicImage, RgbaImage};
+use std::io::{self, Write};
+
+/// Fit a `w`×`h` picture into `cols`×`rows` cells of two pixels each, keeping its shape.
+pub fn fit(w: u32, h: u32, cols: u32, rows: u32) -> (u32, u32) {
+    let (w, h) = (w.max(1) as f64, h.max(1) as f64);
+    let (max_w, max_h) = (f64::from(cols.max(1)), f64::from(rows.max(1) * 2));
+    let scale = (max_w / w).min(max_h / h);
+    (((w * scale).round() as u32).clamp(1, cols.max(1)), ((h * scale).round() as u32).clamp(1, rows.max(1) * 2))
+}
+
+/// Write `img` as half-blocks into `cols`×`rows` cells. `truecolor` false maps colours to the
+/// 256-colour palette. Transparent pixels show the terminal's background.
+pub fn write_halfblocks(out: &mut impl Write, img: &DynamicImage, cols: u32, rows: u32, truecolor: bool) -> io::Result<()> {
+    let (w, h) = fit(img.width(), img.height(), cols, rows);
+    let small: RgbaImage = if img.width() > w * 2 || img.height() > h * 2 {
+        // Shrink in two steps: a quick box-filtered thumbnail, then an exact resize.
+        img.thumbnail(w * 2, h * 2).resize_exact(w, h, image::imageops::FilterType::Triangle).to_rgba8()
+    } else {
+        img.resize_exact(w, h, image::imageops::FilterType::Triangle).to_rgba8()
+    };
+    // Colours as they will be written: 24-bit, or the 256-colour palette index. Comparing in
+    // that space means neighbours that map to the same code share it.
+    let colour = |p: [u8; 4]| -> Option<Code> {
+        if p[3] < 128 {
+            None
+        } else if truecolor {
+            Some(Code::Rgb(p[0], p[1], p[2]))
+        } else {
+            Some(Code::Indexed(ansi_colours::ansi256_from_rgb((p[0], p[1], p[2]))))
+        }
+    };
+    let mut buf = Vec::with_capacity((w * h * 4) as usize);
+    for row in (0..h).step_by(2) {
+        let (mut fg, mut bg): (Option<Code>, Option<Code>) = (None, None);
+        for x in 0..w {
+            let top = colour(small.get_pixel(x, row).0);
+            let bottom = if row + 1 < h { colour(small.get_pixel(x, row + 1).0) } else { None };
+            // The glyph, and the foreground and background it needs (None: the terminal's own).
+            let (glyph, want_fg, want_bg): (&str, Option<Code>, Option<Code>) = match (top, bottom) {
+                (None, None) => (" ", fg, None),
+                (Some(t), None) => ("▀", Some(t), None),
+                (None, Some(b)) => ("▄", Some(b), None),
+                // One colour: a space on that background, whatever the foreground is.
+                (Some(t), Some(b)) if t == b => (" ", fg, Some(t)),
+                // Keep whichever colour is already set where it is, to save a code.
+                (Some(t), Some(b)) if fg == Some(b) || bg == Some(t) => ("▄", Some(b), Some(t)),
+                (Some(t), Some(b)) => ("▀", Some(t), Some(b)),
+            };
+            let mut params: Vec<String> = Vec::new();
+            if want_bg.is_none() && bg.is_some() {
+                params.push("49".into());
+                bg = None;
+            }
+            if want_fg != fg {
+                if let Some(c) = want_fg {
+                    params.push(c.sgr(true));
+                }
+                fg = want_fg;
+            }
+            if want_bg != bg {
+                if let Some(c) = want_bg {
+                    params.push(c.sgr(false));
+                }
+                bg = want_bg;
+            }
+            if !params.is_empty() {
+                let _ = write!(buf, "\x1b[{}m", params.join(";"));
+            }
+            buf.extend_from_slice(glyph.as_bytes());
+        }
+        buf.extend_from_slice(b"\x1b[0m\n");
+    }
+    out.write_all(&buf)
+}
+
+/// A colour as an SGR parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Rgb(u8, u8, u8),
+    Indexed(u8),
+}
+
+impl Code {
+    fn sgr(self, foreground: bool) -> String {
+        let layer = if foreground { 38 } else { 48 };
+        match self {
+            Code::Rgb(r, g, b) => format!("{layer};2;{r};{g};{b}"),
+            Code::Indexed(i) => format!("{layer};5;{i}"),
+        }
+    }
+}
+
+/// Whether viuer should print (a terminal with kitty or iTerm2 graphics).
+fn graphics_terminal() -> bool {
+    if std::env::var("EASEL_GRAPHICS").is_ok_and(|v| matches!(v.as_str(), "halfblocks" | "none")) {
+        return false;
+    }
+    io::IsTerminal::is_terminal(&io::stdout()) && (viuer::is_iterm_supported() || viuer::get_kitty_support() != viuer::KittySupport::None)
+}
+
+/// Print a picture file into the output, fitted into `cols`×`rows` cells.
+pub fn print_file(path: &std::path::Path, cols: u32, rows: u32) -> Result<(), String> {
+    let img = image::open(path).map_err(|e| format!("cannot open {}: {e}", crate::sanitize::line(&path.display().to_string())))?;
+    if graphics_terminal() {
+        let conf = viuer::Config { absolute_offset: false, width: Some(cols), height: Some(rows), ..Default::default() };
+        return viuer::print(&img, &conf).map(|_| ()).map_err(|e| format!("cannot show the picture: {e}"));
+    }
+    let truecolor = std::env::var("COLORTERM").is_ok_and(|v| matches!(v.as_str(), "truecolor" | "24bit"));
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    write_halfblocks(&mut out, &img, cols, rows, truecolor).map_err(|e| format!("cannot write the picture: {e}"))?;
+    out.flush().map_err(|e| format!("cannot write the picture: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fits_keep_shape() {
+        assert_eq!(fit(1024, 1024, 80, 40), (80, 80));
+        assert_eq!(fit(1536, 1024, 80, 40), (80, 53));
+        assert_eq!(fit(1024, 1536, 80, 40), (53, 80));
+        assert_eq!(fit(1, 1, 0, 0), (1, 1));
+    }
+
+    #[test]
+    fn output_has_one_line_per_row_and_few_codes() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_pixel(64, 64, image::Rgba([10, 20, 30, 255])));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 8, 4, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 4);
+        // A flat colour needs one colour code a row.
+        assert_eq!(text.matches("48;2;10;20;30").count(), 4, "{text:?}");
+        assert!(!text.contains("38;2"), "{text:?}");
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 8, 4, false).unwrap();
+        assert!(!String::from_utf8(out).unwrap().contains(";2;"));
+    }
+}

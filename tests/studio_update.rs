@@ -1,0 +1,1772 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The studio's `update` and keymap, as tables of cases: no terminal, no I/O, fixed times.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use easel::api::request;
+use easel::api::{GenerationParams, ProviderRules};
+use easel::catalog::{Catalog, Field};
+use easel::queue::JobEvent;
+use easel::store::{GenerationRecord, Id, QueueMove, RecordedError, SavedImage, Status};
+use easel::studio::keymap::{Action, Context, KeyConfig, KeySpec, Keymap};
+use easel::studio::model::{
+    Confirm, Filter, KEEP, Model, NOTICE_SECS, Overlay, PAGE, Pane, ProviderInfo,
+};
+use easel::studio::msg::{Effect, Msg, PreviewSource};
+use easel::studio::update::{preview_key, update};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 14, 9, 26, 53).unwrap()
+}
+
+fn id(n: u128) -> Id {
+    Id::from_uuid(uuid::Uuid::from_u128(n))
+}
+
+fn new_model(keymap: Keymap) -> Model {
+    let provider = ProviderInfo {
+        name: "demo".into(),
+        demo: true,
+        rules: ProviderRules::default(),
+    };
+    let mut m = Model::new(
+        keymap,
+        Arc::new(Catalog::builtin()),
+        provider,
+        GenerationParams::default(),
+        t0(),
+    );
+    m.data_dir = PathBuf::from("/data/easel");
+    update(&mut m, Msg::Resize(80, 24));
+    m
+}
+
+fn model() -> Model {
+    new_model(Keymap::default())
+}
+
+fn image(path: &str) -> SavedImage {
+    SavedImage {
+        path: PathBuf::from(path),
+        format: "png".into(),
+        width: 1024,
+        height: 1024,
+        bytes: 1_234_567,
+        sha256: "ab".repeat(32),
+    }
+}
+
+/// A record numbered `n`, created `n` minutes before t0.
+fn rec(n: u128, prompt: &str, status: Status) -> GenerationRecord {
+    let params = GenerationParams {
+        prompt: prompt.into(),
+        ..GenerationParams::default()
+    };
+    let created = t0() - Duration::minutes(n as i64);
+    let mut r = GenerationRecord::queued(id(n), params, "demo", true, created);
+    r.status = status;
+    if status != Status::Queued {
+        r.started = Some(created + Duration::seconds(1));
+        r.attempts = 1;
+    }
+    match status {
+        Status::Succeeded => {
+            r.finished = Some(created + Duration::seconds(9));
+            r.outputs = vec![image(&format!("images/2025/03/14/{n}.png"))];
+        }
+        Status::Failed => {
+            r.finished = Some(created + Duration::seconds(3));
+            r.error = Some(RecordedError {
+                kind: "server".into(),
+                message: "the server said no (HTTP 500)".into(),
+                code: None,
+                status: Some(500),
+                request_id: None,
+                hint: None,
+            });
+        }
+        _ => {}
+    }
+    r
+}
+
+fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
+    KeyEvent::new(code, mods)
+}
+
+fn plain(code: KeyCode) -> KeyEvent {
+    key(code, KeyModifiers::NONE)
+}
+
+fn ch(c: char) -> KeyEvent {
+    plain(KeyCode::Char(c))
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    key(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn press(m: &mut Model, k: KeyEvent) -> Vec<Effect> {
+    update(m, Msg::Key(k))
+}
+
+fn type_text(m: &mut Model, text: &str) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    for c in text.chars() {
+        fx.extend(press(m, ch(c)));
+    }
+    fx
+}
+
+/// Feed a history page for the current query.
+fn page(m: &mut Model, offset: usize, total: usize, records: Vec<GenerationRecord>) -> Vec<Effect> {
+    let generation = m.history.generation;
+    update(
+        m,
+        Msg::HistoryPage {
+            generation,
+            offset,
+            total,
+            records,
+        },
+    )
+}
+
+fn load_effects(fx: &[Effect]) -> Vec<(u64, usize, usize)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::LoadHistory {
+                generation,
+                offset,
+                limit,
+                ..
+            } => Some((*generation, *offset, *limit)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// History rows: 0 succeeded, 1 failed, 2 queued, 3 succeeded and starred.
+fn history_records() -> Vec<GenerationRecord> {
+    let mut starred = rec(4, "a lighthouse at dusk", Status::Succeeded);
+    starred.starred = true;
+    vec![
+        rec(1, "夜晚的海边小镇，灯火通明", Status::Succeeded),
+        rec(2, "a cat made of clouds", Status::Failed),
+        rec(3, "a queued one", Status::Queued),
+        starred,
+    ]
+}
+
+/// A studio with history rows and a queue of one running and two waiting jobs.
+fn rich() -> Model {
+    let mut m = model();
+    page(&mut m, 0, 4, history_records());
+    for (n, status) in [
+        (10, Status::Running),
+        (11, Status::Queued),
+        (12, Status::Queued),
+    ] {
+        let r = rec(n, &format!("job {n}"), status);
+        let ev = if status == Status::Running {
+            JobEvent::Started(Box::new(r))
+        } else {
+            JobEvent::Queued(Box::new(r))
+        };
+        update(&mut m, Msg::Job(ev));
+    }
+    m
+}
+
+/// The rich studio without running jobs.
+fn idle() -> Model {
+    let mut m = model();
+    page(&mut m, 0, 4, history_records());
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Queued(Box::new(rec(
+            11,
+            "job 11",
+            Status::Queued,
+        )))),
+    );
+    m
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keymap: the default bindings in each pane
+
+struct Case {
+    name: &'static str,
+    setup: fn() -> Model,
+    focus: Pane,
+    keys: Vec<KeyEvent>,
+    check: fn(&Model, &[Effect]) -> bool,
+}
+
+fn case(
+    name: &'static str,
+    setup: fn() -> Model,
+    focus: Pane,
+    keys: Vec<KeyEvent>,
+    check: fn(&Model, &[Effect]) -> bool,
+) -> Case {
+    Case {
+        name,
+        setup,
+        focus,
+        keys,
+        check,
+    }
+}
+
+fn with_prompt() -> Model {
+    let mut m = rich();
+    type_text(&mut m, "a red fox");
+    m
+}
+
+fn submitted(fx: &[Effect], prompt: &str, front: bool) -> bool {
+    matches!(fx, [Effect::Submit(s)] if s.params.prompt == prompt && s.front == front && s.parent.is_none() && s.provider == "demo")
+}
+
+#[test]
+fn default_bindings_work_in_each_pane() {
+    use Pane::*;
+    let shift_tab = key(KeyCode::BackTab, KeyModifiers::SHIFT);
+    let cases = vec![
+        // Moving between panes
+        case(
+            "tab editor",
+            rich,
+            Editor,
+            vec![plain(KeyCode::Tab)],
+            |m, fx| m.focus == Params && fx.is_empty(),
+        ),
+        case(
+            "tab params",
+            rich,
+            Params,
+            vec![plain(KeyCode::Tab)],
+            |m, _| m.focus == Queue,
+        ),
+        case(
+            "tab queue",
+            rich,
+            Queue,
+            vec![plain(KeyCode::Tab)],
+            |m, _| m.focus == History,
+        ),
+        case(
+            "tab history wraps",
+            rich,
+            History,
+            vec![plain(KeyCode::Tab)],
+            |m, _| m.focus == Editor,
+        ),
+        case(
+            "shift-tab editor wraps",
+            rich,
+            Editor,
+            vec![shift_tab],
+            |m, _| m.focus == History,
+        ),
+        case(
+            "shift-tab history",
+            rich,
+            History,
+            vec![shift_tab],
+            |m, _| m.focus == Queue,
+        ),
+        case(
+            "shift-tab as tab+shift",
+            rich,
+            Queue,
+            vec![key(KeyCode::Tab, KeyModifiers::SHIFT)],
+            |m, _| m.focus == Params,
+        ),
+        case(
+            "i focuses the editor",
+            rich,
+            Queue,
+            vec![ch('i')],
+            |m, _| m.focus == Editor,
+        ),
+        // Editor
+        case(
+            "ctrl-s submits",
+            with_prompt,
+            Editor,
+            vec![ctrl('s')],
+            |_, fx| submitted(fx, "a red fox", false),
+        ),
+        case(
+            "alt-enter submits",
+            with_prompt,
+            Editor,
+            vec![key(KeyCode::Enter, KeyModifiers::ALT)],
+            |_, fx| submitted(fx, "a red fox", false),
+        ),
+        case(
+            "ctrl-enter submits",
+            with_prompt,
+            Editor,
+            vec![key(KeyCode::Enter, KeyModifiers::CONTROL)],
+            |_, fx| submitted(fx, "a red fox", false),
+        ),
+        case(
+            "alt-f submits at the front",
+            with_prompt,
+            Editor,
+            vec![key(KeyCode::Char('f'), KeyModifiers::ALT)],
+            |_, fx| submitted(fx, "a red fox", true),
+        ),
+        case(
+            "plain enter is a newline",
+            with_prompt,
+            Editor,
+            vec![plain(KeyCode::Enter)],
+            |m, fx| fx.is_empty() && m.editor.lines().len() == 2,
+        ),
+        case(
+            "esc leaves the editor",
+            rich,
+            Editor,
+            vec![plain(KeyCode::Esc)],
+            |m, fx| m.focus == History && fx.is_empty(),
+        ),
+        case(
+            "q is text in the editor",
+            rich,
+            Editor,
+            vec![ch('q')],
+            |m, fx| fx.is_empty() && !m.quitting && m.prompt() == "q",
+        ),
+        case(
+            "? is text in the editor",
+            rich,
+            Editor,
+            vec![ch('?')],
+            |m, _| m.overlay.is_none() && m.prompt() == "?",
+        ),
+        case(
+            "j is text in the editor",
+            rich,
+            Editor,
+            vec![ch('j'), ch('k')],
+            |m, _| m.prompt() == "jk",
+        ),
+        case(
+            "ctrl-o opens the external editor",
+            with_prompt,
+            Editor,
+            vec![ctrl('o')],
+            |_, fx| matches!(fx, [Effect::OpenEditor(t)] if t == "a red fox"),
+        ),
+        case("ctrl-z suspends", rich, Editor, vec![ctrl('z')], |_, fx| {
+            matches!(fx, [Effect::Suspend])
+        }),
+        // Moving in lists
+        case("j in history", rich, History, vec![ch('j')], |m, _| {
+            m.history.selected == 1
+        }),
+        case(
+            "down in history",
+            rich,
+            History,
+            vec![plain(KeyCode::Down), plain(KeyCode::Down)],
+            |m, _| m.history.selected == 2,
+        ),
+        case(
+            "k in history",
+            rich,
+            History,
+            vec![ch('j'), ch('j'), ch('k')],
+            |m, _| m.history.selected == 1,
+        ),
+        case(
+            "up stops at the top",
+            rich,
+            History,
+            vec![plain(KeyCode::Up)],
+            |m, _| m.history.selected == 0,
+        ),
+        case(
+            "G and g in history",
+            rich,
+            History,
+            vec![ch('G')],
+            |m, _| m.history.selected == 3,
+        ),
+        case(
+            "g goes back",
+            rich,
+            History,
+            vec![ch('G'), ch('g')],
+            |m, _| m.history.selected == 0,
+        ),
+        case(
+            "end and home",
+            rich,
+            History,
+            vec![plain(KeyCode::End), plain(KeyCode::Home)],
+            |m, _| m.history.selected == 0,
+        ),
+        case(
+            "j stops at the end",
+            rich,
+            History,
+            vec![ch('j'); 9],
+            |m, _| m.history.selected == 3,
+        ),
+        case("j in the queue", rich, Queue, vec![ch('j')], |m, _| {
+            m.queue.selected == 1
+        }),
+        case(
+            "down and up in the queue",
+            rich,
+            Queue,
+            vec![
+                plain(KeyCode::Down),
+                plain(KeyCode::Down),
+                plain(KeyCode::Up),
+            ],
+            |m, _| m.queue.selected == 1,
+        ),
+        case(
+            "j in params",
+            rich,
+            Params,
+            vec![ch('j'), plain(KeyCode::Down)],
+            |m, _| m.param_cursor == 2,
+        ),
+        case(
+            "k in params",
+            rich,
+            Params,
+            vec![ch('j'), ch('k')],
+            |m, _| m.param_cursor == 0,
+        ),
+        case(
+            "l steps a value",
+            rich,
+            Params,
+            vec![ch('j'), ch('l')],
+            |m, _| m.params.size.is_some(),
+        ),
+        case(
+            "h steps back",
+            rich,
+            Params,
+            vec![ch('j'), ch('l'), ch('h')],
+            |m, _| m.params.size.is_none(),
+        ),
+        // History actions
+        case("/ searches", rich, History, vec![ch('/')], |m, fx| {
+            m.history.search.as_deref() == Some("") && fx.is_empty()
+        }),
+        case(
+            "enter opens details",
+            rich,
+            History,
+            vec![ch('j'), plain(KeyCode::Enter)],
+            |m, _| matches!(&m.overlay, Some(Overlay::Details(r)) if r.id == id(2)),
+        ),
+        case("e reuses", rich, History, vec![ch('e')], |m, fx| {
+            fx.is_empty() && m.focus == Editor && m.prompt() == "夜晚的海边小镇，灯火通明"
+        }),
+        case(
+            "r reruns a succeeded record",
+            rich,
+            History,
+            vec![ch('r')],
+            |_, fx| matches!(fx, [Effect::Submit(s)] if s.parent == Some(id(1)) && s.params.prompt == "夜晚的海边小镇，灯火通明"),
+        ),
+        case(
+            "r retries a failed record",
+            rich,
+            History,
+            vec![ch('j'), ch('r')],
+            |_, fx| matches!(fx, [Effect::Retry(i)] if *i == id(2)),
+        ),
+        case(
+            "r on a queued record only says so",
+            rich,
+            History,
+            vec![ch('j'), ch('j'), ch('r')],
+            |m, fx| {
+                fx.is_empty()
+                    && m.current_notice()
+                        .is_some_and(|n| n.text.contains("still in the queue"))
+            },
+        ),
+        case(
+            "x cancels a queued record",
+            rich,
+            History,
+            vec![ch('j'), ch('j'), ch('x')],
+            |_, fx| matches!(fx, [Effect::Cancel(i)] if *i == id(3)),
+        ),
+        case(
+            "x ignores a finished record",
+            rich,
+            History,
+            vec![ch('x')],
+            |_, fx| fx.is_empty(),
+        ),
+        case(
+            "s stars",
+            rich,
+            History,
+            vec![ch('s')],
+            |_, fx| matches!(fx, [Effect::Star(i, true)] if *i == id(1)),
+        ),
+        case(
+            "s unstars",
+            rich,
+            History,
+            vec![ch('G'), ch('s')],
+            |_, fx| matches!(fx, [Effect::Star(i, false)] if *i == id(4)),
+        ),
+        case("d asks first", rich, History, vec![ch('d')], |m, fx| {
+            fx.is_empty()
+                && matches!(m.overlay, Some(Overlay::Confirm(Confirm::Delete(i))) if i == id(1))
+        }),
+        case(
+            "d then y deletes",
+            rich,
+            History,
+            vec![ch('d'), ch('y')],
+            |m, fx| m.overlay.is_none() && matches!(fx, [Effect::Delete(i)] if *i == id(1)),
+        ),
+        case(
+            "d then n keeps it",
+            rich,
+            History,
+            vec![ch('d'), ch('n')],
+            |m, fx| m.overlay.is_none() && fx.is_empty(),
+        ),
+        case(
+            "y copies the prompt",
+            rich,
+            History,
+            vec![ch('y')],
+            |_, fx| matches!(fx, [Effect::Copy(t)] if t == "夜晚的海边小镇，灯火通明"),
+        ),
+        case(
+            "Y copies the path",
+            rich,
+            History,
+            vec![ch('Y')],
+            |_, fx| matches!(fx, [Effect::Copy(t)] if t == "/data/easel/images/2025/03/14/1.png"),
+        ),
+        case(
+            "z views full size",
+            rich,
+            History,
+            vec![ch('z')],
+            |_, fx| matches!(fx, [Effect::FullView(p)] if p.is_absolute() && p == &PathBuf::from("/data/easel/images/2025/03/14/1.png")),
+        ),
+        case(
+            "z without an image says so",
+            rich,
+            History,
+            vec![ch('j'), ch('z')],
+            |m, fx| {
+                fx.is_empty()
+                    && m.current_notice()
+                        .is_some_and(|n| n.text.contains("no image"))
+            },
+        ),
+        case(
+            "p pauses from history",
+            rich,
+            History,
+            vec![ch('p')],
+            |_, fx| matches!(fx, [Effect::Pause(true)]),
+        ),
+        // Queue actions
+        case(
+            "x cancels the selected job",
+            rich,
+            Queue,
+            vec![ch('x')],
+            |_, fx| matches!(fx, [Effect::Cancel(i)] if *i == id(10)),
+        ),
+        case(
+            "r retries the selected job",
+            rich,
+            Queue,
+            vec![ch('j'), ch('r')],
+            |_, fx| matches!(fx, [Effect::Retry(i)] if *i == id(11)),
+        ),
+        case(
+            "J moves a queued job down",
+            rich,
+            Queue,
+            vec![ch('j'), key(KeyCode::Char('J'), KeyModifiers::SHIFT)],
+            |_, fx| matches!(fx, [Effect::MoveJob(i, QueueMove::Down)] if *i == id(11)),
+        ),
+        case(
+            "K moves a queued job up",
+            rich,
+            Queue,
+            vec![ch('j'), ch('j'), ch('K')],
+            |_, fx| matches!(fx, [Effect::MoveJob(i, QueueMove::Up)] if *i == id(12)),
+        ),
+        case(
+            "F moves a queued job to the front",
+            rich,
+            Queue,
+            vec![ch('j'), ch('j'), ch('F')],
+            |_, fx| matches!(fx, [Effect::MoveJob(i, QueueMove::Front)] if *i == id(12)),
+        ),
+        case(
+            "J does not move a running job",
+            rich,
+            Queue,
+            vec![ch('J')],
+            |_, fx| fx.is_empty(),
+        ),
+        case("p pauses the queue", rich, Queue, vec![ch('p')], |_, fx| {
+            matches!(fx, [Effect::Pause(true)])
+        }),
+        case(
+            "e reuses a queued job",
+            rich,
+            Queue,
+            vec![ch('j'), ch('e')],
+            |m, _| m.focus == Editor && m.prompt() == "job 11",
+        ),
+        // Quitting
+        case(
+            "q asks while a job runs",
+            rich,
+            History,
+            vec![ch('q')],
+            |m, fx| {
+                fx.is_empty()
+                    && !m.quitting
+                    && matches!(m.overlay, Some(Overlay::Confirm(Confirm::Quit)))
+            },
+        ),
+        case(
+            "q then y quits",
+            rich,
+            Queue,
+            vec![ch('q'), ch('y')],
+            |m, fx| m.quitting && matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "q then esc stays",
+            rich,
+            Queue,
+            vec![ch('q'), plain(KeyCode::Esc)],
+            |m, fx| !m.quitting && fx.is_empty() && m.overlay.is_none(),
+        ),
+        case(
+            "q quits when idle",
+            idle,
+            History,
+            vec![ch('q')],
+            |m, fx| m.quitting && matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "q quits from params when idle",
+            idle,
+            Params,
+            vec![ch('q')],
+            |_, fx| matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "ctrl-c in the editor",
+            rich,
+            Editor,
+            vec![ctrl('c')],
+            |m, fx| m.quitting && matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "ctrl-c in params",
+            rich,
+            Params,
+            vec![ctrl('c')],
+            |_, fx| matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "ctrl-c in the queue",
+            rich,
+            Queue,
+            vec![ctrl('c')],
+            |_, fx| matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "ctrl-c in history",
+            rich,
+            History,
+            vec![ctrl('c')],
+            |_, fx| matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "ctrl-shift-c",
+            rich,
+            History,
+            vec![key(
+                KeyCode::Char('C'),
+                KeyModifiers::CONTROL | KeyModifiers::SHIFT,
+            )],
+            |_, fx| matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "ctrl-c in the search line",
+            rich,
+            History,
+            vec![ch('/'), ch('a'), ctrl('c')],
+            |_, fx| matches!(fx.last(), Some(Effect::Quit)),
+        ),
+        case(
+            "ctrl-c in help",
+            rich,
+            History,
+            vec![ch('?'), ctrl('c')],
+            |_, fx| matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "ctrl-c in details",
+            rich,
+            History,
+            vec![plain(KeyCode::Enter), ctrl('c')],
+            |_, fx| matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "ctrl-c in the quit confirmation",
+            rich,
+            History,
+            vec![ch('q'), ctrl('c')],
+            |m, fx| m.quitting && matches!(fx, [Effect::Quit]),
+        ),
+        case(
+            "ctrl-c in the delete confirmation",
+            rich,
+            History,
+            vec![ch('d'), ctrl('c')],
+            |_, fx| matches!(fx, [Effect::Quit]),
+        ),
+        // Help
+        case("? opens help", rich, History, vec![ch('?')], |m, fx| {
+            fx.is_empty() && matches!(m.overlay, Some(Overlay::Help))
+        }),
+        case(
+            "? opens help from the queue",
+            rich,
+            Queue,
+            vec![ch('?')],
+            |m, _| matches!(m.overlay, Some(Overlay::Help)),
+        ),
+        case(
+            "F1 opens help in the editor",
+            rich,
+            Editor,
+            vec![plain(KeyCode::F(1))],
+            |m, _| matches!(m.overlay, Some(Overlay::Help)) && m.prompt().is_empty(),
+        ),
+        case(
+            "F1 opens help in params",
+            rich,
+            Params,
+            vec![plain(KeyCode::F(1))],
+            |m, _| matches!(m.overlay, Some(Overlay::Help)),
+        ),
+        case(
+            "any key closes help",
+            rich,
+            History,
+            vec![ch('?'), ch('j')],
+            |m, _| m.overlay.is_none() && m.history.selected == 0,
+        ),
+        case(
+            "q closes help without quitting",
+            idle,
+            History,
+            vec![ch('?'), ch('q')],
+            |m, fx| m.overlay.is_none() && fx.is_empty(),
+        ),
+        case(
+            "any key closes details",
+            rich,
+            History,
+            vec![plain(KeyCode::Enter), plain(KeyCode::Esc)],
+            |m, _| m.overlay.is_none(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for c in &cases {
+        let mut m = (c.setup)();
+        m.focus = c.focus;
+        let mut fx = Vec::new();
+        for k in &c.keys {
+            fx = press(&mut m, *k);
+        }
+        // Preview requests are the runtime's business here.
+        fx.retain(|e| !matches!(e, Effect::RenderPreview { .. }));
+        if !(c.check)(&m, &fx) {
+            failures.push(format!(
+                "{}: focus {:?} overlay {:?} effects {fx:?}",
+                c.name, m.focus, m.overlay
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn key_releases_are_ignored() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    let mut k = ch('j');
+    k.kind = crossterm::event::KeyEventKind::Release;
+    assert!(press(&mut m, k).is_empty());
+    assert_eq!(m.history.selected, 0);
+}
+
+fn help_text(m: &Model, w: u16, h: u16) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| easel::studio::view::view(m, f)).unwrap();
+    let buf = terminal.backend().buffer();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect()
+}
+
+#[test]
+fn config_rebinding_changes_keys_and_the_help_lists_it() {
+    let mut cfg = KeyConfig::new();
+    cfg.entry(Context::History)
+        .or_default()
+        .insert(Action::Star, KeySpec::One("S".into()));
+    cfg.entry(Context::Editor).or_default().insert(
+        Action::Submit,
+        KeySpec::Many(vec!["ctrl-g".into(), "F5".into()]),
+    );
+    cfg.entry(Context::Global)
+        .or_default()
+        .insert(Action::Help, KeySpec::One("ctrl-h".into()));
+    let keymap = Keymap::with_config(&cfg).unwrap();
+
+    let mut m = new_model(keymap.clone());
+    page(&mut m, 0, 4, history_records());
+    m.focus = Pane::History;
+    // s no longer stars; S does.
+    assert!(press(&mut m, ch('s')).is_empty());
+    assert!(
+        matches!(press(&mut m, key(KeyCode::Char('S'), KeyModifiers::SHIFT)).as_slice(), [Effect::Star(i, true)] if *i == id(1))
+    );
+    // ? no longer opens help; ctrl-h does.
+    press(&mut m, ch('?'));
+    assert!(m.overlay.is_none());
+    press(&mut m, ctrl('h'));
+    assert!(matches!(m.overlay, Some(Overlay::Help)));
+    m.overlay = None;
+    // In the editor Ctrl-S is now text-editing (no submit); Ctrl-G and F5 submit.
+    m.focus = Pane::Editor;
+    type_text(&mut m, "fox");
+    assert!(
+        press(&mut m, ctrl('s'))
+            .iter()
+            .all(|e| !matches!(e, Effect::Submit(_)))
+    );
+    assert!(matches!(
+        press(&mut m, ctrl('g')).as_slice(),
+        [Effect::Submit(_)]
+    ));
+    assert!(matches!(
+        press(&mut m, plain(KeyCode::F(5))).as_slice(),
+        [Effect::Submit(_)]
+    ));
+
+    // The help screen shows the new keys (tall enough to hold every binding).
+    m.overlay = Some(Overlay::Help);
+    let lines = help_text(&m, 200, 100);
+    let find = |what: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(what))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let star = find("star or unstar");
+    assert!(star.contains("  S  "), "{star:?}");
+    assert!(!star.contains(" s "), "{star:?}");
+    let submit = lines
+        .iter()
+        .find(|l| l.contains("queue the prompt") && !l.contains("front"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(submit.contains("Ctrl-g F5"), "{submit:?}");
+    let help = find("show or hide this help");
+    assert!(help.contains("Ctrl-h"), "{help:?}");
+    assert!(!help.contains('?'), "{help:?}");
+    // The pane hints follow too.
+    m.overlay = None;
+    let screen = help_text(&m, 120, 40).join("\n");
+    assert!(screen.contains("Ctrl-g queue"), "{screen}");
+    assert!(screen.contains("Ctrl-h help"), "{screen}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// update
+
+#[test]
+fn chinese_prompt_submits_as_typed() {
+    let text = "夜晚的海边小镇，灯火通明，赛博朋克风格";
+    let mut m = model();
+    assert!(type_text(&mut m, text).is_empty());
+    assert_eq!(m.prompt(), text);
+    let fx = press(&mut m, ctrl('s'));
+    match fx.as_slice() {
+        [Effect::Submit(s)] => {
+            assert_eq!(s.params.prompt, text);
+            assert_eq!(s.params.model, m.params.model);
+            assert_eq!(s.provider, "demo");
+            assert!(!s.front);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn empty_prompt_is_an_error_notice_without_effects() {
+    for text in ["", "   ", "\n\n"] {
+        let mut m = model();
+        update(&mut m, Msg::Paste(text.into()));
+        let fx = press(&mut m, ctrl('s'));
+        assert!(fx.is_empty(), "{text:?}: {fx:?}");
+        let n = m.current_notice().expect("a notice");
+        assert!(n.error, "{n:?}");
+        assert!(n.text.contains("empty"), "{n:?}");
+    }
+}
+
+#[test]
+fn rejected_prompt_names_the_field() {
+    let cases: &[(&str, usize, &str)] =
+        &[("dall-e-2", 1001, "prompt"), ("dall-e-3", 4001, "prompt")];
+    for (model_name, len, field) in cases {
+        let mut m = model();
+        m.params.model = (*model_name).into();
+        update(&mut m, Msg::Paste("a".repeat(*len)));
+        let fx = press(&mut m, ctrl('s'));
+        assert!(fx.is_empty(), "{model_name}: {fx:?}");
+        let n = m.current_notice().expect("a notice");
+        assert!(n.error);
+        assert!(n.text.contains(&format!("{field}:")), "{n:?}");
+        assert!(n.text.contains(model_name), "{n:?}");
+        // One character less is fine.
+        press(&mut m, plain(KeyCode::Backspace));
+        assert!(
+            matches!(press(&mut m, ctrl('s')).as_slice(), [Effect::Submit(_)]),
+            "{model_name}"
+        );
+    }
+    // A field the model does not take: n = 3 for dall-e-3.
+    let mut m = model();
+    m.params.model = "dall-e-3".into();
+    m.params.n = 3;
+    type_text(&mut m, "fox");
+    assert!(press(&mut m, ctrl('s')).is_empty());
+    assert!(m.current_notice().unwrap().text.contains("n:"));
+}
+
+#[test]
+fn paste_is_sanitised() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "hello\x1b]52;c;aGVsbG8=\x07world",
+            "hello]52;c;aGVsbG8=world",
+        ),
+        ("red\x1b[31m fox", "red[31m fox"),
+        ("evil\u{202e}txt", "eviltxt"),
+        ("zero\u{200b}width", "zerowidth"),
+        ("c1\u{9b}31m", "c131m"),
+        ("two\r\nlines", "two\nlines"),
+        ("tab\there", "tab    here"),
+        ("夜晚", "夜晚"),
+    ];
+    for (input, want) in cases {
+        let mut m = model();
+        m.focus = Pane::Queue;
+        update(&mut m, Msg::Paste((*input).into()));
+        assert_eq!(m.focus, Pane::Editor, "{input:?}");
+        assert_eq!(m.prompt(), *want, "{input:?}");
+        assert!(
+            !m.prompt()
+                .chars()
+                .any(|c| easel::sanitize::is_unsafe(c) && c != '\n'),
+            "{input:?}"
+        );
+    }
+    // Pasted into the history search line: one line, sanitised, and it searches.
+    let mut m = rich();
+    m.focus = Pane::History;
+    press(&mut m, ch('/'));
+    let fx = update(&mut m, Msg::Paste("a\x1b[2Jb\nc".into()));
+    assert_eq!(m.history.search.as_deref(), Some("a[2Jb c"));
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadHistory { query, .. } if query.text.as_deref() == Some("a[2Jb c"))));
+}
+
+#[test]
+fn job_events_move_jobs_through_the_queue() {
+    let mut m = model();
+    assert_eq!(m.focus, Pane::Editor);
+    let queued = rec(20, "a fox", Status::Queued);
+    update(&mut m, Msg::Job(JobEvent::Queued(Box::new(queued.clone()))));
+    assert_eq!((m.queue.running(), m.queue.waiting()), (0, 1));
+
+    let mut running = queued.clone();
+    running.status = Status::Running;
+    running.started = Some(t0());
+    running.attempts = 1;
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Started(Box::new(running.clone()))),
+    );
+    assert_eq!((m.queue.running(), m.queue.waiting()), (1, 0));
+
+    // A partial: with the editor focused, the preview asks for it with the bytes.
+    let bytes = bytes::Bytes::from(png(64, 64));
+    let fx = update(
+        &mut m,
+        Msg::Job(JobEvent::Partial {
+            id: id(20),
+            index: 0,
+            bytes: bytes.clone(),
+        }),
+    );
+    assert_eq!(m.queue.jobs[0].partial, Some(0));
+    match fx.as_slice() {
+        [
+            Effect::RenderPreview {
+                key,
+                bytes: Some(b),
+            },
+        ] => {
+            assert_eq!(
+                key.source,
+                PreviewSource::Partial {
+                    id: id(20),
+                    index: 0
+                }
+            );
+            assert_eq!(*b, bytes);
+            assert_eq!(Some(key.clone()), preview_key(&m));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Asked once, not on every message.
+    assert!(update(&mut m, Msg::Tick(t0() + Duration::seconds(1))).is_empty());
+    // A newer partial is asked for in turn.
+    let fx = update(
+        &mut m,
+        Msg::Job(JobEvent::Partial {
+            id: id(20),
+            index: 1,
+            bytes: bytes.clone(),
+        }),
+    );
+    assert!(
+        matches!(fx.as_slice(), [Effect::RenderPreview { key, bytes: Some(_) }] if key.source == PreviewSource::Partial { id: id(20), index: 1 })
+    );
+
+    let mut done = running.clone();
+    done.status = Status::Succeeded;
+    done.finished = Some(t0() + Duration::seconds(9));
+    done.outputs = vec![image("images/20.png")];
+    done.cost_usd = Some(0.04);
+    let fx = update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(done))));
+    assert!(m.queue.jobs.is_empty());
+    assert!(m.preview.partials.is_empty());
+    assert!((m.spend - 0.04).abs() < 1e-9);
+    let n = m.current_notice().expect("a notice");
+    assert!(!n.error && n.text.contains("done: 1 image"), "{n:?}");
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { offset: 0, .. })),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn partial_previews_follow_the_focus() {
+    let mut m = model();
+    let mut running = rec(20, "a fox", Status::Running);
+    running.started = Some(t0());
+    update(&mut m, Msg::Job(JobEvent::Started(Box::new(running))));
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Partial {
+            id: id(20),
+            index: 0,
+            bytes: bytes::Bytes::from(png(8, 8)),
+        }),
+    );
+    for (focus, partial) in [
+        (Pane::Editor, true),
+        (Pane::Params, true),
+        (Pane::Queue, true),
+        (Pane::History, false),
+    ] {
+        m.focus = focus;
+        let key = preview_key(&m);
+        assert_eq!(
+            key.is_some_and(|k| matches!(k.source, PreviewSource::Partial { .. })),
+            partial,
+            "{focus:?}"
+        );
+    }
+    // Without graphics, nothing is asked for.
+    m.graphics = easel::studio::model::Graphics::None;
+    m.focus = Pane::Editor;
+    assert!(preview_key(&m).is_none());
+}
+
+#[test]
+fn failed_job_notice_stays_until_read() {
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Started(Box::new(rec(
+            30,
+            "a fox",
+            Status::Running,
+        )))),
+    );
+    let mut failed = rec(30, "a fox", Status::Failed);
+    failed.error.as_mut().unwrap().message = "content policy: the request was rejected".into();
+    let fx = update(&mut m, Msg::Job(JobEvent::Failed(Box::new(failed))));
+    assert!(m.queue.jobs.is_empty());
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadHistory { .. })));
+    let shown = |m: &Model| {
+        m.current_notice()
+            .is_some_and(|n| n.error && n.text.contains("content policy"))
+    };
+    assert!(shown(&m));
+    // Time alone does not hide it.
+    update(&mut m, Msg::Tick(t0() + Duration::hours(3)));
+    assert!(shown(&m));
+    // A key after it has been up long enough does.
+    press(&mut m, plain(KeyCode::Right));
+    assert!(m.current_notice().is_none(), "{:?}", m.current_notice());
+
+    // A key pressed before NOTICE_SECS leaves it up.
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Failed(Box::new(rec(31, "x", Status::Failed)))),
+    );
+    update(&mut m, Msg::Tick(t0() + Duration::seconds(NOTICE_SECS - 1)));
+    press(&mut m, plain(KeyCode::Right));
+    assert!(m.current_notice().is_some_and(|n| n.error));
+    update(&mut m, Msg::Tick(t0() + Duration::seconds(NOTICE_SECS)));
+    assert!(m.current_notice().is_some_and(|n| n.error));
+    press(&mut m, plain(KeyCode::Right));
+    assert!(m.current_notice().is_none());
+
+    // Informational notices go by themselves.
+    let mut m = model();
+    update(&mut m, Msg::Job(JobEvent::Paused(true)));
+    assert!(m.current_notice().is_some_and(|n| !n.error));
+    update(&mut m, Msg::Tick(t0() + Duration::seconds(NOTICE_SECS)));
+    assert!(m.current_notice().is_none());
+}
+
+#[test]
+fn other_job_events() {
+    let mut m = rich();
+    // Retrying adds a note; reorder follows the scheduler's order, running first.
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Retrying {
+            id: id(10),
+            retry: 1,
+            wait: std::time::Duration::from_millis(2000),
+            reason: "HTTP 503\x1b[2J".into(),
+        }),
+    );
+    assert_eq!(
+        m.queue.jobs[0].note.as_deref(),
+        Some("retry 1 in 2.0 s: HTTP 503[2J")
+    );
+    update(&mut m, Msg::Job(JobEvent::Reordered(vec![id(12), id(11)])));
+    let order: Vec<Id> = m.queue.jobs.iter().map(|j| j.record.id).collect();
+    assert_eq!(order, vec![id(10), id(12), id(11)]);
+    // Cancelling the last one keeps the selection inside the list.
+    m.queue.selected = 2;
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Cancelled(Box::new(rec(
+            11,
+            "job 11",
+            Status::Cancelled,
+        )))),
+    );
+    assert_eq!(m.queue.jobs.len(), 2);
+    assert_eq!(m.queue.selected, 1);
+    update(&mut m, Msg::Job(JobEvent::Paused(true)));
+    assert!(m.queue.paused);
+    m.focus = Pane::Queue;
+    assert!(matches!(
+        press(&mut m, ch('p')).as_slice(),
+        [Effect::Pause(false)]
+    ));
+    // The queue as stored at start keeps only unfinished jobs.
+    update(
+        &mut m,
+        Msg::QueueLoaded(vec![
+            rec(40, "a", Status::Queued),
+            rec(41, "b", Status::Succeeded),
+            rec(42, "c", Status::Running),
+        ]),
+    );
+    assert_eq!(m.queue.jobs.len(), 2);
+}
+
+#[test]
+fn history_paging_loads_only_needed_pages_and_bounds_memory() {
+    const TOTAL: usize = 100_000;
+    let make_page = |offset: usize| -> Vec<GenerationRecord> {
+        (offset..(offset + PAGE).min(TOTAL))
+            .map(|i| rec(1000 + i as u128, &format!("prompt {i}"), Status::Succeeded))
+            .collect()
+    };
+    for (w, h) in [(80u16, 24u16), (200, 60), (40, 12)] {
+        let mut m = model();
+        m.graphics = easel::studio::model::Graphics::None;
+        let fx = update(&mut m, Msg::Resize(w, h));
+        // The first page is asked for once: at start (by the 80x24 resize in `model`).
+        assert!(load_effects(&fx).is_empty(), "{fx:?}");
+        assert_eq!(m.history.pending, vec![0]);
+        let mut outstanding: Vec<usize> = vec![0];
+        m.focus = Pane::History;
+        let keys = [
+            plain(KeyCode::PageDown),
+            plain(KeyCode::PageDown),
+            ch('j'),
+            ch('G'),
+            plain(KeyCode::PageUp),
+            ch('k'),
+            ch('g'),
+            plain(KeyCode::End),
+        ];
+        let mut moves = 0;
+        let mut i = 0;
+        while moves < 400 {
+            // Deliver what was asked for, one page at a time, collecting what that asks next.
+            while let Some(offset) = outstanding.pop() {
+                let fx = page(&mut m, offset, TOTAL, make_page(offset));
+                for (generation, offset, limit) in load_effects(&fx) {
+                    assert_eq!(generation, m.history.generation);
+                    assert_eq!(offset % PAGE, 0);
+                    assert_eq!(limit, PAGE);
+                    assert!(offset < TOTAL);
+                    outstanding.push(offset);
+                }
+                assert!(
+                    m.history.rows.len() <= KEEP,
+                    "{w}x{h}: {} rows kept",
+                    m.history.rows.len()
+                );
+            }
+            // Once the pages asked for have arrived, every visible row is there.
+            let missing = missing_visible_rows(&m);
+            assert!(
+                missing.is_empty(),
+                "{w}x{h} after {moves} moves: rows {missing:?} never loaded (selected {})",
+                m.history.selected
+            );
+            // Mostly page down, with a few jumps.
+            let k = if moves % 50 == 49 {
+                keys[i % keys.len()]
+            } else {
+                plain(KeyCode::PageDown)
+            };
+            i += usize::from(moves % 50 == 49);
+            let fx = press(&mut m, k);
+            let loads = load_effects(&fx);
+            assert!(loads.len() <= 3, "{w}x{h} {k:?}: {loads:?}");
+            for (generation, offset, limit) in loads {
+                assert_eq!(generation, m.history.generation);
+                assert_eq!(offset % PAGE, 0, "{offset}");
+                assert_eq!(limit, PAGE);
+                assert!(offset < TOTAL);
+                // The selection's page or a neighbour.
+                assert!(
+                    offset.abs_diff(m.history.selected) <= 2 * PAGE + usize::from(h),
+                    "{offset} vs {}",
+                    m.history.selected
+                );
+                assert!(!outstanding.contains(&offset), "asked twice for {offset}");
+                outstanding.push(offset);
+            }
+            assert!(m.history.rows.len() <= KEEP);
+            moves += 1;
+        }
+        // Deliver the rest, then every visible row is loaded.
+        while let Some(offset) = outstanding.pop() {
+            let fx = page(&mut m, offset, TOTAL, make_page(offset));
+            outstanding.extend(load_effects(&fx).into_iter().map(|(_, o, _)| o));
+        }
+        assert!(m.history.rows.len() <= KEEP);
+        assert!(m.history.selected < TOTAL);
+        assert!(
+            m.history.selected_record().is_some(),
+            "{w}x{h}: selected {}",
+            m.history.selected
+        );
+        assert!(m.history.pending.is_empty(), "{:?}", m.history.pending);
+    }
+}
+
+/// Visible history positions without a loaded row.
+fn missing_visible_rows(m: &Model) -> Vec<usize> {
+    let a = easel::studio::layout::compute(m.width, m.height);
+    let rows = usize::from(easel::studio::layout::inner(a.history).height.max(1));
+    let h = &m.history;
+    (h.scroll..h.total.min(h.scroll + rows))
+        .filter(|p| !h.rows.contains_key(p))
+        .collect()
+}
+
+#[test]
+fn scrolling_down_up_and_down_again_keeps_rows_loaded() {
+    const TOTAL: usize = 100_000;
+    let mut m = model();
+    m.graphics = easel::studio::model::Graphics::None;
+    m.focus = Pane::History;
+    let mut outstanding = vec![0usize];
+    let deliver = |m: &mut Model, outstanding: &mut Vec<usize>| {
+        while let Some(offset) = outstanding.pop() {
+            let records = (offset..offset + PAGE)
+                .map(|i| rec(1000 + i as u128, "p", Status::Succeeded))
+                .collect();
+            let fx = page(m, offset, TOTAL, records);
+            outstanding.extend(load_effects(&fx).into_iter().map(|(_, o, _)| o));
+        }
+    };
+    let script: &[(KeyEvent, usize)] = &[
+        (plain(KeyCode::PageDown), 500),
+        (ch('k'), 330),
+        (ch('j'), 400),
+        (ch('k'), 700),
+        (ch('j'), 900),
+    ];
+    for (k, times) in script {
+        for n in 0..*times {
+            deliver(&mut m, &mut outstanding);
+            let missing = missing_visible_rows(&m);
+            assert!(
+                missing.is_empty(),
+                "{k:?} #{n}: rows {missing:?} never loaded (selected {})",
+                m.history.selected
+            );
+            assert!(m.history.rows.len() <= KEEP);
+            outstanding.extend(
+                load_effects(&press(&mut m, *k))
+                    .into_iter()
+                    .map(|(_, o, _)| o),
+            );
+        }
+    }
+}
+
+#[test]
+fn bottom_jump_asks_for_the_last_pages_only() {
+    let mut m = model();
+    m.graphics = easel::studio::model::Graphics::None;
+    page(
+        &mut m,
+        0,
+        100_000,
+        (0..100).map(|i| rec(i, "x", Status::Succeeded)).collect(),
+    );
+    m.focus = Pane::History;
+    let fx = press(&mut m, ch('G'));
+    assert_eq!(m.history.selected, 99_999);
+    let offsets: Vec<usize> = load_effects(&fx).into_iter().map(|(_, o, _)| o).collect();
+    assert_eq!(offsets, vec![99_900]);
+    // Pressing it again asks for nothing more.
+    assert!(load_effects(&press(&mut m, ch('G'))).is_empty());
+}
+
+#[test]
+fn stale_pages_are_ignored() {
+    let mut m = model();
+    let old = m.history.generation;
+    page(&mut m, 0, 4, history_records());
+    m.focus = Pane::History;
+    // A new query: pages for the old one no longer count.
+    press(&mut m, ch('f'));
+    assert_ne!(m.history.generation, old);
+    let fx = update(
+        &mut m,
+        Msg::HistoryPage {
+            generation: old,
+            offset: 0,
+            total: 999,
+            records: vec![rec(99, "stale", Status::Succeeded)],
+        },
+    );
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(m.history.total, 4);
+    assert!(m.history.rows.is_empty());
+    page(
+        &mut m,
+        0,
+        1,
+        vec![rec(4, "a lighthouse at dusk", Status::Succeeded)],
+    );
+    assert_eq!(m.history.total, 1);
+    assert_eq!(m.history.rows.len(), 1);
+}
+
+#[test]
+fn search_reloads_with_the_typed_text() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    press(&mut m, ch('j'));
+    press(&mut m, ch('j'));
+    assert_eq!(m.history.selected, 2);
+    let before = m.history.generation;
+    assert!(press(&mut m, ch('/')).is_empty());
+    let mut last = Vec::new();
+    for c in "海边 fox".chars() {
+        let fx = press(&mut m, ch(c));
+        assert_eq!(m.history.selected, 0, "the selection is reset");
+        last = fx;
+    }
+    let loads: Vec<_> = last
+        .iter()
+        .filter_map(|e| match e {
+            Effect::LoadHistory {
+                generation,
+                query,
+                offset,
+                ..
+            } => Some((*generation, query.clone(), *offset)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(loads.len(), 1, "{last:?}");
+    let (generation, query, offset) = &loads[0];
+    assert_eq!(query.text.as_deref(), Some("海边 fox"));
+    assert_eq!(*offset, 0);
+    assert_eq!(*generation, m.history.generation);
+    assert!(m.history.generation > before);
+    // Plain letters are text on the search line, not commands.
+    assert!(!m.quitting);
+    // Backspace narrows.
+    let fx = press(&mut m, plain(KeyCode::Backspace));
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadHistory { query, .. } if query.text.as_deref() == Some("海边 fo"))));
+    // Enter keeps the text and leaves the line.
+    press(&mut m, plain(KeyCode::Enter));
+    assert!(m.history.search.is_none());
+    assert_eq!(m.history.text, "海边 fo");
+    assert_eq!(m.history.query().text.as_deref(), Some("海边 fo"));
+    // `/` again, then Esc clears the search.
+    press(&mut m, ch('/'));
+    assert_eq!(m.history.search.as_deref(), Some("海边 fo"));
+    let fx = press(&mut m, plain(KeyCode::Esc));
+    assert!(m.history.search.is_none());
+    assert!(m.history.text.is_empty());
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { query, .. } if query.text.is_none())),
+        "{fx:?}"
+    );
+    // Esc on an empty search line just closes it.
+    press(&mut m, ch('/'));
+    assert!(load_effects(&press(&mut m, plain(KeyCode::Esc))).is_empty());
+    // Ctrl-U clears the line.
+    press(&mut m, ch('/'));
+    type_text(&mut m, "abc");
+    let fx = press(&mut m, ctrl('u'));
+    assert_eq!(m.history.search.as_deref(), Some(""));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { query, .. } if query.text.is_none()))
+    );
+}
+
+type QueryCheck = fn(&easel::store::Query) -> bool;
+
+#[test]
+fn filters_cycle_with_the_right_query() {
+    let mut m = rich();
+    m.params.model = "dall-e-3".into();
+    m.focus = Pane::History;
+    let expect: [(Filter, QueryCheck); 4] = [
+        (Filter::Starred, |q| {
+            q.starred && q.status.is_none() && q.model.is_none()
+        }),
+        (Filter::Failed, |q| {
+            !q.starred && q.status == Some(Status::Failed) && q.model.is_none()
+        }),
+        (Filter::Model("dall-e-3".into()), |q| {
+            !q.starred && q.status.is_none() && q.model.as_deref() == Some("dall-e-3")
+        }),
+        (Filter::All, |q| q.is_everything()),
+    ];
+    for round in 0..2 {
+        for (filter, ok) in &expect {
+            m.history.selected = 1;
+            let fx = press(&mut m, ch('f'));
+            assert_eq!(&m.history.filter, filter);
+            assert_eq!(m.history.selected, 0);
+            let queries: Vec<_> = fx
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::LoadHistory {
+                        query,
+                        offset: 0,
+                        generation,
+                        ..
+                    } if *generation == m.history.generation => Some(query.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(queries.len(), 1, "round {round} {filter:?}: {fx:?}");
+            assert!(ok(&queries[0]), "{filter:?}: {:?}", queries[0]);
+            // Feed the page so the next cycle starts from a loaded list.
+            page(&mut m, 0, 4, history_records());
+        }
+    }
+}
+
+#[test]
+fn reuse_loads_prompt_and_params() {
+    let mut m = rich();
+    let mut r = rec(50, "line one\nline two\x1b[2J", Status::Succeeded);
+    r.params.model = "dall-e-3".into();
+    r.params.size = Some("1792x1024".into());
+    r.params.style = Some("vivid".into());
+    r.params.quality = Some("hd".into());
+    r.model = "dall-e-3".into();
+    page(&mut m, 0, 1, vec![r]);
+    m.focus = Pane::History;
+    let fx = press(&mut m, ch('e'));
+    assert!(
+        fx.iter().all(|e| matches!(e, Effect::RenderPreview { .. })),
+        "{fx:?}"
+    );
+    assert_eq!(m.focus, Pane::Editor);
+    assert_eq!(m.prompt(), "line one\nline two[2J");
+    assert_eq!(m.params.model, "dall-e-3");
+    assert_eq!(m.params.size.as_deref(), Some("1792x1024"));
+    assert_eq!(m.params.style.as_deref(), Some("vivid"));
+    assert_eq!(m.params.quality.as_deref(), Some("hd"));
+    assert!(m.params.prompt.is_empty(), "the prompt lives in the editor");
+    // And it submits as it was.
+    match press(&mut m, ctrl('s')).as_slice() {
+        [Effect::Submit(s)] => {
+            assert_eq!(s.params.prompt, "line one\nline two[2J");
+            assert_eq!(s.params.style.as_deref(), Some("vivid"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rerun_and_retry() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    let mut r = rec(60, "a heron", Status::Succeeded);
+    r.params.n = 2;
+    let cases = vec![
+        (r, "submit"),
+        (rec(61, "x", Status::Failed), "retry"),
+        (rec(62, "x", Status::Cancelled), "retry"),
+        (rec(63, "x", Status::Interrupted), "retry"),
+        (rec(64, "x", Status::Running), "none"),
+        (rec(65, "x", Status::Queued), "none"),
+    ];
+    for (r, want) in cases {
+        page(&mut m, 0, 1, vec![r.clone()]);
+        let fx: Vec<Effect> = press(&mut m, ch('r'))
+            .into_iter()
+            .filter(|e| !matches!(e, Effect::RenderPreview { .. }))
+            .collect();
+        match (want, fx.as_slice()) {
+            ("submit", [Effect::Submit(s)]) => {
+                assert_eq!(s.parent, Some(r.id));
+                assert_eq!(s.params.prompt, r.prompt);
+                assert_eq!(s.params.n, 2);
+            }
+            ("retry", [Effect::Retry(i)]) => assert_eq!(*i, r.id),
+            ("none", []) => {}
+            (want, other) => panic!("{:?}: wanted {want}, got {other:?}", r.status),
+        }
+    }
+}
+
+#[test]
+fn deletion_and_store_outcomes() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    press(&mut m, ch('d'));
+    // Enter confirms too.
+    assert!(
+        matches!(press(&mut m, plain(KeyCode::Enter)).as_slice(), [Effect::Delete(i)] if *i == id(1))
+    );
+    let g = m.history.generation;
+    let fx = update(
+        &mut m,
+        Msg::Stored(easel::studio::msg::StoreOutcome::Deleted(id(1))),
+    );
+    assert!(m.history.generation > g);
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadHistory { .. })));
+    assert!(m.current_notice().unwrap().text.starts_with("deleted"));
+    // A starred record replaces its row.
+    page(&mut m, 0, 4, history_records());
+    let mut starred = rec(1, "夜晚的海边小镇，灯火通明", Status::Succeeded);
+    starred.starred = true;
+    update(
+        &mut m,
+        Msg::Stored(easel::studio::msg::StoreOutcome::Starred(starred)),
+    );
+    assert!(m.history.rows[&0].starred);
+    update(
+        &mut m,
+        Msg::Stored(easel::studio::msg::StoreOutcome::Failed(
+            "disk full\x1b]52;c;eA==\x07".into(),
+        )),
+    );
+    let n = m.current_notice().unwrap();
+    assert!(
+        n.error && !n.text.chars().any(easel::sanitize::is_unsafe),
+        "{n:?}"
+    );
+}
+
+#[test]
+fn external_editor_result_replaces_the_prompt() {
+    let mut m = model();
+    m.focus = Pane::History;
+    update(
+        &mut m,
+        Msg::EditorClosed(Some("first\nsecond\u{202e}\n\n".into())),
+    );
+    assert_eq!(m.focus, Pane::Editor);
+    assert_eq!(m.prompt(), "first\nsecond");
+    update(&mut m, Msg::EditorClosed(None));
+    assert_eq!(m.prompt(), "first\nsecond");
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, 128])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters: stepping never lands on a combination `request::check` rejects
+
+fn check_ok(m: &Model) -> Result<(), String> {
+    let mut p = m.params.clone();
+    p.prompt = "a fox".into();
+    request::check(&p, &m.catalog, &m.provider.rules)
+        .map(|_| ())
+        .map_err(|e| format!("{e} for {p:?}"))
+}
+
+#[test]
+fn params_stepping_never_produces_a_rejected_combination() {
+    let catalog = Catalog::builtin();
+    let mut models: Vec<String> = catalog.names().iter().map(|s| s.to_string()).collect();
+    models.push("mystery-model".into());
+    let rules = [
+        ProviderRules::default(),
+        ProviderRules {
+            name: "narrow".into(),
+            dialect: None,
+            fields: Some(vec![Field::Size, Field::Quality, Field::N]),
+        },
+        ProviderRules {
+            name: "bare".into(),
+            dialect: None,
+            fields: Some(vec![]),
+        },
+    ];
+    let keys = [
+        ch('j'),
+        ch('k'),
+        ch('h'),
+        ch('l'),
+        plain(KeyCode::Up),
+        plain(KeyCode::Down),
+        plain(KeyCode::Left),
+        plain(KeyCode::Right),
+        plain(KeyCode::Enter),
+    ];
+    let mut rng = fastrand::Rng::with_seed(0x5eed_ea5e1);
+    let mut steps = 0usize;
+    let mut changes = 0usize;
+    for run in 0..300 {
+        let mut m = model();
+        m.provider.rules = rules[run % rules.len()].clone();
+        m.params.model = models[rng.usize(..models.len())].clone();
+        m.focus = Pane::Params;
+        check_ok(&m).unwrap_or_else(|e| panic!("run {run} starts rejected: {e}"));
+        let len = rng.usize(1..120);
+        let mut trail = Vec::new();
+        for _ in 0..len {
+            // Right/left steps are the interesting ones: weight them up.
+            let k = if rng.bool() {
+                keys[rng.usize(..keys.len())]
+            } else {
+                keys[2 + rng.usize(..2)]
+            };
+            trail.push(k.code);
+            let before = m.params.clone();
+            let fx = press(&mut m, k);
+            assert!(
+                fx.iter().all(|e| matches!(e, Effect::RenderPreview { .. })),
+                "{fx:?}"
+            );
+            if let Err(e) = check_ok(&m) {
+                panic!("run {run} after {trail:?}: {e}");
+            }
+            let rows = easel::studio::params::rows(&m.catalog, &m.params);
+            assert!(
+                m.param_cursor < rows.len(),
+                "cursor {} of {} rows",
+                m.param_cursor,
+                rows.len()
+            );
+            assert_eq!(m.focus, Pane::Params);
+            changes += usize::from(before != m.params);
+            steps += 1;
+        }
+    }
+    // The loop did explore: many steps changed something.
+    assert!(changes > steps / 10, "{changes} changes in {steps} steps");
+}

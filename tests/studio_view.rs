@@ -1,0 +1,709 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Whole screens drawn into ratatui's `TestBackend`: snapshots at three sizes, no panic at any
+//! size, nothing unsafe reaching the buffer, and 256-colour mapping.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use easel::api::{GenerationParams, ProviderRules, Usage};
+use easel::catalog::Catalog;
+use easel::queue::JobEvent;
+use easel::store::{GenerationRecord, Id, RecordedError, SavedImage, Status};
+use easel::studio::keymap::Keymap;
+use easel::studio::model::{Confirm, Graphics, Model, Overlay, Pane, ProviderInfo};
+use easel::studio::msg::Msg;
+use easel::studio::preview::Renderer;
+use easel::studio::update::{preview_key, update};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+use std::path::PathBuf;
+use std::sync::{Arc, Once, OnceLock};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+/// History shows local times: pin the zone so snapshots read the same everywhere.
+fn utc() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: set once, before any test of this binary reads the environment (every test
+        // calls this first, and chrono reads TZ through std's locked environment access).
+        unsafe { std::env::set_var("TZ", "UTC") };
+    });
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 14, 9, 26, 53).unwrap()
+}
+
+fn id(n: u128) -> Id {
+    Id::from_uuid(uuid::Uuid::from_u128(n))
+}
+
+fn model() -> Model {
+    utc();
+    let provider = ProviderInfo {
+        name: "demo".into(),
+        demo: true,
+        rules: ProviderRules::default(),
+    };
+    let mut m = Model::new(
+        Keymap::default(),
+        Arc::new(Catalog::builtin()),
+        provider,
+        GenerationParams::default(),
+        t0(),
+    );
+    m.data_dir = PathBuf::from("/data/easel");
+    update(&mut m, Msg::Resize(80, 24));
+    m
+}
+
+fn image(path: &str) -> SavedImage {
+    SavedImage {
+        path: PathBuf::from(path),
+        format: "png".into(),
+        width: 1024,
+        height: 1024,
+        bytes: 1_234_567,
+        sha256: "ab".repeat(32),
+    }
+}
+
+/// A record numbered `n`, created `n` minutes before t0.
+fn rec(n: u128, prompt: &str, status: Status) -> GenerationRecord {
+    let params = GenerationParams {
+        prompt: prompt.into(),
+        size: Some("1024x1024".into()),
+        ..GenerationParams::default()
+    };
+    let created = t0() - Duration::minutes(n as i64 * 7);
+    let mut r = GenerationRecord::queued(id(n), params, "demo", true, created);
+    r.status = status;
+    if status != Status::Queued {
+        r.started = Some(created + Duration::seconds(1));
+        r.attempts = 1;
+    }
+    match status {
+        Status::Succeeded => {
+            r.finished = Some(created + Duration::milliseconds(9_400));
+            r.outputs = vec![image(&format!("images/2025/03/14/{n:04}.png"))];
+        }
+        Status::Failed => {
+            r.finished = Some(created + Duration::seconds(3));
+            r.error = Some(RecordedError {
+                kind: "policy".into(),
+                message: "rejected by the safety system (moderation_blocked)".into(),
+                code: Some("moderation_blocked".into()),
+                status: Some(400),
+                request_id: Some("req_123".into()),
+                hint: Some("rephrase the prompt".into()),
+            });
+        }
+        _ => {}
+    }
+    r
+}
+
+fn page(m: &mut Model, total: usize, records: Vec<GenerationRecord>) {
+    let generation = m.history.generation;
+    update(
+        m,
+        Msg::HistoryPage {
+            generation,
+            offset: 0,
+            total,
+            records,
+        },
+    );
+}
+
+fn key(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn type_text(m: &mut Model, text: &str) {
+    for c in text.chars() {
+        update(m, key(KeyCode::Char(c)));
+    }
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let inside = (x as i64 - w as i64 / 2).pow(2) + (y as i64 - h as i64 / 2).pow(2)
+            < (w as i64 / 3).pow(2);
+        if inside {
+            image::Rgb([240, 180, 40])
+        } else {
+            image::Rgb([(x * 255 / w) as u8, 40, (y * 255 / h) as u8])
+        }
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+/// Resize the model and, if the preview shows something, render it in half-blocks for exactly
+/// the key `update` would ask for.
+fn resize(m: &mut Model, w: u16, h: u16) {
+    update(m, Msg::Resize(w, h));
+    static PICTURE: OnceLock<Vec<u8>> = OnceLock::new();
+    if let Some(k) = preview_key(m)
+        && m.preview.get(&k).is_none()
+    {
+        let r = Renderer::halfblocks()
+            .render(PICTURE.get_or_init(|| png(480, 320)), k.cols, k.rows)
+            .unwrap();
+        update(m, Msg::PreviewReady(k, Box::new(r)));
+    }
+}
+
+fn draw(m: &Model, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| easel::studio::view::view(m, f)).unwrap();
+    terminal
+}
+
+/// The screen as text, as a terminal shows it: a cell hidden by a wide character before it is
+/// left out.
+fn text_of(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let mut hidden = 0;
+        for x in 0..area.width {
+            let sym = buf[(x, y)].symbol();
+            if hidden == 0 {
+                out.push_str(sym);
+            }
+            hidden = hidden
+                .max(unicode_width::UnicodeWidthStr::width(sym))
+                .saturating_sub(1);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
+
+// ---------------------------------------------------------------------------------------------
+// Scenes
+
+fn empty_studio() -> Model {
+    let mut m = model();
+    page(&mut m, 0, vec![]);
+    m
+}
+
+fn history_rows() -> Vec<GenerationRecord> {
+    let mut rows = vec![
+        rec(
+            1,
+            "夜晚的海边小镇，灯火通明，赛博朋克风格",
+            Status::Succeeded,
+        ),
+        rec(
+            2,
+            "a watercolour fox in the snow, soft light",
+            Status::Succeeded,
+        ),
+        rec(3, "an isometric city made of paper", Status::Failed),
+        rec(
+            4,
+            "the same lighthouse, at dawn this time, with gulls",
+            Status::Succeeded,
+        ),
+        rec(5, "a cancelled one", Status::Cancelled),
+        rec(6, "an interrupted one", Status::Interrupted),
+    ];
+    rows[1].starred = true;
+    rows
+}
+
+fn chinese_prompt() -> Model {
+    let mut m = model();
+    page(&mut m, 6, history_rows());
+    type_text(&mut m, "一只在雪地里的水彩狐狸，柔和的晨光");
+    m
+}
+
+fn failed_job() -> Model {
+    let mut m = model();
+    let mut running = rec(7, "a robot painting a self-portrait", Status::Running);
+    running.started = Some(t0() - Duration::seconds(12));
+    update(&mut m, Msg::Job(JobEvent::Started(Box::new(running))));
+    let mut waiting = rec(
+        8,
+        "第二个任务：雪山上的日出，广角镜头，清晨的薄雾",
+        Status::Queued,
+    );
+    waiting.params.n = 2;
+    update(&mut m, Msg::Job(JobEvent::Queued(Box::new(waiting))));
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Started(Box::new(rec(
+            3,
+            "an isometric city made of paper",
+            Status::Running,
+        )))),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Failed(Box::new(rec(
+            3,
+            "an isometric city made of paper",
+            Status::Failed,
+        )))),
+    );
+    page(&mut m, 6, history_rows());
+    m.focus = Pane::History;
+    // The failed row is selected: the preview shows why.
+    update(&mut m, key(KeyCode::Char('j')));
+    update(&mut m, key(KeyCode::Char('j')));
+    assert_eq!(
+        m.history.selected_record().map(|r| r.status),
+        Some(Status::Failed)
+    );
+    m
+}
+
+fn help_overlay() -> Model {
+    let mut m = chinese_prompt();
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('?')));
+    assert!(matches!(m.overlay, Some(Overlay::Help)));
+    m
+}
+
+fn details_overlay() -> Model {
+    let mut m = model();
+    let mut r = rec(
+        1,
+        "夜晚的海边小镇，灯火通明，赛博朋克风格\nsecond line of the prompt",
+        Status::Succeeded,
+    );
+    r.revised_prompt =
+        Some("A small seaside town at night, brightly lit, in a cyberpunk style.".into());
+    r.usage = Some(Usage {
+        input_tokens: Some(52),
+        output_tokens: Some(4160),
+        ..Usage::default()
+    });
+    r.cost_usd = Some(0.0418);
+    r.request_id = Some("req_0123456789abcdef".into());
+    r.params.quality = Some("high".into());
+    r.outputs.push(image("images/2025/03/14/0001-2.png"));
+    r.params.n = 2;
+    page(&mut m, 1, vec![r]);
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Enter));
+    assert!(matches!(m.overlay, Some(Overlay::Details(_))));
+    m
+}
+
+fn snapshot(name: &str, scene: fn() -> Model) {
+    for (w, h) in SIZES {
+        let mut m = scene();
+        resize(&mut m, w, h);
+        let terminal = draw(&m, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), terminal.backend());
+    }
+}
+
+#[test]
+fn snapshot_empty_studio() {
+    snapshot("empty", empty_studio);
+}
+
+#[test]
+fn snapshot_chinese_prompt_and_history() {
+    snapshot("chinese_prompt", chinese_prompt);
+}
+
+#[test]
+fn snapshot_failed_job() {
+    snapshot("failed_job", failed_job);
+}
+
+#[test]
+fn snapshot_help_overlay() {
+    snapshot("help", help_overlay);
+}
+
+#[test]
+fn snapshot_details_overlay() {
+    snapshot("details", details_overlay);
+}
+
+#[test]
+fn snapshot_too_small() {
+    for (w, h) in [(39, 12), (80, 11), (30, 6)] {
+        let mut m = chinese_prompt();
+        resize(&mut m, w, h);
+        let terminal = draw(&m, w, h);
+        insta::assert_snapshot!(format!("too_small_{w}x{h}"), terminal.backend());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content checks that do not depend on snapshots
+
+#[test]
+fn scenes_show_what_they_should() {
+    let (w, h) = (120, 40);
+    let text = |mut m: Model| {
+        resize(&mut m, w, h);
+        text_of(draw(&m, w, h).backend().buffer())
+    };
+    let empty = text(empty_studio());
+    assert!(empty.contains("DEMO"), "{empty}");
+    assert!(empty.contains("nothing yet"), "{empty}");
+    let failed = text(failed_job());
+    let status_line = failed.lines().last().unwrap();
+    assert!(
+        status_line.contains("failed: rejected by the safety system"),
+        "{status_line}"
+    );
+    assert!(failed.contains('✗'), "a failed history row: {failed}");
+    let help = text(help_overlay());
+    assert!(
+        help.contains(" Keys ") && help.contains("queue the prompt"),
+        "{help}"
+    );
+    let details = text(details_overlay());
+    assert!(
+        details.contains("req_0123456789abcdef") && details.contains("$0.0418"),
+        "{details}"
+    );
+    // Key lists longer than their column stay apart from the description.
+    assert!(help.contains("Ctrl-Enter queue the prompt"), "{help}");
+    // Wide (CJK) text is cut by columns, with the ellipsis showing, and the queue's columns
+    // stay aligned after a CJK prompt.
+    let mut narrow = failed_job();
+    resize(&mut narrow, 80, 24);
+    let narrow = text_of(draw(&narrow, 80, 24).backend().buffer());
+    assert!(narrow.contains("赛博… "), "{narrow}");
+    let queue_rows: Vec<&str> = narrow
+        .lines()
+        .filter(|l| l.contains("gpt-image-2 1024x1024"))
+        .collect();
+    assert_eq!(queue_rows.len(), 2, "{narrow}");
+    let column =
+        |l: &str| unicode_width::UnicodeWidthStr::width(&l[..l.find("gpt-image-2").unwrap()]);
+    assert_eq!(
+        column(queue_rows[0]),
+        column(queue_rows[1]),
+        "{queue_rows:?}"
+    );
+    let chinese = text(chinese_prompt());
+    assert!(chinese.contains("▀"), "a half-block picture: {chinese}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any size
+
+/// A model with everything on screen: jobs, history, a partial and a picture, a notice.
+fn rich() -> Model {
+    let mut m = failed_job();
+    type_text(&mut m, "夜晚的海边小镇");
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Partial {
+            id: id(7),
+            index: 1,
+            bytes: bytes::Bytes::from(png(32, 32)),
+        }),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Retrying {
+            id: id(8),
+            retry: 2,
+            wait: std::time::Duration::from_millis(1500),
+            reason: "HTTP 503".into(),
+        }),
+    );
+    m
+}
+
+#[test]
+fn every_size_renders_without_panic() {
+    let widths = [
+        1u16, 2, 3, 5, 10, 20, 39, 40, 41, 59, 60, 79, 80, 100, 119, 120, 121, 160, 200, 300,
+    ];
+    let heights = [1u16, 2, 3, 5, 11, 12, 13, 20, 24, 29, 30, 31, 40, 60, 100];
+    let base = rich();
+    let overlays: Vec<Option<Overlay>> = vec![
+        None,
+        Some(Overlay::Help),
+        Some(Overlay::Details(Box::new(base.history.rows[&0].clone()))),
+        Some(Overlay::Confirm(Confirm::Delete(id(3)))),
+        Some(Overlay::Confirm(Confirm::Quit)),
+    ];
+    let mut drawn = 0;
+    for &w in &widths {
+        for &h in &heights {
+            let mut m = rich();
+            // Both pictures (the partial the editor shows, the file history shows) are ready.
+            for focus in [Pane::History, Pane::Editor] {
+                m.focus = focus;
+                resize(&mut m, w, h);
+            }
+            for (i, overlay) in overlays.iter().enumerate() {
+                for focus in [Pane::Editor, Pane::History] {
+                    m.focus = focus;
+                    m.overlay = overlay.clone();
+                    // The search line, too.
+                    m.history.search =
+                        (i == 0 && focus == Pane::History).then(|| "海边".to_string());
+                    let terminal = draw(&m, w, h);
+                    assert_eq!(terminal.backend().buffer().area.width, w);
+                    drawn += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(drawn, widths.len() * heights.len() * overlays.len() * 2);
+}
+
+#[test]
+fn selection_far_down_a_long_history_renders() {
+    let mut m = model();
+    m.graphics = Graphics::None;
+    page(&mut m, 100_000, history_rows());
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('G')));
+    for (w, h) in SIZES {
+        resize(&mut m, w, h);
+        let text = text_of(draw(&m, w, h).backend().buffer());
+        assert!(text.contains("100000/100000"), "{text}");
+        assert!(
+            text.contains('…'),
+            "rows not loaded yet show an ellipsis: {text}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nothing unsafe reaches the buffer
+
+const HOSTILE: &[&str] = &[
+    "\x1b]52;c;ZXZpbA==\x07",
+    "\x1b[2J\x1b[31m",
+    "\u{202e}",
+    "\u{200b}",
+    "\u{9b}31m",
+    "\u{200d}",
+    "\u{feff}",
+    "\u{2066}",
+    "\r\n\t",
+    "\x7f\x08",
+];
+
+fn hostile(base: &str) -> String {
+    let mut s = String::from(base);
+    for h in HOSTILE {
+        s.push_str(h);
+        s.push('x');
+    }
+    s
+}
+
+fn hostile_record(n: u128, status: Status) -> GenerationRecord {
+    let mut r = rec(n, &hostile("prompt"), status);
+    r.model = hostile("model");
+    r.params.model = r.model.clone();
+    r.provider = hostile("provider");
+    r.revised_prompt = Some(hostile("revised"));
+    r.request_id = Some(hostile("req"));
+    r.params.size = Some(hostile("size"));
+    r.params.quality = Some(hostile("quality"));
+    r.params.style = Some(hostile("style"));
+    r.params.output_format = Some(hostile("format"));
+    r.params.background = Some(hostile("background"));
+    r.params.moderation = Some(hostile("moderation"));
+    r.outputs = vec![SavedImage {
+        path: PathBuf::from(hostile("/tmp/evil")),
+        format: hostile("png"),
+        ..image("x.png")
+    }];
+    r.error = Some(RecordedError {
+        kind: hostile("kind"),
+        message: hostile("error message"),
+        code: Some(hostile("code")),
+        status: Some(500),
+        request_id: Some(hostile("req")),
+        hint: Some(hostile("hint")),
+    });
+    r
+}
+
+fn unsafe_cells(buf: &Buffer) -> Vec<(u16, u16, String)> {
+    let area = buf.area;
+    let mut bad = Vec::new();
+    for y in 0..area.height {
+        for x in 0..area.width {
+            let sym = buf[(x, y)].symbol();
+            if sym.chars().any(easel::sanitize::is_unsafe) {
+                bad.push((x, y, sym.escape_unicode().to_string()));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn hostile_text_never_reaches_the_buffer() {
+    let hostile_model = || {
+        let mut m = model();
+        m.provider.name = hostile("provider");
+        m.provider.demo = false;
+        m.params.model = hostile("model");
+        // The editor: pasted, typed and reused text.
+        update(&mut m, Msg::Paste(hostile("pasted")));
+        for h in HOSTILE {
+            for c in h.chars().filter(|c| !c.is_ascii_control()) {
+                update(
+                    &mut m,
+                    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+                );
+            }
+        }
+        update(
+            &mut m,
+            Msg::Job(JobEvent::Started(Box::new(hostile_record(
+                7,
+                Status::Running,
+            )))),
+        );
+        update(
+            &mut m,
+            Msg::Job(JobEvent::Queued(Box::new(hostile_record(
+                8,
+                Status::Queued,
+            )))),
+        );
+        update(
+            &mut m,
+            Msg::Job(JobEvent::Retrying {
+                id: id(8),
+                retry: 1,
+                wait: std::time::Duration::from_secs(1),
+                reason: hostile("reason"),
+            }),
+        );
+        update(
+            &mut m,
+            Msg::Job(JobEvent::Failed(Box::new(hostile_record(
+                9,
+                Status::Failed,
+            )))),
+        );
+        update(&mut m, Msg::Job(JobEvent::Problem(hostile("problem"))));
+        page(
+            &mut m,
+            3,
+            vec![
+                hostile_record(10, Status::Failed),
+                hostile_record(11, Status::Succeeded),
+                hostile_record(12, Status::Failed),
+            ],
+        );
+        m.history.filter = easel::studio::model::Filter::Model(hostile("filter"));
+        m.history.text = hostile("search");
+        m
+    };
+    let mut checked = 0;
+    for (w, h) in [(40, 12), (80, 24), (120, 40), (200, 60)] {
+        for scene in 0..6 {
+            let mut m = hostile_model();
+            match scene {
+                0 => {}
+                1 => {
+                    m.overlay = Some(Overlay::Details(Box::new(hostile_record(
+                        10,
+                        Status::Failed,
+                    ))))
+                }
+                2 => {
+                    m.overlay = Some(Overlay::Details(Box::new(hostile_record(
+                        11,
+                        Status::Succeeded,
+                    ))))
+                }
+                3 => {
+                    m.focus = Pane::History;
+                    m.history.search = Some(hostile("typing"));
+                }
+                4 => {
+                    // The preview shows the record's error and a preview failure.
+                    m.focus = Pane::History;
+                    m.history.selected = 1;
+                    update(&mut m, Msg::Resize(w, h));
+                    if let Some(k) = preview_key(&m) {
+                        update(&mut m, Msg::PreviewFailed(k, hostile("cannot decode")));
+                    }
+                }
+                _ => {
+                    // Reused into the editor, then the external editor's text.
+                    m.focus = Pane::History;
+                    update(&mut m, key(KeyCode::Char('e')));
+                    update(&mut m, Msg::EditorClosed(Some(hostile("from $EDITOR"))));
+                    m.focus = Pane::Params;
+                }
+            }
+            update(&mut m, Msg::Resize(w, h));
+            let terminal = draw(&m, w, h);
+            let bad = unsafe_cells(terminal.backend().buffer());
+            assert!(
+                bad.is_empty(),
+                "{w}x{h} scene {scene}: {bad:?}\n{}",
+                text_of(terminal.backend().buffer())
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 24);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Colours
+
+fn rgb_cells(buf: &Buffer) -> usize {
+    buf.content
+        .iter()
+        .filter(|c| {
+            [c.fg, c.bg, c.underline_color]
+                .iter()
+                .any(|c| matches!(c, Color::Rgb(..)))
+        })
+        .count()
+}
+
+#[test]
+fn without_truecolor_no_rgb_reaches_the_buffer() {
+    for (w, h) in SIZES {
+        let mut m = chinese_prompt();
+        resize(&mut m, w, h);
+        // With truecolor the picture is drawn in 24-bit colour...
+        let rgb = rgb_cells(draw(&m, w, h).backend().buffer());
+        assert!(
+            rgb > 20,
+            "{w}x{h}: the half-block picture is drawn ({rgb} cells)"
+        );
+        // ...without, every colour is mapped to the 256-colour palette.
+        m.truecolor = false;
+        let buf = draw(&m, w, h).backend().buffer().clone();
+        assert_eq!(rgb_cells(&buf), 0, "{w}x{h}");
+        assert!(
+            buf.content
+                .iter()
+                .any(|c| matches!(c.fg, Color::Indexed(_)) || matches!(c.bg, Color::Indexed(_))),
+            "{w}x{h}"
+        );
+    }
+}
