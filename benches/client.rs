@@ -6,10 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
 #[path = "../tests/support/fake_server.rs"]
 #[allow(dead_code)]
 mod fake_server;
-mod common;
 
 use easel::api::{ClientOptions, GenerationParams, ImagesClient, ProviderRules, request};
 use easel::catalog::Catalog;
@@ -21,7 +21,10 @@ use tokio_util::sync::CancellationToken;
 const CONCURRENCY: usize = 16;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
@@ -30,7 +33,10 @@ async fn run() {
     let rounds = if common::quick() { 3 } else { 7 };
     let server = fake_server::FakeServer::start().await;
     server.set_default(fake_server::Reply::image());
-    let params = GenerationParams { prompt: "a lighthouse at dusk".into(), ..Default::default() };
+    let params = GenerationParams {
+        prompt: "a lighthouse at dusk".into(),
+        ..Default::default()
+    };
     let checked = request::check(&params, &Catalog::builtin(), &ProviderRules::default()).unwrap();
     let mut opts = ClientOptions::new("OpenAI", &server.base_url());
     opts.api_key = ApiKey::new("sk-bench");
@@ -46,7 +52,10 @@ async fn run() {
                 let checked = &checked;
                 async move {
                     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-                    client.generate(checked, &CancellationToken::new(), &tx).await.unwrap();
+                    client
+                        .generate(checked, &CancellationToken::new(), &tx)
+                        .await
+                        .unwrap();
                 }
             })
             .buffer_unordered(CONCURRENCY)
@@ -62,7 +71,13 @@ async fn run() {
                 let url = &url;
                 let body = &checked.body;
                 async move {
-                    let resp = bare.post(url).bearer_auth("sk-bench").json(body).send().await.unwrap();
+                    let resp = bare
+                        .post(url)
+                        .bearer_auth("sk-bench")
+                        .json(body)
+                        .send()
+                        .await
+                        .unwrap();
                     assert!(resp.status().is_success());
                     resp.bytes().await.unwrap();
                 }

@@ -18,21 +18,54 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const WORDS: &[&str] = &[
-    "lighthouse", "dusk", "fox", "snow", "city", "night", "neon", "forest", "river", "castle", "portrait", "watercolor",
-    "cyberpunk", "sunset", "ocean", "mountain", "robot", "garden", "夜晚", "海边", "小镇", "山", "猫", "花",
+    "lighthouse",
+    "dusk",
+    "fox",
+    "snow",
+    "city",
+    "night",
+    "neon",
+    "forest",
+    "river",
+    "castle",
+    "portrait",
+    "watercolor",
+    "cyberpunk",
+    "sunset",
+    "ocean",
+    "mountain",
+    "robot",
+    "garden",
+    "夜晚",
+    "海边",
+    "小镇",
+    "山",
+    "猫",
+    "花",
 ];
 
 fn prompt(i: usize) -> String {
     let mut rng = fastrand::Rng::with_seed(i as u64);
     let n = 4 + rng.usize(0..10);
-    (0..n).map(|_| WORDS[rng.usize(0..WORDS.len())]).collect::<Vec<_>>().join(" ")
+    (0..n)
+        .map(|_| WORDS[rng.usize(0..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn record(i: usize) -> GenerationRecord {
-    let params = GenerationParams { prompt: prompt(i), model: ["gpt-image-2", "gpt-image-1.5", "dall-e-3"][i % 3].into(), ..Default::default() };
+    let params = GenerationParams {
+        prompt: prompt(i),
+        model: ["gpt-image-2", "gpt-image-1.5", "dall-e-3"][i % 3].into(),
+        ..Default::default()
+    };
     let mut r = GenerationRecord::queued(Id::new(), params, "openai", false, Utc::now());
-    r.status = if i % 17 == 0 { Status::Failed } else { Status::Succeeded };
-    r.starred = i % 50 == 0;
+    r.status = if i.is_multiple_of(17) {
+        Status::Failed
+    } else {
+        Status::Succeeded
+    };
+    r.starred = i.is_multiple_of(50);
     r.attempts = 1;
     r.outputs = vec![SavedImage {
         path: PathBuf::from(format!("images/2026-11-28/000000000_{}_1.png", r.id)),
@@ -72,7 +105,10 @@ fn memory_probe(dir: &Path) {
     let store = SledStore::open(dir).unwrap();
     let page = store.page(&Query::default(), None, 50).unwrap();
     assert_eq!(page.records.len(), 50);
-    let q = Query { text: Some("lighthouse dusk".into()), ..Default::default() };
+    let q = Query {
+        text: Some("lighthouse dusk".into()),
+        ..Default::default()
+    };
     let hits = store.page(&q, None, 50).unwrap();
     assert!(!hits.records.is_empty());
     println!("{}", common::rss_mb());
@@ -85,10 +121,16 @@ fn main() {
     }
     let n = if common::quick() { 20_000 } else { 100_000 };
     let rounds = if common::quick() { 5 } else { 15 };
-    let dir = std::env::var("EASEL_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir().join("easel-bench-store"));
+    let dir = std::env::var("EASEL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join("easel-bench-store"));
     let t = Instant::now();
     prepare(&dir, n);
-    println!("data: {n} records in {} (prepared in {:.1} s)", dir.display(), t.elapsed().as_secs_f64());
+    println!(
+        "data: {n} records in {} (prepared in {:.1} s)",
+        dir.display(),
+        t.elapsed().as_secs_f64()
+    );
 
     // Open + newest page of 50, against a bare sled open + reverse scan of 50 raw values.
     let (mut easel_open, mut bare_open) = (Vec::new(), Vec::new());
@@ -100,7 +142,11 @@ fn main() {
         easel_open.push(common::ms(t.elapsed()));
         drop(store);
         let t = Instant::now();
-        let db = sled::Config::new().path(dir.join("history.sled")).cache_capacity(16 * 1024 * 1024).open().unwrap();
+        let db = sled::Config::new()
+            .path(dir.join("history.sled"))
+            .cache_capacity(16 * 1024 * 1024)
+            .open()
+            .unwrap();
         let tree = db.open_tree("generations").unwrap();
         let got = tree.iter().rev().take(50).filter_map(Result::ok).count();
         assert_eq!(got, 50);
@@ -129,7 +175,10 @@ fn main() {
     for _ in 0..rounds {
         for q in queries {
             let t = Instant::now();
-            let query = Query { text: Some(q.into()), ..Default::default() };
+            let query = Query {
+                text: Some(q.into()),
+                ..Default::default()
+            };
             let page = store.page(&query, None, 50).unwrap();
             easel_q.push(common::ms(t.elapsed()));
             let t = Instant::now();
@@ -144,7 +193,10 @@ fn main() {
         &format!("store: fuzzy query over {n} prompts (page of 50)"),
         "ms",
         common::median(easel_q),
-        Some(("nucleo-matcher alone over the same strings", common::median(bare_q))),
+        Some((
+            "nucleo-matcher alone over the same strings",
+            common::median(bare_q),
+        )),
         "≤ 1.3× and ≤ 30 ms",
         rounds * queries.len(),
     );
@@ -159,13 +211,30 @@ fn main() {
         put_ms.push(common::ms(t.elapsed()));
         store.delete(r.id).unwrap();
     }
-    common::report("store: record one finished generation (flushed)", "ms", common::median(put_ms), None, "median ≤ 2 ms", rounds * 10);
+    common::report(
+        "store: record one finished generation (flushed)",
+        "ms",
+        common::median(put_ms),
+        None,
+        "median ≤ 2 ms",
+        rounds * 10,
+    );
     drop(store);
     let probe = std::process::Command::new(std::env::current_exe().unwrap())
         .env("EASEL_BENCH_MEMPROBE", &dir)
         .env_remove("EASEL_BENCH_OUT")
         .output()
         .unwrap();
-    let rss: f64 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap_or(f64::NAN);
-    common::report(&format!("store: resident memory, a process that opened {n} records and ran a query"), "MB", rss, None, "< 80 MB", 1);
+    let rss: f64 = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN);
+    common::report(
+        &format!("store: resident memory, a process that opened {n} records and ran a query"),
+        "MB",
+        rss,
+        None,
+        "< 80 MB",
+        1,
+    );
 }

@@ -271,7 +271,9 @@ impl Catalog {
                 ("hd@1024x1024", 0.08),
                 ("hd", 0.12),
             ]),
-            note: Some("OpenAI shut dall-e-3 down on 2026-05-12; compatible servers still serve it".into()),
+            note: Some(
+                "OpenAI shut dall-e-3 down on 2026-05-12; compatible servers still serve it".into(),
+            ),
         };
         let dalle2 = ModelSpec {
             name: "dall-e-2".into(),
@@ -292,7 +294,9 @@ impl Catalog {
                 ("standard@512x512", 0.018),
                 ("standard@1024x1024", 0.02),
             ]),
-            note: Some("OpenAI shut dall-e-2 down on 2026-05-12; compatible servers still serve it".into()),
+            note: Some(
+                "OpenAI shut dall-e-2 down on 2026-05-12; compatible servers still serve it".into(),
+            ),
         };
         for spec in [gpt2, gpt2_dated, gpt15, mini, dalle3, dalle2] {
             models.insert(spec.name.clone(), spec);
@@ -372,14 +376,17 @@ pub fn parse_size(size: &str) -> Option<(u32, u32)> {
 /// Check a `WxH` size against a flexible rule; the error says which bound it breaks.
 pub fn check_flexible(rule: &FlexibleSize, w: u32, h: u32) -> Result<(), String> {
     let m = rule.multiple_of.max(1);
-    if w % m != 0 || h % m != 0 {
+    if !w.is_multiple_of(m) || !h.is_multiple_of(m) {
         return Err(format!("both sides must be multiples of {m}"));
     }
     if w > rule.max_edge || h > rule.max_edge {
         return Err(format!("no side may exceed {} pixels", rule.max_edge));
     }
     if u64::from(w) * u64::from(h) > rule.max_pixels {
-        return Err(format!("at most {} pixels in all (3840x2160)", rule.max_pixels));
+        return Err(format!(
+            "at most {} pixels in all (3840x2160)",
+            rule.max_pixels
+        ));
     }
     let (long, short) = (w.max(h) as f64, w.min(h) as f64);
     if long / short > rule.max_aspect + 1e-9 {
@@ -393,8 +400,18 @@ pub fn check_flexible(rule: &FlexibleSize, w: u32, h: u32) -> Result<(), String>
 
 /// The estimated cost in US dollars of `n` images of `size` at `quality`, before sending,
 /// from the model's per-image table or its token prices.
-pub fn estimate_cost(spec: &ModelSpec, prompt: &str, n: u32, size: &str, quality: &str) -> Option<f64> {
-    let size = if size == "auto" || size.is_empty() { "1024x1024" } else { size };
+pub fn estimate_cost(
+    spec: &ModelSpec,
+    prompt: &str,
+    n: u32,
+    size: &str,
+    quality: &str,
+) -> Option<f64> {
+    let size = if size == "auto" || size.is_empty() {
+        "1024x1024"
+    } else {
+        size
+    };
     let quality = match quality {
         "" | "auto" => spec
             .qualities
@@ -409,7 +426,13 @@ pub fn estimate_cost(spec: &ModelSpec, prompt: &str, n: u32, size: &str, quality
     if let Some(v) = p.per_image.get(&format!("{quality}@{size}")) {
         return Some(v * n);
     }
-    if let (Some(out_price), Some(tokens)) = (p.image_output_per_m, p.output_tokens_1024.get(quality)) {
+    // A per-quality price (for the sizes not listed above) beats a token estimate.
+    if let Some(v) = p.per_image.get(quality) {
+        return Some(v * n);
+    }
+    if let (Some(out_price), Some(tokens)) =
+        (p.image_output_per_m, p.output_tokens_1024.get(quality))
+    {
         let (w, h) = parse_size(size).unwrap_or((1024, 1024));
         let scale = (f64::from(w) * f64::from(h)) / (1024.0 * 1024.0);
         let out_tokens = *tokens as f64 * scale;
@@ -418,7 +441,7 @@ pub fn estimate_cost(spec: &ModelSpec, prompt: &str, n: u32, size: &str, quality
         let text = p.text_input_per_m.unwrap_or(0.0) * text_tokens / 1e6;
         return Some(text + out_price * out_tokens * n / 1e6);
     }
-    p.per_image.get(quality).map(|v| v * n)
+    None
 }
 
 /// Cost from the usage a server reported: tokens × the model's prices.
@@ -445,7 +468,13 @@ mod tests {
     #[test]
     fn builtin_has_the_models_the_issue_names() {
         let c = Catalog::builtin();
-        for m in ["gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini", "dall-e-3", "dall-e-2"] {
+        for m in [
+            "gpt-image-2",
+            "gpt-image-1.5",
+            "gpt-image-1-mini",
+            "dall-e-3",
+            "dall-e-2",
+        ] {
             assert!(c.get(m).is_some(), "{m}");
         }
         assert!(c.get(DEFAULT_MODEL).is_some());
@@ -454,7 +483,10 @@ mod tests {
     #[test]
     fn flexible_sizes() {
         let c = Catalog::builtin();
-        let rule = c.get("gpt-image-2").and_then(|s| s.flexible_size.clone()).unwrap();
+        let rule = c
+            .get("gpt-image-2")
+            .and_then(|s| s.flexible_size.clone())
+            .unwrap();
         let cases: &[(u32, u32, bool)] = &[
             (1024, 1024, true),
             (3840, 2160, true),
@@ -496,10 +528,20 @@ mod tests {
     #[test]
     fn overrides_merge_and_declare() {
         let mut o = BTreeMap::new();
-        o.insert("gpt-image-2".to_string(), ModelOverride { n_max: Some(4), ..Default::default() });
+        o.insert(
+            "gpt-image-2".to_string(),
+            ModelOverride {
+                n_max: Some(4),
+                ..Default::default()
+            },
+        );
         o.insert(
             "my-local".to_string(),
-            ModelOverride { like: Some("dall-e-2".into()), sizes: Some(vec!["640x480".into()]), ..Default::default() },
+            ModelOverride {
+                like: Some("dall-e-2".into()),
+                sizes: Some(vec!["640x480".into()]),
+                ..Default::default()
+            },
         );
         let c = Catalog::with_overrides(&o).unwrap();
         assert_eq!(c.get("gpt-image-2").unwrap().n_max, 4);
@@ -507,6 +549,10 @@ mod tests {
         assert_eq!(c.get("my-local").unwrap().dialect, Dialect::Dalle);
         let mut bad = BTreeMap::new();
         bad.insert("nope".to_string(), ModelOverride::default());
-        assert!(Catalog::with_overrides(&bad).unwrap_err().contains("like ="));
+        assert!(
+            Catalog::with_overrides(&bad)
+                .unwrap_err()
+                .contains("like =")
+        );
     }
 }

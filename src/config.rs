@@ -82,7 +82,10 @@ pub struct Queue {
 
 impl Default for Queue {
     fn default() -> Self {
-        Queue { concurrency: 2, resume_queue: true }
+        Queue {
+            concurrency: 2,
+            resume_queue: true,
+        }
     }
 }
 
@@ -97,7 +100,10 @@ pub struct Demo {
 
 impl Default for Demo {
     fn default() -> Self {
-        Demo { latency_ms: 1500, partial_images: 2 }
+        Demo {
+            latency_ms: 1500,
+            partial_images: 2,
+        }
     }
 }
 
@@ -180,10 +186,14 @@ impl Paths {
                 ConfigError("cannot find the home directory: set HOME, or EASEL_CONFIG and EASEL_DATA_DIR".into())
             })
         };
+        let cli_config = cli_config.filter(|p| !p.as_os_str().is_empty());
         let config_file = match (cli_config, env("EASEL_CONFIG")) {
             (Some(p), _) => p.to_path_buf(),
             (None, Some(p)) => PathBuf::from(p),
-            (None, None) => absolute(env("XDG_CONFIG_HOME")).map_or_else(|| home().map(|h| h.join(".config")), Ok)?.join("easel").join("config.toml"),
+            (None, None) => absolute(env("XDG_CONFIG_HOME"))
+                .map_or_else(|| home().map(|h| h.join(".config")), Ok)?
+                .join("easel")
+                .join("config.toml"),
         };
         let data_dir = match env("EASEL_DATA_DIR") {
             Some(p) => PathBuf::from(p),
@@ -191,7 +201,10 @@ impl Paths {
                 .map_or_else(|| home().map(|h| h.join(".local").join("share")), Ok)?
                 .join("easel"),
         };
-        Ok(Paths { config_file, data_dir })
+        Ok(Paths {
+            config_file,
+            data_dir,
+        })
     }
 }
 
@@ -238,21 +251,33 @@ impl Settings {
             Ok(text) => (parse(&text, &paths.config_file)?, true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (ConfigFile::default(), false),
             Err(e) => {
-                return Err(ConfigError(format!("cannot read config file {}: {e}", paths.config_file.display())));
+                return Err(ConfigError(format!(
+                    "cannot read config file {}: {e}",
+                    paths.config_file.display()
+                )));
             }
         };
         let mut settings = Settings::from_file(paths, file)?;
         settings.file_exists = exists;
         if exists {
-            settings.warnings.extend(key_permission_warning(&settings.paths.config_file, &settings.file));
+            settings.warnings.extend(key_permission_warning(
+                &settings.paths.config_file,
+                &settings.file,
+            ));
         }
         Ok(settings)
     }
 
     /// Settings from an already-parsed file (tests, and `load`).
     pub fn from_file(paths: Paths, file: ConfigFile) -> Result<Settings, ConfigError> {
-        let catalog = Catalog::with_overrides(&file.models)
-            .map_err(|e| ConfigError(format!("config file {}: {e}", paths.config_file.display())))?;
+        let catalog = Catalog::with_overrides(&file.models).map_err(|e| {
+            ConfigError(format!("config file {}: {e}", paths.config_file.display()))
+        })?;
+        // Key bindings are checked now, so a typo is reported by every command, not only when
+        // the studio starts.
+        crate::studio::keymap::Keymap::with_config(&file.keys).map_err(|e| {
+            ConfigError(format!("config file {}: {e}", paths.config_file.display()))
+        })?;
         if file.queue.concurrency == 0 {
             return Err(ConfigError(format!(
                 "config file {}: queue.concurrency must be at least 1",
@@ -273,20 +298,40 @@ impl Settings {
                 )));
             }
         }
-        Ok(Settings { paths, file, catalog, file_exists: false, warnings: Vec::new() })
+        Ok(Settings {
+            paths,
+            file,
+            catalog,
+            file_exists: false,
+            warnings: Vec::new(),
+        })
     }
 
     /// Every provider name a user can pick: the built-in ones and the configured ones.
     pub fn provider_names(&self) -> Vec<String> {
         let mut names: Vec<String> = vec![OPENAI.into(), DEMO.into()];
-        names.extend(self.file.providers.keys().filter(|k| k.as_str() != OPENAI).cloned());
+        names.extend(
+            self.file
+                .providers
+                .keys()
+                .filter(|k| k.as_str() != OPENAI)
+                .cloned(),
+        );
         names
     }
 
     /// Decide which provider to use: `--provider`, else the config's `provider`, else OpenAI when
     /// a key is set and the offline demo otherwise.
-    pub fn resolve_provider(&self, chosen: Option<&str>, env: Env) -> Result<Provider, ConfigError> {
-        let explicit = chosen.map(str::to_string).or_else(|| env("EASEL_PROVIDER")).or_else(|| self.file.provider.clone());
+    pub fn resolve_provider(
+        &self,
+        chosen: Option<&str>,
+        env: Env,
+    ) -> Result<Provider, ConfigError> {
+        let explicit = chosen
+            .filter(|c| !c.trim().is_empty())
+            .map(str::to_string)
+            .or_else(|| env("EASEL_PROVIDER"))
+            .or_else(|| self.file.provider.clone());
         let name = explicit.clone().unwrap_or_else(|| OPENAI.to_string());
         if name == DEMO {
             return Ok(self.demo_provider(None));
@@ -302,15 +347,34 @@ impl Settings {
                 )));
             }
         };
-        let key_env = profile.api_key_env.clone().unwrap_or_else(|| "OPENAI_API_KEY".into());
-        let key = env(&key_env).and_then(ApiKey::new).or_else(|| profile.api_key.clone().and_then(ApiKey::new));
+        let is_openai_profile = name == OPENAI;
+        // Only the openai profile falls back to OPENAI_API_KEY: another server must never be
+        // sent the OpenAI key just because its profile names no variable.
+        let key_env = match (&profile.api_key_env, is_openai_profile) {
+            (Some(v), _) => Some(v.clone()),
+            (None, true) => Some("OPENAI_API_KEY".to_string()),
+            (None, false) => None,
+        };
+        let key = key_env
+            .as_deref()
+            .and_then(env)
+            .and_then(ApiKey::new)
+            .or_else(|| profile.api_key.clone().and_then(ApiKey::new));
+        let key_env = key_env.unwrap_or_else(|| format!("[providers.{name}] api_key_env"));
         let is_openai = name == OPENAI;
-        let requires_key = profile.requires_key.unwrap_or(is_openai || profile.api_key_env.is_some());
+        let requires_key = profile
+            .requires_key
+            .unwrap_or(is_openai || profile.api_key_env.is_some());
         if key.is_none() && requires_key {
             if explicit.is_none() {
                 return Ok(self.demo_provider(Some(format!(
                     "no API key in {key_env}: using the offline demo backend (set {key_env} to use OpenAI)"
                 ))));
+            }
+            if profile.api_key_env.is_none() && !is_openai_profile {
+                return Err(ConfigError(format!(
+                    "provider {name} needs an API key: name the variable that holds it with api_key_env in [providers.{name}] (or set requires_key = false)"
+                )));
             }
             return Err(ConfigError(format!(
                 "provider {name} needs an API key, but {key_env} is not set: export {key_env}=… (or use --provider demo)"
@@ -320,11 +384,20 @@ impl Settings {
         // in the official SDKs; other profiles say what they need themselves.
         let base_url = match (&profile.base_url, is_openai) {
             (Some(url), _) => url.clone(),
-            (None, true) => env("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+            (None, true) => {
+                env("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into())
+            }
             (None, false) => String::new(),
         };
-        let base_url = if is_openai { env("OPENAI_BASE_URL").unwrap_or(base_url) } else { base_url };
-        if reqwest::Url::parse(&base_url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
+        let base_url = if is_openai {
+            env("OPENAI_BASE_URL").unwrap_or(base_url)
+        } else {
+            base_url
+        };
+        if reqwest::Url::parse(&base_url)
+            .map(|u| !matches!(u.scheme(), "http" | "https"))
+            .unwrap_or(true)
+        {
             return Err(ConfigError(format!(
                 "provider {name}: base URL \"{}\" is not an http or https URL",
                 crate::sanitize::line(&base_url)
@@ -333,8 +406,20 @@ impl Settings {
         let net = &self.file.network;
         let mut client = ClientOptions::new(if is_openai { "OpenAI" } else { &name }, &base_url);
         client.api_key = key;
-        client.organization = profile.organization.clone().or_else(|| if is_openai { env("OPENAI_ORG_ID") } else { None });
-        client.project = profile.project.clone().or_else(|| if is_openai { env("OPENAI_PROJECT_ID") } else { None });
+        client.organization = profile.organization.clone().or_else(|| {
+            if is_openai {
+                env("OPENAI_ORG_ID")
+            } else {
+                None
+            }
+        });
+        client.project = profile.project.clone().or_else(|| {
+            if is_openai {
+                env("OPENAI_PROJECT_ID")
+            } else {
+                None
+            }
+        });
         client.max_retries = net.max_retries;
         client.timeout = Duration::from_secs(net.timeout_secs.max(1));
         client.connect_timeout = Duration::from_secs(net.connect_timeout_secs.max(1));
@@ -344,7 +429,11 @@ impl Settings {
         Ok(Provider {
             name: name.clone(),
             kind: ProviderKind::Http(Box::new(client)),
-            rules: ProviderRules { name, dialect: profile.dialect, fields: profile.fields.clone() },
+            rules: ProviderRules {
+                name,
+                dialect: profile.dialect,
+                fields: profile.fields.clone(),
+            },
             model: profile.model.clone(),
             notice: None,
         })
@@ -354,7 +443,11 @@ impl Settings {
         Provider {
             name: DEMO.into(),
             kind: ProviderKind::Demo,
-            rules: ProviderRules { name: DEMO.into(), dialect: None, fields: None },
+            rules: ProviderRules {
+                name: DEMO.into(),
+                dialect: None,
+                fields: None,
+            },
             model: None,
             notice,
         }
@@ -419,20 +512,28 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k: &str| map.get(k).cloned()
     }
 
     fn settings(toml_text: &str) -> Settings {
-        let paths = Paths { config_file: "/c/config.toml".into(), data_dir: "/d".into() };
+        let paths = Paths {
+            config_file: "/c/config.toml".into(),
+            data_dir: "/d".into(),
+        };
         Settings::from_file(paths.clone(), parse(toml_text, &paths.config_file).unwrap()).unwrap()
     }
 
     #[test]
     fn template_parses_to_the_defaults() {
         let parsed = parse(TEMPLATE, Path::new("template")).unwrap();
-        let mut expected = ConfigFile::default();
-        expected.providers = parsed.providers.clone();
+        let expected = ConfigFile {
+            providers: parsed.providers.clone(),
+            ..ConfigFile::default()
+        };
         assert_eq!(parsed, expected);
         assert!(parsed.providers.contains_key("localai"));
     }
@@ -440,14 +541,37 @@ mod tests {
     #[test]
     fn paths_follow_xdg_and_overrides() {
         let p = Paths::resolve(None, &env_of(&[("HOME", "/home/u")])).unwrap();
-        assert_eq!(p.config_file, PathBuf::from("/home/u/.config/easel/config.toml"));
+        assert_eq!(
+            p.config_file,
+            PathBuf::from("/home/u/.config/easel/config.toml")
+        );
         assert_eq!(p.data_dir, PathBuf::from("/home/u/.local/share/easel"));
-        let p = Paths::resolve(None, &env_of(&[("HOME", "/h"), ("XDG_CONFIG_HOME", "/x/c"), ("XDG_DATA_HOME", "/x/d")])).unwrap();
+        let p = Paths::resolve(
+            None,
+            &env_of(&[
+                ("HOME", "/h"),
+                ("XDG_CONFIG_HOME", "/x/c"),
+                ("XDG_DATA_HOME", "/x/d"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(p.config_file, PathBuf::from("/x/c/easel/config.toml"));
         assert_eq!(p.data_dir, PathBuf::from("/x/d/easel"));
-        let p = Paths::resolve(None, &env_of(&[("HOME", "/h"), ("XDG_CONFIG_HOME", "relative")])).unwrap();
+        let p = Paths::resolve(
+            None,
+            &env_of(&[("HOME", "/h"), ("XDG_CONFIG_HOME", "relative")]),
+        )
+        .unwrap();
         assert_eq!(p.config_file, PathBuf::from("/h/.config/easel/config.toml"));
-        let p = Paths::resolve(Some(Path::new("/cli.toml")), &env_of(&[("HOME", "/h"), ("EASEL_CONFIG", "/env.toml"), ("EASEL_DATA_DIR", "/data")])).unwrap();
+        let p = Paths::resolve(
+            Some(Path::new("/cli.toml")),
+            &env_of(&[
+                ("HOME", "/h"),
+                ("EASEL_CONFIG", "/env.toml"),
+                ("EASEL_DATA_DIR", "/data"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(p.config_file, PathBuf::from("/cli.toml"));
         assert_eq!(p.data_dir, PathBuf::from("/data"));
     }
@@ -455,21 +579,43 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_problem() {
         let cases: &[(&str, &str)] = &[
-            ("[defaults]\nmodle = \"x\"\n", "line 2, column 1: unknown field `modle`"),
+            (
+                "[defaults]\nmodle = \"x\"\n",
+                "line 2, column 1: unknown field `modle`",
+            ),
             ("[network]\nmax_retries = \"two\"\n", "line 2"),
             ("provider = \n", "line 1"),
             ("[queue]\nconcurrency = -1\n", "line 2"),
         ];
         for (text, needle) in cases {
-            let e = parse(text, Path::new("/c/config.toml")).unwrap_err().to_string();
+            let e = parse(text, Path::new("/c/config.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with("config file /c/config.toml"), "{e}");
             assert!(e.contains(needle), "{text:?}: {e}");
         }
-        let paths = Paths { config_file: "/c/config.toml".into(), data_dir: "/d".into() };
-        let bad = parse("[providers.local]\ndialect = \"dalle\"\n", &paths.config_file).unwrap();
-        assert!(Settings::from_file(paths.clone(), bad).unwrap_err().0.contains("needs a base_url"));
+        let paths = Paths {
+            config_file: "/c/config.toml".into(),
+            data_dir: "/d".into(),
+        };
+        let bad = parse(
+            "[providers.local]\ndialect = \"dalle\"\n",
+            &paths.config_file,
+        )
+        .unwrap();
+        assert!(
+            Settings::from_file(paths.clone(), bad)
+                .unwrap_err()
+                .0
+                .contains("needs a base_url")
+        );
         let bad = parse("[models.mine]\nn_max = 2\n", &paths.config_file).unwrap();
-        assert!(Settings::from_file(paths, bad).unwrap_err().0.contains("like ="));
+        assert!(
+            Settings::from_file(paths, bad)
+                .unwrap_err()
+                .0
+                .contains("like =")
+        );
     }
 
     #[test]
@@ -480,17 +626,28 @@ mod tests {
         assert!(p.is_demo());
         assert!(p.notice.unwrap().contains("OPENAI_API_KEY"));
         // Explicit openai without a key is an error that says what to set.
-        let e = s.resolve_provider(Some("openai"), &env_of(&[])).unwrap_err();
+        let e = s
+            .resolve_provider(Some("openai"), &env_of(&[]))
+            .unwrap_err();
         assert!(e.0.contains("export OPENAI_API_KEY"));
         // With a key: OpenAI, honouring the SDK variables.
-        let env = env_of(&[("OPENAI_API_KEY", "sk-x"), ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"), ("OPENAI_ORG_ID", "org-1"), ("OPENAI_PROJECT_ID", "proj-1")]);
+        let env = env_of(&[
+            ("OPENAI_API_KEY", "sk-x"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
+            ("OPENAI_ORG_ID", "org-1"),
+            ("OPENAI_PROJECT_ID", "proj-1"),
+        ]);
         let p = s.resolve_provider(None, &env).unwrap();
-        let ProviderKind::Http(c) = p.kind else { panic!("not http") };
+        let ProviderKind::Http(c) = p.kind else {
+            panic!("not http")
+        };
         assert_eq!(c.base_url, "http://127.0.0.1:9/v1");
         assert_eq!(c.organization.as_deref(), Some("org-1"));
         assert_eq!(c.project.as_deref(), Some("proj-1"));
         assert_eq!(c.api_key.unwrap().expose(), "sk-x");
-        assert!(matches!(s.resolve_provider(Some("nope"), &env).unwrap_err().0, ref m if m.contains("known providers are openai, demo")));
+        assert!(
+            matches!(s.resolve_provider(Some("nope"), &env).unwrap_err().0, ref m if m.contains("known providers are openai, demo"))
+        );
     }
 
     #[test]
@@ -498,18 +655,53 @@ mod tests {
         let s = settings(
             "provider = \"local\"\n[providers.local]\nbase_url = \"http://localhost:8080/v1\"\ndialect = \"dalle\"\nrequires_key = false\nfields = [\"n\", \"size\", \"response_format\"]\nmodel = \"stablediffusion\"\n[providers.xai]\nbase_url = \"https://api.x.ai/v1\"\napi_key_env = \"XAI_API_KEY\"\n",
         );
-        let p = s.resolve_provider(None, &env_of(&[("OPENAI_BASE_URL", "http://ignored/v1")])).unwrap();
+        let p = s
+            .resolve_provider(None, &env_of(&[("OPENAI_BASE_URL", "http://ignored/v1")]))
+            .unwrap();
         assert_eq!(p.name, "local");
         assert_eq!(p.model.as_deref(), Some("stablediffusion"));
-        let ProviderKind::Http(c) = &p.kind else { panic!("not http") };
+        let ProviderKind::Http(c) = &p.kind else {
+            panic!("not http")
+        };
         assert_eq!(c.base_url, "http://localhost:8080/v1");
         assert!(c.api_key.is_none());
         assert_eq!(p.rules.fields.as_ref().unwrap().len(), 3);
         let e = s.resolve_provider(Some("xai"), &env_of(&[])).unwrap_err();
         assert!(e.0.contains("XAI_API_KEY"), "{e}");
-        let p = s.resolve_provider(Some("xai"), &env_of(&[("XAI_API_KEY", "k")])).unwrap();
-        let ProviderKind::Http(c) = &p.kind else { panic!("not http") };
+        let p = s
+            .resolve_provider(Some("xai"), &env_of(&[("XAI_API_KEY", "k")]))
+            .unwrap();
+        let ProviderKind::Http(c) = &p.kind else {
+            panic!("not http")
+        };
         assert_eq!(c.provider, "xai");
+    }
+
+    #[test]
+    fn other_servers_never_get_the_openai_key() {
+        let s = settings(
+            "[providers.local]\nbase_url = \"http://localhost:8080/v1\"\nrequires_key = false\n",
+        );
+        let p = s
+            .resolve_provider(Some("local"), &env_of(&[("OPENAI_API_KEY", "sk-openai")]))
+            .unwrap();
+        let ProviderKind::Http(c) = &p.kind else {
+            panic!("not http")
+        };
+        assert!(c.api_key.is_none());
+        let s = settings(
+            "[providers.strict]\nbase_url = \"http://localhost:8080/v1\"\nrequires_key = true\n",
+        );
+        let e = s
+            .resolve_provider(Some("strict"), &env_of(&[("OPENAI_API_KEY", "sk-openai")]))
+            .unwrap_err();
+        assert!(e.0.contains("api_key_env"), "{e}");
+        // An empty --provider counts as not given.
+        assert!(
+            s.resolve_provider(Some(""), &env_of(&[]))
+                .unwrap()
+                .is_demo()
+        );
     }
 
     #[test]
@@ -519,11 +711,19 @@ mod tests {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, "[providers.openai]\napi_key = \"sk-file\"\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let s = Settings::load(Paths { config_file: path.clone(), data_dir: dir.path().into() }).unwrap();
+        let s = Settings::load(Paths {
+            config_file: path.clone(),
+            data_dir: dir.path().into(),
+        })
+        .unwrap();
         assert!(s.warnings[0].contains("chmod 600"), "{:?}", s.warnings);
         assert!(!s.warnings[0].contains("sk-file"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let s = Settings::load(Paths { config_file: path, data_dir: dir.path().into() }).unwrap();
+        let s = Settings::load(Paths {
+            config_file: path,
+            data_dir: dir.path().into(),
+        })
+        .unwrap();
         assert!(s.warnings.is_empty());
     }
 }

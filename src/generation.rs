@@ -4,12 +4,12 @@
 use crate::api::{ApiError, CheckedRequest, ErrorKind, GenerationParams, Usage};
 use crate::backend::{Backend, BackendEvent};
 use crate::catalog::{self, Catalog};
+use crate::store::Id;
 use crate::store::{ImageFiles, SavedImage};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
-use crate::store::Id;
 
 /// A request ready to run.
 #[derive(Debug, Clone)]
@@ -22,7 +22,12 @@ pub struct Job {
 
 impl Job {
     pub fn new(params: GenerationParams, checked: CheckedRequest) -> Job {
-        Job { id: Id::new(), params, checked, created: Utc::now() }
+        Job {
+            id: Id::new(),
+            params,
+            checked,
+            created: Utc::now(),
+        }
     }
 }
 
@@ -51,7 +56,13 @@ pub struct Failure {
 }
 
 /// The estimated or reported cost of what was made.
-pub fn cost(catalog: &Catalog, params: &GenerationParams, usage: Option<&Usage>, images: usize, demo: bool) -> Option<f64> {
+pub fn cost(
+    catalog: &Catalog,
+    params: &GenerationParams,
+    usage: Option<&Usage>,
+    images: usize,
+    demo: bool,
+) -> Option<f64> {
     if demo {
         return Some(0.0);
     }
@@ -81,11 +92,23 @@ pub async fn run(
     let result = backend.generate(&job.checked, cancel.clone(), events).await;
     let output = match result {
         Ok(o) => o,
-        Err(error) => return Err(Failure { error, started, finished: Utc::now() }),
+        Err(error) => {
+            return Err(Failure {
+                error,
+                started,
+                finished: Utc::now(),
+            });
+        }
     };
     let demo = backend.is_demo();
     let revised_prompt = output.images.iter().find_map(|i| i.revised_prompt.clone());
-    let cost_usd = cost(catalog, &job.params, output.usage.as_ref(), output.images.len(), demo);
+    let cost_usd = cost(
+        catalog,
+        &job.params,
+        output.usage.as_ref(),
+        output.images.len(),
+        demo,
+    );
     let sidecar = serde_json::json!({
         "easel_sidecar": 1,
         "id": job.id.to_string(),
@@ -138,12 +161,21 @@ pub async fn run(
         for s in &images {
             files.remove(s);
         }
-        return Err(Failure { error: ApiError::cancelled(backend.name()), started, finished: Utc::now() });
+        return Err(Failure {
+            error: ApiError::cancelled(backend.name()),
+            started,
+            finished: Utc::now(),
+        });
     }
     if images.is_empty() && !save_errors.is_empty() {
-        let error = ApiError::new(ErrorKind::Storage, backend.name(), save_errors.join("; "))
+        let mut error = ApiError::new(ErrorKind::Storage, backend.name(), save_errors.join("; "))
             .with_request_id(output.request_id.clone());
-        return Err(Failure { error, started, finished: Utc::now() });
+        error.attempts = output.attempts;
+        return Err(Failure {
+            error,
+            started,
+            finished: Utc::now(),
+        });
     }
     Ok(Outcome {
         images,

@@ -15,7 +15,19 @@ fn main() {
             std::process::exit(if e.use_stderr() { USAGE_ERROR } else { 0 });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    if cli.command.is_some() {
+        // Headless commands die quietly on a closed pipe (`easel history list | head`), as
+        // Unix tools do, instead of failing on the write. The studio keeps Rust's default so that
+        // it can restore the terminal and record running jobs on the way out.
+        // SAFETY: setting a signal's disposition to the default, before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("easel: could not start the async runtime: {e}");

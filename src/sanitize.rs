@@ -62,6 +62,28 @@ pub fn text(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text (as serde_json writes it) made safe to print: every unsafe character left raw
+/// (serde_json escapes C0 controls but writes C1 controls, bidi and zero-width characters as
+/// they are) becomes a `\uXXXX` escape. Outside strings JSON holds only ASCII punctuation,
+/// digits, letters and whitespace (serde_json escapes line breaks and tabs inside strings, so
+/// raw ones are layout and stay), so the result is the same JSON value, exactly.
+pub fn json(s: &str) -> Cow<'_, str> {
+    let escape = |c: char| is_unsafe(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !s.chars().any(escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if escape(c) {
+            // Every unsafe character is in the Basic Multilingual Plane: one escape each.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Cut display text to at most `max` characters, marking the cut with an ellipsis.
 pub fn truncate(s: &str, max: usize) -> Cow<'_, str> {
     if s.chars().count() <= max {
@@ -109,7 +131,34 @@ mod tests {
         assert_eq!(truncate("short", 10), "short");
     }
 
+    #[test]
+    fn json_escapes_what_serde_leaves_raw() {
+        let value =
+            serde_json::json!({"p": "a\u{1b}[2J\u{9b}31m\u{202e}\u{200b}\u{feff}\u{7f} ok 🎨\n"});
+        for text in [
+            serde_json::to_string(&value).unwrap(),
+            serde_json::to_string_pretty(&value).unwrap(),
+        ] {
+            let safe = json(&text);
+            assert!(!safe.chars().any(|c| is_unsafe(c) && c != '\n'), "{safe}");
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
+                value
+            );
+        }
+        assert!(matches!(json("{\"plain\":1}"), Cow::Borrowed(_)));
+    }
+
     proptest! {
+        #[test]
+        fn json_is_lossless(s in "\\PC*|[\\x00-\\x1f\\x7f-\\u{9f}\\u{200b}-\\u{200f}\\u{202a}-\\u{202e}\\u{feff}a-z]*") {
+            let text = serde_json::to_string(&serde_json::json!({ "s": s })).unwrap();
+            let safe = json(&text);
+            prop_assert!(!safe.chars().any(is_unsafe));
+            let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+            prop_assert_eq!(back["s"].as_str(), Some(s.as_str()));
+        }
+
         #[test]
         fn nothing_unsafe_survives(s in "\\PC*|[\\x00-\\x1f\\x7f-\\u{9f}\\u{200b}-\\u{200f}\\u{202a}-\\u{202e}a-z]*") {
             prop_assert!(!line(&s).chars().any(is_unsafe));

@@ -1095,3 +1095,63 @@ async fn a_stopped_scheduler_refuses_new_work() {
         .await
         .unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_queued_by_a_dead_generate_is_not_run_by_the_next_scheduler() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = Arc::new(SledStore::open(&data).unwrap());
+    let mut orphan = GenerationRecord::queued(
+        Id::new(),
+        params("queued by generate"),
+        "demo",
+        true,
+        chrono::Utc::now(),
+    );
+    orphan.headless = true;
+    store.enqueue(&orphan, false).unwrap();
+    let waiting = GenerationRecord::queued(
+        Id::new(),
+        params("queued in the studio"),
+        "demo",
+        true,
+        chrono::Utc::now(),
+    );
+    store.enqueue(&waiting, false).unwrap();
+
+    let (handle, rx) = start_on(
+        store.clone(),
+        ImageFiles::new(&data, None),
+        vec![("demo", demo_slot(10, 0, 1))],
+        1,
+        true,
+    )
+    .await;
+    let mut rig = Rig {
+        _dir: Some(dir),
+        data,
+        store,
+        handle,
+        rx,
+        seen: Vec::new(),
+        names: HashMap::new(),
+        wait: Duration::from_secs(30),
+    };
+    assert_eq!(rig.finished(waiting.id).await.status, Status::Succeeded);
+    rig.quiet(Duration::from_secs(5)).await;
+    assert_eq!(
+        rig.seen,
+        [
+            "started queued in the studio",
+            "succeeded queued in the studio"
+        ]
+    );
+    let o = rig.stored(orphan.id);
+    assert_eq!(o.status, Status::Interrupted);
+    assert!(o.error.unwrap().message.contains("easel generate"));
+    // Retried from the studio, it runs, and is the studio's job from then on.
+    rig.handle.retry(orphan.id);
+    let r = rig.finished(orphan.id).await;
+    assert_eq!(r.status, Status::Succeeded);
+    assert!(!r.headless);
+}

@@ -322,10 +322,10 @@ fn default_bindings_work_in_each_pane() {
             |_, fx| submitted(fx, "a red fox", false),
         ),
         case(
-            "alt-f submits at the front",
+            "alt-s submits at the front",
             with_prompt,
             Editor,
-            vec![key(KeyCode::Char('f'), KeyModifiers::ALT)],
+            vec![key(KeyCode::Char('s'), KeyModifiers::ALT)],
             |_, fx| submitted(fx, "a red fox", true),
         ),
         case(
@@ -601,11 +601,15 @@ fn default_bindings_work_in_each_pane() {
             |_, fx| matches!(fx, [Effect::Cancel(i)] if *i == id(10)),
         ),
         case(
-            "r retries the selected job",
+            "r on a waiting job explains instead of retrying",
             rich,
             Queue,
             vec![ch('j'), ch('r')],
-            |_, fx| matches!(fx, [Effect::Retry(i)] if *i == id(11)),
+            |m, fx| {
+                fx.is_empty()
+                    && m.current_notice()
+                        .is_some_and(|n| n.text.contains("can be retried"))
+            },
         ),
         case(
             "J moves a queued job down",
@@ -784,10 +788,10 @@ fn default_bindings_work_in_each_pane() {
             |m, _| matches!(m.overlay, Some(Overlay::Help)),
         ),
         case(
-            "any key closes help",
+            "j scrolls the help, any other key closes it",
             rich,
             History,
-            vec![ch('?'), ch('j')],
+            vec![ch('?'), ch('j'), ch('x')],
             |m, _| m.overlay.is_none() && m.history.selected == 0,
         ),
         case(
@@ -1146,6 +1150,46 @@ fn partial_previews_follow_the_focus() {
 }
 
 #[test]
+fn ended_jobs_in_the_queue_can_be_retried_or_dismissed() {
+    let mut m = model();
+    m.focus = Pane::Queue;
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Failed(Box::new(rec(
+            40,
+            "a heron",
+            Status::Failed,
+        )))),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Cancelled(Box::new(rec(
+            41,
+            "a crane",
+            Status::Cancelled,
+        )))),
+    );
+    assert_eq!(m.queue.jobs.len(), 2);
+    m.queue.selected = 0;
+    let fx = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('r'), KeyModifiers::NONE)),
+    );
+    assert!(
+        matches!(fx.as_slice(), [Effect::Retry(i)] if *i == id(40)),
+        "{fx:?}"
+    );
+    m.queue.selected = 1;
+    let fx = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE)),
+    );
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(m.queue.jobs.len(), 1);
+    assert_eq!(m.queue.jobs[0].record.id, id(40));
+}
+
+#[test]
 fn failed_job_notice_stays_until_read() {
     let mut m = model();
     update(
@@ -1159,7 +1203,10 @@ fn failed_job_notice_stays_until_read() {
     let mut failed = rec(30, "a fox", Status::Failed);
     failed.error.as_mut().unwrap().message = "content policy: the request was rejected".into();
     let fx = update(&mut m, Msg::Job(JobEvent::Failed(Box::new(failed))));
-    assert!(m.queue.jobs.is_empty());
+    // The failed job stays in the queue pane, marked failed, so it can be retried there.
+    assert_eq!(m.queue.jobs.len(), 1);
+    assert_eq!(m.queue.jobs[0].record.status, Status::Failed);
+    assert_eq!(m.queue.running() + m.queue.waiting(), 0);
     assert!(fx.iter().any(|e| matches!(e, Effect::LoadHistory { .. })));
     let shown = |m: &Model| {
         m.current_notice()
@@ -1225,8 +1272,11 @@ fn other_job_events() {
             Status::Cancelled,
         )))),
     );
-    assert_eq!(m.queue.jobs.len(), 2);
-    assert_eq!(m.queue.selected, 1);
+    // The cancelled job stays (last, marked cancelled) for a retry or a dismissal.
+    assert_eq!(m.queue.jobs.len(), 3);
+    assert_eq!(m.queue.waiting(), 1);
+    assert_eq!(m.queue.jobs[2].record.status, Status::Cancelled);
+    assert_eq!(m.queue.selected, 2);
     update(&mut m, Msg::Job(JobEvent::Paused(true)));
     assert!(m.queue.paused);
     m.focus = Pane::Queue;

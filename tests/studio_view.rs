@@ -391,7 +391,8 @@ fn scenes_show_what_they_should() {
         .lines()
         .filter(|l| l.contains("gpt-image-2 1024x1024"))
         .collect();
-    assert_eq!(queue_rows.len(), 2, "{narrow}");
+    // Two waiting jobs and the failed one, which stays for a retry.
+    assert_eq!(queue_rows.len(), 3, "{narrow}");
     let column =
         |l: &str| unicode_width::UnicodeWidthStr::width(&l[..l.find("gpt-image-2").unwrap()]);
     assert_eq!(

@@ -24,11 +24,20 @@ pub fn quick() -> bool {
 }
 
 /// Report one figure: printed for people, and appended as a JSON line to $EASEL_BENCH_OUT.
-pub fn report(name: &str, unit: &str, easel: f64, baseline: Option<(&str, f64)>, target: &str, samples: usize) {
+pub fn report(
+    name: &str,
+    unit: &str,
+    easel: f64,
+    baseline: Option<(&str, f64)>,
+    target: &str,
+    samples: usize,
+) {
     let ratio = baseline.map(|(_, b)| easel / b);
     match (baseline, ratio) {
         (Some((bname, b)), Some(r)) => {
-            println!("{name}: easel {easel:.3} {unit}, {bname} {b:.3} {unit}, ratio {r:.2}× (target {target}; {samples} samples)")
+            println!(
+                "{name}: easel {easel:.3} {unit}, {bname} {b:.3} {unit}, ratio {r:.2}× (target {target}; {samples} samples)"
+            )
         }
         _ => println!("{name}: easel {easel:.3} {unit} (target {target}; {samples} samples)"),
     }
@@ -39,7 +48,11 @@ pub fn report(name: &str, unit: &str, easel: f64, baseline: Option<(&str, f64)>,
             "ratio": ratio, "target": target, "samples": samples,
         });
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }
@@ -49,6 +62,10 @@ pub fn report(name: &str, unit: &str, easel: f64, baseline: Option<(&str, f64)>,
 pub fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }

@@ -72,6 +72,10 @@ pub struct ApiError {
     pub request_id: Option<String>,
     /// Extra detail of a moderation refusal, when the server sends it.
     pub moderation_details: Option<String>,
+    /// Requests sent before giving up (retries included); 0 when no request was made or the
+    /// count is not known.
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 impl ApiError {
@@ -86,6 +90,7 @@ impl ApiError {
             code: None,
             request_id: None,
             moderation_details: None,
+            attempts: 0,
         }
     }
 
@@ -102,15 +107,23 @@ impl ApiError {
 
     /// Build from an HTTP error answer: status, body (OpenAI's `{"error": {...}}` shape, read
     /// leniently) and the request id header.
-    pub fn from_response(provider: &str, status: u16, body: &[u8], request_id: Option<String>) -> ApiError {
+    pub fn from_response(
+        provider: &str,
+        status: u16,
+        body: &[u8],
+        request_id: Option<String>,
+    ) -> ApiError {
         let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
         let detail = parsed.and_then(|b| b.error);
+        // A field that is empty once cleaned (`"message": ""`, or only control characters)
+        // counts as missing, so the message falls back to what the body holds.
         let text = |v: &Option<serde_json::Value>| -> Option<String> {
-            match v {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => Some(sanitize::line(s).into_owned()),
-                Some(other) => Some(sanitize::line(&other.to_string()).into_owned()),
-            }
+            let s = match v {
+                None | Some(serde_json::Value::Null) => return None,
+                Some(serde_json::Value::String(s)) => sanitize::line(s).trim().to_string(),
+                Some(other) => sanitize::line(&other.to_string()).trim().to_string(),
+            };
+            (!s.is_empty()).then_some(s)
         };
         let (message, error_type, param, code, moderation) = match &detail {
             Some(d) => (
@@ -125,7 +138,11 @@ impl ApiError {
         let message = message.unwrap_or_else(|| {
             let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
             let snippet = sanitize::line(snippet.trim()).into_owned();
-            if snippet.is_empty() { format!("HTTP {status} with an empty body") } else { format!("HTTP {status}: {snippet}") }
+            if snippet.is_empty() {
+                format!("HTTP {status} with an empty body")
+            } else {
+                format!("HTTP {status}: {snippet}")
+            }
         });
         let is = |s: &str| code.as_deref() == Some(s) || error_type.as_deref() == Some(s);
         let kind = match status {
@@ -136,7 +153,9 @@ impl ApiError {
             429 => ErrorKind::RateLimited,
             408 => ErrorKind::Timeout,
             s if s >= 500 => ErrorKind::Server,
-            _ if is("moderation_blocked") || is("content_policy_violation") => ErrorKind::Moderation,
+            _ if is("moderation_blocked") || is("content_policy_violation") => {
+                ErrorKind::Moderation
+            }
             _ => ErrorKind::InvalidRequest,
         };
         ApiError {
@@ -149,6 +168,7 @@ impl ApiError {
             code,
             request_id: request_id.map(|s| sanitize::line(&s).into_owned()),
             moderation_details: moderation,
+            attempts: 0,
         }
     }
 
@@ -175,26 +195,43 @@ impl ApiError {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<&'static str> {
         Some(match self.kind {
-            ErrorKind::Authentication => "check the key in OPENAI_API_KEY (or the variable your provider profile names)",
-            ErrorKind::Permission => "check that your organisation and project may use this model (OPENAI_ORG_ID, OPENAI_PROJECT_ID)",
-            ErrorKind::NotFound => "check the model name and the provider's base URL (easel config path shows the config)",
-            ErrorKind::Moderation => "rephrase the prompt; retrying the same prompt gives the same answer",
+            ErrorKind::Authentication => {
+                "check the key in OPENAI_API_KEY (or the variable your provider profile names)"
+            }
+            ErrorKind::Permission => {
+                "check that your organisation and project may use this model (OPENAI_ORG_ID, OPENAI_PROJECT_ID)"
+            }
+            ErrorKind::NotFound => {
+                "check the model name and the provider's base URL (easel config path shows the config)"
+            }
+            ErrorKind::Moderation => {
+                "rephrase the prompt; retrying the same prompt gives the same answer"
+            }
             ErrorKind::InvalidRequest => return None,
             ErrorKind::RateLimited => "wait a little and retry, or lower the queue's concurrency",
-            ErrorKind::QuotaExceeded => "add credit or raise the spending limit in the provider's billing settings",
+            ErrorKind::QuotaExceeded => {
+                "add credit or raise the spending limit in the provider's billing settings"
+            }
             ErrorKind::Server => "retry later; the server may be overloaded",
             ErrorKind::Timeout => "retry, or raise network.timeout_secs in the config",
             ErrorKind::Connection => "check the network and the provider's base URL",
-            ErrorKind::BadAnswer => "the server may not be OpenAI-compatible for images; check the provider's dialect",
+            ErrorKind::BadAnswer => {
+                "the server may not be OpenAI-compatible for images; check the provider's dialect"
+            }
             ErrorKind::Cancelled => return None,
-            ErrorKind::Storage => "free disk space or fix the data folder's permissions (easel config path shows it)",
+            ErrorKind::Storage => {
+                "free disk space or fix the data folder's permissions (easel config path shows it)"
+            }
         })
     }
 
     /// Whether the official SDKs would retry this (before any stream event arrived).
     pub fn retryable_kind(&self) -> bool {
         match self.kind {
-            ErrorKind::RateLimited | ErrorKind::Server | ErrorKind::Timeout | ErrorKind::Connection => true,
+            ErrorKind::RateLimited
+            | ErrorKind::Server
+            | ErrorKind::Timeout
+            | ErrorKind::Connection => true,
             // 409 Conflict is retried by the SDKs too.
             ErrorKind::InvalidRequest => self.status == Some(409),
             _ => false,
@@ -251,21 +288,77 @@ mod tests {
     #[test]
     fn classification_table() {
         let cases: &[(u16, &str, ErrorKind, bool)] = &[
-            (401, r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#, ErrorKind::Authentication, false),
-            (403, r#"{"error":{"message":"Project does not have access","type":"invalid_request_error"}}"#, ErrorKind::Permission, false),
-            (404, r#"{"error":{"message":"The model `x` does not exist","type":"invalid_request_error","code":"model_not_found"}}"#, ErrorKind::NotFound, false),
-            (400, r#"{"error":{"message":"Your request was rejected","type":"image_generation_user_error","code":"moderation_blocked","moderation_details":{"categories":["violence"]}}}"#, ErrorKind::Moderation, false),
-            (400, r#"{"error":{"message":"Your prompt may contain text that is not allowed","type":"invalid_request_error","code":"content_policy_violation"}}"#, ErrorKind::Moderation, false),
-            (400, r#"{"error":{"message":"Unknown parameter: 'style'.","type":"invalid_request_error","param":"style","code":"unknown_parameter"}}"#, ErrorKind::InvalidRequest, false),
-            (429, r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#, ErrorKind::RateLimited, true),
-            (429, r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#, ErrorKind::QuotaExceeded, false),
-            (500, r#"{"error":{"message":"The server had an error","type":"server_error"}}"#, ErrorKind::Server, true),
-            (503, "<html>Service Unavailable</html>", ErrorKind::Server, true),
+            (
+                401,
+                r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+                ErrorKind::Authentication,
+                false,
+            ),
+            (
+                403,
+                r#"{"error":{"message":"Project does not have access","type":"invalid_request_error"}}"#,
+                ErrorKind::Permission,
+                false,
+            ),
+            (
+                404,
+                r#"{"error":{"message":"The model `x` does not exist","type":"invalid_request_error","code":"model_not_found"}}"#,
+                ErrorKind::NotFound,
+                false,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"Your request was rejected","type":"image_generation_user_error","code":"moderation_blocked","moderation_details":{"categories":["violence"]}}}"#,
+                ErrorKind::Moderation,
+                false,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"Your prompt may contain text that is not allowed","type":"invalid_request_error","code":"content_policy_violation"}}"#,
+                ErrorKind::Moderation,
+                false,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"Unknown parameter: 'style'.","type":"invalid_request_error","param":"style","code":"unknown_parameter"}}"#,
+                ErrorKind::InvalidRequest,
+                false,
+            ),
+            (
+                429,
+                r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
+                ErrorKind::RateLimited,
+                true,
+            ),
+            (
+                429,
+                r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+                ErrorKind::QuotaExceeded,
+                false,
+            ),
+            (
+                500,
+                r#"{"error":{"message":"The server had an error","type":"server_error"}}"#,
+                ErrorKind::Server,
+                true,
+            ),
+            (
+                503,
+                "<html>Service Unavailable</html>",
+                ErrorKind::Server,
+                true,
+            ),
             (409, "", ErrorKind::InvalidRequest, true),
-            (400, r#"{"error":{"message":"bad","code":400}}"#, ErrorKind::InvalidRequest, false),
+            (
+                400,
+                r#"{"error":{"message":"bad","code":400}}"#,
+                ErrorKind::InvalidRequest,
+                false,
+            ),
         ];
         for (status, body, kind, retry) in cases {
-            let e = ApiError::from_response("OpenAI", *status, body.as_bytes(), Some("req_1".into()));
+            let e =
+                ApiError::from_response("OpenAI", *status, body.as_bytes(), Some("req_1".into()));
             assert_eq!(e.kind, *kind, "{status} {body}");
             assert_eq!(e.retryable_kind(), *retry, "{status} {body}");
             assert!(e.to_string().contains("[request req_1]"));
@@ -276,13 +369,21 @@ mod tests {
     fn moderation_message_reads_well() {
         let body = r#"{"error":{"message":"Your request was rejected by the safety system.","type":"image_generation_user_error","code":"moderation_blocked"}}"#;
         let e = ApiError::from_response("OpenAI", 400, body.as_bytes(), None);
-        assert_eq!(e.to_string(), "OpenAI refused the prompt (moderation_blocked): Your request was rejected by the safety system.");
+        assert_eq!(
+            e.to_string(),
+            "OpenAI refused the prompt (moderation_blocked): Your request was rejected by the safety system."
+        );
     }
 
     #[test]
     fn numeric_code_and_hostile_text() {
         let body = "{\"error\":{\"message\":\"boom\\u001b]52;c;aGk=\\u0007\",\"code\":500}}";
-        let e = ApiError::from_response("local\u{1b}[2J", 500, body.as_bytes(), Some("id\u{1b}x".into()));
+        let e = ApiError::from_response(
+            "local\u{1b}[2J",
+            500,
+            body.as_bytes(),
+            Some("id\u{1b}x".into()),
+        );
         assert_eq!(e.code.as_deref(), Some("500"));
         let shown = e.to_string();
         assert!(!shown.chars().any(crate::sanitize::is_unsafe), "{shown:?}");

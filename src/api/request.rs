@@ -113,16 +113,27 @@ pub struct ProviderRules {
 }
 
 fn err(field: &'static str, message: impl Into<String>) -> ValidationError {
-    ValidationError { field, message: message.into() }
+    ValidationError {
+        field,
+        message: message.into(),
+    }
 }
 
-fn one_of(field: &'static str, value: &str, allowed: &[String], model: &str) -> Result<(), ValidationError> {
+fn one_of(
+    field: &'static str,
+    value: &str,
+    allowed: &[String],
+    model: &str,
+) -> Result<(), ValidationError> {
     if allowed.iter().any(|a| a == value) {
         Ok(())
     } else {
         Err(err(
             field,
-            format!("{model} does not take \"{value}\"; allowed: {}", allowed.join(", ")),
+            format!(
+                "{model} does not take \"{value}\"; allowed: {}",
+                allowed.join(", ")
+            ),
         ))
     }
 }
@@ -134,11 +145,19 @@ fn takers(catalog: &Catalog, field: Field) -> String {
         .filter(|m| m.accepts(field))
         .map(|m| m.name.as_str())
         .collect();
-    if names.is_empty() { "no known model".into() } else { names.join(", ") }
+    if names.is_empty() {
+        "no known model".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Check `params` against the catalogue and the provider, and build the body to send.
-pub fn check(params: &GenerationParams, catalog: &Catalog, provider: &ProviderRules) -> Result<CheckedRequest, ValidationError> {
+pub fn check(
+    params: &GenerationParams,
+    catalog: &Catalog,
+    provider: &ProviderRules,
+) -> Result<CheckedRequest, ValidationError> {
     let mut warnings = Vec::new();
     let model = params.model.trim();
     if model.is_empty() {
@@ -156,10 +175,13 @@ pub fn check(params: &GenerationParams, catalog: &Catalog, provider: &ProviderRu
                 warnings.push(format!("{model}: {note}"));
             }
         }
-        None => warnings.push(format!(
-            "{model} is not in the model catalogue: it is sent as written, after generic checks only (known: {})",
-            catalog.names().join(", ")
-        )),
+        None => {
+            warnings.push(format!(
+                "{model} is not in the model catalogue: it is sent as written, after generic checks only (known: {})",
+                catalog.names().join(", ")
+            ));
+            dialect_checks(params, provider)?;
+        }
     }
     if let Some(allowed) = &provider.fields {
         for f in params.set_fields() {
@@ -170,13 +192,22 @@ pub fn check(params: &GenerationParams, catalog: &Catalog, provider: &ProviderRu
                     format!(
                         "provider {} does not accept {f}; it accepts: {}",
                         provider.name,
-                        if list.is_empty() { "only prompt and model".to_string() } else { list.join(", ") }
+                        if list.is_empty() {
+                            "only prompt and model".to_string()
+                        } else {
+                            list.join(", ")
+                        }
                     ),
                 ));
             }
         }
     }
-    Ok(CheckedRequest { body: body(params, model), stream: params.stream, warnings, known_model: spec.is_some() })
+    Ok(CheckedRequest {
+        body: body(params, model),
+        stream: params.stream,
+        warnings,
+        known_model: spec.is_some(),
+    })
 }
 
 /// Checks that hold for any model, known or not.
@@ -184,22 +215,35 @@ fn generic_checks(p: &GenerationParams) -> Result<(), ValidationError> {
     if !(1..=10).contains(&p.n) {
         return Err(err("n", format!("{} is out of range: 1 to 10", p.n)));
     }
-    if let Some(size) = &p.size {
-        if size != "auto" && catalog::parse_size(size).is_none() {
-            return Err(err("size", format!("\"{size}\" is not a size: write WIDTHxHEIGHT (like 1024x1536) or auto")));
-        }
+    if let Some(size) = &p.size
+        && size != "auto"
+        && catalog::parse_size(size).is_none()
+    {
+        return Err(err(
+            "size",
+            format!("\"{size}\" is not a size: write WIDTHxHEIGHT (like 1024x1536) or auto"),
+        ));
     }
-    if let Some(c) = p.output_compression {
-        if c > 100 {
-            return Err(err("output_compression", format!("{c} is out of range: 0 to 100")));
-        }
+    if let Some(c) = p.output_compression
+        && c > 100
+    {
+        return Err(err(
+            "output_compression",
+            format!("{c} is out of range: 0 to 100"),
+        ));
     }
     if let Some(k) = p.partial_images {
         if k > 3 {
-            return Err(err("partial_images", format!("{k} is out of range: 0 to 3")));
+            return Err(err(
+                "partial_images",
+                format!("{k} is out of range: 0 to 3"),
+            ));
         }
         if !p.stream {
-            return Err(err("partial_images", "partial images need streaming: add --stream"));
+            return Err(err(
+                "partial_images",
+                "partial images need streaming: add --stream",
+            ));
         }
     }
     if p.stream && p.n > 1 {
@@ -211,14 +255,53 @@ fn generic_checks(p: &GenerationParams) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// For a model the catalogue does not know, the provider's dialect still rules out the other
+/// dialect's fields.
+fn dialect_checks(p: &GenerationParams, provider: &ProviderRules) -> Result<(), ValidationError> {
+    let other_dialect: &[Field] = match provider.dialect {
+        Some(Dialect::Dalle) => &[
+            Field::Background,
+            Field::OutputFormat,
+            Field::OutputCompression,
+            Field::Moderation,
+            Field::Stream,
+            Field::PartialImages,
+        ],
+        Some(Dialect::Gpt) => &[Field::Style, Field::ResponseFormat],
+        None => &[],
+    };
+    match p
+        .set_fields()
+        .into_iter()
+        .find(|f| other_dialect.contains(f))
+    {
+        Some(f) => Err(err(
+            f.wire_name(),
+            format!(
+                "provider {} speaks the {:?} dialect, which has no {f}",
+                provider.name,
+                provider.dialect.unwrap_or_default()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks against what a known model accepts.
-fn model_checks(p: &GenerationParams, spec: &ModelSpec, catalog: &Catalog) -> Result<(), ValidationError> {
+fn model_checks(
+    p: &GenerationParams,
+    spec: &ModelSpec,
+    catalog: &Catalog,
+) -> Result<(), ValidationError> {
     let model = spec.name.as_str();
     for f in p.set_fields() {
         if !spec.accepts(f) {
             return Err(err(
                 f.wire_name(),
-                format!("{model} does not take {f} (it is taken by: {})", takers(catalog, f)),
+                format!(
+                    "{model} does not take {f} (it is taken by: {})",
+                    takers(catalog, f)
+                ),
             ));
         }
     }
@@ -226,20 +309,28 @@ fn model_checks(p: &GenerationParams, spec: &ModelSpec, catalog: &Catalog) -> Re
     if chars > spec.prompt_max_chars {
         return Err(err(
             "prompt",
-            format!("{chars} characters is too long for {model}: at most {}", spec.prompt_max_chars),
+            format!(
+                "{chars} characters is too long for {model}: at most {}",
+                spec.prompt_max_chars
+            ),
         ));
     }
     if p.n > spec.n_max {
-        return Err(err("n", format!("{model} makes at most {} image(s) a request, not {}", spec.n_max, p.n)));
+        return Err(err(
+            "n",
+            format!(
+                "{model} makes at most {} image(s) a request, not {}",
+                spec.n_max, p.n
+            ),
+        ));
     }
-    if let Some(size) = &p.size {
-        if !spec.sizes.iter().any(|s| s == size) {
-            match (&spec.flexible_size, catalog::parse_size(size)) {
-                (Some(rule), Some((w, h))) => catalog::check_flexible(rule, w, h).map_err(|why| {
-                    err("size", format!("{size} is not allowed for {model}: {why}"))
-                })?,
-                _ => one_of("size", size, &spec.sizes, model)?,
-            }
+    if let Some(size) = &p.size
+        && !spec.sizes.iter().any(|s| s == size)
+    {
+        match (&spec.flexible_size, catalog::parse_size(size)) {
+            (Some(rule), Some((w, h))) => catalog::check_flexible(rule, w, h)
+                .map_err(|why| err("size", format!("{size} is not allowed for {model}: {why}")))?,
+            _ => one_of("size", size, &spec.sizes, model)?,
         }
     }
     if let Some(q) = &p.quality {
@@ -254,7 +345,10 @@ fn model_checks(p: &GenerationParams, spec: &ModelSpec, catalog: &Catalog) -> Re
     if let Some(b) = &p.background {
         one_of("background", b, &spec.backgrounds, model)?;
         if b == "transparent" && p.expected_format() == "jpeg" {
-            return Err(err("background", "a transparent background needs output_format png or webp, not jpeg"));
+            return Err(err(
+                "background",
+                "a transparent background needs output_format png or webp, not jpeg",
+            ));
         }
     }
     if p.output_compression.is_some() && !matches!(p.expected_format(), "jpeg" | "webp") {
@@ -312,7 +406,11 @@ mod tests {
     use super::*;
 
     fn params(model: &str) -> GenerationParams {
-        GenerationParams { prompt: "a lighthouse at dusk".into(), model: model.into(), ..Default::default() }
+        GenerationParams {
+            prompt: "a lighthouse at dusk".into(),
+            model: model.into(),
+            ..Default::default()
+        }
     }
 
     fn run(p: &GenerationParams) -> Result<CheckedRequest, ValidationError> {
@@ -323,32 +421,122 @@ mod tests {
     fn refusals_name_the_field() {
         type Edit = fn(&mut GenerationParams);
         let cases: &[(&str, Edit, &str, &str)] = &[
-            ("gpt-image-2", |p| p.style = Some("vivid".into()), "style", "dall-e-3"),
-            ("gpt-image-2", |p| p.response_format = Some("url".into()), "response_format", "dall-e-2"),
-            ("gpt-image-2", |p| p.size = Some("1000x1000".into()), "size", "multiples of 16"),
-            ("gpt-image-1.5", |p| p.size = Some("2048x2048".into()), "size", "1024x1536"),
-            ("gpt-image-2", |p| p.quality = Some("hd".into()), "quality", "low, medium, high"),
+            (
+                "gpt-image-2",
+                |p| p.style = Some("vivid".into()),
+                "style",
+                "dall-e-3",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.response_format = Some("url".into()),
+                "response_format",
+                "dall-e-2",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.size = Some("1000x1000".into()),
+                "size",
+                "multiples of 16",
+            ),
+            (
+                "gpt-image-1.5",
+                |p| p.size = Some("2048x2048".into()),
+                "size",
+                "1024x1536",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.quality = Some("hd".into()),
+                "quality",
+                "low, medium, high",
+            ),
             ("dall-e-3", |p| p.n = 2, "n", "at most 1"),
-            ("dall-e-3", |p| p.stream = true, "stream", "does not take stream"),
-            ("dall-e-2", |p| p.prompt = "x".repeat(1001), "prompt", "at most 1000"),
+            (
+                "dall-e-3",
+                |p| p.stream = true,
+                "stream",
+                "does not take stream",
+            ),
+            (
+                "dall-e-2",
+                |p| p.prompt = "x".repeat(1001),
+                "prompt",
+                "at most 1000",
+            ),
             ("gpt-image-2", |p| p.n = 11, "n", "1 to 10"),
             ("gpt-image-2", |p| p.n = 0, "n", "1 to 10"),
             ("gpt-image-2", |p| p.prompt = "  ".into(), "prompt", "empty"),
-            ("gpt-image-2", |p| { p.background = Some("transparent".into()); p.output_format = Some("jpeg".into()) }, "background", "png or webp"),
-            ("gpt-image-2", |p| p.output_compression = Some(50), "output_compression", "jpeg and webp"),
-            ("gpt-image-2", |p| { p.output_format = Some("webp".into()); p.output_compression = Some(101) }, "output_compression", "0 to 100"),
-            ("gpt-image-2", |p| p.partial_images = Some(2), "partial_images", "streaming"),
-            ("gpt-image-2", |p| { p.stream = true; p.partial_images = Some(4) }, "partial_images", "0 to 3"),
-            ("gpt-image-2", |p| { p.stream = true; p.n = 2 }, "stream", "n = 1"),
-            ("gpt-image-2", |p| p.output_format = Some("gif".into()), "output_format", "png, jpeg, webp"),
-            ("unknown-model", |p| p.size = Some("big".into()), "size", "WIDTHxHEIGHT"),
+            (
+                "gpt-image-2",
+                |p| {
+                    p.background = Some("transparent".into());
+                    p.output_format = Some("jpeg".into())
+                },
+                "background",
+                "png or webp",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.output_compression = Some(50),
+                "output_compression",
+                "jpeg and webp",
+            ),
+            (
+                "gpt-image-2",
+                |p| {
+                    p.output_format = Some("webp".into());
+                    p.output_compression = Some(101)
+                },
+                "output_compression",
+                "0 to 100",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.partial_images = Some(2),
+                "partial_images",
+                "streaming",
+            ),
+            (
+                "gpt-image-2",
+                |p| {
+                    p.stream = true;
+                    p.partial_images = Some(4)
+                },
+                "partial_images",
+                "0 to 3",
+            ),
+            (
+                "gpt-image-2",
+                |p| {
+                    p.stream = true;
+                    p.n = 2
+                },
+                "stream",
+                "n = 1",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.output_format = Some("gif".into()),
+                "output_format",
+                "png, jpeg, webp",
+            ),
+            (
+                "unknown-model",
+                |p| p.size = Some("big".into()),
+                "size",
+                "WIDTHxHEIGHT",
+            ),
         ];
         for (model, edit, field, needle) in cases {
             let mut p = params(model);
             edit(&mut p);
             let e = run(&p).expect_err(&format!("{model} {p:?} should be refused"));
             assert_eq!(e.field, *field, "{model}: {e}");
-            assert!(e.to_string().contains(needle), "{model}: {e} lacks {needle:?}");
+            assert!(
+                e.to_string().contains(needle),
+                "{model}: {e} lacks {needle:?}"
+            );
         }
     }
 
@@ -363,7 +551,19 @@ mod tests {
         p.partial_images = Some(2);
         let c = run(&p).unwrap();
         let keys: Vec<&str> = c.body.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["model", "output_compression", "output_format", "partial_images", "prompt", "quality", "size", "stream"]);
+        assert_eq!(
+            keys,
+            [
+                "model",
+                "output_compression",
+                "output_format",
+                "partial_images",
+                "prompt",
+                "quality",
+                "size",
+                "stream"
+            ]
+        );
         assert!(c.warnings.is_empty());
         let d = run(&params("dall-e-3")).unwrap();
         assert!(d.warnings.iter().any(|w| w.contains("shut")));
@@ -380,8 +580,39 @@ mod tests {
     }
 
     #[test]
+    fn dialect_rules_unknown_models() {
+        let dalle = ProviderRules {
+            name: "local".into(),
+            dialect: Some(Dialect::Dalle),
+            fields: None,
+        };
+        let mut p = params("stablediffusion");
+        p.stream = true;
+        let e = check(&p, &Catalog::builtin(), &dalle).unwrap_err();
+        assert_eq!(e.field, "stream");
+        let gpt = ProviderRules {
+            name: "x".into(),
+            dialect: Some(Dialect::Gpt),
+            fields: None,
+        };
+        let mut p = params("future-model");
+        p.style = Some("vivid".into());
+        assert_eq!(
+            check(&p, &Catalog::builtin(), &gpt).unwrap_err().field,
+            "style"
+        );
+        p.style = None;
+        p.background = Some("transparent".into());
+        assert!(check(&p, &Catalog::builtin(), &gpt).is_ok());
+    }
+
+    #[test]
     fn provider_field_list_is_enforced() {
-        let rules = ProviderRules { name: "xai".into(), dialect: Some(Dialect::Dalle), fields: Some(vec![Field::N, Field::ResponseFormat]) };
+        let rules = ProviderRules {
+            name: "xai".into(),
+            dialect: Some(Dialect::Dalle),
+            fields: Some(vec![Field::N, Field::ResponseFormat]),
+        };
         let mut p = params("grok-imagine-image");
         p.size = Some("1024x1024".into());
         let e = check(&p, &Catalog::builtin(), &rules).unwrap_err();

@@ -8,28 +8,54 @@ use serde_json::Value;
 /// Token usage as OpenAI reports it for GPT image models.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
-    #[serde(default, deserialize_with = "lenient_u64", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub input_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub output_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub total_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_details", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_details",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub input_tokens_details: Option<InputTokensDetails>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InputTokensDetails {
-    #[serde(default, deserialize_with = "lenient_u64", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub text_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub image_tokens: Option<u64>,
 }
 
 /// A number that may arrive as an integer, a float or a string; anything else is ignored.
 fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     })
@@ -51,7 +77,9 @@ fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error>
     })
 }
 
-fn lenient_details<'de, D: Deserializer<'de>>(d: D) -> Result<Option<InputTokensDetails>, D::Error> {
+fn lenient_details<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<InputTokensDetails>, D::Error> {
     Ok(serde_json::from_value(Value::deserialize(d)?).ok())
 }
 
@@ -89,16 +117,29 @@ pub struct ImagesResponse {
     pub quality: Option<String>,
     #[serde(default, deserialize_with = "lenient_usage")]
     pub usage: Option<Usage>,
+    /// Set when a server sends an error object with a success status.
+    #[serde(default)]
+    pub error: Option<Value>,
 }
 
 /// Parse a plain answer; the error says, in words, why it is not one.
 pub fn parse_images_response(body: &[u8]) -> Result<ImagesResponse, String> {
+    // The usual case in one pass; anything else is looked at again to say what is wrong.
+    if let Ok(parsed) = serde_json::from_slice::<ImagesResponse>(body)
+        && parsed.error.as_ref().is_none_or(Value::is_null)
+        && !parsed.data.is_empty()
+    {
+        return Ok(parsed);
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("the answer was empty".into());
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         if e.is_eof() {
-            format!("the answer is JSON cut off in the middle ({} bytes)", body.len())
+            format!(
+                "the answer is JSON cut off in the middle ({} bytes)",
+                body.len()
+            )
         } else {
             format!("the answer is not JSON ({}): {e}", describe_bytes(body))
         }
@@ -142,7 +183,10 @@ pub struct StreamEvent {
 /// What one event means to the client.
 #[derive(Debug, Clone)]
 pub enum StreamItem {
-    Partial { index: u32, b64: String },
+    Partial {
+        index: u32,
+        b64: String,
+    },
     Completed(Box<StreamEvent>),
     /// The error object, as JSON.
     Error(Value),
@@ -167,8 +211,14 @@ pub fn parse_stream_data(data: &str) -> Result<StreamItem, String> {
     }
     let kind = event.kind.clone().unwrap_or_default();
     if kind.ends_with(".partial_image") {
-        let b64 = event.b64_json.clone().ok_or("a partial image event has no b64_json")?;
-        let index = event.partial_image_index.unwrap_or(0).min(u64::from(u32::MAX)) as u32;
+        let b64 = event
+            .b64_json
+            .clone()
+            .ok_or("a partial image event has no b64_json")?;
+        let index = event
+            .partial_image_index
+            .unwrap_or(0)
+            .min(u64::from(u32::MAX)) as u32;
         return Ok(StreamItem::Partial { index, b64 });
     }
     if kind.ends_with(".completed") {
@@ -178,7 +228,9 @@ pub fn parse_stream_data(data: &str) -> Result<StreamItem, String> {
         return Ok(StreamItem::Completed(Box::new(event)));
     }
     if kind == "error" {
-        return Ok(StreamItem::Error(serde_json::to_value(&event.error).unwrap_or(Value::Null)));
+        return Ok(StreamItem::Error(
+            serde_json::to_value(&event.error).unwrap_or(Value::Null),
+        ));
     }
     Ok(StreamItem::Ignored)
 }
@@ -215,14 +267,25 @@ mod tests {
         let openai = r#"{"created":1713833628,"data":[{"b64_json":"iVBORw0KGgo="}],"background":"opaque","output_format":"png","size":"1024x1024","quality":"high","usage":{"total_tokens":100,"input_tokens":50,"output_tokens":50,"input_tokens_details":{"text_tokens":10,"image_tokens":40}}}"#;
         let r = parse_images_response(openai.as_bytes()).unwrap();
         assert_eq!(r.created, Some(1713833628));
-        assert_eq!(r.usage.unwrap().input_tokens_details.unwrap().image_tokens, Some(40));
+        assert_eq!(
+            r.usage.unwrap().input_tokens_details.unwrap().image_tokens,
+            Some(40)
+        );
         // DALL·E 3 with a URL and a revised prompt.
         let dalle = r#"{"created":1700000000,"data":[{"url":"https://files.example/img.png","revised_prompt":"A serene lighthouse"}]}"#;
         let r = parse_images_response(dalle.as_bytes()).unwrap();
-        assert_eq!(r.data[0].revised_prompt.as_deref(), Some("A serene lighthouse"));
+        assert_eq!(
+            r.data[0].revised_prompt.as_deref(),
+            Some("A serene lighthouse")
+        );
         // Together: no created, extra fields.
         let together = r#"{"id":"abc","model":"flux","object":"list","data":[{"index":0,"b64_json":"aGk=","type":"image"}]}"#;
-        assert!(parse_images_response(together.as_bytes()).unwrap().created.is_none());
+        assert!(
+            parse_images_response(together.as_bytes())
+                .unwrap()
+                .created
+                .is_none()
+        );
         // LocalAI: created as float, usage of a different shape, quality enum OpenAI never sent.
         let localai = r#"{"created":1.7e9,"id":"x","data":[{"embedding":null,"index":0,"url":"http://localhost:8080/generated-images/b64.png"}],"usage":{"prompt_tokens":0,"total_tokens":"12"},"quality":"ultra"}"#;
         let r = parse_images_response(localai.as_bytes()).unwrap();
@@ -254,14 +317,31 @@ mod tests {
     #[test]
     fn stream_events() {
         let partial = r#"{"type":"image_generation.partial_image","b64_json":"aGk=","created_at":1,"size":"1024x1024","quality":"high","background":"opaque","output_format":"png","partial_image_index":2}"#;
-        assert!(matches!(parse_stream_data(partial).unwrap(), StreamItem::Partial { index: 2, .. }));
+        assert!(matches!(
+            parse_stream_data(partial).unwrap(),
+            StreamItem::Partial { index: 2, .. }
+        ));
         let done = r#"{"type":"image_generation.completed","b64_json":"aGk=","created_at":1,"size":"1024x1024","quality":"high","background":"opaque","output_format":"png","usage":{"total_tokens":3,"input_tokens":1,"output_tokens":2,"input_tokens_details":{"text_tokens":1,"image_tokens":0}}}"#;
-        let StreamItem::Completed(ev) = parse_stream_data(done).unwrap() else { panic!("not completed") };
+        let StreamItem::Completed(ev) = parse_stream_data(done).unwrap() else {
+            panic!("not completed")
+        };
         assert_eq!(ev.usage.unwrap().output_tokens, Some(2));
-        assert!(matches!(parse_stream_data(r#"{"type":"image_edit.partial_image","b64_json":"aGk="}"#).unwrap(), StreamItem::Partial { index: 0, .. }));
-        assert!(matches!(parse_stream_data(r#"{"error":{"message":"bad","code":"server_error"}}"#).unwrap(), StreamItem::Error(_)));
-        assert!(matches!(parse_stream_data("[DONE]").unwrap(), StreamItem::Done));
-        assert!(matches!(parse_stream_data(r#"{"type":"keepalive"}"#).unwrap(), StreamItem::Ignored));
+        assert!(matches!(
+            parse_stream_data(r#"{"type":"image_edit.partial_image","b64_json":"aGk="}"#).unwrap(),
+            StreamItem::Partial { index: 0, .. }
+        ));
+        assert!(matches!(
+            parse_stream_data(r#"{"error":{"message":"bad","code":"server_error"}}"#).unwrap(),
+            StreamItem::Error(_)
+        ));
+        assert!(matches!(
+            parse_stream_data("[DONE]").unwrap(),
+            StreamItem::Done
+        ));
+        assert!(matches!(
+            parse_stream_data(r#"{"type":"keepalive"}"#).unwrap(),
+            StreamItem::Ignored
+        ));
         assert!(parse_stream_data("not json").is_err());
         assert!(parse_stream_data(r#"{"type":"image_generation.completed"}"#).is_err());
     }

@@ -24,7 +24,12 @@ pub struct Failure {
 
 impl From<ApiError> for Failure {
     fn from(error: ApiError) -> Failure {
-        Failure { error, should_retry: None, retry_after: None, stream_started: false }
+        Failure {
+            error,
+            should_retry: None,
+            retry_after: None,
+            stream_started: false,
+        }
     }
 }
 
@@ -34,7 +39,10 @@ pub fn should_retry(f: &Failure) -> bool {
         return false;
     }
     // Out-of-credit and moderation answers never change on retry, whatever a header says.
-    if matches!(f.error.kind, ErrorKind::QuotaExceeded | ErrorKind::Moderation) {
+    if matches!(
+        f.error.kind,
+        ErrorKind::QuotaExceeded | ErrorKind::Moderation
+    ) {
         return false;
     }
     f.should_retry.unwrap_or_else(|| f.error.retryable_kind())
@@ -57,11 +65,16 @@ pub fn delay(f: &Failure, retries_so_far: u32, jitter: f64) -> Duration {
 
 /// Parse the retry headers the SDKs honour: `retry-after-ms`, then `retry-after` as seconds or
 /// an HTTP date (relative to `now`).
-pub fn parse_retry_after(ms: Option<&str>, after: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    if let Some(ms) = ms.and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+pub fn parse_retry_after(
+    ms: Option<&str>,
+    after: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    if let Some(ms) = ms.and_then(|v| v.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
     }
     let after = after?.trim();
     if let Ok(secs) = after.parse::<f64>() {
@@ -109,7 +122,11 @@ where
         }
         let wait = delay(&failure, retries, fastrand::f64());
         retries += 1;
-        on_retry(RetryNotice { retry: retries, wait, reason: failure.error.clone() });
+        on_retry(RetryNotice {
+            retry: retries,
+            wait,
+            reason: failure.error.clone(),
+        });
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return (Err(ApiError::cancelled(provider)), retries),
@@ -130,12 +147,19 @@ mod tests {
 
     #[test]
     fn decision_table() {
-        let quota = r#"{"error":{"type":"insufficient_quota","code":"insufficient_quota","message":"q"}}"#;
+        let quota =
+            r#"{"error":{"type":"insufficient_quota","code":"insufficient_quota","message":"q"}}"#;
         let moderation = r#"{"error":{"code":"moderation_blocked","message":"m"}}"#;
         let cases: Vec<(Failure, bool)> = vec![
             (fail(429, "{}"), true),
             (fail(429, quota), false),
-            (Failure { should_retry: Some(true), ..fail(429, quota) }, false),
+            (
+                Failure {
+                    should_retry: Some(true),
+                    ..fail(429, quota)
+                },
+                false,
+            ),
             (fail(500, ""), true),
             (fail(503, ""), true),
             (fail(408, ""), true),
@@ -144,12 +168,39 @@ mod tests {
             (fail(400, "{}"), false),
             (fail(401, ""), false),
             (fail(404, ""), false),
-            (Failure { should_retry: Some(false), ..fail(500, "") }, false),
-            (Failure { should_retry: Some(true), ..fail(400, "{}") }, true),
-            (Failure { stream_started: true, ..fail(500, "") }, false),
-            (ApiError::new(ErrorKind::Connection, "OpenAI", "refused").into(), true),
-            (ApiError::new(ErrorKind::Timeout, "OpenAI", "slow").into(), true),
-            (ApiError::new(ErrorKind::BadAnswer, "OpenAI", "junk").into(), false),
+            (
+                Failure {
+                    should_retry: Some(false),
+                    ..fail(500, "")
+                },
+                false,
+            ),
+            (
+                Failure {
+                    should_retry: Some(true),
+                    ..fail(400, "{}")
+                },
+                true,
+            ),
+            (
+                Failure {
+                    stream_started: true,
+                    ..fail(500, "")
+                },
+                false,
+            ),
+            (
+                ApiError::new(ErrorKind::Connection, "OpenAI", "refused").into(),
+                true,
+            ),
+            (
+                ApiError::new(ErrorKind::Timeout, "OpenAI", "slow").into(),
+                true,
+            ),
+            (
+                ApiError::new(ErrorKind::BadAnswer, "OpenAI", "junk").into(),
+                false,
+            ),
         ];
         for (i, (f, want)) in cases.iter().enumerate() {
             assert_eq!(should_retry(f), *want, "case {i}: {}", f.error);
@@ -170,7 +221,9 @@ mod tests {
 
     #[test]
     fn retry_after_parsing() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
         let cases: &[(Option<&str>, Option<&str>, Option<u64>)] = &[
             (Some("1500"), Some("9"), Some(1500)),
             (None, Some("2"), Some(2000)),
@@ -185,7 +238,10 @@ mod tests {
             let got = parse_retry_after(*ms, *after, now).map(|d| d.as_millis() as u64);
             assert_eq!(got, *want, "{ms:?} {after:?}");
         }
-        let long = Failure { retry_after: Some(Duration::from_secs(120)), ..fail(429, "{}") };
+        let long = Failure {
+            retry_after: Some(Duration::from_secs(120)),
+            ..fail(429, "{}")
+        };
         assert_eq!(delay(&long, 0, 0.0), Duration::from_millis(500));
     }
 
@@ -195,22 +251,37 @@ mod tests {
         let start = Instant::now();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
-        let (result, attempts) = run(2, &cancel, "OpenAI", |n| seen2.lock().unwrap().push(n.wait), |retry| async move {
-            match retry {
-                0 => Err(Failure { retry_after: Some(Duration::from_secs(3)), ..fail(429, "{}") }),
-                1 => Err(fail(503, "")),
-                _ => Ok("image"),
-            }
-        })
+        let (result, attempts) = run(
+            2,
+            &cancel,
+            "OpenAI",
+            |n| seen2.lock().unwrap().push(n.wait),
+            |retry| async move {
+                match retry {
+                    0 => Err(Failure {
+                        retry_after: Some(Duration::from_secs(3)),
+                        ..fail(429, "{}")
+                    }),
+                    1 => Err(fail(503, "")),
+                    _ => Ok("image"),
+                }
+            },
+        )
         .await;
         assert_eq!(result.unwrap(), "image");
         assert_eq!(attempts, 3);
         let waits = seen.lock().unwrap().clone();
         assert_eq!(waits[0], Duration::from_secs(3));
-        assert!(waits[1] >= Duration::from_millis(750) && waits[1] <= Duration::from_secs(1), "{waits:?}");
+        assert!(
+            waits[1] >= Duration::from_millis(750) && waits[1] <= Duration::from_secs(1),
+            "{waits:?}"
+        );
         // Tokio's timer has millisecond resolution.
         let slept = start.elapsed().as_secs_f64() - (waits[0] + waits[1]).as_secs_f64();
-        assert!((0.0..0.002).contains(&slept), "slept {slept} s more than asked");
+        assert!(
+            (0.0..0.002).contains(&slept),
+            "slept {slept} s more than asked"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -218,10 +289,16 @@ mod tests {
         let cancel = CancellationToken::new();
         let calls = Arc::new(Mutex::new(0));
         let c2 = calls.clone();
-        let (result, attempts) = run(3, &cancel, "OpenAI", |_| {}, |_| {
-            *c2.lock().unwrap() += 1;
-            async { Err::<(), _>(fail(500, "")) }
-        })
+        let (result, attempts) = run(
+            3,
+            &cancel,
+            "OpenAI",
+            |_| {},
+            |_| {
+                *c2.lock().unwrap() += 1;
+                async { Err::<(), _>(fail(500, "")) }
+            },
+        )
         .await;
         assert_eq!(result.unwrap_err().kind, ErrorKind::Server);
         assert_eq!(attempts, 4);
@@ -231,8 +308,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_retry_for_quota() {
         let cancel = CancellationToken::new();
-        let quota = r#"{"error":{"type":"insufficient_quota","code":"insufficient_quota","message":"q"}}"#;
-        let (result, attempts) = run(5, &cancel, "OpenAI", |_| {}, |_| async { Err::<(), _>(fail(429, quota)) }).await;
+        let quota =
+            r#"{"error":{"type":"insufficient_quota","code":"insufficient_quota","message":"q"}}"#;
+        let (result, attempts) = run(
+            5,
+            &cancel,
+            "OpenAI",
+            |_| {},
+            |_| async { Err::<(), _>(fail(429, quota)) },
+        )
+        .await;
         assert_eq!(result.unwrap_err().kind, ErrorKind::QuotaExceeded);
         assert_eq!(attempts, 1);
     }
@@ -243,16 +328,29 @@ mod tests {
         let c2 = cancel.clone();
         let start = Instant::now();
         let task = tokio::spawn(async move {
-            run(2, &c2, "OpenAI", |_| {}, |_| async {
-                Err::<(), _>(Failure { retry_after: Some(Duration::from_secs(50)), ..fail(429, "{}") })
-            })
+            run(
+                2,
+                &c2,
+                "OpenAI",
+                |_| {},
+                |_| async {
+                    Err::<(), _>(Failure {
+                        retry_after: Some(Duration::from_secs(50)),
+                        ..fail(429, "{}")
+                    })
+                },
+            )
             .await
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
         cancel.cancel();
         let (result, _) = task.await.unwrap();
         assert_eq!(result.unwrap_err().kind, ErrorKind::Cancelled);
-        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -260,10 +358,16 @@ mod tests {
         let cancel = CancellationToken::new();
         let c2 = cancel.clone();
         let task = tokio::spawn(async move {
-            run(2, &c2, "OpenAI", |_| {}, |_| async {
-                tokio::time::sleep(Duration::from_secs(600)).await;
-                Ok(())
-            })
+            run(
+                2,
+                &c2,
+                "OpenAI",
+                |_| {},
+                |_| async {
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                    Ok(())
+                },
+            )
             .await
         });
         tokio::time::sleep(Duration::from_millis(10)).await;

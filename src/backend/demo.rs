@@ -24,7 +24,11 @@ pub struct DemoBackend {
 
 impl DemoBackend {
     pub fn new(latency: Duration, partials: u8) -> DemoBackend {
-        DemoBackend { latency, partials: partials.min(3), counter: AtomicU64::new(0) }
+        DemoBackend {
+            latency,
+            partials: partials.min(3),
+            counter: AtomicU64::new(0),
+        }
     }
 }
 
@@ -42,24 +46,35 @@ struct Plan {
 fn plan(request: &CheckedRequest, default_partials: u8) -> Plan {
     let b = &request.body;
     let s = |k: &str| b.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let (width, height) = s("size").as_deref().and_then(parse_size).unwrap_or((1024, 1024));
+    let (width, height) = s("size")
+        .as_deref()
+        .and_then(parse_size)
+        .unwrap_or((1024, 1024));
     let format = match s("output_format").as_deref() {
         Some("jpeg") => "jpeg",
         Some("webp") => "webp",
         _ => "png",
     };
     let partials = if request.stream {
-        b.get("partial_images").and_then(|v| v.as_u64()).map_or(default_partials, |k| k.min(3) as u8)
+        b.get("partial_images")
+            .and_then(|v| v.as_u64())
+            .map_or(default_partials, |k| k.min(3) as u8)
     } else {
         0
     };
     Plan {
         prompt: s("prompt").unwrap_or_default(),
-        n: b.get("n").and_then(|v| v.as_u64()).unwrap_or(1).clamp(1, 10) as u32,
+        n: b.get("n")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1)
+            .clamp(1, 10) as u32,
         width: width.clamp(16, 3840),
         height: height.clamp(16, 3840),
         format: format.into(),
-        compression: b.get("output_compression").and_then(|v| v.as_u64()).map(|c| c.min(100) as u8),
+        compression: b
+            .get("output_compression")
+            .and_then(|v| v.as_u64())
+            .map(|c| c.min(100) as u8),
         partials,
     }
 }
@@ -68,14 +83,26 @@ fn failed(message: String) -> ApiError {
     ApiError::new(ErrorKind::BadAnswer, NAME, message)
 }
 
-async fn draw(prompt: String, index: u32, w: u32, h: u32, stage: Stage, format: String, compression: Option<u8>) -> Result<Bytes, ApiError> {
+async fn draw(
+    prompt: String,
+    index: u32,
+    w: u32,
+    h: u32,
+    stage: Stage,
+    format: String,
+    compression: Option<u8>,
+) -> Result<Bytes, ApiError> {
     tokio::task::spawn_blocking(move || {
         let img = demo_art::render(&prompt, index, w, h, stage);
         demo_art::encode(&img, &format, compression).map(Bytes::from)
     })
     .await
     .map_err(|e| failed(format!("the demo renderer stopped: {e}")))?
-    .map_err(|e| failed(format!("the demo renderer could not encode the picture: {e}")))
+    .map_err(|e| {
+        failed(format!(
+            "the demo renderer could not encode the picture: {e}"
+        ))
+    })
 }
 
 #[async_trait::async_trait]
@@ -104,16 +131,36 @@ impl Backend for DemoBackend {
                 tokio::time::sleep(step).await;
                 // Partials are small previews; drawing them at full size would waste time.
                 let (pw, ph) = ((p.width / 4).max(16), (p.height / 4).max(16));
-                let stage = Stage::Partial { index: k, of: p.partials };
+                let stage = Stage::Partial {
+                    index: k,
+                    of: p.partials,
+                };
                 let bytes = draw(p.prompt.clone(), 0, pw, ph, stage, "png".into(), None).await?;
-                let _ = events.send(BackendEvent::Partial { index: u32::from(k), bytes });
+                let _ = events.send(BackendEvent::Partial {
+                    index: u32::from(k),
+                    bytes,
+                });
             }
             tokio::time::sleep(step).await;
             let mut images = Vec::with_capacity(p.n as usize);
             for i in 0..p.n {
-                let bytes = draw(p.prompt.clone(), i, p.width, p.height, Stage::Final, p.format.clone(), p.compression).await?;
+                let bytes = draw(
+                    p.prompt.clone(),
+                    i,
+                    p.width,
+                    p.height,
+                    Stage::Final,
+                    p.format.clone(),
+                    p.compression,
+                )
+                .await?;
                 let info = verify_image(&bytes).map_err(failed)?;
-                images.push(ReceivedImage { bytes, info, revised_prompt: None, source: "demo" });
+                images.push(ReceivedImage {
+                    bytes,
+                    info,
+                    revised_prompt: None,
+                    source: "demo",
+                });
             }
             Ok::<_, ApiError>(images)
         };
@@ -122,7 +169,11 @@ impl Backend for DemoBackend {
             _ = cancel.cancelled() => Err(ApiError::cancelled(NAME)),
             r = work => r,
         };
-        let _ = events.send(if result.is_ok() { BackendEvent::Completed } else { BackendEvent::Failed });
+        let _ = events.send(if result.is_ok() {
+            BackendEvent::Completed
+        } else {
+            BackendEvent::Failed
+        });
         Ok(ApiOutput {
             images: result?,
             usage: None,
@@ -145,7 +196,10 @@ mod tests {
     use tokio::sync::mpsc::unbounded_channel;
 
     fn checked(edit: impl FnOnce(&mut GenerationParams)) -> CheckedRequest {
-        let mut p = GenerationParams { prompt: "a lighthouse at dusk".into(), ..Default::default() };
+        let mut p = GenerationParams {
+            prompt: "a lighthouse at dusk".into(),
+            ..Default::default()
+        };
         edit(&mut p);
         request::check(&p, &Catalog::builtin(), &ProviderRules::default()).unwrap()
     }
@@ -160,10 +214,16 @@ mod tests {
         });
         let mut req_n = req.clone();
         req_n.body.insert("n".into(), 3.into());
-        let out = demo.generate(&req_n, CancellationToken::new(), tx.clone()).await.unwrap();
+        let out = demo
+            .generate(&req_n, CancellationToken::new(), tx.clone())
+            .await
+            .unwrap();
         assert_eq!(out.images.len(), 3);
         for img in &out.images {
-            assert_eq!((img.info.format, img.info.width, img.info.height), ("webp", 256, 128));
+            assert_eq!(
+                (img.info.format, img.info.width, img.info.height),
+                ("webp", 256, 128)
+            );
         }
         assert_ne!(out.images[0].bytes, out.images[1].bytes);
 
@@ -173,7 +233,10 @@ mod tests {
             p.size = Some("256x256".into());
         });
         while rx.try_recv().is_ok() {}
-        let out = demo.generate(&streamed, CancellationToken::new(), tx).await.unwrap();
+        let out = demo
+            .generate(&streamed, CancellationToken::new(), tx)
+            .await
+            .unwrap();
         assert_eq!(out.images.len(), 1);
         let mut partials = 0;
         while let Ok(ev) = rx.try_recv() {
@@ -189,10 +252,24 @@ mod tests {
     async fn deterministic_and_prompt_dependent() {
         let demo = DemoBackend::new(Duration::ZERO, 0);
         let (tx, _rx) = unbounded_channel();
-        let small = |prompt: &'static str| checked(move |p| { p.prompt = prompt.into(); p.size = Some("64x64".into()); });
-        let a1 = demo.generate(&small("red fox"), CancellationToken::new(), tx.clone()).await.unwrap();
-        let a2 = demo.generate(&small("red fox"), CancellationToken::new(), tx.clone()).await.unwrap();
-        let b = demo.generate(&small("夜晚的海边小镇"), CancellationToken::new(), tx).await.unwrap();
+        let small = |prompt: &'static str| {
+            checked(move |p| {
+                p.prompt = prompt.into();
+                p.size = Some("64x64".into());
+            })
+        };
+        let a1 = demo
+            .generate(&small("red fox"), CancellationToken::new(), tx.clone())
+            .await
+            .unwrap();
+        let a2 = demo
+            .generate(&small("red fox"), CancellationToken::new(), tx.clone())
+            .await
+            .unwrap();
+        let b = demo
+            .generate(&small("夜晚的海边小镇"), CancellationToken::new(), tx)
+            .await
+            .unwrap();
         assert_eq!(a1.images[0].bytes, a2.images[0].bytes);
         assert_ne!(a1.images[0].bytes, b.images[0].bytes);
     }
@@ -208,7 +285,10 @@ mod tests {
             c2.cancel();
         });
         let start = tokio::time::Instant::now();
-        let err = demo.generate(&checked(|_| {}), cancel, tx).await.unwrap_err();
+        let err = demo
+            .generate(&checked(|_| {}), cancel, tx)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Cancelled);
         assert!(start.elapsed() < Duration::from_secs(1));
     }

@@ -19,9 +19,16 @@ use tokio_util::sync::CancellationToken;
 pub enum BackendEvent {
     Started,
     /// A rough version of the picture, while it is being made (raw encoded bytes).
-    Partial { index: u32, bytes: Bytes },
+    Partial {
+        index: u32,
+        bytes: Bytes,
+    },
     /// The attempt failed and will be retried after `wait`.
-    Retrying { retry: u32, wait: Duration, reason: String },
+    Retrying {
+        retry: u32,
+        wait: Duration,
+        reason: String,
+    },
     Completed,
     Failed,
 }
@@ -44,9 +51,15 @@ pub trait Backend: Send + Sync {
 }
 
 /// Build the backend for a resolved provider.
-pub fn for_provider(provider: &Provider, demo: &crate::config::Demo) -> Result<Arc<dyn Backend>, ApiError> {
+pub fn for_provider(
+    provider: &Provider,
+    demo: &crate::config::Demo,
+) -> Result<Arc<dyn Backend>, ApiError> {
     Ok(match &provider.kind {
-        ProviderKind::Demo => Arc::new(demo::DemoBackend::new(Duration::from_millis(demo.latency_ms), demo.partial_images)),
+        ProviderKind::Demo => Arc::new(demo::DemoBackend::new(
+            Duration::from_millis(demo.latency_ms),
+            demo.partial_images,
+        )),
         ProviderKind::Http(opts) => Arc::new(openai::OpenAiBackend::new((**opts).clone())?),
     })
 }

@@ -11,7 +11,9 @@ pub struct OpenAiBackend {
 
 impl OpenAiBackend {
     pub fn new(opts: ClientOptions) -> Result<OpenAiBackend, ApiError> {
-        Ok(OpenAiBackend { client: ImagesClient::new(opts)? })
+        Ok(OpenAiBackend {
+            client: ImagesClient::new(opts)?,
+        })
     }
 }
 
@@ -39,9 +41,11 @@ impl Backend for OpenAiBackend {
             while let Some(ev) = rx.recv().await {
                 let out = match ev {
                     ClientEvent::Partial { index, bytes } => BackendEvent::Partial { index, bytes },
-                    ClientEvent::Retrying(n) => {
-                        BackendEvent::Retrying { retry: n.retry, wait: n.wait, reason: n.reason.to_string() }
-                    }
+                    ClientEvent::Retrying(n) => BackendEvent::Retrying {
+                        retry: n.retry,
+                        wait: n.wait,
+                        reason: n.reason.to_string(),
+                    },
                 };
                 let _ = forward.send(out);
             }
@@ -49,7 +53,11 @@ impl Backend for OpenAiBackend {
         let result = self.client.generate(request, &cancel, &tx).await;
         drop(tx);
         let _ = relay.await;
-        let _ = events.send(if result.is_ok() { BackendEvent::Completed } else { BackendEvent::Failed });
+        let _ = events.send(if result.is_ok() {
+            BackendEvent::Completed
+        } else {
+            BackendEvent::Failed
+        });
         result
     }
 }

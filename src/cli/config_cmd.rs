@@ -54,7 +54,10 @@ pub fn run(paths: &Paths, action: ConfigAction) -> i32 {
             if let Some(dir) = file.parent()
                 && let Err(e) = create_private_dir(dir)
             {
-                super::report(&crate::store::files::describe_io_error("create the folder", dir, &e), None);
+                super::report(
+                    &crate::store::files::describe_io_error("create the folder", dir, &e),
+                    None,
+                );
                 return 1;
             }
             match write_atomic(file, TEMPLATE.as_bytes()) {
@@ -63,7 +66,10 @@ pub fn run(paths: &Paths, action: ConfigAction) -> i32 {
                     0
                 }
                 Err(e) => {
-                    super::report(&crate::store::files::describe_io_error("write", file, &e), None);
+                    super::report(
+                        &crate::store::files::describe_io_error("write", file, &e),
+                        None,
+                    );
                     1
                 }
             }

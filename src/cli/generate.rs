@@ -71,7 +71,9 @@ pub struct GenerateArgs {
 
 /// Whether the config's default `value` for `field` may be applied to `model`.
 fn default_fits(catalog: &Catalog, model: &str, field: Field, value: &str) -> bool {
-    let Some(spec) = catalog.get(model) else { return true };
+    let Some(spec) = catalog.get(model) else {
+        return true;
+    };
     if !spec.accepts(field) {
         return false;
     }
@@ -88,17 +90,38 @@ fn default_fits(catalog: &Catalog, model: &str, field: Field, value: &str) -> bo
 
 /// The request: flags first, then the provider's model, then the config's defaults where the
 /// model takes them.
-pub fn build_params(settings: &Settings, provider_model: Option<&str>, args: &GenerateArgs, prompt: String) -> GenerationParams {
+pub fn build_params(
+    settings: &Settings,
+    provider_model: Option<&str>,
+    args: &GenerateArgs,
+    prompt: String,
+) -> GenerationParams {
     let d = &settings.file.defaults;
-    let model = args.model.clone().or(provider_model.map(str::to_string)).unwrap_or_else(|| d.model.clone());
+    let model = args
+        .model
+        .clone()
+        .or(provider_model.map(str::to_string))
+        .unwrap_or_else(|| d.model.clone());
     let cat = &settings.catalog;
     let pick = |flag: &Option<String>, default: &Option<String>, field: Field| -> Option<String> {
-        flag.clone().or_else(|| default.clone().filter(|v| default_fits(cat, &model, field, v)))
+        flag.clone().or_else(|| {
+            default
+                .clone()
+                .filter(|v| default_fits(cat, &model, field, v))
+        })
     };
-    let stream = args.stream || args.partials.is_some() || (d.stream && default_fits(cat, &model, Field::Stream, ""));
+    let stream = args.stream
+        || args.partials.is_some()
+        || (d.stream && default_fits(cat, &model, Field::Stream, ""));
     GenerationParams {
         prompt,
-        n: args.n.unwrap_or(if default_fits(cat, &model, Field::N, "") { d.n } else { 1 }),
+        n: args
+            .n
+            .unwrap_or(if default_fits(cat, &model, Field::N, "") {
+                d.n
+            } else {
+                1
+            }),
         size: pick(&args.size, &d.size, Field::Size),
         quality: pick(&args.quality, &d.quality, Field::Quality),
         background: pick(&args.background, &d.background, Field::Background),
@@ -107,7 +130,11 @@ pub fn build_params(settings: &Settings, provider_model: Option<&str>, args: &Ge
         moderation: pick(&args.moderation, &d.moderation, Field::Moderation),
         style: args.style.clone(),
         response_format: args.response_format.clone(),
-        partial_images: if stream { args.partials.or(d.partial_images) } else { None },
+        partial_images: if stream {
+            args.partials.or(d.partial_images)
+        } else {
+            None
+        },
         stream,
         user: None,
         model,
@@ -137,7 +164,13 @@ impl Progress {
     fn draw(&self) {
         if self.on {
             let mut err = std::io::stderr();
-            let _ = write!(err, "\r\x1b[2K{} {:.1}s{}", self.label, self.start.elapsed().as_secs_f64(), self.detail);
+            let _ = write!(
+                err,
+                "\r\x1b[2K{} {:.1}s{}",
+                self.label,
+                self.start.elapsed().as_secs_f64(),
+                self.detail
+            );
             let _ = err.flush();
         }
     }
@@ -151,13 +184,16 @@ impl Progress {
     }
 }
 
-/// Print an image into the terminal's normal output with viuer.
+/// Print an image into the terminal's normal output (see `picture`).
 fn preview(path: &std::path::Path) {
-    let Ok(img) = image::open(path) else { return };
-    let cols = crossterm::terminal::size().map(|(c, _)| c).unwrap_or(80);
-    let width = u32::from(cols.clamp(10, 200)).min(60);
-    let conf = viuer::Config { absolute_offset: false, width: Some(width), ..Default::default() };
-    let _ = viuer::print(&img, &conf);
+    let (cols, rows) = crossterm::terminal::size()
+        .map(|(c, r)| (u32::from(c), u32::from(r)))
+        .unwrap_or((80, 24));
+    let _ = super::picture::print_file(
+        path,
+        cols.clamp(10, 200).min(60),
+        rows.saturating_sub(4).clamp(5, 30),
+    );
 }
 
 pub async fn run(settings: &Settings, provider: Option<&str>, args: GenerateArgs) -> i32 {
@@ -182,12 +218,16 @@ pub async fn run(settings: &Settings, provider: Option<&str>, args: GenerateArgs
     let checked = match request::check(&params, &settings.catalog, &provider.rules) {
         Ok(c) => c,
         Err(e) => {
-            super::report(&format!("not sent: {e}"), Some("`easel models` lists what each model accepts"));
+            super::report(
+                &format!("not sent: {e}"),
+                Some("`easel models` lists what each model accepts"),
+            );
             return 1;
         }
     };
     for w in &checked.warnings {
-        eprintln!("easel: warning: {w}");
+        // Warnings quote the model name and the catalogue's note, which may come from anywhere.
+        eprintln!("easel: warning: {}", sanitize::line(w));
     }
     let backend = match backend::for_provider(&provider, &settings.file.demo) {
         Ok(b) => b,
@@ -205,18 +245,38 @@ pub async fn run(settings: &Settings, provider: Option<&str>, args: GenerateArgs
     let files = ImageFiles::new(&settings.paths.data_dir, args.out.as_deref());
     let is_demo = backend.is_demo();
     let backend_name = backend.name().to_string();
-    let slot = ProviderSlot { backend, rules: provider.rules.clone(), limit: 1 };
+    let slot = ProviderSlot {
+        backend,
+        rules: provider.rules.clone(),
+        limit: 1,
+    };
     let providers = HashMap::from([(provider.name.clone(), slot)]);
-    let cfg = SchedulerConfig { concurrency: 1, resume_queue: false };
-    let (handle, mut events) = match Scheduler::start(store, Arc::new(settings.catalog.clone()), files.clone(), providers, cfg).await {
+    let cfg = SchedulerConfig {
+        concurrency: 1,
+        resume_queue: false,
+    };
+    let (handle, mut events) = match Scheduler::start(
+        store,
+        Arc::new(settings.catalog.clone()),
+        files.clone(),
+        providers,
+        cfg,
+    )
+    .await
+    {
         Ok(x) => x,
         Err(e) => {
             super::report(&e.to_string(), None);
             return 1;
         }
     };
-    let submission = Submission { params, provider: provider.name.clone(), front: false, parent: None };
-    let id = match handle.submit(submission).await {
+    let submission = Submission {
+        params,
+        provider: provider.name.clone(),
+        front: false,
+        parent: None,
+    };
+    let id = match handle.submit_headless(submission).await {
         Ok(id) => id,
         Err(e) => {
             super::report(&format!("not queued: {e}"), None);
@@ -224,11 +284,19 @@ pub async fn run(settings: &Settings, provider: Option<&str>, args: GenerateArgs
         }
     };
 
-    let demo_mark = if is_demo { " [DEMO: offline, no API call]" } else { "" };
+    let demo_mark = if is_demo {
+        " [DEMO: offline, no API call]"
+    } else {
+        ""
+    };
     let mut progress = Progress {
         on: std::io::stderr().is_terminal(),
         start: Instant::now(),
-        label: format!("generating with {} on {}{demo_mark}", sanitize::line(&checked.body["model"].as_str().unwrap_or_default()), sanitize::line(&backend_name)),
+        label: format!(
+            "generating with {} on {}{demo_mark}",
+            sanitize::line(checked.body["model"].as_str().unwrap_or_default()),
+            sanitize::line(&backend_name)
+        ),
         detail: String::new(),
     };
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
@@ -301,9 +369,12 @@ fn report_outcome(record: &GenerationRecord, files: &ImageFiles, args: &Generate
                 "revised_prompt": record.revised_prompt, "request_id": record.request_id,
                 "estimated_cost_usd": record.cost_usd, "attempts": record.attempts,
             });
-            let _ = writeln!(out, "{line}");
+            // JSON keeps the exact path, with unsafe characters escaped.
+            let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));
         } else {
-            let _ = writeln!(out, "{}", abs.display());
+            // A folder name (from --out) may hold control characters: never print them raw;
+            // --json gives the exact path.
+            let _ = writeln!(out, "{}", sanitize::line(&abs.display().to_string()));
             if show_inline {
                 let _ = out.flush();
                 preview(&abs);
@@ -311,10 +382,10 @@ fn report_outcome(record: &GenerationRecord, files: &ImageFiles, args: &Generate
         }
     }
     let _ = out.flush();
-    if let Some(rp) = &record.revised_prompt {
-        if !args.json {
-            eprintln!("revised prompt: {}", sanitize::line(rp));
-        }
+    if let Some(rp) = &record.revised_prompt
+        && !args.json
+    {
+        eprintln!("revised prompt: {}", sanitize::line(rp));
     }
     match &record.error {
         Some(e) => {
@@ -331,24 +402,45 @@ mod tests {
     use crate::config::{ConfigFile, Paths, parse};
 
     fn settings(text: &str) -> Settings {
-        let paths = Paths { config_file: "/c.toml".into(), data_dir: "/d".into() };
+        let paths = Paths {
+            config_file: "/c.toml".into(),
+            data_dir: "/d".into(),
+        };
         let file: ConfigFile = parse(text, &paths.config_file).unwrap();
         Settings::from_file(paths, file).unwrap()
     }
 
     #[test]
     fn flags_beat_profile_beat_defaults() {
-        let s = settings("[defaults]\nmodel = \"gpt-image-1.5\"\nquality = \"high\"\nsize = \"1536x1024\"\n");
-        let args = GenerateArgs { model: Some("dall-e-3".into()), ..Default::default() };
+        let s = settings(
+            "[defaults]\nmodel = \"gpt-image-1.5\"\nquality = \"high\"\nsize = \"1536x1024\"\n",
+        );
+        let args = GenerateArgs {
+            model: Some("dall-e-3".into()),
+            ..Default::default()
+        };
         let p = build_params(&s, Some("gpt-image-2"), &args, "x".into());
         assert_eq!(p.model, "dall-e-3");
         // high is not a dall-e-3 quality, 1536x1024 not a dall-e-3 size: defaults dropped.
         assert_eq!(p.quality, None);
         assert_eq!(p.size, None);
-        let p = build_params(&s, Some("gpt-image-2"), &GenerateArgs::default(), "x".into());
+        let p = build_params(
+            &s,
+            Some("gpt-image-2"),
+            &GenerateArgs::default(),
+            "x".into(),
+        );
         assert_eq!(p.model, "gpt-image-2");
         assert_eq!(p.quality.as_deref(), Some("high"));
-        let p = build_params(&s, None, &GenerateArgs { partials: Some(2), ..Default::default() }, "x".into());
+        let p = build_params(
+            &s,
+            None,
+            &GenerateArgs {
+                partials: Some(2),
+                ..Default::default()
+            },
+            "x".into(),
+        );
         assert!(p.stream);
         assert_eq!(p.partial_images, Some(2));
     }

@@ -85,16 +85,28 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
     }
     if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         let midnight = d.and_hms_opt(0, 0, 0).ok_or("bad date")?;
-        return Local.from_local_datetime(&midnight).earliest().map(|x| x.with_timezone(&Utc)).ok_or_else(|| format!("{t} is not a local time"));
+        return Local
+            .from_local_datetime(&midnight)
+            .earliest()
+            .map(|x| x.with_timezone(&Utc))
+            .ok_or_else(|| format!("{t} is not a local time"));
     }
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: i64 = num.parse().map_err(|_| format!("\"{t}\" is not a date: write 2026-11-01, an RFC 3339 time, or a span like 7d or 12h"))?;
+    let n: i64 = num.parse().map_err(|_| {
+        format!(
+            "\"{t}\" is not a date: write 2026-11-01, an RFC 3339 time, or a span like 7d or 12h"
+        )
+    })?;
     let span = match unit {
         "m" | "min" => chrono::Duration::minutes(n),
         "h" => chrono::Duration::hours(n),
         "d" => chrono::Duration::days(n),
         "w" => chrono::Duration::weeks(n),
-        _ => return Err(format!("\"{t}\" is not a date: write 2026-11-01, an RFC 3339 time, or a span like 7d or 12h")),
+        _ => {
+            return Err(format!(
+                "\"{t}\" is not a date: write 2026-11-01, an RFC 3339 time, or a span like 7d or 12h"
+            ));
+        }
     };
     Ok(now - span)
 }
@@ -115,9 +127,17 @@ pub fn list_line(r: &GenerationRecord, width: usize) -> String {
     let when = r.created.with_timezone(&Local).format("%Y-%m-%d %H:%M");
     let star = if r.starred { "★" } else { " " };
     let model = sanitize::truncate(&sanitize::line(&r.model), 16).into_owned();
-    let head = format!("{}  {when}  {} {star} {:<16}  ", r.id.short(), status_icon(r.status), model);
+    let head = format!(
+        "{}  {when}  {} {star} {:<16}  ",
+        r.id.short(),
+        status_icon(r.status),
+        model
+    );
     let room = width.saturating_sub(head.chars().count()).max(10);
-    format!("{head}{}", sanitize::truncate(&sanitize::line(&r.prompt), room))
+    format!(
+        "{head}{}",
+        sanitize::truncate(&sanitize::line(&r.prompt), room)
+    )
 }
 
 fn out_err(e: std::io::Error) -> StoreError {
@@ -130,10 +150,37 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
         Err(code) => return code,
     };
     let result = match action {
-        HistoryAction::List { limit, query, model, status, starred, since, after, json } => {
-            list(store.as_ref(), limit, query, model, status, starred, since, after, json)
-        }
-        HistoryAction::Show { id, json, no_preview } => show(store.as_ref(), &settings.paths.data_dir, &id, json, no_preview),
+        HistoryAction::List {
+            limit,
+            query,
+            model,
+            status,
+            starred,
+            since,
+            after,
+            json,
+        } => list(
+            store.as_ref(),
+            limit,
+            query,
+            model,
+            status,
+            starred,
+            since,
+            after,
+            json,
+        ),
+        HistoryAction::Show {
+            id,
+            json,
+            no_preview,
+        } => show(
+            store.as_ref(),
+            &settings.paths.data_dir,
+            &id,
+            json,
+            no_preview,
+        ),
         HistoryAction::Export { out } => export(store.as_ref(), out),
         HistoryAction::Import { file } => import(store.as_ref(), settings, &file),
         HistoryAction::Rm { ids } => each(store.as_ref(), &ids, |s, id| {
@@ -143,14 +190,22 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
         }),
         HistoryAction::Star { ids, off } => each(store.as_ref(), &ids, |s, id| {
             s.set_starred(id, !off)?;
-            println!("{} {}", if off { "unstarred" } else { "starred" }, id.short());
+            println!(
+                "{} {}",
+                if off { "unstarred" } else { "starred" },
+                id.short()
+            );
             Ok(())
         }),
         HistoryAction::Stats { json } => stats(store.as_ref(), json),
         HistoryAction::Doctor { repair } => return doctor(store.as_ref(), repair),
     };
     for bad in store.skipped() {
-        eprintln!("easel: warning: skipped a damaged record ({}): {} — `easel history doctor` can repair", bad.key, sanitize::line(&bad.error));
+        eprintln!(
+            "easel: warning: skipped a damaged record ({}): {} — `easel history doctor` can repair",
+            bad.key,
+            sanitize::line(&bad.error)
+        );
     }
     match result {
         Ok(()) => 0,
@@ -176,23 +231,44 @@ fn list(
     let status = match status {
         Some(s) => Some(Status::parse(&s).ok_or_else(|| {
             let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-            StoreError::Invalid(format!("unknown status \"{}\": use one of {}", sanitize::line(&s), all.join(", ")))
+            StoreError::Invalid(format!(
+                "unknown status \"{}\": use one of {}",
+                sanitize::line(&s),
+                all.join(", ")
+            ))
         })?),
         None => None,
     };
-    let since = since.map(|s| parse_since(&s, Utc::now())).transpose().map_err(StoreError::Invalid)?;
+    let since = since
+        .map(|s| parse_since(&s, Utc::now()))
+        .transpose()
+        .map_err(StoreError::Invalid)?;
     let cursor = match after {
-        Some(c) => Some(Cursor::decode(&c).ok_or_else(|| StoreError::Invalid(format!("\"{}\" is not a cursor from an earlier listing", sanitize::line(&c))))?),
+        Some(c) => Some(Cursor::decode(&c).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "\"{}\" is not a cursor from an earlier listing",
+                sanitize::line(&c)
+            ))
+        })?),
         None => None,
     };
-    let q = Query { text, model, status, starred, since, until: None };
+    let q = Query {
+        text,
+        model,
+        status,
+        starred,
+        since,
+        until: None,
+    };
     let page = store.page(&q, cursor, limit)?;
     let mut out = std::io::stdout().lock();
-    let width = crossterm::terminal::size().map(|(w, _)| usize::from(w)).unwrap_or(100);
+    let width = crossterm::terminal::size()
+        .map(|(w, _)| usize::from(w))
+        .unwrap_or(100);
     for r in &page.records {
         if json {
             let line = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            writeln!(out, "{line}").map_err(out_err)?;
+            writeln!(out, "{}", sanitize::json(&line)).map_err(out_err)?;
         } else {
             writeln!(out, "{}", list_line(r, width)).map_err(out_err)?;
         }
@@ -205,16 +281,37 @@ fn list(
         }
     }
     if page.records.is_empty() && !json {
-        eprintln!("no generations{}", if q.is_everything() { " yet: try easel generate \"a lighthouse at dusk\"" } else { " match" });
+        eprintln!(
+            "no generations{}",
+            if q.is_everything() {
+                " yet: try easel generate \"a lighthouse at dusk\""
+            } else {
+                " match"
+            }
+        );
     }
     Ok(())
 }
 
-fn show(store: &dyn HistoryStore, data_dir: &std::path::Path, text: &str, json: bool, no_preview: bool) -> Result<(), StoreError> {
+fn show(
+    store: &dyn HistoryStore,
+    data_dir: &std::path::Path,
+    text: &str,
+    json: bool,
+    no_preview: bool,
+) -> Result<(), StoreError> {
     let id = store.resolve(text)?;
-    let r = store.get(id)?.ok_or_else(|| StoreError::NotFound(text.to_string()))?;
+    let r = store
+        .get(id)?
+        .ok_or_else(|| StoreError::NotFound(text.to_string()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r).map_err(|e| StoreError::Invalid(e.to_string()))?);
+        println!(
+            "{}",
+            sanitize::json(
+                &serde_json::to_string_pretty(&r)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?
+            )
+        );
         return Ok(());
     }
     let p = &r.params;
@@ -225,10 +322,24 @@ fn show(store: &dyn HistoryStore, data_dir: &std::path::Path, text: &str, json: 
     }
     line("status", &format!("{} {}", status_icon(r.status), r.status));
     line("model", &r.model);
-    line("provider", &format!("{}{}", r.provider, if r.demo { " (DEMO: offline demo backend)" } else { "" }));
+    line(
+        "provider",
+        &format!(
+            "{}{}",
+            r.provider,
+            if r.demo {
+                " (DEMO: offline demo backend)"
+            } else {
+                ""
+            }
+        ),
+    );
     line("created", &r.created.with_timezone(&Local).to_rfc3339());
     if let (Some(s), Some(f)) = (r.started, r.finished) {
-        line("took", &format!("{:.1} s", (f - s).num_milliseconds() as f64 / 1000.0));
+        line(
+            "took",
+            &format!("{:.1} s", (f - s).num_milliseconds() as f64 / 1000.0),
+        );
     }
     line("attempts", &r.attempts.to_string());
     let params: Vec<String> = [
@@ -240,7 +351,11 @@ fn show(store: &dyn HistoryStore, data_dir: &std::path::Path, text: &str, json: 
         ("compression", p.output_compression.map(|c| c.to_string())),
         ("moderation", p.moderation.clone()),
         ("style", p.style.clone()),
-        ("stream", p.stream.then(|| format!("partials {}", p.partial_images.unwrap_or(0)))),
+        (
+            "stream",
+            p.stream
+                .then(|| format!("partials {}", p.partial_images.unwrap_or(0))),
+        ),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
@@ -250,13 +365,23 @@ fn show(store: &dyn HistoryStore, data_dir: &std::path::Path, text: &str, json: 
         line("cost", &format!("${c:.4} (estimated)"));
     }
     if let Some(u) = &r.usage {
-        line("usage", &format!("{} in, {} out tokens", u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0)));
+        line(
+            "usage",
+            &format!(
+                "{} in, {} out tokens",
+                u.input_tokens.unwrap_or(0),
+                u.output_tokens.unwrap_or(0)
+            ),
+        );
     }
     if let Some(id) = &r.request_id {
         line("request id", id);
     }
     if r.starred || !r.tags.is_empty() {
-        line("marks", &format!("{}{}", if r.starred { "★ " } else { "" }, r.tags.join(", ")));
+        line(
+            "marks",
+            &format!("{}{}", if r.starred { "★ " } else { "" }, r.tags.join(", ")),
+        );
     }
     println!("prompt");
     for l in sanitize::text(&r.prompt).lines() {
@@ -275,13 +400,35 @@ fn show(store: &dyn HistoryStore, data_dir: &std::path::Path, text: &str, json: 
         }
     }
     for (i, o) in r.outputs.iter().enumerate() {
-        let abs = if o.path.is_relative() { data_dir.join(&o.path) } else { o.path.clone() };
-        let missing = if abs.is_file() { "" } else { "  (missing: `easel history doctor`)" };
-        line(&format!("image {}", i + 1), &format!("{}  {}x{} {} {} KB{missing}", abs.display(), o.width, o.height, o.format, o.bytes / 1024));
+        let abs = if o.path.is_relative() {
+            data_dir.join(&o.path)
+        } else {
+            o.path.clone()
+        };
+        let missing = if abs.is_file() {
+            ""
+        } else {
+            "  (missing: `easel history doctor`)"
+        };
+        line(
+            &format!("image {}", i + 1),
+            &format!(
+                "{}  {}x{} {} {} KB{missing}",
+                abs.display(),
+                o.width,
+                o.height,
+                o.format,
+                o.bytes / 1024
+            ),
+        );
         if !no_preview && std::io::stdout().is_terminal() && missing.is_empty() {
-            if let Ok(img) = image::open(&abs) {
-                let conf = viuer::Config { absolute_offset: false, width: Some(60), ..Default::default() };
-                let _ = viuer::print(&img, &conf);
+            let rows = crossterm::terminal::size()
+                .map(|(_, r)| u32::from(r))
+                .unwrap_or(24);
+            if let Err(e) =
+                super::picture::print_file(&abs, 60, rows.saturating_sub(4).clamp(5, 30))
+            {
+                super::report(&e, None);
             }
         }
     }
@@ -292,10 +439,14 @@ fn export(store: &dyn HistoryStore, out: Option<PathBuf>) -> Result<(), StoreErr
     let n = match &out {
         Some(path) => {
             let tmp = path.with_extension("partial");
-            let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| StoreError::Io(crate::store::files::describe_io_error("create", &tmp, &e)))?);
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| {
+                StoreError::Io(crate::store::files::describe_io_error("create", &tmp, &e))
+            })?);
             let n = transfer::export(store, &mut file)?;
             drop(file);
-            std::fs::rename(&tmp, path).map_err(|e| StoreError::Io(crate::store::files::describe_io_error("write", path, &e)))?;
+            std::fs::rename(&tmp, path).map_err(|e| {
+                StoreError::Io(crate::store::files::describe_io_error("write", path, &e))
+            })?;
             n
         }
         None => transfer::export(store, &mut std::io::stdout().lock())?,
@@ -305,16 +456,38 @@ fn export(store: &dyn HistoryStore, out: Option<PathBuf>) -> Result<(), StoreErr
 }
 
 fn import(store: &dyn HistoryStore, settings: &Settings, file: &PathBuf) -> Result<(), StoreError> {
-    let f = std::fs::File::open(file).map_err(|e| StoreError::Io(crate::store::files::describe_io_error("open", file, &e)))?;
-    let report = transfer::import(store, &settings.paths.data_dir, &mut std::io::BufReader::new(f))?;
+    let f = std::fs::File::open(file)
+        .map_err(|e| StoreError::Io(crate::store::files::describe_io_error("open", file, &e)))?;
+    let report = transfer::import(
+        store,
+        &settings.paths.data_dir,
+        &mut std::io::BufReader::new(f),
+    )?;
+    let shown = sanitize::line(&file.display().to_string()).into_owned();
     for (line, why) in &report.refused {
-        eprintln!("easel: {}:{line}: refused: {why}", file.display());
+        eprintln!("easel: {shown}:{line}: refused: {}", sanitize::line(why));
     }
-    println!("imported {}, already present {}, refused {}", report.imported, report.present, report.refused.len());
-    if report.refused.is_empty() { Ok(()) } else { Err(StoreError::Invalid(format!("{} record(s) were refused", report.refused.len()))) }
+    println!(
+        "imported {}, already present {}, refused {}",
+        report.imported,
+        report.present,
+        report.refused.len()
+    );
+    if report.refused.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{} record(s) were refused",
+            report.refused.len()
+        )))
+    }
 }
 
-fn each(store: &dyn HistoryStore, ids: &[String], mut f: impl FnMut(&dyn HistoryStore, crate::store::Id) -> Result<(), StoreError>) -> Result<(), StoreError> {
+fn each(
+    store: &dyn HistoryStore,
+    ids: &[String],
+    mut f: impl FnMut(&dyn HistoryStore, crate::store::Id) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let mut failed = None;
     for text in ids {
         let r = store.resolve(text).and_then(|id| f(store, id));
@@ -324,7 +497,11 @@ fn each(store: &dyn HistoryStore, ids: &[String], mut f: impl FnMut(&dyn History
         }
     }
     match failed {
-        Some(_) => Err(StoreError::Invalid(format!("{} of {} id(s) failed", ids.len(), ids.len()))),
+        Some(_) => Err(StoreError::Invalid(format!(
+            "{} of {} id(s) failed",
+            ids.len(),
+            ids.len()
+        ))),
         None => Ok(()),
     }
 }
@@ -332,7 +509,13 @@ fn each(store: &dyn HistoryStore, ids: &[String], mut f: impl FnMut(&dyn History
 fn stats(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
     let s = store.stats()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s).map_err(|e| StoreError::Invalid(e.to_string()))?);
+        println!(
+            "{}",
+            sanitize::json(
+                &serde_json::to_string_pretty(&s)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?
+            )
+        );
         return Ok(());
     }
     println!("generations  {}", s.total);
@@ -343,7 +526,11 @@ fn stats(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
     for (model, n) in &s.by_model {
         println!("  {:<24}{n}", sanitize::line(model));
     }
-    println!("images       {} ({:.1} MB)", s.images, s.image_bytes as f64 / 1e6);
+    println!(
+        "images       {} ({:.1} MB)",
+        s.images,
+        s.image_bytes as f64 / 1e6
+    );
     println!("database     {:.1} MB", s.database_bytes as f64 / 1e6);
     println!("spend        ${:.2} (estimated)", s.spend_usd);
     Ok(())
@@ -361,10 +548,17 @@ fn doctor(store: &dyn HistoryStore, repair: bool) -> i32 {
         println!("damaged record {}: {}", b.key, sanitize::line(&b.error));
     }
     for (id, path) in &report.missing_files {
-        println!("missing file for {}: {}", id.short(), sanitize::line(&path.display().to_string()));
+        println!(
+            "missing file for {}: {}",
+            id.short(),
+            sanitize::line(&path.display().to_string())
+        );
     }
     for path in &report.unreferenced_files {
-        println!("file with no record: {}", sanitize::line(&path.display().to_string()));
+        println!(
+            "file with no record: {}",
+            sanitize::line(&path.display().to_string())
+        );
     }
     if report.stale_summaries > 0 {
         println!("index entries out of date: {}", report.stale_summaries);
@@ -382,7 +576,9 @@ fn doctor(store: &dyn HistoryStore, repair: bool) -> i32 {
         println!("repaired: damaged records moved aside, index rebuilt");
         0
     } else {
-        println!("run `easel history doctor --repair` to fix the index and set damaged records aside");
+        println!(
+            "run `easel history doctor --repair` to fix the index and set damaged records aside"
+        );
         1
     }
 }
@@ -393,12 +589,29 @@ mod tests {
 
     #[test]
     fn since_forms() {
-        let now = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().with_timezone(&Utc);
-        assert_eq!(parse_since("7d", now).unwrap(), now - chrono::Duration::days(7));
-        assert_eq!(parse_since("12h", now).unwrap(), now - chrono::Duration::hours(12));
-        assert_eq!(parse_since("2026-11-01T00:00:00Z", now).unwrap().to_rfc3339(), "2026-11-01T00:00:00+00:00");
+        let now = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_since("7d", now).unwrap(),
+            now - chrono::Duration::days(7)
+        );
+        assert_eq!(
+            parse_since("12h", now).unwrap(),
+            now - chrono::Duration::hours(12)
+        );
+        assert_eq!(
+            parse_since("2026-11-01T00:00:00Z", now)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-01T00:00:00+00:00"
+        );
         assert!(parse_since("2026-11-01", now).is_ok());
-        assert!(parse_since("yesterday", now).unwrap_err().contains("not a date"));
+        assert!(
+            parse_since("yesterday", now)
+                .unwrap_err()
+                .contains("not a date")
+        );
         assert!(parse_since("5x", now).is_err());
     }
 }

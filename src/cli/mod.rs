@@ -63,12 +63,15 @@ pub enum Command {
 
 /// Load paths and settings, or explain why not.
 pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
-    let paths = Paths::resolve(cli.config.as_deref(), &config::real_env).map_err(|e| e.to_string())?;
+    let paths =
+        Paths::resolve(cli.config.as_deref(), &config::real_env).map_err(|e| e.to_string())?;
     Settings::load(paths).map_err(|e| e.to_string())
 }
 
 /// Open the history store, or report why not (returns the exit code to use).
-pub fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn crate::store::HistoryStore>, i32> {
+pub fn open_store(
+    settings: &Settings,
+) -> Result<std::sync::Arc<dyn crate::store::HistoryStore>, i32> {
     match crate::store::SledStore::open(&settings.paths.data_dir) {
         Ok(s) => Ok(std::sync::Arc::new(s)),
         Err(e) => {
@@ -102,21 +105,22 @@ fn settings_or_report(cli: &Cli) -> Option<Settings> {
     }
 }
 
-const BROKEN_CONFIG_HINT: &str =
-    "fix what it names, or run `easel config init --force` to replace the file with the commented defaults";
+const BROKEN_CONFIG_HINT: &str = "fix what it names, or run `easel config init --force` to replace the file with the commented defaults";
 
 /// Run the command line; returns the process exit code.
 pub async fn run(mut cli: Cli) -> i32 {
     match cli.command.take() {
         // `config` needs only the paths, so it works when the file itself is broken: `config
         // path` is how one finds the file, and `config init --force` is the advice for replacing it.
-        Some(Command::Config { action }) => match Paths::resolve(cli.config.as_deref(), &config::real_env) {
-            Ok(paths) => config_cmd::run(&paths, action),
-            Err(e) => {
-                report(&e.to_string(), None);
-                1
+        Some(Command::Config { action }) => {
+            match Paths::resolve(cli.config.as_deref(), &config::real_env) {
+                Ok(paths) => config_cmd::run(&paths, action),
+                Err(e) => {
+                    report(&e.to_string(), None);
+                    1
+                }
             }
-        },
+        }
         Some(Command::Generate(mut args)) => {
             // A relative --out is relative to where easel was started. Saved paths outside the
             // data folder are kept (and printed) as they are, so make it absolute now: left
@@ -136,8 +140,14 @@ pub async fn run(mut cli: Cli) -> i32 {
             }
         }
         Some(Command::View { file, cols, rows }) => {
-            let (tc, tr) = crossterm::terminal::size().map(|(c, r)| (u32::from(c), u32::from(r))).unwrap_or((80, 24));
-            match picture::print_file(&file, cols.unwrap_or(tc.min(100)), rows.unwrap_or(tr.saturating_sub(2).max(1))) {
+            let (tc, tr) = crossterm::terminal::size()
+                .map(|(c, r)| (u32::from(c), u32::from(r)))
+                .unwrap_or((80, 24));
+            match picture::print_file(
+                &file,
+                cols.unwrap_or(tc.min(100)),
+                rows.unwrap_or(tr.saturating_sub(2).max(1)),
+            ) {
                 Ok(()) => 0,
                 Err(e) => {
                     report(&e, None);
@@ -155,10 +165,14 @@ pub async fn run(mut cli: Cli) -> i32 {
         },
         None => match settings_or_report(&cli) {
             Some(settings) => {
-                if !std::io::IsTerminal::is_terminal(&std::io::stdout()) || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                if !std::io::IsTerminal::is_terminal(&std::io::stdout())
+                    || !std::io::IsTerminal::is_terminal(&std::io::stdin())
+                {
                     report(
                         "the studio needs an interactive terminal",
-                        Some("run easel in a terminal, or use `easel generate` and `easel history` in scripts"),
+                        Some(
+                            "run easel in a terminal, or use `easel generate` and `easel history` in scripts",
+                        ),
                     );
                     return 1;
                 }

@@ -12,18 +12,30 @@ pub fn fit(w: u32, h: u32, cols: u32, rows: u32) -> (u32, u32) {
     let (w, h) = (w.max(1) as f64, h.max(1) as f64);
     let (max_w, max_h) = (f64::from(cols.max(1)), f64::from(rows.max(1) * 2));
     let scale = (max_w / w).min(max_h / h);
-    (((w * scale).round() as u32).clamp(1, cols.max(1)), ((h * scale).round() as u32).clamp(1, rows.max(1) * 2))
+    (
+        ((w * scale).round() as u32).clamp(1, cols.max(1)),
+        ((h * scale).round() as u32).clamp(1, rows.max(1) * 2),
+    )
 }
 
 /// Write `img` as half-blocks into `cols`×`rows` cells. `truecolor` false maps colours to the
 /// 256-colour palette. Transparent pixels show the terminal's background.
-pub fn write_halfblocks(out: &mut impl Write, img: &DynamicImage, cols: u32, rows: u32, truecolor: bool) -> io::Result<()> {
+pub fn write_halfblocks(
+    out: &mut impl Write,
+    img: &DynamicImage,
+    cols: u32,
+    rows: u32,
+    truecolor: bool,
+) -> io::Result<()> {
     let (w, h) = fit(img.width(), img.height(), cols, rows);
     let small: RgbaImage = if img.width() > w * 2 || img.height() > h * 2 {
         // Shrink in two steps: a quick box-filtered thumbnail, then an exact resize.
-        img.thumbnail(w * 2, h * 2).resize_exact(w, h, image::imageops::FilterType::Triangle).to_rgba8()
+        img.thumbnail(w * 2, h * 2)
+            .resize_exact(w, h, image::imageops::FilterType::Triangle)
+            .to_rgba8()
     } else {
-        img.resize_exact(w, h, image::imageops::FilterType::Triangle).to_rgba8()
+        img.resize_exact(w, h, image::imageops::FilterType::Triangle)
+            .to_rgba8()
     };
     // Colours as they will be written: 24-bit, or the 256-colour palette index. Comparing in
     // that space means neighbours that map to the same code share it.
@@ -33,7 +45,9 @@ pub fn write_halfblocks(out: &mut impl Write, img: &DynamicImage, cols: u32, row
         } else if truecolor {
             Some(Code::Rgb(p[0], p[1], p[2]))
         } else {
-            Some(Code::Indexed(ansi_colours::ansi256_from_rgb((p[0], p[1], p[2]))))
+            Some(Code::Indexed(ansi_colours::ansi256_from_rgb((
+                p[0], p[1], p[2],
+            ))))
         }
     };
     let mut buf = Vec::with_capacity((w * h * 4) as usize);
@@ -41,9 +55,14 @@ pub fn write_halfblocks(out: &mut impl Write, img: &DynamicImage, cols: u32, row
         let (mut fg, mut bg): (Option<Code>, Option<Code>) = (None, None);
         for x in 0..w {
             let top = colour(small.get_pixel(x, row).0);
-            let bottom = if row + 1 < h { colour(small.get_pixel(x, row + 1).0) } else { None };
+            let bottom = if row + 1 < h {
+                colour(small.get_pixel(x, row + 1).0)
+            } else {
+                None
+            };
             // The glyph, and the foreground and background it needs (None: the terminal's own).
-            let (glyph, want_fg, want_bg): (&str, Option<Code>, Option<Code>) = match (top, bottom) {
+            let (glyph, want_fg, want_bg): (&str, Option<Code>, Option<Code>) = match (top, bottom)
+            {
                 (None, None) => (" ", fg, None),
                 (Some(t), None) => ("▀", Some(t), None),
                 (None, Some(b)) => ("▄", Some(b), None),
@@ -102,20 +121,36 @@ fn graphics_terminal() -> bool {
     if std::env::var("EASEL_GRAPHICS").is_ok_and(|v| matches!(v.as_str(), "halfblocks" | "none")) {
         return false;
     }
-    io::IsTerminal::is_terminal(&io::stdout()) && (viuer::is_iterm_supported() || viuer::get_kitty_support() != viuer::KittySupport::None)
+    io::IsTerminal::is_terminal(&io::stdout())
+        && (viuer::is_iterm_supported() || viuer::get_kitty_support() != viuer::KittySupport::None)
 }
 
 /// Print a picture file into the output, fitted into `cols`×`rows` cells.
 pub fn print_file(path: &std::path::Path, cols: u32, rows: u32) -> Result<(), String> {
-    let img = image::open(path).map_err(|e| format!("cannot open {}: {e}", crate::sanitize::line(&path.display().to_string())))?;
+    let img = image::open(path).map_err(|e| {
+        format!(
+            "cannot open {}: {e}",
+            crate::sanitize::line(&path.display().to_string())
+        )
+    })?;
     if graphics_terminal() {
-        let conf = viuer::Config { absolute_offset: false, width: Some(cols), height: Some(rows), ..Default::default() };
-        return viuer::print(&img, &conf).map(|_| ()).map_err(|e| format!("cannot show the picture: {e}"));
+        let conf = viuer::Config {
+            absolute_offset: false,
+            width: Some(cols),
+            height: Some(rows),
+            ..Default::default()
+        };
+        return viuer::print(&img, &conf)
+            .map(|_| ())
+            .map_err(|e| format!("cannot show the picture: {e}"));
     }
-    let truecolor = std::env::var("COLORTERM").is_ok_and(|v| matches!(v.as_str(), "truecolor" | "24bit"));
+    let truecolor =
+        std::env::var("COLORTERM").is_ok_and(|v| matches!(v.as_str(), "truecolor" | "24bit"));
     let mut out = io::BufWriter::new(io::stdout().lock());
-    write_halfblocks(&mut out, &img, cols, rows, truecolor).map_err(|e| format!("cannot write the picture: {e}"))?;
-    out.flush().map_err(|e| format!("cannot write the picture: {e}"))
+    write_halfblocks(&mut out, &img, cols, rows, truecolor)
+        .map_err(|e| format!("cannot write the picture: {e}"))?;
+    out.flush()
+        .map_err(|e| format!("cannot write the picture: {e}"))
 }
 
 #[cfg(test)]
@@ -132,7 +167,11 @@ mod tests {
 
     #[test]
     fn output_has_one_line_per_row_and_few_codes() {
-        let img = DynamicImage::ImageRgba8(RgbaImage::from_pixel(64, 64, image::Rgba([10, 20, 30, 255])));
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_pixel(
+            64,
+            64,
+            image::Rgba([10, 20, 30, 255]),
+        ));
         let mut out = Vec::new();
         write_halfblocks(&mut out, &img, 8, 4, true).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -21,8 +21,17 @@ pub enum JobEvent {
     Queued(Box<GenerationRecord>),
     Started(Box<GenerationRecord>),
     /// A partial image of a running job (raw encoded bytes).
-    Partial { id: Id, index: u32, bytes: Bytes },
-    Retrying { id: Id, retry: u32, wait: Duration, reason: String },
+    Partial {
+        id: Id,
+        index: u32,
+        bytes: Bytes,
+    },
+    Retrying {
+        id: Id,
+        retry: u32,
+        wait: Duration,
+        reason: String,
+    },
     Succeeded(Box<GenerationRecord>),
     Failed(Box<GenerationRecord>),
     Cancelled(Box<GenerationRecord>),
@@ -56,9 +65,13 @@ pub struct Submission {
 }
 
 /// Orders for the scheduler.
+// Orders are moved one at a time through a channel: a large variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Command {
     Submit(Submission, tokio::sync::oneshot::Sender<Result<Id, String>>),
+    /// A job for a caller that waits for it (`easel generate`), marked as such.
+    SubmitHeadless(Submission, tokio::sync::oneshot::Sender<Result<Id, String>>),
     Cancel(Id),
     Retry(Id),
     Move(Id, QueueMove),

@@ -6,7 +6,9 @@ use crate::api::{ApiError, ErrorKind, ProviderRules, request};
 use crate::backend::{Backend, BackendEvent};
 use crate::catalog::Catalog;
 use crate::generation::{self, Job};
-use crate::store::{GenerationRecord, HistoryStore, Id, ImageFiles, QueueMove, RecordedError, Status, StoreError};
+use crate::store::{
+    GenerationRecord, HistoryStore, Id, ImageFiles, QueueMove, RecordedError, Status, StoreError,
+};
 use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,8 +43,22 @@ impl SchedulerHandle {
     /// Queue a job; returns its id once it is stored.
     pub async fn submit(&self, s: Submission) -> Result<Id, String> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Submit(s, tx)).map_err(|_| "the scheduler has stopped".to_string())?;
-        rx.await.map_err(|_| "the scheduler has stopped".to_string())?
+        self.tx
+            .send(Command::Submit(s, tx))
+            .map_err(|_| "the scheduler has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the scheduler has stopped".to_string())?
+    }
+
+    /// Queue a job for a caller that waits for it; if the caller dies before the job runs,
+    /// the next scheduler start records it as interrupted instead of running it.
+    pub async fn submit_headless(&self, s: Submission) -> Result<Id, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::SubmitHeadless(s, tx))
+            .map_err(|_| "the scheduler has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the scheduler has stopped".to_string())?
     }
 
     pub fn send(&self, c: Command) {
@@ -62,7 +78,11 @@ impl SchedulerHandle {
     }
 
     pub fn pause(&self, paused: bool) {
-        self.send(if paused { Command::Pause } else { Command::Resume });
+        self.send(if paused {
+            Command::Pause
+        } else {
+            Command::Resume
+        });
     }
 
     /// Stop: running jobs are cancelled and recorded as interrupted; queued jobs stay queued.
@@ -142,8 +162,22 @@ impl Scheduler {
             interrupting: Arc::new(std::sync::Mutex::new(Vec::new())),
         };
         if sched.cfg.resume_queue {
-            for r in blocking(&sched.store, |s| s.queue()).await? {
-                if r.status == Status::Queued {
+            for mut r in blocking(&sched.store, |s| s.queue()).await? {
+                if r.status == Status::Queued && r.headless {
+                    r.status = Status::Interrupted;
+                    r.finished = Some(Utc::now());
+                    r.error = Some(RecordedError {
+                        kind: "interrupted".into(),
+                        message: "the `easel generate` that queued this stopped before it ran"
+                            .into(),
+                        code: None,
+                        status: None,
+                        request_id: None,
+                        hint: Some("retry it (r in the studio) if you still want it".into()),
+                    });
+                    let stored = r.clone();
+                    blocking(&sched.store, move |s| s.put(&stored)).await?;
+                } else if r.status == Status::Queued {
                     sched.order.push(r.id);
                     sched.queued.insert(r.id, r);
                 }
@@ -157,7 +191,11 @@ impl Scheduler {
         let _ = self.events.send(e);
     }
 
-    async fn run(mut self, mut commands: UnboundedReceiver<Command>, mut done: UnboundedReceiver<WorkerDone>) {
+    async fn run(
+        mut self,
+        mut commands: UnboundedReceiver<Command>,
+        mut done: UnboundedReceiver<WorkerDone>,
+    ) {
         self.pump();
         loop {
             tokio::select! {
@@ -185,7 +223,10 @@ impl Scheduler {
     async fn command(&mut self, c: Command) {
         match c {
             Command::Submit(s, reply) => {
-                let _ = reply.send(self.submit(s).await);
+                let _ = reply.send(self.submit(s, false).await);
+            }
+            Command::SubmitHeadless(s, reply) => {
+                let _ = reply.send(self.submit(s, true).await);
             }
             Command::Cancel(id) => self.cancel(id).await,
             Command::Retry(id) => self.retry(id).await,
@@ -213,22 +254,38 @@ impl Scheduler {
     async fn reload_order(&mut self) {
         match blocking(&self.store, |s| s.queue()).await {
             Ok(records) => {
-                self.order = records.iter().map(|r| r.id).filter(|id| self.queued.contains_key(id)).collect();
+                self.order = records
+                    .iter()
+                    .map(|r| r.id)
+                    .filter(|id| self.queued.contains_key(id))
+                    .collect();
                 self.emit(JobEvent::Reordered(self.order.clone()));
             }
             Err(e) => self.emit(JobEvent::Problem(e.to_string())),
         }
     }
 
-    async fn submit(&mut self, s: Submission) -> Result<Id, String> {
-        let slot = self.providers.get(&s.provider).ok_or_else(|| format!("no provider named {}", s.provider))?;
+    async fn submit(&mut self, s: Submission, headless: bool) -> Result<Id, String> {
+        let slot = self
+            .providers
+            .get(&s.provider)
+            .ok_or_else(|| format!("no provider named {}", s.provider))?;
         // Refuse what cannot be sent now, rather than failing it later.
         request::check(&s.params, &self.catalog, &slot.rules).map_err(|e| e.to_string())?;
-        let mut r = GenerationRecord::queued(Id::new(), s.params, &s.provider, slot.backend.is_demo(), Utc::now());
+        let mut r = GenerationRecord::queued(
+            Id::new(),
+            s.params,
+            &s.provider,
+            slot.backend.is_demo(),
+            Utc::now(),
+        );
         r.parent_id = s.parent;
+        r.headless = headless;
         let stored = r.clone();
         let front = s.front;
-        blocking(&self.store, move |st| st.enqueue(&stored, front)).await.map_err(|e| e.to_string())?;
+        blocking(&self.store, move |st| st.enqueue(&stored, front))
+            .await
+            .map_err(|e| e.to_string())?;
         if front {
             self.order.insert(0, r.id);
         } else {
@@ -246,7 +303,9 @@ impl Scheduler {
             run.cancel.cancel();
             return;
         }
-        let Some(mut r) = self.queued.remove(&id) else { return };
+        let Some(mut r) = self.queued.remove(&id) else {
+            return;
+        };
         self.order.retain(|x| *x != id);
         r.status = Status::Cancelled;
         r.finished = Some(Utc::now());
@@ -262,7 +321,11 @@ impl Scheduler {
         let mut r = match found {
             Ok(Some(r)) if r.status.can_retry() => r,
             Ok(Some(r)) => {
-                self.emit(JobEvent::Problem(format!("{} is {}: only failed, cancelled or interrupted jobs can be retried", r.id.short(), r.status)));
+                self.emit(JobEvent::Problem(format!(
+                    "{} is {}: only failed, cancelled or interrupted jobs can be retried",
+                    r.id.short(),
+                    r.status
+                )));
                 return;
             }
             Ok(None) => return,
@@ -274,6 +337,8 @@ impl Scheduler {
         r.status = Status::Queued;
         r.error = None;
         r.finished = None;
+        // Retried here, it belongs to this scheduler's user now.
+        r.headless = false;
         let stored = r.clone();
         if let Err(e) = blocking(&self.store, move |s| s.enqueue(&stored, false)).await {
             self.emit(JobEvent::Problem(e.to_string()));
@@ -292,13 +357,21 @@ impl Scheduler {
         let mut i = 0;
         while i < self.order.len() && self.running.len() < self.cfg.concurrency {
             let id = self.order[i];
-            let provider = self.queued.get(&id).map(|r| r.provider.clone()).unwrap_or_default();
+            let provider = self
+                .queued
+                .get(&id)
+                .map(|r| r.provider.clone())
+                .unwrap_or_default();
             let Some(slot) = self.providers.get(&provider).cloned() else {
                 // Its provider is not available in this run (no key, say): it waits.
                 i += 1;
                 continue;
             };
-            let busy = self.running.values().filter(|r| r.provider == provider).count();
+            let busy = self
+                .running
+                .values()
+                .filter(|r| r.provider == provider)
+                .count();
             if busy >= slot.limit.max(1) {
                 i += 1;
                 continue;
@@ -312,7 +385,14 @@ impl Scheduler {
 
     fn start_job(&mut self, record: GenerationRecord, slot: ProviderSlot) {
         let cancel = CancellationToken::new();
-        self.running.insert(record.id, Running { cancel: cancel.clone(), provider: record.provider.clone(), shutting_down: false });
+        self.running.insert(
+            record.id,
+            Running {
+                cancel: cancel.clone(),
+                provider: record.provider.clone(),
+                shutting_down: false,
+            },
+        );
         let worker = Worker {
             store: self.store.clone(),
             catalog: self.catalog.clone(),
@@ -377,7 +457,10 @@ impl Worker {
         r.finished = None;
         r.attempts += 1;
         if let Err(e) = self.put(&r).await {
-            self.emit(JobEvent::Problem(format!("could not start {}: {e}", r.id.short())));
+            self.emit(JobEvent::Problem(format!(
+                "could not start {}: {e}",
+                r.id.short()
+            )));
             return;
         }
         self.emit(JobEvent::Started(Box::new(r.clone())));
@@ -385,25 +468,53 @@ impl Worker {
         let checked = match request::check(&r.params, &self.catalog, &self.slot.rules) {
             Ok(c) => c,
             Err(e) => {
-                let err = ApiError::new(ErrorKind::InvalidRequest, self.slot.backend.name(), format!("not sent: {e}"));
+                let err = ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    self.slot.backend.name(),
+                    format!("not sent: {e}"),
+                );
                 return self.finish_failed(r, &err).await;
             }
         };
-        let job = Job { id: r.id, params: r.params.clone(), checked, created: r.created };
+        let job = Job {
+            id: r.id,
+            params: r.params.clone(),
+            checked,
+            created: r.created,
+        };
         let (tx, mut rx) = unbounded_channel();
         let events = self.events.clone();
         let id = r.id;
         let relay = tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 let out = match ev {
-                    BackendEvent::Partial { index, bytes } => JobEvent::Partial { id, index, bytes },
-                    BackendEvent::Retrying { retry, wait, reason } => JobEvent::Retrying { id, retry, wait, reason },
+                    BackendEvent::Partial { index, bytes } => {
+                        JobEvent::Partial { id, index, bytes }
+                    }
+                    BackendEvent::Retrying {
+                        retry,
+                        wait,
+                        reason,
+                    } => JobEvent::Retrying {
+                        id,
+                        retry,
+                        wait,
+                        reason,
+                    },
                     _ => continue,
                 };
                 let _ = events.send(out);
             }
         });
-        let result = generation::run(self.slot.backend.as_ref(), &self.files, &self.catalog, &job, cancel, tx).await;
+        let result = generation::run(
+            self.slot.backend.as_ref(),
+            &self.files,
+            &self.catalog,
+            &job,
+            cancel,
+            tx,
+        )
+        .await;
         let _ = relay.await;
         match result {
             Ok(outcome) => {
@@ -432,7 +543,11 @@ impl Worker {
                             self.files.remove(out);
                         }
                         r.outputs.clear();
-                        let err = ApiError::new(ErrorKind::Storage, self.slot.backend.name(), e.to_string());
+                        let err = ApiError::new(
+                            ErrorKind::Storage,
+                            self.slot.backend.name(),
+                            e.to_string(),
+                        );
                         self.finish_failed(r, &err).await;
                     }
                 }
@@ -467,12 +582,20 @@ impl Worker {
     }
 
     async fn finish_failed(&self, mut r: GenerationRecord, error: &ApiError) {
+        // This run was counted as one attempt when it started; count the requests it really
+        // sent (retries included), as a success does.
+        if error.attempts > 0 {
+            r.attempts = r.attempts.saturating_sub(1) + error.attempts;
+        }
         r.status = Status::Failed;
         r.finished = Some(Utc::now());
         r.request_id = error.request_id.clone().or(r.request_id);
         r.error = Some(RecordedError::from(error));
         if let Err(e) = self.put(&r).await {
-            self.emit(JobEvent::Problem(format!("could not record the failure of {}: {e}", r.id.short())));
+            self.emit(JobEvent::Problem(format!(
+                "could not record the failure of {}: {e}",
+                r.id.short()
+            )));
         }
         self.emit(JobEvent::Failed(Box::new(r)));
     }

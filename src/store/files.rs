@@ -2,6 +2,7 @@
 //! named so they sort by time, written to a temporary file, synced and renamed into place (a
 //! crash never leaves half an image under its final name), each with a JSON sidecar.
 
+use super::Id;
 use crate::api::ReceivedImage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,6 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use super::Id;
 
 /// An image saved on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,9 @@ pub fn image_stem(id: &Id, created: DateTime<Utc>, index: usize) -> (PathBuf, St
 /// Write `bytes` to `path` durably: temporary file in the same folder, fsync, rename, fsync the
 /// folder. On any error the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no folder"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no folder"))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
@@ -87,9 +89,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Turn an I/O error into a sentence that says what to do.
 pub fn describe_io_error(what: &str, path: &Path, e: &io::Error) -> String {
     let advice = match e.kind() {
-        io::ErrorKind::PermissionDenied => " (check the folder's permissions, or set EASEL_DATA_DIR)",
+        io::ErrorKind::PermissionDenied => {
+            " (check the folder's permissions, or set EASEL_DATA_DIR)"
+        }
         io::ErrorKind::StorageFull => " (the disk is full: free some space)",
-        io::ErrorKind::ReadOnlyFilesystem => " (the file system is read-only: set EASEL_DATA_DIR elsewhere)",
+        io::ErrorKind::ReadOnlyFilesystem => {
+            " (the file system is read-only: set EASEL_DATA_DIR elsewhere)"
+        }
         _ => "",
     };
     format!("could not {what} {}: {e}{advice}", path.display())
@@ -106,7 +112,10 @@ pub struct ImageFiles {
 
 impl ImageFiles {
     pub fn new(data_dir: &Path, out_dir: Option<&Path>) -> ImageFiles {
-        ImageFiles { data_dir: data_dir.to_path_buf(), out_dir: out_dir.map(Path::to_path_buf) }
+        ImageFiles {
+            data_dir: data_dir.to_path_buf(),
+            out_dir: out_dir.map(Path::to_path_buf),
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -115,7 +124,11 @@ impl ImageFiles {
 
     /// The absolute path of a saved image's path.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() { path.to_path_buf() } else { self.data_dir.join(path) }
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.data_dir.join(path)
+        }
     }
 
     /// Save one image and its sidecar. `sidecar` is the generation's metadata; the image's own
@@ -135,8 +148,12 @@ impl ImageFiles {
         };
         create_private_dir(&dir).map_err(|e| describe_io_error("create the folder", &dir, &e))?;
         let file = dir.join(format!("{stem}.{}", ext(image.info.format)));
-        write_atomic(&file, &image.bytes).map_err(|e| describe_io_error("save the image", &file, &e))?;
-        let path = file.strip_prefix(&self.data_dir).map(Path::to_path_buf).unwrap_or_else(|_| file.clone());
+        write_atomic(&file, &image.bytes)
+            .map_err(|e| describe_io_error("save the image", &file, &e))?;
+        let path = file
+            .strip_prefix(&self.data_dir)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| file.clone());
         let saved = SavedImage {
             path,
             format: image.info.format.to_string(),
@@ -148,7 +165,10 @@ impl ImageFiles {
         let mut meta = sidecar.clone();
         if let Some(obj) = meta.as_object_mut() {
             obj.insert("index".into(), serde_json::json!(index + 1));
-            obj.insert("image".into(), serde_json::to_value(&saved).unwrap_or_default());
+            obj.insert(
+                "image".into(),
+                serde_json::to_value(&saved).unwrap_or_default(),
+            );
         }
         let side = dir.join(format!("{stem}.json"));
         let text = serde_json::to_vec_pretty(&meta).unwrap_or_default();
@@ -181,7 +201,16 @@ mod tests {
 
     fn image() -> ReceivedImage {
         let bytes = bytes::Bytes::from(tiny_png(4, 3));
-        ReceivedImage { bytes, info: ImageInfo { format: "png", width: 4, height: 3 }, revised_prompt: None, source: "b64_json" }
+        ReceivedImage {
+            bytes,
+            info: ImageInfo {
+                format: "png",
+                width: 4,
+                height: 3,
+            },
+            revised_prompt: None,
+            source: "b64_json",
+        }
     }
 
     #[test]
@@ -189,23 +218,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = ImageFiles::new(dir.path(), None);
         let id = Id::new();
-        let when = DateTime::parse_from_rfc3339("2026-11-28T21:47:00Z").unwrap().with_timezone(&Utc);
+        let when = DateTime::parse_from_rfc3339("2026-11-28T21:47:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let img = image();
-        let saved = files.save(&id, when, 0, &img, &serde_json::json!({"prompt": "../../etc/passwd"})).unwrap();
-        assert_eq!(saved.path, PathBuf::from(format!("images/2026-11-28/214700000_{id}_1.png")));
+        let saved = files
+            .save(
+                &id,
+                when,
+                0,
+                &img,
+                &serde_json::json!({"prompt": "../../etc/passwd"}),
+            )
+            .unwrap();
+        assert_eq!(
+            saved.path,
+            PathBuf::from(format!("images/2026-11-28/214700000_{id}_1.png"))
+        );
         let abs = files.resolve(&saved.path);
         assert_eq!(fs::read(&abs).unwrap(), img.bytes.as_ref());
         assert_eq!(saved.sha256, sha256_hex(&img.bytes));
-        let side: serde_json::Value = serde_json::from_slice(&fs::read(abs.with_extension("json")).unwrap()).unwrap();
+        let side: serde_json::Value =
+            serde_json::from_slice(&fs::read(abs.with_extension("json")).unwrap()).unwrap();
         assert_eq!(side["image"]["width"], 4);
         assert_eq!(side["prompt"], "../../etc/passwd");
         // No temporary files left behind.
-        let names: Vec<_> = fs::read_dir(abs.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(abs.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(abs.parent().unwrap()).unwrap().permissions().mode();
+            let mode = fs::metadata(abs.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0);
         }
     }
@@ -224,7 +273,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         let files = ImageFiles::new(&dir.path().join("data"), Some(&out));
-        let saved = files.save(&Id::new(), Utc::now(), 0, &image(), &serde_json::json!({})).unwrap();
+        let saved = files
+            .save(&Id::new(), Utc::now(), 0, &image(), &serde_json::json!({}))
+            .unwrap();
         assert!(saved.path.is_absolute() && saved.path.starts_with(&out));
         #[cfg(unix)]
         {
@@ -236,7 +287,9 @@ mod tests {
                 return; // running as root, which ignores permissions
             }
             let files = ImageFiles::new(&ro, None);
-            let e = files.save(&Id::new(), Utc::now(), 0, &image(), &serde_json::json!({})).unwrap_err();
+            let e = files
+                .save(&Id::new(), Utc::now(), 0, &image(), &serde_json::json!({}))
+                .unwrap_err();
             assert!(e.contains("permissions"), "{e}");
         }
     }

@@ -31,7 +31,11 @@ impl DataDirLock {
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
-                let pid = text.trim().parse::<u32>().map(|p| format!(", pid {p}")).unwrap_or_default();
+                let pid = text
+                    .trim()
+                    .parse::<u32>()
+                    .map(|p| format!(", pid {p}"))
+                    .unwrap_or_default();
                 return Err(format!(
                     "another easel is using {}{pid}; close it first (or set EASEL_DATA_DIR to use another folder)",
                     data_dir.display()

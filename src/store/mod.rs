@@ -99,7 +99,11 @@ pub struct DoctorReport {
 
 impl DoctorReport {
     pub fn is_clean(&self) -> bool {
-        self.bad_records.is_empty() && self.missing_files.is_empty() && self.stale_summaries == 0 && self.orphan_entries == 0 && !self.count_mismatch
+        self.bad_records.is_empty()
+            && self.missing_files.is_empty()
+            && self.stale_summaries == 0
+            && self.orphan_entries == 0
+            && !self.count_mismatch
     }
 }
 
@@ -114,11 +118,17 @@ pub trait HistoryStore: Send + Sync {
     fn get(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError>;
     /// A full id, or any unique prefix of one.
     fn resolve(&self, text: &str) -> Result<Id, StoreError>;
-    fn page(&self, query: &Query, cursor: Option<Cursor>, limit: usize) -> Result<Page, StoreError>;
+    fn page(&self, query: &Query, cursor: Option<Cursor>, limit: usize)
+    -> Result<Page, StoreError>;
     fn count(&self, query: &Query) -> Result<usize, StoreError>;
     /// The records at positions `offset..offset + limit` of a query's results, and how many
     /// results there are in all (what a scrolling list needs).
-    fn window(&self, query: &Query, offset: usize, limit: usize) -> Result<(Vec<GenerationRecord>, usize), StoreError> {
+    fn window(
+        &self,
+        query: &Query,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<GenerationRecord>, usize), StoreError> {
         let cursor = (offset > 0).then_some(Cursor::Offset(offset));
         let page = self.page(query, cursor, limit)?;
         Ok((page.records, self.count(query)?))
@@ -133,11 +143,18 @@ pub trait HistoryStore: Send + Sync {
     /// On start: jobs found running become interrupted; queued ones stay.
     fn recover(&self) -> Result<Recovery, StoreError>;
     /// Every readable record, oldest first.
-    fn for_each(&self, f: &mut dyn FnMut(GenerationRecord) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(GenerationRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     fn stats(&self) -> Result<Stats, StoreError>;
     fn doctor(&self, repair: bool) -> Result<DoctorReport, StoreError>;
     /// Records that could not be decoded so far (reported, skipped).
     fn skipped(&self) -> Vec<BadRecord>;
+    /// Get ready for searching (load indexes); called on a worker at start.
+    fn warm(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -25,7 +25,12 @@ impl Query {
     }
 
     pub fn is_everything(&self) -> bool {
-        !self.has_text() && self.model.is_none() && self.status.is_none() && !self.starred && self.since.is_none() && self.until.is_none()
+        !self.has_text()
+            && self.model.is_none()
+            && self.status.is_none()
+            && !self.starred
+            && self.since.is_none()
+            && self.until.is_none()
     }
 }
 
@@ -77,13 +82,20 @@ fn fold(c: char) -> char {
 /// postfix, exact) only matches a haystack that holds its characters in order, so a haystack
 /// without them can be skipped before the (much dearer) scoring.
 fn prefilter_needles(pattern: &Pattern) -> Vec<Vec<char>> {
-    pattern.atoms.iter().filter(|a| !a.negative).map(|a| a.needle_text().chars().map(fold).collect()).collect()
+    pattern
+        .atoms
+        .iter()
+        .filter(|a| !a.negative)
+        .map(|a| a.needle_text().chars().map(fold).collect())
+        .collect()
 }
 
 /// Whether `haystack` holds the characters of `needle` in order (a cheap superset of a match).
 fn may_contain(haystack: &str, needle: &[char]) -> bool {
     let mut want = needle.iter();
-    let Some(mut next) = want.next() else { return true };
+    let Some(mut next) = want.next() else {
+        return true;
+    };
     for c in haystack.chars() {
         if fold(c) == *next {
             match want.next() {
@@ -142,9 +154,20 @@ impl Summary {
         let starred = *rest.get(1)? != 0;
         let created_ms = i64::from_be_bytes(rest.get(2..10)?.try_into().ok()?);
         let model_len = usize::from(u16::from_be_bytes(rest.get(10..12)?.try_into().ok()?));
-        let model = std::str::from_utf8(rest.get(12..12 + model_len)?).ok()?.to_string();
-        let prompt = std::str::from_utf8(rest.get(12 + model_len..)?).ok()?.to_string();
-        Some(Summary { id, created_ms, status, starred, model, prompt })
+        let model = std::str::from_utf8(rest.get(12..12 + model_len)?)
+            .ok()?
+            .to_string();
+        let prompt = std::str::from_utf8(rest.get(12 + model_len..)?)
+            .ok()?
+            .to_string();
+        Some(Summary {
+            id,
+            created_ms,
+            status,
+            starred,
+            model,
+            prompt,
+        })
     }
 }
 
@@ -174,7 +197,14 @@ impl Index {
 
     fn entry(&mut self, s: Summary) -> Entry {
         let model = self.model_code(&s.model);
-        Entry { id: s.id, created_ms: s.created_ms, status: s.status, starred: s.starred, model, prompt: s.prompt.into_boxed_str() }
+        Entry {
+            id: s.id,
+            created_ms: s.created_ms,
+            status: s.status,
+            starred: s.starred,
+            model,
+            prompt: s.prompt.into_boxed_str(),
+        }
     }
 
     /// Build from summaries in key (time) order.
@@ -220,15 +250,17 @@ impl Index {
         if q.status.is_some_and(|s| s != e.status) {
             return false;
         }
-        if let Some(m) = &q.model {
-            if self.models.get(usize::from(e.model)) != Some(m) {
-                return false;
-            }
+        if let Some(m) = &q.model
+            && self.models.get(usize::from(e.model)) != Some(m)
+        {
+            return false;
         }
         if q.since.is_some_and(|t| e.created_ms < t.timestamp_millis()) {
             return false;
         }
-        if q.until.is_some_and(|t| e.created_ms >= t.timestamp_millis()) {
+        if q.until
+            .is_some_and(|t| e.created_ms >= t.timestamp_millis())
+        {
             return false;
         }
         true
@@ -236,7 +268,12 @@ impl Index {
 
     /// The ids matching `q`, in display order (best match first for text, else newest first),
     /// from `cursor`, at most `limit` of them; and the cursor for the next page.
-    pub fn search(&self, q: &Query, cursor: Option<Cursor>, limit: usize) -> (Vec<Id>, Option<Cursor>) {
+    pub fn search(
+        &self,
+        q: &Query,
+        cursor: Option<Cursor>,
+        limit: usize,
+    ) -> (Vec<Id>, Option<Cursor>) {
         if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
             let offset = match cursor {
                 Some(Cursor::Offset(n)) => n,
@@ -250,8 +287,14 @@ impl Index {
                 hits.select_nth_unstable_by(wanted - 1, order);
             }
             hits[..wanted].sort_unstable_by(order);
-            let page: Vec<Id> = hits.iter().skip(offset).take(limit).map(|(_, i)| self.entries[*i].id).collect();
-            let next = (offset + page.len() < hits.len()).then_some(Cursor::Offset(offset + page.len()));
+            let page: Vec<Id> = hits
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|(_, i)| self.entries[*i].id)
+                .collect();
+            let next =
+                (offset + page.len() < hits.len()).then_some(Cursor::Offset(offset + page.len()));
             return (page, next);
         }
         let end = match cursor {
@@ -296,13 +339,16 @@ impl Index {
                 if !self.passes(e, q) || !needles.iter().all(|n| may_contain(&e.prompt, n)) {
                     continue;
                 }
-                if let Some(score) = pattern.score(Utf32Str::new(&e.prompt, &mut buf), &mut matcher) {
+                if let Some(score) = pattern.score(Utf32Str::new(&e.prompt, &mut buf), &mut matcher)
+                {
                     hits.push((score, start + i));
                 }
             }
             hits
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
         if threads > 1 && self.entries.len() >= PARALLEL_FROM {
             let chunk = self.entries.len().div_ceil(threads);
             std::thread::scope(|scope| {
@@ -315,11 +361,48 @@ impl Index {
                         scope.spawn(move || score_range(k * chunk, part))
                     })
                     .collect();
-                workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_default())
+                    .collect()
             })
         } else {
             score_range(0, &self.entries)
         }
+    }
+
+    /// The ids at positions `offset..offset + limit` of the results, and how many results there
+    /// are in all, in one pass (a scrolling list needs both).
+    pub fn window(&self, q: &Query, offset: usize, limit: usize) -> (Vec<Id>, usize) {
+        if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            let mut hits = self.fuzzy(q, text);
+            let total = hits.len();
+            let order = |a: &(u32, usize), b: &(u32, usize)| b.0.cmp(&a.0).then(b.1.cmp(&a.1));
+            let wanted = offset.saturating_add(limit).min(total);
+            if wanted > 0 && wanted < total {
+                hits.select_nth_unstable_by(wanted - 1, order);
+            }
+            hits[..wanted].sort_unstable_by(order);
+            let ids = hits
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|(_, i)| self.entries[*i].id)
+                .collect();
+            return (ids, total);
+        }
+        let mut total = 0;
+        let mut ids = Vec::with_capacity(limit.min(1024));
+        for e in self.entries.iter().rev() {
+            if !self.passes(e, q) {
+                continue;
+            }
+            if total >= offset && ids.len() < limit {
+                ids.push(e.id);
+            }
+            total += 1;
+        }
+        (ids, total)
     }
 
     /// How many records match.
@@ -333,7 +416,12 @@ impl Index {
     /// Ids whose shown form starts with `prefix`.
     pub fn with_prefix(&self, prefix: &str) -> Vec<Id> {
         let prefix = prefix.to_ascii_lowercase();
-        self.entries.iter().map(|e| e.id).filter(|id| id.to_string().starts_with(&prefix)).take(10).collect()
+        self.entries
+            .iter()
+            .map(|e| e.id)
+            .filter(|id| id.to_string().starts_with(&prefix))
+            .take(10)
+            .collect()
     }
 }
 
@@ -342,12 +430,25 @@ mod tests {
     use super::*;
 
     fn summary(prompt: &str, model: &str, status: Status, starred: bool, ms: i64) -> Summary {
-        Summary { id: Id::new(), created_ms: ms, status, starred, model: model.into(), prompt: prompt.into() }
+        Summary {
+            id: Id::new(),
+            created_ms: ms,
+            status,
+            starred,
+            model: model.into(),
+            prompt: prompt.into(),
+        }
     }
 
     #[test]
     fn summary_round_trip_and_garbage() {
-        let s = summary("夜晚的海边小镇", "gpt-image-2", Status::Failed, true, 1_700_000_000_000);
+        let s = summary(
+            "夜晚的海边小镇",
+            "gpt-image-2",
+            Status::Failed,
+            true,
+            1_700_000_000_000,
+        );
         assert_eq!(Summary::decode(s.id, &s.encode()), Some(s.clone()));
         let bytes = s.encode();
         for cut in 0..13 {
@@ -359,9 +460,21 @@ mod tests {
     #[test]
     fn pages_filters_and_fuzzy() {
         let rows = vec![
-            summary("a lighthouse at dusk", "gpt-image-2", Status::Succeeded, false, 1),
+            summary(
+                "a lighthouse at dusk",
+                "gpt-image-2",
+                Status::Succeeded,
+                false,
+                1,
+            ),
             summary("a red fox in snow", "dall-e-3", Status::Failed, true, 2),
-            summary("lighthouse in a storm", "gpt-image-2", Status::Succeeded, true, 3),
+            summary(
+                "lighthouse in a storm",
+                "gpt-image-2",
+                Status::Succeeded,
+                true,
+                3,
+            ),
             summary("夜晚的海边小镇", "gpt-image-2", Status::Succeeded, false, 4),
         ];
         let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
@@ -372,17 +485,32 @@ mod tests {
         let (p2, next2) = index.search(&all, next, 3);
         assert_eq!(p2, vec![ids[0]]);
         assert_eq!(next2, None);
-        let starred = Query { starred: true, ..Default::default() };
+        let starred = Query {
+            starred: true,
+            ..Default::default()
+        };
         assert_eq!(index.search(&starred, None, 10).0, vec![ids[2], ids[1]]);
-        let failed = Query { status: Some(Status::Failed), ..Default::default() };
+        let failed = Query {
+            status: Some(Status::Failed),
+            ..Default::default()
+        };
         assert_eq!(index.count(&failed), 1);
-        let model = Query { model: Some("dall-e-3".into()), ..Default::default() };
+        let model = Query {
+            model: Some("dall-e-3".into()),
+            ..Default::default()
+        };
         assert_eq!(index.search(&model, None, 10).0, vec![ids[1]]);
-        let text = Query { text: Some("lghthse".into()), ..Default::default() };
+        let text = Query {
+            text: Some("lghthse".into()),
+            ..Default::default()
+        };
         let (hits, _) = index.search(&text, None, 10);
         assert_eq!(hits.len(), 2);
         assert!(hits.contains(&ids[0]) && hits.contains(&ids[2]));
-        let chinese = Query { text: Some("海边".into()), ..Default::default() };
+        let chinese = Query {
+            text: Some("海边".into()),
+            ..Default::default()
+        };
         assert_eq!(index.search(&chinese, None, 10).0, vec![ids[3]]);
         let (first, next) = index.search(&text, None, 1);
         let (second, end) = index.search(&text, next, 1);

@@ -1,10 +1,10 @@
 //! A generation as history keeps it, and the versioned envelope it is stored in.
 
 use crate::api::{ApiError, GenerationParams, Usage};
+use crate::store::Id;
 use crate::store::SavedImage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use crate::store::Id;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -20,8 +20,14 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] =
-        [Status::Queued, Status::Running, Status::Succeeded, Status::Failed, Status::Cancelled, Status::Interrupted];
+    pub const ALL: [Status; 6] = [
+        Status::Queued,
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Cancelled,
+        Status::Interrupted,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,7 +41,9 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
     }
 
     /// A job that will not change again unless retried.
@@ -45,7 +53,10 @@ impl Status {
 
     /// A job that may be retried.
     pub fn can_retry(self) -> bool {
-        matches!(self, Status::Failed | Status::Cancelled | Status::Interrupted)
+        matches!(
+            self,
+            Status::Failed | Status::Cancelled | Status::Interrupted
+        )
     }
 
     pub fn code(self) -> u8 {
@@ -138,11 +149,21 @@ pub struct GenerationRecord {
     pub starred: bool,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Queued by `easel generate`, which waits for it: if that process is gone before the job
+    /// ran, nobody is waiting any more, and the studio must not run (and pay for) it silently.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub headless: bool,
 }
 
 impl GenerationRecord {
     /// A new queued record for `params`.
-    pub fn queued(id: Id, params: GenerationParams, provider: &str, demo: bool, created: DateTime<Utc>) -> GenerationRecord {
+    pub fn queued(
+        id: Id,
+        params: GenerationParams,
+        provider: &str,
+        demo: bool,
+        created: DateTime<Utc>,
+    ) -> GenerationRecord {
         GenerationRecord {
             id,
             parent_id: None,
@@ -164,6 +185,7 @@ impl GenerationRecord {
             request_id: None,
             starred: false,
             tags: Vec::new(),
+            headless: false,
         }
     }
 }
@@ -180,7 +202,11 @@ pub struct Envelope {
 }
 
 pub fn encode(record: &GenerationRecord) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(&Envelope { v: RECORD_VERSION, record: record.clone() }).map_err(|e| e.to_string())
+    serde_json::to_vec(&Envelope {
+        v: RECORD_VERSION,
+        record: record.clone(),
+    })
+    .map_err(|e| e.to_string())
 }
 
 pub fn decode(bytes: &[u8]) -> Result<GenerationRecord, String> {
@@ -188,10 +214,15 @@ pub fn decode(bytes: &[u8]) -> Result<GenerationRecord, String> {
     struct Head {
         v: u32,
     }
-    let head: Head = serde_json::from_slice(bytes).map_err(|e| format!("not a record envelope: {e}"))?;
+    let head: Head =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a record envelope: {e}"))?;
     if head.v > RECORD_VERSION {
-        return Err(format!("written by a newer easel (record version {}, this one reads {RECORD_VERSION})", head.v));
+        return Err(format!(
+            "written by a newer easel (record version {}, this one reads {RECORD_VERSION})",
+            head.v
+        ));
     }
-    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| format!("record version {} does not decode: {e}", head.v))?;
+    let env: Envelope = serde_json::from_slice(bytes)
+        .map_err(|e| format!("record version {} does not decode: {e}", head.v))?;
     Ok(env.record)
 }

@@ -5,10 +5,13 @@
 use super::lock::DataDirLock;
 use super::query::{Cursor, Index, Query, Summary};
 use super::record::{self, GenerationRecord, RecordedError, Status};
-use super::{HistoryStore, Id, ImageFiles, Page, QueueMove, Recovery, Stats, StoreError, BadRecord, DoctorReport};
+use super::{
+    BadRecord, DoctorReport, HistoryStore, Id, ImageFiles, Page, QueueMove, Recovery, Stats,
+    StoreError,
+};
 use chrono::Utc;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -42,9 +45,9 @@ fn sled_error(what: &str, e: sled::Error) -> StoreError {
             };
             StoreError::Io(format!("could not {what}: {io}{advice}"))
         }
-        sled::Error::Corruption { .. } => {
-            StoreError::Corrupt(format!("the history database is damaged ({what}): run `easel history doctor`"))
-        }
+        sled::Error::Corruption { .. } => StoreError::Corrupt(format!(
+            "the history database is damaged ({what}): run `easel history doctor`"
+        )),
         other => StoreError::Io(format!("could not {what}: {other}")),
     }
 }
@@ -77,13 +80,21 @@ fn summary_of(r: &GenerationRecord) -> Summary {
 const COUNT_KEY: &str = "record_count";
 
 fn decode_count(v: Option<sled::IVec>) -> u64 {
-    v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()).map_or(0, u64::from_be_bytes)
+    v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 /// Change the record count inside a transaction.
-fn bump_count(meta: &sled::transaction::TransactionalTree, delta: i64) -> Result<(), sled::transaction::UnabortableTransactionError> {
+fn bump_count(
+    meta: &sled::transaction::TransactionalTree,
+    delta: i64,
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
     let n = decode_count(meta.get(COUNT_KEY)?);
-    let n = if delta < 0 { n.saturating_sub(delta.unsigned_abs()) } else { n.saturating_add(delta as u64) };
+    let n = if delta < 0 {
+        n.saturating_sub(delta.unsigned_abs())
+    } else {
+        n.saturating_add(delta as u64)
+    };
     meta.insert(COUNT_KEY, &n.to_be_bytes())?;
     Ok(())
 }
@@ -95,18 +106,44 @@ fn is_active(s: Status) -> bool {
 impl SledStore {
     /// Open (or create) the store in `data_dir`. Takes the data folder's lock first.
     pub fn open(data_dir: &Path) -> Result<SledStore, StoreError> {
-        super::files::create_private_dir(data_dir)
-            .map_err(|e| StoreError::Io(super::files::describe_io_error("create the data folder", data_dir, &e)))?;
+        super::files::create_private_dir(data_dir).map_err(|e| {
+            StoreError::Io(super::files::describe_io_error(
+                "create the data folder",
+                data_dir,
+                &e,
+            ))
+        })?;
         let lock = DataDirLock::acquire(data_dir).map_err(StoreError::Locked)?;
         let path = data_dir.join("history.sled");
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&path)
             // Small cache: history pages are small, and resident memory matters more.
             .cache_capacity(16 * 1024 * 1024)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|e| sled_error(&format!("open the history at {}", path.display()), e))?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| sled_error("open the history", e));
+            .flush_every_ms(Some(1000));
+        // sled's background threads let go of its own file lock a moment after the last handle
+        // is dropped; we hold the data folder's lock, so a refusal here can only be that.
+        let mut tries = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && tries < 40 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(e) => {
+                    return Err(sled_error(
+                        &format!("open the history at {}", path.display()),
+                        e,
+                    ));
+                }
+            }
+        };
+        let tree = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| sled_error("open the history", e))
+        };
         let store = SledStore {
             gens: tree("generations")?,
             summaries: tree("summaries")?,
@@ -124,9 +161,17 @@ impl SledStore {
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        match self.meta.get("schema_version").map_err(|e| sled_error("read the history", e))? {
+        match self
+            .meta
+            .get("schema_version")
+            .map_err(|e| sled_error("read the history", e))?
+        {
             Some(v) => {
-                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
+                let found = v
+                    .as_ref()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(u32::MAX);
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::Open(format!(
                         "the history was written by a newer easel (schema {found}; this one reads {SCHEMA_VERSION}): upgrade easel"
@@ -140,7 +185,11 @@ impl SledStore {
                 self.flush()?;
             }
         }
-        if !self.meta.contains_key(COUNT_KEY).map_err(|e| sled_error("read the history", e))? {
+        if !self
+            .meta
+            .contains_key(COUNT_KEY)
+            .map_err(|e| sled_error("read the history", e))?
+        {
             self.recount()?;
         }
         Ok(())
@@ -149,7 +198,9 @@ impl SledStore {
     /// Count the records the slow way and store the figure (first open, and repairs).
     fn recount(&self) -> Result<u64, StoreError> {
         let n = self.gens.len() as u64;
-        self.meta.insert(COUNT_KEY, &n.to_be_bytes()).map_err(|e| sled_error("write the history", e))?;
+        self.meta
+            .insert(COUNT_KEY, &n.to_be_bytes())
+            .map_err(|e| sled_error("write the history", e))?;
         self.flush()?;
         Ok(n)
     }
@@ -163,7 +214,10 @@ impl SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(|e| sled_error("save the history to disk", e))
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| sled_error("save the history to disk", e))
     }
 
     fn decode_or_skip(&self, key: &[u8], bytes: &[u8]) -> Option<GenerationRecord> {
@@ -173,7 +227,10 @@ impl SledStore {
                 let mut skipped = lock(&self.skipped);
                 let key_hex = hex::encode(key);
                 if !skipped.iter().any(|b| b.key == key_hex) {
-                    skipped.push(BadRecord { key: key_hex, error });
+                    skipped.push(BadRecord {
+                        key: key_hex,
+                        error,
+                    });
                 }
                 None
             }
@@ -182,14 +239,20 @@ impl SledStore {
 
     fn read(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError> {
         let key = id.key();
-        Ok(self.gens.get(key).map_err(|e| sled_error("read the history", e))?.and_then(|v| self.decode_or_skip(&key, &v)))
+        Ok(self
+            .gens
+            .get(key)
+            .map_err(|e| sled_error("read the history", e))?
+            .and_then(|v| self.decode_or_skip(&key, &v)))
     }
 
     fn queue_positions(&self) -> Result<Vec<(i64, Id)>, StoreError> {
         let mut out = Vec::new();
         for kv in self.queue.iter() {
             let (k, v) = kv.map_err(|e| sled_error("read the queue", e))?;
-            let (Some(id), Ok(pos)) = (Id::from_key(&k), <[u8; 8]>::try_from(v.as_ref())) else { continue };
+            let (Some(id), Ok(pos)) = (Id::from_key(&k), <[u8; 8]>::try_from(v.as_ref())) else {
+                continue;
+            };
             out.push((i64::from_be_bytes(pos), id));
         }
         out.sort();
@@ -197,7 +260,11 @@ impl SledStore {
     }
 
     /// Write a record, its summary and its queue entry in one transaction, then flush.
-    fn write(&self, r: &GenerationRecord, queue_pos: Option<Option<i64>>) -> Result<(), StoreError> {
+    fn write(
+        &self,
+        r: &GenerationRecord,
+        queue_pos: Option<Option<i64>>,
+    ) -> Result<(), StoreError> {
         let bytes = record::encode(r).map_err(StoreError::Invalid)?;
         let summary = summary_of(r);
         let key = r.id.key();
@@ -254,9 +321,17 @@ impl SledStore {
         let mut rows = Vec::with_capacity(records.len());
         for r in records {
             if is_active(r.status) {
-                return Err(StoreError::Invalid(format!("{} is {}: put_batch takes finished records only", r.id.short(), r.status)));
+                return Err(StoreError::Invalid(format!(
+                    "{} is {}: put_batch takes finished records only",
+                    r.id.short(),
+                    r.status
+                )));
             }
-            rows.push((r.id.key(), record::encode(r).map_err(StoreError::Invalid)?, summary_of(r).encode()));
+            rows.push((
+                r.id.key(),
+                record::encode(r).map_err(StoreError::Invalid)?,
+                summary_of(r).encode(),
+            ));
         }
         (&self.gens, &self.summaries, &self.meta)
             .transaction(|(g, s, meta)| {
@@ -296,17 +371,23 @@ impl SledStore {
     }
 
     fn require(&self, id: Id) -> Result<GenerationRecord, StoreError> {
-        self.read(id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))
+        self.read(id)?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 }
 
 impl HistoryStore for SledStore {
     fn put(&self, r: &GenerationRecord) -> Result<(), StoreError> {
         let _q = lock(&self.queue_lock);
-        let in_queue = self.queue.contains_key(r.id.key()).map_err(|e| sled_error("read the queue", e))?;
+        let in_queue = self
+            .queue
+            .contains_key(r.id.key())
+            .map_err(|e| sled_error("read the queue", e))?;
         let pos = match (is_active(r.status), in_queue) {
             (true, true) => None,
-            (true, false) => Some(Some(self.queue_positions()?.last().map_or(0, |(p, _)| p + 1))),
+            (true, false) => Some(Some(
+                self.queue_positions()?.last().map_or(0, |(p, _)| p + 1),
+            )),
             (false, true) => Some(None),
             (false, false) => None,
         };
@@ -330,20 +411,29 @@ impl HistoryStore for SledStore {
 
     fn resolve(&self, text: &str) -> Result<Id, StoreError> {
         let text = text.trim();
-        if let Some(id) = Id::parse(text) {
-            if self.gens.contains_key(id.key()).map_err(|e| sled_error("read the history", e))? {
-                return Ok(id);
-            }
+        if let Some(id) = Id::parse(text)
+            && self
+                .gens
+                .contains_key(id.key())
+                .map_err(|e| sled_error("read the history", e))?
+        {
+            return Ok(id);
         }
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(StoreError::NotFound(text.to_string()));
         }
         let guard = self.load_index()?;
-        let matches = guard.as_ref().map(|i| i.with_prefix(text)).unwrap_or_default();
+        let matches = guard
+            .as_ref()
+            .map(|i| i.with_prefix(text))
+            .unwrap_or_default();
         match matches.as_slice() {
             [] => Err(StoreError::NotFound(text.to_string())),
             [one] => Ok(*one),
-            many => Err(StoreError::Ambiguous { prefix: text.to_string(), matches: many.to_vec() }),
+            many => Err(StoreError::Ambiguous {
+                prefix: text.to_string(),
+                matches: many.to_vec(),
+            }),
         }
     }
 
@@ -360,7 +450,9 @@ impl HistoryStore for SledStore {
             for kv in self.gens.range(..end).rev() {
                 let (k, v) = kv.map_err(|e| sled_error("read the history", e))?;
                 if records.len() == limit {
-                    next = records.last().map(|r: &GenerationRecord| Cursor::Before(r.id));
+                    next = records
+                        .last()
+                        .map(|r: &GenerationRecord| Cursor::Before(r.id));
                     break;
                 }
                 if let Some(r) = self.decode_or_skip(&k, &v) {
@@ -371,9 +463,15 @@ impl HistoryStore for SledStore {
         }
         let (ids, next) = {
             let guard = self.load_index()?;
-            guard.as_ref().map(|i| i.search(q, cursor, limit)).unwrap_or_default()
+            guard
+                .as_ref()
+                .map(|i| i.search(q, cursor, limit))
+                .unwrap_or_default()
         };
-        Ok(Page { records: self.fetch(ids)?, next })
+        Ok(Page {
+            records: self.fetch(ids)?,
+            next,
+        })
     }
 
     fn count(&self, q: &Query) -> Result<usize, StoreError> {
@@ -430,26 +528,36 @@ impl HistoryStore for SledStore {
     }
 
     fn queue(&self) -> Result<Vec<GenerationRecord>, StoreError> {
-        let ids = self.queue_positions()?.into_iter().map(|(_, id)| id).collect();
+        let ids = self
+            .queue_positions()?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
         self.fetch(ids)
     }
 
     fn move_in_queue(&self, id: Id, how: QueueMove) -> Result<bool, StoreError> {
         let _q = lock(&self.queue_lock);
         let positions = self.queue_positions()?;
-        let Some(at) = positions.iter().position(|(_, i)| *i == id) else { return Ok(false) };
+        let Some(at) = positions.iter().position(|(_, i)| *i == id) else {
+            return Ok(false);
+        };
         let swap_with = match how {
             QueueMove::Up if at > 0 => Some(at - 1),
             QueueMove::Down if at + 1 < positions.len() => Some(at + 1),
             QueueMove::Front if at > 0 => {
                 let front = positions[0].0 - 1;
-                self.queue.insert(id.key(), &front.to_be_bytes()).map_err(|e| sled_error("reorder the queue", e))?;
+                self.queue
+                    .insert(id.key(), &front.to_be_bytes())
+                    .map_err(|e| sled_error("reorder the queue", e))?;
                 self.flush()?;
                 return Ok(true);
             }
             _ => None,
         };
-        let Some(other) = swap_with else { return Ok(false) };
+        let Some(other) = swap_with else {
+            return Ok(false);
+        };
         let (pa, ida) = positions[at];
         let (pb, idb) = positions[other];
         self.queue
@@ -490,7 +598,10 @@ impl HistoryStore for SledStore {
         Ok(recovery)
     }
 
-    fn for_each(&self, f: &mut dyn FnMut(GenerationRecord) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(GenerationRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         for kv in self.gens.iter() {
             let (k, v) = kv.map_err(|e| sled_error("read the history", e))?;
             if let Some(r) = self.decode_or_skip(&k, &v) {
@@ -504,7 +615,10 @@ impl HistoryStore for SledStore {
         let mut stats = Stats::default();
         self.for_each(&mut |r| {
             stats.total += 1;
-            *stats.by_status.entry(r.status.as_str().to_string()).or_default() += 1;
+            *stats
+                .by_status
+                .entry(r.status.as_str().to_string())
+                .or_default() += 1;
             *stats.by_model.entry(r.model.clone()).or_default() += 1;
             stats.images += r.outputs.len();
             stats.image_bytes += r.outputs.iter().map(|o| o.bytes).sum::<u64>();
@@ -542,12 +656,17 @@ impl HistoryStore for SledStore {
                     if !summary_ok {
                         report.stale_summaries += 1;
                         if repair {
-                            self.summaries.insert(&k, summary_of(&r).encode()).map_err(|e| sled_error("repair the index", e))?;
+                            self.summaries
+                                .insert(&k, summary_of(&r).encode())
+                                .map_err(|e| sled_error("repair the index", e))?;
                         }
                     }
                 }
                 Err(error) => {
-                    report.bad_records.push(BadRecord { key: hex::encode(&k), error });
+                    report.bad_records.push(BadRecord {
+                        key: hex::encode(&k),
+                        error,
+                    });
                     bad_keys.push(k);
                 }
             }
@@ -556,10 +675,15 @@ impl HistoryStore for SledStore {
         for tree in [&self.summaries, &self.queue] {
             for kv in tree.iter() {
                 let (k, _) = kv.map_err(|e| sled_error("read the history", e))?;
-                if !self.gens.contains_key(&k).map_err(|e| sled_error("read the history", e))? {
+                if !self
+                    .gens
+                    .contains_key(&k)
+                    .map_err(|e| sled_error("read the history", e))?
+                {
                     report.orphan_entries += 1;
                     if repair {
-                        tree.remove(&k).map_err(|e| sled_error("repair the index", e))?;
+                        tree.remove(&k)
+                            .map_err(|e| sled_error("repair the index", e))?;
                     }
                 }
             }
@@ -567,13 +691,26 @@ impl HistoryStore for SledStore {
         report.count_mismatch = actual != self.len();
         if repair {
             // Undecodable records are moved aside, not destroyed, so nothing is lost for good.
-            let quarantine = self.db.open_tree("quarantine").map_err(|e| sled_error("repair the history", e))?;
+            let quarantine = self
+                .db
+                .open_tree("quarantine")
+                .map_err(|e| sled_error("repair the history", e))?;
             for k in &bad_keys {
-                if let Some(v) = self.gens.remove(k).map_err(|e| sled_error("repair the history", e))? {
-                    quarantine.insert(k, v).map_err(|e| sled_error("repair the history", e))?;
+                if let Some(v) = self
+                    .gens
+                    .remove(k)
+                    .map_err(|e| sled_error("repair the history", e))?
+                {
+                    quarantine
+                        .insert(k, v)
+                        .map_err(|e| sled_error("repair the history", e))?;
                 }
-                self.summaries.remove(k).map_err(|e| sled_error("repair the history", e))?;
-                self.queue.remove(k).map_err(|e| sled_error("repair the history", e))?;
+                self.summaries
+                    .remove(k)
+                    .map_err(|e| sled_error("repair the history", e))?;
+                self.queue
+                    .remove(k)
+                    .map_err(|e| sled_error("repair the history", e))?;
             }
             self.recount()?;
             *lock(&self.index) = None;
@@ -585,17 +722,47 @@ impl HistoryStore for SledStore {
         referenced.sort();
         let mut stack = vec![images];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.extension().is_some_and(|x| x != "json" && x != "tmp") && referenced.binary_search(&p).is_err() {
+                } else if p.extension().is_some_and(|x| x != "json" && x != "tmp")
+                    && referenced.binary_search(&p).is_err()
+                {
                     report.unreferenced_files.push(p);
                 }
             }
         }
         Ok(report)
+    }
+
+    fn window(
+        &self,
+        q: &Query,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<GenerationRecord>, usize), StoreError> {
+        let index_loaded = lock(&self.index).is_some();
+        if q.is_everything() && offset == 0 && !index_loaded {
+            // The newest page needs no index (a reverse range scan) and the count is stored.
+            let page = self.page(q, None, limit)?;
+            return Ok((page.records, self.len()));
+        }
+        let (ids, total) = {
+            let guard = self.load_index()?;
+            guard
+                .as_ref()
+                .map(|i| i.window(q, offset, limit))
+                .unwrap_or_default()
+        };
+        Ok((self.fetch(ids)?, total))
+    }
+
+    fn warm(&self) -> Result<(), StoreError> {
+        self.warm_index().map(|_| ())
     }
 
     fn skipped(&self) -> Vec<BadRecord> {
@@ -616,7 +783,10 @@ mod tests {
     use crate::api::GenerationParams;
 
     fn rec(prompt: &str, status: Status) -> GenerationRecord {
-        let params = GenerationParams { prompt: prompt.into(), ..Default::default() };
+        let params = GenerationParams {
+            prompt: prompt.into(),
+            ..Default::default()
+        };
         let mut r = GenerationRecord::queued(Id::new(), params, "demo", true, Utc::now());
         r.status = status;
         r
@@ -627,12 +797,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<Id> = {
             let store = SledStore::open(dir.path()).unwrap();
-            let rs: Vec<_> = (0..5).map(|i| rec(&format!("prompt {i}"), Status::Succeeded)).collect();
+            let rs: Vec<_> = (0..5)
+                .map(|i| rec(&format!("prompt {i}"), Status::Succeeded))
+                .collect();
             for r in &rs {
                 store.put(r).unwrap();
             }
             let page = store.page(&Query::default(), None, 3).unwrap();
-            assert_eq!(page.records.iter().map(|r| r.id).collect::<Vec<_>>(), vec![rs[4].id, rs[3].id, rs[2].id]);
+            assert_eq!(
+                page.records.iter().map(|r| r.id).collect::<Vec<_>>(),
+                vec![rs[4].id, rs[3].id, rs[2].id]
+            );
             let page2 = store.page(&Query::default(), page.next, 3).unwrap();
             assert_eq!(page2.records.len(), 2);
             assert!(page2.next.is_none());
@@ -642,7 +817,10 @@ mod tests {
         assert_eq!(store.len(), 5);
         assert_eq!(store.get(ids[2]).unwrap().unwrap().prompt, "prompt 2");
         assert_eq!(store.resolve(&ids[2].to_string()[..10]).unwrap(), ids[2]);
-        let q = Query { text: Some("prompt 3".into()), ..Default::default() };
+        let q = Query {
+            text: Some("prompt 3".into()),
+            ..Default::default()
+        };
         assert_eq!(store.page(&q, None, 10).unwrap().records[0].id, ids[3]);
     }
 
@@ -650,7 +828,9 @@ mod tests {
     fn second_open_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let _first = SledStore::open(dir.path()).unwrap();
-        let Err(StoreError::Locked(msg)) = SledStore::open(dir.path()) else { panic!("second open allowed") };
+        let Err(StoreError::Locked(msg)) = SledStore::open(dir.path()) else {
+            panic!("second open allowed")
+        };
         assert!(msg.contains("another easel is using"));
     }
 
@@ -676,13 +856,23 @@ mod tests {
     #[test]
     fn queue_order_and_recovery() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b, c) = (rec("a", Status::Queued), rec("b", Status::Queued), rec("c", Status::Queued));
+        let (a, b, c) = (
+            rec("a", Status::Queued),
+            rec("b", Status::Queued),
+            rec("c", Status::Queued),
+        );
         {
             let store = SledStore::open(dir.path()).unwrap();
             store.enqueue(&a, false).unwrap();
             store.enqueue(&b, false).unwrap();
             store.enqueue(&c, true).unwrap();
-            let order = |s: &SledStore| s.queue().unwrap().iter().map(|r| r.prompt.clone()).collect::<Vec<_>>();
+            let order = |s: &SledStore| {
+                s.queue()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.prompt.clone())
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(order(&store), ["c", "a", "b"]);
             assert!(store.move_in_queue(b.id, QueueMove::Up).unwrap());
             assert_eq!(order(&store), ["c", "b", "a"]);
@@ -701,7 +891,10 @@ mod tests {
         let rec = store.recover().unwrap();
         assert_eq!(rec.interrupted, vec![a.id]);
         assert_eq!(rec.queued, vec![b.id]);
-        assert_eq!(store.get(a.id).unwrap().unwrap().status, Status::Interrupted);
+        assert_eq!(
+            store.get(a.id).unwrap().unwrap().status,
+            Status::Interrupted
+        );
         assert_eq!(store.queue().unwrap().len(), 1);
     }
 }

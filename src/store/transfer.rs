@@ -11,13 +11,19 @@ use std::path::{Component, Path};
 pub fn export(store: &dyn HistoryStore, out: &mut dyn Write) -> Result<usize, StoreError> {
     let mut n = 0;
     store.for_each(&mut |r| {
-        let line = serde_json::to_string(&Envelope { v: RECORD_VERSION, record: r })
-            .map_err(|e| StoreError::Invalid(format!("could not write a record: {e}")))?;
-        writeln!(out, "{line}").map_err(|e| StoreError::Io(format!("could not write the export: {e}")))?;
+        let line = serde_json::to_string(&Envelope {
+            v: RECORD_VERSION,
+            record: r,
+        })
+        .map_err(|e| StoreError::Invalid(format!("could not write a record: {e}")))?;
+        // The same JSON with unsafe characters escaped: safe to print, and read back exactly.
+        writeln!(out, "{}", crate::sanitize::json(&line))
+            .map_err(|e| StoreError::Io(format!("could not write the export: {e}")))?;
         n += 1;
         Ok(())
     })?;
-    out.flush().map_err(|e| StoreError::Io(format!("could not write the export: {e}")))?;
+    out.flush()
+        .map_err(|e| StoreError::Io(format!("could not write the export: {e}")))?;
     Ok(n)
 }
 
@@ -40,9 +46,17 @@ pub fn check_path(data_dir: &Path, path: &Path) -> Result<(), String> {
     for c in path.components() {
         match c {
             Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => return Err(format!("the image path {} climbs out with ..", crate::sanitize::line(&path.display().to_string()))),
+            Component::ParentDir => {
+                return Err(format!(
+                    "the image path {} climbs out with ..",
+                    crate::sanitize::line(&path.display().to_string())
+                ));
+            }
             Component::RootDir | Component::Prefix(_) => {
-                return Err(format!("the image path {} is absolute", crate::sanitize::line(&path.display().to_string())));
+                return Err(format!(
+                    "the image path {} is absolute",
+                    crate::sanitize::line(&path.display().to_string())
+                ));
             }
         }
     }
@@ -52,7 +66,9 @@ pub fn check_path(data_dir: &Path, path: &Path) -> Result<(), String> {
     let full = data_dir.join(path);
     if let Ok(root) = data_dir.canonicalize()
         && let Some(existing) = full.ancestors().find(|p| p.symlink_metadata().is_ok())
-        && !existing.canonicalize().is_ok_and(|real| real.starts_with(&root))
+        && !existing
+            .canonicalize()
+            .is_ok_and(|real| real.starts_with(&root))
     {
         return Err(format!(
             "the image path {} leads outside the data folder through a symlink",
@@ -66,33 +82,54 @@ fn parse_line(line: &str) -> Result<GenerationRecord, String> {
     // Accept the envelope (what export writes) or a bare record.
     match record::decode(line.as_bytes()) {
         Ok(r) => Ok(r),
-        Err(envelope_err) => serde_json::from_str::<GenerationRecord>(line).map_err(|_| envelope_err),
+        Err(envelope_err) => {
+            serde_json::from_str::<GenerationRecord>(line).map_err(|_| envelope_err)
+        }
     }
 }
 
 /// Import JSON lines into the store.
-pub fn import(store: &dyn HistoryStore, data_dir: &Path, input: &mut dyn BufRead) -> Result<ImportReport, StoreError> {
+pub fn import(
+    store: &dyn HistoryStore,
+    data_dir: &Path,
+    input: &mut dyn BufRead,
+) -> Result<ImportReport, StoreError> {
     let mut report = ImportReport::default();
-    let mut line = String::new();
+    let mut raw = Vec::new();
     let mut number = 0;
     loop {
-        line.clear();
-        let read = input.read_line(&mut line).map_err(|e| StoreError::Io(format!("could not read the import file: {e}")))?;
+        raw.clear();
+        let read = input
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| StoreError::Io(format!("could not read the import file: {e}")))?;
         if read == 0 {
             break;
         }
         number += 1;
+        // A damaged line is refused on its own; it does not end the import.
+        let Ok(line) = std::str::from_utf8(&raw) else {
+            report
+                .refused
+                .push((number, "the line is not UTF-8 text".to_string()));
+            continue;
+        };
         if line.trim().is_empty() {
             continue;
         }
         let mut r = match parse_line(line.trim()) {
             Ok(r) => r,
             Err(e) => {
-                report.refused.push((number, crate::sanitize::line(&e).into_owned()));
+                report
+                    .refused
+                    .push((number, crate::sanitize::line(&e).into_owned()));
                 continue;
             }
         };
-        if let Some(bad) = r.outputs.iter().find_map(|o| check_path(data_dir, &o.path).err()) {
+        if let Some(bad) = r
+            .outputs
+            .iter()
+            .find_map(|o| check_path(data_dir, &o.path).err())
+        {
             report.refused.push((number, bad));
             continue;
         }
@@ -120,14 +157,30 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("images")).unwrap();
         assert!(check_path(root, Path::new("images/2026-11-28/a.png")).is_ok());
-        assert!(check_path(root, Path::new("../etc/passwd")).unwrap_err().contains(".."));
-        assert!(check_path(root, Path::new("images/../../x.png")).unwrap_err().contains(".."));
-        assert!(check_path(root, Path::new("/etc/passwd")).unwrap_err().contains("absolute"));
+        assert!(
+            check_path(root, Path::new("../etc/passwd"))
+                .unwrap_err()
+                .contains("..")
+        );
+        assert!(
+            check_path(root, Path::new("images/../../x.png"))
+                .unwrap_err()
+                .contains("..")
+        );
+        assert!(
+            check_path(root, Path::new("/etc/passwd"))
+                .unwrap_err()
+                .contains("absolute")
+        );
         assert!(check_path(root, Path::new("")).is_err());
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/etc", root.join("images/link")).unwrap();
-            assert!(check_path(root, Path::new("images/link/passwd")).unwrap_err().contains("symlink"));
+            assert!(
+                check_path(root, Path::new("images/link/passwd"))
+                    .unwrap_err()
+                    .contains("symlink")
+            );
         }
     }
 }

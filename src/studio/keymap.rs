@@ -89,7 +89,7 @@ impl Action {
             Action::Bottom => "last",
             Action::NextValue => "next value",
             Action::PrevValue => "previous value",
-            Action::Cancel => "cancel the job",
+            Action::Cancel => "cancel the job (or dismiss an ended one)",
             Action::Retry => "retry the job",
             Action::MoveUp => "move the job up",
             Action::MoveDown => "move the job down",
@@ -125,11 +125,16 @@ impl Key {
     /// Normalise a terminal key event: shift is implied by an upper-case character, and
     /// BackTab is shift-tab.
     pub fn from_event(e: &KeyEvent) -> Key {
-        let mut mods = e.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let mut mods =
+            e.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
         let code = match e.code {
             KeyCode::Char(c) => {
                 mods.remove(KeyModifiers::SHIFT);
-                KeyCode::Char(if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c })
+                KeyCode::Char(if mods.contains(KeyModifiers::CONTROL) {
+                    c.to_ascii_lowercase()
+                } else {
+                    c
+                })
             }
             KeyCode::BackTab => {
                 mods.insert(KeyModifiers::SHIFT);
@@ -153,7 +158,11 @@ impl Key {
                 "ctrl" | "c" => mods |= KeyModifiers::CONTROL,
                 "alt" | "a" | "meta" | "m" => mods |= KeyModifiers::ALT,
                 "shift" | "s" => mods |= KeyModifiers::SHIFT,
-                _ => return Err(format!("unknown modifier \"{head}\" in \"{t}\" (use ctrl, alt or shift)")),
+                _ => {
+                    return Err(format!(
+                        "unknown modifier \"{head}\" in \"{t}\" (use ctrl, alt or shift)"
+                    ));
+                }
             }
             rest = tail;
         }
@@ -177,15 +186,29 @@ impl Key {
             "end" => KeyCode::End,
             "pageup" | "pgup" => KeyCode::PageUp,
             "pagedown" | "pgdn" => KeyCode::PageDown,
-            f if f.len() >= 2 && f.starts_with('f') && f[1..].chars().all(|c| c.is_ascii_digit()) => {
-                KeyCode::F(f[1..].parse().map_err(|_| format!("bad function key \"{t}\""))?)
+            f if f.len() >= 2
+                && f.starts_with('f')
+                && f[1..].chars().all(|c| c.is_ascii_digit()) =>
+            {
+                KeyCode::F(
+                    f[1..]
+                        .parse()
+                        .map_err(|_| format!("bad function key \"{t}\""))?,
+                )
             }
             _ => {
                 let mut chars = rest.chars();
                 match (chars.next(), chars.next()) {
                     (Some(c), None) => {
-                        let c = if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c };
-                        if mods.contains(KeyModifiers::SHIFT) && c.is_ascii_alphabetic() && !mods.contains(KeyModifiers::CONTROL) {
+                        let c = if mods.contains(KeyModifiers::CONTROL) {
+                            c.to_ascii_lowercase()
+                        } else {
+                            c
+                        };
+                        if mods.contains(KeyModifiers::SHIFT)
+                            && c.is_ascii_alphabetic()
+                            && !mods.contains(KeyModifiers::CONTROL)
+                        {
                             mods.remove(KeyModifiers::SHIFT);
                             KeyCode::Char(c.to_ascii_uppercase())
                         } else {
@@ -279,7 +302,7 @@ impl Default for Keymap {
             (Editor, Key::new(KeyCode::Char('s'), C), Submit),
             (Editor, Key::new(KeyCode::Enter, A), Submit),
             (Editor, Key::new(KeyCode::Enter, C), Submit),
-            (Editor, Key::new(KeyCode::Char('f'), A), SubmitFront),
+            (Editor, Key::new(KeyCode::Char('s'), A), SubmitFront),
             (Editor, k(KeyCode::Esc), LeaveEditor),
             (Editor, Key::new(KeyCode::Char('o'), C), ExternalEditor),
             (Editor, k(KeyCode::F(1)), Help),
@@ -338,15 +361,22 @@ impl Keymap {
         let mut map = Keymap::default();
         for (context, actions) in config {
             for (action, spec) in actions {
-                map.bindings.retain(|(c, _, a)| !(c == context && a == action));
+                map.bindings
+                    .retain(|(c, _, a)| !(c == context && a == action));
                 let keys = match spec {
                     KeySpec::One(s) => vec![s.clone()],
                     KeySpec::Many(v) => v.clone(),
                 };
                 for text in keys {
-                    let key = Key::parse(&text).map_err(|e| format!("[keys.{}] {action:?}: {e}", context_name(*context)))?;
+                    let name = serde_json::to_value(action)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    let key = Key::parse(&text)
+                        .map_err(|e| format!("[keys.{}] {name}: {e}", context_name(*context)))?;
                     // A key bound anew replaces what it did before in that context.
-                    map.bindings.retain(|(c, k, _)| !(c == context && *k == key));
+                    map.bindings
+                        .retain(|(c, k, _)| !(c == context && *k == key));
                     map.bindings.push((*context, key, *action));
                 }
             }
@@ -357,7 +387,10 @@ impl Keymap {
     /// The action for a key in a context: the context's own binding first, then (outside text
     /// inputs) the global one.
     fn get(&self, context: Context, key: Key) -> Option<Action> {
-        self.bindings.iter().find(|(c, k, _)| *c == context && *k == key).map(|(_, _, a)| *a)
+        self.bindings
+            .iter()
+            .find(|(c, k, _)| *c == context && *k == key)
+            .map(|(_, _, a)| *a)
     }
 
     pub fn lookup(&self, context: Context, key: Key) -> Option<Action> {
@@ -367,7 +400,10 @@ impl Keymap {
         if context == Context::Editor {
             // In the editor, plain characters are text: only modified keys and function keys
             // may reach global bindings.
-            let plain = matches!(key.code, KeyCode::Char(_)) && !key.mods.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+            let plain = matches!(key.code, KeyCode::Char(_))
+                && !key
+                    .mods
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
             if plain {
                 return None;
             }
@@ -416,34 +452,99 @@ mod tests {
     use crossterm::event::{KeyEventKind, KeyEventState};
 
     fn ev(code: KeyCode, mods: KeyModifiers) -> Key {
-        Key::from_event(&KeyEvent { code, modifiers: mods, kind: KeyEventKind::Press, state: KeyEventState::NONE })
+        Key::from_event(&KeyEvent {
+            code,
+            modifiers: mods,
+            kind: KeyEventKind::Press,
+            state: KeyEventState::NONE,
+        })
     }
 
     #[test]
     fn default_lookups() {
         let m = Keymap::default();
         let cases: &[(Context, Key, Option<Action>)] = &[
-            (Context::Editor, ev(KeyCode::Char('s'), C), Some(Action::Submit)),
+            (
+                Context::Editor,
+                ev(KeyCode::Char('s'), C),
+                Some(Action::Submit),
+            ),
             (Context::Editor, ev(KeyCode::Enter, A), Some(Action::Submit)),
             (Context::Editor, ev(KeyCode::Enter, C), Some(Action::Submit)),
             (Context::Editor, ev(KeyCode::Char('q'), N), None),
             (Context::Editor, ev(KeyCode::Char('?'), S), None),
             (Context::Editor, ev(KeyCode::Tab, N), Some(Action::NextPane)),
-            (Context::Editor, ev(KeyCode::BackTab, S), Some(Action::PrevPane)),
-            (Context::Editor, ev(KeyCode::Char('c'), C), Some(Action::ForceQuit)),
-            (Context::Editor, ev(KeyCode::Esc, N), Some(Action::LeaveEditor)),
-            (Context::History, ev(KeyCode::Char('q'), N), Some(Action::Quit)),
-            (Context::History, ev(KeyCode::Char('?'), S), Some(Action::Help)),
+            (
+                Context::Editor,
+                ev(KeyCode::BackTab, S),
+                Some(Action::PrevPane),
+            ),
+            (
+                Context::Editor,
+                ev(KeyCode::Char('c'), C),
+                Some(Action::ForceQuit),
+            ),
+            (
+                Context::Editor,
+                ev(KeyCode::Esc, N),
+                Some(Action::LeaveEditor),
+            ),
+            (
+                Context::History,
+                ev(KeyCode::Char('q'), N),
+                Some(Action::Quit),
+            ),
+            (
+                Context::History,
+                ev(KeyCode::Char('?'), S),
+                Some(Action::Help),
+            ),
             (Context::History, ev(KeyCode::F(1), N), Some(Action::Help)),
-            (Context::History, ev(KeyCode::Char('/'), N), Some(Action::Search)),
-            (Context::History, ev(KeyCode::Char('G'), S), Some(Action::Bottom)),
-            (Context::History, ev(KeyCode::Tab, N), Some(Action::NextPane)),
-            (Context::Queue, ev(KeyCode::Char('J'), S), Some(Action::MoveDown)),
-            (Context::Queue, ev(KeyCode::Char('K'), S), Some(Action::MoveUp)),
-            (Context::Queue, ev(KeyCode::Char('x'), N), Some(Action::Cancel)),
-            (Context::Queue, ev(KeyCode::Char('p'), N), Some(Action::PauseAll)),
-            (Context::Queue, ev(KeyCode::Char('C'), C | S), Some(Action::ForceQuit)),
-            (Context::Params, ev(KeyCode::Right, N), Some(Action::NextValue)),
+            (
+                Context::History,
+                ev(KeyCode::Char('/'), N),
+                Some(Action::Search),
+            ),
+            (
+                Context::History,
+                ev(KeyCode::Char('G'), S),
+                Some(Action::Bottom),
+            ),
+            (
+                Context::History,
+                ev(KeyCode::Tab, N),
+                Some(Action::NextPane),
+            ),
+            (
+                Context::Queue,
+                ev(KeyCode::Char('J'), S),
+                Some(Action::MoveDown),
+            ),
+            (
+                Context::Queue,
+                ev(KeyCode::Char('K'), S),
+                Some(Action::MoveUp),
+            ),
+            (
+                Context::Queue,
+                ev(KeyCode::Char('x'), N),
+                Some(Action::Cancel),
+            ),
+            (
+                Context::Queue,
+                ev(KeyCode::Char('p'), N),
+                Some(Action::PauseAll),
+            ),
+            (
+                Context::Queue,
+                ev(KeyCode::Char('C'), C | S),
+                Some(Action::ForceQuit),
+            ),
+            (
+                Context::Params,
+                ev(KeyCode::Right, N),
+                Some(Action::NextValue),
+            ),
             (Context::Params, ev(KeyCode::Char('w'), N), None),
         ];
         for (ctx, key, want) in cases {
@@ -477,17 +578,37 @@ mod tests {
     #[test]
     fn config_rebinds() {
         let mut cfg = KeyConfig::new();
-        cfg.entry(Context::History).or_default().insert(Action::Star, KeySpec::Many(vec!["S".into(), "*".into()]));
-        cfg.entry(Context::Editor).or_default().insert(Action::Submit, KeySpec::One("ctrl-g".into()));
+        cfg.entry(Context::History)
+            .or_default()
+            .insert(Action::Star, KeySpec::Many(vec!["S".into(), "*".into()]));
+        cfg.entry(Context::Editor)
+            .or_default()
+            .insert(Action::Submit, KeySpec::One("ctrl-g".into()));
         let m = Keymap::with_config(&cfg).unwrap();
         assert_eq!(m.lookup(Context::History, ch('s')), None);
         assert_eq!(m.lookup(Context::History, ch('S')), Some(Action::Star));
         assert_eq!(m.lookup(Context::History, ch('*')), Some(Action::Star));
-        assert_eq!(m.lookup(Context::Editor, Key::new(KeyCode::Char('s'), C)), None);
-        assert_eq!(m.lookup(Context::Editor, Key::new(KeyCode::Char('g'), C)), Some(Action::Submit));
-        assert!(m.keys_for(Context::History).iter().any(|(a, keys)| *a == Action::Star && keys.len() == 2));
+        assert_eq!(
+            m.lookup(Context::Editor, Key::new(KeyCode::Char('s'), C)),
+            None
+        );
+        assert_eq!(
+            m.lookup(Context::Editor, Key::new(KeyCode::Char('g'), C)),
+            Some(Action::Submit)
+        );
+        assert!(
+            m.keys_for(Context::History)
+                .iter()
+                .any(|(a, keys)| *a == Action::Star && keys.len() == 2)
+        );
         let mut bad = KeyConfig::new();
-        bad.entry(Context::Queue).or_default().insert(Action::Cancel, KeySpec::One("hyper-x".into()));
-        assert!(Keymap::with_config(&bad).unwrap_err().contains("[keys.queue]"));
+        bad.entry(Context::Queue)
+            .or_default()
+            .insert(Action::Cancel, KeySpec::One("hyper-x".into()));
+        assert!(
+            Keymap::with_config(&bad)
+                .unwrap_err()
+                .contains("[keys.queue]")
+        );
     }
 }

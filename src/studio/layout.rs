@@ -26,21 +26,46 @@ pub struct Areas {
 pub fn compute(width: u16, height: u16) -> Areas {
     let full = Rect::new(0, 0, width, height);
     if width < MIN_WIDTH || height < MIN_HEIGHT {
-        return Areas { too_small: true, status: full, ..Areas::default() };
+        return Areas {
+            too_small: true,
+            status: full,
+            ..Areas::default()
+        };
     }
     let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(full);
     if width >= WIDE_WIDTH && height >= WIDE_HEIGHT {
-        let [left, right] = Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(main);
-        let [editor, params, queue] =
-            Layout::vertical([Constraint::Percentage(40), Constraint::Length(7), Constraint::Min(4)]).areas(left);
-        let [history, preview] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(right);
-        return Areas { editor, params, queue, history, preview, status, compact_params: false, too_small: false };
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
+                .areas(main);
+        let [editor, params, queue] = Layout::vertical([
+            Constraint::Percentage(40),
+            Constraint::Length(7),
+            Constraint::Min(4),
+        ])
+        .areas(left);
+        let [history, preview] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(right);
+        return Areas {
+            editor,
+            params,
+            queue,
+            history,
+            preview,
+            status,
+            compact_params: false,
+            too_small: false,
+        };
     }
     let editor_rows = if height >= 20 { 5 } else { 4 };
-    let [editor, params, rest] =
-        Layout::vertical([Constraint::Length(editor_rows), Constraint::Length(1), Constraint::Min(4)]).areas(main);
+    let [editor, params, rest] = Layout::vertical([
+        Constraint::Length(editor_rows),
+        Constraint::Length(1),
+        Constraint::Min(4),
+    ])
+    .areas(main);
     let (lists, preview) = if width >= 60 {
-        let [l, p] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(rest);
+        let [l, p] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+            .areas(rest);
         (l, p)
     } else {
         (rest, Rect::default())
@@ -50,12 +75,26 @@ pub fn compute(width: u16, height: u16) -> Areas {
         .direction(Direction::Vertical)
         .constraints([Constraint::Length(queue_rows), Constraint::Min(3)])
         .areas(lists);
-    Areas { editor, params, queue, history, preview, status, compact_params: true, too_small: false }
+    Areas {
+        editor,
+        params,
+        queue,
+        history,
+        preview,
+        status,
+        compact_params: true,
+        too_small: false,
+    }
 }
 
 /// The inside of a bordered pane.
 pub fn inner(r: Rect) -> Rect {
-    Rect::new(r.x.saturating_add(1), r.y.saturating_add(1), r.width.saturating_sub(2), r.height.saturating_sub(2))
+    Rect::new(
+        r.x.saturating_add(1),
+        r.y.saturating_add(1),
+        r.width.saturating_sub(2),
+        r.height.saturating_sub(2),
+    )
 }
 
 #[cfg(test)]
@@ -64,16 +103,31 @@ mod tests {
 
     #[test]
     fn areas_fit_inside_the_screen_and_do_not_overlap() {
-        for (w, h) in [(40, 12), (80, 24), (100, 30), (120, 40), (200, 60), (300, 100), (59, 20), (61, 13)] {
+        for (w, h) in [
+            (40, 12),
+            (80, 24),
+            (100, 30),
+            (120, 40),
+            (200, 60),
+            (300, 100),
+            (59, 20),
+            (61, 13),
+        ] {
             let a = compute(w, h);
             assert!(!a.too_small, "{w}x{h}");
             let panes = [a.editor, a.params, a.queue, a.history, a.preview, a.status];
             let screen = Rect::new(0, 0, w, h);
             for (i, p) in panes.iter().enumerate() {
-                assert!(screen.contains(p.as_position()) || p.area() == 0, "{w}x{h} pane {i} {p:?}");
+                assert!(
+                    screen.contains(p.as_position()) || p.area() == 0,
+                    "{w}x{h} pane {i} {p:?}"
+                );
                 assert!(p.right() <= w && p.bottom() <= h, "{w}x{h} pane {i} {p:?}");
                 for q in &panes[i + 1..] {
-                    assert!(!p.intersects(*q) || p.area() == 0 || q.area() == 0, "{w}x{h}: {p:?} overlaps {q:?}");
+                    assert!(
+                        !p.intersects(*q) || p.area() == 0 || q.area() == 0,
+                        "{w}x{h}: {p:?} overlaps {q:?}"
+                    );
                 }
             }
             assert!(a.history.height >= 3, "{w}x{h}");

@@ -61,11 +61,17 @@ pub struct QueueState {
 
 impl QueueState {
     pub fn running(&self) -> usize {
-        self.jobs.iter().filter(|j| j.record.status == Status::Running).count()
+        self.jobs
+            .iter()
+            .filter(|j| j.record.status == Status::Running)
+            .count()
     }
 
     pub fn waiting(&self) -> usize {
-        self.jobs.iter().filter(|j| j.record.status == Status::Queued).count()
+        self.jobs
+            .iter()
+            .filter(|j| j.record.status == Status::Queued)
+            .count()
     }
 
     pub fn selected_job(&self) -> Option<&JobView> {
@@ -127,7 +133,10 @@ pub const KEEP: usize = 600;
 
 impl HistoryState {
     pub fn query(&self) -> Query {
-        let mut q = Query { text: (!self.text.trim().is_empty()).then(|| self.text.clone()), ..Query::default() };
+        let mut q = Query {
+            text: (!self.text.trim().is_empty()).then(|| self.text.clone()),
+            ..Query::default()
+        };
         match &self.filter {
             Filter::All => {}
             Filter::Starred => q.starred = true,
@@ -196,7 +205,9 @@ impl PreviewState {
     /// Whether the newest partial of a job is `index`.
     pub fn partial_is(&self, source: &PreviewSource) -> bool {
         match source {
-            PreviewSource::Partial { id, index } => self.partials.get(id).is_some_and(|(i, _)| i == index),
+            PreviewSource::Partial { id, index } => {
+                self.partials.get(id).is_some_and(|(i, _)| i == index)
+            }
             PreviewSource::File(_) => true,
         }
     }
@@ -204,7 +215,10 @@ impl PreviewState {
 
 impl std::fmt::Debug for PreviewState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreviewState").field("requested", &self.requested).field("cached", &self.cache.len()).finish()
+        f.debug_struct("PreviewState")
+            .field("requested", &self.requested)
+            .field("cached", &self.cache.len())
+            .finish()
     }
 }
 
@@ -244,6 +258,8 @@ pub struct Model {
     pub preview: PreviewState,
     pub notices: Vec<Notice>,
     pub overlay: Option<Overlay>,
+    /// How far the open popup (help, details) is scrolled.
+    pub overlay_scroll: u16,
     /// Estimated spend of what finished in this session.
     pub spend: f64,
     pub width: u16,
@@ -258,7 +274,13 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn new(keymap: Keymap, catalog: Arc<Catalog>, provider: ProviderInfo, params: GenerationParams, now: DateTime<Utc>) -> Model {
+    pub fn new(
+        keymap: Keymap,
+        catalog: Arc<Catalog>,
+        provider: ProviderInfo,
+        params: GenerationParams,
+        now: DateTime<Utc>,
+    ) -> Model {
         let mut editor = TextArea::default();
         editor.set_placeholder_text("Describe the picture… (Ctrl-S queues it)");
         editor.set_wrap_mode(ratatui_textarea::WrapMode::WordOrGlyph);
@@ -277,6 +299,7 @@ impl Model {
             preview: PreviewState::default(),
             notices: Vec::new(),
             overlay: None,
+            overlay_scroll: 0,
             spend: 0.0,
             width: 80,
             height: 24,
@@ -294,6 +317,9 @@ impl Model {
 
     /// The latest notice worth showing: an unread error, else a recent notice.
     pub fn current_notice(&self) -> Option<&Notice> {
-        self.notices.iter().rev().find(|n| n.error || (self.now - n.at).num_seconds() < NOTICE_SECS)
+        self.notices
+            .iter()
+            .rev()
+            .find(|n| n.error || (self.now - n.at).num_seconds() < NOTICE_SECS)
     }
 }

@@ -7,6 +7,8 @@ use crossterm::event::KeyEvent;
 use std::path::PathBuf;
 
 /// Everything that can happen to the studio.
+// Messages are moved one at a time, never stored in bulk, so a large variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Msg {
     Key(KeyEvent),
@@ -17,7 +19,12 @@ pub enum Msg {
     /// From the scheduler.
     Job(JobEvent),
     /// A page of history arrived (for the query with this generation number).
-    HistoryPage { generation: u64, offset: usize, total: usize, records: Vec<GenerationRecord> },
+    HistoryPage {
+        generation: u64,
+        offset: usize,
+        total: usize,
+        records: Vec<GenerationRecord>,
+    },
     /// The queue as stored, at start.
     QueueLoaded(Vec<GenerationRecord>),
     /// A preview picture is ready for this key.
@@ -29,9 +36,12 @@ pub enum Msg {
     Stored(StoreOutcome),
     /// Something went wrong in the runtime.
     Problem(String),
+    /// Something worth saying that is not a failure (which provider is used, say).
+    Notice(String),
 }
 
 /// The results of store operations the studio asked for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum StoreOutcome {
     Starred(GenerationRecord),
@@ -63,11 +73,19 @@ pub enum Effect {
     Retry(Id),
     MoveJob(Id, QueueMove),
     Pause(bool),
-    LoadHistory { generation: u64, query: Query, offset: usize, limit: usize },
+    LoadHistory {
+        generation: u64,
+        query: Query,
+        offset: usize,
+        limit: usize,
+    },
     Star(Id, bool),
     Delete(Id),
     /// Decode, resize and encode a preview (partials carry their bytes).
-    RenderPreview { key: PreviewKey, bytes: Option<bytes::Bytes> },
+    RenderPreview {
+        key: PreviewKey,
+        bytes: Option<bytes::Bytes>,
+    },
     /// Write text to the clipboard with OSC 52.
     Copy(String),
     /// Leave the studio to edit this text in $VISUAL / $EDITOR.

@@ -93,13 +93,23 @@ pub fn value(params: &GenerationParams, row: Row) -> String {
         Row::Quality => opt(&params.quality),
         Row::N => params.n.to_string(),
         Row::Format => opt(&params.output_format),
-        Row::Compression => params.output_compression.map_or_else(|| "default".into(), |c| c.to_string()),
+        Row::Compression => params
+            .output_compression
+            .map_or_else(|| "default".into(), |c| c.to_string()),
         Row::Background => opt(&params.background),
         Row::Moderation => opt(&params.moderation),
         Row::Style => opt(&params.style),
         Row::ResponseFormat => opt(&params.response_format),
-        Row::Stream => if params.stream { "on".into() } else { "off".into() },
-        Row::Partials => params.partial_images.map_or_else(|| "default".into(), |p| p.to_string()),
+        Row::Stream => {
+            if params.stream {
+                "on".into()
+            } else {
+                "off".into()
+            }
+        }
+        Row::Partials => params
+            .partial_images
+            .map_or_else(|| "default".into(), |p| p.to_string()),
     }
 }
 
@@ -111,8 +121,13 @@ fn candidates(catalog: &Catalog, params: &GenerationParams, row: Row) -> Vec<Gen
         f(&mut p);
         p
     };
-    let strings = |list: Vec<String>, set: fn(&mut GenerationParams, Option<String>)| -> Vec<GenerationParams> {
-        std::iter::once(None).chain(list.into_iter().map(Some)).map(|v| with(&|p| set(p, v.clone()))).collect()
+    let strings = |list: Vec<String>,
+                   set: fn(&mut GenerationParams, Option<String>)|
+     -> Vec<GenerationParams> {
+        std::iter::once(None)
+            .chain(list.into_iter().map(Some))
+            .map(|v| with(&|p| set(p, v.clone())))
+            .collect()
     };
     match row {
         Row::Model => {
@@ -120,12 +135,23 @@ fn candidates(catalog: &Catalog, params: &GenerationParams, row: Row) -> Vec<Gen
             if !names.contains(&params.model) {
                 names.push(params.model.clone());
             }
-            names.into_iter().map(|m| with(&|p| p.model = m.clone())).collect()
+            names
+                .into_iter()
+                .map(|m| with(&|p| p.model = m.clone()))
+                .collect()
         }
         Row::Size => {
-            let mut sizes = spec.map(|s| s.sizes.clone()).unwrap_or_else(|| vec!["auto".into(), "1024x1024".into()]);
+            let mut sizes = spec
+                .map(|s| s.sizes.clone())
+                .unwrap_or_else(|| vec!["auto".into(), "1024x1024".into()]);
             if spec.is_some_and(|s| s.flexible_size.is_some()) {
-                for extra in ["2048x2048", "2048x1152", "1152x2048", "3840x2160", "2160x3840"] {
+                for extra in [
+                    "2048x2048",
+                    "2048x1152",
+                    "1152x2048",
+                    "3840x2160",
+                    "2160x3840",
+                ] {
                     if !sizes.iter().any(|s| s == extra) {
                         sizes.push(extra.into());
                     }
@@ -133,17 +159,37 @@ fn candidates(catalog: &Catalog, params: &GenerationParams, row: Row) -> Vec<Gen
             }
             strings(sizes, |p, v| p.size = v)
         }
-        Row::Quality => strings(spec.map(|s| s.qualities.clone()).unwrap_or_default(), |p, v| p.quality = v),
-        Row::N => (1..=spec.map_or(10, |s| s.n_max)).map(|n| with(&|p| p.n = n)).collect(),
-        Row::Format => strings(spec.map(|s| s.output_formats.clone()).unwrap_or_default(), |p, v| p.output_format = v),
+        Row::Quality => strings(
+            spec.map(|s| s.qualities.clone()).unwrap_or_default(),
+            |p, v| p.quality = v,
+        ),
+        Row::N => (1..=spec.map_or(10, |s| s.n_max))
+            .map(|n| with(&|p| p.n = n))
+            .collect(),
+        Row::Format => strings(
+            spec.map(|s| s.output_formats.clone()).unwrap_or_default(),
+            |p, v| p.output_format = v,
+        ),
         Row::Compression => std::iter::once(None)
             .chain([100u8, 90, 75, 50, 25].into_iter().map(Some))
             .map(|c| with(&|p| p.output_compression = c))
             .collect(),
-        Row::Background => strings(spec.map(|s| s.backgrounds.clone()).unwrap_or_default(), |p, v| p.background = v),
-        Row::Moderation => strings(spec.map(|s| s.moderations.clone()).unwrap_or_default(), |p, v| p.moderation = v),
-        Row::Style => strings(spec.map(|s| s.styles.clone()).unwrap_or_default(), |p, v| p.style = v),
-        Row::ResponseFormat => strings(spec.map(|s| s.response_formats.clone()).unwrap_or_default(), |p, v| p.response_format = v),
+        Row::Background => strings(
+            spec.map(|s| s.backgrounds.clone()).unwrap_or_default(),
+            |p, v| p.background = v,
+        ),
+        Row::Moderation => strings(
+            spec.map(|s| s.moderations.clone()).unwrap_or_default(),
+            |p, v| p.moderation = v,
+        ),
+        Row::Style => strings(
+            spec.map(|s| s.styles.clone()).unwrap_or_default(),
+            |p, v| p.style = v,
+        ),
+        Row::ResponseFormat => strings(
+            spec.map(|s| s.response_formats.clone()).unwrap_or_default(),
+            |p, v| p.response_format = v,
+        ),
         Row::Stream => [false, true]
             .into_iter()
             .map(|on| {
@@ -155,7 +201,10 @@ fn candidates(catalog: &Catalog, params: &GenerationParams, row: Row) -> Vec<Gen
                 })
             })
             .collect(),
-        Row::Partials => std::iter::once(None).chain((0..=3u8).map(Some)).map(|k| with(&|p| p.partial_images = k)).collect(),
+        Row::Partials => std::iter::once(None)
+            .chain((0..=3u8).map(Some))
+            .map(|k| with(&|p| p.partial_images = k))
+            .collect(),
     }
 }
 
@@ -170,7 +219,9 @@ pub fn acceptable(catalog: &Catalog, rules: &ProviderRules, params: &GenerationP
 
 /// After switching model: drop every setting the new model does not take.
 pub fn fit_to_model(catalog: &Catalog, rules: &ProviderRules, params: &mut GenerationParams) {
-    let Some(spec) = catalog.get(&params.model).cloned() else { return };
+    let Some(spec) = catalog.get(&params.model).cloned() else {
+        return;
+    };
     let keep = |list: &[String], v: &mut Option<String>| {
         if v.as_ref().is_some_and(|x| !list.contains(x)) {
             *v = None;
@@ -181,7 +232,15 @@ pub fn fit_to_model(catalog: &Catalog, rules: &ProviderRules, params: &mut Gener
     } else if let Some(s) = params.size.clone() {
         let mut probe = params.clone();
         probe.size = Some(s);
-        if !acceptable(catalog, rules, &GenerationParams { stream: false, partial_images: None, ..probe }) {
+        if !acceptable(
+            catalog,
+            rules,
+            &GenerationParams {
+                stream: false,
+                partial_images: None,
+                ..probe
+            },
+        ) {
             params.size = None;
         }
     }
@@ -211,16 +270,29 @@ pub fn fit_to_model(catalog: &Catalog, rules: &ProviderRules, params: &mut Gener
 }
 
 /// Step a row's value forward (or back), skipping values the model would reject.
-pub fn step(catalog: &Catalog, rules: &ProviderRules, params: &mut GenerationParams, row: Row, forward: bool) -> bool {
+pub fn step(
+    catalog: &Catalog,
+    rules: &ProviderRules,
+    params: &mut GenerationParams,
+    row: Row,
+    forward: bool,
+) -> bool {
     let options = candidates(catalog, params, row);
     if options.is_empty() {
         return false;
     }
-    let current = options.iter().position(|o| value(o, row) == value(params, row)).unwrap_or(0);
+    let current = options
+        .iter()
+        .position(|o| value(o, row) == value(params, row))
+        .unwrap_or(0);
     let len = options.len();
     // Every other value, in order; landing back on the current one is not a step.
     for k in 1..len {
-        let i = if forward { (current + k) % len } else { (current + len - k) % len };
+        let i = if forward {
+            (current + k) % len
+        } else {
+            (current + len - k) % len
+        };
         let mut candidate = options[i].clone();
         if row == Row::Model {
             fit_to_model(catalog, rules, &mut candidate);
@@ -240,7 +312,10 @@ mod tests {
     use super::*;
 
     fn p(model: &str) -> GenerationParams {
-        GenerationParams { model: model.into(), ..Default::default() }
+        GenerationParams {
+            model: model.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -250,7 +325,10 @@ mod tests {
         assert!(!rows(&c, &p("gpt-image-2")).contains(&Row::Style));
         assert!(rows(&c, &p("dall-e-3")).contains(&Row::Style));
         assert!(!rows(&c, &p("dall-e-3")).contains(&Row::Stream));
-        assert_eq!(rows(&c, &p("mystery")), vec![Row::Model, Row::Size, Row::Quality, Row::N]);
+        assert_eq!(
+            rows(&c, &p("mystery")),
+            vec![Row::Model, Row::Size, Row::Quality, Row::N]
+        );
     }
 
     #[test]

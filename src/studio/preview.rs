@@ -32,7 +32,9 @@ pub struct Renderer {
 impl Renderer {
     /// Half-blocks only, without asking the terminal (tests, and terminals that do not answer).
     pub fn halfblocks() -> Renderer {
-        Renderer { picker: Some(Picker::halfblocks()) }
+        Renderer {
+            picker: Some(Picker::halfblocks()),
+        }
     }
 
     pub fn none() -> Renderer {
@@ -45,13 +47,17 @@ impl Renderer {
         let setting = setting.unwrap_or("auto").trim().to_ascii_lowercase();
         let forced = match setting.as_str() {
             "none" | "off" => return (Renderer::none(), Graphics::None, None),
-            "halfblocks" | "half-blocks" | "blocks" => return (Renderer::halfblocks(), Graphics::Halfblocks, None),
+            "halfblocks" | "half-blocks" | "blocks" => {
+                return (Renderer::halfblocks(), Graphics::Halfblocks, None);
+            }
             "kitty" => Some(ProtocolType::Kitty),
             "sixel" => Some(ProtocolType::Sixel),
             "iterm" | "iterm2" => Some(ProtocolType::Iterm2),
             "auto" | "" => None,
             other => {
-                let warn = format!("EASEL_GRAPHICS={other} is not one of auto, kitty, sixel, iterm, halfblocks, none: using auto");
+                let warn = format!(
+                    "EASEL_GRAPHICS={other} is not one of auto, kitty, sixel, iterm, halfblocks, none: using auto"
+                );
                 let (r, g, _) = Renderer::detect(Some("auto"));
                 return (r, g, Some(warn));
             }
@@ -74,27 +80,62 @@ impl Renderer {
             ProtocolType::Iterm2 => Graphics::Iterm,
             ProtocolType::Halfblocks => Graphics::Halfblocks,
         };
-        (Renderer { picker: Some(picker) }, graphics, None)
+        (
+            Renderer {
+                picker: Some(picker),
+            },
+            graphics,
+            None,
+        )
     }
 
     /// Decode `bytes` and fit the picture into `cols` × `rows` cells.
     pub fn render(&self, bytes: &[u8], cols: u16, rows: u16) -> Result<Rendered, String> {
-        let picker = self.picker.as_ref().ok_or("previews are off (EASEL_GRAPHICS=none)")?;
-        let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
+        let picker = self
+            .picker
+            .as_ref()
+            .ok_or("previews are off (EASEL_GRAPHICS=none)")?;
+        let img =
+            image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
         self.render_image(picker, img, cols, rows)
     }
 
-    fn render_image(&self, picker: &Picker, img: DynamicImage, cols: u16, rows: u16) -> Result<Rendered, String> {
+    fn render_image(
+        &self,
+        picker: &Picker,
+        img: DynamicImage,
+        cols: u16,
+        rows: u16,
+    ) -> Result<Rendered, String> {
         let (width, height) = (img.width(), img.height());
-        let font = picker.font_size();
-        let (max_w, max_h) = (u32::from(cols.max(1)) * u32::from(font.width.max(1)), u32::from(rows.max(1)) * u32::from(font.height.max(1)));
-        // A fast area-averaging shrink first: the protocol's own resize is nearest-neighbour,
-        // which would alias a 1024² picture badly.
-        let img = if width > max_w || height > max_h { img.thumbnail(max_w, max_h) } else { img };
-        let protocol = picker
-            .new_protocol(img, Size::new(cols.max(1), rows.max(1)), Resize::Fit(None))
-            .map_err(|e| format!("cannot draw the image: {e}"))?;
-        Ok(Rendered { protocol, width, height })
+        let (cols, rows) = (cols.max(1), rows.max(1));
+        let protocol = if picker.protocol_type() == ProtocolType::Halfblocks {
+            // Half-blocks show two pixels a cell: shrink straight to about that (an area
+            // average, twice oversampled), and let the protocol scale it to the cells. Shrinking
+            // to the font's pixel size first would cost ten times more for the same picture.
+            let img = img.thumbnail(u32::from(cols) * 2, u32::from(rows) * 4);
+            picker.new_protocol(img, Size::new(cols, rows), Resize::Scale(None))
+        } else {
+            let font = picker.font_size();
+            let (max_w, max_h) = (
+                u32::from(cols) * u32::from(font.width.max(1)),
+                u32::from(rows) * u32::from(font.height.max(1)),
+            );
+            // A fast area-averaging shrink first: the protocol's own resize is
+            // nearest-neighbour, which would alias a 1024² picture badly.
+            let img = if width > max_w || height > max_h {
+                img.thumbnail(max_w, max_h)
+            } else {
+                img
+            };
+            picker.new_protocol(img, Size::new(cols, rows), Resize::Fit(None))
+        }
+        .map_err(|e| format!("cannot draw the image: {e}"))?;
+        Ok(Rendered {
+            protocol,
+            width,
+            height,
+        })
     }
 }
 
@@ -103,7 +144,10 @@ impl Renderer {
 fn picker_from_window_size() -> Picker {
     match crossterm::terminal::window_size() {
         Ok(ws) if ws.width > 0 && ws.height > 0 && ws.columns > 0 && ws.rows > 0 => {
-            let font = ratatui_image::FontSize::new((ws.width / ws.columns).max(1), (ws.height / ws.rows).max(1));
+            let font = ratatui_image::FontSize::new(
+                (ws.width / ws.columns).max(1),
+                (ws.height / ws.rows).max(1),
+            );
             #[allow(deprecated)]
             Picker::from_fontsize(font)
         }
@@ -122,7 +166,12 @@ mod tests {
         let size = r.protocol.size();
         assert!(size.width <= 20 && size.height <= 10, "{size:?}");
         assert_eq!((r.width, r.height), (300, 150));
-        assert!(Renderer::halfblocks().render(b"<svg/>", 20, 10).unwrap_err().contains("decode"));
+        assert!(
+            Renderer::halfblocks()
+                .render(b"<svg/>", 20, 10)
+                .unwrap_err()
+                .contains("decode")
+        );
         assert!(Renderer::none().render(&png, 20, 10).is_err());
     }
 }

@@ -42,9 +42,21 @@ struct PerfLog {
 
 impl PerfLog {
     fn from_env() -> PerfLog {
-        let file = std::env::var_os("EASEL_PERF_LOG").and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
-        let exit_after_first_frame = std::env::var("EASEL_PERF_EXIT").is_ok_and(|v| v == "first-frame");
-        PerfLog { file, exit_after_first_frame, first_frame_done: false, keys: Vec::new() }
+        let file = std::env::var_os("EASEL_PERF_LOG").and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        });
+        let exit_after_first_frame =
+            std::env::var("EASEL_PERF_EXIT").is_ok_and(|v| v == "first-frame");
+        PerfLog {
+            file,
+            exit_after_first_frame,
+            first_frame_done: false,
+            keys: Vec::new(),
+        }
     }
 
     fn on(&self) -> bool {
@@ -69,7 +81,9 @@ impl PerfLog {
         }
         if !self.first_frame_done && model.history.loaded {
             self.first_frame_done = true;
-            let ms = PROCESS_START.get().map_or(f64::NAN, |s| s.elapsed().as_secs_f64() * 1000.0);
+            let ms = PROCESS_START
+                .get()
+                .map_or(f64::NAN, |s| s.elapsed().as_secs_f64() * 1000.0);
             self.write(serde_json::json!({ "first_frame_ms": ms, "history": model.history.total }));
             return self.exit_after_first_frame;
         }
@@ -80,7 +94,11 @@ impl PerfLog {
         if self.on() {
             let peak = std::fs::read_to_string("/proc/self/status")
                 .ok()
-                .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()));
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                });
             self.write(serde_json::json!({ "peak_rss_mb": peak.map(|kb| kb / 1024.0) }));
         }
     }
@@ -117,7 +135,12 @@ fn enter_terminal() -> std::io::Result<(DefaultTerminal, bool)> {
     // Ctrl-Enter can only be told apart where the terminal speaks the kitty keyboard protocol.
     // The request is sent without asking first (asking means reading stdin, which races with
     // the event reader); terminals that do not know it ignore it.
-    let _ = execute!(out, crossterm::event::PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES));
+    let _ = execute!(
+        out,
+        crossterm::event::PushKeyboardEnhancementFlags(
+            KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES
+        )
+    );
     Ok((terminal, true))
 }
 
@@ -137,11 +160,24 @@ fn install_panic_log(log: std::path::PathBuf) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         // Restore the terminal before anything is printed.
-        let _ = execute!(std::io::stdout(), crossterm::event::PopKeyboardEnhancementFlags, crossterm::event::DisableBracketedPaste);
+        let _ = execute!(
+            std::io::stdout(),
+            crossterm::event::PopKeyboardEnhancementFlags,
+            crossterm::event::DisableBracketedPaste
+        );
         ratatui::restore();
         let backtrace = std::backtrace::Backtrace::force_capture();
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log) {
-            let _ = writeln!(f, "{} easel {} panicked: {info}\n{backtrace}", chrono::Utc::now().to_rfc3339(), env!("CARGO_PKG_VERSION"));
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+        {
+            let _ = writeln!(
+                f,
+                "{} easel {} panicked: {info}\n{backtrace}",
+                chrono::Utc::now().to_rfc3339(),
+                env!("CARGO_PKG_VERSION")
+            );
         }
         eprintln!("easel crashed; the report is in {}", log.display());
         previous(info);
@@ -162,47 +198,74 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
             return 1;
         }
     };
-    let info = ProviderInfo { name: provider.name.clone(), demo: backend.is_demo(), rules: provider.rules.clone() };
+    let info = ProviderInfo {
+        name: provider.name.clone(),
+        demo: backend.is_demo(),
+        rules: provider.rules.clone(),
+    };
     let keymap = match Keymap::with_config(&settings.file.keys) {
         Ok(k) => k,
         Err(e) => {
-            crate::cli::report(&format!("config file {}: {e}", settings.paths.config_file.display()), None);
+            crate::cli::report(
+                &format!("config file {}: {e}", settings.paths.config_file.display()),
+                None,
+            );
             return 1;
         }
     };
-    let slot = ProviderSlot { backend, rules: provider.rules.clone(), limit: settings.file.queue.concurrency };
+    let slot = ProviderSlot {
+        backend,
+        rules: provider.rules.clone(),
+        limit: settings.file.queue.concurrency,
+    };
     let providers = HashMap::from([(provider.name.clone(), slot)]);
-    let cfg = SchedulerConfig { concurrency: settings.file.queue.concurrency, resume_queue: settings.file.queue.resume_queue };
+    let cfg = SchedulerConfig {
+        concurrency: settings.file.queue.concurrency,
+        resume_queue: settings.file.queue.resume_queue,
+    };
     let catalog = Arc::new(settings.catalog.clone());
     let files = ImageFiles::new(&data_dir, None);
-    let (scheduler, jobs) = match Scheduler::start(store.clone(), catalog.clone(), files, providers, cfg).await {
-        Ok(x) => x,
-        Err(e) => {
-            crate::cli::report(&e.to_string(), None);
-            return 1;
-        }
-    };
+    let (scheduler, jobs) =
+        match Scheduler::start(store.clone(), catalog.clone(), files, providers, cfg).await {
+            Ok(x) => x,
+            Err(e) => {
+                crate::cli::report(&e.to_string(), None);
+                return 1;
+            }
+        };
 
     // Ask the terminal about graphics before the event reader starts: the answers come on stdin.
     let graphics_setting = std::env::var("EASEL_GRAPHICS").ok();
-    let (renderer, graphics, graphics_warning) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        Renderer::detect(graphics_setting.as_deref())
-    } else {
-        (Renderer::halfblocks(), Graphics::Halfblocks, None)
-    };
-    let truecolor = std::env::var("COLORTERM").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
+    let (renderer, graphics, graphics_warning) =
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            Renderer::detect(graphics_setting.as_deref())
+        } else {
+            (Renderer::halfblocks(), Graphics::Halfblocks, None)
+        };
+    let truecolor = std::env::var("COLORTERM")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
 
     install_panic_log(data_dir.join("easel.log"));
     let (mut terminal, enhanced) = match enter_terminal() {
         Ok(t) => t,
         Err(e) => {
-            crate::cli::report(&format!("cannot use this terminal: {e}"), Some("the studio needs an interactive terminal; `easel generate` works without one"));
+            crate::cli::report(
+                &format!("cannot use this terminal: {e}"),
+                Some(
+                    "the studio needs an interactive terminal; `easel generate` works without one",
+                ),
+            );
             scheduler.shutdown().await;
             return 1;
         }
     };
 
-    let mut params = crate::cli::generate::build_params(settings, provider.model.as_deref(), &Default::default(), String::new());
+    let mut params = crate::cli::generate::build_params(
+        settings,
+        provider.model.as_deref(),
+        &Default::default(),
+        String::new(),
+    );
     params.prompt.clear();
     let mut model = Model::new(keymap, catalog, info, params, chrono::Utc::now());
     model.graphics = graphics;
@@ -210,7 +273,7 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
     model.data_dir = data_dir.clone();
     let (tx, rx) = unbounded_channel();
     if let Some(n) = &provider.notice {
-        let _ = tx.send(Msg::Problem(n.clone()));
+        let _ = tx.send(Msg::Notice(n.clone()));
     }
     if let Some(w) = graphics_warning {
         let _ = tx.send(Msg::Problem(w));
@@ -233,6 +296,10 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
             if let Ok(q) = store.queue() {
                 let _ = tx.send(Msg::QueueLoaded(q));
             }
+            // Load the search index now, so the first `/` search does not wait for it.
+            if let Err(e) = store.warm() {
+                let _ = tx.send(Msg::Problem(e.to_string()));
+            }
         });
     }
     let code = event_loop(&mut terminal, &mut model, &edges, rx, jobs).await;
@@ -254,16 +321,35 @@ async fn event_loop(
     let mut signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
-            let _ = edges.tx.send(Msg::Problem(format!("cannot watch for signals: {e}")));
+            let _ = edges
+                .tx
+                .send(Msg::Problem(format!("cannot watch for signals: {e}")));
             Signals::none()
         }
     };
     let size = terminal.size().unwrap_or_default();
-    let mut pending: Vec<Msg> = vec![Msg::Resize(size.width, size.height), Msg::Tick(chrono::Utc::now())];
+    let mut pending: Vec<Msg> = vec![
+        Msg::Resize(size.width, size.height),
+        Msg::Tick(chrono::Utc::now()),
+    ];
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     let mut perf = PerfLog::from_env();
-    let code = run_loop(terminal, model, edges, &mut rx, &mut jobs, &mut events, &mut tick, &mut signals, &mut pending, &mut dirty, &mut last_draw, &mut perf).await;
+    let code = run_loop(
+        terminal,
+        model,
+        edges,
+        &mut rx,
+        &mut jobs,
+        &mut events,
+        &mut tick,
+        &mut signals,
+        &mut pending,
+        &mut dirty,
+        &mut last_draw,
+        &mut perf,
+    )
+    .await;
     perf.finish();
     code
 }
@@ -310,7 +396,11 @@ async fn run_loop(
                 return 0;
             }
         }
-        let frame_timer = tokio::time::sleep(if *dirty { wait } else { Duration::from_secs(3600) });
+        let frame_timer = tokio::time::sleep(if *dirty {
+            wait
+        } else {
+            Duration::from_secs(3600)
+        });
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) => {
@@ -352,7 +442,12 @@ enum Flow {
     Quit,
 }
 
-async fn run_effect(e: Effect, edges: &Edges, terminal: &mut DefaultTerminal, events: &mut EventStream) -> Flow {
+async fn run_effect(
+    e: Effect,
+    edges: &Edges,
+    terminal: &mut DefaultTerminal,
+    events: &mut EventStream,
+) -> Flow {
     let tx = edges.tx.clone();
     match e {
         Effect::Submit(s) => {
@@ -367,8 +462,18 @@ async fn run_effect(e: Effect, edges: &Edges, terminal: &mut DefaultTerminal, ev
         Effect::Retry(id) => edges.scheduler.retry(id),
         Effect::MoveJob(id, how) => edges.scheduler.move_job(id, how),
         Effect::Pause(p) => edges.scheduler.pause(p),
-        Effect::LoadHistory { generation, query, offset, limit } => {
-            let _ = edges.history_tx.send(HistoryRequest { generation, query, offset, limit });
+        Effect::LoadHistory {
+            generation,
+            query,
+            offset,
+            limit,
+        } => {
+            let _ = edges.history_tx.send(HistoryRequest {
+                generation,
+                query,
+                offset,
+                limit,
+            });
         }
         Effect::Star(id, on) => {
             let store = edges.store.clone();
@@ -395,13 +500,16 @@ async fn run_effect(e: Effect, edges: &Edges, terminal: &mut DefaultTerminal, ev
         }
         Effect::Copy(text) => {
             // OSC 52 goes through the terminal to the local clipboard, also over SSH.
-            let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text.as_bytes());
+            let encoded =
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text.as_bytes());
             let mut out = std::io::stdout();
             let _ = write!(out, "\x1b]52;c;{encoded}\x07");
             let _ = out.flush();
         }
         Effect::OpenEditor(text) => {
-            let result = outside_the_studio(terminal, events, edges.keyboard_enhanced, || external_editor(&text));
+            let result = outside_the_studio(terminal, events, edges.keyboard_enhanced, || {
+                external_editor(&text)
+            });
             match result {
                 Ok(t) => {
                     let _ = tx.send(Msg::EditorClosed(Some(t)));
@@ -412,14 +520,17 @@ async fn run_effect(e: Effect, edges: &Edges, terminal: &mut DefaultTerminal, ev
             }
         }
         Effect::FullView(path) => {
-            if let Err(e) = outside_the_studio(terminal, events, edges.keyboard_enhanced, || full_view(&path)) {
+            if let Err(e) = outside_the_studio(terminal, events, edges.keyboard_enhanced, || {
+                full_view(&path)
+            }) {
                 let _ = tx.send(Msg::Problem(e));
             }
         }
         Effect::Suspend => {
             let _ = outside_the_studio(terminal, events, edges.keyboard_enhanced, || {
                 // Stop like any shell job; `fg` continues here.
-                signal_hook::low_level::raise(signal_hook::consts::SIGTSTP).map_err(|e| e.to_string())
+                signal_hook::low_level::raise(signal_hook::consts::SIGTSTP)
+                    .map_err(|e| e.to_string())
             });
         }
         Effect::Quit => return Flow::Quit,
@@ -448,16 +559,22 @@ fn outside_the_studio<T>(
 }
 
 fn external_editor(text: &str) -> Result<String, String> {
-    let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
     let dir = std::env::temp_dir();
     let path = dir.join(format!("easel-prompt-{}.txt", std::process::id()));
     std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     // $EDITOR may carry arguments ("code --wait").
     let mut parts = editor.split_whitespace();
     let program = parts.next().unwrap_or("vi");
-    let status = std::process::Command::new(program).args(parts).arg(&path).status();
+    let status = std::process::Command::new(program)
+        .args(parts)
+        .arg(&path)
+        .status();
     let result = match status {
-        Ok(s) if s.success() => std::fs::read_to_string(&path).map_err(|e| format!("cannot read the edited prompt: {e}")),
+        Ok(s) if s.success() => std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read the edited prompt: {e}")),
         Ok(s) => Err(format!("{editor} exited with {s}; the prompt is unchanged")),
         Err(e) => Err(format!("cannot start {editor}: {e} (set VISUAL or EDITOR)")),
     };
@@ -478,7 +595,11 @@ fn full_view(path: &std::path::Path) -> Result<(), String> {
         ..Default::default()
     };
     viuer::print(&img, &conf).map_err(|e| format!("cannot show the image: {e}"))?;
-    let _ = write!(out, "{} — press any key to return", crate::sanitize::line(&path.display().to_string()));
+    let _ = write!(
+        out,
+        "{} — press any key to return",
+        crate::sanitize::line(&path.display().to_string())
+    );
     let _ = out.flush();
     let _ = terminal::enable_raw_mode();
     loop {
@@ -492,7 +613,10 @@ fn full_view(path: &std::path::Path) -> Result<(), String> {
 }
 
 /// History pages on a worker; stale requests (an older query) are skipped.
-fn spawn_history_worker(store: Arc<dyn HistoryStore>, tx: UnboundedSender<Msg>) -> UnboundedSender<HistoryRequest> {
+fn spawn_history_worker(
+    store: Arc<dyn HistoryStore>,
+    tx: UnboundedSender<Msg>,
+) -> UnboundedSender<HistoryRequest> {
     let (req_tx, mut req_rx) = unbounded_channel::<HistoryRequest>();
     tokio::spawn(async move {
         while let Some(first) = req_rx.recv().await {
@@ -503,10 +627,20 @@ fn spawn_history_worker(store: Arc<dyn HistoryStore>, tx: UnboundedSender<Msg>) 
             let newest = batch.iter().map(|r| r.generation).max().unwrap_or(0);
             for r in batch.into_iter().filter(|r| r.generation == newest) {
                 let store = store.clone();
-                let result = tokio::task::spawn_blocking(move || store.window(&r.query, r.offset, r.limit).map(|(records, total)| (r, records, total))).await;
+                let result = tokio::task::spawn_blocking(move || {
+                    store
+                        .window(&r.query, r.offset, r.limit)
+                        .map(|(records, total)| (r, records, total))
+                })
+                .await;
                 match result {
                     Ok(Ok((r, records, total))) => {
-                        let _ = tx.send(Msg::HistoryPage { generation: r.generation, offset: r.offset, total, records });
+                        let _ = tx.send(Msg::HistoryPage {
+                            generation: r.generation,
+                            offset: r.offset,
+                            total,
+                            records,
+                        });
                     }
                     Ok(Err(e)) => {
                         let _ = tx.send(Msg::Problem(e.to_string()));
@@ -522,18 +656,26 @@ fn spawn_history_worker(store: Arc<dyn HistoryStore>, tx: UnboundedSender<Msg>) 
 }
 
 /// Previews on a worker thread: only the newest request matters ("single latest job").
-fn spawn_preview_worker(renderer: Renderer, tx: UnboundedSender<Msg>) -> tokio::sync::watch::Sender<Option<PreviewRequest>> {
+fn spawn_preview_worker(
+    renderer: Renderer,
+    tx: UnboundedSender<Msg>,
+) -> tokio::sync::watch::Sender<Option<PreviewRequest>> {
     let (req_tx, mut req_rx) = tokio::sync::watch::channel::<Option<PreviewRequest>>(None);
     tokio::spawn(async move {
         while req_rx.changed().await.is_ok() {
-            let Some(req) = req_rx.borrow_and_update().clone() else { continue };
+            let Some(req) = req_rx.borrow_and_update().clone() else {
+                continue;
+            };
             let renderer = renderer.clone();
             let key = req.key.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let bytes = match (&req.key.source, req.bytes) {
                     (_, Some(b)) => b.to_vec(),
-                    (PreviewSource::File(path), None) => std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-                    (PreviewSource::Partial { .. }, None) => return Err("the partial image is gone".to_string()),
+                    (PreviewSource::File(path), None) => std::fs::read(path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                    (PreviewSource::Partial { .. }, None) => {
+                        return Err("the partial image is gone".to_string());
+                    }
                 };
                 renderer.render(&bytes, req.key.cols, req.key.rows)
             })
@@ -551,13 +693,23 @@ fn spawn_preview_worker(renderer: Renderer, tx: UnboundedSender<Msg>) -> tokio::
 
 /// SIGTERM, SIGHUP and SIGINT, as one stream.
 struct Signals {
-    inner: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    inner: Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
 }
 
 impl Signals {
     fn new() -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals { inner: Some((signal(SignalKind::terminate())?, signal(SignalKind::hangup())?, signal(SignalKind::interrupt())?)) })
+        Ok(Signals {
+            inner: Some((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
+                signal(SignalKind::interrupt())?,
+            )),
+        })
     }
 
     fn none() -> Signals {

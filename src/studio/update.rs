@@ -3,7 +3,7 @@
 
 use super::keymap::{Action, Context, Key};
 use super::layout;
-use super::model::{Confirm, Filter, JobView, Model, Notice, Overlay, PAGE, Pane, KEEP};
+use super::model::{Confirm, Filter, JobView, KEEP, Model, Notice, Overlay, PAGE, Pane};
 use super::msg::{Effect, Msg, PreviewKey, PreviewSource, StoreOutcome};
 use super::params;
 use crate::api::request;
@@ -27,7 +27,12 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         }
         Msg::Tick(now) => m.now = now,
         Msg::Job(ev) => job_event(m, ev, &mut fx),
-        Msg::HistoryPage { generation, offset, total, records } => {
+        Msg::HistoryPage {
+            generation,
+            offset,
+            total,
+            records,
+        } => {
             if generation == m.history.generation {
                 let page = offset / PAGE;
                 m.history.pending.retain(|p| *p != page);
@@ -54,7 +59,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             m.queue.jobs = records
                 .into_iter()
                 .filter(|r| !r.status.is_final())
-                .map(|record| JobView { record, partial: None, note: None })
+                .map(|record| JobView {
+                    record,
+                    partial: None,
+                    note: None,
+                })
                 .collect();
         }
         Msg::PreviewReady(key, rendered) => {
@@ -65,7 +74,9 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         }
         Msg::EditorClosed(Some(text)) => {
             let text = sanitize::text(text.trim_end_matches('\n')).into_owned();
-            let mut editor = ratatui_textarea::TextArea::from(text.lines().map(str::to_string).collect::<Vec<_>>());
+            let mut editor = ratatui_textarea::TextArea::from(
+                text.lines().map(str::to_string).collect::<Vec<_>>(),
+            );
             editor.set_placeholder_text(m.editor.placeholder_text().to_string());
             editor.set_wrap_mode(m.editor.wrap_mode());
             editor.set_cursor_line_style(m.editor.cursor_line_style());
@@ -84,6 +95,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             StoreOutcome::Failed(e) => notice(m, e, true),
         },
         Msg::Problem(p) => notice(m, p, true),
+        Msg::Notice(text) => notice(m, text, false),
     }
     want_preview(m, &mut fx);
     fx
@@ -91,7 +103,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
 
 fn notice(m: &mut Model, text: impl AsRef<str>, error: bool) {
     let text = sanitize::line(text.as_ref()).into_owned();
-    m.notices.push(Notice { text, error, at: m.now });
+    m.notices.push(Notice {
+        text,
+        error,
+        at: m.now,
+    });
     if m.notices.len() > 50 {
         m.notices.remove(0);
     }
@@ -117,7 +133,10 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
             Overlay::Confirm(what) => {
                 if m.keymap.lookup(Context::Global, key) == Some(Action::ForceQuit) {
                     quit(m, fx);
-                } else if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter) {
+                } else if matches!(
+                    key.code,
+                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
+                ) {
                     match what {
                         Confirm::Delete(id) => fx.push(Effect::Delete(id)),
                         Confirm::Quit => quit(m, fx),
@@ -128,6 +147,23 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
             Overlay::Help | Overlay::Details(_) => {
                 if m.keymap.lookup(Context::Global, key) == Some(Action::ForceQuit) {
                     quit(m, fx);
+                    return;
+                }
+                // Long popups scroll; any other key closes them.
+                let page = m.height.saturating_sub(6).max(1);
+                let scroll = match key.code {
+                    KeyCode::Char('j') | KeyCode::Down => Some(m.overlay_scroll.saturating_add(1)),
+                    KeyCode::Char('k') | KeyCode::Up => Some(m.overlay_scroll.saturating_sub(1)),
+                    KeyCode::PageDown | KeyCode::Char(' ') => {
+                        Some(m.overlay_scroll.saturating_add(page))
+                    }
+                    KeyCode::PageUp => Some(m.overlay_scroll.saturating_sub(page)),
+                    KeyCode::Home | KeyCode::Char('g') => Some(0),
+                    _ => None,
+                };
+                if let Some(scroll) = scroll {
+                    m.overlay_scroll = scroll.min(overlay_len(m, &overlay).saturating_sub(page));
+                    m.overlay = Some(overlay);
                 }
                 return;
             }
@@ -143,7 +179,9 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
         Some(action) => act(m, action, fx),
         // Typed text is held to the same rule as pasted text (a paste without bracketed paste
         // arrives as keys): characters that must not reach the terminal are dropped.
-        None if m.focus == Pane::Editor && !matches!(k.code, KeyCode::Char(c) if sanitize::is_unsafe(c)) => {
+        None if m.focus == Pane::Editor
+            && !matches!(k.code, KeyCode::Char(c) if sanitize::is_unsafe(c)) =>
+        {
             m.editor.input(k);
         }
         None => {}
@@ -151,7 +189,9 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
 }
 
 fn search_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
-    let Some(search) = m.history.search.as_mut() else { return };
+    let Some(search) = m.history.search.as_mut() else {
+        return;
+    };
     let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
     match k.code {
         KeyCode::Esc => {
@@ -208,10 +248,17 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         Action::NextPane | Action::PrevPane => {
             let i = Pane::ORDER.iter().position(|p| *p == m.focus).unwrap_or(0);
             let n = Pane::ORDER.len();
-            let next = if action == Action::NextPane { (i + 1) % n } else { (i + n - 1) % n };
+            let next = if action == Action::NextPane {
+                (i + 1) % n
+            } else {
+                (i + n - 1) % n
+            };
             m.focus = Pane::ORDER[next];
         }
-        Action::Help => m.overlay = Some(Overlay::Help),
+        Action::Help => {
+            m.overlay = Some(Overlay::Help);
+            m.overlay_scroll = 0;
+        }
         Action::ForceQuit => quit(m, fx),
         Action::Quit => {
             if m.queue.running() > 0 {
@@ -225,8 +272,17 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         Action::Submit | Action::SubmitFront => submit(m, action == Action::SubmitFront, fx),
         Action::LeaveEditor => m.focus = Pane::History,
         Action::ExternalEditor => fx.push(Effect::OpenEditor(m.prompt())),
-        Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
-            let page = i64::from(layout::inner(layout::compute(m.width, m.height).history).height.max(1));
+        Action::Up
+        | Action::Down
+        | Action::PageUp
+        | Action::PageDown
+        | Action::Top
+        | Action::Bottom => {
+            let page = i64::from(
+                layout::inner(layout::compute(m.width, m.height).history)
+                    .height
+                    .max(1),
+            );
             let delta: i64 = match action {
                 Action::Up => -1,
                 Action::Down => 1,
@@ -240,7 +296,9 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                     let n = params::rows(&m.catalog, &m.params).len();
                     m.param_cursor = step_index(m.param_cursor, delta, n);
                 }
-                Pane::Queue => m.queue.selected = step_index(m.queue.selected, delta, m.queue.jobs.len()),
+                Pane::Queue => {
+                    m.queue.selected = step_index(m.queue.selected, delta, m.queue.jobs.len())
+                }
                 Pane::History => move_history(m, delta, fx),
                 Pane::Editor => {}
             }
@@ -248,25 +306,55 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         Action::NextValue | Action::PrevValue => {
             let rows = params::rows(&m.catalog, &m.params);
             if let Some(row) = rows.get(m.param_cursor.min(rows.len().saturating_sub(1))) {
-                if !params::step(&m.catalog, &m.provider.rules, &mut m.params, *row, action == Action::NextValue) {
-                    notice(m, format!("{} has no other value {} accepts here", row.label(), m.params.model), false);
+                if !params::step(
+                    &m.catalog,
+                    &m.provider.rules,
+                    &mut m.params,
+                    *row,
+                    action == Action::NextValue,
+                ) {
+                    notice(
+                        m,
+                        format!(
+                            "{} has no other value {} accepts here",
+                            row.label(),
+                            m.params.model
+                        ),
+                        false,
+                    );
                 }
                 let n = params::rows(&m.catalog, &m.params).len();
                 m.param_cursor = m.param_cursor.min(n.saturating_sub(1));
             }
         }
         Action::Cancel => {
-            if let Some(id) = focused_job_id(m) {
+            let ended = m.focus == Pane::Queue
+                && m.queue
+                    .selected_job()
+                    .is_some_and(|j| j.record.status.is_final());
+            if ended {
+                // An ended job in the queue pane: x dismisses it (it stays in history).
+                m.queue.jobs.remove(m.queue.selected);
+                m.queue.selected = m.queue.selected.min(m.queue.jobs.len().saturating_sub(1));
+            } else if let Some(id) = focused_job_id(m) {
                 fx.push(Effect::Cancel(id));
             }
         }
-        Action::Retry => {
-            if let Some(j) = m.queue.selected_job() {
-                fx.push(Effect::Retry(j.record.id));
-            }
-        }
+        Action::Retry => match m.queue.selected_job() {
+            Some(j) if j.record.status.can_retry() => fx.push(Effect::Retry(j.record.id)),
+            Some(_) => notice(
+                m,
+                "only a failed, cancelled or interrupted job can be retried",
+                false,
+            ),
+            None => {}
+        },
         Action::MoveUp | Action::MoveDown | Action::MoveFront => {
-            if let Some(j) = m.queue.selected_job().filter(|j| j.record.status == Status::Queued) {
+            if let Some(j) = m
+                .queue
+                .selected_job()
+                .filter(|j| j.record.status == Status::Queued)
+            {
                 let how = match action {
                     Action::MoveUp => QueueMove::Up,
                     Action::MoveDown => QueueMove::Down,
@@ -280,6 +368,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         Action::Details => {
             if let Some(r) = m.history.selected_record() {
                 m.overlay = Some(Overlay::Details(Box::new(r.clone())));
+                m.overlay_scroll = 0;
             }
         }
         Action::Reuse => {
@@ -300,7 +389,12 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                 } else {
                     let mut p = r.params.clone();
                     p.prompt = r.prompt.clone();
-                    fx.push(Effect::Submit(Submission { params: p, provider: m.provider.name.clone(), front: false, parent: Some(r.id) }));
+                    fx.push(Effect::Submit(Submission {
+                        params: p,
+                        provider: m.provider.name.clone(),
+                        front: false,
+                        parent: Some(r.id),
+                    }));
                 }
             }
         }
@@ -348,29 +442,57 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
     }
 }
 
+/// How many lines a scrolling popup holds (an upper bound is enough: it only limits scrolling).
+fn overlay_len(m: &Model, overlay: &Overlay) -> u16 {
+    let lines = match overlay {
+        Overlay::Help => super::view::overlay::help_lines(&m.keymap),
+        Overlay::Details(r) => {
+            24 + r.outputs.len()
+                + r.prompt.lines().count()
+                + r.revised_prompt.as_deref().map_or(0, |p| p.lines().count())
+                + r.prompt.chars().count() / 60
+        }
+        Overlay::Confirm(_) => 0,
+    };
+    lines.min(usize::from(u16::MAX)) as u16
+}
+
 fn step_index(current: usize, delta: i64, len: usize) -> usize {
     if len == 0 {
         return 0;
     }
-    (current as i64).saturating_add(delta).clamp(0, len as i64 - 1) as usize
+    (current as i64)
+        .saturating_add(delta)
+        .clamp(0, len as i64 - 1) as usize
 }
 
 fn focused_job_id(m: &Model) -> Option<crate::store::Id> {
     match m.focus {
-        Pane::History => m.history.selected_record().filter(|r| !r.status.is_final()).map(|r| r.id),
+        Pane::History => m
+            .history
+            .selected_record()
+            .filter(|r| !r.status.is_final())
+            .map(|r| r.id),
         _ => m.queue.selected_job().map(|j| j.record.id),
     }
 }
 
 fn selected_image_path(m: &Model) -> Option<std::path::PathBuf> {
     let r = m.history.selected_record()?;
-    let out = r.outputs.get(m.history.image.min(r.outputs.len().saturating_sub(1)))?;
-    Some(if out.path.is_absolute() { out.path.clone() } else { m.data_dir.join(&out.path) })
+    let out = r
+        .outputs
+        .get(m.history.image.min(r.outputs.len().saturating_sub(1)))?;
+    Some(if out.path.is_absolute() {
+        out.path.clone()
+    } else {
+        m.data_dir.join(&out.path)
+    })
 }
 
 fn reuse(m: &mut Model, r: &GenerationRecord) {
     let text = sanitize::text(&r.prompt).into_owned();
-    let mut editor = ratatui_textarea::TextArea::from(text.lines().map(str::to_string).collect::<Vec<_>>());
+    let mut editor =
+        ratatui_textarea::TextArea::from(text.lines().map(str::to_string).collect::<Vec<_>>());
     editor.set_placeholder_text(m.editor.placeholder_text().to_string());
     editor.set_wrap_mode(m.editor.wrap_mode());
     editor.set_cursor_line_style(m.editor.cursor_line_style());
@@ -392,7 +514,12 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
         return;
     }
     match request::check(&p, &m.catalog, &m.provider.rules) {
-        Ok(_) => fx.push(Effect::Submit(Submission { params: p, provider: m.provider.name.clone(), front, parent: None })),
+        Ok(_) => fx.push(Effect::Submit(Submission {
+            params: p,
+            provider: m.provider.name.clone(),
+            front,
+            parent: None,
+        })),
         Err(e) => notice(m, format!("not queued: {e}"), true),
     }
 }
@@ -401,15 +528,24 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
     match ev {
         JobEvent::Queued(r) => {
             m.queue.jobs.retain(|j| j.record.id != r.id);
-            m.queue.jobs.push(JobView { record: *r, partial: None, note: None });
+            m.queue.jobs.push(JobView {
+                record: *r,
+                partial: None,
+                note: None,
+            });
             sort_queue(m);
         }
         JobEvent::Started(r) => {
+            replace_row(m, (*r).clone());
             if let Some(j) = m.queue.jobs.iter_mut().find(|j| j.record.id == r.id) {
                 j.record = *r;
                 j.note = None;
             } else {
-                m.queue.jobs.push(JobView { record: *r, partial: None, note: None });
+                m.queue.jobs.push(JobView {
+                    record: *r,
+                    partial: None,
+                    note: None,
+                });
             }
             sort_queue(m);
         }
@@ -419,9 +555,18 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
             }
             m.preview.partials.insert(id, (index, bytes));
         }
-        JobEvent::Retrying { id, retry, wait, reason } => {
+        JobEvent::Retrying {
+            id,
+            retry,
+            wait,
+            reason,
+        } => {
             if let Some(j) = m.queue.jobs.iter_mut().find(|j| j.record.id == id) {
-                j.note = Some(format!("retry {retry} in {:.1} s: {}", wait.as_secs_f64(), sanitize::line(&reason)));
+                j.note = Some(format!(
+                    "retry {retry} in {:.1} s: {}",
+                    wait.as_secs_f64(),
+                    sanitize::line(&reason)
+                ));
             }
         }
         JobEvent::Succeeded(r) | JobEvent::Failed(r) | JobEvent::Cancelled(r) => {
@@ -430,12 +575,23 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
         JobEvent::Reordered(order) => {
             m.queue.jobs.sort_by_key(|j| {
                 let waiting = order.iter().position(|id| *id == j.record.id);
-                (j.record.status != Status::Running, waiting.unwrap_or(usize::MAX))
+                (
+                    j.record.status != Status::Running,
+                    waiting.unwrap_or(usize::MAX),
+                )
             });
         }
         JobEvent::Paused(p) => {
             m.queue.paused = p;
-            notice(m, if p { "queue paused: p resumes" } else { "queue resumed" }, false);
+            notice(
+                m,
+                if p {
+                    "queue paused: p resumes"
+                } else {
+                    "queue resumed"
+                },
+                false,
+            );
         }
         JobEvent::Problem(p) => notice(m, p, true),
     }
@@ -443,23 +599,52 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
 }
 
 fn sort_queue(m: &mut Model) {
-    // Running jobs first; waiting ones keep their order.
-    m.queue.jobs.sort_by_key(|j| j.record.status != Status::Running);
+    // Running jobs first, then waiting ones in their order, then ended ones kept for a retry.
+    m.queue.jobs.sort_by_key(|j| match j.record.status {
+        Status::Running => 0,
+        Status::Queued => 1,
+        _ => 2,
+    });
 }
 
 fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
-    m.queue.jobs.retain(|j| j.record.id != r.id);
     m.preview.partials.remove(&r.id);
     m.spend += r.cost_usd.unwrap_or(0.0);
     match r.status {
-        Status::Failed => {
-            let msg = r.error.as_ref().map_or_else(|| "failed".to_string(), |e| e.message.clone());
-            notice(m, format!("{} failed: {msg}", r.id.short()), true);
+        Status::Failed | Status::Cancelled => {
+            let msg = match (&r.status, &r.error) {
+                (Status::Cancelled, _) => format!("{} cancelled", r.id.short()),
+                (_, Some(e)) => format!("{} failed: {}", r.id.short(), e.message),
+                _ => format!("{} failed", r.id.short()),
+            };
+            notice(m, msg, r.status == Status::Failed);
+            // It stays in the queue pane, so it can be retried (r) or dismissed (x) there.
+            match m.queue.jobs.iter_mut().find(|j| j.record.id == r.id) {
+                Some(j) => {
+                    j.record = r.clone();
+                    j.note = None;
+                    j.partial = None;
+                }
+                None => m.queue.jobs.push(JobView {
+                    record: r.clone(),
+                    partial: None,
+                    note: None,
+                }),
+            }
+            sort_queue(m);
         }
-        Status::Cancelled => notice(m, format!("{} cancelled", r.id.short()), false),
         _ => {
+            m.queue.jobs.retain(|j| j.record.id != r.id);
             let n = r.outputs.len();
-            notice(m, format!("{} done: {n} image{}", r.id.short(), if n == 1 { "" } else { "s" }), false);
+            notice(
+                m,
+                format!(
+                    "{} done: {n} image{}",
+                    r.id.short(),
+                    if n == 1 { "" } else { "s" }
+                ),
+                false,
+            );
         }
     }
     // The newest record appears at the top of history: show it when the list is at the top.
@@ -499,7 +684,11 @@ fn move_history(m: &mut Model, delta: i64, fx: &mut Vec<Effect>) {
 }
 
 fn visible_rows(m: &Model) -> usize {
-    usize::from(layout::inner(layout::compute(m.width, m.height).history).height.max(1))
+    usize::from(
+        layout::inner(layout::compute(m.width, m.height).history)
+            .height
+            .max(1),
+    )
 }
 
 fn clamp_scroll(m: &mut Model) {
@@ -528,7 +717,12 @@ fn load_visible(m: &mut Model, fx: &mut Vec<Effect>) {
             continue;
         }
         m.history.pending.push(page);
-        fx.push(Effect::LoadHistory { generation: m.history.generation, query: m.history.query(), offset, limit: PAGE });
+        fx.push(Effect::LoadHistory {
+            generation: m.history.generation,
+            query: m.history.query(),
+            offset,
+            limit: PAGE,
+        });
     }
 }
 
@@ -574,10 +768,20 @@ pub fn preview_key(m: &Model) -> Option<PreviewKey> {
         return None;
     }
     let (cols, rows) = (inner.width, inner.height - 1);
-    let partial_of = |id| m.preview.partials.get(&id).map(|(index, _)| PreviewSource::Partial { id, index: *index });
+    let partial_of = |id| {
+        m.preview
+            .partials
+            .get(&id)
+            .map(|(index, _)| PreviewSource::Partial { id, index: *index })
+    };
     let source = match m.focus {
         Pane::Queue => m.queue.selected_job().and_then(|j| partial_of(j.record.id)),
-        Pane::Editor | Pane::Params => m.queue.jobs.iter().filter(|j| j.record.status == Status::Running).find_map(|j| partial_of(j.record.id)),
+        Pane::Editor | Pane::Params => m
+            .queue
+            .jobs
+            .iter()
+            .filter(|j| j.record.status == Status::Running)
+            .find_map(|j| partial_of(j.record.id)),
         Pane::History => None,
     };
     let source = source.or_else(|| selected_image_path(m).map(PreviewSource::File))?;

@@ -1289,15 +1289,15 @@ async fn generation(
     let (reply, fault, delay, real_sizes) = {
         let mut state = shared.lock();
         let mut fault = None;
-        if let Some((rate, rng)) = state.fault.as_mut() {
-            if rng.f64() < *rate {
-                fault = Some(match rng.u8(0..4) {
-                    0 => Fault::Status(500),
-                    1 => Fault::Status(503),
-                    2 => Fault::Status(429),
-                    _ => Fault::Reset,
-                });
-            }
+        if let Some((rate, rng)) = state.fault.as_mut()
+            && rng.f64() < *rate
+        {
+            fault = Some(match rng.u8(0..4) {
+                0 => Fault::Status(500),
+                1 => Fault::Status(503),
+                2 => Fault::Status(429),
+                _ => Fault::Reset,
+            });
         }
         if fault.is_some() {
             state.faults_injected += 1;

@@ -12,7 +12,13 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         return;
     }
     let focused = m.focus == Pane::Editor;
-    let chars: usize = m.editor.lines().iter().map(|l| l.chars().count()).sum::<usize>() + m.editor.lines().len().saturating_sub(1);
+    let chars: usize = m
+        .editor
+        .lines()
+        .iter()
+        .map(|l| l.chars().count())
+        .sum::<usize>()
+        + m.editor.lines().len().saturating_sub(1);
     let limit = m.catalog.get(&m.params.model).map(|s| s.prompt_max_chars);
     let counter = match limit {
         Some(max) => format!(" {chars}/{max} "),
@@ -20,7 +26,17 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     };
     let over = limit.is_some_and(|max| chars > max);
     let hint = if focused {
-        format!(" {} queue · {} editor · Esc leave ", m.keymap.hint(crate::studio::keymap::Context::Editor, crate::studio::keymap::Action::Submit), m.keymap.hint(crate::studio::keymap::Context::Editor, crate::studio::keymap::Action::ExternalEditor))
+        format!(
+            " {} queue · {} editor · Esc leave ",
+            m.keymap.hint(
+                crate::studio::keymap::Context::Editor,
+                crate::studio::keymap::Action::Submit
+            ),
+            m.keymap.hint(
+                crate::studio::keymap::Context::Editor,
+                crate::studio::keymap::Action::ExternalEditor
+            )
+        )
     } else {
         String::new()
     };
@@ -29,7 +45,13 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         .border_style(theme::border(focused))
         .title(Span::styled(" Prompt ", theme::title(focused)))
         .title_bottom(Line::from(Span::styled(hint, theme::dim())))
-        .title_bottom(Line::from(Span::styled(counter, if over { theme::error() } else { theme::dim() })).right_aligned());
+        .title_bottom(
+            Line::from(Span::styled(
+                counter,
+                if over { theme::error() } else { theme::dim() },
+            ))
+            .right_aligned(),
+        );
     let mut editor = m.editor.clone();
     editor.set_block(block);
     if !focused {

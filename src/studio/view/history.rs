@@ -21,9 +21,16 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         title.push_str(&format!("[{}] ", sanitize::line(&h.filter.label())));
     }
     if !h.text.is_empty() && h.search.is_none() {
-        title.push_str(&format!("/{} ", sanitize::truncate(&sanitize::line(&h.text), 20)));
+        title.push_str(&format!(
+            "/{} ",
+            sanitize::truncate(&sanitize::line(&h.text), 20)
+        ));
     }
-    let position = if h.total > 0 { format!(" {}/{} ", h.selected + 1, h.total) } else { String::new() };
+    let position = if h.total > 0 {
+        format!(" {}/{} ", h.selected + 1, h.total)
+    } else {
+        String::new()
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(focused))
@@ -32,7 +39,11 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     let mut inner = block.inner(area);
     f.render_widget(block, area);
     if let Some(search) = &h.search {
-        let line = Line::from(vec![Span::styled("/", theme::key()), Span::raw(sanitize::line(search).into_owned()), Span::styled("▏", theme::key())]);
+        let line = Line::from(vec![
+            Span::styled("/", theme::key()),
+            Span::raw(sanitize::line(search).into_owned()),
+            Span::styled("▏", theme::key()),
+        ]);
         f.render_widget(Paragraph::new(line), Rect { height: 1, ..inner });
         inner.y += 1;
         inner.height = inner.height.saturating_sub(1);
@@ -57,7 +68,11 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 return Line::from(Span::styled("…", theme::dim()));
             };
             let (icon, style) = status_icon(r.status);
-            let when = r.created.with_timezone(&Local).format("%m-%d %H:%M").to_string();
+            let when = r
+                .created
+                .with_timezone(&Local)
+                .format("%m-%d %H:%M")
+                .to_string();
             let star = if r.starred { "★" } else { " " };
             let head = format!("{icon}{star}{when} ");
             let room = width.saturating_sub(head.chars().count()).max(1);
@@ -69,7 +84,11 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 Span::raw(prompt),
             ]);
             if pos == h.selected {
-                line = line.style(if focused { theme::selected() } else { ratatui::style::Style::default().add_modifier(ratatui::style::Modifier::BOLD) });
+                line = line.style(if focused {
+                    theme::selected()
+                } else {
+                    ratatui::style::Style::default().add_modifier(ratatui::style::Modifier::BOLD)
+                });
             }
             line
         })

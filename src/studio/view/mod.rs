@@ -29,7 +29,10 @@ pub fn view(m: &Model, f: &mut Frame) {
             layout::MIN_WIDTH,
             layout::MIN_HEIGHT
         );
-        f.render_widget(Paragraph::new(Line::from(msg)).wrap(Wrap { trim: true }), area);
+        f.render_widget(
+            Paragraph::new(Line::from(msg)).wrap(Wrap { trim: true }),
+            area,
+        );
         return;
     }
     editor::draw(m, f, a.editor);

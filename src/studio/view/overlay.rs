@@ -15,54 +15,130 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     match &m.overlay {
         None => {}
         Some(Overlay::Help) => help(m, f, area),
-        Some(Overlay::Details(r)) => details(r, f, area),
+        Some(Overlay::Details(r)) => details(r, f, area, m.overlay_scroll),
         Some(Overlay::Confirm(c)) => confirm(c, f, area),
     }
 }
 
-fn popup<'a>(f: &mut Frame, at: Rect, title: &'a str, lines: Vec<Line<'a>>, footer: &'a str) {
+fn popup<'a>(
+    f: &mut Frame,
+    at: Rect,
+    title: &'a str,
+    lines: Vec<Line<'a>>,
+    footer: &'a str,
+    scroll: u16,
+) {
     f.render_widget(Clear, at);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(true))
         .title(Span::styled(title, theme::title(true)))
         .title_bottom(Line::from(Span::styled(footer, theme::dim())).right_aligned());
-    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), at);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        at,
+    );
 }
+
+/// The number of lines the help popup shows for a keymap.
+pub fn help_lines(keymap: &crate::studio::keymap::Keymap) -> usize {
+    HELP_CONTEXTS
+        .iter()
+        .map(|c| 1 + keymap.keys_for(*c).len())
+        .sum::<usize>()
+        + 1
+}
+
+const HELP_CONTEXTS: [Context; 5] = [
+    Context::Global,
+    Context::Editor,
+    Context::Params,
+    Context::Queue,
+    Context::History,
+];
 
 fn help(m: &Model, f: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
-    for ctx in [Context::Global, Context::Editor, Context::Params, Context::Queue, Context::History] {
-        lines.push(Line::from(Span::styled(context_name(ctx).to_string(), theme::title(true))));
+    for ctx in HELP_CONTEXTS {
+        lines.push(Line::from(Span::styled(
+            context_name(ctx).to_string(),
+            theme::title(true),
+        )));
         for (action, keys) in m.keymap.keys_for(ctx) {
             let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-            lines.push(Line::from(vec![Span::styled(format!("  {:<22} ", keys.join(" ")), theme::key()), Span::raw(action.describe())]));
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<22} ", keys.join(" ")), theme::key()),
+                Span::raw(action.describe()),
+            ]));
         }
     }
-    lines.push(Line::from(Span::styled("Keys can be changed in the config's [keys] table (docs/keybindings.md).", theme::dim())));
+    lines.push(Line::from(Span::styled(
+        "Keys can be changed in the config's [keys] table (docs/keybindings.md).",
+        theme::dim(),
+    )));
     let at = centered(area, 72, area.height.saturating_sub(2));
-    popup(f, at, " Keys ", lines, " any key closes ");
+    let footer = if lines.len() + 2 > usize::from(at.height) {
+        " j/k scroll · any other key closes "
+    } else {
+        " any key closes "
+    };
+    popup(f, at, " Keys ", lines, footer, m.overlay_scroll);
 }
 
-fn details(r: &GenerationRecord, f: &mut Frame, area: Rect) {
+fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
     let mut lines = Vec::new();
     let mut kv = |k: &str, v: String| {
-        lines.push(Line::from(vec![Span::styled(format!("{k:<12}"), theme::dim()), Span::raw(sanitize::line(&v).into_owned())]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("{k:<12}"), theme::dim()),
+            Span::raw(sanitize::line(&v).into_owned()),
+        ]));
     };
     kv("id", r.id.to_string());
     kv("status", r.status.to_string());
     kv("model", r.model.clone());
-    kv("provider", format!("{}{}", r.provider, if r.demo { " (DEMO: offline demo backend)" } else { "" }));
-    kv("created", r.created.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string());
+    kv(
+        "provider",
+        format!(
+            "{}{}",
+            r.provider,
+            if r.demo {
+                " (DEMO: offline demo backend)"
+            } else {
+                ""
+            }
+        ),
+    );
+    kv(
+        "created",
+        r.created
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+    );
     if let (Some(s), Some(e)) = (r.started, r.finished) {
-        kv("took", format!("{:.1} s, {} attempt(s)", (e - s).num_milliseconds() as f64 / 1000.0, r.attempts));
+        kv(
+            "took",
+            format!(
+                "{:.1} s, {} attempt(s)",
+                (e - s).num_milliseconds() as f64 / 1000.0,
+                r.attempts
+            ),
+        );
     }
     let p = &r.params;
     let params: Vec<String> = [
@@ -80,7 +156,14 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect) {
     .collect();
     kv("parameters", params.join(" "));
     if let Some(u) = &r.usage {
-        kv("usage", format!("{} in / {} out tokens", u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0)));
+        kv(
+            "usage",
+            format!(
+                "{} in / {} out tokens",
+                u.input_tokens.unwrap_or(0),
+                u.output_tokens.unwrap_or(0)
+            ),
+        );
     }
     if let Some(c) = r.cost_usd {
         kv("cost", format!("${c:.4} (estimated)"));
@@ -89,12 +172,27 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect) {
         kv("request id", id.clone());
     }
     for (i, o) in r.outputs.iter().enumerate() {
-        kv(&format!("image {}", i + 1), format!("{} ({}x{}, {} KB)", o.path.display(), o.width, o.height, o.bytes / 1024));
+        kv(
+            &format!("image {}", i + 1),
+            format!(
+                "{} ({}x{}, {} KB)",
+                o.path.display(),
+                o.width,
+                o.height,
+                o.bytes / 1024
+            ),
+        );
     }
     if let Some(e) = &r.error {
-        lines.push(Line::from(Span::styled(sanitize::line(&e.message).into_owned(), theme::error())));
+        lines.push(Line::from(Span::styled(
+            sanitize::line(&e.message).into_owned(),
+            theme::error(),
+        )));
         if let Some(h) = &e.hint {
-            lines.push(Line::from(Span::styled(format!("hint: {}", sanitize::line(h)), theme::warn())));
+            lines.push(Line::from(Span::styled(
+                format!("hint: {}", sanitize::line(h)),
+                theme::warn(),
+            )));
         }
     }
     lines.push(Line::from(Span::styled("prompt", theme::dim())));
@@ -108,14 +206,23 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect) {
         }
     }
     let at = centered(area, 90, area.height.saturating_sub(2));
-    popup(f, at, " Details ", lines, " any key closes ");
+    popup(
+        f,
+        at,
+        " Details ",
+        lines,
+        " j/k scroll · any other key closes ",
+        scroll,
+    );
 }
 
 fn confirm(c: &Confirm, f: &mut Frame, area: Rect) {
     let text = match c {
         Confirm::Delete(id) => format!("Delete {} and its image files? y / n", id.short()),
-        Confirm::Quit => "Jobs are running. Quit anyway? They will be recorded as interrupted. y / n".into(),
+        Confirm::Quit => {
+            "Jobs are running. Quit anyway? They will be recorded as interrupted. y / n".into()
+        }
     };
     let at = centered(area, 60, 5);
-    popup(f, at, " Confirm ", vec![Line::from(text)], "");
+    popup(f, at, " Confirm ", vec![Line::from(text)], "", 0);
 }

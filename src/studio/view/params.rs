@@ -15,7 +15,9 @@ pub fn cost_label(m: &Model) -> String {
     if m.provider.demo {
         return "free (demo)".into();
     }
-    let Some(spec) = m.catalog.get(&m.params.model) else { return "cost unknown".into() };
+    let Some(spec) = m.catalog.get(&m.params.model) else {
+        return "cost unknown".into();
+    };
     let size = m.params.size.as_deref().unwrap_or("auto");
     let quality = m.params.quality.as_deref().unwrap_or("auto");
     match catalog::estimate_cost(spec, &m.prompt(), u32::from(m.params.n), size, quality) {
@@ -28,7 +30,13 @@ fn spans(m: &Model, focused: bool) -> Vec<(Row, String, bool)> {
     let rows = params::rows(&m.catalog, &m.params);
     rows.iter()
         .enumerate()
-        .map(|(i, r)| (*r, sanitize::line(&params::value(&m.params, *r)).into_owned(), focused && i == m.param_cursor))
+        .map(|(i, r)| {
+            (
+                *r,
+                sanitize::line(&params::value(&m.params, *r)).into_owned(),
+                focused && i == m.param_cursor,
+            )
+        })
         .collect()
 }
 
@@ -47,11 +55,22 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect, compact: bool) {
                 line.push(Span::styled(" · ", theme::dim()));
             }
             line.push(Span::styled(format!("{} ", row.label()), theme::dim()));
-            line.push(Span::styled(value.clone(), if *sel { theme::selected() } else { theme::title(focused && *sel) }));
+            line.push(Span::styled(
+                value.clone(),
+                if *sel {
+                    theme::selected()
+                } else {
+                    theme::title(focused && *sel)
+                },
+            ));
         }
         line.push(Span::styled(format!("  {cost}"), theme::warn()));
         // Keep the selected field in view on narrow screens by starting the line near it.
-        let start = if focused { m.param_cursor.saturating_sub(2) * 4 } else { 0 };
+        let start = if focused {
+            m.param_cursor.saturating_sub(2) * 4
+        } else {
+            0
+        };
         let line: Vec<Span> = line.into_iter().skip(start).collect();
         f.render_widget(Paragraph::new(Line::from(line)), area);
         return;
@@ -73,7 +92,14 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect, compact: bool) {
             let room = col_width.saturating_sub(13).max(1);
             let v = sanitize::truncate(value, room).into_owned();
             spans.push(Span::styled(label, theme::dim()));
-            spans.push(Span::styled(format!("{v:<room$}"), if *sel { theme::selected() } else { ratatui::style::Style::default() }));
+            spans.push(Span::styled(
+                format!("{v:<room$}"),
+                if *sel {
+                    theme::selected()
+                } else {
+                    ratatui::style::Style::default()
+                },
+            ));
             spans.push(Span::raw(" "));
         }
         lines.push(Line::from(spans));

@@ -18,19 +18,32 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(false))
-        .title(Span::styled(format!(" Preview · {} ", m.graphics.label()), theme::title(false)));
+        .title(Span::styled(
+            format!(" Preview · {} ", m.graphics.label()),
+            theme::title(false),
+        ));
     let inner = block.inner(area);
     f.render_widget(block, area);
     let key = preview_key(m);
     let caption = match (&key, m.history.selected_record()) {
         (Some(k), _) if matches!(k.source, PreviewSource::Partial { .. }) => match &k.source {
-            PreviewSource::Partial { index, .. } => format!("partial image {} (generating…)", index + 1),
+            PreviewSource::Partial { index, .. } => {
+                format!("partial image {} (generating…)", index + 1)
+            }
             PreviewSource::File(_) => String::new(),
         },
         (_, Some(r)) => {
-            let o = r.outputs.get(m.history.image.min(r.outputs.len().saturating_sub(1)));
-            let dims = o.map(|o| format!("{}x{} {}", o.width, o.height, o.format)).unwrap_or_default();
-            let which = if r.outputs.len() > 1 { format!(" · {}/{} (n: next)", m.history.image + 1, r.outputs.len()) } else { String::new() };
+            let o = r
+                .outputs
+                .get(m.history.image.min(r.outputs.len().saturating_sub(1)));
+            let dims = o
+                .map(|o| format!("{}x{} {}", o.width, o.height, o.format))
+                .unwrap_or_default();
+            let which = if r.outputs.len() > 1 {
+                format!(" · {}/{} (n: next)", m.history.image + 1, r.outputs.len())
+            } else {
+                String::new()
+            };
             let demo = if r.demo { " · DEMO" } else { "" };
             match &r.error {
                 Some(e) if r.outputs.is_empty() => sanitize::line(&e.message).into_owned(),
@@ -39,17 +52,44 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         }
         _ => String::new(),
     };
-    let caption_area = Rect { y: inner.bottom().saturating_sub(1), height: 1.min(inner.height), ..inner };
-    let picture_area = Rect { height: inner.height.saturating_sub(1), ..inner };
-    f.render_widget(Paragraph::new(Span::styled(super::fit(&sanitize::line(&caption), usize::from(inner.width)).into_owned(), theme::dim())), caption_area);
+    let caption_area = Rect {
+        y: inner.bottom().saturating_sub(1),
+        height: 1.min(inner.height),
+        ..inner
+    };
+    let picture_area = Rect {
+        height: inner.height.saturating_sub(1),
+        ..inner
+    };
+    f.render_widget(
+        Paragraph::new(Span::styled(
+            super::fit(&sanitize::line(&caption), usize::from(inner.width)).into_owned(),
+            theme::dim(),
+        )),
+        caption_area,
+    );
     if m.graphics == Graphics::None {
         let text = "previews are off (EASEL_GRAPHICS=none): z shows the image full screen";
-        f.render_widget(Paragraph::new(Line::from(Span::styled(text, theme::dim()))).wrap(Wrap { trim: true }), picture_area);
+        f.render_widget(
+            Paragraph::new(Line::from(Span::styled(text, theme::dim()))).wrap(Wrap { trim: true }),
+            picture_area,
+        );
         return;
     }
     let Some(key) = key else {
-        let text = if m.history.selected_record().is_some_and(|r| r.outputs.is_empty()) { "no image" } else { "" };
-        f.render_widget(Paragraph::new(Span::styled(text, theme::dim())), picture_area);
+        let text = if m
+            .history
+            .selected_record()
+            .is_some_and(|r| r.outputs.is_empty())
+        {
+            "no image"
+        } else {
+            ""
+        };
+        f.render_widget(
+            Paragraph::new(Span::styled(text, theme::dim())),
+            picture_area,
+        );
         return;
     };
     match m.preview.get(&key) {
@@ -58,7 +98,13 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             // Centre the picture in its area.
             let x = picture_area.x + picture_area.width.saturating_sub(size.width) / 2;
             let y = picture_area.y + picture_area.height.saturating_sub(size.height) / 2;
-            let at = Rect::new(x, y, size.width.min(picture_area.width), size.height.min(picture_area.height)).intersection(picture_area);
+            let at = Rect::new(
+                x,
+                y,
+                size.width.min(picture_area.width),
+                size.height.min(picture_area.height),
+            )
+            .intersection(picture_area);
             f.render_widget(ratatui_image::Image::new(&rendered.protocol), at);
         }
         None => {
@@ -66,7 +112,10 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 Some((k, why)) if *k == key => sanitize::line(why).into_owned(),
                 _ => "loading…".into(),
             };
-            f.render_widget(Paragraph::new(Span::styled(text, theme::dim())).wrap(Wrap { trim: true }), picture_area);
+            f.render_widget(
+                Paragraph::new(Span::styled(text, theme::dim())).wrap(Wrap { trim: true }),
+                picture_area,
+            );
         }
     }
 }

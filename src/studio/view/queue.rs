@@ -33,11 +33,22 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(focused))
-        .title(Span::styled(title, if m.queue.paused { theme::warn() } else { theme::title(focused) }));
+        .title(Span::styled(
+            title,
+            if m.queue.paused {
+                theme::warn()
+            } else {
+                theme::title(focused)
+            },
+        ));
     let inner = block.inner(area);
     f.render_widget(block, area);
     if m.queue.jobs.is_empty() {
-        let hint = if m.provider.demo { "empty — write a prompt and press Ctrl-S (demo backend: free, offline)" } else { "empty — write a prompt and press Ctrl-S" };
+        let hint = if m.provider.demo {
+            "empty — write a prompt and press Ctrl-S (demo backend: free, offline)"
+        } else {
+            "empty — write a prompt and press Ctrl-S"
+        };
         f.render_widget(Paragraph::new(Span::styled(hint, theme::dim())), inner);
         return;
     }
@@ -64,8 +75,16 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 (None, Some(p)) => format!(" partial {}", p + 1),
                 _ => String::new(),
             };
-            let meta = format!(" {} {} ×{} a{}{elapsed}", sanitize::truncate(&sanitize::line(&r.model), 14), sanitize::line(size), r.params.n, r.attempts);
-            let room = width.saturating_sub(meta.chars().count() + extra.chars().count() + 2).max(4);
+            let meta = format!(
+                " {} {} ×{} a{}{elapsed}",
+                sanitize::truncate(&sanitize::line(&r.model), 14),
+                sanitize::line(size),
+                r.params.n,
+                r.attempts
+            );
+            let room = width
+                .saturating_sub(meta.chars().count() + extra.chars().count() + 2)
+                .max(4);
             let prompt = super::pad(&sanitize::line(&r.prompt), room);
             let mut line = Line::from(vec![
                 Span::styled(format!("{icon} "), style),

@@ -18,10 +18,16 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         spans.push(Span::styled(" DEMO ", theme::demo()));
         spans.push(Span::raw(" "));
     } else {
-        spans.push(Span::styled(format!(" {} ", sanitize::line(&m.provider.name)), theme::key()));
+        spans.push(Span::styled(
+            format!(" {} ", sanitize::line(&m.provider.name)),
+            theme::key(),
+        ));
     }
     spans.push(Span::raw(sanitize::line(&m.params.model).into_owned()));
-    spans.push(Span::styled(format!("  {}▶ {}·", m.queue.running(), m.queue.waiting()), theme::dim()));
+    spans.push(Span::styled(
+        format!("  {}▶ {}·", m.queue.running(), m.queue.waiting()),
+        theme::dim(),
+    ));
     if m.queue.paused {
         spans.push(Span::styled(" paused", theme::warn()));
     }
@@ -29,10 +35,22 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     match m.current_notice() {
         Some(n) => {
             spans.push(Span::raw("  "));
-            spans.push(Span::styled(sanitize::line(&n.text).into_owned(), if n.error { theme::error() } else { theme::ok() }));
+            spans.push(Span::styled(
+                sanitize::line(&n.text).into_owned(),
+                if n.error { theme::error() } else { theme::ok() },
+            ));
         }
         None => {
-            spans.push(Span::styled(format!("  {} help", m.keymap.hint(crate::studio::keymap::Context::Global, crate::studio::keymap::Action::Help)), theme::dim()));
+            spans.push(Span::styled(
+                format!(
+                    "  {} help",
+                    m.keymap.hint(
+                        crate::studio::keymap::Context::Global,
+                        crate::studio::keymap::Action::Help
+                    )
+                ),
+                theme::dim(),
+            ));
         }
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);

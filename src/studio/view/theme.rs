@@ -4,11 +4,23 @@
 use ratatui::style::{Color, Modifier, Style};
 
 pub fn border(focused: bool) -> Style {
-    if focused { Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD) } else { Style::default().fg(Color::DarkGray) }
+    if focused {
+        Style::default()
+            .fg(Color::Cyan)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::default().fg(Color::DarkGray)
+    }
 }
 
 pub fn title(focused: bool) -> Style {
-    if focused { Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD) } else { Style::default() }
+    if focused {
+        Style::default()
+            .fg(Color::Cyan)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    }
 }
 
 pub fn selected() -> Style {
@@ -32,7 +44,10 @@ pub fn warn() -> Style {
 }
 
 pub fn demo() -> Style {
-    Style::default().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD)
+    Style::default()
+        .fg(Color::Black)
+        .bg(Color::Yellow)
+        .add_modifier(Modifier::BOLD)
 }
 
 pub fn key() -> Style {
