@@ -44,6 +44,8 @@ struct Sandbox {
     home: PathBuf,
     config_home: PathBuf,
     data: PathBuf,
+    /// More environment for the studio (test hooks).
+    extra: Vec<(&'static str, String)>,
 }
 
 impl Sandbox {
@@ -63,6 +65,7 @@ impl Sandbox {
             home,
             config_home,
             data,
+            extra: Vec::new(),
         };
         s.set_latency(latency_ms);
         s
@@ -86,6 +89,9 @@ impl Sandbox {
             ("COLORTERM", "truecolor".into()),
             ("EASEL_GRAPHICS", "halfblocks".into()),
         ]
+        .into_iter()
+        .chain(self.extra.iter().cloned())
+        .collect()
     }
 
     /// Run the binary outside tmux (no terminal) and wait for it.
@@ -935,24 +941,94 @@ fn quitting_with_a_running_job_asks_first() {
 /// as interrupted.
 #[test]
 fn sigterm_while_a_job_runs() {
+    signal_while_jobs_run("TERM");
+}
+
+/// A dropped SSH connection (SIGHUP) and an interrupt from outside (SIGINT) end the studio the
+/// same way: terminal restored, running jobs interrupted, waiting ones kept for the next start.
+#[test]
+fn sighup_while_jobs_run() {
+    signal_while_jobs_run("HUP");
+}
+
+#[test]
+fn sigint_while_jobs_run() {
+    signal_while_jobs_run("INT");
+}
+
+fn signal_while_jobs_run(signal: &str) {
     let sb = Sandbox::new(FOREVER_MS);
-    let prompt = "a storm over the harbour";
-    let studio = Studio::open(&sb, "sigterm");
-    studio.submit(prompt);
+    let running = "a storm over the harbour";
+    let studio = Studio::open(&sb, &format!("sig{signal}"));
+    studio.submit(running);
+    // Two more (the editor keeps the last prompt: Ctrl-A Ctrl-K clears the line). With two jobs
+    // at a time, the last one waits in the queue.
+    studio.keys(&["C-a", "C-k"]);
+    studio.submit("a second storm");
+    studio.keys(&["C-a", "C-k"]);
+    studio.type_text("a third storm");
+    studio.keys(&["C-s"]);
+    studio.wait_for("a job waiting in the queue", |s| {
+        s.pane_title("Queue").contains("1·")
+    });
 
     let pid = studio.pid();
     let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([&format!("-{signal}"), &pid.to_string()])
         .status()
         .expect("run kill");
-    assert!(status.success(), "kill -TERM {pid}: {status}");
+    assert!(status.success(), "kill -{signal} {pid}: {status}");
 
     studio.expect_clean_exit();
-    let r = only_record(&sb);
-    assert_eq!(r["status"], "interrupted", "{r:#}");
-    assert_eq!(r["prompt"], prompt, "{r:#}");
-    assert!(no_outputs(&r), "{r:#}");
+    let records = sb.history();
+    let status_of = |p: &str| {
+        records
+            .iter()
+            .find(|r| r["prompt"].as_str().is_some_and(|x| x == p))
+            .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        status_of(running).as_deref(),
+        Some("interrupted"),
+        "{records:#?}"
+    );
+    assert_eq!(
+        status_of("a second storm").as_deref(),
+        Some("interrupted"),
+        "{records:#?}"
+    );
+    assert_eq!(
+        status_of("a third storm").as_deref(),
+        Some("queued"),
+        "{records:#?}"
+    );
+    assert!(records.iter().all(no_outputs), "{records:#?}");
     assert_eq!(sb.crash_log(), "", "easel wrote a crash report");
+}
+
+/// A panic anywhere in the studio restores the terminal and leaves its report in the log file.
+#[test]
+fn a_panic_restores_the_terminal_and_writes_the_log() {
+    let mut sb = Sandbox::new(10);
+    sb.extra.push(("EASEL_TEST_PANIC", "1".into()));
+    let studio = Studio::launch(&sb, "panic");
+    let (code, screen) = studio.wait_exit();
+    let text = screen.text();
+    assert_eq!(code, 101, "a panic's exit status; the screen:\n{text}");
+    assert!(
+        !studio.alternate_screen(),
+        "the alternate screen is still on:\n{text}"
+    );
+    assert!(
+        screen.contains("TTY-COOKED"),
+        "the terminal was left in raw mode:\n{text}"
+    );
+    assert!(screen.contains("the report is in"), "{text}");
+    let log = sb.crash_log();
+    assert!(
+        log.contains("panicked") && log.contains("EASEL_TEST_PANIC"),
+        "{log}"
+    );
 }
 
 /// A terminal too small for the studio says so, and the studio comes back when it grows.

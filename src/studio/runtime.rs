@@ -395,6 +395,14 @@ async fn run_loop(
             if perf.drawn(model) {
                 return 0;
             }
+            if crash_test_requested() {
+                // The reliability suite checks that a panic restores the terminal and leaves its
+                // report in the log: this is how it makes one happen, after a real frame.
+                #[allow(clippy::panic)]
+                {
+                    panic!("EASEL_TEST_PANIC is set: panicking on purpose");
+                }
+            }
         }
         let frame_timer = tokio::time::sleep(if *dirty {
             wait
@@ -435,6 +443,11 @@ async fn run_loop(
             pending.push(m);
         }
     }
+}
+
+/// `EASEL_TEST_PANIC=1`: panic after the first frame (for the crash-report test).
+fn crash_test_requested() -> bool {
+    std::env::var("EASEL_TEST_PANIC").is_ok_and(|v| v == "1")
 }
 
 enum Flow {
