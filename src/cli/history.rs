@@ -554,6 +554,14 @@ fn doctor(store: &dyn HistoryStore, repair: bool) -> i32 {
             sanitize::line(&path.display().to_string())
         );
     }
+    for path in &report.temporary_files {
+        let what = if repair {
+            "removed an unfinished write"
+        } else {
+            "unfinished write (removed by --repair)"
+        };
+        println!("{what}: {}", sanitize::line(&path.display().to_string()));
+    }
     for path in &report.unreferenced_files {
         println!(
             "file with no record: {}",

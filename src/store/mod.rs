@@ -90,6 +90,8 @@ pub struct DoctorReport {
     pub bad_records: Vec<BadRecord>,
     pub missing_files: Vec<(Id, PathBuf)>,
     pub unreferenced_files: Vec<PathBuf>,
+    /// Temporary files of writes that never finished (removed by a repair).
+    pub temporary_files: Vec<PathBuf>,
     pub stale_summaries: usize,
     pub orphan_entries: usize,
     /// The stored record count disagrees with the records there are.

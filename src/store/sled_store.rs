@@ -729,7 +729,12 @@ impl HistoryStore for SledStore {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.extension().is_some_and(|x| x != "json" && x != "tmp")
+                } else if p.extension().is_some_and(|x| x == "tmp") {
+                    if repair {
+                        let _ = std::fs::remove_file(&p);
+                    }
+                    report.temporary_files.push(p);
+                } else if p.extension().is_some_and(|x| x != "json")
                     && referenced.binary_search(&p).is_err()
                 {
                     report.unreferenced_files.push(p);
@@ -851,6 +856,25 @@ mod tests {
         assert!(report.repaired);
         assert!(store.doctor(false).unwrap().bad_records.is_empty());
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn doctor_removes_unfinished_writes_on_repair() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let folder = dir.path().join("images").join("2026-11-28");
+        std::fs::create_dir_all(&folder).unwrap();
+        let tmp = folder.join(".120000000_x_1.png.77.tmp");
+        std::fs::write(&tmp, b"half").unwrap();
+        let orphan = folder.join("120000000_x_1.png");
+        std::fs::write(&orphan, b"an image nobody recorded").unwrap();
+        let report = store.doctor(false).unwrap();
+        assert_eq!(report.temporary_files, vec![tmp.clone()]);
+        assert_eq!(report.unreferenced_files, vec![orphan.clone()]);
+        assert!(tmp.exists());
+        store.doctor(true).unwrap();
+        assert!(!tmp.exists());
+        assert!(orphan.exists(), "images are never deleted by a repair");
     }
 
     #[test]
