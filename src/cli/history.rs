@@ -140,6 +140,14 @@ pub fn list_line(r: &GenerationRecord, width: usize) -> String {
     )
 }
 
+/// Pretty JSON on stdout, with anything that could drive a terminal escaped.
+fn print_json(value: &impl serde::Serialize) -> Result<(), StoreError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    println!("{}", sanitize::json(&text));
+    Ok(())
+}
+
 fn out_err(e: std::io::Error) -> StoreError {
     StoreError::Io(format!("could not write the output: {e}"))
 }
@@ -305,14 +313,7 @@ fn show(
         .get(id)?
         .ok_or_else(|| StoreError::NotFound(text.to_string()))?;
     if json {
-        println!(
-            "{}",
-            sanitize::json(
-                &serde_json::to_string_pretty(&r)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?
-            )
-        );
-        return Ok(());
+        return print_json(&r);
     }
     let p = &r.params;
     let line = |k: &str, v: &str| println!("{k:<15}{}", sanitize::line(v));
@@ -509,14 +510,7 @@ fn each(
 fn stats(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
     let s = store.stats()?;
     if json {
-        println!(
-            "{}",
-            sanitize::json(
-                &serde_json::to_string_pretty(&s)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?
-            )
-        );
-        return Ok(());
+        return print_json(&s);
     }
     println!("generations  {}", s.total);
     for (status, n) in &s.by_status {
