@@ -355,6 +355,16 @@ impl SledStore {
         Ok(())
     }
 
+    /// Whether the search index is loaded, without waiting while it loads: a page that can be
+    /// read without it (the newest one) must not wait for the index to be built.
+    fn index_ready(&self) -> bool {
+        match self.index.try_lock() {
+            Ok(guard) => guard.is_some(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().is_some(),
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
+    }
+
     /// Load the search index now (the studio does this on a worker at start).
     pub fn warm_index(&self) -> Result<usize, StoreError> {
         Ok(self.load_index()?.as_ref().map_or(0, Index::len))
@@ -439,7 +449,7 @@ impl HistoryStore for SledStore {
 
     fn page(&self, q: &Query, cursor: Option<Cursor>, limit: usize) -> Result<Page, StoreError> {
         // The newest page of everything needs no index: a reverse range scan.
-        let index_loaded = lock(&self.index).is_some();
+        let index_loaded = self.index_ready();
         if q.is_everything() && !index_loaded && !matches!(cursor, Some(Cursor::Offset(_))) {
             let end = match cursor {
                 Some(Cursor::Before(id)) => id.key(),
@@ -750,7 +760,7 @@ impl HistoryStore for SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<GenerationRecord>, usize), StoreError> {
-        let index_loaded = lock(&self.index).is_some();
+        let index_loaded = self.index_ready();
         if q.is_everything() && offset == 0 && !index_loaded {
             // The newest page needs no index (a reverse range scan) and the count is stored.
             let page = self.page(q, None, limit)?;
