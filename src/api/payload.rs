@@ -104,14 +104,15 @@ pub fn verify_image(bytes: &[u8]) -> Result<ImageInfo, String> {
                 .get(at..at + 4)
                 .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
         };
-        if let (Some(width), Some(height)) = (be(16), be(20)) {
-            if width > 0 && height > 0 {
-                return Ok(ImageInfo {
-                    format,
-                    width,
-                    height,
-                });
-            }
+        if let (Some(width), Some(height)) = (be(16), be(20))
+            && width > 0
+            && height > 0
+        {
+            return Ok(ImageInfo {
+                format,
+                width,
+                height,
+            });
         }
         return Err(damaged("its size is zero"));
     }
