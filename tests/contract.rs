@@ -22,10 +22,18 @@ const CONTRACT: &str = "shared/contracts/openai-images.openapi.json";
 // The schema
 // ---------------------------------------------------------------------------------------------
 
-/// The OpenAPI file: `shared/` sits beside the checkout (CI and the workspace alike).
+/// The copy kept in the repository, so that a checkout on its own can run the tests.
+const VENDORED: &str = "tests/contracts/openai-images.openapi.json";
+
+/// The OpenAPI file: the shared reference folder beside the checkout when it is there (the
+/// authority), else the copy in the repository.
 fn contract_path() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [manifest.join("..").join(CONTRACT), manifest.join(CONTRACT)];
+    let candidates = [
+        manifest.join("..").join(CONTRACT),
+        manifest.join(CONTRACT),
+        manifest.join(VENDORED),
+    ];
     candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
         panic!(
             "the wire contract is missing: looked for {:?} (shared/ must sit beside the checkout)",
@@ -897,4 +905,18 @@ fn random_params_keep_the_contract() {
         "only {} random requests were refused",
         refused.get()
     );
+}
+
+/// The repository's copy of the contract is the shared one, byte for byte.
+#[test]
+fn the_vendored_contract_matches_the_shared_one() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let vendored = std::fs::read(manifest.join(VENDORED)).expect("the vendored contract");
+    let shared = manifest.join("..").join(CONTRACT);
+    if let Ok(shared) = std::fs::read(&shared) {
+        assert!(
+            shared == vendored,
+            "tests/contracts/ is out of date: copy {CONTRACT} over it"
+        );
+    }
 }
