@@ -16,32 +16,15 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use support::fake_server::{FakeServer, Reply};
+use support::sandbox::Sandbox;
 
 const BIN: &str = env!("CARGO_BIN_EXE_easel");
 
 /// A private HOME, config folder and data folder for one test.
-struct Sandbox {
-    root: tempfile::TempDir,
-    home: PathBuf,
-    config_home: PathBuf,
-    data: PathBuf,
-}
-
 impl Sandbox {
     /// No config file at all.
     fn bare() -> Sandbox {
-        let root = tempfile::tempdir().expect("temp dir");
-        let home = root.path().join("home");
-        let config_home = root.path().join("config");
-        let data = root.path().join("data");
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::create_dir_all(&config_home).unwrap();
-        Sandbox {
-            root,
-            home,
-            config_home,
-            data,
-        }
+        Sandbox::folders()
     }
 
     /// A config file that makes the demo backend quick.
@@ -49,10 +32,6 @@ impl Sandbox {
         let s = Sandbox::bare();
         s.write_config("[demo]\nlatency_ms = 50\n");
         s
-    }
-
-    fn config_file(&self) -> PathBuf {
-        self.config_home.join("easel").join("config.toml")
     }
 
     fn write_config(&self, text: &str) {
@@ -63,15 +42,7 @@ impl Sandbox {
 
     /// `program` with a clean environment: no OPENAI_*, no EASEL_* besides the data dir.
     fn command_for(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", &self.config_home)
-            .env("EASEL_DATA_DIR", &self.data)
-            .env("LANG", "C.UTF-8")
-            .stdin(Stdio::null());
-        cmd
+        self.clean_command(program)
     }
 
     /// The binary with a clean environment.

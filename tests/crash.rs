@@ -44,6 +44,7 @@ use easel::store::{GenerationRecord, HistoryStore, Id, SledStore, Status};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use support::fake_server::{FakeServer, Reply};
+use support::sandbox::Sandbox;
 
 const BIN: &str = env!("CARGO_BIN_EXE_easel");
 const DEFAULT_ROUNDS: usize = 12;
@@ -70,40 +71,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
-/// A private HOME, config folder and data folder.
-struct Sandbox {
-    _root: tempfile::TempDir,
-    home: PathBuf,
-    config_home: PathBuf,
-    data: PathBuf,
-}
-
 impl Sandbox {
     fn new() -> Sandbox {
-        let root = tempfile::tempdir().expect("temp dir");
-        let home = root.path().join("home");
-        let config_home = root.path().join("config");
-        let data = root.path().join("data");
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::create_dir_all(&config_home).unwrap();
-        Sandbox {
-            _root: root,
-            home,
-            config_home,
-            data,
-        }
+        Sandbox::folders()
     }
 
     /// `easel generate PROMPT --json ARGS` with a clean environment, pointed at `server`.
     fn generate(&self, server: &FakeServer, prompt: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", &self.config_home)
-            .env("EASEL_DATA_DIR", &self.data)
-            .env("LANG", "C.UTF-8")
-            .env("OPENAI_API_KEY", "sk-crash-test")
+        let mut cmd = self.clean_command(BIN);
+        cmd.env("OPENAI_API_KEY", "sk-crash-test")
             .env("OPENAI_BASE_URL", server.base_url())
             .args(["generate", prompt, "--json"])
             .args(args)

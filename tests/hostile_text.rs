@@ -14,10 +14,11 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use support::fake_server::{FakeServer, Reply};
+use support::sandbox::Sandbox;
 
 const BIN: &str = env!("CARGO_BIN_EXE_easel");
 
@@ -43,41 +44,18 @@ fn forbidden(c: char) -> bool {
     c != '\n' && easel::sanitize::is_unsafe(c)
 }
 
-struct Sandbox {
-    root: tempfile::TempDir,
-    home: PathBuf,
-    config_home: PathBuf,
-    data: PathBuf,
-}
-
 impl Sandbox {
     fn new() -> Sandbox {
-        let root = tempfile::tempdir().unwrap();
-        let home = root.path().join("home");
-        let config_home = root.path().join("config");
-        let data = root.path().join("data");
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::create_dir_all(config_home.join("easel")).unwrap();
-        Sandbox {
-            root,
-            home,
-            config_home,
-            data,
-        }
+        let sb = Sandbox::folders();
+        std::fs::create_dir_all(sb.config_home.join("easel")).unwrap();
+        sb
     }
 
     fn command(&self, server: &FakeServer, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", &self.config_home)
-            .env("EASEL_DATA_DIR", &self.data)
-            .env("LANG", "C.UTF-8")
-            .env("OPENAI_API_KEY", "sk-hostile-text")
+        let mut cmd = self.clean_command(BIN);
+        cmd.env("OPENAI_API_KEY", "sk-hostile-text")
             .env("OPENAI_BASE_URL", server.base_url())
-            .args(args)
-            .stdin(Stdio::null());
+            .args(args);
         cmd
     }
 }

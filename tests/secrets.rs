@@ -14,10 +14,11 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use support::fake_server::{FakeServer, Reply};
+use support::sandbox::Sandbox;
 
 const BIN: &str = env!("CARGO_BIN_EXE_easel");
 
@@ -27,44 +28,15 @@ fn unique_key() -> String {
     format!("sk-UNIQUE-{tail}")
 }
 
-struct Sandbox {
-    root: tempfile::TempDir,
-    home: PathBuf,
-    config_home: PathBuf,
-    data: PathBuf,
-}
-
 impl Sandbox {
     fn new() -> Sandbox {
-        let root = tempfile::tempdir().unwrap();
-        let home = root.path().join("home");
-        let config_home = root.path().join("config");
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::create_dir_all(&config_home).unwrap();
-        // Not created here: easel must create it, privately.
-        let data = root.path().join("data");
-        Sandbox {
-            root,
-            home,
-            config_home,
-            data,
-        }
-    }
-
-    fn config_file(&self) -> PathBuf {
-        self.config_home.join("easel").join("config.toml")
+        // The data folder is not created here: easel must create it, privately.
+        Sandbox::folders()
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", &self.config_home)
-            .env("EASEL_DATA_DIR", &self.data)
-            .env("LANG", "C.UTF-8")
-            .args(args)
-            .stdin(Stdio::null());
+        let mut cmd = self.clean_command(BIN);
+        cmd.args(args);
         cmd
     }
 }

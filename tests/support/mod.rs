@@ -2,3 +2,6 @@
 
 #[allow(dead_code)]
 pub mod fake_server;
+
+#[allow(dead_code)]
+pub mod sandbox;
