@@ -99,6 +99,24 @@ fn bump_count(
     Ok(())
 }
 
+/// sled 0.34 writes a snapshot to `snap.N.generating` and renames it when it is complete, but
+/// when it opens it takes the newest `snap.*` file, `.generating` ones included: a process killed
+/// while writing one leaves a database that no longer opens ("Corruption { at: None }", sled issue
+/// 1533). An unfinished snapshot is never needed (the previous one and the log are still there),
+/// so remove it first. We hold the data folder's lock, so no other easel is writing one.
+fn remove_unfinished_snapshots(sled_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(sled_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn is_active(s: Status) -> bool {
     matches!(s, Status::Queued | Status::Running)
 }
@@ -115,6 +133,7 @@ impl SledStore {
         })?;
         let lock = DataDirLock::acquire(data_dir).map_err(StoreError::Locked)?;
         let path = data_dir.join("history.sled");
+        remove_unfinished_snapshots(&path);
         let config = sled::Config::new()
             .path(&path)
             // Small cache: history pages are small, and resident memory matters more.
@@ -885,6 +904,22 @@ mod tests {
         store.doctor(true).unwrap();
         assert!(!tmp.exists());
         assert!(orphan.exists(), "images are never deleted by a repair");
+    }
+
+    #[test]
+    fn a_snapshot_left_unfinished_by_a_kill_does_not_stop_the_store_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = rec("kept", Status::Succeeded);
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.put(&r).unwrap();
+        }
+        // What a kill in the middle of sled's snapshot writing leaves behind.
+        let sled_dir = dir.path().join("history.sled");
+        std::fs::write(sled_dir.join("snap.FFFFFFFFFFFFFFFF.generating"), b"").unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(r.id).unwrap().unwrap().prompt, "kept");
+        assert!(!sled_dir.join("snap.FFFFFFFFFFFFFFFF.generating").exists());
     }
 
     #[test]
