@@ -73,16 +73,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             m.preview.error = Some((key, why));
         }
         Msg::EditorClosed(Some(text)) => {
-            let text = sanitize::text(text.trim_end_matches('\n')).into_owned();
-            let mut editor = ratatui_textarea::TextArea::from(
-                text.lines().map(str::to_string).collect::<Vec<_>>(),
-            );
-            editor.set_placeholder_text(m.editor.placeholder_text().to_string());
-            editor.set_wrap_mode(m.editor.wrap_mode());
-            editor.set_cursor_line_style(m.editor.cursor_line_style());
-            editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
-            editor.move_cursor(ratatui_textarea::CursorMove::End);
-            m.editor = editor;
+            set_editor_text(m, text.trim_end_matches('\n'));
             m.focus = Pane::Editor;
         }
         Msg::EditorClosed(None) => {}
@@ -489,8 +480,10 @@ fn selected_image_path(m: &Model) -> Option<std::path::PathBuf> {
     })
 }
 
-fn reuse(m: &mut Model, r: &GenerationRecord) {
-    let text = sanitize::text(&r.prompt).into_owned();
+/// Replace the editor's text (cleaned of unsafe characters), keeping its settings, with the
+/// cursor at the end.
+fn set_editor_text(m: &mut Model, text: &str) {
+    let text = sanitize::text(text);
     let mut editor =
         ratatui_textarea::TextArea::from(text.lines().map(str::to_string).collect::<Vec<_>>());
     editor.set_placeholder_text(m.editor.placeholder_text().to_string());
@@ -499,6 +492,10 @@ fn reuse(m: &mut Model, r: &GenerationRecord) {
     editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
     editor.move_cursor(ratatui_textarea::CursorMove::End);
     m.editor = editor;
+}
+
+fn reuse(m: &mut Model, r: &GenerationRecord) {
+    set_editor_text(m, &r.prompt);
     let mut p = r.params.clone();
     p.prompt.clear();
     m.params = p;
