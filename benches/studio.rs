@@ -89,6 +89,7 @@ fn big_model() -> Model {
                 offset: page * 100,
                 total: 100_000,
                 records,
+                anchor: None,
             },
         );
     }

@@ -87,6 +87,8 @@ fn label(ev: &JobEvent, names: &HashMap<Id, String>) -> String {
         JobEvent::Succeeded(r) => format!("succeeded {}", r.prompt),
         JobEvent::Failed(r) => format!("failed {}", r.prompt),
         JobEvent::Cancelled(r) => format!("cancelled {}", r.prompt),
+        JobEvent::Updated(r) => format!("updated {}", r.prompt),
+        JobEvent::Deleted(id) => format!("deleted {}", name(id)),
         JobEvent::Reordered(ids) => format!(
             "reordered {}",
             ids.iter().map(name).collect::<Vec<_>>().join(",")
@@ -583,6 +585,9 @@ async fn enqueue_at_the_front() {
     urgent.front = true;
     let u = rig.submit(urgent).await;
     assert_eq!(rig.queue_names(), ["urgent", "a", "b", "c"]);
+    // Announced where it will run, so a paused queue's list shows it first, not last.
+    rig.until(|e| matches!(e, JobEvent::Reordered(_))).await;
+    assert_eq!(rig.seen.last().unwrap(), "reordered urgent,a,b,c");
     rig.handle.pause(false);
     rig.finished(ids[2]).await;
     assert_eq!(
@@ -1154,4 +1159,230 @@ async fn a_job_queued_by_a_dead_generate_is_not_run_by_the_next_scheduler() {
     let r = rig.finished(orphan.id).await;
     assert_eq!(r.status, Status::Succeeded);
     assert!(!r.headless);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One writer per record: the scheduler applies stars, tags and deletes in order with its jobs'
+// own transitions, so none is lost and nothing deleted comes back.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_star_on_a_running_job_survives_its_end() {
+    let mut rig = Rig::new(vec![("demo", demo_slot(3000, 0, 1))], 1).await;
+    let id = rig.submit(job("starred while running", "demo")).await;
+    rig.until(|e| matches!(e, JobEvent::Started(_))).await;
+    let starred = rig.handle.star(id, true).await.unwrap();
+    assert!(starred.starred);
+    rig.handle.set_tags(id, vec!["keep".into()]).await.unwrap();
+    let r = rig.finished(id).await;
+    assert_eq!(r.status, Status::Succeeded);
+    assert!(r.starred, "the job's end dropped the star: {r:?}");
+    assert_eq!(r.tags, ["keep"]);
+    let stored = rig.stored(id);
+    assert!(stored.starred && stored.tags == ["keep"], "{stored:?}");
+    assert!(
+        rig.seen
+            .contains(&"updated starred while running".to_string())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_star_on_a_queued_job_survives_its_run() {
+    let (mut rig, ids) = paused_with(&["a", "b"]).await;
+    rig.handle.star(ids[1], true).await.unwrap();
+    rig.handle.pause(false);
+    let r = rig.finished(ids[1]).await;
+    assert!(r.starred && rig.stored(ids[1]).starred, "{r:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_queued_job_takes_it_out_and_it_never_runs() {
+    let (mut rig, ids) = paused_with(&["a", "b", "c"]).await;
+    rig.until(|e| matches!(e, JobEvent::Queued(r) if r.prompt == "c"))
+        .await;
+    let old = rig.handle.delete(ids[1]).await.unwrap();
+    assert_eq!(old.map(|r| r.id), Some(ids[1]));
+    assert_eq!(rig.queue_names(), ["a", "c"]);
+    rig.handle.pause(false);
+    rig.finished(ids[2]).await;
+    rig.quiet(Duration::from_secs(30)).await;
+    assert_eq!(rig.seen_starting("started"), ["started a", "started c"]);
+    assert!(rig.store.get(ids[1]).unwrap().is_none());
+    assert!(
+        rig.seen.contains(&"deleted b".to_string()),
+        "{:?}",
+        rig.seen
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_running_job_cancels_it_and_it_stays_deleted() {
+    let mut rig = Rig::new(vec![("demo", demo_slot(3000, 2, 1))], 1).await;
+    let mut s = job("deleted mid-flight", "demo");
+    s.params.stream = true;
+    s.params.partial_images = Some(2);
+    let id = rig.submit(s).await;
+    let next = rig.submit(job("the next one", "demo")).await;
+    rig.until(|e| matches!(e, JobEvent::Partial { .. })).await;
+    rig.handle.delete(id).await.unwrap();
+    // The next job runs; the deleted one neither ends in history nor leaves files.
+    rig.finished(next).await;
+    rig.quiet(Duration::from_secs(30)).await;
+    assert!(rig.store.get(id).unwrap().is_none(), "it came back");
+    assert!(
+        files_of(&rig.data, id).is_empty(),
+        "{:?}",
+        files_of(&rig.data, id)
+    );
+    assert!(
+        !rig.seen.iter().any(|l| l.starts_with("succeeded deleted")
+            || l.starts_with("cancelled deleted")
+            || l.starts_with("failed deleted")),
+        "{:?}",
+        rig.seen
+    );
+    assert!(rig.store.doctor(false).unwrap().is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delete_after_the_job_saved_its_images_removes_them() {
+    let mut rig = Rig::new(vec![("demo", demo_slot(100, 0, 1))], 1).await;
+    let id = rig.submit(job("made then deleted", "demo")).await;
+    let r = rig.finished(id).await;
+    assert!(!r.outputs.is_empty());
+    rig.handle.delete(id).await.unwrap();
+    assert!(rig.store.get(id).unwrap().is_none());
+    assert!(files_of(&rig.data, id).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn submissions_are_queued_in_the_order_they_were_made() {
+    let (rig, _) = paused_with(&[]).await;
+    // Sent one after the other, awaited in the other order (as two quick Ctrl-S whose answers
+    // are awaited on separate tasks).
+    let first = rig.handle.submit_in_order(job("first", "demo"));
+    let second = rig.handle.submit_in_order(job("second", "demo"));
+    let b = tokio::spawn(second);
+    tokio::task::yield_now().await;
+    let a = tokio::spawn(first);
+    b.await.unwrap().unwrap();
+    a.await.unwrap().unwrap();
+    assert_eq!(rig.queue_names(), ["first", "second"]);
+}
+
+/// A store whose writes of running records fail (a full disk at the wrong moment).
+struct FailsRunning(Arc<SledStore>);
+
+impl HistoryStore for FailsRunning {
+    fn put(&self, r: &GenerationRecord) -> Result<(), easel::store::StoreError> {
+        if r.status == Status::Running {
+            return Err(easel::store::StoreError::Io(
+                "No space left on device".into(),
+            ));
+        }
+        self.0.put(r)
+    }
+    fn enqueue(&self, r: &GenerationRecord, front: bool) -> Result<(), easel::store::StoreError> {
+        self.0.enqueue(r, front)
+    }
+    fn get(&self, id: Id) -> Result<Option<GenerationRecord>, easel::store::StoreError> {
+        self.0.get(id)
+    }
+    fn resolve(&self, text: &str) -> Result<Id, easel::store::StoreError> {
+        self.0.resolve(text)
+    }
+    fn page(
+        &self,
+        q: &easel::store::Query,
+        c: Option<easel::store::Cursor>,
+        limit: usize,
+    ) -> Result<easel::store::Page, easel::store::StoreError> {
+        self.0.page(q, c, limit)
+    }
+    fn count(&self, q: &easel::store::Query) -> Result<usize, easel::store::StoreError> {
+        self.0.count(q)
+    }
+    fn set_starred(&self, id: Id, on: bool) -> Result<GenerationRecord, easel::store::StoreError> {
+        self.0.set_starred(id, on)
+    }
+    fn set_tags(
+        &self,
+        id: Id,
+        tags: Vec<String>,
+    ) -> Result<GenerationRecord, easel::store::StoreError> {
+        self.0.set_tags(id, tags)
+    }
+    fn delete(&self, id: Id) -> Result<Option<GenerationRecord>, easel::store::StoreError> {
+        self.0.delete(id)
+    }
+    fn queue(&self) -> Result<Vec<GenerationRecord>, easel::store::StoreError> {
+        self.0.queue()
+    }
+    fn move_in_queue(&self, id: Id, how: QueueMove) -> Result<bool, easel::store::StoreError> {
+        self.0.move_in_queue(id, how)
+    }
+    fn recover(&self) -> Result<easel::store::Recovery, easel::store::StoreError> {
+        self.0.recover()
+    }
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(GenerationRecord) -> Result<(), easel::store::StoreError>,
+    ) -> Result<(), easel::store::StoreError> {
+        self.0.for_each(f)
+    }
+    fn stats(&self) -> Result<easel::store::Stats, easel::store::StoreError> {
+        self.0.stats()
+    }
+    fn doctor(&self, repair: bool) -> Result<easel::store::DoctorReport, easel::store::StoreError> {
+        self.0.doctor(repair)
+    }
+    fn skipped(&self) -> Vec<easel::store::BadRecord> {
+        self.0.skipped()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_start_cannot_be_recorded_fails_instead_of_staying_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let inner = Arc::new(SledStore::open(&data).unwrap());
+    let store: Arc<dyn HistoryStore> = Arc::new(FailsRunning(inner.clone()));
+    let (handle, mut rx) = Scheduler::start(
+        store,
+        Arc::new(Catalog::builtin()),
+        ImageFiles::new(&data, None),
+        [("demo".to_string(), demo_slot(10, 0, 1))]
+            .into_iter()
+            .collect(),
+        SchedulerConfig {
+            concurrency: 1,
+            resume_queue: true,
+        },
+    )
+    .await
+    .unwrap();
+    let id = handle
+        .submit(job("no room to start", "demo"))
+        .await
+        .unwrap();
+    let failed = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("no event")
+            .expect("channel closed");
+        if let JobEvent::Failed(r) = ev {
+            break r;
+        }
+    };
+    assert_eq!(failed.id, id);
+    assert_eq!(failed.status, Status::Failed);
+    let e = failed.error.clone().unwrap();
+    assert_eq!(e.kind, "storage", "{e:?}");
+    assert!(e.message.contains("No space left"), "{e:?}");
+    // Recorded as failed, not left queued for ever.
+    assert_eq!(inner.get(id).unwrap().unwrap().status, Status::Failed);
+    assert!(inner.queue().unwrap().is_empty());
 }

@@ -7,7 +7,7 @@ use easel::api::request;
 use easel::api::{GenerationParams, ProviderRules};
 use easel::catalog::{Catalog, Field};
 use easel::queue::JobEvent;
-use easel::store::{GenerationRecord, Id, QueueMove, RecordedError, SavedImage, Status};
+use easel::store::{GenerationRecord, Id, Located, QueueMove, RecordedError, SavedImage, Status};
 use easel::studio::keymap::{Action, Context, KeyConfig, KeySpec, Keymap};
 use easel::studio::model::{
     Confirm, Filter, KEEP, Model, NOTICE_SECS, Overlay, PAGE, Pane, ProviderInfo,
@@ -125,8 +125,24 @@ fn type_text(m: &mut Model, text: &str) -> Vec<Effect> {
     fx
 }
 
-/// Feed a history page for the current query.
+/// Feed a history page for the current query. Like the runtime's history worker, it answers
+/// where the selected record stands when a reload asked for that (here: found in this page, or
+/// unknown).
 fn page(m: &mut Model, offset: usize, total: usize, records: Vec<GenerationRecord>) -> Vec<Effect> {
+    let anchor = m.history.anchor.map(|(id, _)| {
+        let at = records.iter().position(|r| r.id == id);
+        (id, at.map_or(Located::Unknown, |i| Located::At(offset + i)))
+    });
+    page_with(m, offset, total, records, anchor)
+}
+
+fn page_with(
+    m: &mut Model,
+    offset: usize,
+    total: usize,
+    records: Vec<GenerationRecord>,
+    anchor: Option<(Id, Located)>,
+) -> Vec<Effect> {
     let generation = m.history.generation;
     update(
         m,
@@ -135,6 +151,7 @@ fn page(m: &mut Model, offset: usize, total: usize, records: Vec<GenerationRecor
             offset,
             total,
             records,
+            anchor,
         },
     )
 }
@@ -537,7 +554,7 @@ fn default_bindings_work_in_each_pane() {
         ),
         case("d asks first", rich, History, vec![ch('d')], |m, fx| {
             fx.is_empty()
-                && matches!(m.overlay, Some(Overlay::Confirm(Confirm::Delete(i))) if i == id(1))
+                && matches!(&m.overlay, Some(Overlay::Confirm(Confirm::Delete(r))) if r.id == id(1))
         }),
         case(
             "d then y deletes",
@@ -1479,6 +1496,7 @@ fn stale_pages_are_ignored() {
             offset: 0,
             total: 999,
             records: vec![rec(99, "stale", Status::Succeeded)],
+            anchor: None,
         },
     );
     assert!(fx.is_empty(), "{fx:?}");
@@ -1506,9 +1524,14 @@ fn search_reloads_with_the_typed_text() {
     let mut last = Vec::new();
     for c in "海边 fox".chars() {
         let fx = press(&mut m, ch(c));
-        assert_eq!(m.history.selected, 0, "the selection is reset");
         last = fx;
     }
+    // The reload asked where the selected record stands.
+    assert!(
+        last.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(3))),
+        "{last:?}"
+    );
     let loads: Vec<_> = last
         .iter()
         .filter_map(|e| match e {
@@ -1586,7 +1609,6 @@ fn filters_cycle_with_the_right_query() {
             m.history.selected = 1;
             let fx = press(&mut m, ch('f'));
             assert_eq!(&m.history.filter, filter);
-            assert_eq!(m.history.selected, 0);
             let queries: Vec<_> = fx
                 .iter()
                 .filter_map(|e| match e {
@@ -1683,13 +1705,15 @@ fn deletion_and_store_outcomes() {
         matches!(press(&mut m, plain(KeyCode::Enter)).as_slice(), [Effect::Delete(i)] if *i == id(1))
     );
     let g = m.history.generation;
-    let fx = update(
+    update(
         &mut m,
         Msg::Stored(easel::studio::msg::StoreOutcome::Deleted(id(1))),
     );
+    assert!(m.current_notice().unwrap().text.starts_with("deleted"));
+    // The scheduler announces the delete to every client: the list reloads.
+    let fx = update(&mut m, Msg::Job(JobEvent::Deleted(id(1))));
     assert!(m.history.generation > g);
     assert!(fx.iter().any(|e| matches!(e, Effect::LoadHistory { .. })));
-    assert!(m.current_notice().unwrap().text.starts_with("deleted"));
     // A starred record replaces its row.
     page(&mut m, 0, 4, history_records());
     let mut starred = rec(1, "夜晚的海边小镇，灯火通明", Status::Succeeded);
@@ -1819,4 +1843,135 @@ fn params_stepping_never_produces_a_rejected_combination() {
     }
     // The loop did explore: many steps changed something.
     assert!(changes > steps / 10, "{changes} changes in {steps} steps");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The selection stays on a record (history) and on a job (queue), not on a row number.
+
+/// Eight succeeded records, newest (9) first.
+fn eight() -> Vec<GenerationRecord> {
+    (2..=9)
+        .rev()
+        .map(|n| rec(n, &format!("picture {n}"), Status::Succeeded))
+        .collect()
+}
+
+#[test]
+fn history_selection_follows_its_record_when_a_new_one_lands_on_top() {
+    let mut m = model();
+    page(&mut m, 0, 8, eight());
+    m.focus = Pane::History;
+    for _ in 0..3 {
+        press(&mut m, ch('j'));
+    }
+    let chosen = m.history.selected_record().unwrap().id;
+    assert_eq!(chosen, id(6));
+    // A generation finishes: it lands on top of history.
+    let mut fresh = rec(1, "the new one", Status::Succeeded);
+    fresh.created = t0();
+    let fx = update(
+        &mut m,
+        Msg::Job(JobEvent::Succeeded(Box::new(fresh.clone()))),
+    );
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == chosen)),
+        "{fx:?}"
+    );
+    let mut rows = vec![fresh];
+    rows.extend(eight());
+    page(&mut m, 0, 9, rows);
+    assert_eq!(m.history.selected, 4);
+    assert_eq!(m.history.selected_record().unwrap().id, chosen);
+    // s, y and d act on that record.
+    assert!(matches!(press(&mut m, ch('s')).as_slice(), [Effect::Star(i, true)] if *i == chosen));
+    press(&mut m, ch('d'));
+    assert!(
+        matches!(&m.overlay, Some(Overlay::Confirm(Confirm::Delete(r))) if r.id == chosen && r.prompt == "picture 6")
+    );
+    assert!(matches!(press(&mut m, ch('y')).as_slice(), [Effect::Delete(i)] if *i == chosen));
+}
+
+#[test]
+fn history_selection_goes_to_the_nearest_neighbour_when_its_record_goes() {
+    let mut m = model();
+    page(&mut m, 0, 8, eight());
+    m.focus = Pane::History;
+    for _ in 0..3 {
+        press(&mut m, ch('j'));
+    }
+    assert_eq!(m.history.selected_record().unwrap().id, id(6));
+    update(&mut m, Msg::Job(JobEvent::Deleted(id(6))));
+    // The store says where it would have been: the next older record stands there now.
+    let rest: Vec<_> = eight().into_iter().filter(|r| r.id != id(6)).collect();
+    page_with(&mut m, 0, 7, rest, Some((id(6), Located::Near(3))));
+    assert_eq!(m.history.selected, 3);
+    assert_eq!(m.history.selected_record().unwrap().id, id(5));
+    // And the selection now follows that one.
+    let fx = update(&mut m, Msg::Job(JobEvent::Deleted(id(9))));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(5)))
+    );
+}
+
+#[test]
+fn history_selection_follows_its_record_through_filters_and_searches() {
+    let mut m = model();
+    let mut rows = eight();
+    rows[5].starred = true; // picture 4
+    page(&mut m, 0, 8, rows.clone());
+    m.focus = Pane::History;
+    for _ in 0..5 {
+        press(&mut m, ch('j'));
+    }
+    assert_eq!(m.history.selected_record().unwrap().id, id(4));
+    // Starred only: it is the one row.
+    press(&mut m, ch('f'));
+    page(&mut m, 0, 1, vec![rows[5].clone()]);
+    assert_eq!(m.history.selected, 0);
+    assert_eq!(m.history.selected_record().unwrap().id, id(4));
+    // A search that no longer finds it goes to the top.
+    press(&mut m, ch('/'));
+    type_text(&mut m, "zzz");
+    page(&mut m, 0, 0, vec![]);
+    assert_eq!(m.history.selected, 0);
+}
+
+#[test]
+fn a_moved_job_keeps_the_queue_cursor() {
+    let mut m = rich();
+    m.focus = Pane::Queue;
+    // Running 10, then waiting 11 and 12; select 11.
+    press(&mut m, ch('j'));
+    assert_eq!(m.queue.selected_job().unwrap().record.id, id(11));
+    let fx = press(&mut m, ch('J'));
+    assert!(matches!(fx.as_slice(), [Effect::MoveJob(i, QueueMove::Down)] if *i == id(11)));
+    update(&mut m, Msg::Job(JobEvent::Reordered(vec![id(12), id(11)])));
+    assert_eq!(m.queue.selected_job().unwrap().record.id, id(11));
+    assert_eq!(m.queue.selected, 2);
+    // K now moves the same job back up.
+    let fx = press(&mut m, ch('K'));
+    assert!(matches!(fx.as_slice(), [Effect::MoveJob(i, QueueMove::Up)] if *i == id(11)));
+    // A job queued at the front (Alt-S) is listed where it will run, and the cursor stays.
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Queued(Box::new(rec(
+            13,
+            "urgent",
+            Status::Queued,
+        )))),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Reordered(vec![id(13), id(12), id(11)])),
+    );
+    let order: Vec<Id> = m.queue.jobs.iter().map(|j| j.record.id).collect();
+    assert_eq!(order, vec![id(10), id(13), id(12), id(11)]);
+    assert_eq!(m.queue.selected_job().unwrap().record.id, id(11));
+    // A job ending above it does not move the cursor onto another job.
+    let mut done = rec(10, "job 10", Status::Succeeded);
+    done.outputs = vec![image("images/x.png")];
+    update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(done))));
+    assert_eq!(m.queue.selected_job().unwrap().record.id, id(11));
 }

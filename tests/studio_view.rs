@@ -115,6 +115,7 @@ fn page(m: &mut Model, total: usize, records: Vec<GenerationRecord>) {
             offset: 0,
             total,
             records,
+            anchor: None,
         },
     );
 }
@@ -305,6 +306,24 @@ fn details_overlay() -> Model {
     m
 }
 
+fn delete_confirmation() -> Model {
+    let mut m = model();
+    let mut r = rec(
+        1,
+        "夜晚的海边小镇，灯火通明，赛博朋克风格, a long prompt that goes on and on about neon signs, rain, reflections on wet streets and a lone cat",
+        Status::Succeeded,
+    );
+    r.outputs.push(image("images/2025/03/14/0001-2.png"));
+    page(&mut m, 1, vec![r]);
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('d')));
+    assert!(matches!(
+        m.overlay,
+        Some(Overlay::Confirm(Confirm::Delete(_)))
+    ));
+    m
+}
+
 fn snapshot(name: &str, scene: fn() -> Model) {
     for (w, h) in SIZES {
         let mut m = scene();
@@ -337,6 +356,11 @@ fn snapshot_help_overlay() {
 #[test]
 fn snapshot_details_overlay() {
     snapshot("details", details_overlay);
+}
+
+#[test]
+fn snapshot_delete_confirmation_names_the_record() {
+    snapshot("delete", delete_confirmation);
 }
 
 #[test]
@@ -442,7 +466,9 @@ fn every_size_renders_without_panic() {
         None,
         Some(Overlay::Help),
         Some(Overlay::Details(Box::new(base.history.rows[&0].clone()))),
-        Some(Overlay::Confirm(Confirm::Delete(id(3)))),
+        Some(Overlay::Confirm(Confirm::Delete(Box::new(
+            base.history.rows[&0].clone(),
+        )))),
         Some(Overlay::Confirm(Confirm::Quit)),
     ];
     let mut drawn = 0;

@@ -35,7 +35,11 @@ pub enum JobEvent {
     Succeeded(Box<GenerationRecord>),
     Failed(Box<GenerationRecord>),
     Cancelled(Box<GenerationRecord>),
-    /// The queue's order changed.
+    /// A record changed outside its job's lifecycle (starred, tagged).
+    Updated(Box<GenerationRecord>),
+    /// A record was deleted (a queued or running job with it).
+    Deleted(Id),
+    /// The queue's order changed: the waiting jobs, in the order they will run.
     Reordered(Vec<Id>),
     Paused(bool),
     /// Something the scheduler could not do (a store write failed, an unknown id…).
@@ -74,6 +78,26 @@ pub enum Command {
     SubmitHeadless(Submission, tokio::sync::oneshot::Sender<Result<Id, String>>),
     Cancel(Id),
     Retry(Id),
+    /// Star or unstar a record. The scheduler is the only writer of records while it runs, so
+    /// a star on a running job is not lost when the job's worker records how it ended.
+    Star(
+        Id,
+        bool,
+        tokio::sync::oneshot::Sender<Result<GenerationRecord, String>>,
+    ),
+    /// Replace a record's tags (same single-writer rule as `Star`).
+    SetTags(
+        Id,
+        Vec<String>,
+        tokio::sync::oneshot::Sender<Result<GenerationRecord, String>>,
+    ),
+    /// Delete a record and its files. A queued job is taken out of the queue first; a running
+    /// one is cancelled, and whatever its worker reports afterwards is dropped (nothing comes
+    /// back from the dead).
+    Delete(
+        Id,
+        tokio::sync::oneshot::Sender<Result<Option<GenerationRecord>, String>>,
+    ),
     Move(Id, QueueMove),
     Pause,
     Resume,

@@ -65,6 +65,75 @@ impl SchedulerHandle {
         let _ = self.tx.send(c);
     }
 
+    /// Queue a job now, in the caller's order, and return the way to its answer: two
+    /// submissions made one after the other are queued in that order even when their answers
+    /// are awaited on different tasks.
+    pub fn submit_in_order(
+        &self,
+        s: Submission,
+    ) -> impl std::future::Future<Output = Result<Id, String>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.tx.send(Command::Submit(s, tx)).is_ok();
+        async move {
+            if !sent {
+                return Err("the scheduler has stopped".to_string());
+            }
+            rx.await
+                .map_err(|_| "the scheduler has stopped".to_string())?
+        }
+    }
+
+    /// Star or unstar a record, through the one writer of records.
+    pub fn star(
+        &self,
+        id: Id,
+        on: bool,
+    ) -> impl std::future::Future<Output = Result<GenerationRecord, String>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.tx.send(Command::Star(id, on, tx)).is_ok();
+        async move {
+            if !sent {
+                return Err("the scheduler has stopped".to_string());
+            }
+            rx.await
+                .map_err(|_| "the scheduler has stopped".to_string())?
+        }
+    }
+
+    /// Replace a record's tags, through the one writer of records.
+    pub fn set_tags(
+        &self,
+        id: Id,
+        tags: Vec<String>,
+    ) -> impl std::future::Future<Output = Result<GenerationRecord, String>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.tx.send(Command::SetTags(id, tags, tx)).is_ok();
+        async move {
+            if !sent {
+                return Err("the scheduler has stopped".to_string());
+            }
+            rx.await
+                .map_err(|_| "the scheduler has stopped".to_string())?
+        }
+    }
+
+    /// Delete a record (cancelling its job first if it is queued or running).
+    pub fn delete(
+        &self,
+        id: Id,
+    ) -> impl std::future::Future<Output = Result<Option<GenerationRecord>, String>> + Send + 'static
+    {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.tx.send(Command::Delete(id, tx)).is_ok();
+        async move {
+            if !sent {
+                return Err("the scheduler has stopped".to_string());
+            }
+            rx.await
+                .map_err(|_| "the scheduler has stopped".to_string())?
+        }
+    }
+
     pub fn cancel(&self, id: Id) {
         self.send(Command::Cancel(id));
     }
@@ -97,13 +166,21 @@ impl SchedulerHandle {
 struct Running {
     cancel: CancellationToken,
     provider: String,
-    /// Set when the job is stopped by a shutdown: it ends as interrupted, not cancelled.
-    shutting_down: bool,
 }
 
 /// What a worker says when its job ends.
 struct WorkerDone {
     id: Id,
+}
+
+/// A worker asks the scheduler to store its job's record: the scheduler is the one writer of
+/// records, so a worker's copy never overwrites a star or tags set meanwhile, nor brings a
+/// deleted record back.
+struct WorkerWrite {
+    record: GenerationRecord,
+    /// The record as stored (user-owned fields merged in), or `None` when the record was
+    /// deleted meanwhile and the write was dropped.
+    reply: oneshot::Sender<Result<Option<GenerationRecord>, StoreError>>,
 }
 
 pub struct Scheduler {
@@ -119,6 +196,9 @@ pub struct Scheduler {
     paused: bool,
     events: UnboundedSender<JobEvent>,
     done_tx: UnboundedSender<WorkerDone>,
+    writes_tx: UnboundedSender<WorkerWrite>,
+    /// Records deleted while their job ran: later writes for them are dropped.
+    deleted: std::collections::HashSet<Id>,
     interrupting: Arc<std::sync::Mutex<Vec<Id>>>,
 }
 
@@ -146,6 +226,7 @@ impl Scheduler {
         blocking(&store, |s| s.recover()).await?;
         let (events, events_rx) = unbounded_channel();
         let (done_tx, done_rx) = unbounded_channel();
+        let (writes_tx, writes_rx) = unbounded_channel();
         let (tx, rx) = unbounded_channel();
         let mut sched = Scheduler {
             store,
@@ -159,6 +240,8 @@ impl Scheduler {
             paused: false,
             events,
             done_tx,
+            writes_tx,
+            deleted: std::collections::HashSet::new(),
             interrupting: Arc::new(std::sync::Mutex::new(Vec::new())),
         };
         if sched.cfg.resume_queue {
@@ -183,7 +266,7 @@ impl Scheduler {
                 }
             }
         }
-        tokio::spawn(sched.run(rx, done_rx));
+        tokio::spawn(sched.run(rx, done_rx, writes_rx));
         Ok((SchedulerHandle { tx }, events_rx))
     }
 
@@ -195,29 +278,90 @@ impl Scheduler {
         mut self,
         mut commands: UnboundedReceiver<Command>,
         mut done: UnboundedReceiver<WorkerDone>,
+        mut writes: UnboundedReceiver<WorkerWrite>,
     ) {
         self.pump();
         loop {
             tokio::select! {
+                // Workers' writes first: a job's own transitions are stored before a later
+                // command about it is applied.
+                biased;
+                Some(w) = writes.recv() => self.write(w).await,
                 c = commands.recv() => match c {
                     Some(Command::Shutdown(reply)) => {
-                        self.shutdown(&mut done).await;
+                        self.shutdown(&mut done, &mut writes).await;
                         let _ = reply.send(());
                         return;
                     }
                     Some(c) => self.command(c).await,
                     // Every handle is gone: stop as on shutdown.
                     None => {
-                        self.shutdown(&mut done).await;
+                        self.shutdown(&mut done, &mut writes).await;
                         return;
                     }
                 },
                 Some(d) = done.recv() => {
                     self.running.remove(&d.id);
+                    self.deleted.remove(&d.id);
                 }
             }
             self.pump();
         }
+    }
+
+    /// Store a worker's record: the job-owned fields from the worker, the user-owned ones
+    /// (star, tags) as stored now. Dropped when the record was deleted meanwhile.
+    async fn write(&mut self, w: WorkerWrite) {
+        let WorkerWrite { mut record, reply } = w;
+        if self.deleted.contains(&record.id) {
+            let _ = reply.send(Ok(None));
+            return;
+        }
+        let id = record.id;
+        let result = blocking(&self.store, move |s| {
+            if let Some(stored) = s.get(id)? {
+                record.starred = stored.starred;
+                record.tags = stored.tags;
+            }
+            s.put(&record)?;
+            Ok(Some(record))
+        })
+        .await;
+        let _ = reply.send(result);
+    }
+
+    /// Apply a change to a record that is not its job's (star, tags) to the stored copy and to
+    /// the queued copy, and announce it.
+    async fn edit(
+        &mut self,
+        id: Id,
+        change: impl FnOnce(&dyn HistoryStore) -> Result<GenerationRecord, StoreError> + Send + 'static,
+    ) -> Result<GenerationRecord, String> {
+        let r = blocking(&self.store, change)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(q) = self.queued.get_mut(&id) {
+            q.starred = r.starred;
+            q.tags = r.tags.clone();
+        }
+        self.emit(JobEvent::Updated(Box::new(r.clone())));
+        Ok(r)
+    }
+
+    async fn delete(&mut self, id: Id) -> Result<Option<GenerationRecord>, String> {
+        if self.queued.remove(&id).is_some() {
+            self.order.retain(|x| *x != id);
+        }
+        if let Some(run) = self.running.get(&id) {
+            // Its worker's later writes are dropped, and it removes any files it made.
+            self.deleted.insert(id);
+            run.cancel.cancel();
+        }
+        let old = blocking(&self.store, move |s| s.delete(id))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.emit(JobEvent::Deleted(id));
+        Ok(old)
     }
 
     async fn command(&mut self, c: Command) {
@@ -230,6 +374,18 @@ impl Scheduler {
             }
             Command::Cancel(id) => self.cancel(id).await,
             Command::Retry(id) => self.retry(id).await,
+            Command::Star(id, on, reply) => {
+                let r = self.edit(id, move |s| s.set_starred(id, on)).await;
+                let _ = reply.send(r);
+            }
+            Command::SetTags(id, tags, reply) => {
+                let r = self.edit(id, move |s| s.set_tags(id, tags)).await;
+                let _ = reply.send(r);
+            }
+            Command::Delete(id, reply) => {
+                let r = self.delete(id).await;
+                let _ = reply.send(r);
+            }
             Command::Move(id, how) => {
                 if self.queued.contains_key(&id) {
                     match blocking(&self.store, move |s| s.move_in_queue(id, how)).await {
@@ -294,6 +450,10 @@ impl Scheduler {
         let id = r.id;
         self.queued.insert(id, r.clone());
         self.emit(JobEvent::Queued(Box::new(r)));
+        if front {
+            // Listed where it will run, not last (a paused queue keeps it waiting in view).
+            self.emit(JobEvent::Reordered(self.order.clone()));
+        }
         Ok(id)
     }
 
@@ -390,11 +550,10 @@ impl Scheduler {
             Running {
                 cancel: cancel.clone(),
                 provider: record.provider.clone(),
-                shutting_down: false,
             },
         );
         let worker = Worker {
-            store: self.store.clone(),
+            writes: self.writes_tx.clone(),
             catalog: self.catalog.clone(),
             files: self.files.clone(),
             slot,
@@ -409,23 +568,30 @@ impl Scheduler {
         });
     }
 
-    async fn shutdown(&mut self, done: &mut UnboundedReceiver<WorkerDone>) {
+    async fn shutdown(
+        &mut self,
+        done: &mut UnboundedReceiver<WorkerDone>,
+        writes: &mut UnboundedReceiver<WorkerWrite>,
+    ) {
         self.paused = true;
         {
             let mut list = self.interrupting.lock().unwrap_or_else(|p| p.into_inner());
-            for (id, run) in self.running.iter_mut() {
-                run.shutting_down = true;
+            for (id, run) in self.running.iter() {
                 list.push(*id);
                 run.cancel.cancel();
             }
         }
-        // Wait for the workers to record their jobs as interrupted.
+        // Wait for the workers to record their jobs as interrupted (their writes come here).
         while !self.running.is_empty() {
-            match done.recv().await {
-                Some(d) => {
-                    self.running.remove(&d.id);
-                }
-                None => break,
+            tokio::select! {
+                biased;
+                Some(w) = writes.recv() => self.write(w).await,
+                d = done.recv() => match d {
+                    Some(d) => {
+                        self.running.remove(&d.id);
+                    }
+                    None => break,
+                },
             }
         }
     }
@@ -433,7 +599,7 @@ impl Scheduler {
 
 /// Runs one job: records it running, generates, saves, records how it ended.
 struct Worker {
-    store: Arc<dyn HistoryStore>,
+    writes: UnboundedSender<WorkerWrite>,
     catalog: Arc<Catalog>,
     files: ImageFiles,
     slot: ProviderSlot,
@@ -446,9 +612,17 @@ impl Worker {
         let _ = self.events.send(e);
     }
 
-    async fn put(&self, r: &GenerationRecord) -> Result<(), StoreError> {
-        let stored = r.clone();
-        blocking(&self.store, move |s| s.put(&stored)).await
+    /// Store the record through the scheduler. `Ok(None)`: the record was deleted meanwhile.
+    async fn put(&self, r: &GenerationRecord) -> Result<Option<GenerationRecord>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writes
+            .send(WorkerWrite {
+                record: r.clone(),
+                reply: tx,
+            })
+            .map_err(|_| StoreError::Io("the scheduler has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Io("the scheduler has stopped".into()))?
     }
 
     async fn run(self, mut r: GenerationRecord, cancel: CancellationToken) {
@@ -456,12 +630,21 @@ impl Worker {
         r.started = Some(Utc::now());
         r.finished = None;
         r.attempts += 1;
-        if let Err(e) = self.put(&r).await {
-            self.emit(JobEvent::Problem(format!(
-                "could not start {}: {e}",
-                r.id.short()
-            )));
-            return;
+        match self.put(&r).await {
+            Ok(Some(stored)) => r = stored,
+            // Deleted before it started: nothing to run.
+            Ok(None) => return,
+            Err(e) => {
+                // It never ran: say so as a failure (not a row left "queued" for ever), and try
+                // to record that.
+                let err = ApiError::new(
+                    ErrorKind::Storage,
+                    self.slot.backend.name(),
+                    format!("could not record the start of the job: {e}"),
+                );
+                r.attempts = r.attempts.saturating_sub(1);
+                return self.finish_failed(r, &err).await;
+            }
         }
         self.emit(JobEvent::Started(Box::new(r.clone())));
 
@@ -535,7 +718,13 @@ impl Worker {
                     hint: Some("free disk space or fix the data folder's permissions".into()),
                 });
                 match self.put(&r).await {
-                    Ok(()) => self.emit(JobEvent::Succeeded(Box::new(r))),
+                    Ok(Some(stored)) => self.emit(JobEvent::Succeeded(Box::new(stored))),
+                    Ok(None) => {
+                        // Deleted while it ran: its images go with it.
+                        for out in &outcome.images {
+                            self.files.remove(out);
+                        }
+                    }
                     Err(e) => {
                         // The record could not be written: take the files back so nothing
                         // points nowhere, and say so.
@@ -572,8 +761,9 @@ impl Worker {
                     r.status = Status::Cancelled;
                 }
                 match self.put(&r).await {
-                    Ok(()) if interrupted => {}
-                    Ok(()) => self.emit(JobEvent::Cancelled(Box::new(r))),
+                    Ok(None) => {}
+                    Ok(Some(_)) if interrupted => {}
+                    Ok(Some(stored)) => self.emit(JobEvent::Cancelled(Box::new(stored))),
                     Err(e) => self.emit(JobEvent::Problem(e.to_string())),
                 }
             }
@@ -591,11 +781,13 @@ impl Worker {
         r.finished = Some(Utc::now());
         r.request_id = error.request_id.clone().or(r.request_id);
         r.error = Some(RecordedError::from(error));
-        if let Err(e) = self.put(&r).await {
-            self.emit(JobEvent::Problem(format!(
+        match self.put(&r).await {
+            Ok(Some(stored)) => r = stored,
+            Ok(None) => return,
+            Err(e) => self.emit(JobEvent::Problem(format!(
                 "could not record the failure of {}: {e}",
                 r.id.short()
-            )));
+            ))),
         }
         self.emit(JobEvent::Failed(Box::new(r)));
     }

@@ -11,7 +11,7 @@ pub mod transfer;
 
 pub use files::{ImageFiles, SavedImage};
 pub use id::Id;
-pub use query::{Cursor, Query};
+pub use query::{Cursor, Located, Query};
 pub use record::{GenerationRecord, RecordedError, Status};
 pub use sled_store::SledStore;
 
@@ -134,6 +134,11 @@ pub trait HistoryStore: Send + Sync {
         let cursor = (offset > 0).then_some(Cursor::Offset(offset));
         let page = self.page(query, cursor, limit)?;
         Ok((page.records, self.count(query)?))
+    }
+    /// Where record `id` stands in the results of `query` (for a list that keeps its
+    /// selection on a record while records come and go).
+    fn locate(&self, _query: &Query, _id: Id) -> Result<Located, StoreError> {
+        Ok(Located::Unknown)
     }
     fn set_starred(&self, id: Id, starred: bool) -> Result<GenerationRecord, StoreError>;
     fn set_tags(&self, id: Id, tags: Vec<String>) -> Result<GenerationRecord, StoreError>;

@@ -171,6 +171,17 @@ impl Summary {
     }
 }
 
+/// Where a record stands in a query's results (see [`Index::locate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// At this position.
+    At(usize),
+    /// Not among the results (deleted, filtered out); this position is where it would be.
+    Near(usize),
+    /// Not among the results, and nothing says where it would be (a text search).
+    Unknown,
+}
+
 /// All records, oldest first, as small entries.
 #[derive(Debug, Default)]
 pub struct Index {
@@ -405,6 +416,38 @@ impl Index {
         (ids, total)
     }
 
+    /// Where record `id` stands in the results of `q`: at a position, or (gone or filtered
+    /// out) the position of the record that now stands where it would be, so a list can keep
+    /// its selection on a record, or on its nearest neighbour.
+    pub fn locate(&self, q: &Query, id: Id) -> Located {
+        if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            let mut hits = self.fuzzy(q, text);
+            hits.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+            return hits
+                .iter()
+                .position(|(_, i)| self.entries[*i].id == id)
+                .map_or(Located::Unknown, Located::At);
+        }
+        let mut pos = 0;
+        for e in self.entries.iter().rev() {
+            if e.id == id {
+                return if self.passes(e, q) {
+                    Located::At(pos)
+                } else {
+                    Located::Near(pos)
+                };
+            }
+            if e.id < id {
+                // Newest first: it would stand here.
+                return Located::Near(pos);
+            }
+            if self.passes(e, q) {
+                pos += 1;
+            }
+        }
+        Located::Near(pos)
+    }
+
     /// How many records match.
     pub fn count(&self, q: &Query) -> usize {
         match q.text.as_deref().filter(|t| !t.trim().is_empty()) {
@@ -455,6 +498,47 @@ mod tests {
             assert_eq!(Summary::decode(s.id, &bytes[..cut]), None, "cut at {cut}");
         }
         assert_eq!(Summary::decode(s.id, &[9, 9, 9]), None);
+    }
+
+    #[test]
+    fn locate_finds_a_record_or_where_it_would_be() {
+        let rows: Vec<Summary> = (1..=5)
+            .map(|i| {
+                summary(
+                    &format!("picture {i}"),
+                    "gpt-image-2",
+                    Status::Succeeded,
+                    i % 2 == 0,
+                    i,
+                )
+            })
+            .collect();
+        let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+        let mut index = Index::from_sorted(rows);
+        let all = Query::default();
+        // Newest first: ids[4] is at 0, ids[0] at 4.
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(index.locate(&all, *id), Located::At(4 - i));
+        }
+        // A starred-only view: ids[3] and ids[1] pass; ids[2] would stand between them.
+        let starred = Query {
+            starred: true,
+            ..Default::default()
+        };
+        assert_eq!(index.locate(&starred, ids[3]), Located::At(0));
+        assert_eq!(index.locate(&starred, ids[2]), Located::Near(1));
+        assert_eq!(index.locate(&starred, ids[1]), Located::At(1));
+        // Deleted: its place is taken by the next older record.
+        index.remove(ids[2]);
+        assert_eq!(index.locate(&all, ids[2]), Located::Near(2));
+        assert_eq!(index.locate(&all, ids[1]), Located::At(2));
+        // A text search: found, or unknown.
+        let text = Query {
+            text: Some("picture 4".into()),
+            ..Default::default()
+        };
+        assert_eq!(index.locate(&text, ids[3]), Located::At(0));
+        assert_eq!(index.locate(&text, ids[2]), Located::Unknown);
     }
 
     #[test]

@@ -795,6 +795,13 @@ impl HistoryStore for SledStore {
         Ok((self.fetch(ids)?, total))
     }
 
+    fn locate(&self, q: &Query, id: Id) -> Result<super::Located, StoreError> {
+        let guard = self.load_index()?;
+        Ok(guard
+            .as_ref()
+            .map_or(super::Located::Unknown, |i| i.locate(q, id)))
+    }
+
     fn warm(&self) -> Result<(), StoreError> {
         self.warm_index().map(|_| ())
     }

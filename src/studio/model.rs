@@ -109,6 +109,12 @@ pub struct HistoryState {
     /// Loaded rows by position.
     pub rows: BTreeMap<usize, GenerationRecord>,
     pub selected: usize,
+    /// The record the selection is on: the selection follows it when records are added,
+    /// deleted or filtered, not the row number.
+    pub selected_id: Option<Id>,
+    /// A reload is finding where `selected_id` stands now; `true` when the query changed (a
+    /// search that no longer finds it goes to the top).
+    pub anchor: Option<(Id, bool)>,
     /// First visible position.
     pub scroll: usize,
     /// Fuzzy text (committed).
@@ -164,7 +170,8 @@ pub const NOTICE_SECS: i64 = 6;
 
 #[derive(Debug, Clone)]
 pub enum Confirm {
-    Delete(Id),
+    /// The record as shown when `d` was pressed: the popup names it, and that record is deleted.
+    Delete(Box<GenerationRecord>),
     Quit,
 }
 

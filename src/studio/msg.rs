@@ -2,7 +2,7 @@
 
 use crate::api::GenerationParams;
 use crate::queue::{JobEvent, Submission};
-use crate::store::{GenerationRecord, Id, Query, QueueMove};
+use crate::store::{GenerationRecord, Id, Located, Query, QueueMove};
 use crossterm::event::KeyEvent;
 use std::path::PathBuf;
 
@@ -24,6 +24,8 @@ pub enum Msg {
         offset: usize,
         total: usize,
         records: Vec<GenerationRecord>,
+        /// Where the record the selection was on stands now (asked for with the page).
+        anchor: Option<(Id, Located)>,
     },
     /// The queue as stored, at start.
     QueueLoaded(Vec<GenerationRecord>),
@@ -78,6 +80,8 @@ pub enum Effect {
         query: Query,
         offset: usize,
         limit: usize,
+        /// Also find where this record stands, so the selection can stay on it.
+        anchor: Option<Id>,
     },
     Star(Id, bool),
     Delete(Id),

@@ -106,7 +106,6 @@ impl PerfLog {
 
 /// Everything the runtime needs that is not the model.
 struct Edges {
-    store: Arc<dyn HistoryStore>,
     scheduler: SchedulerHandle,
     tx: UnboundedSender<Msg>,
     history_tx: UnboundedSender<HistoryRequest>,
@@ -119,6 +118,7 @@ struct HistoryRequest {
     query: crate::store::Query,
     offset: usize,
     limit: usize,
+    anchor: Option<crate::store::Id>,
 }
 
 #[derive(Clone)]
@@ -284,7 +284,6 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
     let edges = Edges {
         history_tx: spawn_history_worker(store.clone(), tx.clone()),
         preview_tx: spawn_preview_worker(renderer, tx.clone()),
-        store: store.clone(),
         scheduler: scheduler.clone(),
         tx: tx.clone(),
         keyboard_enhanced: enhanced,
@@ -464,9 +463,10 @@ async fn run_effect(
     let tx = edges.tx.clone();
     match e {
         Effect::Submit(s) => {
-            let sched = edges.scheduler.clone();
+            // Sent now, awaited elsewhere: submissions are queued in the order they were made.
+            let queued = edges.scheduler.submit_in_order(s);
             tokio::spawn(async move {
-                if let Err(e) = sched.submit(s).await {
+                if let Err(e) = queued.await {
                     let _ = tx.send(Msg::Problem(format!("not queued: {e}")));
                 }
             });
@@ -480,30 +480,34 @@ async fn run_effect(
             query,
             offset,
             limit,
+            anchor,
         } => {
             let _ = edges.history_tx.send(HistoryRequest {
                 generation,
                 query,
                 offset,
                 limit,
+                anchor,
             });
         }
+        // Records are written by the scheduler alone (a running job's worker included), so a
+        // star or a delete is never undone by a job's own write.
         Effect::Star(id, on) => {
-            let store = edges.store.clone();
-            tokio::task::spawn_blocking(move || {
-                let out = match store.set_starred(id, on) {
+            let done = edges.scheduler.star(id, on);
+            tokio::spawn(async move {
+                let out = match done.await {
                     Ok(r) => StoreOutcome::Starred(r),
-                    Err(e) => StoreOutcome::Failed(e.to_string()),
+                    Err(e) => StoreOutcome::Failed(e),
                 };
                 let _ = tx.send(Msg::Stored(out));
             });
         }
         Effect::Delete(id) => {
-            let store = edges.store.clone();
-            tokio::task::spawn_blocking(move || {
-                let out = match store.delete(id) {
+            let done = edges.scheduler.delete(id);
+            tokio::spawn(async move {
+                let out = match done.await {
                     Ok(_) => StoreOutcome::Deleted(id),
-                    Err(e) => StoreOutcome::Failed(e.to_string()),
+                    Err(e) => StoreOutcome::Failed(e),
                 };
                 let _ = tx.send(Msg::Stored(out));
             });
@@ -641,18 +645,22 @@ fn spawn_history_worker(
             for r in batch.into_iter().filter(|r| r.generation == newest) {
                 let store = store.clone();
                 let result = tokio::task::spawn_blocking(move || {
-                    store
-                        .window(&r.query, r.offset, r.limit)
-                        .map(|(records, total)| (r, records, total))
+                    let (records, total) = store.window(&r.query, r.offset, r.limit)?;
+                    let anchor = match r.anchor {
+                        Some(id) => Some((id, store.locate(&r.query, id)?)),
+                        None => None,
+                    };
+                    Ok::<_, crate::store::StoreError>((r, records, total, anchor))
                 })
                 .await;
                 match result {
-                    Ok(Ok((r, records, total))) => {
+                    Ok(Ok((r, records, total, anchor))) => {
                         let _ = tx.send(Msg::HistoryPage {
                             generation: r.generation,
                             offset: r.offset,
                             total,
                             records,
+                            anchor,
                         });
                     }
                     Ok(Err(e)) => {

@@ -32,6 +32,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             offset,
             total,
             records,
+            anchor,
         } => {
             if generation == m.history.generation {
                 let page = offset / PAGE;
@@ -42,11 +43,15 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 for (i, r) in records.into_iter().enumerate() {
                     m.history.rows.insert(offset + i, r);
                 }
+                if let Some((id, located)) = anchor {
+                    follow_anchor(m, id, located);
+                }
                 trim_rows(m);
                 if m.history.selected >= total {
                     m.history.selected = total.saturating_sub(1);
                 }
                 clamp_scroll(m);
+                sync_selected_id(m);
                 // An empty page (an empty history, a search without a match) leaves page 0
                 // without a first row, which `load_visible` would ask for again at once: a busy
                 // loop of store reads and redraws. Nothing more is needed after one.
@@ -81,7 +86,6 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             StoreOutcome::Starred(r) => replace_row(m, r),
             StoreOutcome::Deleted(id) => {
                 notice(m, format!("deleted {}", id.short()), false);
-                reload_history(m, &mut fx, false);
             }
             StoreOutcome::Failed(e) => notice(m, e, true),
         },
@@ -129,7 +133,7 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                     KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
                 ) {
                     match what {
-                        Confirm::Delete(id) => fx.push(Effect::Delete(id)),
+                        Confirm::Delete(r) => fx.push(Effect::Delete(r.id)),
                         Confirm::Quit => quit(m, fx),
                     }
                 }
@@ -396,7 +400,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::Delete => {
             if let Some(r) = m.history.selected_record() {
-                m.overlay = Some(Overlay::Confirm(Confirm::Delete(r.id)));
+                m.overlay = Some(Overlay::Confirm(Confirm::Delete(Box::new(r.clone()))));
             }
         }
         Action::CopyPrompt => {
@@ -522,6 +526,8 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
 }
 
 fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
+    // The queue's selection stays on its job while jobs are added, moved and ended.
+    let selected = m.queue.selected_job().map(|j| j.record.id);
     match ev {
         JobEvent::Queued(r) => {
             m.queue.jobs.retain(|j| j.record.id != r.id);
@@ -569,6 +575,18 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
         JobEvent::Succeeded(r) | JobEvent::Failed(r) | JobEvent::Cancelled(r) => {
             finished(m, *r, fx);
         }
+        JobEvent::Updated(r) => {
+            if let Some(j) = m.queue.jobs.iter_mut().find(|j| j.record.id == r.id) {
+                j.record.starred = r.starred;
+                j.record.tags = r.tags.clone();
+            }
+            replace_row(m, *r);
+        }
+        JobEvent::Deleted(id) => {
+            m.queue.jobs.retain(|j| j.record.id != id);
+            m.preview.partials.remove(&id);
+            reload_history(m, fx, false);
+        }
         JobEvent::Reordered(order) => {
             m.queue.jobs.sort_by_key(|j| {
                 let waiting = order.iter().position(|id| *id == j.record.id);
@@ -591,6 +609,9 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
             );
         }
         JobEvent::Problem(p) => notice(m, p, true),
+    }
+    if let Some(i) = selected.and_then(|id| m.queue.jobs.iter().position(|j| j.record.id == id)) {
+        m.queue.selected = i;
     }
     m.queue.selected = m.queue.selected.min(m.queue.jobs.len().saturating_sub(1));
 }
@@ -662,7 +683,9 @@ fn reload_history(m: &mut Model, fx: &mut Vec<Effect>, reset: bool) {
     m.history.generation += 1;
     m.history.rows.clear();
     m.history.pending.clear();
-    if reset {
+    // The selection stays on its record: the first page asked for also asks where it is now.
+    m.history.anchor = m.history.selected_id.map(|id| (id, reset));
+    if reset && m.history.anchor.is_none() {
         m.history.selected = 0;
         m.history.scroll = 0;
         m.history.image = 0;
@@ -670,13 +693,55 @@ fn reload_history(m: &mut Model, fx: &mut Vec<Effect>, reset: bool) {
     load_visible(m, fx);
 }
 
+/// Put the selection back on its record (or its nearest neighbour) after a reload, keeping the
+/// record on the same screen row where it can.
+fn follow_anchor(m: &mut Model, id: crate::store::Id, located: crate::store::Located) {
+    use crate::store::Located;
+    let Some((wanted, reset)) = m.history.anchor else {
+        return;
+    };
+    if wanted != id {
+        return;
+    }
+    m.history.anchor = None;
+    let h = &mut m.history;
+    let before = h.selected;
+    let last = h.total.saturating_sub(1);
+    h.selected = match located {
+        Located::At(p) => p,
+        Located::Near(p) => p.min(last),
+        Located::Unknown if reset => 0,
+        Located::Unknown => before.min(last),
+    };
+    if located != Located::At(h.selected) {
+        h.image = 0;
+        h.selected_id = None;
+    }
+    // Keep it on the same screen row.
+    h.scroll = (h.scroll + h.selected).saturating_sub(before);
+}
+
+/// Remember which record the selection is on, once its row has arrived.
+fn sync_selected_id(m: &mut Model) {
+    if m.history.anchor.is_some() {
+        return;
+    }
+    if let Some(r) = m.history.rows.get(&m.history.selected) {
+        m.history.selected_id = Some(r.id);
+    }
+}
+
 fn move_history(m: &mut Model, delta: i64, fx: &mut Vec<Effect>) {
     let before = m.history.selected;
     m.history.selected = step_index(m.history.selected, delta, m.history.total);
     if before != m.history.selected {
         m.history.image = 0;
+        // Chosen by position now: whatever record stands there.
+        m.history.anchor = None;
+        m.history.selected_id = None;
     }
     clamp_scroll(m);
+    sync_selected_id(m);
     load_visible(m, fx);
 }
 
@@ -714,11 +779,29 @@ fn load_visible(m: &mut Model, fx: &mut Vec<Effect>) {
             continue;
         }
         m.history.pending.push(page);
+        // Only the first page asked for after a reload carries the anchor.
+        let anchor = m
+            .history
+            .anchor
+            .filter(|_| {
+                !fx.iter().any(|e| {
+                    matches!(
+                        e,
+                        Effect::LoadHistory {
+                            anchor: Some(_),
+                            ..
+                        }
+                    )
+                })
+            })
+            .filter(|_| m.history.pending.len() == 1)
+            .map(|(id, _)| id);
         fx.push(Effect::LoadHistory {
             generation: m.history.generation,
             query: m.history.query(),
             offset,
             limit: PAGE,
+            anchor,
         });
     }
 }

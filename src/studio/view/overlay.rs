@@ -217,12 +217,66 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
 }
 
 fn confirm(c: &Confirm, f: &mut Frame, area: Rect) {
-    let text = match c {
-        Confirm::Delete(id) => format!("Delete {} and its image files? y / n", id.short()),
-        Confirm::Quit => {
-            "Jobs are running. Quit anyway? They will be recorded as interrupted. y / n".into()
-        }
+    let lines = match c {
+        Confirm::Delete(r) => delete_lines(r),
+        Confirm::Quit => vec![Line::from(
+            "Jobs are running. Quit anyway? They will be recorded as interrupted. y / n",
+        )],
     };
-    let at = centered(area, 60, 5);
-    popup(f, at, " Confirm ", vec![Line::from(text)], "", 0);
+    // Tall enough for every line as wrapped, plus the borders.
+    let inner = usize::from(64.min(area.width).saturating_sub(2)).max(1);
+    let height: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let at = centered(area, 64, (height + 2).min(usize::from(u16::MAX)) as u16);
+    popup(
+        f,
+        at,
+        " Confirm ",
+        lines,
+        " y deletes · any other key keeps ",
+        0,
+    );
+}
+
+/// What a delete confirmation names: enough of the record to be sure it is the right one.
+fn delete_lines(r: &GenerationRecord) -> Vec<Line<'static>> {
+    let images = r.outputs.len();
+    let size = r
+        .outputs
+        .first()
+        .map(|o| format!("{}x{}", o.width, o.height))
+        .or_else(|| r.params.size.clone())
+        .unwrap_or_else(|| "default size".into());
+    let prompt: String = sanitize::line(&r.prompt).chars().take(120).collect();
+    let cut = if sanitize::line(&r.prompt).chars().count() > 120 {
+        "…"
+    } else {
+        ""
+    };
+    let mut lines = vec![
+        Line::from(Span::styled(format!("“{prompt}{cut}”"), theme::title(true))),
+        Line::from(Span::styled(
+            format!(
+                "{} · {} · {} · {} · {images} image{} · {}",
+                r.id.short(),
+                r.created.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+                sanitize::line(&r.model),
+                sanitize::line(&size),
+                if images == 1 { "" } else { "s" },
+                r.status
+            ),
+            theme::dim(),
+        )),
+    ];
+    if !r.status.is_final() {
+        lines.push(Line::from(Span::styled(
+            "It is still in the queue: deleting it cancels it.",
+            theme::warn(),
+        )));
+    }
+    lines.push(Line::from(format!(
+        "Delete this generation and its {} file{}? y / n",
+        images,
+        if images == 1 { "" } else { "s" }
+    )));
+    lines
 }
