@@ -1126,3 +1126,52 @@ fn an_idle_studio_does_not_spin() {
     studio.keys(&["C-c"]);
     studio.expect_clean_exit();
 }
+
+/// The history selection stays on its record when a new generation lands on top: `d` `y`
+/// deletes the record that was selected, not whatever moved under the cursor.
+#[test]
+fn the_selection_stays_on_its_record_when_a_generation_lands() {
+    let sb = Sandbox::new(10);
+    let prompts = [
+        "record one, a kite",
+        "record two, a boat",
+        "record three, a tree",
+        "record four, a bridge",
+        "record five, a moon",
+    ];
+    for p in prompts {
+        let out = sb.easel(&["generate", "--no-preview", p]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let studio = Studio::open(&sb, "follow");
+    studio.wait_for("five entries", |s| s.history_entries().len() == 5);
+    studio.leave_editor();
+    // Newest first: three down is "record two".
+    studio.keys(&["j", "j", "j", "d"]);
+    studio.wait_for("the confirmation naming record two", |s| {
+        s.contains("record two, a boat") && s.contains("y / n")
+    });
+    studio.keys(&["n"]);
+    // A new generation lands on top while the selection is on row 4.
+    studio.keys(&["i"]);
+    studio.type_text("record six, a lantern");
+    studio.keys(&["C-s"]);
+    studio.wait_for("six entries", |s| s.history_entries().len() == 6);
+    studio.leave_editor();
+    studio.keys(&["d"]);
+    studio.wait_for("the confirmation still naming record two", |s| {
+        s.contains("“record two, a boat”") && s.contains("y / n")
+    });
+    studio.keys(&["y"]);
+    studio.wait_for("five entries again", |s| s.history_entries().len() == 5);
+    studio.keys(&["q"]);
+    studio.expect_clean_exit();
+    let left: Vec<String> = sb
+        .history()
+        .iter()
+        .map(|r| r["prompt"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!left.iter().any(|p| p == "record two, a boat"), "{left:?}");
+    assert_eq!(left.len(), 5, "{left:?}");
+    assert!(left.iter().any(|p| p == "record three, a tree"), "{left:?}");
+}
