@@ -1141,7 +1141,11 @@ fn the_selection_stays_on_its_record_when_a_generation_lands() {
     ];
     for p in prompts {
         let out = sb.easel(&["generate", "--no-preview", p]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let studio = Studio::open(&sb, "follow");
     studio.wait_for("five entries", |s| s.history_entries().len() == 5);

@@ -1975,3 +1975,22 @@ fn a_moved_job_keeps_the_queue_cursor() {
     update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(done))));
     assert_eq!(m.queue.selected_job().unwrap().record.id, id(11));
 }
+
+#[test]
+fn esc_in_the_list_clears_an_active_search() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    press(&mut m, ch('/'));
+    type_text(&mut m, "fox");
+    press(&mut m, plain(KeyCode::Enter));
+    assert_eq!(m.history.text, "fox");
+    let fx = press(&mut m, plain(KeyCode::Esc));
+    assert!(m.history.text.is_empty());
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { query, .. } if query.text.is_none())),
+        "{fx:?}"
+    );
+    // Without a search, Esc in the list does nothing.
+    assert!(load_effects(&press(&mut m, plain(KeyCode::Esc))).is_empty());
+}

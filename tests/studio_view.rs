@@ -734,3 +734,40 @@ fn without_truecolor_no_rgb_reaches_the_buffer() {
         );
     }
 }
+
+/// A search marks the characters it matched in each visible row.
+#[test]
+fn search_matches_are_highlighted_in_the_list() {
+    let mut m = model();
+    page(
+        &mut m,
+        2,
+        vec![
+            rec(1, "a red fox in the snow", Status::Succeeded),
+            rec(2, "a lighthouse at dusk", Status::Succeeded),
+        ],
+    );
+    m.history.text = "fox".into();
+    resize(&mut m, 120, 40);
+    let terminal = draw(&m, 120, 40);
+    let buf = terminal.backend().buffer();
+    let mut marked = String::new();
+    let mut found_row = false;
+    for y in 0..buf.area.height {
+        let row: String = (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        if let Some(start) = row.find("a red fox in the snow") {
+            found_row = true;
+            let x0 = row[..start].chars().count() as u16;
+            for (i, c) in "a red fox in the snow".chars().enumerate() {
+                let cell = &buf[(x0 + i as u16, y)];
+                if cell.modifier.contains(ratatui::style::Modifier::UNDERLINED) {
+                    marked.push(c);
+                }
+            }
+        }
+    }
+    assert!(found_row, "{}", text_of(buf));
+    assert_eq!(marked, "fox");
+}

@@ -4,7 +4,7 @@
 
 use super::{Id, Status};
 use chrono::{DateTime, Utc};
-use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
+use nucleo_matcher::pattern::{AtomKind, CaseMatching, Normalization, Pattern};
 use nucleo_matcher::{Config, Matcher, Utf32Str};
 
 /// What to show.
@@ -105,6 +105,96 @@ fn may_contain(haystack: &str, needle: &[char]) -> bool {
         }
     }
     false
+}
+
+/// A history search, with the syntax people know from fzf and atuin: space-separated terms
+/// that must all match; a plain term matches fuzzily but within one word-like run (so `cat`
+/// finds "concatenate" and "a cat", not "a crowd at the"), `'term` as written, `^term` at the
+/// start, `term$` at the end, `!term` must not appear. Prompts that hold every term as typed
+/// rank above fuzzy matches, and the whole prompt typed exactly ranks first.
+pub struct Search {
+    pattern: Pattern,
+    needles: Vec<Vec<char>>,
+    /// The typed text, folded, for the exact-prompt bonus.
+    folded: String,
+}
+
+/// Bonus for a prompt that holds every term as typed.
+const AS_TYPED: u32 = 1 << 20;
+/// Bonus for a prompt that holds every term as a whole word.
+const WORDS: u32 = 1 << 21;
+/// Bonus for the whole prompt typed exactly.
+const WHOLE: u32 = 1 << 24;
+
+impl Search {
+    pub fn new(text: &str) -> Search {
+        let pattern = Pattern::parse(text, CaseMatching::Smart, Normalization::Smart);
+        let needles = prefilter_needles(&pattern);
+        Search {
+            pattern,
+            needles,
+            folded: text.trim().chars().map(fold).collect(),
+        }
+    }
+
+    /// The score of `prompt`, or `None` when it does not match.
+    pub fn score(&self, prompt: &str, matcher: &mut Matcher, buf: &mut Vec<char>) -> Option<u32> {
+        if !self.needles.iter().all(|n| may_contain(prompt, n)) {
+            return None;
+        }
+        let hay = Utf32Str::new(prompt, buf);
+        let mut score = self.pattern.score(hay, matcher)?;
+        let mut indices = Vec::new();
+        let mut as_typed = true;
+        let mut words = true;
+        for atom in self.pattern.atoms.iter().filter(|a| !a.negative) {
+            if atom.kind != AtomKind::Fuzzy {
+                continue;
+            }
+            indices.clear();
+            atom.indices(hay, matcher, &mut indices)?;
+            let (Some(&first), Some(&last)) = (indices.iter().min(), indices.iter().max()) else {
+                continue;
+            };
+            let len = atom.needle_text().len() as u32;
+            // A fuzzy term spread over several words, or far apart, is noise, not a match.
+            let spread = (first..=last).any(|i| hay.get(i).is_whitespace());
+            if spread || last - first + 1 > 2 * len + 1 {
+                return None;
+            }
+            let exact = last - first + 1 == len;
+            as_typed &= exact;
+            let boundary = |i: Option<u32>| {
+                i.filter(|i| (*i as usize) < hay.len())
+                    .is_none_or(|i| !hay.get(i).is_alphanumeric())
+            };
+            words &= exact && boundary(first.checked_sub(1)) && boundary(Some(last + 1));
+        }
+        if as_typed {
+            score += AS_TYPED;
+        }
+        if as_typed && words {
+            score += WORDS;
+        }
+        if prompt.trim().chars().map(fold).eq(self.folded.chars()) {
+            score += WHOLE;
+        }
+        Some(score)
+    }
+
+    /// The positions (in chars) of `prompt` that the search matched, for highlighting.
+    pub fn highlight(&self, prompt: &str) -> Vec<usize> {
+        let mut matcher = Matcher::new(Config::DEFAULT);
+        let mut buf = Vec::new();
+        let hay = Utf32Str::new(prompt, &mut buf);
+        let mut indices = Vec::new();
+        for atom in self.pattern.atoms.iter().filter(|a| !a.negative) {
+            atom.indices(hay, &mut matcher, &mut indices);
+        }
+        indices.sort_unstable();
+        indices.dedup();
+        indices.into_iter().map(|i| i as usize).collect()
+    }
 }
 
 /// One record, as much as queries need.
@@ -340,18 +430,16 @@ impl Index {
     /// Every entry matching the filters and the text, as (score, position), in no particular
     /// order. Large histories are scored on every core.
     fn fuzzy(&self, q: &Query, text: &str) -> Vec<(u32, usize)> {
-        let pattern = Pattern::parse(text, CaseMatching::Smart, Normalization::Smart);
-        let needles = prefilter_needles(&pattern);
+        let search = Search::new(text);
         let score_range = |start: usize, entries: &[Entry]| {
             let mut matcher = Matcher::new(Config::DEFAULT);
             let mut buf = Vec::new();
             let mut hits = Vec::new();
             for (i, e) in entries.iter().enumerate() {
-                if !self.passes(e, q) || !needles.iter().all(|n| may_contain(&e.prompt, n)) {
+                if !self.passes(e, q) {
                     continue;
                 }
-                if let Some(score) = pattern.score(Utf32Str::new(&e.prompt, &mut buf), &mut matcher)
-                {
+                if let Some(score) = search.score(&e.prompt, &mut matcher, &mut buf) {
                     hits.push((score, start + i));
                 }
             }
@@ -601,6 +689,73 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(end, None);
         assert_eq!(index.with_prefix(&ids[1].to_string()[..6]), vec![ids[1]]);
+    }
+
+    /// The search syntax as a table: (query, prompt, matches).
+    #[test]
+    fn search_terms_as_fzf_and_atuin_have_them() {
+        let cases: &[(&str, &str, bool)] = &[
+            // Every term must match, and a plain term within one word.
+            ("cat hat rain", "a cat in a hat in the rain", true),
+            (
+                "cat hat rain",
+                "a crowd at the harbour after the train ride",
+                false,
+            ),
+            ("cat hat rain", "a cat in a hat", false),
+            ("harbr", "a quiet harbour town", true),
+            ("lghthse", "a lighthouse at dusk", true),
+            ("cat", "concatenated shapes", true),
+            ("cat", "a crowd at sea", false),
+            // 'exact, ^prefix, suffix$, !exclude.
+            ("'hat", "a hat", true),
+            ("'hat", "a heat wave", false),
+            ("^a cat", "a cat on a mat", true),
+            ("^cat", "a cat on a mat", false),
+            ("mat$", "a cat on a mat", true),
+            ("cat !dog", "a cat and a dog", false),
+            ("cat !dog", "a cat alone", true),
+            // CJK: terms are runs of characters.
+            ("海边", "夜晚的海边小镇", true),
+            ("海镇", "夜晚的海边小镇", true),
+            ("海镇", "海上的船只，远处有一个城镇", false),
+        ];
+        let mut matcher = Matcher::new(Config::DEFAULT);
+        let mut buf = Vec::new();
+        for (query, prompt, want) in cases {
+            let got = Search::new(query)
+                .score(prompt, &mut matcher, &mut buf)
+                .is_some();
+            assert_eq!(got, *want, "{query:?} on {prompt:?}");
+        }
+    }
+
+    #[test]
+    fn a_prompt_typed_exactly_ranks_first_and_as_typed_beats_fuzzy() {
+        let rows = vec![
+            summary("red fox", "m", Status::Succeeded, false, 1),
+            summary(
+                "a red fox in the snow at dawn",
+                "m",
+                Status::Succeeded,
+                false,
+                2,
+            ),
+            summary("reddish foxglove flowers", "m", Status::Succeeded, false, 3),
+            summary("red fx", "m", Status::Succeeded, false, 4),
+        ];
+        let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+        let index = Index::from_sorted(rows);
+        let q = Query {
+            text: Some("red fox".into()),
+            ..Default::default()
+        };
+        let (hits, _) = index.search(&q, None, 10);
+        assert_eq!(hits[0], ids[0], "the exact prompt first");
+        assert_eq!(hits[1], ids[1], "then the one holding the words as typed");
+        assert!(!hits.contains(&ids[3]), "{hits:?}");
+        let search = Search::new("red fox");
+        assert_eq!(search.highlight("a red fox"), vec![2, 3, 4, 6, 7, 8]);
     }
 
     proptest::proptest! {

@@ -360,6 +360,12 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::PauseAll => fx.push(Effect::Pause(!m.queue.paused)),
         Action::Search => m.history.search = Some(m.history.text.clone()),
+        Action::ClearSearch => {
+            if !m.history.text.is_empty() {
+                m.history.text.clear();
+                reload_history(m, fx, true);
+            }
+        }
         Action::Details => {
             if let Some(r) = m.history.selected_record() {
                 m.overlay = Some(Overlay::Details(Box::new(r.clone())));

@@ -61,6 +61,7 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     }
     let width = usize::from(inner.width);
     let rows = usize::from(inner.height);
+    let search = (!h.text.trim().is_empty()).then(|| crate::store::query::Search::new(&h.text));
     // Only the visible rows are built.
     let lines: Vec<Line> = (h.scroll..h.total.min(h.scroll + rows))
         .map(|pos| {
@@ -77,12 +78,16 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             let head = format!("{icon}{star}{when} ");
             let room = width.saturating_sub(head.chars().count()).max(1);
             let prompt = super::fit(&sanitize::line(&r.prompt), room).into_owned();
-            let mut line = Line::from(vec![
+            let mut spans = vec![
                 Span::styled(icon.to_string(), style),
                 Span::styled(star.to_string(), theme::warn()),
                 Span::styled(format!("{when} "), theme::dim()),
-                Span::raw(prompt),
-            ]);
+            ];
+            match &search {
+                Some(search) => spans.extend(highlighted(&prompt, &search.highlight(&prompt))),
+                None => spans.push(Span::raw(prompt)),
+            }
+            let mut line = Line::from(spans);
             if pos == h.selected {
                 line = line.style(if focused {
                     theme::selected()
@@ -94,4 +99,31 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         })
         .collect();
     f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The prompt as spans, the characters the search matched marked.
+fn highlighted(prompt: &str, matched: &[usize]) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    let mut run = String::new();
+    let mut run_matched = false;
+    for (i, c) in prompt.chars().enumerate() {
+        let is = matched.binary_search(&i).is_ok();
+        if is != run_matched && !run.is_empty() {
+            spans.push(span(std::mem::take(&mut run), run_matched));
+        }
+        run_matched = is;
+        run.push(c);
+    }
+    if !run.is_empty() {
+        spans.push(span(run, run_matched));
+    }
+    spans
+}
+
+fn span(text: String, matched: bool) -> Span<'static> {
+    if matched {
+        Span::styled(text, theme::matched())
+    } else {
+        Span::raw(text)
+    }
 }

@@ -53,3 +53,10 @@ pub fn demo() -> Style {
 pub fn key() -> Style {
     Style::default().fg(Color::Cyan)
 }
+
+/// Characters a search matched.
+pub fn matched() -> Style {
+    Style::default()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+}
