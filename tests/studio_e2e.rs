@@ -1179,3 +1179,37 @@ fn the_selection_stays_on_its_record_when_a_generation_lands() {
     assert_eq!(left.len(), 5, "{left:?}");
     assert!(left.iter().any(|p| p == "record three, a tree"), "{left:?}");
 }
+
+/// An idle studio draws nothing: a clock tick that changes nothing on screen is not a frame.
+#[test]
+fn an_idle_studio_does_not_redraw() {
+    let mut sb = Sandbox::new(10);
+    let log = sb.root.path().join("perf.jsonl");
+    sb.extra.push(("EASEL_PERF_LOG", log.display().to_string()));
+    let out = sb.easel(&["generate", "--no-preview", "a quiet pond"]);
+    assert!(out.status.success());
+    let studio = Studio::open(&sb, "no-redraw");
+    studio.wait_for("the entry", |s| s.history_entries().len() == 1);
+    let frames = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("frame_at_ms"))
+            .count()
+    };
+    // Let the start settle (the demo notice expires after 6 s), then watch for 2 s.
+    std::thread::sleep(Duration::from_secs(7));
+    let before = frames();
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = frames() - before;
+    assert!(
+        idle == 0,
+        "an idle studio drew {idle} frames in 2 s (ticks come 4 times a second)"
+    );
+    // A key still draws.
+    studio.keys(&["Escape"]);
+    studio.wait_for("the history focused", |s| s.focused("History"));
+    assert!(frames() > before);
+    studio.keys(&["q"]);
+    studio.expect_clean_exit();
+}

@@ -1029,9 +1029,14 @@ fn paste_is_sanitised() {
         ("tab\there", "tab    here"),
         ("夜晚", "夜晚"),
     ];
-    for (input, want) in cases {
+    for ((input, want), pane) in cases.iter().zip(
+        [Pane::Queue, Pane::History, Pane::Params]
+            .into_iter()
+            .cycle(),
+    ) {
         let mut m = model();
-        m.focus = Pane::Queue;
+        // From any pane (the history list without its search line too) it goes to the editor.
+        m.focus = pane;
         update(&mut m, Msg::Paste((*input).into()));
         assert_eq!(m.focus, Pane::Editor, "{input:?}");
         assert_eq!(m.prompt(), *want, "{input:?}");
@@ -1230,10 +1235,21 @@ fn failed_job_notice_stays_until_read() {
             .is_some_and(|n| n.error && n.text.contains("content policy"))
     };
     assert!(shown(&m));
-    // Time alone does not hide it.
-    update(&mut m, Msg::Tick(t0() + Duration::hours(3)));
+    // It stays a while (the failed job stays in the queue pane for good)…
+    update(
+        &mut m,
+        Msg::Tick(t0() + Duration::seconds(easel::studio::model::ERROR_SECS - 1)),
+    );
     assert!(shown(&m));
-    // A key after it has been up long enough does.
+    // …and expires by itself, as every status message does.
+    update(
+        &mut m,
+        Msg::Tick(t0() + Duration::seconds(easel::studio::model::ERROR_SECS)),
+    );
+    assert!(m.current_notice().is_none());
+    update(&mut m, Msg::Tick(t0() + Duration::seconds(NOTICE_SECS)));
+    assert!(shown(&m));
+    // A key after it has been up long enough hides it sooner.
     press(&mut m, plain(KeyCode::Right));
     assert!(m.current_notice().is_none(), "{:?}", m.current_notice());
 

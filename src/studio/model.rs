@@ -165,8 +165,10 @@ pub struct Notice {
     pub at: DateTime<Utc>,
 }
 
-/// How long an informational notice stays; errors stay until read (a key pressed after this).
+/// How long an informational notice stays; errors stay until read (a key pressed after this),
+/// and at most `ERROR_SECS`.
 pub const NOTICE_SECS: i64 = 6;
+pub const ERROR_SECS: i64 = 30;
 
 #[derive(Debug, Clone)]
 pub enum Confirm {
@@ -324,9 +326,9 @@ impl Model {
 
     /// The latest notice worth showing: an unread error, else a recent notice.
     pub fn current_notice(&self) -> Option<&Notice> {
-        self.notices
-            .iter()
-            .rev()
-            .find(|n| n.error || (self.now - n.at).num_seconds() < NOTICE_SECS)
+        self.notices.iter().rev().find(|n| {
+            let age = (self.now - n.at).num_seconds();
+            age < NOTICE_SECS || (n.error && age < ERROR_SECS)
+        })
     }
 }

@@ -15,6 +15,7 @@ use crate::config::{Provider, Settings};
 use crate::queue::{ProviderSlot, Scheduler, SchedulerConfig, SchedulerHandle};
 use crate::store::{HistoryStore, ImageFiles};
 use crossterm::event::{Event, EventStream, KeyboardEnhancementFlags};
+use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use crossterm::{execute, terminal};
 use futures_util::StreamExt;
 use ratatui::DefaultTerminal;
@@ -75,6 +76,10 @@ impl PerfLog {
             return false;
         }
         let now = Instant::now();
+        let at = PROCESS_START
+            .get()
+            .map_or(f64::NAN, |s| s.elapsed().as_secs_f64() * 1000.0);
+        self.write(serde_json::json!({ "frame_at_ms": at }));
         for t in std::mem::take(&mut self.keys) {
             let ms = (now - t).as_secs_f64() * 1000.0;
             self.write(serde_json::json!({ "key_to_screen_ms": ms }));
@@ -371,8 +376,13 @@ async fn run_loop(
     loop {
         // Handle everything that has arrived.
         for msg in pending.drain(..) {
+            // A tick changes the screen only where it shows the time (elapsed seconds, a notice
+            // that expires): an idle studio does not redraw.
+            let face = matches!(msg, Msg::Tick(_)).then(|| super::view::clock_face(model));
             let effects = update(model, msg);
-            *dirty = true;
+            if face.is_none_or(|f| f != super::view::clock_face(model)) {
+                *dirty = true;
+            }
             for e in effects {
                 match run_effect(e, edges, terminal, events).await {
                     Flow::Continue => {}
@@ -386,9 +396,13 @@ async fn run_loop(
         // Draw at most once a frame.
         let wait = FRAME.saturating_sub(last_draw.elapsed());
         if *dirty && wait.is_zero() {
+            // One synchronized update per frame: terminals that know it show the frame whole,
+            // never half drawn (others ignore the request).
+            let _ = execute!(std::io::stdout(), BeginSynchronizedUpdate);
             if let Err(e) = terminal.draw(|f| view(model, f)) {
                 let _ = edges.tx.send(Msg::Problem(format!("drawing failed: {e}")));
             }
+            let _ = execute!(std::io::stdout(), EndSynchronizedUpdate);
             *last_draw = Instant::now();
             *dirty = false;
             if perf.drawn(model) {

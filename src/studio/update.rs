@@ -221,14 +221,15 @@ fn search_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
 
 fn paste(m: &mut Model, text: &str, fx: &mut Vec<Effect>) {
     let clean = sanitize::text(text);
-    if m.focus == Pane::History {
-        if let Some(search) = m.history.search.as_mut() {
-            search.push_str(&sanitize::line(&clean));
-            m.history.text = search.clone();
-            reload_history(m, fx, true);
-        }
+    if m.focus == Pane::History
+        && let Some(search) = m.history.search.as_mut()
+    {
+        search.push_str(&sanitize::line(&clean));
+        m.history.text = search.clone();
+        reload_history(m, fx, true);
         return;
     }
+    // From any other pane a paste is a prompt: it goes to the editor, which takes the focus.
     m.focus = Pane::Editor;
     m.editor.insert_str(clean);
 }

@@ -89,3 +89,18 @@ pub fn to_256_colours(buf: &mut Buffer) {
         cell.bg = map(cell.bg);
     }
 }
+
+/// What the screen shows that depends on the clock alone: the elapsed time of running jobs and
+/// which notice is up. A tick that leaves this unchanged needs no redraw (an idle studio draws
+/// nothing).
+pub fn clock_face(m: &Model) -> (Vec<i64>, Option<(String, bool)>) {
+    let elapsed = m
+        .queue
+        .jobs
+        .iter()
+        .filter(|j| j.record.status == crate::store::Status::Running)
+        .filter_map(|j| j.record.started.map(|s| (m.now - s).num_seconds()))
+        .collect();
+    let notice = m.current_notice().map(|n| (n.text.clone(), n.error));
+    (elapsed, notice)
+}
