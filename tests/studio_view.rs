@@ -395,7 +395,7 @@ fn scenes_show_what_they_should() {
     assert!(failed.contains('✗'), "a failed history row: {failed}");
     let help = text(help_overlay());
     assert!(
-        help.contains(" Keys ") && help.contains("queue the prompt"),
+        help.contains(" Keys ") && help.contains("star or unstar"),
         "{help}"
     );
     let details = text(details_overlay());

@@ -35,6 +35,7 @@ pub enum Action {
     SubmitFront,
     LeaveEditor,
     ExternalEditor,
+    ClearPrompt,
     // Lists
     Up,
     Down,
@@ -82,6 +83,7 @@ impl Action {
             Action::SubmitFront => "queue the prompt at the front",
             Action::LeaveEditor => "leave the editor",
             Action::ExternalEditor => "edit the prompt in $VISUAL / $EDITOR",
+            Action::ClearPrompt => "clear the whole prompt (Ctrl-U undoes)",
             Action::Up => "up",
             Action::Down => "down",
             Action::PageUp => "page up",
@@ -307,6 +309,7 @@ impl Default for Keymap {
             (Editor, Key::new(KeyCode::Char('s'), A), SubmitFront),
             (Editor, k(KeyCode::Esc), LeaveEditor),
             (Editor, Key::new(KeyCode::Char('o'), C), ExternalEditor),
+            (Editor, Key::new(KeyCode::Char('l'), C), ClearPrompt),
             (Editor, k(KeyCode::F(1)), Help),
             (Params, ch('k'), Up),
             (Params, k(KeyCode::Up), Up),

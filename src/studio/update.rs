@@ -268,6 +268,9 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         Action::Submit | Action::SubmitFront => submit(m, action == Action::SubmitFront, fx),
         Action::LeaveEditor => m.focus = Pane::History,
         Action::ExternalEditor => fx.push(Effect::OpenEditor(m.prompt())),
+        Action::ClearPrompt => {
+            m.editor.clear();
+        }
         Action::Up
         | Action::Down
         | Action::PageUp
@@ -447,7 +450,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
 /// How many lines a scrolling popup holds (an upper bound is enough: it only limits scrolling).
 fn overlay_len(m: &Model, overlay: &Overlay) -> u16 {
     let lines = match overlay {
-        Overlay::Help => super::view::overlay::help_lines(&m.keymap),
+        Overlay::Help => super::help::line_count(&m.keymap, m.focus),
         Overlay::Details(r) => {
             24 + r.outputs.len()
                 + r.prompt.lines().count()
@@ -491,18 +494,19 @@ fn selected_image_path(m: &Model) -> Option<std::path::PathBuf> {
     })
 }
 
-/// Replace the editor's text (cleaned of unsafe characters), keeping its settings, with the
-/// cursor at the end.
+/// Replace the editor's text (cleaned of unsafe characters) as an edit, so Ctrl-U (undo) brings
+/// the old text back, with the cursor at the end.
 fn set_editor_text(m: &mut Model, text: &str) {
     let text = sanitize::text(text);
-    let mut editor =
-        ratatui_textarea::TextArea::from(text.lines().map(str::to_string).collect::<Vec<_>>());
-    editor.set_placeholder_text(m.editor.placeholder_text().to_string());
-    editor.set_wrap_mode(m.editor.wrap_mode());
-    editor.set_cursor_line_style(m.editor.cursor_line_style());
-    editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
-    editor.move_cursor(ratatui_textarea::CursorMove::End);
-    m.editor = editor;
+    m.editor.select_all();
+    if text.is_empty() {
+        m.editor.cut();
+    } else {
+        m.editor.insert_str(text.as_ref());
+    }
+    m.editor.cancel_selection();
+    m.editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
+    m.editor.move_cursor(ratatui_textarea::CursorMove::End);
 }
 
 fn reuse(m: &mut Model, r: &GenerationRecord) {

@@ -4,7 +4,7 @@
 use super::theme;
 use crate::sanitize;
 use crate::store::GenerationRecord;
-use crate::studio::keymap::{Context, context_name};
+use crate::studio::help;
 use crate::studio::model::{Confirm, Model, Overlay};
 use chrono::Local;
 use ratatui::Frame;
@@ -55,43 +55,23 @@ fn popup<'a>(
     );
 }
 
-/// The number of lines the help popup shows for a keymap.
-pub fn help_lines(keymap: &crate::studio::keymap::Keymap) -> usize {
-    HELP_CONTEXTS
-        .iter()
-        .map(|c| 1 + keymap.keys_for(*c).len())
-        .sum::<usize>()
-        + 1
-}
-
-const HELP_CONTEXTS: [Context; 5] = [
-    Context::Global,
-    Context::Editor,
-    Context::Params,
-    Context::Queue,
-    Context::History,
-];
-
 fn help(m: &Model, f: &mut Frame, area: Rect) {
+    let at = centered(area, 76, area.height.saturating_sub(2));
+    // Rows fit the popup: keys in a column, descriptions cut with an ellipsis.
+    let inner = usize::from(at.width.saturating_sub(2));
+    let key_col = 24.min(inner / 2);
+    let room = inner.saturating_sub(key_col + 3);
     let mut lines = Vec::new();
-    for ctx in HELP_CONTEXTS {
-        lines.push(Line::from(Span::styled(
-            context_name(ctx).to_string(),
-            theme::title(true),
-        )));
-        for (action, keys) in m.keymap.keys_for(ctx) {
-            let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    for section in help::sections(&m.keymap, m.focus) {
+        lines.push(Line::from(Span::styled(section.title, theme::title(true))));
+        for (keys, what) in section.rows {
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<22} ", keys.join(" ")), theme::key()),
-                Span::raw(action.describe()),
+                Span::styled(format!("  {} ", super::pad(&keys, key_col)), theme::key()),
+                Span::raw(super::fit(&what, room).into_owned()),
             ]));
         }
     }
-    lines.push(Line::from(Span::styled(
-        "Keys can be changed in the config's [keys] table (docs/keybindings.md).",
-        theme::dim(),
-    )));
-    let at = centered(area, 72, area.height.saturating_sub(2));
+    lines.push(Line::from(Span::styled(help::FOOTNOTE, theme::dim())));
     let footer = if lines.len() + 2 > usize::from(at.height) {
         " j/k scroll · any other key closes "
     } else {

@@ -1,0 +1,112 @@
+//! What the help popup lists: the focused pane's keys first, then the rest, then the keys of
+//! the search line and of text editing. Pure, so `update` (how far the popup scrolls) and the
+//! view (what it draws) read the same list.
+
+use super::keymap::{Context, Keymap, context_name};
+use super::model::Pane;
+
+/// One section of the help: a title and its (keys, what they do) rows.
+pub struct Section {
+    pub title: String,
+    pub rows: Vec<(String, String)>,
+}
+
+/// Keys the text editor (ratatui-textarea) handles itself.
+const EDITING: &[(&str, &str)] = &[
+    ("Ctrl-U", "undo (not clear-line)"),
+    ("Ctrl-R", "redo"),
+    (
+        "Ctrl-K / Ctrl-J",
+        "delete to the end / the start of the line",
+    ),
+    ("Ctrl-W, Alt-Backspace", "delete the word before the cursor"),
+    ("Alt-D", "delete the word after the cursor"),
+    ("Ctrl-Y", "paste what was last deleted"),
+    ("Ctrl-A / Ctrl-E", "start / end of the line"),
+    ("Alt-F / Alt-B", "next / previous word"),
+    ("Enter", "new line"),
+];
+
+/// Keys of the history search line (after `/`).
+const SEARCH_LINE: &[(&str, &str)] = &[
+    ("Enter", "keep the search, back to the list"),
+    ("Esc", "clear the search"),
+    ("Ctrl-U", "clear the line"),
+    ("↑ / ↓", "move the selection"),
+    (
+        "'word ^start end$ !not",
+        "as written, at the start, at the end, without",
+    ),
+];
+
+fn bound(keymap: &Keymap, context: Context) -> Section {
+    Section {
+        title: context_name(context).to_string(),
+        rows: keymap
+            .keys_for(context)
+            .into_iter()
+            .map(|(action, keys)| {
+                let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+                (keys.join(" "), action.describe().to_string())
+            })
+            .collect(),
+    }
+}
+
+fn fixed(title: &str, rows: &[(&str, &str)]) -> Section {
+    Section {
+        title: title.to_string(),
+        rows: rows
+            .iter()
+            .map(|(k, d)| (k.to_string(), d.to_string()))
+            .collect(),
+    }
+}
+
+/// The help's sections, the focused pane's first.
+pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
+    let mut contexts = vec![focus.context()];
+    for c in [
+        Context::Global,
+        Context::Editor,
+        Context::Params,
+        Context::Queue,
+        Context::History,
+    ] {
+        if !contexts.contains(&c) {
+            contexts.push(c);
+        }
+    }
+    let mut out: Vec<Section> = contexts.into_iter().map(|c| bound(keymap, c)).collect();
+    let editing = fixed("editor text", EDITING);
+    let search = fixed("history search line", SEARCH_LINE);
+    // The fixed keys of the focused pane come right after its own.
+    match focus {
+        Pane::Editor => {
+            out.insert(1, editing);
+            out.push(search);
+        }
+        Pane::History => {
+            out.insert(1, search);
+            out.push(editing);
+        }
+        _ => {
+            out.push(editing);
+            out.push(search);
+        }
+    }
+    out
+}
+
+/// The closing line of the help.
+pub const FOOTNOTE: &str =
+    "Keys can be changed in the [keys] table of the config file (`easel config path` shows where).";
+
+/// How many lines the help has (titles, rows, the footnote).
+pub fn line_count(keymap: &Keymap, focus: Pane) -> usize {
+    sections(keymap, focus)
+        .iter()
+        .map(|s| 1 + s.rows.len())
+        .sum::<usize>()
+        + 1
+}
