@@ -404,6 +404,9 @@ fn scenes_show_what_they_should() {
         "{details}"
     );
     // Key lists longer than their column stay apart from the description.
+    let mut editor_help = help_overlay();
+    editor_help.focus = Pane::Editor;
+    let help = text(editor_help);
     assert!(help.contains("Ctrl-Enter queue the prompt"), "{help}");
     // Wide (CJK) text is cut by columns, with the ellipsis showing, and the queue's columns
     // stay aligned after a CJK prompt.

@@ -59,10 +59,17 @@ fn help(m: &Model, f: &mut Frame, area: Rect) {
     let at = centered(area, 76, area.height.saturating_sub(2));
     // Rows fit the popup: keys in a column, descriptions cut with an ellipsis.
     let inner = usize::from(at.width.saturating_sub(2));
-    let key_col = 24.min(inner / 2);
+    let sections = help::sections(&m.keymap, m.focus);
+    let widest = sections
+        .iter()
+        .flat_map(|s| s.rows.iter())
+        .map(|(k, _)| unicode_width::UnicodeWidthStr::width(k.as_str()))
+        .max()
+        .unwrap_or(0);
+    let key_col = widest.clamp(8, (inner / 2).max(8));
     let room = inner.saturating_sub(key_col + 3);
     let mut lines = Vec::new();
-    for section in help::sections(&m.keymap, m.focus) {
+    for section in sections {
         lines.push(Line::from(Span::styled(section.title, theme::title(true))));
         for (keys, what) in section.rows {
             lines.push(Line::from(vec![
