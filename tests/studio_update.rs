@@ -2058,3 +2058,62 @@ fn help_lists_the_focused_panes_keys_first_and_the_fixed_ones() {
     }
     assert!(!easel::studio::help::FOOTNOTE.contains("docs/"));
 }
+
+#[test]
+fn a_size_can_be_typed_and_is_checked_as_typed() {
+    let mut m = model();
+    m.params.model = "gpt-image-2".into();
+    m.focus = Pane::Params;
+    // The size row is the second.
+    press(&mut m, ch('j'));
+    update(&mut m, Msg::Resize(80, 24));
+    m.param_cursor = 1;
+    press(&mut m, ch('1'));
+    assert_eq!(m.size_input.as_deref(), Some("1"));
+    type_text(&mut m, "000x1000");
+    press(&mut m, plain(KeyCode::Enter));
+    // Not a multiple of 16: not set, and said why.
+    assert_eq!(m.params.size, None);
+    assert!(m.current_notice().unwrap().text.contains("multiples of 16"));
+    for _ in 0..8 {
+        press(&mut m, plain(KeyCode::Backspace));
+    }
+    type_text(&mut m, "536x864");
+    press(&mut m, plain(KeyCode::Enter));
+    assert_eq!(m.params.size.as_deref(), Some("1536x864"));
+    assert!(m.size_input.is_none());
+    // e opens it empty; Esc leaves the size as it was.
+    press(&mut m, ch('e'));
+    assert_eq!(m.size_input.as_deref(), Some(""));
+    type_text(&mut m, "64x64");
+    press(&mut m, plain(KeyCode::Esc));
+    assert_eq!(m.params.size.as_deref(), Some("1536x864"));
+}
+
+#[test]
+fn params_up_and_down_stay_in_their_column_and_fixed_values_name_the_fix() {
+    let mut m = model();
+    m.params.model = "gpt-image-2".into();
+    update(&mut m, Msg::Resize(160, 50));
+    assert!(!easel::studio::layout::compute(160, 50).compact_params);
+    m.focus = Pane::Params;
+    m.param_cursor = 1;
+    press(&mut m, ch('j'));
+    assert_eq!(m.param_cursor, 3, "down in the same column");
+    press(&mut m, ch('k'));
+    assert_eq!(m.param_cursor, 1);
+    press(&mut m, ch('k'));
+    assert_eq!(m.param_cursor, 1, "the top of the column");
+    // Compression with png: the notice names the fix.
+    let rows = easel::studio::params::rows(&m.catalog, &m.params);
+    m.param_cursor = rows
+        .iter()
+        .position(|r| *r == easel::studio::params::Row::Compression)
+        .unwrap();
+    m.params.output_format = Some("png".into());
+    press(&mut m, ch('l'));
+    assert_eq!(
+        m.current_notice().unwrap().text,
+        "set format to jpeg or webp to change compression"
+    );
+}

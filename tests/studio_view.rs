@@ -774,3 +774,21 @@ fn search_matches_are_highlighted_in_the_list() {
     assert!(found_row, "{}", text_of(buf));
     assert_eq!(marked, "fox");
 }
+
+/// At 80×24 the parameters are one line: the focused field's label stays in view.
+#[test]
+fn the_focused_parameter_label_stays_visible_at_80x24() {
+    for row in 0..easel::studio::params::rows(&Catalog::builtin(), &model().params).len() {
+        let mut m = model();
+        m.focus = Pane::Params;
+        m.param_cursor = row;
+        resize(&mut m, 80, 24);
+        let label = easel::studio::params::rows(&m.catalog, &m.params)[row].label();
+        let text = text_of(draw(&m, 80, 24).backend().buffer());
+        let line = text.lines().nth(5).unwrap_or_default().to_string();
+        assert!(
+            line.contains(&format!("{label} ")),
+            "row {row} ({label}) is not in view: {line:?}"
+        );
+    }
+}

@@ -46,6 +46,7 @@ pub enum Action {
     // Params
     NextValue,
     PrevValue,
+    TypeValue,
     // Queue
     Cancel,
     Retry,
@@ -92,6 +93,7 @@ impl Action {
             Action::Bottom => "last",
             Action::NextValue => "next value",
             Action::PrevValue => "previous value",
+            Action::TypeValue => "type a size (WIDTHxHEIGHT; digits start it too)",
             Action::Cancel => "cancel the job (or dismiss an ended one)",
             Action::Retry => "retry the job",
             Action::MoveUp => "move the job up",
@@ -320,6 +322,7 @@ impl Default for Keymap {
             (Params, k(KeyCode::Enter), NextValue),
             (Params, ch('h'), PrevValue),
             (Params, k(KeyCode::Left), PrevValue),
+            (Params, ch('e'), TypeValue),
             (Queue, ch('k'), Up),
             (Queue, k(KeyCode::Up), Up),
             (Queue, ch('j'), Down),

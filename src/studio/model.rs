@@ -262,6 +262,8 @@ pub struct Model {
     /// Everything but the prompt, which lives in the editor.
     pub params: GenerationParams,
     pub param_cursor: usize,
+    /// A size being typed in the parameters pane (WIDTHxHEIGHT), checked as it is typed.
+    pub size_input: Option<String>,
     pub queue: QueueState,
     pub history: HistoryState,
     pub preview: PreviewState,
@@ -303,6 +305,7 @@ impl Model {
             editor,
             params,
             param_cursor: 0,
+            size_input: None,
             queue: QueueState::default(),
             history: HistoryState::default(),
             preview: PreviewState::default(),

@@ -307,6 +307,97 @@ pub fn step(
     false
 }
 
+/// Why a row has no other value to step to, and what would change that ("set format to jpeg
+/// or webp to change compression").
+pub fn why_fixed(
+    catalog: &Catalog,
+    rules: &ProviderRules,
+    params: &GenerationParams,
+    row: Row,
+) -> String {
+    let model = &params.model;
+    // Try the settings a row depends on: the first that unlocks it is the fix to name.
+    let unlocks = |change: &dyn Fn(&mut GenerationParams)| {
+        let mut p = params.clone();
+        change(&mut p);
+        let mut probe = p.clone();
+        step(catalog, rules, &mut probe, row, true)
+    };
+    match row {
+        Row::Compression => {
+            for format in ["jpeg", "webp"] {
+                if unlocks(&|p| p.output_format = Some(format.into())) {
+                    return "set format to jpeg or webp to change compression".into();
+                }
+            }
+        }
+        Row::Partials => {
+            if !params.stream && unlocks(&|p| p.stream = true) {
+                return "turn stream on to choose partial images".into();
+            }
+            if params.n > 1
+                && unlocks(&|p| {
+                    p.n = 1;
+                    p.stream = true;
+                })
+            {
+                return "set n to 1 to stream partial images".into();
+            }
+        }
+        Row::Stream => {
+            if params.n > 1 && unlocks(&|p| p.n = 1) {
+                return "set n to 1 to stream".into();
+            }
+        }
+        Row::Background => {
+            if unlocks(&|p| p.output_format = Some("png".into())) {
+                return "set format to png or webp for a transparent background".into();
+            }
+        }
+        Row::N => {
+            if params.stream
+                && unlocks(&|p| {
+                    p.stream = false;
+                    p.partial_images = None;
+                })
+            {
+                return "turn stream off to ask for more than one image".into();
+            }
+        }
+        _ => {}
+    }
+    format!("{} has no other value {model} accepts here", row.label())
+}
+
+/// A size typed by hand, checked as it is typed: `Ok` with the size when the model takes it,
+/// else why not.
+pub fn check_typed_size(
+    catalog: &Catalog,
+    rules: &ProviderRules,
+    params: &GenerationParams,
+    typed: &str,
+) -> Result<String, String> {
+    let size = typed
+        .trim()
+        .to_ascii_lowercase()
+        .replace(['×', '*', ' '], "x");
+    let Some((w, h)) = size.split_once('x') else {
+        return Err("type WIDTHxHEIGHT, e.g. 1536x1024".into());
+    };
+    if w.parse::<u32>().is_err() || h.parse::<u32>().is_err() {
+        return Err("type WIDTHxHEIGHT, e.g. 1536x1024".into());
+    }
+    let mut p = params.clone();
+    p.size = Some(size.clone());
+    if p.prompt.trim().is_empty() {
+        p.prompt = "x".into();
+    }
+    match request::check(&p, catalog, rules) {
+        Ok(_) => Ok(size),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +452,38 @@ mod tests {
         // n stops at the model's limit and wraps
         let mut d = p("dall-e-3");
         assert!(!step(&c, &rules, &mut d, Row::N, true) || d.n == 1);
+    }
+
+    #[test]
+    fn a_fixed_row_names_its_fix() {
+        let c = Catalog::builtin();
+        let rules = ProviderRules::default();
+        let mut png = p("gpt-image-2");
+        png.output_format = Some("png".into());
+        assert_eq!(
+            why_fixed(&c, &rules, &png, Row::Compression),
+            "set format to jpeg or webp to change compression"
+        );
+        let plain = p("gpt-image-2");
+        assert_eq!(
+            why_fixed(&c, &rules, &plain, Row::Partials),
+            "turn stream on to choose partial images"
+        );
+    }
+
+    #[test]
+    fn typed_sizes_are_checked_against_the_model() {
+        let c = Catalog::builtin();
+        let rules = ProviderRules::default();
+        let gpt2 = p("gpt-image-2");
+        assert_eq!(
+            check_typed_size(&c, &rules, &gpt2, "1536X864").as_deref(),
+            Ok("1536x864")
+        );
+        let odd = check_typed_size(&c, &rules, &gpt2, "1000x1000").unwrap_err();
+        assert!(odd.contains("multiples of 16"), "{odd}");
+        assert!(check_typed_size(&c, &rules, &gpt2, "wide").is_err());
+        assert!(check_typed_size(&c, &rules, &gpt2, "4000x4000").is_err());
     }
 
     #[test]

@@ -169,6 +169,22 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
         search_key(m, k, fx);
         return;
     }
+    // So is a size being typed in the parameters pane.
+    if m.focus == Pane::Params && m.size_input.is_some() {
+        size_key(m, k, fx);
+        return;
+    }
+    // On the size row, a digit starts typing a size.
+    if m.focus == Pane::Params
+        && focused_param(m) == Some(params::Row::Size)
+        && k.modifiers.difference(KeyModifiers::SHIFT).is_empty()
+        && matches!(k.code, KeyCode::Char(c) if c.is_ascii_digit())
+    {
+        if let KeyCode::Char(c) = k.code {
+            m.size_input = Some(c.to_string());
+        }
+        return;
+    }
     let context = m.focus.context();
     match m.keymap.lookup(context, key) {
         Some(action) => act(m, action, fx),
@@ -180,6 +196,45 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
             m.editor.input(k);
         }
         None => {}
+    }
+}
+
+fn focused_param(m: &Model) -> Option<params::Row> {
+    params::rows(&m.catalog, &m.params)
+        .get(m.param_cursor)
+        .copied()
+}
+
+/// Keys while a size is typed: characters of WIDTHxHEIGHT, Backspace, Enter sets it when the
+/// model takes it, Esc leaves it as it was.
+fn size_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
+    let Some(typed) = m.size_input.as_mut() else {
+        return;
+    };
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    match k.code {
+        KeyCode::Esc => m.size_input = None,
+        KeyCode::Backspace => {
+            typed.pop();
+        }
+        KeyCode::Char('c') if ctrl => quit(m, fx),
+        KeyCode::Char('u') if ctrl => typed.clear(),
+        KeyCode::Char(c) if !ctrl && (c.is_ascii_digit() || matches!(c, 'x' | 'X' | '×')) => {
+            if typed.chars().count() < 12 {
+                typed.push(c);
+            }
+        }
+        KeyCode::Enter => {
+            let typed = typed.clone();
+            match params::check_typed_size(&m.catalog, &m.provider.rules, &m.params, &typed) {
+                Ok(size) => {
+                    m.params.size = Some(size);
+                    m.size_input = None;
+                }
+                Err(e) => notice(m, format!("size not set: {e}"), true),
+            }
+        }
+        _ => {}
     }
 }
 
@@ -293,13 +348,34 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             match m.focus {
                 Pane::Params => {
                     let n = params::rows(&m.catalog, &m.params).len();
-                    m.param_cursor = step_index(m.param_cursor, delta, n);
+                    // In two columns, up and down stay in the column.
+                    let columns = if layout::compute(m.width, m.height).compact_params {
+                        1
+                    } else {
+                        2
+                    };
+                    let wanted = m.param_cursor as i64 + delta.saturating_mul(columns);
+                    if delta.abs() > 1 || (0..n as i64).contains(&wanted) {
+                        m.param_cursor =
+                            step_index(m.param_cursor, delta.saturating_mul(columns), n);
+                    }
                 }
                 Pane::Queue => {
                     m.queue.selected = step_index(m.queue.selected, delta, m.queue.jobs.len())
                 }
                 Pane::History => move_history(m, delta, fx),
                 Pane::Editor => {}
+            }
+        }
+        Action::TypeValue => {
+            if focused_param(m) == Some(params::Row::Size) {
+                m.size_input = Some(String::new());
+            } else {
+                notice(
+                    m,
+                    "only the size can be typed: h/l step the other values",
+                    false,
+                );
             }
         }
         Action::NextValue | Action::PrevValue => {
@@ -312,15 +388,8 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                     *row,
                     action == Action::NextValue,
                 ) {
-                    notice(
-                        m,
-                        format!(
-                            "{} has no other value {} accepts here",
-                            row.label(),
-                            m.params.model
-                        ),
-                        false,
-                    );
+                    let why = params::why_fixed(&m.catalog, &m.provider.rules, &m.params, *row);
+                    notice(m, why, false);
                 }
                 let n = params::rows(&m.catalog, &m.params).len();
                 m.param_cursor = m.param_cursor.min(n.saturating_sub(1));

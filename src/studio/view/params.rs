@@ -47,31 +47,90 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect, compact: bool) {
     let focused = m.focus == Pane::Params;
     let items = spans(m, focused);
     let cost = cost_label(m);
+    if let Some(typed) = &m.size_input {
+        // A size being typed, checked as it is typed.
+        let check = params::check_typed_size(&m.catalog, &m.provider.rules, &m.params, typed);
+        let mut line = vec![
+            Span::styled("size ", theme::dim()),
+            Span::raw(sanitize::line(typed).into_owned()),
+            Span::styled("▏ ", theme::key()),
+        ];
+        match check {
+            Ok(_) => line.push(Span::styled(
+                "✓ Enter sets it · Esc keeps the old",
+                theme::ok(),
+            )),
+            Err(e) => line.push(Span::styled(sanitize::line(&e).into_owned(), theme::warn())),
+        }
+        let at = if compact {
+            area
+        } else {
+            let block = Block::default()
+                .borders(Borders::ALL)
+                .border_style(theme::border(focused))
+                .title(Span::styled(
+                    " Parameters · type a size ",
+                    theme::title(focused),
+                ));
+            let inner = block.inner(area);
+            f.render_widget(block, area);
+            inner
+        };
+        f.render_widget(
+            Paragraph::new(Line::from(line)).wrap(Wrap { trim: false }),
+            at,
+        );
+        return;
+    }
     if compact {
-        // One line: "model gpt-image-2 · size auto · …   ≈ $0.04"
+        // One line: "model gpt-image-2 · size auto · …   ≈ $0.04", started so that the focused
+        // field (label and value) is in view.
+        let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+        let cells: Vec<(String, String, bool)> = items
+            .iter()
+            .map(|(row, value, sel)| (format!("{} ", row.label()), value.clone(), *sel))
+            .collect();
+        let room = usize::from(area.width);
+        let mut first = 0;
+        if let Some(sel) = cells.iter().position(|c| c.2) {
+            // Drop fields from the left until the selected one ends within the line.
+            let end = |from: usize| -> usize {
+                cells[from..=sel]
+                    .iter()
+                    .map(|(l, v, _)| width(l) + width(v) + 3)
+                    .sum::<usize>()
+                    + if from > 0 { 2 } else { 0 }
+            };
+            while first < sel && end(first) > room {
+                first += 1;
+            }
+        }
         let mut line: Vec<Span> = Vec::new();
-        for (i, (row, value, sel)) in items.iter().enumerate() {
-            if i > 0 {
+        if first > 0 {
+            line.push(Span::styled("… ", theme::dim()));
+        }
+        for (i, (label, value, sel)) in cells.iter().enumerate().skip(first) {
+            if i > first {
                 line.push(Span::styled(" · ", theme::dim()));
             }
-            line.push(Span::styled(format!("{} ", row.label()), theme::dim()));
+            line.push(Span::styled(
+                label.clone(),
+                if *sel {
+                    theme::title(true)
+                } else {
+                    theme::dim()
+                },
+            ));
             line.push(Span::styled(
                 value.clone(),
                 if *sel {
                     theme::selected()
                 } else {
-                    theme::title(focused && *sel)
+                    ratatui::style::Style::default()
                 },
             ));
         }
         line.push(Span::styled(format!("  {cost}"), theme::warn()));
-        // Keep the selected field in view on narrow screens by starting the line near it.
-        let start = if focused {
-            m.param_cursor.saturating_sub(2) * 4
-        } else {
-            0
-        };
-        let line: Vec<Span> = line.into_iter().skip(start).collect();
         f.render_widget(Paragraph::new(Line::from(line)), area);
         return;
     }
