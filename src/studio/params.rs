@@ -344,25 +344,20 @@ pub fn why_fixed(
                 return "set n to 1 to stream partial images".into();
             }
         }
-        Row::Stream => {
-            if params.n > 1 && unlocks(&|p| p.n = 1) {
-                return "set n to 1 to stream".into();
-            }
+        Row::Stream if params.n > 1 && unlocks(&|p| p.n = 1) => {
+            return "set n to 1 to stream".into();
         }
-        Row::Background => {
-            if unlocks(&|p| p.output_format = Some("png".into())) {
-                return "set format to png or webp for a transparent background".into();
-            }
+        Row::Background if unlocks(&|p| p.output_format = Some("png".into())) => {
+            return "set format to png or webp for a transparent background".into();
         }
-        Row::N => {
+        Row::N
             if params.stream
                 && unlocks(&|p| {
                     p.stream = false;
                     p.partial_images = None;
-                })
-            {
-                return "turn stream off to ask for more than one image".into();
-            }
+                }) =>
+        {
+            return "turn stream off to ask for more than one image".into();
         }
         _ => {}
     }
