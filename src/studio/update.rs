@@ -219,10 +219,12 @@ fn size_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
         }
         KeyCode::Char('c') if ctrl => quit(m, fx),
         KeyCode::Char('u') if ctrl => typed.clear(),
-        KeyCode::Char(c) if !ctrl && (c.is_ascii_digit() || matches!(c, 'x' | 'X' | '×')) => {
-            if typed.chars().count() < 12 {
-                typed.push(c);
-            }
+        KeyCode::Char(c)
+            if !ctrl
+                && (c.is_ascii_digit() || matches!(c, 'x' | 'X' | '×'))
+                && typed.chars().count() < 12 =>
+        {
+            typed.push(c);
         }
         KeyCode::Enter => {
             let typed = typed.clone();
