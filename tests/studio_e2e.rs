@@ -376,7 +376,7 @@ impl Screen {
     fn history_entries(&self) -> Vec<String> {
         self.pane_rows("History")
             .into_iter()
-            .filter(|r| r.starts_with(['·', '▶', '✓', '✗', '⊘', '!']))
+            .filter(|r| r.starts_with(['·', '▶', '✓', '✗', '–', '!']))
             .collect()
     }
 
@@ -806,10 +806,10 @@ fn cancel_a_running_job_from_the_queue() {
     let screen = studio.wait_for("the job cancelled", |s| {
         s.pane_rows("Queue")
             .iter()
-            .any(|r| r.contains('⊘') && r.contains(&excerpt(prompt)))
+            .any(|r| r.contains('–') && r.contains(&excerpt(prompt)))
             && s.history_entries()
                 .first()
-                .is_some_and(|r| r.starts_with('⊘') && r.contains(prompt))
+                .is_some_and(|r| r.starts_with('–') && r.contains(prompt))
             && s.status_line().contains("cancelled")
     });
     assert!(

@@ -1611,12 +1611,18 @@ fn filters_cycle_with_the_right_query() {
     let mut m = rich();
     m.params.model = "dall-e-3".into();
     m.focus = Pane::History;
-    let expect: [(Filter, QueryCheck); 4] = [
+    let expect: [(Filter, QueryCheck); 6] = [
         (Filter::Starred, |q| {
             q.starred && q.status.is_none() && q.model.is_none()
         }),
         (Filter::Failed, |q| {
             !q.starred && q.status == Some(Status::Failed) && q.model.is_none()
+        }),
+        (Filter::Cancelled, |q| {
+            !q.starred && q.status == Some(Status::Cancelled) && q.model.is_none()
+        }),
+        (Filter::Interrupted, |q| {
+            !q.starred && q.status == Some(Status::Interrupted) && q.model.is_none()
         }),
         (Filter::Model("dall-e-3".into()), |q| {
             !q.starred && q.status.is_none() && q.model.as_deref() == Some("dall-e-3")

@@ -413,7 +413,7 @@ fn scenes_show_what_they_should() {
     let mut narrow = failed_job();
     resize(&mut narrow, 80, 24);
     let narrow = text_of(draw(&narrow, 80, 24).backend().buffer());
-    assert!(narrow.contains("赛博… "), "{narrow}");
+    assert!(narrow.contains("赛博…"), "{narrow}");
     let queue_rows: Vec<&str> = narrow
         .lines()
         .filter(|l| l.contains("gpt-image-2 1024x1024"))
@@ -790,5 +790,51 @@ fn the_focused_parameter_label_stays_visible_at_80x24() {
             line.contains(&format!("{label} ")),
             "row {row} ({label}) is not in view: {line:?}"
         );
+    }
+}
+
+/// The selected row is one band: under reverse video every cell has the same colours (a span's
+/// own colour would become a background of its own).
+#[test]
+fn the_selected_row_has_one_background() {
+    let mut m = chinese_prompt();
+    m.focus = Pane::History;
+    resize(&mut m, 120, 40);
+    let terminal = draw(&m, 120, 40);
+    let buf = terminal.backend().buffer();
+    let mut rows_checked = 0;
+    for y in 0..buf.area.height {
+        let cells: Vec<_> = (0..buf.area.width)
+            .map(|x| &buf[(x, y)])
+            .filter(|c| c.modifier.contains(ratatui::style::Modifier::REVERSED))
+            .collect();
+        if cells.len() < 10 {
+            continue;
+        }
+        rows_checked += 1;
+        let colours: std::collections::HashSet<_> = cells.iter().map(|c| (c.fg, c.bg)).collect();
+        assert_eq!(
+            colours.len(),
+            1,
+            "row {y} has several backgrounds: {colours:?}"
+        );
+    }
+    assert!(rows_checked >= 1);
+}
+
+/// The editor's footer keeps its border and counter however narrow the editor is.
+#[test]
+fn the_editor_footer_keeps_its_border() {
+    for w in [40u16, 50, 60, 80] {
+        let mut m = chinese_prompt();
+        m.focus = Pane::Editor;
+        resize(&mut m, w, 24);
+        let text = text_of(draw(&m, w, 24).backend().buffer());
+        let footer = text
+            .lines()
+            .find(|l| l.starts_with('└') && l.contains("/32000"))
+            .unwrap_or_else(|| panic!("no footer at {w}: {text}"));
+        assert!(footer.contains("──"), "{w}: {footer}");
+        assert!(footer.ends_with('┘'), "{w}: {footer}");
     }
 }

@@ -117,7 +117,7 @@ fn status_icon(s: Status) -> &'static str {
         Status::Running => "▶",
         Status::Succeeded => "✓",
         Status::Failed => "✗",
-        Status::Cancelled => "⊘",
+        Status::Cancelled => "–",
         Status::Interrupted => "!",
     }
 }

@@ -110,7 +110,7 @@ impl Action {
             Action::CopyPrompt => "copy the prompt (OSC 52)",
             Action::CopyPath => "copy the image path (OSC 52)",
             Action::FullView => "view the image full screen",
-            Action::Filter => "filter: all, starred, failed, this model",
+            Action::Filter => "filter: all, starred, failed, cancelled, interrupted, model",
             Action::NextImage => "next image of the generation",
         }
     }

@@ -86,6 +86,8 @@ pub enum Filter {
     All,
     Starred,
     Failed,
+    Cancelled,
+    Interrupted,
     Model(String),
 }
 
@@ -95,6 +97,8 @@ impl Filter {
             Filter::All => "all".into(),
             Filter::Starred => "starred".into(),
             Filter::Failed => "failed".into(),
+            Filter::Cancelled => "cancelled".into(),
+            Filter::Interrupted => "interrupted".into(),
             Filter::Model(m) => format!("model {m}"),
         }
     }
@@ -147,6 +151,8 @@ impl HistoryState {
             Filter::All => {}
             Filter::Starred => q.starred = true,
             Filter::Failed => q.status = Some(Status::Failed),
+            Filter::Cancelled => q.status = Some(Status::Cancelled),
+            Filter::Interrupted => q.status = Some(Status::Interrupted),
             Filter::Model(m) => q.model = Some(m.clone()),
         }
         q

@@ -504,7 +504,9 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             m.history.filter = match &m.history.filter {
                 Filter::All => Filter::Starred,
                 Filter::Starred => Filter::Failed,
-                Filter::Failed => Filter::Model(m.params.model.clone()),
+                Filter::Failed => Filter::Cancelled,
+                Filter::Cancelled => Filter::Interrupted,
+                Filter::Interrupted => Filter::Model(m.params.model.clone()),
                 Filter::Model(_) => Filter::All,
             };
             reload_history(m, fx, true);

@@ -25,18 +25,25 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         None => format!(" {chars} "),
     };
     let over = limit.is_some_and(|max| chars > max);
+    let submit = m.keymap.hint(
+        crate::studio::keymap::Context::Editor,
+        crate::studio::keymap::Action::Submit,
+    );
+    let external = m.keymap.hint(
+        crate::studio::keymap::Context::Editor,
+        crate::studio::keymap::Action::ExternalEditor,
+    );
+    // The longest hint that leaves the counter and a stretch of border in view.
+    let room = usize::from(area.width).saturating_sub(counter.chars().count() + 4);
     let hint = if focused {
-        format!(
-            " {} queue · {} editor · Esc leave ",
-            m.keymap.hint(
-                crate::studio::keymap::Context::Editor,
-                crate::studio::keymap::Action::Submit
-            ),
-            m.keymap.hint(
-                crate::studio::keymap::Context::Editor,
-                crate::studio::keymap::Action::ExternalEditor
-            )
-        )
+        [
+            format!(" {submit} queue · {external} editor · Esc leave "),
+            format!(" {submit} queue · Esc leave "),
+            format!(" {submit} queue "),
+        ]
+        .into_iter()
+        .find(|h| unicode_width::UnicodeWidthStr::width(h.as_str()) <= room)
+        .unwrap_or_default()
     } else {
         String::new()
     };

@@ -75,27 +75,26 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 .format("%m-%d %H:%M")
                 .to_string();
             let star = if r.starred { "★" } else { " " };
-            let head = format!("{icon}{star}{when} ");
+            let head = format!("{icon}{star} {when} ");
             let room = width.saturating_sub(head.chars().count()).max(1);
             let prompt = super::fit(&sanitize::line(&r.prompt), room).into_owned();
             let mut spans = vec![
                 Span::styled(icon.to_string(), style),
-                Span::styled(star.to_string(), theme::warn()),
+                Span::styled(format!("{star} "), theme::warn()),
                 Span::styled(format!("{when} "), theme::dim()),
             ];
             match &search {
                 Some(search) => spans.extend(highlighted(&prompt, &search.highlight(&prompt))),
                 None => spans.push(Span::raw(prompt)),
             }
-            let mut line = Line::from(spans);
-            if pos == h.selected {
-                line = line.style(if focused {
-                    theme::selected()
-                } else {
-                    ratatui::style::Style::default().add_modifier(ratatui::style::Modifier::BOLD)
-                });
+            let line = Line::from(spans);
+            match (pos == h.selected, focused) {
+                (true, true) => super::selected_line(line),
+                (true, false) => line.style(
+                    ratatui::style::Style::default().add_modifier(ratatui::style::Modifier::BOLD),
+                ),
+                _ => line,
             }
-            line
         })
         .collect();
     f.render_widget(Paragraph::new(lines), inner);

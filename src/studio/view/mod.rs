@@ -104,3 +104,18 @@ pub fn clock_face(m: &Model) -> (Vec<i64>, Option<(String, bool)>) {
     let notice = m.current_notice().map(|n| (n.text.clone(), n.error));
     (elapsed, notice)
 }
+
+/// The selected row of a list: one background for the whole row (the spans' own colours would
+/// each become a background of their own under reverse video), their bold and underline kept.
+pub fn selected_line(line: Line<'_>) -> Line<'_> {
+    let spans = line
+        .spans
+        .into_iter()
+        .map(|mut s| {
+            s.style.fg = None;
+            s.style.bg = None;
+            s
+        })
+        .collect::<Vec<_>>();
+    Line::from(spans).style(theme::selected())
+}

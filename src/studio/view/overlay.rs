@@ -162,11 +162,11 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
         kv(
             &format!("image {}", i + 1),
             format!(
-                "{} ({}x{}, {} KB)",
-                o.path.display(),
+                "{}x{} · {} KB · {}",
                 o.width,
                 o.height,
-                o.bytes / 1024
+                o.bytes / 1024,
+                o.path.display()
             ),
         );
     }

@@ -17,7 +17,8 @@ pub fn status_icon(s: Status) -> (&'static str, Style) {
         Status::Running => ("▶", theme::warn()),
         Status::Succeeded => ("✓", theme::ok()),
         Status::Failed => ("✗", theme::error()),
-        Status::Cancelled => ("⊘", theme::dim()),
+        // Not ⊘: many terminal fonts lack it.
+        Status::Cancelled => ("–", theme::dim()),
         Status::Interrupted => ("!", theme::warn()),
     }
 }
@@ -86,16 +87,22 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 .saturating_sub(meta.chars().count() + extra.chars().count() + 2)
                 .max(4);
             let prompt = super::pad(&sanitize::line(&r.prompt), room);
-            let mut line = Line::from(vec![
+            let extra = super::fit(
+                &extra,
+                width.saturating_sub(room + meta.chars().count() + 2),
+            )
+            .into_owned();
+            let line = Line::from(vec![
                 Span::styled(format!("{icon} "), style),
                 Span::raw(prompt),
                 Span::styled(meta, theme::dim()),
                 Span::styled(extra, theme::warn()),
             ]);
             if focused && i == m.queue.selected {
-                line = line.style(theme::selected());
+                super::selected_line(line)
+            } else {
+                line
             }
-            line
         })
         .collect();
     f.render_widget(Paragraph::new(lines), inner);
