@@ -1213,3 +1213,31 @@ fn an_idle_studio_does_not_redraw() {
     studio.keys(&["q"]);
     studio.expect_clean_exit();
 }
+
+/// `$VISUAL` with arguments and quotes is split as a shell would; the prompt goes through a
+/// private temporary file (mode 0600) that is gone afterwards.
+#[test]
+fn the_external_editor_command_is_split_like_a_shell_and_its_file_is_private() {
+    let mut sb = Sandbox::new(10);
+    let seen = sb.root.path().join("seen");
+    // The "editor" records the file's mode and name, then replaces the prompt.
+    let visual = format!(
+        "sh -c 'stat -c \"%a %n\" \"$1\" > {}; printf \"edited by the editor\" > \"$1\"' 'an editor'",
+        seen.display()
+    );
+    sb.extra.push(("VISUAL", visual));
+    let studio = Studio::open(&sb, "editor");
+    studio.type_text("the first draft");
+    studio.keys(&["C-o"]);
+    studio.wait_for("the edited prompt", |s| s.contains("edited by the editor"));
+    let line = std::fs::read_to_string(&seen).unwrap();
+    let (mode, path) = line.trim().split_once(' ').unwrap();
+    assert_eq!(mode, "600", "{line}");
+    assert!(path.contains("easel-prompt-"), "{line}");
+    assert!(
+        !Path::new(path).exists(),
+        "the temporary file was left behind: {path}"
+    );
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+}

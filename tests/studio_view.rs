@@ -682,7 +682,7 @@ fn hostile_text_never_reaches_the_buffer() {
                     // Reused into the editor, then the external editor's text.
                     m.focus = Pane::History;
                     update(&mut m, key(KeyCode::Char('e')));
-                    update(&mut m, Msg::EditorClosed(Some(hostile("from $EDITOR"))));
+                    update(&mut m, Msg::EditorClosed(hostile("from $EDITOR")));
                     m.focus = Pane::Params;
                 }
             }

@@ -1,7 +1,7 @@
 //! The studio's whole state. Only `update` changes it; `view` only reads it.
 
 use super::keymap::{Context, Keymap};
-use super::msg::{PreviewKey, PreviewSource};
+use super::msg::PreviewKey;
 use super::preview::Rendered;
 use crate::api::{GenerationParams, ProviderRules};
 use crate::catalog::Catalog;
@@ -214,16 +214,6 @@ impl PreviewState {
         self.cache.push((key, r));
         if self.cache.len() > PREVIEW_CACHE {
             self.cache.remove(0);
-        }
-    }
-
-    /// Whether the newest partial of a job is `index`.
-    pub fn partial_is(&self, source: &PreviewSource) -> bool {
-        match source {
-            PreviewSource::Partial { id, index } => {
-                self.partials.get(id).is_some_and(|(i, _)| i == index)
-            }
-            PreviewSource::File(_) => true,
         }
     }
 }

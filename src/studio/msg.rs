@@ -1,6 +1,5 @@
 //! Messages into `update`, and the effects it asks the runtime to carry out.
 
-use crate::api::GenerationParams;
 use crate::queue::{JobEvent, Submission};
 use crate::store::{GenerationRecord, Id, Located, Query, QueueMove};
 use crossterm::event::KeyEvent;
@@ -32,8 +31,8 @@ pub enum Msg {
     /// A preview picture is ready for this key.
     PreviewReady(PreviewKey, Box<crate::studio::preview::Rendered>),
     PreviewFailed(PreviewKey, String),
-    /// The external editor closed with this text (None: it failed, with the reason in Problem).
-    EditorClosed(Option<String>),
+    /// The external editor closed with this text (a failure comes as a Problem).
+    EditorClosed(String),
     /// A store operation ended.
     Stored(StoreOutcome),
     /// Something went wrong in the runtime.
@@ -98,9 +97,4 @@ pub enum Effect {
     FullView(PathBuf),
     Suspend,
     Quit,
-}
-
-/// Parameters a reused record brings back into the editor.
-pub fn reuse_params(r: &GenerationRecord) -> GenerationParams {
-    r.params.clone()
 }

@@ -115,7 +115,6 @@ struct Edges {
     tx: UnboundedSender<Msg>,
     history_tx: UnboundedSender<HistoryRequest>,
     preview_tx: tokio::sync::watch::Sender<Option<PreviewRequest>>,
-    keyboard_enhanced: bool,
 }
 
 struct HistoryRequest {
@@ -132,31 +131,39 @@ struct PreviewRequest {
     bytes: Option<bytes::Bytes>,
 }
 
-/// Set up the terminal the way the studio needs it.
-fn enter_terminal() -> std::io::Result<(DefaultTerminal, bool)> {
-    let terminal = ratatui::try_init()?;
+/// Put the terminal into the studio's mode: raw, the alternate screen, bracketed paste, and the
+/// kitty keyboard protocol where the terminal has it (so Ctrl-Enter can be told apart; the
+/// request is sent without asking, since asking means reading stdin, which races with the event
+/// reader, and terminals that do not know it ignore it). The one pair with `restore_screen`:
+/// used at start, at the end, and around `$EDITOR`, the full view and Ctrl-Z.
+fn setup_screen() -> std::io::Result<()> {
+    terminal::enable_raw_mode()?;
     let mut out = std::io::stdout();
-    execute!(out, crossterm::event::EnableBracketedPaste)?;
-    // Ctrl-Enter can only be told apart where the terminal speaks the kitty keyboard protocol.
-    // The request is sent without asking first (asking means reading stdin, which races with
-    // the event reader); terminals that do not know it ignore it.
+    execute!(
+        out,
+        terminal::EnterAlternateScreen,
+        crossterm::event::EnableBracketedPaste
+    )?;
     let _ = execute!(
         out,
         crossterm::event::PushKeyboardEnhancementFlags(
             KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES
         )
     );
-    Ok((terminal, true))
+    Ok(())
 }
 
-/// Give the terminal back as it was.
-fn leave_terminal(enhanced: bool) {
+/// Give the terminal back as it was (safe to call more than once, and from the panic hook).
+fn restore_screen() {
     let mut out = std::io::stdout();
-    if enhanced {
-        let _ = execute!(out, crossterm::event::PopKeyboardEnhancementFlags);
-    }
-    let _ = execute!(out, crossterm::event::DisableBracketedPaste);
-    ratatui::restore();
+    let _ = execute!(
+        out,
+        crossterm::event::PopKeyboardEnhancementFlags,
+        crossterm::event::DisableBracketedPaste,
+        terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = terminal::disable_raw_mode();
 }
 
 /// Write panics to the log file (the terminal is restored by ratatui's own hook, which runs
@@ -165,12 +172,7 @@ fn install_panic_log(log: std::path::PathBuf) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         // Restore the terminal before anything is printed.
-        let _ = execute!(
-            std::io::stdout(),
-            crossterm::event::PopKeyboardEnhancementFlags,
-            crossterm::event::DisableBracketedPaste
-        );
-        ratatui::restore();
+        restore_screen();
         let backtrace = std::backtrace::Backtrace::force_capture();
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
@@ -251,9 +253,13 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
         .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
 
     install_panic_log(data_dir.join("easel.log"));
-    let (mut terminal, enhanced) = match enter_terminal() {
+    let terminal = setup_screen().and_then(|()| {
+        ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
+    });
+    let mut terminal: DefaultTerminal = match terminal {
         Ok(t) => t,
         Err(e) => {
+            restore_screen();
             crate::cli::report(
                 &format!("cannot use this terminal: {e}"),
                 Some(
@@ -291,7 +297,6 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
         preview_tx: spawn_preview_worker(renderer, tx.clone()),
         scheduler: scheduler.clone(),
         tx: tx.clone(),
-        keyboard_enhanced: enhanced,
     };
     // The queue as stored (jobs resumed from an earlier run), and the search index, off the loop.
     {
@@ -308,7 +313,7 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
     }
     let code = event_loop(&mut terminal, &mut model, &edges, rx, jobs).await;
     scheduler.shutdown().await;
-    leave_terminal(edges.keyboard_enhanced);
+    restore_screen();
     code
 }
 
@@ -458,9 +463,16 @@ async fn run_loop(
     }
 }
 
-/// `EASEL_TEST_PANIC=1`: panic after the first frame (for the crash-report test).
+/// `EASEL_TEST_PANIC=1`: panic after the first frame (for the crash-report test). Only in
+/// debug builds (what `cargo test` runs): a release build has no such hook.
+#[cfg(debug_assertions)]
 fn crash_test_requested() -> bool {
     std::env::var("EASEL_TEST_PANIC").is_ok_and(|v| v == "1")
+}
+
+#[cfg(not(debug_assertions))]
+fn crash_test_requested() -> bool {
+    false
 }
 
 enum Flow {
@@ -538,12 +550,10 @@ async fn run_effect(
             let _ = out.flush();
         }
         Effect::OpenEditor(text) => {
-            let result = outside_the_studio(terminal, events, edges.keyboard_enhanced, || {
-                external_editor(&text)
-            });
+            let result = outside_the_studio(terminal, events, || external_editor(&text));
             match result {
                 Ok(t) => {
-                    let _ = tx.send(Msg::EditorClosed(Some(t)));
+                    let _ = tx.send(Msg::EditorClosed(t));
                 }
                 Err(e) => {
                     let _ = tx.send(Msg::Problem(e));
@@ -551,14 +561,12 @@ async fn run_effect(
             }
         }
         Effect::FullView(path) => {
-            if let Err(e) = outside_the_studio(terminal, events, edges.keyboard_enhanced, || {
-                full_view(&path)
-            }) {
+            if let Err(e) = outside_the_studio(terminal, events, || full_view(&path)) {
                 let _ = tx.send(Msg::Problem(e));
             }
         }
         Effect::Suspend => {
-            let _ = outside_the_studio(terminal, events, edges.keyboard_enhanced, || {
+            let _ = outside_the_studio(terminal, events, || {
                 // Stop like any shell job; `fg` continues here.
                 signal_hook::low_level::raise(signal_hook::consts::SIGTSTP)
                     .map_err(|e| e.to_string())
@@ -573,16 +581,14 @@ async fn run_effect(
 fn outside_the_studio<T>(
     terminal: &mut DefaultTerminal,
     events: &mut EventStream,
-    enhanced: bool,
     f: impl FnOnce() -> Result<T, String>,
 ) -> Result<T, String> {
     // Stop reading keys: the editor (or the shell) must get them.
     *events = EventStream::new();
-    leave_terminal(enhanced);
+    restore_screen();
     let result = f();
-    match enter_terminal() {
-        Ok((t, _)) => *terminal = t,
-        Err(e) => return Err(format!("cannot take the terminal back: {e}")),
+    if let Err(e) = setup_screen() {
+        return Err(format!("cannot take the terminal back: {e}"));
     }
     let _ = terminal.clear();
     *events = EventStream::new();
@@ -593,24 +599,32 @@ fn external_editor(text: &str) -> Result<String, String> {
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!("easel-prompt-{}.txt", std::process::id()));
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    // $EDITOR may carry arguments ("code --wait").
-    let mut parts = editor.split_whitespace();
-    let program = parts.next().unwrap_or("vi");
+    // $EDITOR may carry arguments and quotes ("code --wait", "'my editor' -f"): split it as a
+    // shell would.
+    let words = shell_words::split(&editor)
+        .map_err(|e| format!("cannot read the editor command {editor:?}: {e}"))?;
+    let Some((program, args)) = words.split_first() else {
+        return Err("VISUAL / EDITOR is empty: set it to an editor command".into());
+    };
+    // A private temporary file (random name, mode 0600), removed when dropped.
+    let mut file = tempfile::Builder::new()
+        .prefix("easel-prompt-")
+        .suffix(".txt")
+        .tempfile()
+        .map_err(|e| format!("cannot make a temporary file for the editor: {e}"))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| format!("cannot write {}: {e}", file.path().display()))?;
     let status = std::process::Command::new(program)
-        .args(parts)
-        .arg(&path)
+        .args(args)
+        .arg(file.path())
         .status();
-    let result = match status {
-        Ok(s) if s.success() => std::fs::read_to_string(&path)
+    match status {
+        Ok(s) if s.success() => std::fs::read_to_string(file.path())
             .map_err(|e| format!("cannot read the edited prompt: {e}")),
         Ok(s) => Err(format!("{editor} exited with {s}; the prompt is unchanged")),
         Err(e) => Err(format!("cannot start {editor}: {e} (set VISUAL or EDITOR)")),
-    };
-    let _ = std::fs::remove_file(&path);
-    result
+    }
 }
 
 /// Print the image at full size with viuer into the normal screen, then wait for a key.

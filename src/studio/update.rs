@@ -77,11 +77,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::PreviewFailed(key, why) => {
             m.preview.error = Some((key, why));
         }
-        Msg::EditorClosed(Some(text)) => {
+        Msg::EditorClosed(text) => {
             set_editor_text(m, text.trim_end_matches('\n'));
             m.focus = Pane::Editor;
         }
-        Msg::EditorClosed(None) => {}
         Msg::Stored(outcome) => match outcome {
             StoreOutcome::Starred(r) => replace_row(m, r),
             StoreOutcome::Deleted(id) => {
