@@ -479,6 +479,30 @@ impl Provider {
     pub fn is_demo(&self) -> bool {
         matches!(self.kind, ProviderKind::Demo)
     }
+
+    /// Whether requests go to OpenAI itself: the openai profile, or a profile whose base URL is
+    /// on openai.com. OpenAI's shutdown dates apply there; compatible servers may still serve
+    /// the old names.
+    pub fn is_openai(&self) -> bool {
+        match &self.kind {
+            ProviderKind::Demo => false,
+            ProviderKind::Http(c) => {
+                self.name == OPENAI
+                    || reqwest::Url::parse(&c.base_url)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+                        .is_some_and(|h| h == "openai.com" || h.ends_with(".openai.com"))
+            }
+        }
+    }
+
+    /// Where a generation request goes, for showing (`--dry-run`); None for the demo.
+    pub fn generations_url(&self) -> Option<String> {
+        match &self.kind {
+            ProviderKind::Demo => None,
+            ProviderKind::Http(c) => Some(format!("{}/images/generations", c.base_url)),
+        }
+    }
 }
 
 /// A key written in a config file that others may read deserves a warning.
