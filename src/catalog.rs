@@ -132,6 +132,10 @@ pub struct ModelSpec {
     /// serve the name, so only the openai provider warns about it.
     #[serde(default)]
     pub shutdown: Option<String>,
+    /// Known from third parties (gateways, client projects), not from OpenAI's SDKs or its
+    /// published API description: its values (such as `xhigh`) may go beyond that description.
+    #[serde(default)]
+    pub reported_by_third_parties: bool,
 }
 
 impl ModelSpec {
@@ -204,6 +208,7 @@ pub struct ModelOverride {
     pub note: Option<String>,
     /// `YYYY-MM-DD`, or "" to clear a built-in date.
     pub shutdown: Option<String>,
+    pub reported_by_third_parties: Option<bool>,
 }
 
 /// The model catalogue: built-in data plus the config's overrides.
@@ -246,6 +251,7 @@ fn gpt_model(name: &str, pricing: Pricing, shutdown: Option<&str>) -> ModelSpec 
         pricing,
         note: None,
         shutdown: shutdown.map(str::to_string),
+        reported_by_third_parties: false,
     }
 }
 
@@ -316,6 +322,7 @@ impl Catalog {
         );
         flare.flexible_size = Some(flexible);
         flare.qualities = strings(&["auto", "low", "medium", "high", "xhigh", "max"]);
+        flare.reported_by_third_parties = true;
         let flare_dated = renamed(&flare, "gpt-image-2.5-flare-2026-09-08");
         let sunburst = renamed(&flare, "gpt-image-2.5-sunburst");
         let sunburst_dated = renamed(&flare, "gpt-image-2.5-sunburst-2026-09-08");
@@ -381,6 +388,7 @@ impl Catalog {
             ]),
             note: None,
             shutdown: Some("2026-05-12".into()),
+            reported_by_third_parties: false,
         };
         let dalle2 = ModelSpec {
             name: "dall-e-2".into(),
@@ -403,6 +411,7 @@ impl Catalog {
             ]),
             note: None,
             shutdown: Some("2026-05-12".into()),
+            reported_by_third_parties: false,
         };
         for spec in [
             gpt2,
@@ -459,7 +468,8 @@ impl Catalog {
                 backgrounds,
                 moderations,
                 response_formats,
-                pricing
+                pricing,
+                reported_by_third_parties
             );
             if o.flexible_size.is_some() {
                 spec.flexible_size = o.flexible_size.clone();
@@ -730,6 +740,7 @@ mod tests {
             assert!(m.qualities.iter().any(|q| q == "xhigh"), "{name}");
             assert!(m.qualities.iter().any(|q| q == "max"), "{name}");
             assert_eq!(m.dialect, Dialect::Gpt);
+            assert!(m.reported_by_third_parties, "{name}");
         }
         let g2 = c.get("gpt-image-2").unwrap();
         assert!(!g2.qualities.iter().any(|q| q == "xhigh" || q == "max"));

@@ -263,7 +263,8 @@ fn dry_run(
             "demo": provider.is_demo(),
             "url": url,
             "body": checked.body,
-            "estimated_cost_usd": cost,
+            // To the micro-dollar: no float noise in scripts' output.
+            "estimated_cost_usd": cost.map(|c| (c * 1e6).round() / 1e6),
             "warnings": checked.warnings,
         });
         let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));

@@ -66,6 +66,9 @@ pub fn run(settings: &Settings, json: bool) -> i32 {
         if let Some(prices) = price_line(m) {
             say(format!("  estimate:  {prices} per 1024x1024 image"));
         }
+        if m.reported_by_third_parties {
+            say("  source:    reported by third parties (not in OpenAI's SDKs yet)".to_string());
+        }
         if let Some(note) = &m.note {
             say(format!("  note:      {note}"));
         }
