@@ -56,7 +56,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME", env = "EASEL_PROVIDER")]
     pub provider: Option<String>,
 
-    /// Headless commands print only results and errors: no notices, warnings or progress.
+    /// Print only results and errors: no notices, warnings, progress or cost line.
     #[arg(long, global = true)]
     pub quiet: bool,
 
@@ -138,14 +138,13 @@ pub fn report(message: &str, hint: Option<&str>) {
     }
 }
 
-/// Load the settings for a command, printing why not (or any warnings, unless --quiet).
+/// Load the settings for a command, printing why not (or any warnings). The only warning is
+/// about an API key others can read: it is printed even with --quiet.
 fn settings_or_report(cli: &Cli) -> Option<Settings> {
     match load_settings(cli) {
         Ok(settings) => {
-            if !cli.quiet {
-                for w in &settings.warnings {
-                    eprintln!("easel: warning: {}", crate::sanitize::line(w));
-                }
+            for w in &settings.warnings {
+                eprintln!("easel: warning: {}", crate::sanitize::line(w));
             }
             Some(settings)
         }
