@@ -674,6 +674,27 @@ mod tests {
         );
     }
 
+    /// OpenAI's shutdown dates apply to the openai profile and to profiles on openai.com only.
+    #[test]
+    fn which_providers_are_openai() {
+        let s = settings(
+            "[providers.local]\nbase_url = \"http://localhost:8080/v1\"\nrequires_key = false\n[providers.proxy]\nbase_url = \"https://API.openai.com/v1\"\nrequires_key = false\n[providers.lookalike]\nbase_url = \"https://openai.com.example.net/v1\"\nrequires_key = false\n",
+        );
+        let env = env_of(&[("OPENAI_API_KEY", "sk-x")]);
+        let is_openai = |name: Option<&str>| s.resolve_provider(name, &env).unwrap().is_openai();
+        assert!(is_openai(None));
+        assert!(is_openai(Some("openai")));
+        assert!(is_openai(Some("proxy")));
+        assert!(!is_openai(Some("local")));
+        assert!(!is_openai(Some("lookalike")));
+        assert!(!is_openai(Some("demo")));
+        let p = s.resolve_provider(Some("local"), &env).unwrap();
+        assert_eq!(
+            p.generations_url().as_deref(),
+            Some("http://localhost:8080/v1/images/generations")
+        );
+    }
+
     #[test]
     fn profiles() {
         let s = settings(

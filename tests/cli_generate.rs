@@ -827,6 +827,36 @@ async fn unusable_out_folder_is_refused_before_sending() {
             run.stderr
         );
     }
+    // A read-only mount, made in a private user and mount namespace (where unshare works).
+    let ro = s.root.path().join("read-only");
+    std::fs::create_dir(&ro).unwrap();
+    let unshare_works = Command::new("unshare")
+        .args(["-rm", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    if unshare_works {
+        let mut cmd = s.command_for("unshare");
+        cmd.env("OPENAI_BASE_URL", server.base_url())
+            .env("OPENAI_API_KEY", &key)
+            .args([
+                "-rm",
+                "sh",
+                "-c",
+                "mount -t tmpfs -o ro tmpfs \"$0\" && exec \"$@\"",
+            ])
+            .arg(&ro)
+            .arg(BIN)
+            .args(["generate", "--out"])
+            .arg(&ro)
+            .arg("a cat");
+        let run = Run::of_async(cmd).await;
+        run.expect_code(1);
+        assert!(run.stderr.contains("read-only"), "{}", run.stderr);
+        assert_eq!(server.request_count(), 0, "read-only mount: {run:#?}");
+    } else {
+        eprintln!("unshare -rm is not available here: the read-only mount case is skipped");
+    }
     assert!(!s.data.join("images").exists(), "nothing saved anywhere");
 }
 
