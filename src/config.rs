@@ -496,11 +496,22 @@ impl Provider {
         }
     }
 
-    /// Where a generation request goes, for showing (`--dry-run`); None for the demo.
+    /// Where a generation request goes, for showing (`--dry-run`); None for the demo. A user
+    /// name or password in the base URL is left out: it may be a secret.
     pub fn generations_url(&self) -> Option<String> {
         match &self.kind {
             ProviderKind::Demo => None,
-            ProviderKind::Http(c) => Some(format!("{}/images/generations", c.base_url)),
+            ProviderKind::Http(c) => {
+                let url = format!("{}/images/generations", c.base_url);
+                Some(match reqwest::Url::parse(&url) {
+                    Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+                        let _ = u.set_username("");
+                        let _ = u.set_password(None);
+                        u.to_string()
+                    }
+                    _ => url,
+                })
+            }
         }
     }
 }
@@ -693,6 +704,15 @@ mod tests {
             p.generations_url().as_deref(),
             Some("http://localhost:8080/v1/images/generations")
         );
+        let s = settings(
+            "[providers.basic]\nbase_url = \"https://me:s3cret@img.example/v1\"\nrequires_key = false\n",
+        );
+        let url = s
+            .resolve_provider(Some("basic"), &env)
+            .unwrap()
+            .generations_url()
+            .unwrap();
+        assert_eq!(url, "https://img.example/v1/images/generations");
     }
 
     #[test]

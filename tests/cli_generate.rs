@@ -1204,6 +1204,19 @@ fn completions_man_page_and_help() {
         run.stdout
     );
     assert!(run.stdout.contains("generate"));
+    let pages = s.root.path().join("man1");
+    std::fs::create_dir(&pages).unwrap();
+    s.run(&["man", "--dir", pages.to_str().unwrap()])
+        .expect_code(0);
+    for page in [
+        "easel.1",
+        "easel-generate.1",
+        "easel-history.1",
+        "easel-completions.1",
+    ] {
+        let text = std::fs::read_to_string(pages.join(page)).unwrap_or_default();
+        assert!(text.contains(".TH"), "{page}: {text:?}");
+    }
     let run = s.run(&["--help"]);
     run.expect_code(0);
     for needle in ["Examples", "easel generate", "Exit status", "64"] {

@@ -23,7 +23,7 @@ Examples:
   easel history list | head                  the latest generations
   easel view picture.png                     print a picture into the terminal
   easel completions bash > ~/.local/share/bash-completion/completions/easel
-  easel man > easel.1
+  easel man > easel.1                        (easel man --dir DIR: a page per command)
 
 Exit status:
   0   done (generate: every image saved where asked)
@@ -101,8 +101,12 @@ Examples:
   easel completions zsh > \"${fpath[1]}/_easel\"
   easel completions fish > ~/.config/fish/completions/easel.fish")]
     Completions { shell: clap_complete::Shell },
-    /// Print the manual page (roff) on stdout: `easel man > easel.1`.
-    Man,
+    /// Print the manual page (roff) on stdout, or write one page per command into a folder.
+    Man {
+        /// Write easel.1, easel-generate.1, … into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The command line's definition, for completions and the manual page.
@@ -217,12 +221,19 @@ pub async fn run(mut cli: Cli) -> i32 {
             clap_complete::generate(shell, &mut command(), "easel", &mut out);
             0
         }
-        Some(Command::Man) => {
-            let mut out = std::io::stdout().lock();
-            match clap_mangen::Man::new(command()).render(&mut out) {
+        Some(Command::Man { dir }) => {
+            let written = match &dir {
+                Some(dir) => clap_mangen::generate_to(command(), dir).map_err(|e| {
+                    crate::store::files::describe_io_error("write the manual pages into", dir, &e)
+                }),
+                None => clap_mangen::Man::new(command())
+                    .render(&mut std::io::stdout().lock())
+                    .map_err(|e| format!("could not write the manual page: {e}")),
+            };
+            match written {
                 Ok(()) => 0,
                 Err(e) => {
-                    report(&format!("could not write the manual page: {e}"), None);
+                    report(&e, None);
                     1
                 }
             }
