@@ -453,6 +453,9 @@ impl Catalog {
             };
             let mut spec = base;
             spec.name = name.clone();
+            // A shutdown date belongs to the name, not to what a model resembles: a model
+            // declared like gpt-image-1.5 is not shut down with it.
+            spec.shutdown = catalog.models.get(name).and_then(|m| m.shutdown.clone());
             macro_rules! apply {
                 ($($f:ident),*) => { $( if let Some(v) = &o.$f { spec.$f = v.clone(); } )* };
             }
@@ -709,8 +712,17 @@ mod tests {
                 ..Default::default()
             },
         );
+        o.insert(
+            "my-local".to_string(),
+            ModelOverride {
+                like: Some("gpt-image-1.5".into()),
+                ..Default::default()
+            },
+        );
         let c2 = Catalog::with_overrides(&o).unwrap();
         assert_eq!(c2.get("dall-e-3").unwrap().lifecycle_label(today), None);
+        assert_eq!(c2.get("my-local").unwrap().lifecycle_label(today), None);
+        o.remove("my-local");
         o.insert(
             "dall-e-3".to_string(),
             ModelOverride {
