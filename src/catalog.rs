@@ -4,6 +4,7 @@
 //! Model facts change often (models are launched and shut down every few months), so they live
 //! here as data rather than scattered through the client.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -125,14 +126,64 @@ pub struct ModelSpec {
     pub moderations: Vec<String>,
     pub response_formats: Vec<String>,
     pub pricing: Pricing,
-    /// Shown as a warning when the model is used (for example an announced shutdown).
+    /// Shown as a warning whenever the model is used, on any provider.
     pub note: Option<String>,
+    /// The day OpenAI shut (or shuts) the model down, `YYYY-MM-DD`. Compatible servers may still
+    /// serve the name, so only the openai provider warns about it.
+    #[serde(default)]
+    pub shutdown: Option<String>,
+    /// Known from third parties (gateways, client projects), not from OpenAI's SDKs or its
+    /// published API description: its values (such as `xhigh`) may go beyond that description.
+    #[serde(default)]
+    pub reported_by_third_parties: bool,
 }
 
 impl ModelSpec {
     pub fn accepts(&self, field: Field) -> bool {
         self.fields.contains(&field)
     }
+
+    /// The shutdown date, when the catalogue has one (and it is a date).
+    pub fn shutdown_date(&self) -> Option<NaiveDate> {
+        self.shutdown
+            .as_deref()
+            .and_then(|d| NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok())
+    }
+
+    /// Whether OpenAI no longer serves the model on `today`.
+    pub fn is_shut_down(&self, today: NaiveDate) -> bool {
+        self.shutdown_date().is_some_and(|d| d <= today)
+    }
+
+    /// How to mark the model in lists: "shut down (2026-12-01)", "shuts down 2027-03-01", or
+    /// nothing for a model in service.
+    pub fn lifecycle_label(&self, today: NaiveDate) -> Option<String> {
+        let date = self.shutdown_date()?;
+        Some(if date <= today {
+            format!("shut down ({date})")
+        } else {
+            format!("shuts down {date}")
+        })
+    }
+
+    /// The warning to show before a request with this model goes to OpenAI itself (not to a
+    /// compatible server, which may still serve the name).
+    pub fn openai_shutdown_warning(&self, today: NaiveDate) -> Option<String> {
+        let date = self.shutdown_date()?;
+        let name = &self.name;
+        Some(if date <= today {
+            format!(
+                "{name} was shut down by OpenAI on {date}: OpenAI will refuse the request; use {DEFAULT_MODEL} instead"
+            )
+        } else {
+            format!("{name} is shut down by OpenAI on {date}: move to {DEFAULT_MODEL} before then")
+        })
+    }
+}
+
+/// Today's date (UTC), to compare with shutdown dates.
+pub fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
 }
 
 /// A partial model description from the config file: every key is optional and replaces the
@@ -155,6 +206,9 @@ pub struct ModelOverride {
     pub response_formats: Option<Vec<String>>,
     pub pricing: Option<Pricing>,
     pub note: Option<String>,
+    /// `YYYY-MM-DD`, or "" to clear a built-in date.
+    pub shutdown: Option<String>,
+    pub reported_by_third_parties: Option<bool>,
 }
 
 /// The model catalogue: built-in data plus the config's overrides.
@@ -167,7 +221,7 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_string()).collect()
 }
 
-fn gpt_model(name: &str, pricing: Pricing, note: Option<&str>) -> ModelSpec {
+fn gpt_model(name: &str, pricing: Pricing, shutdown: Option<&str>) -> ModelSpec {
     use Field::*;
     ModelSpec {
         name: name.to_string(),
@@ -195,20 +249,41 @@ fn gpt_model(name: &str, pricing: Pricing, note: Option<&str>) -> ModelSpec {
         moderations: strings(&["auto", "low"]),
         response_formats: vec![],
         pricing,
-        note: note.map(str::to_string),
+        note: None,
+        shutdown: shutdown.map(str::to_string),
+        reported_by_third_parties: false,
     }
 }
 
-fn token_pricing(text_in: f64, image_in: f64, image_out: f64) -> Pricing {
+/// Output tokens of one 1024×1024 image by quality (see docs/models.md for the sources).
+/// The gpt-image-1 family (1, 1.5, mini).
+const TOKENS_GPT_IMAGE_1: &[(&str, u64)] = &[("low", 272), ("medium", 1056), ("high", 4160)];
+/// gpt-image-2: not gpt-image-1's table (that underestimates medium and high about 1.7×).
+const TOKENS_GPT_IMAGE_2: &[(&str, u64)] = &[("low", 196), ("medium", 1756), ("high", 7024)];
+/// gpt-image-2.5-flare and -sunburst, with their two extra qualities.
+const TOKENS_GPT_IMAGE_2_5: &[(&str, u64)] = &[
+    ("low", 196),
+    ("medium", 439),
+    ("high", 1756),
+    ("xhigh", 3122),
+    ("max", 7024),
+];
+
+fn token_pricing(text_in: f64, image_in: f64, image_out: f64, tokens: &[(&str, u64)]) -> Pricing {
     Pricing {
         text_input_per_m: Some(text_in),
         image_input_per_m: Some(image_in),
         image_output_per_m: Some(image_out),
-        output_tokens_1024: [("low", 272), ("medium", 1056), ("high", 4160)]
-            .into_iter()
-            .map(|(q, t)| (q.to_string(), t))
-            .collect(),
+        output_tokens_1024: tokens.iter().map(|(q, t)| ((*q).to_string(), *t)).collect(),
         per_image: BTreeMap::new(),
+    }
+}
+
+/// A model under another name (a dated id, an alias): the same facts.
+fn renamed(spec: &ModelSpec, name: &str) -> ModelSpec {
+    ModelSpec {
+        name: name.to_string(),
+        ..spec.clone()
     }
 }
 
@@ -223,21 +298,61 @@ fn per_image(prices: &[(&str, f64)]) -> Pricing {
 pub const DEFAULT_MODEL: &str = "gpt-image-2";
 
 impl Catalog {
-    /// The built-in table, as of late 2026 (see docs/models.md for sources).
+    /// The built-in table, as of 2026-12-02 (see docs/models.md for sources).
     pub fn builtin() -> Catalog {
         let mut models = BTreeMap::new();
-        let mut gpt2 = gpt_model("gpt-image-2", token_pricing(5.0, 8.0, 30.0), None);
-        gpt2.flexible_size = Some(FlexibleSize {
+        let flexible = FlexibleSize {
             multiple_of: 16,
             max_aspect: 3.0,
             max_edge: 3840,
             max_pixels: 3840 * 2160,
-        });
-        let mut gpt2_dated = gpt2.clone();
-        gpt2_dated.name = "gpt-image-2-2026-04-21".into();
-        let shutdown = Some("OpenAI shuts this model down on 2026-12-01; gpt-image-2 replaces it");
-        let gpt15 = gpt_model("gpt-image-1.5", token_pricing(5.0, 8.0, 32.0), shutdown);
-        let mut mini = gpt_model("gpt-image-1-mini", token_pricing(2.0, 2.5, 8.0), shutdown);
+        };
+        let mut gpt2 = gpt_model(
+            "gpt-image-2",
+            token_pricing(5.0, 8.0, 30.0, TOKENS_GPT_IMAGE_2),
+            None,
+        );
+        gpt2.flexible_size = Some(flexible.clone());
+        let gpt2_dated = renamed(&gpt2, "gpt-image-2-2026-04-21");
+        // Reported by third parties (gateways, client projects), not yet by OpenAI's SDKs.
+        let mut flare = gpt_model(
+            "gpt-image-2.5-flare",
+            token_pricing(5.0, 8.0, 30.0, TOKENS_GPT_IMAGE_2_5),
+            None,
+        );
+        flare.flexible_size = Some(flexible);
+        flare.qualities = strings(&["auto", "low", "medium", "high", "xhigh", "max"]);
+        flare.reported_by_third_parties = true;
+        let flare_dated = renamed(&flare, "gpt-image-2.5-flare-2026-09-08");
+        let sunburst = renamed(&flare, "gpt-image-2.5-sunburst");
+        let sunburst_dated = renamed(&flare, "gpt-image-2.5-sunburst-2026-09-08");
+
+        let dec1 = Some("2026-12-01");
+        let gpt15 = gpt_model(
+            "gpt-image-1.5",
+            token_pricing(5.0, 8.0, 32.0, TOKENS_GPT_IMAGE_1),
+            dec1,
+        );
+        let gpt15_dated = renamed(&gpt15, "gpt-image-1.5-2025-12-16");
+        let chatgpt_latest = renamed(&gpt15, "chatgpt-image-latest");
+        let mut gpt1 = gpt_model(
+            "gpt-image-1",
+            token_pricing(5.0, 10.0, 40.0, TOKENS_GPT_IMAGE_1),
+            Some("2026-10-23"),
+        );
+        gpt1.pricing.per_image = [
+            ("low@1024x1024", 0.011),
+            ("medium@1024x1024", 0.042),
+            ("high@1024x1024", 0.167),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut mini = gpt_model(
+            "gpt-image-1-mini",
+            token_pricing(2.0, 2.5, 8.0, TOKENS_GPT_IMAGE_1),
+            dec1,
+        );
         mini.pricing.per_image = [
             ("low@1024x1024", 0.005),
             ("medium@1024x1024", 0.011),
@@ -271,9 +386,9 @@ impl Catalog {
                 ("hd@1024x1024", 0.08),
                 ("hd", 0.12),
             ]),
-            note: Some(
-                "OpenAI shut dall-e-3 down on 2026-05-12; compatible servers still serve it".into(),
-            ),
+            note: None,
+            shutdown: Some("2026-05-12".into()),
+            reported_by_third_parties: false,
         };
         let dalle2 = ModelSpec {
             name: "dall-e-2".into(),
@@ -294,11 +409,25 @@ impl Catalog {
                 ("standard@512x512", 0.018),
                 ("standard@1024x1024", 0.02),
             ]),
-            note: Some(
-                "OpenAI shut dall-e-2 down on 2026-05-12; compatible servers still serve it".into(),
-            ),
+            note: None,
+            shutdown: Some("2026-05-12".into()),
+            reported_by_third_parties: false,
         };
-        for spec in [gpt2, gpt2_dated, gpt15, mini, dalle3, dalle2] {
+        for spec in [
+            gpt2,
+            gpt2_dated,
+            flare,
+            flare_dated,
+            sunburst,
+            sunburst_dated,
+            gpt15,
+            gpt15_dated,
+            chatgpt_latest,
+            gpt1,
+            mini,
+            dalle3,
+            dalle2,
+        ] {
             models.insert(spec.name.clone(), spec);
         }
         Catalog { models }
@@ -324,6 +453,9 @@ impl Catalog {
             };
             let mut spec = base;
             spec.name = name.clone();
+            // A shutdown date belongs to the name, not to what a model resembles: a model
+            // declared like gpt-image-1.5 is not shut down with it.
+            spec.shutdown = catalog.models.get(name).and_then(|m| m.shutdown.clone());
             macro_rules! apply {
                 ($($f:ident),*) => { $( if let Some(v) = &o.$f { spec.$f = v.clone(); } )* };
             }
@@ -339,13 +471,26 @@ impl Catalog {
                 backgrounds,
                 moderations,
                 response_formats,
-                pricing
+                pricing,
+                reported_by_third_parties
             );
             if o.flexible_size.is_some() {
                 spec.flexible_size = o.flexible_size.clone();
             }
             if o.note.is_some() {
                 spec.note = o.note.clone();
+            }
+            if let Some(date) = &o.shutdown {
+                let date = date.trim();
+                if date.is_empty() {
+                    spec.shutdown = None;
+                } else if NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok() {
+                    spec.shutdown = Some(date.to_string());
+                } else {
+                    return Err(format!(
+                        "[models.\"{name}\"] shutdown = \"{date}\" is not a date: write it as YYYY-MM-DD (or \"\" for none)"
+                    ));
+                }
             }
             catalog.models.insert(name.clone(), spec);
         }
@@ -444,6 +589,37 @@ pub fn estimate_cost(
     None
 }
 
+/// Where a cost figure comes from: the usage the server reported, the catalogue's estimate, or
+/// nothing at all (the demo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostBasis {
+    Usage,
+    Estimate,
+    Demo,
+}
+
+impl CostBasis {
+    /// Which basis `generation::cost` used for a result with this `usage`.
+    pub fn of(spec: Option<&ModelSpec>, usage: Option<&crate::api::Usage>, demo: bool) -> Self {
+        if demo {
+            CostBasis::Demo
+        } else if usage.is_some() && spec.is_some_and(|s| s.pricing.image_output_per_m.is_some()) {
+            CostBasis::Usage
+        } else {
+            CostBasis::Estimate
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostBasis::Usage => "usage",
+            CostBasis::Estimate => "estimate",
+            CostBasis::Demo => "demo",
+        }
+    }
+}
+
 /// Cost from the usage a server reported: tokens × the model's prices.
 pub fn cost_from_usage(spec: &ModelSpec, usage: &crate::api::Usage) -> Option<f64> {
     let p = &spec.pricing;
@@ -478,6 +654,121 @@ mod tests {
             assert!(c.get(m).is_some(), "{m}");
         }
         assert!(c.get(DEFAULT_MODEL).is_some());
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// Issue 10 item 5: shutdown dates are data, and lists mark the models with them.
+    #[test]
+    fn shut_down_models_are_marked_with_their_date() {
+        let c = Catalog::builtin();
+        let today = day("2026-12-02");
+        let cases = [
+            ("dall-e-2", "2026-05-12"),
+            ("dall-e-3", "2026-05-12"),
+            ("gpt-image-1", "2026-10-23"),
+            ("gpt-image-1.5", "2026-12-01"),
+            ("gpt-image-1.5-2025-12-16", "2026-12-01"),
+            ("gpt-image-1-mini", "2026-12-01"),
+            ("chatgpt-image-latest", "2026-12-01"),
+        ];
+        for (name, date) in cases {
+            let m = c.get(name).unwrap_or_else(|| panic!("{name}"));
+            assert!(m.is_shut_down(today), "{name}");
+            assert_eq!(
+                m.lifecycle_label(today),
+                Some(format!("shut down ({date})")),
+                "{name}"
+            );
+            let w = m.openai_shutdown_warning(today).unwrap();
+            assert!(w.contains(date) && w.contains(DEFAULT_MODEL), "{w}");
+            // No note: compatible servers may serve these names without a warning.
+            assert_eq!(m.note, None, "{name}");
+        }
+        // The day before, it is announced, not done.
+        let m = c.get("gpt-image-1.5").unwrap();
+        assert_eq!(
+            m.lifecycle_label(day("2026-11-30")).as_deref(),
+            Some("shuts down 2026-12-01")
+        );
+        for name in [
+            "gpt-image-2",
+            "gpt-image-2-2026-04-21",
+            "gpt-image-2.5-flare",
+            "gpt-image-2.5-sunburst-2026-09-08",
+        ] {
+            let m = c.get(name).unwrap();
+            assert_eq!(m.lifecycle_label(today), None, "{name}");
+            assert_eq!(m.openai_shutdown_warning(today), None, "{name}");
+        }
+        // The config can set or clear a date, and refuses a non-date.
+        let mut o = BTreeMap::new();
+        o.insert(
+            "dall-e-3".to_string(),
+            ModelOverride {
+                shutdown: Some(String::new()),
+                ..Default::default()
+            },
+        );
+        o.insert(
+            "my-local".to_string(),
+            ModelOverride {
+                like: Some("gpt-image-1.5".into()),
+                ..Default::default()
+            },
+        );
+        let c2 = Catalog::with_overrides(&o).unwrap();
+        assert_eq!(c2.get("dall-e-3").unwrap().lifecycle_label(today), None);
+        assert_eq!(c2.get("my-local").unwrap().lifecycle_label(today), None);
+        o.remove("my-local");
+        o.insert(
+            "dall-e-3".to_string(),
+            ModelOverride {
+                shutdown: Some("next spring".into()),
+                ..Default::default()
+            },
+        );
+        assert!(
+            Catalog::with_overrides(&o)
+                .unwrap_err()
+                .contains("YYYY-MM-DD")
+        );
+    }
+
+    /// Issue 10 item 6: the 2.5 models take xhigh and max; gpt-image-2 does not.
+    #[test]
+    fn flare_and_sunburst_take_xhigh_and_max() {
+        let c = Catalog::builtin();
+        for name in [
+            "gpt-image-2.5-flare",
+            "gpt-image-2.5-flare-2026-09-08",
+            "gpt-image-2.5-sunburst",
+            "gpt-image-2.5-sunburst-2026-09-08",
+        ] {
+            let m = c.get(name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(m.name, name);
+            assert!(m.qualities.iter().any(|q| q == "xhigh"), "{name}");
+            assert!(m.qualities.iter().any(|q| q == "max"), "{name}");
+            assert_eq!(m.dialect, Dialect::Gpt);
+            assert!(m.reported_by_third_parties, "{name}");
+        }
+        let g2 = c.get("gpt-image-2").unwrap();
+        assert!(!g2.qualities.iter().any(|q| q == "xhigh" || q == "max"));
+    }
+
+    #[test]
+    fn cost_basis_says_where_the_figure_comes_from() {
+        let c = Catalog::builtin();
+        let usage = crate::api::Usage::default();
+        let g2 = c.get("gpt-image-2");
+        assert_eq!(CostBasis::of(g2, Some(&usage), false), CostBasis::Usage);
+        assert_eq!(CostBasis::of(g2, None, false), CostBasis::Estimate);
+        assert_eq!(CostBasis::of(g2, Some(&usage), true), CostBasis::Demo);
+        // dall-e-3 has per-image prices only: a usage block cannot price it.
+        let d3 = c.get("dall-e-3");
+        assert_eq!(CostBasis::of(d3, Some(&usage), false), CostBasis::Estimate);
     }
 
     #[test]
@@ -522,7 +813,51 @@ mod tests {
         let high = estimate_cost(g2, "a cat", 1, "1024x1024", "high").unwrap();
         let low = estimate_cost(g2, "a cat", 1, "1024x1024", "low").unwrap();
         assert!(high > low * 10.0, "{high} vs {low}");
-        assert!((high - 4160.0 * 30.0 / 1e6).abs() < 0.001);
+    }
+
+    /// Issue 10 item 7: gpt-image-2 was priced with gpt-image-1's output tokens (4,160 at high,
+    /// 1024²), about $0.125 for a picture that costs about $0.211.
+    #[test]
+    fn gpt_image_2_costs_use_its_own_output_tokens() {
+        let c = Catalog::builtin();
+        let g2 = c.get("gpt-image-2").unwrap();
+        let at = |q: &str, size: &str| estimate_cost(g2, "", 1, size, q).unwrap();
+        for (q, tokens) in [("low", 196.0), ("medium", 1756.0), ("high", 7024.0)] {
+            let want = tokens * 30.0 / 1e6;
+            assert!(
+                (at(q, "1024x1024") - want).abs() < 1e-9,
+                "{q}: {}",
+                at(q, "1024x1024")
+            );
+        }
+        assert!((at("high", "1024x1024") - 0.211).abs() < 0.001);
+        // Other sizes scale with the pixel count.
+        let wide = at("high", "1536x1024");
+        assert!((wide - 7024.0 * 1.5 * 30.0 / 1e6).abs() < 1e-9, "{wide}");
+        // The dated id is the same model.
+        let dated = c.get("gpt-image-2-2026-04-21").unwrap();
+        assert_eq!(
+            estimate_cost(dated, "", 1, "1024x1024", "high"),
+            Some(at("high", "1024x1024"))
+        );
+        for name in ["gpt-image-2.5-flare", "gpt-image-2.5-sunburst-2026-09-08"] {
+            let spec = c
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} in the catalogue"));
+            for (q, tokens) in [
+                ("low", 196.0),
+                ("medium", 439.0),
+                ("high", 1756.0),
+                ("xhigh", 3122.0),
+                ("max", 7024.0),
+            ] {
+                let got = estimate_cost(spec, "", 1, "1024x1024", q).unwrap();
+                assert!(
+                    (got - tokens * 30.0 / 1e6).abs() < 1e-9,
+                    "{name} {q}: {got}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -479,6 +479,41 @@ impl Provider {
     pub fn is_demo(&self) -> bool {
         matches!(self.kind, ProviderKind::Demo)
     }
+
+    /// Whether requests go to OpenAI itself: the openai profile, or a profile whose base URL is
+    /// on openai.com. OpenAI's shutdown dates apply there; compatible servers may still serve
+    /// the old names.
+    pub fn is_openai(&self) -> bool {
+        match &self.kind {
+            ProviderKind::Demo => false,
+            ProviderKind::Http(c) => {
+                self.name == OPENAI
+                    || reqwest::Url::parse(&c.base_url)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+                        .is_some_and(|h| h == "openai.com" || h.ends_with(".openai.com"))
+            }
+        }
+    }
+
+    /// Where a generation request goes, for showing (`--dry-run`); None for the demo. A user
+    /// name or password in the base URL is left out: it may be a secret.
+    pub fn generations_url(&self) -> Option<String> {
+        match &self.kind {
+            ProviderKind::Demo => None,
+            ProviderKind::Http(c) => {
+                let url = format!("{}/images/generations", c.base_url);
+                Some(match reqwest::Url::parse(&url) {
+                    Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+                        let _ = u.set_username("");
+                        let _ = u.set_password(None);
+                        u.to_string()
+                    }
+                    _ => url,
+                })
+            }
+        }
+    }
 }
 
 /// A key written in a config file that others may read deserves a warning.
@@ -648,6 +683,36 @@ mod tests {
         assert!(
             matches!(s.resolve_provider(Some("nope"), &env).unwrap_err().0, ref m if m.contains("known providers are openai, demo"))
         );
+    }
+
+    /// OpenAI's shutdown dates apply to the openai profile and to profiles on openai.com only.
+    #[test]
+    fn which_providers_are_openai() {
+        let s = settings(
+            "[providers.local]\nbase_url = \"http://localhost:8080/v1\"\nrequires_key = false\n[providers.proxy]\nbase_url = \"https://API.openai.com/v1\"\nrequires_key = false\n[providers.lookalike]\nbase_url = \"https://openai.com.example.net/v1\"\nrequires_key = false\n",
+        );
+        let env = env_of(&[("OPENAI_API_KEY", "sk-x")]);
+        let is_openai = |name: Option<&str>| s.resolve_provider(name, &env).unwrap().is_openai();
+        assert!(is_openai(None));
+        assert!(is_openai(Some("openai")));
+        assert!(is_openai(Some("proxy")));
+        assert!(!is_openai(Some("local")));
+        assert!(!is_openai(Some("lookalike")));
+        assert!(!is_openai(Some("demo")));
+        let p = s.resolve_provider(Some("local"), &env).unwrap();
+        assert_eq!(
+            p.generations_url().as_deref(),
+            Some("http://localhost:8080/v1/images/generations")
+        );
+        let s = settings(
+            "[providers.basic]\nbase_url = \"https://me:s3cret@img.example/v1\"\nrequires_key = false\n",
+        );
+        let url = s
+            .resolve_provider(Some("basic"), &env)
+            .unwrap()
+            .generations_url()
+            .unwrap();
+        assert_eq!(url, "https://img.example/v1/images/generations");
     }
 
     #[test]

@@ -79,7 +79,23 @@ pub fn cost(
     )
 }
 
-/// Run `job` on `backend` and save the results under `files`.
+/// Save image `index` of `job` (off the async threads: it syncs to disk).
+async fn save(
+    files: &ImageFiles,
+    job: &Job,
+    index: usize,
+    image: &crate::api::ReceivedImage,
+    meta: &serde_json::Value,
+) -> Result<SavedImage, String> {
+    let files = files.clone();
+    let (id, created, image, meta) = (job.id, job.created, image.clone(), meta.clone());
+    tokio::task::spawn_blocking(move || files.save(&id, created, index, &image, &meta))
+        .await
+        .unwrap_or_else(|e| Err(format!("saving stopped: {e}")))
+}
+
+/// Run `job` on `backend` and save the results under `files` (images that cannot be written to
+/// the `--out` folder are kept in the data folder, with a message saying where).
 pub async fn run(
     backend: &dyn Backend,
     files: &ImageFiles,
@@ -146,11 +162,23 @@ pub async fn run(
                 }
             }
         }
-        let files = files.clone();
-        let (id, created, image) = (job.id, job.created, image.clone());
-        let saved = tokio::task::spawn_blocking(move || files.save(&id, created, i, &image, &meta))
-            .await
-            .unwrap_or_else(|e| Err(format!("saving stopped: {e}")));
+        let mut saved = save(files, job, i, image, &meta).await;
+        if let (Err(e), Some(out)) = (&saved, files.out_dir()) {
+            // The image is paid for: rather than lose it, keep it in the data folder and say so.
+            let kept = ImageFiles::new(files.data_dir(), None);
+            saved = match save(&kept, job, i, image, &meta).await {
+                Ok(s) => {
+                    save_errors.push(format!(
+                        "image {} could not be written to --out {} ({e}); kept it at {}",
+                        i + 1,
+                        out.display(),
+                        kept.resolve(&s.path).display()
+                    ));
+                    Ok(s)
+                }
+                Err(e2) => Err(format!("{e}; nor in the data folder: {e2}")),
+            };
+        }
         match saved {
             Ok(s) => images.push(s),
             Err(e) => save_errors.push(e),
@@ -189,4 +217,56 @@ pub async fn run(
         finished: Utc::now(),
         demo,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ProviderRules, request};
+    use crate::backend::demo::DemoBackend;
+    use std::time::Duration;
+
+    /// Issue 9 item 6: an image that was paid for but cannot be written to `--out` is kept in
+    /// the data folder, and the message says where.
+    #[tokio::test]
+    async fn images_that_cannot_go_to_out_are_kept_in_the_data_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let blocker = root.path().join("a-file");
+        std::fs::write(&blocker, b"not a folder").unwrap();
+        let files = ImageFiles::new(&data, Some(&blocker.join("out")));
+        let params = GenerationParams {
+            prompt: "a lighthouse".into(),
+            size: Some("64x64".into()),
+            n: 2,
+            ..Default::default()
+        };
+        let catalog = Catalog::builtin();
+        let checked = request::check(&params, &catalog, &ProviderRules::default()).unwrap();
+        let job = Job::new(params, checked);
+        let backend = DemoBackend::new(Duration::ZERO, 0);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let outcome = run(
+            &backend,
+            &files,
+            &catalog,
+            &job,
+            CancellationToken::new(),
+            tx,
+        )
+        .await
+        .unwrap_or_else(|f| panic!("the images are kept, not lost: {:?}", f.error));
+        assert_eq!(outcome.images.len(), 2);
+        for saved in &outcome.images {
+            let abs = files.resolve(&saved.path);
+            assert!(abs.starts_with(&data), "{abs:?} is in the data folder");
+            assert!(abs.is_file(), "{abs:?}");
+        }
+        assert_eq!(outcome.save_errors.len(), 2, "{:?}", outcome.save_errors);
+        for (e, saved) in outcome.save_errors.iter().zip(&outcome.images) {
+            assert!(e.contains(&*blocker.to_string_lossy()), "names --out: {e}");
+            let abs = files.resolve(&saved.path);
+            assert!(e.contains(&*abs.to_string_lossy()), "says where: {e}");
+        }
+    }
 }

@@ -291,9 +291,10 @@ fn out_dir_that_cannot_be_created_fails_cleanly() {
     ]);
     run.expect_code(1);
     assert!(run.stdout.is_empty(), "nothing saved: {}", run.stdout);
+    // Refused before generating (issue 9 item 6): nothing made, nothing in history.
     assert!(
-        run.stderr.contains("could not be saved"),
-        "says the images were not saved: {}",
+        run.stderr.contains("not sent: cannot save into --out"),
+        "says why nothing was made: {}",
         run.stderr
     );
     assert!(
@@ -302,6 +303,7 @@ fn out_dir_that_cannot_be_created_fails_cleanly() {
         run.stderr
     );
     assert!(!out.exists());
+    assert!(!s.data.join("images").exists());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -697,6 +699,7 @@ fn models_lists_the_catalogue() {
         .stdout
         .lines()
         .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert!(names.contains(&"gpt-image-2"), "{}", run.stdout);
     assert!(names.contains(&"dall-e-3"), "{}", run.stdout);
@@ -715,8 +718,8 @@ fn models_lists_the_catalogue() {
     assert!(names.iter().any(|n| n == "dall-e-3"), "{names:?}");
 }
 
-/// The advice for a broken config is `easel config init --force`: that, and `config path`, must
-/// work while the file is broken.
+/// `config path` and `config init --force` must work while the file is broken (the advice itself
+/// never suggests --force, which replaces the whole file).
 #[test]
 fn broken_config_can_be_found_and_replaced() {
     let s = Sandbox::bare();
@@ -725,7 +728,9 @@ fn broken_config_can_be_found_and_replaced() {
 
     let run = s.run(&["generate", "a boat"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("config init --force"), "{}", run.stderr);
+    // The advice never wipes the file (issue 10 item 15).
+    assert!(!run.stderr.contains("--force"), "{}", run.stderr);
+    assert!(run.stderr.contains("config init"), "{}", run.stderr);
 
     let run = s.run(&["config", "path"]);
     run.expect_code(1);
@@ -767,4 +772,459 @@ fn relative_out_dir_prints_where_the_file_is() {
     assert!(paths[0].starts_with(cwd.join("shots")), "{:?}", paths[0]);
     assert!(paths[0].is_file(), "{:?} exists", paths[0]);
     assert_eq!(sidecar(&paths[0])["demo"], true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --out is checked before anything is sent (issue 9 item 6)
+// ---------------------------------------------------------------------------------------------
+
+/// Each of these folders cannot take an image: the request must not reach the server (it would
+/// be paid for and thrown away), and the message must be about --out, not the data folder.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_out_folder_is_refused_before_sending() {
+    let server = FakeServer::start().await;
+    for _ in 0..5 {
+        server.push(Reply::image());
+    }
+    let s = Sandbox::new();
+    let key = unique_key();
+    let file = s.root.path().join("a-file");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let cases: Vec<PathBuf> = vec![
+        file.clone(),
+        file.join("under"),
+        PathBuf::from("/proc/self"),
+        PathBuf::from("/dev/full"),
+    ];
+    for out in &cases {
+        let run = Run::of_async(s.command_with_key(
+            &server,
+            &key,
+            &["generate", "--out", out.to_str().unwrap(), "a cat"],
+        ))
+        .await;
+        run.expect_code(1);
+        assert!(run.stdout.is_empty(), "{out:?}: {}", run.stdout);
+        assert_eq!(
+            server.request_count(),
+            0,
+            "{out:?}: the request reached the server: {run:#?}"
+        );
+        assert!(
+            run.stderr.contains("not sent") && run.stderr.contains("--out"),
+            "{out:?}: says it was not sent because of --out: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(&*out.to_string_lossy()),
+            "{out:?}: names the folder: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("EASEL_DATA_DIR") && !run.stderr.contains("data folder"),
+            "{out:?}: does not blame the data folder: {}",
+            run.stderr
+        );
+    }
+    // A read-only mount, made in a private user and mount namespace (where unshare works).
+    let ro = s.root.path().join("read-only");
+    std::fs::create_dir(&ro).unwrap();
+    let unshare_works = Command::new("unshare")
+        .args(["-rm", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    if unshare_works {
+        let mut cmd = s.command_for("unshare");
+        cmd.env("OPENAI_BASE_URL", server.base_url())
+            .env("OPENAI_API_KEY", &key)
+            .args([
+                "-rm",
+                "sh",
+                "-c",
+                "mount -t tmpfs -o ro tmpfs \"$0\" && exec \"$@\"",
+            ])
+            .arg(&ro)
+            .arg(BIN)
+            .args(["generate", "--out"])
+            .arg(&ro)
+            .arg("a cat");
+        let run = Run::of_async(cmd).await;
+        run.expect_code(1);
+        assert!(run.stderr.contains("read-only"), "{}", run.stderr);
+        assert_eq!(server.request_count(), 0, "read-only mount: {run:#?}");
+    } else {
+        eprintln!("unshare -rm is not available here: the read-only mount case is skipped");
+    }
+    assert!(!s.data.join("images").exists(), "nothing saved anywhere");
+}
+
+// ---------------------------------------------------------------------------------------------
+// easel view (issue 9 item 10)
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn view_refuses_devices_and_oversized_files() {
+    let s = Sandbox::bare();
+    let zero = s.root.path().join("zero.png");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let run = s.run(&["view", zero.to_str().unwrap()]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("not a regular file"),
+        "refuses a device: {}",
+        run.stderr
+    );
+    // A sparse file just over the cap: refused by its size, without reading it.
+    let big = s.root.path().join("huge.png");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(64 * 1024 * 1024 + 1).unwrap();
+    drop(f);
+    let run = s.run(&["view", big.to_str().unwrap()]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("too large"), "{}", run.stderr);
+    let folder = s.root.path().join("folder.png");
+    std::fs::create_dir(&folder).unwrap();
+    let run = s.run(&["view", folder.to_str().unwrap()]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+}
+
+#[test]
+fn view_detects_the_format_from_the_bytes() {
+    let s = Sandbox::bare();
+    let img = image::RgbImage::from_pixel(8, 8, image::Rgb([200, 30, 30]));
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+    let named_png = s.root.path().join("really-a-jpeg.png");
+    std::fs::write(&named_png, jpeg.into_inner()).unwrap();
+    let run = s.run(&[
+        "view",
+        "--cols",
+        "8",
+        "--rows",
+        "4",
+        named_png.to_str().unwrap(),
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.stdout.lines().count(), 4, "{run:#?}");
+    let text = s.root.path().join("notes.png");
+    std::fs::write(&text, b"just some text, not a picture").unwrap();
+    let run = s.run(&["view", text.to_str().unwrap()]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("not a picture"), "{}", run.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The catalogue: shut-down models, new models, costs (issue 10 items 5, 6, 7)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn models_mark_shut_down_models_with_their_date() {
+    let s = Sandbox::bare();
+    let run = s.run(&["models"]);
+    run.expect_code(0);
+    let line_of = |name: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} listed: {}", run.stdout))
+            .to_string()
+    };
+    assert!(line_of("dall-e-3").contains("shut down (2026-05-12)"));
+    assert!(line_of("gpt-image-1").contains("shut down (2026-10-23)"));
+    for m in [
+        "gpt-image-1.5",
+        "gpt-image-1.5-2025-12-16",
+        "gpt-image-1-mini",
+        "chatgpt-image-latest",
+    ] {
+        assert!(line_of(m).contains("shut down (2026-12-01)"), "{m}");
+    }
+    for m in [
+        "gpt-image-2",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.5-sunburst",
+    ] {
+        assert!(!line_of(m).contains("shut"), "{m} is not shut down");
+    }
+    let run = s.run(&["models", "--json"]);
+    run.expect_code(0);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let d3 = lines.iter().find(|v| v["name"] == "dall-e-3").unwrap();
+    assert_eq!(d3["shutdown"], "2026-05-12", "{d3}");
+    let flare = lines
+        .iter()
+        .find(|v| v["name"] == "gpt-image-2.5-flare-2026-09-08")
+        .unwrap();
+    let q: Vec<&str> = flare["qualities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(q.contains(&"xhigh") && q.contains(&"max"), "{q:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shut_down_model_warns_on_openai_but_not_on_a_compatible_profile() {
+    let server = FakeServer::start().await;
+    server.push(Reply::image());
+    server.push(Reply::image());
+    let s = Sandbox::new();
+    let key = unique_key();
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &key,
+        &["generate", "--model", "gpt-image-1.5", "a cat"],
+    ))
+    .await;
+    let warning = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("shut down"))
+        .unwrap_or_else(|| panic!("a shutdown warning: {run:#?}"));
+    assert!(warning.contains("2026-12-01"), "{warning}");
+    assert!(
+        warning.contains("gpt-image-2"),
+        "names the successor: {warning}"
+    );
+
+    s.write_config(&format!(
+        "[demo]\nlatency_ms = 50\n[providers.local]\nbase_url = \"{}\"\napi_key_env = \"LOCAL_KEY\"\n",
+        server.base_url()
+    ));
+    let mut cmd = s.command(&[
+        "--provider",
+        "local",
+        "generate",
+        "--model",
+        "gpt-image-1.5",
+        "a cat",
+    ]);
+    cmd.env("LOCAL_KEY", &key);
+    let run = Run::of_async(cmd).await;
+    run.expect_code(0);
+    assert!(
+        !run.stderr.contains("shut"),
+        "a compatible server may still serve it: {}",
+        run.stderr
+    );
+    assert_eq!(server.generation_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cost_comes_from_usage_or_is_labelled_an_estimate() {
+    let server = FakeServer::start().await;
+    // The fake reports 4,160 output tokens for high quality: the cost must follow it.
+    server.push(Reply::image());
+    server.push(Reply::image().without_usage());
+    let s = Sandbox::new();
+    let key = unique_key();
+    let args = [
+        "generate",
+        "--json",
+        "-q",
+        "high",
+        "-s",
+        "1024x1024",
+        "a cat",
+    ];
+    let first = Run::of_async(s.command_with_key(&server, &key, &args)).await;
+    first.expect_code(0);
+    let second = Run::of_async(s.command_with_key(&server, &key, &args)).await;
+    second.expect_code(0);
+    let one: Value = serde_json::from_str(first.stdout.trim()).unwrap();
+    let two: Value = serde_json::from_str(second.stdout.trim()).unwrap();
+    assert_eq!(one["cost_basis"], "usage", "{one}");
+    let usage_cost = one["cost_usd"].as_f64().unwrap();
+    assert!((usage_cost - 4160.0 * 30.0 / 1e6).abs() < 0.0005, "{one}");
+    assert_eq!(two["cost_basis"], "estimate", "{two}");
+    let estimate = two["estimated_cost_usd"].as_f64().unwrap();
+    assert!((estimate - 0.211).abs() < 0.001, "{two}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// --dry-run (issue 10 item 7)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_checks_and_prices_without_sending() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let key = unique_key();
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &key,
+        &[
+            "generate",
+            "--dry-run",
+            "--json",
+            "-q",
+            "high",
+            "-s",
+            "1024x1024",
+            "-n",
+            "2",
+            "a cat",
+        ],
+    ))
+    .await;
+    run.expect_code(0);
+    let v: Value = serde_json::from_str(run.stdout.trim()).expect("one JSON object");
+    assert_eq!(v["body"]["model"], "gpt-image-2", "{v}");
+    assert_eq!(v["body"]["quality"], "high", "{v}");
+    assert_eq!(v["body"]["n"], 2, "{v}");
+    assert_eq!(v["provider"], "openai", "{v}");
+    assert!(
+        v["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/v1/images/generations"),
+        "{v}"
+    );
+    let cost = v["estimated_cost_usd"].as_f64().unwrap();
+    assert!((cost - 2.0 * 0.211).abs() < 0.002, "{v}");
+    assert!(!run.stdout.contains(&key) && !run.stderr.contains(&key));
+
+    // Text: the body and the estimate, labelled as one.
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &key,
+        &["generate", "--dry-run", "-q", "high", "a cat"],
+    ))
+    .await;
+    run.expect_code(0);
+    assert!(run.stdout.contains("\"quality\": \"high\""), "{run:#?}");
+    assert!(run.stdout.contains("estimate"), "{run:#?}");
+
+    // A request that fails the checks fails the dry run too.
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &key,
+        &["generate", "--dry-run", "-q", "xhigh", "a cat"],
+    ))
+    .await;
+    run.expect_code(1);
+    assert!(run.stderr.contains("quality"), "{}", run.stderr);
+
+    assert_eq!(server.request_count(), 0, "a dry run sends nothing");
+    assert!(!s.data.exists(), "a dry run writes nothing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rough edges (issue 10 items 15 and 16)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn demo_notice_once_and_quiet_silences_it() {
+    let s = Sandbox::new();
+    let run = s.run(&["generate", "-s", "256x256", "a cat"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stderr.matches("demo").count(),
+        1,
+        "the demo notice once: {}",
+        run.stderr
+    );
+    let run = s.run(&["generate", "--quiet", "-s", "256x256", "a cat"]);
+    run.expect_code(0);
+    assert!(run.stderr.is_empty(), "--quiet: {}", run.stderr);
+    assert_eq!(run.paths().len(), 1, "{}", run.stdout);
+    // Errors still show.
+    let run = s.run(&["generate", "--quiet", "-s", "1000x1000", "a cat"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("not sent"), "{}", run.stderr);
+}
+
+#[test]
+fn models_hint_only_where_it_helps() {
+    let s = Sandbox::new();
+    let run = s.run(&["generate", "-q", "hd", "a cat"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("easel models"), "{}", run.stderr);
+    for args in [
+        &["generate", "   "][..],
+        &["generate", "--partials", "2", "-n", "2", "a cat"][..],
+        &["generate", "--compression", "50", "a cat"][..],
+    ] {
+        let run = s.run(args);
+        run.expect_code(1);
+        assert!(run.stderr.contains("not sent"), "{args:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("easel models"),
+            "{args:?}: the catalogue does not help here: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn config_errors_never_suggest_wiping_the_file() {
+    let s = Sandbox::bare();
+    s.write_config("[defaults]\nmodle = 1\n");
+    for args in [
+        &["generate", "a boat"][..],
+        &["models"][..],
+        &["config", "path"][..],
+    ] {
+        let run = s.run(args);
+        run.expect_code(1);
+        assert!(run.stderr.contains("line 2"), "{args:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("--force"),
+            "{args:?}: never suggests replacing the file: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn completions_man_page_and_help() {
+    let s = Sandbox::bare();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let run = s.run(&["completions", shell]);
+        run.expect_code(0);
+        assert!(run.stdout.contains("easel"), "{shell}");
+        assert!(run.stdout.contains("generate"), "{shell}");
+        assert!(run.stdout.contains("dry-run"), "{shell}: subcommand flags");
+    }
+    s.run(&["completions", "tcsh"]).expect_code(64);
+    let run = s.run(&["man"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.starts_with(".ie") || run.stdout.contains(".TH"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("generate"));
+    let pages = s.root.path().join("man1");
+    std::fs::create_dir(&pages).unwrap();
+    s.run(&["man", "--dir", pages.to_str().unwrap()])
+        .expect_code(0);
+    for page in [
+        "easel.1",
+        "easel-generate.1",
+        "easel-history.1",
+        "easel-completions.1",
+    ] {
+        let text = std::fs::read_to_string(pages.join(page)).unwrap_or_default();
+        assert!(text.contains(".TH"), "{page}: {text:?}");
+    }
+    let run = s.run(&["--help"]);
+    run.expect_code(0);
+    for needle in ["Examples", "easel generate", "Exit status", "64"] {
+        assert!(
+            run.stdout.contains(needle),
+            "--help lacks {needle}: {}",
+            run.stdout
+        );
+    }
+    assert!(!s.data.exists());
 }

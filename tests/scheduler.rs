@@ -916,10 +916,11 @@ async fn a_failing_disk_write_fails_the_job_with_a_storage_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let store = Arc::new(SledStore::open(&data).unwrap());
-    // The folder images should go to is a regular file: saving fails (even as root).
+    // The folder images should go to is a regular file: saving fails (even as root). Images
+    // that --out cannot take are kept in the data folder, so that one is unusable too.
     let not_a_folder = dir.path().join("not-a-folder");
     std::fs::write(&not_a_folder, b"in the way").unwrap();
-    let bad = ImageFiles::new(&data, Some(&not_a_folder));
+    let bad = ImageFiles::new(&not_a_folder.join("data"), Some(&not_a_folder));
     let (handle, rx) = start_on(
         store.clone(),
         bad,

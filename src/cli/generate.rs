@@ -2,19 +2,20 @@
 //!
 //! Prints the saved paths on stdout (JSON lines with `--json`), progress on stderr when it is a
 //! terminal, and each image inline when stdout is a terminal. Exit status: 0 when every image was
-//! saved, 2 when some were, 1 when none.
+//! saved where asked, 2 when some were (or were kept in the data folder because `--out` failed),
+//! 1 when none. `--dry-run` checks and prices the request and sends nothing.
 
-use crate::api::{GenerationParams, request};
+use crate::api::{CheckedRequest, GenerationParams, request};
 use crate::backend;
-use crate::catalog::{Catalog, Field};
-use crate::config::{self, Settings};
+use crate::catalog::{self, Catalog, CostBasis, Field};
+use crate::config::{self, Provider, Settings};
 use crate::queue::{JobEvent, ProviderSlot, Scheduler, SchedulerConfig, Submission};
 use crate::sanitize;
 use crate::store::{GenerationRecord, ImageFiles, Status};
 use clap::Args;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,12 +59,15 @@ pub struct GenerateArgs {
     /// Partial images to stream, 0–3 (implies --stream).
     #[arg(long, value_name = "N")]
     pub partials: Option<u8>,
-    /// Save the images in this folder instead of the data folder.
+    /// Save the images in this folder instead of the data folder (checked before sending).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print one JSON object per saved image.
     #[arg(long)]
     pub json: bool,
+    /// Check the request and print what would be sent and its estimated cost; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not print the images inline.
     #[arg(long)]
     pub no_preview: bool,
@@ -196,7 +200,107 @@ fn preview(path: &std::path::Path) {
     );
 }
 
-pub async fn run(settings: &Settings, provider: Option<&str>, args: GenerateArgs) -> i32 {
+/// Make sure `--out` can take the images before anything is sent (and paid for): the folder
+/// exists or is created, and a small probe file can be written, synced and removed there.
+pub fn prepare_out_dir(dir: &Path) -> Result<(), String> {
+    use std::io::ErrorKind as K;
+    let why = |e: &std::io::Error| -> String {
+        match e.kind() {
+            K::NotADirectory => "a part of the path is a file, not a folder".into(),
+            K::AlreadyExists => "it is a file, not a folder".into(),
+            K::PermissionDenied => "permission denied".into(),
+            K::ReadOnlyFilesystem => "the file system is read-only".into(),
+            K::StorageFull => "the disk is full".into(),
+            _ => e.to_string(),
+        }
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => return Err("it is not a folder (a file or a device)".into()),
+        Ok(_) => {}
+        Err(e) if e.kind() == K::NotFound => crate::store::files::create_private_dir(dir)
+            .map_err(|e| format!("cannot create it: {}", why(&e)))?,
+        Err(e) => return Err(why(&e)),
+    }
+    let probe = dir.join(format!(".easel-probe-{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    let written = options.open(&probe).and_then(|mut f| {
+        let r = f.write_all(b"easel").and_then(|()| f.sync_all());
+        // Only a file this call created is removed.
+        let _ = std::fs::remove_file(&probe);
+        r
+    });
+    written.map_err(|e| format!("cannot write into it: {}", why(&e)))
+}
+
+/// The catalogue's estimate for a request, in US dollars (None for an unknown model).
+fn estimate(settings: &Settings, params: &GenerationParams) -> Option<f64> {
+    let spec = settings.catalog.get(&params.model)?;
+    catalog::estimate_cost(
+        spec,
+        &params.prompt,
+        u32::from(params.n),
+        params.size.as_deref().unwrap_or("auto"),
+        params.quality.as_deref().unwrap_or("auto"),
+    )
+}
+
+/// `--dry-run`: what would be sent where, and what it would cost. Nothing is sent or written.
+fn dry_run(
+    settings: &Settings,
+    provider: &Provider,
+    params: &GenerationParams,
+    checked: &CheckedRequest,
+    json: bool,
+) -> i32 {
+    let url = provider.generations_url();
+    let cost = estimate(settings, params);
+    let mut out = std::io::stdout().lock();
+    if json {
+        let line = serde_json::json!({
+            "dry_run": true,
+            "provider": provider.name,
+            "demo": provider.is_demo(),
+            "url": url,
+            "body": checked.body,
+            // To the micro-dollar: no float noise in scripts' output.
+            "estimated_cost_usd": cost.map(|c| (c * 1e6).round() / 1e6),
+            "warnings": checked.warnings,
+        });
+        let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));
+        return 0;
+    }
+    let body = serde_json::to_string_pretty(&checked.body).unwrap_or_default();
+    let target = match &url {
+        Some(url) => format!("would send to {}: POST {url}", provider.name),
+        None => "would run on the offline demo backend (no API call)".to_string(),
+    };
+    let price = match (cost, provider.is_demo()) {
+        (Some(c), false) => {
+            format!("estimated cost: ≈ ${c:.3} (an estimate from the catalogue's prices)")
+        }
+        (Some(c), true) => format!(
+            "estimated cost: free on the demo backend (≈ ${c:.3} at {}'s prices, an estimate)",
+            params.model
+        ),
+        (None, _) => format!(
+            "estimated cost: unknown ({} has no prices in the catalogue)",
+            params.model
+        ),
+    };
+    let _ = writeln!(out, "{}", sanitize::line(&target));
+    let _ = writeln!(out, "{}", sanitize::json(&body));
+    let _ = writeln!(out, "{}", sanitize::line(&price));
+    let _ = writeln!(out, "nothing was sent (--dry-run)");
+    0
+}
+
+pub async fn run(
+    settings: &Settings,
+    provider: Option<&str>,
+    args: GenerateArgs,
+    quiet: bool,
+) -> i32 {
     let prompt = match read_prompt(&args.prompt) {
         Ok(p) => p,
         Err(e) => {
@@ -211,23 +315,56 @@ pub async fn run(settings: &Settings, provider: Option<&str>, args: GenerateArgs
             return 1;
         }
     };
-    if let Some(notice) = &provider.notice {
-        eprintln!("easel: {notice}");
+    // The one demo notice of this run (the progress line only repeats it while it is drawn).
+    if let Some(notice) = provider.notice.as_ref().filter(|_| !quiet) {
+        eprintln!("easel: {}", sanitize::line(notice));
     }
     let params = build_params(settings, provider.model.as_deref(), &args, prompt);
-    let checked = match request::check(&params, &settings.catalog, &provider.rules) {
+    let mut checked = match request::check(&params, &settings.catalog, &provider.rules) {
         Ok(c) => c,
         Err(e) => {
+            // The catalogue helps only when the refusal is about what this model takes (the
+            // message then names it), not for an empty prompt or a range any model has.
+            let hint = format!(
+                "`easel models` lists what {} and the other models accept",
+                params.model
+            );
+            let about_model = e.message.contains(params.model.trim());
             super::report(
                 &format!("not sent: {e}"),
-                Some("`easel models` lists what each model accepts"),
+                about_model.then_some(hint.as_str()),
             );
             return 1;
         }
     };
-    for w in &checked.warnings {
-        // Warnings quote the model name and the catalogue's note, which may come from anywhere.
-        eprintln!("easel: warning: {}", sanitize::line(w));
+    // OpenAI's shutdown dates matter only when the request goes to OpenAI: compatible servers
+    // may still serve those names.
+    if provider.is_openai()
+        && let Some(w) = settings
+            .catalog
+            .get(&params.model)
+            .and_then(|spec| spec.openai_shutdown_warning(catalog::today()))
+    {
+        checked.warnings.push(w);
+    }
+    if !quiet {
+        for w in &checked.warnings {
+            // Warnings quote the model name and the catalogue's note, which may come from anywhere.
+            eprintln!("easel: warning: {}", sanitize::line(w));
+        }
+    }
+    if args.dry_run {
+        return dry_run(settings, &provider, &params, &checked, args.json);
+    }
+    // Checked before sending: an image that was paid for must have somewhere to go.
+    if let Some(out) = &args.out
+        && let Err(why) = prepare_out_dir(out)
+    {
+        super::report(
+            &format!("not sent: cannot save into --out {}: {why}", out.display()),
+            Some("give --out a folder that you can write to"),
+        );
+        return 1;
     }
     let backend = match backend::for_provider(&provider, &settings.file.demo) {
         Ok(b) => b,
@@ -290,7 +427,7 @@ pub async fn run(settings: &Settings, provider: Option<&str>, args: GenerateArgs
         ""
     };
     let mut progress = Progress {
-        on: std::io::stderr().is_terminal(),
+        on: !quiet && std::io::stderr().is_terminal(),
         start: Instant::now(),
         label: format!(
             "generating with {} on {}{demo_mark}",
@@ -336,11 +473,17 @@ pub async fn run(settings: &Settings, provider: Option<&str>, args: GenerateArgs
         super::report("the scheduler stopped before the job ended", None);
         return 1;
     };
-    report_outcome(&record, &files, &args)
+    report_outcome(&record, &files, &args, settings, quiet)
 }
 
 /// Print what a finished job made (or why it failed) and choose the exit status.
-fn report_outcome(record: &GenerationRecord, files: &ImageFiles, args: &GenerateArgs) -> i32 {
+fn report_outcome(
+    record: &GenerationRecord,
+    files: &ImageFiles,
+    args: &GenerateArgs,
+    settings: &Settings,
+    quiet: bool,
+) -> i32 {
     match record.status {
         Status::Succeeded => {}
         Status::Cancelled => {
@@ -357,6 +500,11 @@ fn report_outcome(record: &GenerationRecord, files: &ImageFiles, args: &Generate
         }
     }
     let show_inline = !args.no_preview && !args.json && std::io::stdout().is_terminal();
+    let basis = CostBasis::of(
+        settings.catalog.get(&record.model),
+        record.usage.as_ref(),
+        record.demo,
+    );
     let mut out = std::io::stdout().lock();
     for (i, saved) in record.outputs.iter().enumerate() {
         let abs = files.resolve(&saved.path);
@@ -367,7 +515,11 @@ fn report_outcome(record: &GenerationRecord, files: &ImageFiles, args: &Generate
                 "bytes": saved.bytes, "sha256": saved.sha256,
                 "model": record.model, "provider": record.provider, "demo": record.demo,
                 "revised_prompt": record.revised_prompt, "request_id": record.request_id,
-                "estimated_cost_usd": record.cost_usd, "attempts": record.attempts,
+                // cost_usd and estimated_cost_usd carry the same figure; cost_basis says whether
+                // it comes from the usage the server reported or is the catalogue's estimate.
+                "cost_usd": record.cost_usd, "estimated_cost_usd": record.cost_usd,
+                "cost_basis": basis.as_str(), "usage": record.usage,
+                "attempts": record.attempts,
             });
             // JSON keeps the exact path, with unsafe characters escaped.
             let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));
@@ -382,14 +534,38 @@ fn report_outcome(record: &GenerationRecord, files: &ImageFiles, args: &Generate
         }
     }
     let _ = out.flush();
-    if let Some(rp) = &record.revised_prompt
-        && !args.json
-    {
-        eprintln!("revised prompt: {}", sanitize::line(rp));
+    if !args.json && !quiet {
+        if let Some(rp) = &record.revised_prompt {
+            eprintln!("revised prompt: {}", sanitize::line(rp));
+        }
+        match (record.cost_usd, basis) {
+            (Some(c), CostBasis::Usage) => {
+                eprintln!("cost: ${c:.3} (from the usage the server reported)")
+            }
+            (Some(c), CostBasis::Estimate) => {
+                eprintln!("cost: ≈ ${c:.3} (an estimate: the server reported no usage)")
+            }
+            _ => {}
+        }
     }
     match &record.error {
         Some(e) => {
-            super::report(&e.message, e.hint.as_deref());
+            // Images that --out could not take were kept in the data folder: the message says
+            // where, and the data folder is not what needs fixing.
+            let kept_elsewhere = args.out.as_deref().is_some_and(|out| {
+                record
+                    .outputs
+                    .iter()
+                    .any(|o| !files.resolve(&o.path).starts_with(out))
+            });
+            let hint = if kept_elsewhere {
+                Some(
+                    "check the --out folder (space, permissions), then copy the images from where they were kept",
+                )
+            } else {
+                e.hint.as_deref()
+            };
+            super::report(&e.message, hint);
             if record.outputs.is_empty() { 1 } else { 2 }
         }
         None => 0,

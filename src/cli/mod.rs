@@ -10,12 +10,43 @@ use crate::config::{self, Paths, Settings};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Examples and the exit-status table, shown by `easel --help`.
+pub const LONG_HELP_FOOTER: &str = "\
+Examples:
+  easel                                      open the studio
+  easel generate \"a lighthouse at dusk\"      generate; prints the saved path
+  easel generate -q high -s 1536x1024 -n 2 --out shots \"a fox in snow\"
+  echo \"a quiet harbour\" | easel generate --json -
+  easel generate --dry-run -q high \"a cat\"   the request and its estimated cost, unsent
+  easel --quiet generate \"a cat\"             only the paths (and errors)
+  easel models                               what each model takes and costs
+  easel history list | head                  the latest generations
+  easel view picture.png                     print a picture into the terminal
+  easel completions bash > ~/.local/share/bash-completion/completions/easel
+  easel man > easel.1                        (easel man --dir DIR: a page per command)
+
+Exit status:
+  0   done (generate: every image saved where asked)
+  1   failed: nothing saved, the request refused before sending, or a config error
+  2   generate: some images saved, or saved in the data folder because --out failed
+  64  the command line could not be understood
+
+Without an API key (OPENAI_API_KEY), everything runs on the offline demo backend.";
+
 /// easel — a terminal studio for AI image generation.
 ///
 /// Without a command, opens the studio. Without an API key, everything runs on the offline demo
 /// backend.
 #[derive(Debug, Parser)]
-#[command(name = "easel", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "easel",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "See `easel --help` for examples and the exit status table.",
+    after_long_help = LONG_HELP_FOOTER
+)]
 pub struct Cli {
     /// Config file (default: $XDG_CONFIG_HOME/easel/config.toml).
     #[arg(long, global = true, value_name = "PATH", env = "EASEL_CONFIG")]
@@ -24,6 +55,10 @@ pub struct Cli {
     /// Provider profile to use: openai, demo, or a [providers.NAME] from the config.
     #[arg(long, global = true, value_name = "NAME", env = "EASEL_PROVIDER")]
     pub provider: Option<String>,
+
+    /// Print only results and errors: no notices, warnings, progress or cost line.
+    #[arg(long, global = true)]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -59,6 +94,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout.
+    #[command(after_help = "\
+Examples:
+  easel completions bash > ~/.local/share/bash-completion/completions/easel
+  easel completions zsh > \"${fpath[1]}/_easel\"
+  easel completions fish > ~/.config/fish/completions/easel.fish")]
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff) on stdout, or write one page per command into a folder.
+    Man {
+        /// Write easel.1, easel-generate.1, … into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The command line's definition, for completions and the manual page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Load paths and settings, or explain why not.
@@ -89,12 +142,13 @@ pub fn report(message: &str, hint: Option<&str>) {
     }
 }
 
-/// Load the settings for a command, printing why not (or any warnings).
+/// Load the settings for a command, printing why not (or any warnings). The only warning is
+/// about an API key others can read: it is printed even with --quiet.
 fn settings_or_report(cli: &Cli) -> Option<Settings> {
     match load_settings(cli) {
         Ok(settings) => {
             for w in &settings.warnings {
-                eprintln!("easel: warning: {w}");
+                eprintln!("easel: warning: {}", crate::sanitize::line(w));
             }
             Some(settings)
         }
@@ -105,13 +159,14 @@ fn settings_or_report(cli: &Cli) -> Option<Settings> {
     }
 }
 
-const BROKEN_CONFIG_HINT: &str = "fix what it names, or run `easel config init --force` to replace the file with the commented defaults";
+/// Never `config init --force`: that replaces the whole file, and everything else in it.
+const BROKEN_CONFIG_HINT: &str = "fix the line it names in that file; to start over, move the file aside and run `easel config init`";
 
 /// Run the command line; returns the process exit code.
 pub async fn run(mut cli: Cli) -> i32 {
     match cli.command.take() {
         // `config` needs only the paths, so it works when the file itself is broken: `config
-        // path` is how one finds the file, and `config init --force` is the advice for replacing it.
+        // path` is how one finds the file.
         Some(Command::Config { action }) => {
             match Paths::resolve(cli.config.as_deref(), &config::real_env) {
                 Ok(paths) => config_cmd::run(&paths, action),
@@ -135,7 +190,9 @@ pub async fn run(mut cli: Cli) -> i32 {
                 }
             }
             match settings_or_report(&cli) {
-                Some(settings) => generate::run(&settings, cli.provider.as_deref(), args).await,
+                Some(settings) => {
+                    generate::run(&settings, cli.provider.as_deref(), args, cli.quiet).await
+                }
                 None => 1,
             }
         }
@@ -159,6 +216,28 @@ pub async fn run(mut cli: Cli) -> i32 {
             Some(settings) => models::run(&settings, json),
             None => 1,
         },
+        Some(Command::Completions { shell }) => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut command(), "easel", &mut out);
+            0
+        }
+        Some(Command::Man { dir }) => {
+            let written = match &dir {
+                Some(dir) => clap_mangen::generate_to(command(), dir).map_err(|e| {
+                    crate::store::files::describe_io_error("write the manual pages into", dir, &e)
+                }),
+                None => clap_mangen::Man::new(command())
+                    .render(&mut std::io::stdout().lock())
+                    .map_err(|e| format!("could not write the manual page: {e}")),
+            };
+            match written {
+                Ok(()) => 0,
+                Err(e) => {
+                    report(&e, None);
+                    1
+                }
+            }
+        }
         Some(Command::History { action }) => match settings_or_report(&cli) {
             Some(settings) => history::run(&settings, action),
             None => 1,

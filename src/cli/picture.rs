@@ -5,7 +5,8 @@
 //! pixels, colour codes only where the colour changes, so the output stays small over slow links.
 
 use image::{DynamicImage, RgbaImage};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::path::Path;
 
 /// Fit a `w`×`h` picture into `cols`×`rows` cells of two pixels each, keeping its shape.
 pub fn fit(w: u32, h: u32, cols: u32, rows: u32) -> (u32, u32) {
@@ -125,14 +126,70 @@ fn graphics_terminal() -> bool {
         && (viuer::is_iterm_supported() || viuer::get_kitty_support() != viuer::KittySupport::None)
 }
 
-/// Print a picture file into the output, fitted into `cols`×`rows` cells.
-pub fn print_file(path: &std::path::Path, cols: u32, rows: u32) -> Result<(), String> {
-    let img = image::open(path).map_err(|e| {
+/// The largest picture file easel reads (the Images API's own inputs stay under 50 MB).
+pub const MAX_PICTURE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Read a picture file: a regular file only (not a device, pipe or folder), at most
+/// [`MAX_PICTURE_BYTES`], its format told by its bytes rather than its name.
+pub fn load(path: &Path) -> Result<DynamicImage, String> {
+    let name = crate::sanitize::line(&path.display().to_string()).into_owned();
+    let not_regular = || {
         format!(
-            "cannot open {}: {e}",
-            crate::sanitize::line(&path.display().to_string())
+            "{name} is not a regular file (a folder, device or pipe): give the path of a picture file"
         )
-    })?;
+    };
+    let too_large = |len: u64| {
+        format!(
+            "{name} is too large to be a picture easel shows ({} MB; at most {} MB)",
+            len.div_ceil(1024 * 1024),
+            MAX_PICTURE_BYTES / (1024 * 1024)
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot open {name}: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    if meta.len() > MAX_PICTURE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // Without blocking: if the path was swapped for a pipe since, opening must not wait for a
+    // writer. The open file is checked again, and the read is capped whatever it is.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| format!("cannot open {name}: {e}"))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_PICTURE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    if bytes.len() as u64 > MAX_PICTURE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let reader = image::ImageReader::new(io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    if reader.format().is_none() {
+        return Err(format!(
+            "{name} is not a picture easel can show (PNG, JPEG, WebP or GIF)"
+        ));
+    }
+    reader
+        .decode()
+        .map_err(|e| format!("cannot decode {name}: {e}"))
+}
+
+/// Print a picture file into the output, fitted into `cols`×`rows` cells.
+pub fn print_file(path: &Path, cols: u32, rows: u32) -> Result<(), String> {
+    let img = load(path)?;
     if graphics_terminal() {
         let conf = viuer::Config {
             absolute_offset: false,
@@ -156,6 +213,34 @@ pub fn print_file(path: &std::path::Path, cols: u32, rows: u32) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 9 item 10: a pipe must be refused at once, not waited on or read without end.
+    #[cfg(unix)]
+    #[test]
+    fn load_refuses_a_pipe_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.png");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = load(&fifo).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn load_tells_the_format_from_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = RgbaImage::from_pixel(6, 4, image::Rgba([1, 2, 3, 255]));
+        let mut webp = io::Cursor::new(Vec::new());
+        img.write_to(&mut webp, image::ImageFormat::WebP).unwrap();
+        let path = dir.path().join("named.jpg");
+        std::fs::write(&path, webp.into_inner()).unwrap();
+        let got = load(&path).unwrap();
+        assert_eq!((got.width(), got.height()), (6, 4));
+        let empty = dir.path().join("empty.png");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(load(&empty).unwrap_err().contains("not a picture"));
+    }
 
     #[test]
     fn fits_keep_shape() {

@@ -122,6 +122,11 @@ impl ImageFiles {
         &self.data_dir
     }
 
+    /// The folder `--out` named, if any.
+    pub fn out_dir(&self) -> Option<&Path> {
+        self.out_dir.as_deref()
+    }
+
     /// The absolute path of a saved image's path.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
