@@ -54,6 +54,7 @@ fn big_model() -> Model {
     let info = ProviderInfo {
         name: "demo".into(),
         demo: true,
+        openai: false,
         rules: ProviderRules::default(),
     };
     let now = Utc.timestamp_opt(1_764_100_000, 0).unwrap();

@@ -34,6 +34,7 @@ fn new_model(keymap: Keymap) -> Model {
     let provider = ProviderInfo {
         name: "demo".into(),
         demo: true,
+        openai: false,
         rules: ProviderRules::default(),
     };
     let mut m = Model::new(
@@ -2120,4 +2121,31 @@ fn params_up_and_down_stay_in_their_column_and_fixed_values_name_the_fix() {
         m.current_notice().unwrap().text,
         "set format to jpeg or webp to change compression"
     );
+}
+
+#[test]
+fn a_shut_down_model_asks_before_it_is_sent_to_openai_only() {
+    for (openai, asks) in [(true, true), (false, false)] {
+        let mut m = model();
+        m.provider.openai = openai;
+        m.provider.demo = false;
+        m.now = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
+        m.params.model = "gpt-image-1.5".into();
+        type_text(&mut m, "an old friend");
+        let fx = press(&mut m, ctrl('s'));
+        if asks {
+            assert!(fx.is_empty(), "{fx:?}");
+            assert!(
+                matches!(&m.overlay, Some(Overlay::Confirm(Confirm::ShutDownModel(_, why))) if why.contains("shut down") && why.contains("2026-12-01")),
+                "{:?}",
+                m.overlay
+            );
+            let fx = press(&mut m, ch('y'));
+            assert!(
+                matches!(fx.as_slice(), [Effect::Submit(s)] if s.params.model == "gpt-image-1.5")
+            );
+        } else {
+            assert!(matches!(fx.as_slice(), [Effect::Submit(_)]), "{fx:?}");
+        }
+    }
 }

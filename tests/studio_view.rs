@@ -46,6 +46,7 @@ fn model() -> Model {
     let provider = ProviderInfo {
         name: "demo".into(),
         demo: true,
+        openai: false,
         rules: ProviderRules::default(),
     };
     let mut m = Model::new(

@@ -39,6 +39,8 @@ impl Pane {
 pub struct ProviderInfo {
     pub name: String,
     pub demo: bool,
+    /// OpenAI itself (not a compatible server): its shutdown dates apply.
+    pub openai: bool,
     pub rules: ProviderRules,
 }
 
@@ -178,6 +180,8 @@ pub const ERROR_SECS: i64 = 30;
 
 #[derive(Debug, Clone)]
 pub enum Confirm {
+    /// Queue a request for a model OpenAI has shut down (or is about to)? Says why.
+    ShutDownModel(Box<crate::queue::Submission>, String),
     /// The record as shown when `d` was pressed: the popup names it, and that record is deleted.
     Delete(Box<GenerationRecord>),
     Quit,

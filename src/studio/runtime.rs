@@ -208,6 +208,7 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
     let info = ProviderInfo {
         name: provider.name.clone(),
         demo: backend.is_demo(),
+        openai: provider.is_openai(),
         rules: provider.rules.clone(),
     };
     let keymap = match Keymap::with_config(&settings.file.keys) {

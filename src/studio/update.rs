@@ -132,6 +132,7 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                     KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
                 ) {
                     match what {
+                        Confirm::ShutDownModel(s, _) => fx.push(Effect::Submit(*s)),
                         Confirm::Delete(r) => fx.push(Effect::Delete(r.id)),
                         Confirm::Quit => quit(m, fx),
                     }
@@ -598,12 +599,30 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
         return;
     }
     match request::check(&p, &m.catalog, &m.provider.rules) {
-        Ok(_) => fx.push(Effect::Submit(Submission {
-            params: p,
-            provider: m.provider.name.clone(),
-            front,
-            parent: None,
-        })),
+        Ok(_) => {
+            let submission = Submission {
+                params: p,
+                provider: m.provider.name.clone(),
+                front,
+                parent: None,
+            };
+            // A model OpenAI has shut down: say so before anything is sent (a compatible
+            // server may still serve the name, so only for OpenAI itself).
+            let warning = m
+                .catalog
+                .get(&submission.params.model)
+                .filter(|_| m.provider.openai)
+                .and_then(|spec| spec.openai_shutdown_warning(m.now.date_naive()));
+            match warning {
+                Some(w) => {
+                    m.overlay = Some(Overlay::Confirm(Confirm::ShutDownModel(
+                        Box::new(submission),
+                        w,
+                    )))
+                }
+                None => fx.push(Effect::Submit(submission)),
+            }
+        }
         Err(e) => notice(m, format!("not queued: {e}"), true),
     }
 }

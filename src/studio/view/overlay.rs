@@ -153,7 +153,15 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
         );
     }
     if let Some(c) = r.cost_usd {
-        kv("cost", format!("${c:.4} (estimated)"));
+        // Priced from the tokens the server reported where it did, else estimated.
+        let basis = if r.demo {
+            "demo: free"
+        } else if r.usage.as_ref().is_some_and(|u| u.output_tokens.is_some()) {
+            "from usage"
+        } else {
+            "estimated"
+        };
+        kv("cost", format!("${c:.4} ({basis})"));
     }
     if let Some(id) = &r.request_id {
         kv("request id", id.clone());
@@ -206,6 +214,13 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
 fn confirm(c: &Confirm, f: &mut Frame, area: Rect) {
     let lines = match c {
         Confirm::Delete(r) => delete_lines(r),
+        Confirm::ShutDownModel(_, why) => vec![
+            Line::from(Span::styled(
+                sanitize::line(why).into_owned(),
+                theme::warn(),
+            )),
+            Line::from("Queue it anyway? y / n"),
+        ],
         Confirm::Quit => vec![Line::from(
             "Jobs are running. Quit anyway? They will be recorded as interrupted. y / n",
         )],

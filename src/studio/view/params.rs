@@ -31,11 +31,18 @@ fn spans(m: &Model, focused: bool) -> Vec<(Row, String, bool)> {
     rows.iter()
         .enumerate()
         .map(|(i, r)| {
-            (
-                *r,
-                sanitize::line(&params::value(&m.params, *r)).into_owned(),
-                focused && i == m.param_cursor,
-            )
+            let mut value = sanitize::line(&params::value(&m.params, *r)).into_owned();
+            // A model OpenAI no longer serves is marked, for OpenAI itself.
+            if *r == Row::Model
+                && m.provider.openai
+                && let Some(label) = m
+                    .catalog
+                    .get(&m.params.model)
+                    .and_then(|s| s.lifecycle_label(m.now.date_naive()))
+            {
+                value.push_str(&format!(" · {label}"));
+            }
+            (*r, value, focused && i == m.param_cursor)
         })
         .collect()
 }
