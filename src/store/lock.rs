@@ -26,6 +26,8 @@ impl DataDirLock {
         let mut file = options
             .open(&path)
             .map_err(|e| super::files::describe_io_error("open the lock file", &path, &e))?;
+        // A lock file made by an older easel may be open to others.
+        let _ = super::files::make_private(&path, false);
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

@@ -118,6 +118,13 @@ pub struct Entry {
     pub prompt: Box<str>,
 }
 
+impl Entry {
+    /// How entries are ordered: by creation time, then id.
+    fn order(&self) -> (i64, Id) {
+        (self.created_ms, self.id)
+    }
+}
+
 /// Everything the index knows about one record, before interning.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -171,7 +178,7 @@ impl Summary {
     }
 }
 
-/// All records, oldest first, as small entries.
+/// All records, oldest first (by `created`, then id), as small entries.
 #[derive(Debug, Default)]
 pub struct Index {
     entries: Vec<Entry>,
@@ -207,36 +214,51 @@ impl Index {
         }
     }
 
-    /// Build from summaries in key (time) order.
+    /// Build from summaries (in key order from the store: usually `created` order too, but
+    /// imported records may have ids whose time is not their `created`).
     pub fn from_sorted(summaries: impl IntoIterator<Item = Summary>) -> Index {
         let mut index = Index::default();
         for s in summaries {
             let e = index.entry(s);
             index.entries.push(e);
         }
-        // Keys come sorted from the store; sort anyway so a bug there cannot break searching.
-        if !index.entries.is_sorted_by_key(|e| e.id) {
-            index.entries.sort_by_key(|e| e.id);
+        if !index.entries.is_sorted_by_key(Entry::order) {
+            index.entries.sort_by_key(Entry::order);
         }
         index
     }
 
+    /// Where the entry for `id` is (entries are sorted by time, not id: a walk).
+    fn position(&self, id: Id) -> Option<usize> {
+        self.entries.iter().rposition(|e| e.id == id)
+    }
+
     pub fn upsert(&mut self, s: Summary) {
         let e = self.entry(s);
-        match self.entries.binary_search_by_key(&e.id, |x| x.id) {
+        match self.entries.binary_search_by_key(&e.order(), Entry::order) {
             Ok(i) => self.entries[i] = e,
-            Err(i) => self.entries.insert(i, e),
+            Err(i) => {
+                // The same record with another `created` (rewritten by hand or an import).
+                let i = match self.position(e.id) {
+                    Some(old) => {
+                        self.entries.remove(old);
+                        if old < i { i - 1 } else { i }
+                    }
+                    None => i,
+                };
+                self.entries.insert(i, e);
+            }
         }
     }
 
     pub fn remove(&mut self, id: Id) {
-        if let Ok(i) = self.entries.binary_search_by_key(&id, |x| x.id) {
+        if let Some(i) = self.position(id) {
             self.entries.remove(i);
         }
     }
 
     pub fn contains(&self, id: Id) -> bool {
-        self.entries.binary_search_by_key(&id, |x| x.id).is_ok()
+        self.position(id).is_some()
     }
 
     pub fn ids(&self) -> impl DoubleEndedIterator<Item = Id> + '_ {
@@ -298,7 +320,11 @@ impl Index {
             return (page, next);
         }
         let end = match cursor {
-            Some(Cursor::Before(id)) => self.entries.partition_point(|e| e.id < id),
+            Some(Cursor::Before(id)) => match self.position(id) {
+                Some(i) => i,
+                // The record is gone: by the time inside the id.
+                None => self.entries.partition_point(|e| e.id < id),
+            },
             _ => self.entries.len(),
         };
         let mut skip = match cursor {
