@@ -1280,3 +1280,142 @@ fn an_export_with_out_images_imports_back() {
     // The original stays where it was.
     assert!(saved[0].exists());
 }
+
+/// A tmpfs mounted for one test (needs root and mount rights); unmounted when dropped.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mount(at.to_path_buf()))
+    }
+
+    fn read_only(&self) {
+        let ok = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Issue 9 item 11: on a full disk and on a read-only mount, `list`, `show`, `stats`, `doctor`
+/// and `export` work (from a private copy); commands that write say precisely why not.
+#[test]
+fn read_only_commands_work_on_a_full_disk_and_a_read_only_mount() {
+    let sb = Sandbox::new();
+    sb.quick_demo();
+    let Some(mount) = Mount::tmpfs(&sb.home.join("small disk"), "8m") else {
+        eprintln!("skipped: mounting a tmpfs needs root (the library test below still runs)");
+        return;
+    };
+    let data = mount.0.join("data");
+    sb.generate(&data, "kept on a small disk", &[]);
+    let id = {
+        let store = SledStore::open(&data).unwrap();
+        store.page(&Query::default(), None, 1).unwrap().records[0].id
+    };
+    let id = id.to_string();
+    let reads: [&[&str]; 5] = [
+        &["history", "list"],
+        &["history", "show", &id, "--no-preview"],
+        &["history", "stats"],
+        &["history", "doctor"],
+        &["history", "export"],
+    ];
+    // On a full disk sled may still open (it had room set aside) or not: either way the
+    // command works. On a read-only mount it cannot: a private copy is read.
+    let check = |state: &str, copy: bool| {
+        for args in reads {
+            let run = sb.run_on(&data, args);
+            assert_eq!(run.code, 0, "{state}: {args:?}: {run:?}");
+            assert!(
+                run.stdout.contains("kept on a small disk")
+                    || run.stdout.contains("generations")
+                    || run.stdout.contains("healthy"),
+                "{state}: {args:?}: {run:?}"
+            );
+            if copy {
+                assert!(run.stderr.contains("read-only copy"), "{state}: {run:?}");
+            }
+        }
+    };
+    // Fill the disk.
+    let fill = mount.0.join("fill");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=64"])
+        .arg(format!("of={}", fill.display()))
+        .stderr(Stdio::null())
+        .status();
+    check("full disk", false);
+    std::fs::remove_file(&fill).unwrap();
+    mount.read_only();
+    check("read-only mount", true);
+    let rm = sb.run_on(&data, &["history", "rm", &id]);
+    assert_ne!(rm.code, 0, "{rm:?}");
+    assert!(rm.stderr.contains("read-only"), "{rm:?}");
+    let repair = sb.run_on(&data, &["history", "doctor", "--repair"]);
+    assert_ne!(repair.code, 0, "{repair:?}");
+    assert!(repair.stderr.contains("read-only"), "{repair:?}");
+}
+
+/// The read-only copy leaves the data folder byte for byte as it was, and still notices a
+/// running easel.
+#[test]
+fn a_read_only_open_changes_nothing_and_respects_a_running_easel() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rec("read from a copy", Status::Succeeded);
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put(&r).unwrap();
+    }
+    let snapshot = |root: &Path| {
+        let mut files = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    files.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let before = snapshot(dir.path());
+    {
+        let store = SledStore::open_read_only(dir.path()).unwrap();
+        assert_eq!(store.get(r.id).unwrap().unwrap().prompt, "read from a copy");
+        assert!(
+            store
+                .warnings()
+                .iter()
+                .any(|w| w.contains("read-only copy"))
+        );
+        store
+            .put(&rec("dropped with the copy", Status::Failed))
+            .unwrap();
+    }
+    assert_eq!(snapshot(dir.path()), before);
+    let _writer = SledStore::open(dir.path()).unwrap();
+    let Err(easel::store::StoreError::Locked(msg)) = SledStore::open_read_only(dir.path()) else {
+        panic!("a read-only open ignored the running easel");
+    };
+    assert!(msg.contains("another easel is using"), "{msg}");
+}

@@ -3,7 +3,7 @@
 use crate::config::Settings;
 use crate::sanitize;
 use crate::store::transfer;
-use crate::store::{Cursor, GenerationRecord, HistoryStore, Query, Status, StoreError};
+use crate::store::{Cursor, GenerationRecord, HistoryStore, Query, SledStore, Status, StoreError};
 use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
 use clap::Subcommand;
 use std::io::{IsTerminal, Write};
@@ -172,6 +172,25 @@ fn notes(store: &dyn HistoryStore) {
     }
 }
 
+/// Open the history. A command that only reads (`reads_only`) falls back to a read-only copy
+/// when the data folder cannot be written (a read-only mount, a full disk); otherwise, or when
+/// that fails too, the error says why.
+fn open(data_dir: &std::path::Path, reads_only: bool) -> Result<SledStore, StoreError> {
+    match SledStore::open(data_dir) {
+        Ok(s) => Ok(s),
+        Err(StoreError::Io(why)) if reads_only => match SledStore::open_read_only(data_dir) {
+            Ok(s) => {
+                eprintln!("easel: warning: {}", sanitize::line(&why));
+                Ok(s)
+            }
+            Err(e) => Err(StoreError::Io(format!(
+                "{why}; and a read-only copy could not be opened either: {e}"
+            ))),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
     if let HistoryAction::Doctor {
         repair,
@@ -180,9 +199,19 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
     {
         return doctor_command(&settings.paths.data_dir, repair, prune_missing);
     }
-    let store = match super::open_store(settings) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let reads_only = matches!(
+        action,
+        HistoryAction::List { .. }
+            | HistoryAction::Show { .. }
+            | HistoryAction::Stats { .. }
+            | HistoryAction::Export { .. }
+    );
+    let store: std::sync::Arc<dyn HistoryStore> = match open(&settings.paths.data_dir, reads_only) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            super::report(&e.to_string(), None);
+            return 1;
+        }
     };
     notes(store.as_ref());
     let result = match action {
@@ -577,7 +606,7 @@ fn stats(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
 /// `easel history doctor`: opened here rather than in `run`, because a repair must work on a
 /// database that no longer opens.
 fn doctor_command(data_dir: &std::path::Path, repair: bool, prune_missing: bool) -> i32 {
-    match crate::store::SledStore::open(data_dir) {
+    match open(data_dir, !repair) {
         Ok(store) => {
             notes(&store);
             match store.doctor(repair) {

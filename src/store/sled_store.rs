@@ -38,7 +38,63 @@ pub struct SledStore {
     /// from the records without the index. Imports of old records can break it.
     in_order: std::sync::atomic::AtomicBool,
     warnings: Vec<String>,
-    _lock: DataDirLock,
+    _lock: Option<DataDirLock>,
+    /// A read-only store works on a private copy of the database, removed when it closes.
+    _copy: Option<ScratchDir>,
+}
+
+/// A private temporary folder, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// In `$XDG_RUNTIME_DIR` (memory, usually) or else the temporary folder.
+    fn new() -> std::io::Result<ScratchDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("easel-readonly-{}-{nanos}", std::process::id());
+        let mut last = None;
+        let places = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([std::env::temp_dir()]);
+        for base in places {
+            let dir = base.join(&name);
+            match std::fs::DirBuilder::new().create(&dir) {
+                Ok(()) => {
+                    super::files::make_private(&dir, true)?;
+                    return Ok(ScratchDir(dir));
+                }
+                Err(e) => last = Some((dir, e)),
+            }
+        }
+        Err(last.map_or_else(
+            || std::io::Error::other("no temporary folder"),
+            |(dir, e)| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())),
+        ))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copy a folder's regular files and folders (not symlinks).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    super::files::create_private_dir(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let kind = e.file_type()?;
+        let target = to.join(e.file_name());
+        if kind.is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(e.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The metadata key saying whether id order is `created` order (1) or not (0).
@@ -101,6 +157,16 @@ fn make_tree_private(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What to do about an I/O error, if there is something to say.
+fn advice(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull => ": the disk is full: free some space",
+        std::io::ErrorKind::ReadOnlyFilesystem => ": that file system is read-only too",
+        std::io::ErrorKind::PermissionDenied => ": check the folder's permissions",
+        _ => "",
+    }
 }
 
 /// A warning when others can read the data folder (it holds prompts and errors).
@@ -194,6 +260,41 @@ impl SledStore {
         Self::open_locked(data_dir, lock)
     }
 
+    /// Open a data folder that cannot be written (a read-only mount, a full disk) for reading:
+    /// sled 0.34 has no read-only mode and writes when it opens, so this opens a private copy of
+    /// the database, in `$XDG_RUNTIME_DIR` or the temporary folder, and leaves the folder as it
+    /// is. Writes go to the copy and are dropped with it.
+    pub fn open_read_only(data_dir: &Path) -> Result<SledStore, StoreError> {
+        let lock = DataDirLock::acquire_shared(data_dir).map_err(StoreError::Locked)?;
+        let source = data_dir.join("history.sled");
+        if !source.is_dir() {
+            return Err(StoreError::Open(format!(
+                "there is no history in {} to read",
+                data_dir.display()
+            )));
+        }
+        let scratch = ScratchDir::new().map_err(|e| {
+            StoreError::Io(format!(
+                "could not make a private copy of the history to read ({e}{})",
+                advice(&e)
+            ))
+        })?;
+        let copy = scratch.0.join("history.sled");
+        copy_tree(&source, &copy).map_err(|e| {
+            StoreError::Io(format!(
+                "could not copy the history to {} to read it ({e}{})",
+                scratch.0.display(),
+                advice(&e)
+            ))
+        })?;
+        let mut store = Self::open_at(data_dir, &copy, lock, Some(scratch))?;
+        store.warnings.push(format!(
+            "{} cannot be written: showing a read-only copy of the history (nothing is changed there)",
+            data_dir.display()
+        ));
+        Ok(store)
+    }
+
     fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, StoreError> {
         super::files::create_private_dir(data_dir).map_err(|e| {
             StoreError::Io(super::files::describe_io_error(
@@ -202,11 +303,27 @@ impl SledStore {
                 &e,
             ))
         })?;
-        DataDirLock::acquire(data_dir).map_err(StoreError::Locked)
+        DataDirLock::acquire(data_dir).map_err(|e| {
+            // Held by another easel, or the lock file could not be made (a read-only folder).
+            if e.starts_with(super::lock::HELD) {
+                StoreError::Locked(e)
+            } else {
+                StoreError::Io(e)
+            }
+        })
     }
 
     fn open_locked(data_dir: &Path, lock: DataDirLock) -> Result<SledStore, StoreError> {
-        let path = data_dir.join("history.sled");
+        Self::open_at(data_dir, &data_dir.join("history.sled"), Some(lock), None)
+    }
+
+    fn open_at(
+        data_dir: &Path,
+        path: &Path,
+        lock: Option<DataDirLock>,
+        copy: Option<ScratchDir>,
+    ) -> Result<SledStore, StoreError> {
+        let path = path.to_path_buf();
         remove_unfinished_snapshots(&path);
         let mut warnings = privacy_warnings(data_dir);
         let config = sled::Config::new()
@@ -264,12 +381,15 @@ impl SledStore {
             in_order: std::sync::atomic::AtomicBool::new(true),
             warnings,
             _lock: lock,
+            _copy: copy,
         };
         store.check_schema()?;
         store.check_order()?;
         // Jobs left running belong to a process that is gone (it held the lock we now hold).
-        // Marking them is a write: on a read-only store they are left, and shown as they are.
-        if let Ok(found) = store.recover_running() {
+        // A read-only copy leaves them as they are.
+        if store._copy.is_none()
+            && let Ok(found) = store.recover_running()
+        {
             *lock_mutex(&store.orphaned) = found;
         }
         Ok(store)
