@@ -970,9 +970,11 @@ impl HistoryStore for SledStore {
     }
 
     fn recover(&self) -> Result<Recovery, StoreError> {
-        let mut recovery = Recovery::default();
         // Those found running when the store was opened were marked then.
-        recovery.interrupted = lock(&self.orphaned).clone();
+        let mut recovery = Recovery {
+            interrupted: lock(&self.orphaned).clone(),
+            ..Recovery::default()
+        };
         for r in self.queue()? {
             match r.status {
                 Status::Running => {
