@@ -1279,6 +1279,77 @@ fn an_export_with_out_images_imports_back() {
     assert!(store.doctor(false).unwrap().is_clean());
     // The original stays where it was.
     assert!(saved[0].exists());
+    // Removing the `--out` record keeps the user's file, and says so.
+    let source_id = r.id.to_string();
+    let rm = sb.run(&["history", "rm", &source_id]);
+    assert_eq!(rm.code, 0, "{rm:?}");
+    assert!(rm.stderr.contains("kept"), "{rm:?}");
+    assert!(saved[0].exists());
+}
+
+/// Records a damaged (but still opening) database lost come back from their images' sidecars:
+/// doctor reports them, a repair recovers them, and nothing else changes.
+#[test]
+fn records_lost_from_an_open_database_come_back_from_the_sidecars() {
+    use easel::store::ImageFiles;
+    let dir = tempfile::tempdir().unwrap();
+    let files = ImageFiles::new(dir.path(), None);
+    let mut r = rec("a lost lighthouse", Status::Succeeded);
+    r.params.n = 2;
+    r.params.size = Some("1024x1536".into());
+    r.revised_prompt = Some("a lighthouse, revised".into());
+    let png = b"the bytes the server sent".to_vec();
+    let image = easel::api::ReceivedImage {
+        bytes: bytes::Bytes::from(png),
+        info: easel::api::payload::ImageInfo {
+            format: "png",
+            width: 4,
+            height: 3,
+        },
+        revised_prompt: None,
+        source: "b64_json",
+    };
+    r.outputs = (0..2)
+        .map(|i| {
+            files
+                .save(
+                    &r.id,
+                    r.created,
+                    i,
+                    &image,
+                    &easel::store::files::sidecar_of(&r),
+                )
+                .unwrap()
+        })
+        .collect();
+    let kept = rec("never lost", Status::Failed);
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put(&r).unwrap();
+        store.put(&kept).unwrap();
+    }
+    // The record goes missing, as when sled drops the end of a damaged log.
+    {
+        let db = sled::open(dir.path().join("history.sled")).unwrap();
+        for tree in ["generations", "summaries"] {
+            db.open_tree(tree).unwrap().remove(r.id.key()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    let report = store.doctor(false).unwrap();
+    assert_eq!(report.recoverable, 1, "{report:?}");
+    assert!(!report.is_clean());
+    let report = store.doctor(true).unwrap();
+    assert_eq!(report.recovered, 1, "{report:?}");
+    let back = store.get(r.id).unwrap().unwrap();
+    assert_eq!(back.prompt, r.prompt);
+    assert_eq!(back.params.size, r.params.size);
+    assert_eq!(back.revised_prompt, r.revised_prompt);
+    assert_eq!(back.outputs, r.outputs);
+    assert_eq!(back.status, Status::Succeeded);
+    assert_eq!(store.get(kept.id).unwrap().as_ref(), Some(&kept));
+    assert!(store.doctor(false).unwrap().is_clean());
 }
 
 /// A tmpfs mounted for one test (needs root and mount rights); unmounted when dropped.
