@@ -443,6 +443,15 @@ fn export_import_round_trip_through_the_binary() {
     assert!(export.stderr.contains("exported 50"), "{export:?}");
     assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 50);
 
+    // The export opened the store: the jobs left running there (their process is gone) are
+    // now interrupted, in the source and in the export.
+    let records: Vec<GenerationRecord> = {
+        let source = SledStore::open(&sb.data).unwrap();
+        records
+            .iter()
+            .map(|r| source.get(r.id).unwrap().unwrap())
+            .collect()
+    };
     let other = sb.home.join("elsewhere");
     let import = sb.run_on(&other, &["history", "import", file.to_str().unwrap()]);
     assert_eq!(import.code, 0, "{import:?}");
@@ -475,10 +484,11 @@ fn export_import_round_trip_through_the_binary() {
 // (d) Hostile imports
 // ---------------------------------------------------------------------------------------------
 
+/// A record line with one image at `path` (`{id}` in it becomes the record's id).
 fn line_with_output(path: &str) -> (Id, String) {
     let mut r = rec(&format!("points at {path}"), Status::Succeeded);
     r.outputs = vec![SavedImage {
-        path: PathBuf::from(path),
+        path: PathBuf::from(path.replace("{id}", &r.id.to_string())),
         format: "png".into(),
         width: 1,
         height: 1,
@@ -505,7 +515,7 @@ fn hostile_setup(data_dir: &Path, outside: &Path) -> (String, Vec<Id>, Vec<Id>, 
     .unwrap();
     std::fs::create_dir_all(data_dir.join("images/2026-11-28")).unwrap();
 
-    let (good1, l1) = line_with_output("images/2026-11-28/good.png");
+    let (good1, l1) = line_with_output("images/2026-11-28/214700000_{id}_1.png");
     let (up, l2) = line_with_output("../x.png");
     let (abs, l3) = line_with_output("/etc/passwd");
     let (through_dir, l4) = line_with_output("images/out/present.png");
@@ -759,4 +769,724 @@ fn starring_while_deleting_does_not_bring_the_record_back() {
         "deleted records came back {back} time(s) out of 40"
     );
     assert!(store.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9 and 10: crafted imports, damaged databases, repair, listing, permissions
+// ---------------------------------------------------------------------------------------------
+
+impl Sandbox {
+    /// A config that makes the demo backend quick.
+    fn quick_demo(&self) {
+        let file = self.config_home.join("easel").join("config.toml");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, "[demo]\nlatency_ms = 20\n").unwrap();
+    }
+
+    /// Generate with the demo backend; returns the saved paths printed.
+    fn generate(&self, data_dir: &Path, prompt: &str, extra: &[&str]) -> Vec<PathBuf> {
+        let mut args = vec!["generate", prompt, "--no-preview"];
+        args.extend_from_slice(extra);
+        let run = self.run_on(data_dir, &args);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout.lines().map(PathBuf::from).collect()
+    }
+}
+
+/// A record with an image and its sidecar on disk, stored in `data_dir`.
+fn stored_with_image(data_dir: &Path, prompt: &str) -> GenerationRecord {
+    let mut r = rec(prompt, Status::Succeeded);
+    let saved = image_file(data_dir, &r, 0);
+    std::fs::write(
+        data_dir.join(&saved.path).with_extension("json"),
+        b"{\"easel_sidecar\": 1}",
+    )
+    .unwrap();
+    r.outputs = vec![saved];
+    let store = SledStore::open(data_dir).unwrap();
+    store.put(&r).unwrap();
+    r
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Issue 9 item 2 (import side): paths that name the store's own files, or a file another
+/// record owns (its image, or its sidecar through another extension), are refused.
+#[test]
+fn crafted_import_paths_naming_the_store_or_another_records_files_are_refused() {
+    let sb = Sandbox::new();
+    let owner = stored_with_image(&sb.data, "the owner");
+    let owned = owner.outputs[0].path.to_str().unwrap().to_string();
+    let same_sidecar = owner.outputs[0]
+        .path
+        .with_extension("webp")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let targets = [
+        "history.sled/db".to_string(),
+        "history.sled/conf".to_string(),
+        "./history.sled/conf".to_string(),
+        "easel.lock".to_string(),
+        owned.clone(),
+        format!("./{owned}"),
+        same_sidecar,
+        "images".to_string(),
+        owner.outputs[0]
+            .path
+            .with_extension("json")
+            .to_str()
+            .unwrap()
+            .to_string(),
+    ];
+    let mut lines = String::new();
+    for t in &targets {
+        lines.push_str(&line_with_output(t).1);
+        lines.push('\n');
+    }
+    // Two records in one file claiming the same new image: the second is refused.
+    let (first_id, first) = line_with_output("images/2026-11-28/214700000_{id}_1.png");
+    let (second_id, second) =
+        line_with_output(&format!("images/2026-11-28/214700000_{first_id}_1.png"));
+    lines.push_str(&format!("{first}\n{second}\n"));
+    let file = sb.home.join("crafted.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let run = sb.run(&["history", "import", file.to_str().unwrap()]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "imported 1, already present 0, refused {}",
+            targets.len() + 1
+        )),
+        "{run:?}"
+    );
+    for n in (1..=targets.len()).chain([targets.len() + 2]) {
+        assert!(
+            run.stderr
+                .contains(&format!("{}:{n}: refused", file.display())),
+            "line {n}: {run:?}"
+        );
+    }
+    let store = SledStore::open(&sb.data).unwrap();
+    assert!(store.get(second_id).unwrap().is_none());
+    assert_eq!(store.len(), 2);
+}
+
+/// Issue 9 item 2 (rm side): even a record that already points at the store's files or at
+/// another record's image (written by an older easel) never makes rm delete them.
+#[test]
+fn rm_never_deletes_the_database_or_another_records_files() {
+    let sb = Sandbox::new();
+    let owner = stored_with_image(&sb.data, "the owner");
+    let targets = [
+        "history.sled/db",
+        "history.sled/conf",
+        "./history.sled/conf",
+        "easel.lock",
+        owner.outputs[0].path.to_str().unwrap(),
+    ];
+    let mut ids = Vec::new();
+    {
+        let store = SledStore::open(&sb.data).unwrap();
+        for t in targets {
+            let mut r = rec(&format!("crafted {t}"), Status::Succeeded);
+            r.outputs = vec![SavedImage {
+                path: PathBuf::from(t),
+                format: "png".into(),
+                width: 1,
+                height: 1,
+                bytes: 1,
+                sha256: "00".into(),
+            }];
+            store.put(&r).unwrap();
+            ids.push(r.id.to_string());
+        }
+    }
+    let mut args = vec!["history", "rm"];
+    args.extend(ids.iter().map(String::as_str));
+    let run = sb.run(&args);
+    assert_eq!(run.code, 0, "{run:?}");
+    for f in ["history.sled/db", "history.sled/conf", "easel.lock"] {
+        assert!(sb.data.join(f).exists(), "{f} was deleted: {run:?}");
+    }
+    let image = sb.data.join(&owner.outputs[0].path);
+    assert!(image.exists(), "another record's image was deleted");
+    assert!(image.with_extension("json").exists());
+    let list = sb.run(&["history", "list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(list.stdout.contains("the owner"), "{list:?}");
+    // The owner's own rm still removes its files.
+    let run = sb.run(&["history", "rm", &owner.id.to_string()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!image.exists() && !image.with_extension("json").exists());
+}
+
+fn damage(data: &Path, how: &str) {
+    let db = data.join("history.sled").join("db");
+    match how {
+        "cut" => {
+            let len = std::fs::metadata(&db).unwrap().len();
+            let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+            f.set_len(len / 2).unwrap();
+        }
+        "flip" => {
+            let mut bytes = std::fs::read(&db).unwrap();
+            let (mid, len) = (bytes.len() / 2, bytes.len());
+            for b in bytes[mid - len / 4..mid + len / 4].iter_mut().step_by(97) {
+                *b ^= 0x5a;
+            }
+            std::fs::write(&db, bytes).unwrap();
+        }
+        "conf" => {
+            std::fs::write(
+                data.join("history.sled").join("conf"),
+                b"\x00\xffgarbage = [[[\n",
+            )
+            .unwrap();
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// Issue 9 item 7: whatever the damage, `doctor --repair` rebuilds history from the sidecars,
+/// keeps the damaged database, and says how many records it recovered.
+#[test]
+fn a_damaged_database_is_rebuilt_from_the_sidecars() {
+    let sb = Sandbox::new();
+    sb.quick_demo();
+    let source = sb.home.join("source");
+    let prompts = ["a lighthouse at dusk", "a red fox", "夜晚的海边小镇"];
+    // A history large enough that the log holds more than its header; the generations with
+    // images come last, in the part of the log a cut loses.
+    {
+        let store = SledStore::open(&source).unwrap();
+        for i in 0..300 {
+            store
+                .put(&rec(
+                    &format!("filler {i} {}", "x".repeat(200)),
+                    Status::Failed,
+                ))
+                .unwrap();
+        }
+    }
+    for p in prompts {
+        sb.generate(&source, p, &[]);
+    }
+    for how in ["cut", "flip", "conf"] {
+        let data = sb.home.join(format!("damaged-{how}"));
+        copy_tree(&source, &data);
+        damage(&data, how);
+        let list = sb.run_on(&data, &["history", "list", "--limit", "400"]);
+        if list.code != 0 {
+            assert!(
+                list.stderr.contains("easel history doctor --repair"),
+                "{how}: {list:?}"
+            );
+        }
+        let lost = list.code != 0 || prompts.iter().any(|p| !list.stdout.contains(p));
+        let repair = sb.run_on(&data, &["history", "doctor", "--repair"]);
+        assert_eq!(repair.code, 0, "{how}: {repair:?}");
+        assert!(lost, "{how}: the damage did not show");
+        assert!(
+            repair.stdout.contains("rebuilt the history") && repair.stdout.contains("recovered 3"),
+            "{how}: {repair:?}"
+        );
+        let list = sb.run_on(&data, &["history", "list", "--limit", "400"]);
+        assert_eq!(list.code, 0, "{how}: {list:?}");
+        for p in prompts {
+            assert!(
+                list.stdout.contains(p),
+                "{how}: {p} lost: {list:?} after {repair:?}"
+            );
+        }
+        let doctor = sb.run_on(&data, &["history", "doctor"]);
+        assert_eq!(doctor.code, 0, "{how}: {doctor:?}");
+        {
+            let kept = std::fs::read_dir(&data)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("history.sled.damaged")
+                });
+            assert!(kept, "{how}: the damaged database was not kept");
+        }
+    }
+}
+
+/// Issue 10 item 8: a repair ends the report of a missing image, and the next doctor is clean.
+#[test]
+fn repair_ends_the_report_of_a_missing_image() {
+    let sb = Sandbox::new();
+    let a = stored_with_image(&sb.data, "image removed by hand");
+    let b = stored_with_image(&sb.data, "pruned");
+    for r in [&a, &b] {
+        std::fs::remove_file(sb.data.join(&r.outputs[0].path)).unwrap();
+    }
+    let doctor = sb.run(&["history", "doctor"]);
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    assert!(doctor.stdout.contains("missing file"), "{doctor:?}");
+    let repair = sb.run(&["history", "doctor", "--repair"]);
+    assert_eq!(repair.code, 0, "{repair:?}");
+    let again = sb.run(&["history", "doctor"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(!again.stdout.contains("missing file"), "{again:?}");
+    let show = sb.run(&["history", "show", &a.id.to_string(), "--no-preview"]);
+    assert_eq!(show.code, 0, "{show:?}");
+    assert!(!show.stdout.contains("easel history doctor"), "{show:?}");
+    assert!(show.stdout.contains("deleted"), "{show:?}");
+    // --prune-missing removes records left without any image.
+    let prune = sb.run(&["history", "doctor", "--repair", "--prune-missing"]);
+    assert_eq!(prune.code, 0, "{prune:?}");
+    let store = SledStore::open(&sb.data).unwrap();
+    assert!(store.get(a.id).unwrap().is_none(), "{prune:?}");
+    assert!(store.get(b.id).unwrap().is_none(), "{prune:?}");
+}
+
+/// Issue 10 item 9: `--limit 0` is a usage error, and every line of `--json` is a record.
+#[test]
+fn list_limit_zero_is_refused_and_every_json_line_is_a_record() {
+    let sb = Sandbox::new();
+    {
+        let store = SledStore::open(&sb.data).unwrap();
+        for i in 0..3 {
+            store
+                .put(&rec(&format!("record {i}"), Status::Succeeded))
+                .unwrap();
+        }
+    }
+    let zero = sb.run(&["history", "list", "--limit", "0"]);
+    assert_eq!(zero.code, 64, "{zero:?}");
+    assert!(!zero.stderr.contains("no generations yet"), "{zero:?}");
+    let page = sb.run(&["history", "list", "--json", "--limit", "2"]);
+    assert_eq!(page.code, 0, "{page:?}");
+    let lines: Vec<serde_json::Value> = page
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{page:?}");
+    assert!(lines.iter().all(|v| v.get("id").is_some()), "{page:?}");
+    let cursor = page
+        .stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "--after")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no cursor on stderr: {page:?}"))
+        .to_string();
+    let rest = sb.run(&[
+        "history", "list", "--json", "--limit", "2", "--after", &cursor,
+    ]);
+    assert_eq!(rest.code, 0, "{rest:?}");
+    assert_eq!(rest.stdout.lines().count(), 1, "{rest:?}");
+    assert!(rest.stdout.contains("record 0"), "{rest:?}");
+}
+
+/// Issue 10 item 10: imported records list by their `created` time, not by the id's.
+#[test]
+fn imported_records_list_by_created() {
+    let sb = Sandbox::new();
+    // Ids made in one order, creation times in the other.
+    let base = Utc::now() - ChronoDuration::days(30);
+    let mut text = String::new();
+    let mut by_created = Vec::new();
+    for i in 0..4 {
+        let mut r = rec(&format!("made {i}"), Status::Succeeded);
+        r.created = base - ChronoDuration::days(i);
+        by_created.push(r.prompt.clone());
+        text.push_str(&json(&r));
+        text.push('\n');
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // A live record, created now: newest of all.
+    stored_with_image(&sb.data, "made now");
+    let file = sb.home.join("order.jsonl");
+    std::fs::write(&file, text).unwrap();
+    let run = sb.run(&["history", "import", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let list = sb.run(&["history", "list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    let shown: Vec<String> = list
+        .stdout
+        .lines()
+        .map(|l| l.split("made").nth(1).unwrap().trim().to_string())
+        .collect();
+    assert_eq!(shown, ["now", "0", "1", "2", "3"], "{list:?}");
+    // Page by page, through the cursor, the same order.
+    let first = sb.run(&["history", "list", "--json", "--limit", "2"]);
+    let cursor = first
+        .stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "--after")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .to_string();
+    let second = sb.run(&["history", "list", "--limit", "2", "--after", &cursor]);
+    assert!(second.stdout.contains("made 1"), "{second:?}");
+    assert!(second.stdout.contains("made 2"), "{second:?}");
+}
+
+/// Issue 9 item 8: an import line over the limits is refused with its line number, and the
+/// lines around it are imported.
+#[test]
+fn oversized_import_lines_and_fields_are_refused_with_the_line_number() {
+    let sb = Sandbox::new();
+    let ok1 = rec("fine", Status::Succeeded);
+    let long_prompt = rec(&"p".repeat(32_001), Status::Succeeded);
+    let mut long_line = rec("padded", Status::Succeeded);
+    long_line.tags = vec!["t".repeat(3_000_000)];
+    let mut many_tags = rec("tags", Status::Succeeded);
+    many_tags.tags = (0..1000).map(|i| format!("tag{i}")).collect();
+    let mut long_model = rec("model", Status::Succeeded);
+    long_model.model = "m".repeat(5000);
+    let ok2 = rec("also fine", Status::Succeeded);
+    let text = [
+        &ok1,
+        &long_prompt,
+        &long_line,
+        &many_tags,
+        &long_model,
+        &ok2,
+    ]
+    .map(json)
+    .join("\n");
+    let file = sb.home.join("big.jsonl");
+    std::fs::write(&file, text).unwrap();
+    let run = sb.run(&["history", "import", file.to_str().unwrap()]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("imported 2, already present 0, refused 4"),
+        "{run:?}"
+    );
+    for n in 2..=5 {
+        assert!(
+            run.stderr
+                .contains(&format!("{}:{n}: refused", file.display())),
+            "line {n}: {run:?}"
+        );
+    }
+    assert!(run.stderr.contains("32000"), "{run:?}");
+}
+
+/// Issue 9 item 12: an open data folder (755) still gets a private database, lock and images,
+/// and a warning about the folder.
+#[test]
+fn an_open_data_folder_gets_private_files_and_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    sb.quick_demo();
+    std::fs::create_dir_all(sb.data.join("images")).unwrap();
+    for d in [&sb.data, &sb.data.join("images")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let list = sb.run(&["history", "list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(
+        list.stderr.contains("warning") && list.stderr.contains("chmod 700"),
+        "{list:?}"
+    );
+    let saved = sb.generate(&sb.data, "private", &[]);
+    let sled_dir = sb.data.join("history.sled");
+    assert_eq!(mode_of(&sled_dir), 0o700);
+    for e in std::fs::read_dir(&sled_dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = mode_of(&p);
+        assert_eq!(m & 0o077, 0, "{} is {m:o}", p.display());
+    }
+    assert_eq!(mode_of(&sb.data.join("easel.lock")), 0o600);
+    assert_eq!(mode_of(&sb.data.join("images")), 0o700);
+    for p in saved {
+        assert_eq!(mode_of(p.parent().unwrap()), 0o700);
+    }
+}
+
+/// Issue 9 item 15: a job left running by a killed process shows as interrupted in the next
+/// `history list`, and doctor says its owner is gone.
+#[test]
+fn a_job_left_running_by_a_dead_process_is_interrupted_by_the_next_command() {
+    let sb = Sandbox::new();
+    let mut job = rec("was running when killed", Status::Running);
+    job.attempts = 1;
+    {
+        let store = SledStore::open(&sb.data).unwrap();
+        store.enqueue(&job, false).unwrap();
+    }
+    let list = sb.run(&["history", "list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(!list.stdout.contains('▶'), "{list:?}");
+    assert!(list.stdout.contains('!'), "{list:?}");
+    let store = SledStore::open(&sb.data).unwrap();
+    let got = store.get(job.id).unwrap().unwrap();
+    assert_eq!(got.status, Status::Interrupted);
+    assert!(store.queue().unwrap().is_empty());
+    drop(store);
+
+    // Doctor, as the first command after the kill, says so.
+    let job2 = rec("second kill", Status::Running);
+    {
+        let store = SledStore::open(&sb.data).unwrap();
+        store.enqueue(&job2, false).unwrap();
+    }
+    let doctor = sb.run(&["history", "doctor"]);
+    assert!(doctor.stdout.contains("process is gone"), "{doctor:?}");
+    assert!(doctor.stdout.contains(&job2.id.short()), "{doctor:?}");
+}
+
+/// Issue 9 item 16: an export holding `--out` images (absolute paths) imports back: into
+/// another folder (the images are copied in) and into the same one.
+#[test]
+fn an_export_with_out_images_imports_back() {
+    let sb = Sandbox::new();
+    sb.quick_demo();
+    let out = sb.home.join("my pictures");
+    let saved = sb.generate(
+        &sb.data,
+        "kept in my folder",
+        &["--out", out.to_str().unwrap()],
+    );
+    assert_eq!(saved.len(), 1);
+    assert!(saved[0].starts_with(&out));
+    let file = sb.home.join("export.jsonl");
+    let export = sb.run(&["history", "export", "--out", file.to_str().unwrap()]);
+    assert_eq!(export.code, 0, "{export:?}");
+    let same = sb.run(&["history", "import", file.to_str().unwrap()]);
+    assert_eq!(same.code, 0, "{same:?}");
+    let other = sb.home.join("other");
+    let run = sb.run_on(&other, &["history", "import", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("imported 1, already present 0, refused 0"),
+        "{run:?}"
+    );
+    let store = SledStore::open(&other).unwrap();
+    let r = store
+        .page(&Query::default(), None, 5)
+        .unwrap()
+        .records
+        .remove(0);
+    let path = &r.outputs[0].path;
+    assert!(path.starts_with("images"), "{path:?}");
+    assert_eq!(
+        std::fs::read(other.join(path)).unwrap(),
+        std::fs::read(&saved[0]).unwrap()
+    );
+    assert!(store.doctor(false).unwrap().is_clean());
+    // The original stays where it was.
+    assert!(saved[0].exists());
+    // Removing the `--out` record keeps the user's file, and says so.
+    let source_id = r.id.to_string();
+    let rm = sb.run(&["history", "rm", &source_id]);
+    assert_eq!(rm.code, 0, "{rm:?}");
+    assert!(rm.stderr.contains("kept"), "{rm:?}");
+    assert!(saved[0].exists());
+}
+
+/// Records a damaged (but still opening) database lost come back from their images' sidecars:
+/// doctor reports them, a repair recovers them, and nothing else changes.
+#[test]
+fn records_lost_from_an_open_database_come_back_from_the_sidecars() {
+    use easel::store::ImageFiles;
+    let dir = tempfile::tempdir().unwrap();
+    let files = ImageFiles::new(dir.path(), None);
+    let mut r = rec("a lost lighthouse", Status::Succeeded);
+    r.params.n = 2;
+    r.params.size = Some("1024x1536".into());
+    r.revised_prompt = Some("a lighthouse, revised".into());
+    let png = b"the bytes the server sent".to_vec();
+    let image = easel::api::ReceivedImage {
+        bytes: bytes::Bytes::from(png),
+        info: easel::api::payload::ImageInfo {
+            format: "png",
+            width: 4,
+            height: 3,
+        },
+        revised_prompt: None,
+        source: "b64_json",
+    };
+    r.outputs = (0..2)
+        .map(|i| {
+            files
+                .save(
+                    &r.id,
+                    r.created,
+                    i,
+                    &image,
+                    &easel::store::files::sidecar_of(&r),
+                )
+                .unwrap()
+        })
+        .collect();
+    let kept = rec("never lost", Status::Failed);
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put(&r).unwrap();
+        store.put(&kept).unwrap();
+    }
+    // The record goes missing, as when sled drops the end of a damaged log.
+    {
+        let db = sled::open(dir.path().join("history.sled")).unwrap();
+        for tree in ["generations", "summaries"] {
+            db.open_tree(tree).unwrap().remove(r.id.key()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    let report = store.doctor(false).unwrap();
+    assert_eq!(report.recoverable, 1, "{report:?}");
+    assert!(!report.is_clean());
+    let report = store.doctor(true).unwrap();
+    assert_eq!(report.recovered, 1, "{report:?}");
+    let back = store.get(r.id).unwrap().unwrap();
+    assert_eq!(back.prompt, r.prompt);
+    assert_eq!(back.params.size, r.params.size);
+    assert_eq!(back.revised_prompt, r.revised_prompt);
+    assert_eq!(back.outputs, r.outputs);
+    assert_eq!(back.status, Status::Succeeded);
+    assert_eq!(store.get(kept.id).unwrap().as_ref(), Some(&kept));
+    assert!(store.doctor(false).unwrap().is_clean());
+}
+
+/// A tmpfs mounted for one test (needs root and mount rights); unmounted when dropped.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mount(at.to_path_buf()))
+    }
+
+    fn read_only(&self) {
+        let ok = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Issue 9 item 11: on a full disk and on a read-only mount, `list`, `show`, `stats`, `doctor`
+/// and `export` work (from a private copy); commands that write say precisely why not.
+#[test]
+fn read_only_commands_work_on_a_full_disk_and_a_read_only_mount() {
+    let sb = Sandbox::new();
+    sb.quick_demo();
+    let Some(mount) = Mount::tmpfs(&sb.home.join("small disk"), "8m") else {
+        eprintln!("skipped: mounting a tmpfs needs root (the library test below still runs)");
+        return;
+    };
+    let data = mount.0.join("data");
+    sb.generate(&data, "kept on a small disk", &[]);
+    let id = {
+        let store = SledStore::open(&data).unwrap();
+        store.page(&Query::default(), None, 1).unwrap().records[0].id
+    };
+    let id = id.to_string();
+    let reads: [&[&str]; 5] = [
+        &["history", "list"],
+        &["history", "show", &id, "--no-preview"],
+        &["history", "stats"],
+        &["history", "doctor"],
+        &["history", "export"],
+    ];
+    // On a full disk sled may still open (it had room set aside) or not: either way the
+    // command works. On a read-only mount it cannot: a private copy is read.
+    let check = |state: &str, copy: bool| {
+        for args in reads {
+            let run = sb.run_on(&data, args);
+            assert_eq!(run.code, 0, "{state}: {args:?}: {run:?}");
+            assert!(
+                run.stdout.contains("kept on a small disk")
+                    || run.stdout.contains("generations")
+                    || run.stdout.contains("healthy"),
+                "{state}: {args:?}: {run:?}"
+            );
+            if copy {
+                assert!(run.stderr.contains("read-only copy"), "{state}: {run:?}");
+            }
+        }
+    };
+    // Fill the disk.
+    let fill = mount.0.join("fill");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=64"])
+        .arg(format!("of={}", fill.display()))
+        .stderr(Stdio::null())
+        .status();
+    check("full disk", false);
+    std::fs::remove_file(&fill).unwrap();
+    mount.read_only();
+    check("read-only mount", true);
+    let rm = sb.run_on(&data, &["history", "rm", &id]);
+    assert_ne!(rm.code, 0, "{rm:?}");
+    assert!(rm.stderr.contains("read-only"), "{rm:?}");
+    let repair = sb.run_on(&data, &["history", "doctor", "--repair"]);
+    assert_ne!(repair.code, 0, "{repair:?}");
+    assert!(repair.stderr.contains("read-only"), "{repair:?}");
+}
+
+/// The read-only copy leaves the data folder byte for byte as it was, and still notices a
+/// running easel.
+#[test]
+fn a_read_only_open_changes_nothing_and_respects_a_running_easel() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rec("read from a copy", Status::Succeeded);
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put(&r).unwrap();
+    }
+    let snapshot = |root: &Path| {
+        let mut files = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    files.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let before = snapshot(dir.path());
+    {
+        let store = SledStore::open_read_only(dir.path()).unwrap();
+        assert_eq!(store.get(r.id).unwrap().unwrap().prompt, "read from a copy");
+        assert!(
+            store
+                .warnings()
+                .iter()
+                .any(|w| w.contains("read-only copy"))
+        );
+        store
+            .put(&rec("dropped with the copy", Status::Failed))
+            .unwrap();
+    }
+    assert_eq!(snapshot(dir.path()), before);
+    let _writer = SledStore::open(dir.path()).unwrap();
+    let Err(easel::store::StoreError::Locked(msg)) = SledStore::open_read_only(dir.path()) else {
+        panic!("a read-only open ignored the running easel");
+    };
+    assert!(msg.contains("another easel is using"), "{msg}");
 }

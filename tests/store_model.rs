@@ -166,6 +166,37 @@ impl Model {
         })
     }
 
+    /// The rule on opening: jobs found running belong to a process that is gone (it held the
+    /// lock), so they become interrupted and leave the queue. The store stamps the time.
+    fn reopened(&mut self, store: &SledStore) -> Result<(), TestCaseError> {
+        let running: Vec<Id> = self
+            .records
+            .values()
+            .filter(|r| r.status == Status::Running)
+            .map(|r| r.id)
+            .collect();
+        let mut orphaned = store.orphaned();
+        orphaned.sort();
+        prop_assert_eq!(&orphaned, &running, "jobs marked interrupted at open");
+        for id in running {
+            let got = store.get(id).map_err(store_err)?;
+            let got = got.ok_or_else(|| TestCaseError::fail(format!("{id} lost at reopen")))?;
+            prop_assert_eq!(got.status, Status::Interrupted);
+            prop_assert!(got.finished.is_some() && got.error.is_some());
+            self.queue.retain(|x| *x != id);
+            self.records.insert(id, got);
+        }
+        Ok(())
+    }
+
+    /// Records as history lists them: newest `created` first (ids break ties). A deleted
+    /// record written again keeps its id but not its time, so this is not key order.
+    fn newest_first(&self) -> Vec<&GenerationRecord> {
+        let mut all: Vec<&GenerationRecord> = self.records.values().collect();
+        all.sort_by_key(|r| std::cmp::Reverse((r.created.timestamp_millis(), r.id)));
+        all
+    }
+
     fn pick_live(&self, n: usize) -> Option<Id> {
         let live: Vec<Id> = self.records.keys().copied().collect();
         (!live.is_empty()).then(|| live[n % live.len()])
@@ -220,7 +251,7 @@ fn check_everything_paged(
     when: &str,
 ) -> Result<(), TestCaseError> {
     let paged = walk(store, &Query::default())?;
-    let expected: Vec<Id> = model.records.keys().rev().copied().collect();
+    let expected: Vec<Id> = model.newest_first().iter().map(|r| r.id).collect();
     prop_assert_eq!(paged, expected, "newest-first paging ({})", when);
     Ok(())
 }
@@ -297,9 +328,8 @@ fn check(store: &SledStore, model: &Model, step: &str) -> Result<(), TestCaseErr
         ..Default::default()
     };
     let want: Vec<Id> = model
-        .records
-        .values()
-        .rev()
+        .newest_first()
+        .into_iter()
         .filter(|r| r.model == MODELS[0])
         .map(|r| r.id)
         .collect();
@@ -530,6 +560,7 @@ proptest! {
         for (i, op) in ops.iter().enumerate() {
             if let Op::Reopen = op {
                 store = reopen(store, dir.path())?;
+                model.reopened(&store)?;
             } else {
                 apply(&store, &mut model, op)?;
             }
@@ -537,6 +568,7 @@ proptest! {
         }
         // A last reopen: everything must have been on disk.
         store = reopen(store, dir.path())?;
+        model.reopened(&store)?;
         check(&store, &model, "the final reopen")?;
         prop_assert!(store.doctor(false).map_err(store_err)?.is_clean(), "doctor found problems at the end");
     }

@@ -3,7 +3,7 @@
 use crate::config::Settings;
 use crate::sanitize;
 use crate::store::transfer;
-use crate::store::{Cursor, GenerationRecord, HistoryStore, Query, Status, StoreError};
+use crate::store::{Cursor, GenerationRecord, HistoryStore, Query, SledStore, Status, StoreError};
 use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
 use clap::Subcommand;
 use std::io::{IsTerminal, Write};
@@ -13,9 +13,9 @@ use std::path::PathBuf;
 pub enum HistoryAction {
     /// List generations, newest first (best match first with --query).
     List {
-        /// How many to show.
-        #[arg(long, short = 'l', default_value_t = 20)]
-        limit: usize,
+        /// How many to show (at least 1).
+        #[arg(long, short = 'l', default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
         /// Fuzzy text to look for in prompts.
         #[arg(long, short = 'q')]
         query: Option<String>,
@@ -29,10 +29,12 @@ pub enum HistoryAction {
         /// Only since this date: 2026-11-01, an RFC 3339 time, or a span such as 7d or 12h.
         #[arg(long)]
         since: Option<String>,
-        /// Continue from the cursor a previous --json listing printed last.
+        /// Continue from where a previous listing stopped (the cursor it printed on stderr as
+        /// "more: --after CURSOR").
         #[arg(long)]
         after: Option<String>,
-        /// One JSON record per line (and a last line {"next": CURSOR} when there is more).
+        /// One JSON record per line, and nothing else on stdout; when there is more, the cursor
+        /// goes to stderr as "easel: more: --after CURSOR".
         #[arg(long)]
         json: bool,
     },
@@ -70,10 +72,15 @@ pub enum HistoryAction {
         #[arg(long)]
         json: bool,
     },
-    /// Look for damaged records and missing files; --repair fixes the index.
+    /// Look for damaged records and missing files. --repair fixes the index, sets damaged
+    /// records aside, records missing images as gone, makes lost records again from the image
+    /// sidecars, and rebuilds a database that no longer opens from them (keeping the old one).
     Doctor {
         #[arg(long)]
         repair: bool,
+        /// With --repair: also remove the records whose every image is gone.
+        #[arg(long, requires = "repair")]
+        prune_missing: bool,
     },
 }
 
@@ -152,11 +159,61 @@ fn out_err(e: std::io::Error) -> StoreError {
     StoreError::Io(format!("could not write the output: {e}"))
 }
 
+/// What the store wants the user to know: an open data folder, jobs whose process is gone.
+fn notes(store: &dyn HistoryStore) {
+    for w in store.warnings() {
+        eprintln!("easel: warning: {}", sanitize::line(&w));
+    }
+    for id in store.orphaned() {
+        eprintln!(
+            "easel: job {} was running, but its process is gone: marked interrupted (retry it with r in the studio)",
+            id.short()
+        );
+    }
+}
+
+/// Open the history. A command that only reads (`reads_only`) falls back to a read-only copy
+/// when the data folder cannot be written (a read-only mount, a full disk); otherwise, or when
+/// that fails too, the error says why.
+fn open(data_dir: &std::path::Path, reads_only: bool) -> Result<SledStore, StoreError> {
+    match SledStore::open(data_dir) {
+        Ok(s) => Ok(s),
+        Err(StoreError::Io(why)) if reads_only => match SledStore::open_read_only(data_dir) {
+            Ok(s) => {
+                eprintln!("easel: warning: {}", sanitize::line(&why));
+                Ok(s)
+            }
+            Err(e) => Err(StoreError::Io(format!(
+                "{why}; and a read-only copy could not be opened either: {e}"
+            ))),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
-    let store = match super::open_store(settings) {
-        Ok(s) => s,
-        Err(code) => return code,
+    if let HistoryAction::Doctor {
+        repair,
+        prune_missing,
+    } = action
+    {
+        return doctor_command(&settings.paths.data_dir, repair, prune_missing);
+    }
+    let reads_only = matches!(
+        action,
+        HistoryAction::List { .. }
+            | HistoryAction::Show { .. }
+            | HistoryAction::Stats { .. }
+            | HistoryAction::Export { .. }
+    );
+    let store: std::sync::Arc<dyn HistoryStore> = match open(&settings.paths.data_dir, reads_only) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            super::report(&e.to_string(), None);
+            return 1;
+        }
     };
+    notes(store.as_ref());
     let result = match action {
         HistoryAction::List {
             limit,
@@ -169,7 +226,7 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
             json,
         } => list(
             store.as_ref(),
-            limit,
+            usize::try_from(limit).unwrap_or(usize::MAX),
             query,
             model,
             status,
@@ -192,8 +249,15 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
         HistoryAction::Export { out } => export(store.as_ref(), out),
         HistoryAction::Import { file } => import(store.as_ref(), settings, &file),
         HistoryAction::Rm { ids } => each(store.as_ref(), &ids, |s, id| {
-            s.delete(id)?;
+            let old = s.delete(id)?;
             println!("deleted {}", id.short());
+            // Say which files were left, and why (rm only removes a record's own files in the
+            // images folder).
+            for o in old.iter().flat_map(|r| r.outputs.iter()) {
+                if let Err(why) = crate::store::files::deletable(&settings.paths.data_dir, &id, o) {
+                    eprintln!("easel: {}", sanitize::line(&why));
+                }
+            }
             Ok(())
         }),
         HistoryAction::Star { ids, off } => each(store.as_ref(), &ids, |s, id| {
@@ -206,7 +270,7 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
             Ok(())
         }),
         HistoryAction::Stats { json } => stats(store.as_ref(), json),
-        HistoryAction::Doctor { repair } => return doctor(store.as_ref(), repair),
+        HistoryAction::Doctor { .. } => Ok(()),
     };
     for bad in store.skipped() {
         eprintln!(
@@ -282,8 +346,9 @@ fn list(
         }
     }
     if let Some(next) = page.next {
+        // Never on stdout: every line there is a record.
         if json {
-            writeln!(out, "{}", serde_json::json!({ "next": next.encode() })).map_err(out_err)?;
+            eprintln!("easel: more: --after {}", next.encode());
         } else if std::io::stdout().is_terminal() {
             eprintln!("… more: --after {}", next.encode());
         }
@@ -408,6 +473,8 @@ fn show(
         };
         let missing = if abs.is_file() {
             ""
+        } else if r.missing.contains(&o.path) {
+            "  (deleted from disk; noted in history)"
         } else {
             "  (missing: `easel history doctor`)"
         };
@@ -474,6 +541,12 @@ fn import(store: &dyn HistoryStore, settings: &Settings, file: &PathBuf) -> Resu
         report.present,
         report.refused.len()
     );
+    if report.copied > 0 {
+        println!(
+            "copied {} image(s) from outside the data folder into its images folder",
+            report.copied
+        );
+    }
     if report.refused.is_empty() {
         Ok(())
     } else {
@@ -530,22 +603,94 @@ fn stats(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn doctor(store: &dyn HistoryStore, repair: bool) -> i32 {
-    let report = match store.doctor(repair) {
-        Ok(r) => r,
+/// `easel history doctor`: opened here rather than in `run`, because a repair must work on a
+/// database that no longer opens.
+fn doctor_command(data_dir: &std::path::Path, repair: bool, prune_missing: bool) -> i32 {
+    match open(data_dir, !repair) {
+        Ok(store) => {
+            notes(&store);
+            match store.doctor(repair) {
+                Ok(report) => {
+                    let code = doctor(&store, &report, repair);
+                    if prune_missing {
+                        match store.prune_missing() {
+                            Ok(gone) => println!(
+                                "removed {} record(s) whose every image is gone",
+                                gone.len()
+                            ),
+                            Err(e) => {
+                                super::report(&e.to_string(), None);
+                                return 1;
+                            }
+                        }
+                    }
+                    code
+                }
+                Err(StoreError::Corrupt(why)) if repair => {
+                    drop(store);
+                    rebuild(data_dir, &why)
+                }
+                Err(e) => {
+                    super::report(&e.to_string(), None);
+                    1
+                }
+            }
+        }
+        Err(StoreError::Corrupt(why)) if repair => rebuild(data_dir, &why),
         Err(e) => {
             super::report(&e.to_string(), None);
-            return 1;
+            1
         }
-    };
+    }
+}
+
+/// Make history again from the image sidecars, keeping the damaged database.
+fn rebuild(data_dir: &std::path::Path, why: &str) -> i32 {
+    println!("{}", sanitize::line(why));
+    match crate::store::SledStore::rebuild(data_dir) {
+        Ok((store, recovered, moved)) => {
+            if let Some(moved) = moved {
+                println!(
+                    "moved the damaged database to {} (kept: nothing was deleted)",
+                    sanitize::line(&moved.display().to_string())
+                );
+            }
+            println!(
+                "rebuilt the history from the image sidecars: recovered {recovered} record(s) ({} in history now)",
+                store.len()
+            );
+            println!(
+                "generations that made no image (failed, cancelled), stars and tags are not in sidecars and could not be recovered"
+            );
+            0
+        }
+        Err(e) => {
+            super::report(&e.to_string(), None);
+            1
+        }
+    }
+}
+
+fn doctor(store: &dyn HistoryStore, report: &crate::store::DoctorReport, repair: bool) -> i32 {
+    for id in &report.orphaned {
+        println!(
+            "job {} was running, but its process is gone: marked interrupted",
+            id.short()
+        );
+    }
     for b in &report.bad_records {
         println!("damaged record {}: {}", b.key, sanitize::line(&b.error));
     }
     for (id, path) in &report.missing_files {
         println!(
-            "missing file for {}: {}",
+            "missing file for {}: {}{}",
             id.short(),
-            sanitize::line(&path.display().to_string())
+            sanitize::line(&path.display().to_string()),
+            if repair {
+                " (now recorded as gone)"
+            } else {
+                ""
+            }
         );
     }
     for path in &report.temporary_files {
@@ -571,15 +716,28 @@ fn doctor(store: &dyn HistoryStore, repair: bool) -> i32 {
     if report.orphan_entries > 0 {
         println!("index entries without a record: {}", report.orphan_entries);
     }
+    if report.recovered > 0 {
+        println!(
+            "recovered {} record(s) from the sidecars of images that had none",
+            report.recovered
+        );
+    } else if report.recoverable > 0 {
+        println!(
+            "{} record(s) lost from history can be made again from their images' sidecars",
+            report.recoverable
+        );
+    }
     if report.is_clean() {
         println!("history is healthy ({} generations)", store.len());
         0
     } else if repair {
-        println!("repaired: damaged records moved aside, index rebuilt");
+        println!(
+            "repaired: damaged records moved aside, index rebuilt, missing images recorded as gone"
+        );
         0
     } else {
         println!(
-            "run `easel history doctor --repair` to fix the index and set damaged records aside"
+            "run `easel history doctor --repair` to fix the index, set damaged records aside and record missing images as gone (add --prune-missing to remove records left with no image)"
         );
         1
     }

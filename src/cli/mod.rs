@@ -126,7 +126,13 @@ pub fn open_store(
     settings: &Settings,
 ) -> Result<std::sync::Arc<dyn crate::store::HistoryStore>, i32> {
     match crate::store::SledStore::open(&settings.paths.data_dir) {
-        Ok(s) => Ok(std::sync::Arc::new(s)),
+        Ok(s) => {
+            // For instance: other users can open the data folder.
+            for w in crate::store::HistoryStore::warnings(&s) {
+                eprintln!("easel: warning: {}", crate::sanitize::line(&w));
+            }
+            Ok(std::sync::Arc::new(s))
+        }
         Err(e) => {
             report(&e.to_string(), None);
             Err(1)

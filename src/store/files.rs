@@ -35,6 +35,139 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
+/// Make an existing folder readable only by the user (folders made before, by hand or by an
+/// older easel, may be open to others).
+pub fn make_private(path: &Path, folder: bool) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::symlink_metadata(path)?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        let want = if folder { 0o700 } else { 0o600 };
+        if meta.permissions().mode() & 0o777 != want {
+            fs::set_permissions(path, fs::Permissions::from_mode(want))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, folder);
+    Ok(())
+}
+
+/// The folder under the data dir that holds every image easel keeps.
+pub const IMAGES_DIR: &str = "images";
+
+/// A stored image path in its plain form: relative, `.` parts dropped, inside `images/`, and not
+/// a sidecar or temporary file. Anything else is refused with the reason.
+pub fn normalize_image_path(path: &Path) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let shown = || crate::sanitize::line(&path.display().to_string()).into_owned();
+    if path.as_os_str().is_empty() {
+        return Err("an image path is empty".into());
+    }
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(format!("the image path {} climbs out with ..", shown()));
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("the image path {} is absolute", shown()));
+            }
+        }
+    }
+    let mut parts = out.components();
+    if parts.next().map(|c| c.as_os_str()) != Some(std::ffi::OsStr::new(IMAGES_DIR))
+        || parts.next().is_none()
+    {
+        return Err(format!(
+            "the image path {} is not inside the images folder",
+            shown()
+        ));
+    }
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("json" | "tmp") | None => Err(format!(
+            "the image path {} does not name an image file",
+            shown()
+        )),
+        Some(_) => Ok(out),
+    }
+}
+
+/// Whether the file name says the image belongs to record `id`: easel names every image
+/// `TIME_ID_N.EXT`, so no two records can own one file.
+pub fn named_for(path: &Path, id: &Id) -> bool {
+    let want = id.to_string();
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|stem| stem.split('_').any(|part| part == want))
+}
+
+/// The image file (and its sidecar) that deleting record `id` may remove: inside the data dir's
+/// images folder (symlinks resolved), named for that record. Anything else (an `--out` image in
+/// the user's own folder, a path a crafted import slipped in) is kept, and the reason given.
+pub fn deletable(data_dir: &Path, id: &Id, saved: &SavedImage) -> Result<PathBuf, String> {
+    let shown = || crate::sanitize::line(&saved.path.display().to_string()).into_owned();
+    if saved.path.is_absolute() {
+        return Err(format!(
+            "kept {}: it is outside easel's images folder (written with --out)",
+            shown()
+        ));
+    }
+    let rel = normalize_image_path(&saved.path).map_err(|e| format!("kept the file: {e}"))?;
+    if !named_for(&rel, id) {
+        return Err(format!(
+            "kept {}: its name does not carry this record's id, so it is not this record's file",
+            shown()
+        ));
+    }
+    let images = data_dir
+        .join(IMAGES_DIR)
+        .canonicalize()
+        .map_err(|e| format!("kept {}: the images folder cannot be read ({e})", shown()))?;
+    let full = data_dir.join(&rel);
+    let folder = full
+        .parent()
+        .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(|| format!("kept {}: its folder is gone", shown()))?;
+    if !folder.starts_with(&images) {
+        return Err(format!(
+            "kept {}: it leads outside the images folder through a symlink",
+            shown()
+        ));
+    }
+    let name = full
+        .file_name()
+        .ok_or_else(|| format!("kept {}: no file name", shown()))?;
+    Ok(folder.join(name))
+}
+
+/// A sidecar made from a record (for an image copied in by an import): the same fields as the
+/// one written with a fresh image, so history can be rebuilt from it.
+pub fn sidecar_of(r: &super::GenerationRecord) -> serde_json::Value {
+    serde_json::json!({
+        "easel_sidecar": 1,
+        "id": r.id.to_string(),
+        "prompt": r.prompt,
+        "revised_prompt": r.revised_prompt,
+        "model": r.model,
+        "provider": r.provider,
+        "backend": if r.demo { "demo" } else { "openai-compatible" },
+        "demo": r.demo,
+        "request": r.params,
+        "created_at": r.created.to_rfc3339(),
+        "started_at": r.started.map(|t| t.to_rfc3339()),
+        "finished_at": r.finished.map(|t| t.to_rfc3339()),
+        "attempts": r.attempts,
+        "request_id": r.request_id,
+        "usage": r.usage,
+        "estimated_cost_usd": r.cost_usd,
+    })
+}
+
 /// The folder and file stem for image `index` (0-based) of generation `id`:
 /// `images/2026-11-28/214700123_<id>_1` (time to the millisecond, so names sort by time).
 /// Nothing of the prompt goes into a path.
@@ -152,6 +285,13 @@ impl ImageFiles {
             None => self.data_dir.join(&rel_dir),
         };
         create_private_dir(&dir).map_err(|e| describe_io_error("create the folder", &dir, &e))?;
+        if self.out_dir.is_none() {
+            // Folders made before (by hand, or by an older easel) are made private too.
+            for d in [self.data_dir.join(IMAGES_DIR), dir.clone()] {
+                make_private(&d, true)
+                    .map_err(|e| describe_io_error("make private the folder", &d, &e))?;
+            }
+        }
         let file = dir.join(format!("{stem}.{}", ext(image.info.format)));
         write_atomic(&file, &image.bytes)
             .map_err(|e| describe_io_error("save the image", &file, &e))?;
@@ -184,7 +324,8 @@ impl ImageFiles {
         Ok(saved)
     }
 
-    /// Remove an image and its sidecar (used when a job is cancelled part-way or deleted).
+    /// Remove an image and its sidecar that this run has just written (a job cancelled part-way
+    /// or whose record could not be stored). Deleting a record uses [`deletable`] instead.
     pub fn remove(&self, saved: &SavedImage) {
         let file = self.resolve(&saved.path);
         let _ = fs::remove_file(file.with_extension("json"));

@@ -5,6 +5,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+/// How the refusal starts when another easel holds the folder.
+pub const HELD: &str = "another easel is using";
+
 /// Held for as long as the process uses the data folder; released when dropped (or when the
 /// process dies: the operating system drops the lock with the file descriptor).
 #[derive(Debug)]
@@ -26,6 +29,8 @@ impl DataDirLock {
         let mut file = options
             .open(&path)
             .map_err(|e| super::files::describe_io_error("open the lock file", &path, &e))?;
+        // A lock file made by an older easel may be open to others.
+        let _ = super::files::make_private(&path, false);
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -50,6 +55,34 @@ impl DataDirLock {
         let _ = write!(file, "{}", std::process::id());
         let _ = file.flush();
         Ok(DataDirLock { _file: file, path })
+    }
+}
+
+impl DataDirLock {
+    /// For reading a folder that cannot be written: a shared lock on the lock file if there is
+    /// one (so a running easel, which holds it exclusively, is still noticed); none otherwise.
+    pub fn acquire_shared(data_dir: &Path) -> Result<Option<DataDirLock>, String> {
+        let path = data_dir.join("easel.lock");
+        let Ok(mut file) = File::open(&path) else {
+            return Ok(None);
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(DataDirLock { _file: file, path })),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let pid = text
+                    .trim()
+                    .parse::<u32>()
+                    .map(|p| format!(", pid {p}"))
+                    .unwrap_or_default();
+                Err(format!(
+                    "another easel is using {}{pid}; close it first (or set EASEL_DATA_DIR to use another folder)",
+                    data_dir.display()
+                ))
+            }
+            Err(std::fs::TryLockError::Error(_)) => Ok(None),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod files;
 pub mod id;
 pub mod lock;
 pub mod query;
+pub mod rebuild;
 pub mod record;
 pub mod sled_store;
 pub mod transfer;
@@ -97,6 +98,14 @@ pub struct DoctorReport {
     /// The stored record count disagrees with the records there are.
     pub count_mismatch: bool,
     pub repaired: bool,
+    /// Jobs found running when the store was opened, whose process is gone: now interrupted.
+    pub orphaned: Vec<Id>,
+    /// Missing images a repair recorded as gone (doctor reports them no more).
+    pub marked_missing: usize,
+    /// Records made again from the sidecars of images that had no record (repair).
+    pub recovered: usize,
+    /// Images with no record whose sidecar can make one again (what a repair would recover).
+    pub recoverable: usize,
 }
 
 impl DoctorReport {
@@ -106,6 +115,7 @@ impl DoctorReport {
             && self.stale_summaries == 0
             && self.orphan_entries == 0
             && !self.count_mismatch
+            && self.recoverable == self.recovered
     }
 }
 
@@ -158,6 +168,31 @@ pub trait HistoryStore: Send + Sync {
     fn doctor(&self, repair: bool) -> Result<DoctorReport, StoreError>;
     /// Records that could not be decoded so far (reported, skipped).
     fn skipped(&self) -> Vec<BadRecord>;
+    /// Jobs that were found running when the store was opened: the process that ran them is
+    /// gone (it held the data folder's lock), so they are now interrupted.
+    fn orphaned(&self) -> Vec<Id> {
+        Vec::new()
+    }
+    /// Things about the data folder the user should know (for instance, that others can read
+    /// it).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Remove the records whose every image is recorded as gone (after a doctor repair).
+    /// Returns their ids.
+    fn prune_missing(&self) -> Result<Vec<Id>, StoreError> {
+        let mut gone = Vec::new();
+        self.for_each(&mut |r| {
+            if !r.outputs.is_empty() && r.outputs.iter().all(|o| r.missing.contains(&o.path)) {
+                gone.push(r.id);
+            }
+            Ok(())
+        })?;
+        for id in &gone {
+            self.delete(*id)?;
+        }
+        Ok(gone)
+    }
     /// Get ready for searching (load indexes); called on a worker at start.
     fn warm(&self) -> Result<(), StoreError> {
         Ok(())

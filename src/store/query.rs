@@ -208,6 +208,13 @@ pub struct Entry {
     pub prompt: Box<str>,
 }
 
+impl Entry {
+    /// How entries are ordered: by creation time, then id.
+    fn order(&self) -> (i64, Id) {
+        (self.created_ms, self.id)
+    }
+}
+
 /// Everything the index knows about one record, before interning.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -272,7 +279,7 @@ pub enum Located {
     Unknown,
 }
 
-/// All records, oldest first, as small entries.
+/// All records, oldest first (by `created`, then id), as small entries.
 #[derive(Debug, Default)]
 pub struct Index {
     entries: Vec<Entry>,
@@ -308,36 +315,51 @@ impl Index {
         }
     }
 
-    /// Build from summaries in key (time) order.
+    /// Build from summaries (in key order from the store: usually `created` order too, but
+    /// imported records may have ids whose time is not their `created`).
     pub fn from_sorted(summaries: impl IntoIterator<Item = Summary>) -> Index {
         let mut index = Index::default();
         for s in summaries {
             let e = index.entry(s);
             index.entries.push(e);
         }
-        // Keys come sorted from the store; sort anyway so a bug there cannot break searching.
-        if !index.entries.is_sorted_by_key(|e| e.id) {
-            index.entries.sort_by_key(|e| e.id);
+        if !index.entries.is_sorted_by_key(Entry::order) {
+            index.entries.sort_by_key(Entry::order);
         }
         index
     }
 
+    /// Where the entry for `id` is (entries are sorted by time, not id: a walk).
+    fn position(&self, id: Id) -> Option<usize> {
+        self.entries.iter().rposition(|e| e.id == id)
+    }
+
     pub fn upsert(&mut self, s: Summary) {
         let e = self.entry(s);
-        match self.entries.binary_search_by_key(&e.id, |x| x.id) {
+        match self.entries.binary_search_by_key(&e.order(), Entry::order) {
             Ok(i) => self.entries[i] = e,
-            Err(i) => self.entries.insert(i, e),
+            Err(i) => {
+                // The same record with another `created` (rewritten by hand or an import).
+                let i = match self.position(e.id) {
+                    Some(old) => {
+                        self.entries.remove(old);
+                        if old < i { i - 1 } else { i }
+                    }
+                    None => i,
+                };
+                self.entries.insert(i, e);
+            }
         }
     }
 
     pub fn remove(&mut self, id: Id) {
-        if let Ok(i) = self.entries.binary_search_by_key(&id, |x| x.id) {
+        if let Some(i) = self.position(id) {
             self.entries.remove(i);
         }
     }
 
     pub fn contains(&self, id: Id) -> bool {
-        self.entries.binary_search_by_key(&id, |x| x.id).is_ok()
+        self.position(id).is_some()
     }
 
     pub fn ids(&self) -> impl DoubleEndedIterator<Item = Id> + '_ {
@@ -399,7 +421,11 @@ impl Index {
             return (page, next);
         }
         let end = match cursor {
-            Some(Cursor::Before(id)) => self.entries.partition_point(|e| e.id < id),
+            Some(Cursor::Before(id)) => match self.position(id) {
+                Some(i) => i,
+                // The record is gone: by the time inside the id.
+                None => self.entries.partition_point(|e| e.id < id),
+            },
             _ => self.entries.len(),
         };
         let mut skip = match cursor {
@@ -516,24 +542,28 @@ impl Index {
                 .position(|(_, i)| self.entries[*i].id == id)
                 .map_or(Located::Unknown, Located::At);
         }
-        let mut pos = 0;
-        for e in self.entries.iter().rev() {
-            if e.id == id {
-                return if self.passes(e, q) {
-                    Located::At(pos)
-                } else {
-                    Located::Near(pos)
-                };
-            }
-            if e.id < id {
-                // Newest first: it would stand here.
-                return Located::Near(pos);
-            }
-            if self.passes(e, q) {
-                pos += 1;
-            }
+        if let Some(i) = self.position(id) {
+            let e = &self.entries[i];
+            let pos = self.entries[i + 1..]
+                .iter()
+                .filter(|x| self.passes(x, q))
+                .count();
+            return if self.passes(e, q) {
+                Located::At(pos)
+            } else {
+                Located::Near(pos)
+            };
         }
-        Located::Near(pos)
+        // Gone: where it would stand, by the time in its id (its `created`, but for imports).
+        let created_ms = id
+            .uuid()
+            .get_timestamp()
+            .map_or(i64::MAX, |t| {
+                let (secs, nanos) = t.to_unix();
+                (secs as i64).saturating_mul(1000) + i64::from(nanos / 1_000_000)
+            });
+        let at = self.entries.partition_point(|e| e.order() < (created_ms, id));
+        Located::Near(self.entries[at..].iter().filter(|x| self.passes(x, q)).count())
     }
 
     /// How many records match.
@@ -590,15 +620,24 @@ mod tests {
 
     #[test]
     fn locate_finds_a_record_or_where_it_would_be() {
+        // Ids made as the store makes them, their time their `created` (a second apart).
         let rows: Vec<Summary> = (1..=5)
             .map(|i| {
-                summary(
+                let ms = 1_764_000_000_000 + i * 1000;
+                let ts = uuid::Timestamp::from_unix(
+                    uuid::NoContext,
+                    (ms / 1000) as u64,
+                    ((ms % 1000) * 1_000_000) as u32,
+                );
+                let mut s = summary(
                     &format!("picture {i}"),
                     "gpt-image-2",
                     Status::Succeeded,
                     i % 2 == 0,
-                    i,
-                )
+                    ms,
+                );
+                s.id = Id::from_uuid(uuid::Uuid::new_v7(ts));
+                s
             })
             .collect();
         let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();

@@ -153,6 +153,10 @@ pub struct GenerationRecord {
     /// ran, nobody is waiting any more, and the studio must not run (and pay for) it silently.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub headless: bool,
+    /// Images of `outputs` known to be gone from disk: `easel history doctor --repair` records
+    /// them here so that doctor stops reporting them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<std::path::PathBuf>,
 }
 
 impl GenerationRecord {
@@ -186,6 +190,7 @@ impl GenerationRecord {
             starred: false,
             tags: Vec::new(),
             headless: false,
+            missing: Vec::new(),
         }
     }
 }

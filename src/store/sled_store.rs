@@ -32,11 +32,93 @@ pub struct SledStore {
     /// read-then-write of a record (put, enqueue, delete, star, tags).
     queue_lock: Mutex<()>,
     skipped: Mutex<Vec<BadRecord>>,
-    _lock: DataDirLock,
+    /// Jobs found running at open, their process gone: marked interrupted then.
+    orphaned: Mutex<Vec<Id>>,
+    /// Whether keys (id) order is also `created` order, so the newest page can be read straight
+    /// from the records without the index. Imports of old records can break it.
+    in_order: std::sync::atomic::AtomicBool,
+    warnings: Vec<String>,
+    _lock: Option<DataDirLock>,
+    /// A read-only store works on a private copy of the database, removed when it closes.
+    _copy: Option<ScratchDir>,
+}
+
+/// A private temporary folder, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// In `$XDG_RUNTIME_DIR` (memory, usually) or else the temporary folder.
+    fn new() -> std::io::Result<ScratchDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("easel-readonly-{}-{nanos}", std::process::id());
+        let mut last = None;
+        let places = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([std::env::temp_dir()]);
+        for base in places {
+            let dir = base.join(&name);
+            match std::fs::DirBuilder::new().create(&dir) {
+                Ok(()) => {
+                    super::files::make_private(&dir, true)?;
+                    return Ok(ScratchDir(dir));
+                }
+                Err(e) => last = Some((dir, e)),
+            }
+        }
+        Err(last.map_or_else(
+            || std::io::Error::other("no temporary folder"),
+            |(dir, e)| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())),
+        ))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copy a folder's regular files and folders (not symlinks).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    super::files::create_private_dir(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let kind = e.file_type()?;
+        let target = to.join(e.file_name());
+        if kind.is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(e.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The metadata key saying whether id order is `created` order (1) or not (0).
+const ORDER_KEY: &str = "created_order";
+
+/// What to do about a damaged database, said wherever the damage shows.
+pub const DAMAGED_REMEDY: &str = "run `easel history doctor --repair` to rebuild it from the image sidecars (the damaged copy is kept)";
+
+fn damaged(what: &str, detail: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the history database is damaged ({what}: {detail}): {DAMAGED_REMEDY}"
+    ))
 }
 
 fn sled_error(what: &str, e: sled::Error) -> StoreError {
     match e {
+        sled::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            damaged(what, &io.to_string())
+        }
         sled::Error::Io(io) => {
             let advice = match io.kind() {
                 std::io::ErrorKind::StorageFull => " (the disk is full: free some space)",
@@ -45,9 +127,9 @@ fn sled_error(what: &str, e: sled::Error) -> StoreError {
             };
             StoreError::Io(format!("could not {what}: {io}{advice}"))
         }
-        sled::Error::Corruption { .. } => StoreError::Corrupt(format!(
-            "the history database is damaged ({what}): run `easel history doctor`"
-        )),
+        sled::Error::Corruption { .. } => damaged(what, "sled found corruption"),
+        sled::Error::Unsupported(detail) => damaged(what, &detail),
+        sled::Error::ReportableBug(detail) => damaged(what, &detail),
         other => StoreError::Io(format!("could not {what}: {other}")),
     }
 }
@@ -57,6 +139,55 @@ fn tx_error(what: &str, e: TransactionError<StoreError>) -> StoreError {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => sled_error(what, e),
     }
+}
+
+fn lock_mutex<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    lock(m)
+}
+
+/// Make the database folder and everything in it private (0700 folders, 0600 files).
+fn make_tree_private(dir: &Path) -> std::io::Result<()> {
+    super::files::make_private(dir, true)?;
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            make_tree_private(&e.path())?;
+        } else if kind.is_file() {
+            super::files::make_private(&e.path(), false)?;
+        }
+    }
+    Ok(())
+}
+
+/// What to do about an I/O error, if there is something to say.
+fn advice(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull => ": the disk is full: free some space",
+        std::io::ErrorKind::ReadOnlyFilesystem => ": that file system is read-only too",
+        std::io::ErrorKind::PermissionDenied => ": check the folder's permissions",
+        _ => "",
+    }
+}
+
+/// A warning when others can read the data folder (it holds prompts and errors).
+fn privacy_warnings(data_dir: &Path) -> Vec<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(data_dir)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            return vec![format!(
+                "other users can open the data folder {} (mode {:o}); easel keeps its own files private, but run chmod 700 {} to close the folder",
+                data_dir.display(),
+                meta.permissions().mode() & 0o777,
+                data_dir.display()
+            )];
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = data_dir;
+    Vec::new()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,8 +253,49 @@ fn is_active(s: Status) -> bool {
 }
 
 impl SledStore {
-    /// Open (or create) the store in `data_dir`. Takes the data folder's lock first.
+    /// Open (or create) the store in `data_dir`. Takes the data folder's lock first. Jobs found
+    /// running are marked interrupted: the process that ran them is gone, since it held the lock.
     pub fn open(data_dir: &Path) -> Result<SledStore, StoreError> {
+        let lock = Self::lock_data_dir(data_dir)?;
+        Self::open_locked(data_dir, lock)
+    }
+
+    /// Open a data folder that cannot be written (a read-only mount, a full disk) for reading:
+    /// sled 0.34 has no read-only mode and writes when it opens, so this opens a private copy of
+    /// the database, in `$XDG_RUNTIME_DIR` or the temporary folder, and leaves the folder as it
+    /// is. Writes go to the copy and are dropped with it.
+    pub fn open_read_only(data_dir: &Path) -> Result<SledStore, StoreError> {
+        let lock = DataDirLock::acquire_shared(data_dir).map_err(StoreError::Locked)?;
+        let source = data_dir.join("history.sled");
+        if !source.is_dir() {
+            return Err(StoreError::Open(format!(
+                "there is no history in {} to read",
+                data_dir.display()
+            )));
+        }
+        let scratch = ScratchDir::new().map_err(|e| {
+            StoreError::Io(format!(
+                "could not make a private copy of the history to read ({e}{})",
+                advice(&e)
+            ))
+        })?;
+        let copy = scratch.0.join("history.sled");
+        copy_tree(&source, &copy).map_err(|e| {
+            StoreError::Io(format!(
+                "could not copy the history to {} to read it ({e}{})",
+                scratch.0.display(),
+                advice(&e)
+            ))
+        })?;
+        let mut store = Self::open_at(data_dir, &copy, lock, Some(scratch))?;
+        store.warnings.push(format!(
+            "{} cannot be written: showing a read-only copy of the history (nothing is changed there)",
+            data_dir.display()
+        ));
+        Ok(store)
+    }
+
+    fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, StoreError> {
         super::files::create_private_dir(data_dir).map_err(|e| {
             StoreError::Io(super::files::describe_io_error(
                 "create the data folder",
@@ -131,9 +303,29 @@ impl SledStore {
                 &e,
             ))
         })?;
-        let lock = DataDirLock::acquire(data_dir).map_err(StoreError::Locked)?;
-        let path = data_dir.join("history.sled");
+        DataDirLock::acquire(data_dir).map_err(|e| {
+            // Held by another easel, or the lock file could not be made (a read-only folder).
+            if e.starts_with(super::lock::HELD) {
+                StoreError::Locked(e)
+            } else {
+                StoreError::Io(e)
+            }
+        })
+    }
+
+    fn open_locked(data_dir: &Path, lock: DataDirLock) -> Result<SledStore, StoreError> {
+        Self::open_at(data_dir, &data_dir.join("history.sled"), Some(lock), None)
+    }
+
+    fn open_at(
+        data_dir: &Path,
+        path: &Path,
+        lock: Option<DataDirLock>,
+        copy: Option<ScratchDir>,
+    ) -> Result<SledStore, StoreError> {
+        let path = path.to_path_buf();
         remove_unfinished_snapshots(&path);
+        let mut warnings = privacy_warnings(data_dir);
         let config = sled::Config::new()
             .path(&path)
             // Small cache: history pages are small, and resident memory matters more.
@@ -143,7 +335,15 @@ impl SledStore {
         // is dropped; we hold the data folder's lock, so a refusal here can only be that.
         let mut tries = 0;
         let db = loop {
-            match config.open() {
+            // sled panics on some kinds of damage instead of returning an error.
+            let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+                .map_err(|_| {
+                damaged(
+                    &format!("open the history at {}", path.display()),
+                    "sled stopped reading it",
+                )
+            })?;
+            match opened {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock") && tries < 40 =>
@@ -159,6 +359,10 @@ impl SledStore {
                 }
             }
         };
+        // sled creates its files with the default mode: keep them private, whatever existed.
+        if let Err(e) = make_tree_private(&path) {
+            warnings.push(super::files::describe_io_error("make private", &path, &e));
+        }
         let tree = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| sled_error("open the history", e))
@@ -173,10 +377,48 @@ impl SledStore {
             index: Mutex::new(None),
             queue_lock: Mutex::new(()),
             skipped: Mutex::new(Vec::new()),
+            orphaned: Mutex::new(Vec::new()),
+            in_order: std::sync::atomic::AtomicBool::new(true),
+            warnings,
             _lock: lock,
+            _copy: copy,
         };
         store.check_schema()?;
+        store.check_order()?;
+        // Jobs left running belong to a process that is gone (it held the lock we now hold).
+        // A read-only copy leaves them as they are.
+        if store._copy.is_none()
+            && let Ok(found) = store.recover_running()
+        {
+            *lock_mutex(&store.orphaned) = found;
+        }
         Ok(store)
+    }
+
+    /// Move a damaged database aside (never deleting it) and make history again from the image
+    /// sidecars. Returns the new store, how many records it recovered, and where the damaged
+    /// database now is.
+    pub fn rebuild(data_dir: &Path) -> Result<(SledStore, usize, Option<PathBuf>), StoreError> {
+        let lock = Self::lock_data_dir(data_dir)?;
+        let path = data_dir.join("history.sled");
+        let moved = if path.exists() {
+            let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+            let aside = data_dir.join(format!("history.sled.damaged-{stamp}"));
+            std::fs::rename(&path, &aside).map_err(|e| {
+                StoreError::Io(super::files::describe_io_error(
+                    "move the damaged history aside:",
+                    &path,
+                    &e,
+                ))
+            })?;
+            Some(aside)
+        } else {
+            None
+        };
+        let store = Self::open_locked(data_dir, lock)?;
+        let scan = super::rebuild::scan(data_dir);
+        store.put_batch(&scan.records)?;
+        Ok((store, scan.records.len(), moved))
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
@@ -212,6 +454,92 @@ impl SledStore {
             self.recount()?;
         }
         Ok(())
+    }
+
+    /// Whether id order is `created` order: stored, or worked out once from the summaries.
+    fn check_order(&self) -> Result<(), StoreError> {
+        let stored = self
+            .meta
+            .get(ORDER_KEY)
+            .map_err(|e| sled_error("read the history", e))?;
+        let in_order = match stored {
+            Some(v) => v.first() == Some(&1),
+            None => {
+                let in_order = self.summaries_in_order()?;
+                self.meta
+                    .insert(ORDER_KEY, &[u8::from(in_order)])
+                    .map_err(|e| sled_error("write the history", e))?;
+                self.flush()?;
+                in_order
+            }
+        };
+        self.in_order
+            .store(in_order, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn summaries_in_order(&self) -> Result<bool, StoreError> {
+        let mut last = i64::MIN;
+        for kv in self.summaries.iter() {
+            let (k, v) = kv.map_err(|e| sled_error("read the history", e))?;
+            let Some(s) = Id::from_key(&k).and_then(|id| Summary::decode(id, &v)) else {
+                continue;
+            };
+            if s.created_ms < last {
+                return Ok(false);
+            }
+            last = s.created_ms;
+        }
+        Ok(true)
+    }
+
+    /// Whether writing a record created at `created_ms` under `key` keeps id order `created`
+    /// order: its neighbours by key must not be created after it (before) or before it (after).
+    fn keeps_order(&self, key: &[u8], created_ms: i64) -> Result<bool, StoreError> {
+        let read = |kv: Option<(sled::IVec, sled::IVec)>| {
+            kv.and_then(|(k, v)| Id::from_key(&k).and_then(|id| Summary::decode(id, &v)))
+                .map(|s| s.created_ms)
+        };
+        let before = read(
+            self.summaries
+                .get_lt(key)
+                .map_err(|e| sled_error("read the history", e))?,
+        );
+        let after = read(
+            self.summaries
+                .get_gt(key)
+                .map_err(|e| sled_error("read the history", e))?,
+        );
+        Ok(before.is_none_or(|b| b <= created_ms) && after.is_none_or(|a| a >= created_ms))
+    }
+
+    fn is_in_order(&self) -> bool {
+        self.in_order.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Jobs found running belong to a process that is gone: mark them interrupted.
+    fn recover_running(&self) -> Result<Vec<Id>, StoreError> {
+        let mut found = Vec::new();
+        for r in self.queue()? {
+            if r.status == Status::Running {
+                let mut r = r;
+                r.status = Status::Interrupted;
+                r.finished = Some(Utc::now());
+                r.error = Some(RecordedError {
+                    kind: "interrupted".into(),
+                    message:
+                        "easel stopped while this generation was running (its process is gone)"
+                            .into(),
+                    code: None,
+                    status: None,
+                    request_id: r.request_id.clone(),
+                    hint: Some("retry it (r in the studio)".into()),
+                });
+                self.put(&r)?;
+                found.push(r.id);
+            }
+        }
+        Ok(found)
     }
 
     /// Count the records the slow way and store the figure (first open, and repairs).
@@ -287,10 +615,14 @@ impl SledStore {
         let bytes = record::encode(r).map_err(StoreError::Invalid)?;
         let summary = summary_of(r);
         let key = r.id.key();
+        let breaks_order = self.is_in_order() && !self.keeps_order(&key, summary.created_ms)?;
         (&self.gens, &self.summaries, &self.queue, &self.meta)
             .transaction(|(g, s, q, meta)| {
                 if g.insert(&key, bytes.as_slice())?.is_none() {
                     bump_count(meta, 1)?;
+                }
+                if breaks_order {
+                    meta.insert(ORDER_KEY, &[0u8])?;
                 }
                 s.insert(&key, summary.encode())?;
                 match queue_pos {
@@ -305,6 +637,10 @@ impl SledStore {
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| tx_error("save the generation", e))?;
+        if breaks_order {
+            self.in_order
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
         self.flush()?;
         if let Some(index) = lock(&self.index).as_mut() {
             index.upsert(summary);
@@ -352,8 +688,28 @@ impl SledStore {
                 summary_of(r).encode(),
             ));
         }
+        // Order holds if every new record agrees with its neighbours already stored, and the new
+        // records agree among themselves.
+        let mut breaks_order = false;
+        if self.is_in_order() {
+            let mut sorted: Vec<(Id, i64)> = records
+                .iter()
+                .map(|r| (r.id, r.created.timestamp_millis()))
+                .collect();
+            sorted.sort();
+            breaks_order = sorted.windows(2).any(|w| w[0].1 > w[1].1);
+            for (id, ms) in &sorted {
+                if breaks_order {
+                    break;
+                }
+                breaks_order = !self.keeps_order(&id.key(), *ms)?;
+            }
+        }
         (&self.gens, &self.summaries, &self.meta)
             .transaction(|(g, s, meta)| {
+                if breaks_order {
+                    meta.insert(ORDER_KEY, &[0u8])?;
+                }
                 let mut added = 0i64;
                 for (key, record, summary) in &rows {
                     if g.insert(key, record.as_slice())?.is_none() {
@@ -365,6 +721,10 @@ impl SledStore {
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| tx_error("save the history", e))?;
+        if breaks_order {
+            self.in_order
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
         self.flush()?;
         if let Some(index) = lock(&self.index).as_mut() {
             for r in records {
@@ -469,7 +829,11 @@ impl HistoryStore for SledStore {
     fn page(&self, q: &Query, cursor: Option<Cursor>, limit: usize) -> Result<Page, StoreError> {
         // The newest page of everything needs no index: a reverse range scan.
         let index_loaded = self.index_ready();
-        if q.is_everything() && !index_loaded && !matches!(cursor, Some(Cursor::Offset(_))) {
+        if q.is_everything()
+            && !index_loaded
+            && self.is_in_order()
+            && !matches!(cursor, Some(Cursor::Offset(_)))
+        {
             let end = match cursor {
                 Some(Cursor::Before(id)) => id.key(),
                 _ => [0xff; 16],
@@ -548,9 +912,14 @@ impl HistoryStore for SledStore {
         }
         // Files go after the record, so a crash in between leaves files without a record (found
         // by doctor), never a record pointing at missing files.
+        // Only files inside the images folder that are named for this record are removed:
+        // never the store's own files, another record's, or an `--out` image.
         if let Some(r) = &old {
             for out in &r.outputs {
-                self.files.remove(out);
+                if let Ok(file) = super::files::deletable(self.data_dir(), &r.id, out) {
+                    let _ = std::fs::remove_file(file.with_extension("json"));
+                    let _ = std::fs::remove_file(&file);
+                }
             }
         }
         Ok(old)
@@ -601,7 +970,11 @@ impl HistoryStore for SledStore {
     }
 
     fn recover(&self) -> Result<Recovery, StoreError> {
-        let mut recovery = Recovery::default();
+        // Those found running when the store was opened were marked then.
+        let mut recovery = Recovery {
+            interrupted: lock(&self.orphaned).clone(),
+            ..Recovery::default()
+        };
         for r in self.queue()? {
             match r.status {
                 Status::Running => {
@@ -660,7 +1033,11 @@ impl HistoryStore for SledStore {
     }
 
     fn doctor(&self, repair: bool) -> Result<DoctorReport, StoreError> {
-        let mut report = DoctorReport::default();
+        let mut report = DoctorReport {
+            orphaned: self.orphaned(),
+            ..DoctorReport::default()
+        };
+        let mut to_mark: Vec<(Id, Vec<PathBuf>)> = Vec::new();
         let mut referenced: Vec<PathBuf> = Vec::new();
         let mut bad_keys = Vec::new();
         let mut actual = 0usize;
@@ -669,12 +1046,18 @@ impl HistoryStore for SledStore {
             actual += 1;
             match record::decode(&v) {
                 Ok(r) => {
+                    let mut gone = Vec::new();
                     for out in &r.outputs {
                         let path = self.files.resolve(&out.path);
-                        if !path.is_file() {
+                        // Images a repair recorded as gone are not reported again.
+                        if !path.is_file() && !r.missing.contains(&out.path) {
                             report.missing_files.push((r.id, out.path.clone()));
+                            gone.push(out.path.clone());
                         }
                         referenced.push(path);
+                    }
+                    if !gone.is_empty() {
+                        to_mark.push((r.id, gone));
                     }
                     let summary_ok = self
                         .summaries
@@ -741,7 +1124,29 @@ impl HistoryStore for SledStore {
                     .remove(k)
                     .map_err(|e| sled_error("repair the history", e))?;
             }
+            // Missing images are recorded as gone, so that the report ends.
+            for (id, gone) in to_mark {
+                let _q = lock(&self.queue_lock);
+                let Some(mut r) = self.read(id)? else {
+                    continue;
+                };
+                for p in gone {
+                    if !r.missing.contains(&p) {
+                        r.missing.push(p);
+                        report.marked_missing += 1;
+                    }
+                }
+                self.write(&r, None)?;
+            }
             self.recount()?;
+            // Recompute whether id order is created order.
+            let in_order = self.summaries_in_order()?;
+            self.meta
+                .insert(ORDER_KEY, &[u8::from(in_order)])
+                .map_err(|e| sled_error("repair the history", e))?;
+            self.in_order
+                .store(in_order, std::sync::atomic::Ordering::SeqCst);
+            self.flush()?;
             *lock(&self.index) = None;
             lock(&self.skipped).clear();
             report.repaired = true;
@@ -770,6 +1175,24 @@ impl HistoryStore for SledStore {
                 }
             }
         }
+        // Images with no record whose sidecar names a generation history has lost: their
+        // records can be made again.
+        if !report.unreferenced_files.is_empty() {
+            let scan = super::rebuild::scan_only(self.data_dir(), |id| {
+                !self.gens.contains_key(id.key()).unwrap_or(true)
+            });
+            report.recoverable = scan.records.len();
+            if repair && !scan.records.is_empty() {
+                self.put_batch(&scan.records)?;
+                report.recovered = scan.records.len();
+                let back: Vec<PathBuf> = scan
+                    .records
+                    .iter()
+                    .flat_map(|r| r.outputs.iter().map(|o| self.files.resolve(&o.path)))
+                    .collect();
+                report.unreferenced_files.retain(|p| !back.contains(p));
+            }
+        }
         Ok(report)
     }
 
@@ -780,7 +1203,7 @@ impl HistoryStore for SledStore {
         limit: usize,
     ) -> Result<(Vec<GenerationRecord>, usize), StoreError> {
         let index_loaded = self.index_ready();
-        if q.is_everything() && offset == 0 && !index_loaded {
+        if q.is_everything() && offset == 0 && !index_loaded && self.is_in_order() {
             // The newest page needs no index (a reverse range scan) and the count is stored.
             let page = self.page(q, None, limit)?;
             return Ok((page.records, self.len()));
@@ -808,6 +1231,14 @@ impl HistoryStore for SledStore {
 
     fn skipped(&self) -> Vec<BadRecord> {
         lock(&self.skipped).clone()
+    }
+
+    fn orphaned(&self) -> Vec<Id> {
+        lock(&self.orphaned).clone()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 
     fn len(&self) -> usize {
