@@ -296,6 +296,7 @@ fn details_overlay() -> Model {
         ..Usage::default()
     });
     r.cost_usd = Some(0.0418);
+    r.demo = false;
     r.request_id = Some("req_0123456789abcdef".into());
     r.params.quality = Some("high".into());
     r.outputs.push(image("images/2025/03/14/0001-2.png"));

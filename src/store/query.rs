@@ -555,15 +555,19 @@ impl Index {
             };
         }
         // Gone: where it would stand, by the time in its id (its `created`, but for imports).
-        let created_ms = id
-            .uuid()
-            .get_timestamp()
-            .map_or(i64::MAX, |t| {
-                let (secs, nanos) = t.to_unix();
-                (secs as i64).saturating_mul(1000) + i64::from(nanos / 1_000_000)
-            });
-        let at = self.entries.partition_point(|e| e.order() < (created_ms, id));
-        Located::Near(self.entries[at..].iter().filter(|x| self.passes(x, q)).count())
+        let created_ms = id.uuid().get_timestamp().map_or(i64::MAX, |t| {
+            let (secs, nanos) = t.to_unix();
+            (secs as i64).saturating_mul(1000) + i64::from(nanos / 1_000_000)
+        });
+        let at = self
+            .entries
+            .partition_point(|e| e.order() < (created_ms, id));
+        Located::Near(
+            self.entries[at..]
+                .iter()
+                .filter(|x| self.passes(x, q))
+                .count(),
+        )
     }
 
     /// How many records match.

@@ -152,11 +152,11 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
             ),
         );
     }
-    if let Some(c) = r.cost_usd {
+    if r.demo {
+        kv("cost", "free (demo)".into());
+    } else if let Some(c) = r.cost_usd {
         // Priced from the tokens the server reported where it did, else estimated.
-        let basis = if r.demo {
-            "demo: free"
-        } else if r.usage.as_ref().is_some_and(|u| u.output_tokens.is_some()) {
+        let basis = if r.usage.as_ref().is_some_and(|u| u.output_tokens.is_some()) {
             "from usage"
         } else {
             "estimated"
