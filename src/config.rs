@@ -214,6 +214,8 @@ pub struct Settings {
     pub paths: Paths,
     pub file: ConfigFile,
     pub catalog: Catalog,
+    /// The studio's keys: the defaults with the config's [keys] applied (parsed once, here).
+    pub keymap: crate::studio::keymap::Keymap,
     /// Whether the config file exists (a missing file means all defaults).
     pub file_exists: bool,
     /// Things to tell the user once (for example a key in a file others can read).
@@ -275,7 +277,7 @@ impl Settings {
         })?;
         // Key bindings are checked now, so a typo is reported by every command, not only when
         // the studio starts.
-        crate::studio::keymap::Keymap::with_config(&file.keys).map_err(|e| {
+        let keymap = crate::studio::keymap::Keymap::with_config(&file.keys).map_err(|e| {
             ConfigError(format!("config file {}: {e}", paths.config_file.display()))
         })?;
         if file.queue.concurrency == 0 {
@@ -302,6 +304,7 @@ impl Settings {
             paths,
             file,
             catalog,
+            keymap,
             file_exists: false,
             warnings: Vec::new(),
         })

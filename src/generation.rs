@@ -67,7 +67,7 @@ pub fn cost(
         return Some(0.0);
     }
     let spec = catalog.get(&params.model)?;
-    if let Some(c) = usage.and_then(|u| catalog::cost_from_usage(spec, u)) {
+    if let Some(c) = usage.and_then(|u| crate::cost::cost_from_usage(spec, u)) {
         return Some(c);
     }
     catalog::estimate_cost(

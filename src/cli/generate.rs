@@ -6,17 +6,15 @@
 //! 1 when none. `--dry-run` checks and prices the request and sends nothing.
 
 use crate::api::{CheckedRequest, GenerationParams, request};
-use crate::backend;
-use crate::catalog::{self, Catalog, CostBasis, Field};
+use crate::catalog;
 use crate::config::{self, Provider, Settings};
-use crate::queue::{JobEvent, ProviderSlot, Scheduler, SchedulerConfig, Submission};
+use crate::cost::CostBasis;
+use crate::queue::{JobEvent, Submission};
 use crate::sanitize;
 use crate::store::{GenerationRecord, ImageFiles, Status};
 use clap::Args;
-use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Args, Default)]
@@ -73,25 +71,6 @@ pub struct GenerateArgs {
     pub no_preview: bool,
 }
 
-/// Whether the config's default `value` for `field` may be applied to `model`.
-fn default_fits(catalog: &Catalog, model: &str, field: Field, value: &str) -> bool {
-    let Some(spec) = catalog.get(model) else {
-        return true;
-    };
-    if !spec.accepts(field) {
-        return false;
-    }
-    let allowed = match field {
-        Field::Size => &spec.sizes,
-        Field::Quality => &spec.qualities,
-        Field::OutputFormat => &spec.output_formats,
-        Field::Background => &spec.backgrounds,
-        Field::Moderation => &spec.moderations,
-        _ => return true,
-    };
-    allowed.iter().any(|a| a == value) || (field == Field::Size && spec.flexible_size.is_some())
-}
-
 /// The request: flags first, then the provider's model, then the config's defaults where the
 /// model takes them.
 pub fn build_params(
@@ -100,48 +79,23 @@ pub fn build_params(
     args: &GenerateArgs,
     prompt: String,
 ) -> GenerationParams {
-    let d = &settings.file.defaults;
-    let model = args
-        .model
-        .clone()
-        .or(provider_model.map(str::to_string))
-        .unwrap_or_else(|| d.model.clone());
-    let cat = &settings.catalog;
-    let pick = |flag: &Option<String>, default: &Option<String>, field: Field| -> Option<String> {
-        flag.clone().or_else(|| {
-            default
-                .clone()
-                .filter(|v| default_fits(cat, &model, field, v))
-        })
-    };
-    let stream = args.stream
-        || args.partials.is_some()
-        || (d.stream && default_fits(cat, &model, Field::Stream, ""));
-    GenerationParams {
-        prompt,
-        n: args
-            .n
-            .unwrap_or(if default_fits(cat, &model, Field::N, "") {
-                d.n
-            } else {
-                1
-            }),
-        size: pick(&args.size, &d.size, Field::Size),
-        quality: pick(&args.quality, &d.quality, Field::Quality),
-        background: pick(&args.background, &d.background, Field::Background),
-        output_format: pick(&args.format, &d.output_format, Field::OutputFormat),
-        output_compression: args.compression,
-        moderation: pick(&args.moderation, &d.moderation, Field::Moderation),
+    crate::setup::params(settings, provider_model, &overrides(args), prompt)
+}
+
+fn overrides(args: &GenerateArgs) -> crate::setup::ParamOverrides {
+    crate::setup::ParamOverrides {
+        model: args.model.clone(),
+        n: args.n,
+        size: args.size.clone(),
+        quality: args.quality.clone(),
+        background: args.background.clone(),
+        format: args.format.clone(),
+        compression: args.compression,
+        moderation: args.moderation.clone(),
         style: args.style.clone(),
         response_format: args.response_format.clone(),
-        partial_images: if stream {
-            args.partials.or(d.partial_images)
-        } else {
-            None
-        },
-        stream,
-        user: None,
-        model,
+        stream: args.stream,
+        partials: args.partials,
     }
 }
 
@@ -366,47 +320,26 @@ pub async fn run(
         );
         return 1;
     }
-    let backend = match backend::for_provider(&provider, &settings.file.demo) {
-        Ok(b) => b,
-        Err(e) => {
-            super::report(&e.to_string(), e.hint());
-            return 1;
-        }
-    };
     // Every generation, headless or not, goes through the store and the scheduler, so it lands
     // in history.
-    let store = match super::open_store(settings) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let files = ImageFiles::new(&settings.paths.data_dir, args.out.as_deref());
-    let is_demo = backend.is_demo();
-    let backend_name = backend.name().to_string();
-    let slot = ProviderSlot {
-        backend,
-        rules: provider.rules.clone(),
-        limit: 1,
-    };
-    let providers = HashMap::from([(provider.name.clone(), slot)]);
-    let cfg = SchedulerConfig {
-        concurrency: 1,
-        resume_queue: false,
-    };
-    let (handle, mut events) = match Scheduler::start(
-        store,
-        Arc::new(settings.catalog.clone()),
-        files.clone(),
-        providers,
-        cfg,
+    let engine = match crate::setup::start_engine(
+        settings,
+        &provider,
+        crate::setup::EngineOptions {
+            concurrency: 1,
+            resume_queue: false,
+            out_dir: args.out.as_deref(),
+        },
     )
     .await
     {
-        Ok(x) => x,
-        Err(e) => {
-            super::report(&e.to_string(), None);
-            return 1;
-        }
+        Ok(e) => e,
+        Err(code) => return code,
     };
+    let files = ImageFiles::new(&settings.paths.data_dir, args.out.as_deref());
+    let is_demo = engine.demo;
+    let backend_name = engine.backend_name.clone();
+    let (handle, mut events) = (engine.scheduler, engine.events);
     let submission = Submission {
         params,
         provider: provider.name.clone(),

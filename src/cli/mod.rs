@@ -121,32 +121,7 @@ pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
     Settings::load(paths).map_err(|e| e.to_string())
 }
 
-/// Open the history store, or report why not (returns the exit code to use).
-pub fn open_store(
-    settings: &Settings,
-) -> Result<std::sync::Arc<dyn crate::store::HistoryStore>, i32> {
-    match crate::store::SledStore::open(&settings.paths.data_dir) {
-        Ok(s) => {
-            // For instance: other users can open the data folder.
-            for w in crate::store::HistoryStore::warnings(&s) {
-                eprintln!("easel: warning: {}", crate::sanitize::line(&w));
-            }
-            Ok(std::sync::Arc::new(s))
-        }
-        Err(e) => {
-            report(&e.to_string(), None);
-            Err(1)
-        }
-    }
-}
-
-/// Print a failure the way every command does: what happened, then what to do.
-pub fn report(message: &str, hint: Option<&str>) {
-    eprintln!("easel: {}", crate::sanitize::line(message));
-    if let Some(hint) = hint {
-        eprintln!("  hint: {hint}");
-    }
-}
+pub use crate::setup::{open_store, report};
 
 /// Load the settings for a command, printing why not (or any warnings). The only warning is
 /// about an API key others can read: it is printed even with --quiet.

@@ -1,7 +1,8 @@
 //! The studio's whole state. Only `update` changes it; `view` only reads it.
 
 use super::keymap::{Context, Keymap};
-use super::msg::PreviewKey;
+use super::layout;
+use super::msg::{PreviewKey, PreviewSource};
 use super::preview::Rendered;
 use crate::api::{GenerationParams, ProviderRules};
 use crate::catalog::Catalog;
@@ -231,27 +232,7 @@ impl std::fmt::Debug for PreviewState {
     }
 }
 
-/// Which graphics the preview uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Graphics {
-    Kitty,
-    Sixel,
-    Iterm,
-    Halfblocks,
-    None,
-}
-
-impl Graphics {
-    pub fn label(self) -> &'static str {
-        match self {
-            Graphics::Kitty => "kitty",
-            Graphics::Sixel => "sixel",
-            Graphics::Iterm => "iterm2",
-            Graphics::Halfblocks => "half-blocks",
-            Graphics::None => "no previews",
-        }
-    }
-}
+pub use super::preview::Graphics;
 
 pub struct Model {
     pub keymap: Keymap,
@@ -334,4 +315,49 @@ impl Model {
             age < NOTICE_SECS || (n.error && age < ERROR_SECS)
         })
     }
+}
+
+/// What the preview pane should show now, at its current size.
+pub fn preview_key(m: &Model) -> Option<PreviewKey> {
+    if m.graphics == Graphics::None {
+        return None;
+    }
+    let area = layout::compute(m.width, m.height);
+    let inner = layout::inner(area.preview);
+    // One row is kept for the caption.
+    if inner.width < 4 || inner.height < 3 {
+        return None;
+    }
+    let (cols, rows) = (inner.width, inner.height - 1);
+    let partial_of = |id| {
+        m.preview
+            .partials
+            .get(&id)
+            .map(|(index, _)| PreviewSource::Partial { id, index: *index })
+    };
+    let source = match m.focus {
+        Pane::Queue => m.queue.selected_job().and_then(|j| partial_of(j.record.id)),
+        Pane::Editor | Pane::Params => m
+            .queue
+            .jobs
+            .iter()
+            .filter(|j| j.record.status == Status::Running)
+            .find_map(|j| partial_of(j.record.id)),
+        Pane::History => None,
+    };
+    let source = source.or_else(|| selected_image_path(m).map(PreviewSource::File))?;
+    Some(PreviewKey { source, cols, rows })
+}
+
+/// The file of the image the history selection shows.
+pub fn selected_image_path(m: &Model) -> Option<std::path::PathBuf> {
+    let r = m.history.selected_record()?;
+    let out = r
+        .outputs
+        .get(m.history.image.min(r.outputs.len().saturating_sub(1)))?;
+    Some(if out.path.is_absolute() {
+        out.path.clone()
+    } else {
+        m.data_dir.join(&out.path)
+    })
 }

@@ -2,12 +2,33 @@
 //! ratatui-image protocol sized for the pane. Decoding, resizing and encoding happen here, on a
 //! worker thread, never in `update` or `view`.
 
-use super::model::Graphics;
 use image::DynamicImage;
 use ratatui::layout::Size;
 use ratatui_image::Resize;
 use ratatui_image::picker::{Picker, ProtocolType};
 use ratatui_image::protocol::Protocol;
+
+/// Which graphics the preview uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Graphics {
+    Kitty,
+    Sixel,
+    Iterm,
+    Halfblocks,
+    None,
+}
+
+impl Graphics {
+    pub fn label(self) -> &'static str {
+        match self {
+            Graphics::Kitty => "kitty",
+            Graphics::Sixel => "sixel",
+            Graphics::Iterm => "iterm2",
+            Graphics::Halfblocks => "half-blocks",
+            Graphics::None => "no previews",
+        }
+    }
+}
 
 /// A picture ready to draw in a pane.
 pub struct Rendered {

@@ -4,22 +4,19 @@
 //! everything that is waiting, the loop draws at most once per frame and only when something
 //! changed. Nothing here blocks the loop: the store, previews and the network run on workers.
 
-use super::keymap::Keymap;
 use super::model::{Graphics, Model, ProviderInfo};
 use super::msg::{Effect, Msg, PreviewSource, StoreOutcome};
 use super::preview::Renderer;
 use super::update::update;
 use super::view::view;
-use crate::backend;
 use crate::config::{Provider, Settings};
-use crate::queue::{ProviderSlot, Scheduler, SchedulerConfig, SchedulerHandle};
-use crate::store::{HistoryStore, ImageFiles};
+use crate::queue::SchedulerHandle;
+use crate::store::HistoryStore;
 use crossterm::event::{Event, EventStream, KeyboardEnhancementFlags};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use crossterm::{execute, terminal};
 use futures_util::StreamExt;
 use ratatui::DefaultTerminal;
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -194,53 +191,29 @@ fn install_panic_log(log: std::path::PathBuf) {
 /// Run the studio until the user quits. Returns the exit status.
 pub async fn run(settings: &Settings, provider: Provider) -> i32 {
     let data_dir = settings.paths.data_dir.clone();
-    let store: Arc<dyn HistoryStore> = match crate::cli::open_store(settings) {
-        Ok(s) => s,
+    let keymap = settings.keymap.clone();
+    let engine = match crate::setup::start_engine(
+        settings,
+        &provider,
+        crate::setup::EngineOptions {
+            concurrency: settings.file.queue.concurrency,
+            resume_queue: settings.file.queue.resume_queue,
+            out_dir: None,
+        },
+    )
+    .await
+    {
+        Ok(e) => e,
         Err(code) => return code,
-    };
-    let backend = match backend::for_provider(&provider, &settings.file.demo) {
-        Ok(b) => b,
-        Err(e) => {
-            crate::cli::report(&e.to_string(), e.hint());
-            return 1;
-        }
     };
     let info = ProviderInfo {
         name: provider.name.clone(),
-        demo: backend.is_demo(),
+        demo: engine.demo,
         openai: provider.is_openai(),
         rules: provider.rules.clone(),
     };
-    let keymap = match Keymap::with_config(&settings.file.keys) {
-        Ok(k) => k,
-        Err(e) => {
-            crate::cli::report(
-                &format!("config file {}: {e}", settings.paths.config_file.display()),
-                None,
-            );
-            return 1;
-        }
-    };
-    let slot = ProviderSlot {
-        backend,
-        rules: provider.rules.clone(),
-        limit: settings.file.queue.concurrency,
-    };
-    let providers = HashMap::from([(provider.name.clone(), slot)]);
-    let cfg = SchedulerConfig {
-        concurrency: settings.file.queue.concurrency,
-        resume_queue: settings.file.queue.resume_queue,
-    };
     let catalog = Arc::new(settings.catalog.clone());
-    let files = ImageFiles::new(&data_dir, None);
-    let (scheduler, jobs) =
-        match Scheduler::start(store.clone(), catalog.clone(), files, providers, cfg).await {
-            Ok(x) => x,
-            Err(e) => {
-                crate::cli::report(&e.to_string(), None);
-                return 1;
-            }
-        };
+    let (store, scheduler, jobs) = (engine.store, engine.scheduler, engine.events);
 
     // Ask the terminal about graphics before the event reader starts: the answers come on stdin.
     let graphics_setting = std::env::var("EASEL_GRAPHICS").ok();
@@ -261,7 +234,7 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
         Ok(t) => t,
         Err(e) => {
             restore_screen();
-            crate::cli::report(
+            crate::setup::report(
                 &format!("cannot use this terminal: {e}"),
                 Some(
                     "the studio needs an interactive terminal; `easel generate` works without one",
@@ -272,7 +245,7 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
         }
     };
 
-    let mut params = crate::cli::generate::build_params(
+    let mut params = crate::setup::params(
         settings,
         provider.model.as_deref(),
         &Default::default(),

@@ -3,8 +3,11 @@
 
 use super::keymap::{Action, Context, Key};
 use super::layout;
-use super::model::{Confirm, Filter, JobView, KEEP, Model, Notice, Overlay, PAGE, Pane};
-use super::msg::{Effect, Msg, PreviewKey, PreviewSource, StoreOutcome};
+pub use super::model::preview_key;
+use super::model::{
+    Confirm, Filter, JobView, KEEP, Model, Notice, Overlay, PAGE, Pane, selected_image_path,
+};
+use super::msg::{Effect, Msg, PreviewSource, StoreOutcome};
 use super::params;
 use crate::api::request;
 use crate::queue::{JobEvent, Submission};
@@ -555,18 +558,6 @@ fn focused_job_id(m: &Model) -> Option<crate::store::Id> {
     }
 }
 
-fn selected_image_path(m: &Model) -> Option<std::path::PathBuf> {
-    let r = m.history.selected_record()?;
-    let out = r
-        .outputs
-        .get(m.history.image.min(r.outputs.len().saturating_sub(1)))?;
-    Some(if out.path.is_absolute() {
-        out.path.clone()
-    } else {
-        m.data_dir.join(&out.path)
-    })
-}
-
 /// Replace the editor's text (cleaned of unsafe characters) as an edit, so Ctrl-U (undo) brings
 /// the old text back, with the cursor at the end.
 fn set_editor_text(m: &mut Model, text: &str) {
@@ -936,36 +927,4 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
     };
     m.preview.requested = Some(key.clone());
     fx.push(Effect::RenderPreview { key, bytes });
-}
-
-/// What the preview pane should show now, at its current size.
-pub fn preview_key(m: &Model) -> Option<PreviewKey> {
-    if m.graphics == super::model::Graphics::None {
-        return None;
-    }
-    let area = layout::compute(m.width, m.height);
-    let inner = layout::inner(area.preview);
-    // One row is kept for the caption.
-    if inner.width < 4 || inner.height < 3 {
-        return None;
-    }
-    let (cols, rows) = (inner.width, inner.height - 1);
-    let partial_of = |id| {
-        m.preview
-            .partials
-            .get(&id)
-            .map(|(index, _)| PreviewSource::Partial { id, index: *index })
-    };
-    let source = match m.focus {
-        Pane::Queue => m.queue.selected_job().and_then(|j| partial_of(j.record.id)),
-        Pane::Editor | Pane::Params => m
-            .queue
-            .jobs
-            .iter()
-            .filter(|j| j.record.status == Status::Running)
-            .find_map(|j| partial_of(j.record.id)),
-        Pane::History => None,
-    };
-    let source = source.or_else(|| selected_image_path(m).map(PreviewSource::File))?;
-    Some(PreviewKey { source, cols, rows })
 }

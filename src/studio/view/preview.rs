@@ -3,9 +3,9 @@
 
 use super::theme;
 use crate::sanitize;
+use crate::studio::model::preview_key;
 use crate::studio::model::{Graphics, Model};
 use crate::studio::msg::PreviewSource;
-use crate::studio::update::preview_key;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
