@@ -9,35 +9,62 @@ use clap::Subcommand;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+/// `easel history list`: which records, how many, in which form.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListArgs {
+    /// How many to show (at least 1).
+    #[arg(long, short = 'l', default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
+    /// Text to look for in prompts: words all must match; 'exact, ^start, end$, !not.
+    #[arg(long, short = 'q')]
+    pub query: Option<String>,
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+    #[arg(long, short = 's', value_enum)]
+    pub status: Option<StatusArg>,
+    #[arg(long)]
+    pub starred: bool,
+    /// Only since this date: 2026-11-01, an RFC 3339 time, or a span such as 7d or 12h.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Continue from where a previous listing stopped (the cursor it printed on stderr as
+    /// "more: --after CURSOR").
+    #[arg(long)]
+    pub after: Option<String>,
+    /// One JSON record per line, and nothing else on stdout; when there is more, the cursor
+    /// goes to stderr as "easel: more: --after CURSOR".
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A job's status, as `--status` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusArg {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Interrupted,
+}
+
+impl From<StatusArg> for Status {
+    fn from(s: StatusArg) -> Status {
+        match s {
+            StatusArg::Queued => Status::Queued,
+            StatusArg::Running => Status::Running,
+            StatusArg::Succeeded => Status::Succeeded,
+            StatusArg::Failed => Status::Failed,
+            StatusArg::Cancelled => Status::Cancelled,
+            StatusArg::Interrupted => Status::Interrupted,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum HistoryAction {
     /// List generations, newest first (best match first with --query).
-    List {
-        /// How many to show (at least 1).
-        #[arg(long, short = 'l', default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
-        limit: u64,
-        /// Fuzzy text to look for in prompts.
-        #[arg(long, short = 'q')]
-        query: Option<String>,
-        #[arg(long, short = 'm')]
-        model: Option<String>,
-        /// queued, running, succeeded, failed, cancelled or interrupted.
-        #[arg(long, short = 's')]
-        status: Option<String>,
-        #[arg(long)]
-        starred: bool,
-        /// Only since this date: 2026-11-01, an RFC 3339 time, or a span such as 7d or 12h.
-        #[arg(long)]
-        since: Option<String>,
-        /// Continue from where a previous listing stopped (the cursor it printed on stderr as
-        /// "more: --after CURSOR").
-        #[arg(long)]
-        after: Option<String>,
-        /// One JSON record per line, and nothing else on stdout; when there is more, the cursor
-        /// goes to stderr as "easel: more: --after CURSOR".
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Everything about one generation (the image inline when stdout is a terminal).
     Show {
         /// An id, or any unique start of one.
@@ -201,7 +228,7 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
     }
     let reads_only = matches!(
         action,
-        HistoryAction::List { .. }
+        HistoryAction::List(_)
             | HistoryAction::Show { .. }
             | HistoryAction::Stats { .. }
             | HistoryAction::Export { .. }
@@ -215,26 +242,7 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
     };
     notes(store.as_ref());
     let result = match action {
-        HistoryAction::List {
-            limit,
-            query,
-            model,
-            status,
-            starred,
-            since,
-            after,
-            json,
-        } => list(
-            store.as_ref(),
-            usize::try_from(limit).unwrap_or(usize::MAX),
-            query,
-            model,
-            status,
-            starred,
-            since,
-            after,
-            json,
-        ),
+        HistoryAction::List(args) => list(store.as_ref(), args),
         HistoryAction::Show {
             id,
             json,
@@ -288,29 +296,19 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn list(
-    store: &dyn HistoryStore,
-    limit: usize,
-    text: Option<String>,
-    model: Option<String>,
-    status: Option<String>,
-    starred: bool,
-    since: Option<String>,
-    after: Option<String>,
-    json: bool,
-) -> Result<(), StoreError> {
-    let status = match status {
-        Some(s) => Some(Status::parse(&s).ok_or_else(|| {
-            let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-            StoreError::Invalid(format!(
-                "unknown status \"{}\": use one of {}",
-                sanitize::line(&s),
-                all.join(", ")
-            ))
-        })?),
-        None => None,
-    };
+fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
+    let ListArgs {
+        limit,
+        query: text,
+        model,
+        status,
+        starred,
+        since,
+        after,
+        json,
+    } = args;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let status = status.map(Status::from);
     let since = since
         .map(|s| parse_since(&s, Utc::now()))
         .transpose()

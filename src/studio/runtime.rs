@@ -291,17 +291,34 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
     code
 }
 
+/// Everything the event loop reads from and keeps between turns.
+struct EventLoop<'a> {
+    terminal: &'a mut DefaultTerminal,
+    model: &'a mut Model,
+    edges: &'a Edges,
+    rx: UnboundedReceiver<Msg>,
+    jobs: UnboundedReceiver<crate::queue::JobEvent>,
+    events: EventStream,
+    tick: tokio::time::Interval,
+    signals: Signals,
+    /// Messages to hand to `update` on the next turn.
+    pending: Vec<Msg>,
+    /// Something visible changed since the last frame.
+    dirty: bool,
+    last_draw: Instant,
+    perf: PerfLog,
+}
+
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     model: &mut Model,
     edges: &Edges,
-    mut rx: UnboundedReceiver<Msg>,
-    mut jobs: UnboundedReceiver<crate::queue::JobEvent>,
+    rx: UnboundedReceiver<Msg>,
+    jobs: UnboundedReceiver<crate::queue::JobEvent>,
 ) -> i32 {
-    let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut signals = match Signals::new() {
+    let signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
             let _ = edges
@@ -311,128 +328,115 @@ async fn event_loop(
         }
     };
     let size = terminal.size().unwrap_or_default();
-    let mut pending: Vec<Msg> = vec![
-        Msg::Resize(size.width, size.height),
-        Msg::Tick(chrono::Utc::now()),
-    ];
-    let mut dirty = true;
-    let mut last_draw = Instant::now() - FRAME;
-    let mut perf = PerfLog::from_env();
-    let code = run_loop(
+    let mut l = EventLoop {
         terminal,
         model,
         edges,
-        &mut rx,
-        &mut jobs,
-        &mut events,
-        &mut tick,
-        &mut signals,
-        &mut pending,
-        &mut dirty,
-        &mut last_draw,
-        &mut perf,
-    )
-    .await;
-    perf.finish();
+        rx,
+        jobs,
+        events: EventStream::new(),
+        tick,
+        signals,
+        pending: vec![
+            Msg::Resize(size.width, size.height),
+            Msg::Tick(chrono::Utc::now()),
+        ],
+        dirty: true,
+        last_draw: Instant::now() - FRAME,
+        perf: PerfLog::from_env(),
+    };
+    let code = l.run().await;
+    l.perf.finish();
     code
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_loop(
-    terminal: &mut DefaultTerminal,
-    model: &mut Model,
-    edges: &Edges,
-    rx: &mut UnboundedReceiver<Msg>,
-    jobs: &mut UnboundedReceiver<crate::queue::JobEvent>,
-    events: &mut EventStream,
-    tick: &mut tokio::time::Interval,
-    signals: &mut Signals,
-    pending: &mut Vec<Msg>,
-    dirty: &mut bool,
-    last_draw: &mut Instant,
-    perf: &mut PerfLog,
-) -> i32 {
-    loop {
-        // Handle everything that has arrived.
-        for msg in pending.drain(..) {
-            // A tick changes the screen only where it shows the time (elapsed seconds, a notice
-            // that expires): an idle studio does not redraw.
-            let face = matches!(msg, Msg::Tick(_)).then(|| super::view::clock_face(model));
-            let effects = update(model, msg);
-            if face.is_none_or(|f| f != super::view::clock_face(model)) {
-                *dirty = true;
-            }
-            for e in effects {
-                match run_effect(e, edges, terminal, events).await {
-                    Flow::Continue => {}
-                    Flow::Quit => return 0,
+impl EventLoop<'_> {
+    async fn run(&mut self) -> i32 {
+        loop {
+            // Handle everything that has arrived.
+            for msg in std::mem::take(&mut self.pending) {
+                // A tick changes the screen only where it shows the time (elapsed seconds, a notice
+                // that expires): an idle studio does not redraw.
+                let face = matches!(msg, Msg::Tick(_)).then(|| super::view::clock_face(self.model));
+                let effects = update(self.model, msg);
+                if face.is_none_or(|f| f != super::view::clock_face(self.model)) {
+                    self.dirty = true;
+                }
+                for e in effects {
+                    match run_effect(e, self.edges, self.terminal, &mut self.events).await {
+                        Flow::Continue => {}
+                        Flow::Quit => return 0,
+                    }
                 }
             }
-        }
-        if model.quitting {
-            return 0;
-        }
-        // Draw at most once a frame.
-        let wait = FRAME.saturating_sub(last_draw.elapsed());
-        if *dirty && wait.is_zero() {
-            // One synchronized update per frame: terminals that know it show the frame whole,
-            // never half drawn (others ignore the request).
-            let _ = execute!(std::io::stdout(), BeginSynchronizedUpdate);
-            if let Err(e) = terminal.draw(|f| view(model, f)) {
-                let _ = edges.tx.send(Msg::Problem(format!("drawing failed: {e}")));
-            }
-            let _ = execute!(std::io::stdout(), EndSynchronizedUpdate);
-            *last_draw = Instant::now();
-            *dirty = false;
-            if perf.drawn(model) {
+            if self.model.quitting {
                 return 0;
             }
-            if crash_test_requested() {
-                // The reliability suite checks that a panic restores the terminal and leaves its
-                // report in the log: this is how it makes one happen, after a real frame.
-                #[allow(clippy::panic)]
-                {
-                    panic!("EASEL_TEST_PANIC is set: panicking on purpose");
+            // Draw at most once a frame.
+            let wait = FRAME.saturating_sub(self.last_draw.elapsed());
+            if self.dirty && wait.is_zero() {
+                // One synchronized update per frame: terminals that know it show the frame whole,
+                // never half drawn (others ignore the request).
+                let _ = execute!(std::io::stdout(), BeginSynchronizedUpdate);
+                if let Err(e) = self.terminal.draw(|f| view(self.model, f)) {
+                    let _ = self
+                        .edges
+                        .tx
+                        .send(Msg::Problem(format!("drawing failed: {e}")));
                 }
-            }
-        }
-        let frame_timer = tokio::time::sleep(if *dirty {
-            wait
-        } else {
-            Duration::from_secs(3600)
-        });
-        tokio::select! {
-            ev = events.next() => match ev {
-                Some(Ok(Event::Key(k))) => {
-                    if perf.on() {
-                        perf.keys.push(Instant::now());
-                    }
-                    pending.push(Msg::Key(k));
-                }
-                Some(Ok(Event::Paste(p))) => pending.push(Msg::Paste(p)),
-                Some(Ok(Event::Resize(w, h))) => pending.push(Msg::Resize(w, h)),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => pending.push(Msg::Problem(format!("reading the terminal failed: {e}"))),
-                // The terminal is gone (a dropped SSH connection).
-                None => return 0,
-            },
-            Some(j) = jobs.recv() => pending.push(Msg::Job(j)),
-            Some(m) = rx.recv() => pending.push(m),
-            _ = tick.tick() => pending.push(Msg::Tick(chrono::Utc::now())),
-            sig = signals.next() => {
-                if sig {
-                    // SIGTERM, SIGHUP (SSH dropped) or SIGINT: stop cleanly.
+                let _ = execute!(std::io::stdout(), EndSynchronizedUpdate);
+                self.last_draw = Instant::now();
+                self.dirty = false;
+                if self.perf.drawn(self.model) {
                     return 0;
                 }
+                if crash_test_requested() {
+                    // The reliability suite checks that a panic restores the terminal and leaves its
+                    // report in the log: this is how it makes one happen, after a real frame.
+                    #[allow(clippy::panic)]
+                    {
+                        panic!("EASEL_TEST_PANIC is set: panicking on purpose");
+                    }
+                }
             }
-            _ = frame_timer => {}
-        }
-        // Coalesce: take everything else that is already waiting.
-        while let Ok(j) = jobs.try_recv() {
-            pending.push(Msg::Job(j));
-        }
-        while let Ok(m) = rx.try_recv() {
-            pending.push(m);
+            let frame_timer = tokio::time::sleep(if self.dirty {
+                wait
+            } else {
+                Duration::from_secs(3600)
+            });
+            tokio::select! {
+                ev = self.events.next() => match ev {
+                    Some(Ok(Event::Key(k))) => {
+                        if self.perf.on() {
+                            self.perf.keys.push(Instant::now());
+                        }
+                        self.pending.push(Msg::Key(k));
+                    }
+                    Some(Ok(Event::Paste(p))) => self.pending.push(Msg::Paste(p)),
+                    Some(Ok(Event::Resize(w, h))) => self.pending.push(Msg::Resize(w, h)),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => self.pending.push(Msg::Problem(format!("reading the terminal failed: {e}"))),
+                    // The terminal is gone (a dropped SSH connection).
+                    None => return 0,
+                },
+                Some(j) = self.jobs.recv() => self.pending.push(Msg::Job(j)),
+                Some(m) = self.rx.recv() => self.pending.push(m),
+                _ = self.tick.tick() => self.pending.push(Msg::Tick(chrono::Utc::now())),
+                sig = self.signals.next() => {
+                    if sig {
+                        // SIGTERM, SIGHUP (SSH dropped) or SIGINT: stop cleanly.
+                        return 0;
+                    }
+                }
+                _ = frame_timer => {}
+            }
+            // Coalesce: take everything else that is already waiting.
+            while let Ok(j) = self.jobs.try_recv() {
+                self.pending.push(Msg::Job(j));
+            }
+            while let Ok(m) = self.rx.try_recv() {
+                self.pending.push(m);
+            }
         }
     }
 }
