@@ -2009,4 +2009,91 @@ mod tests {
         assert!(!label_cell(-1, 0));
         assert!(!label_cell(LABEL_COLS, 0));
     }
+
+    /// Prompts chosen to reach every part of the scene: day, dusk and night; sun, striped sun,
+    /// moon and crescent; sea bands, islands and headlands; ridges with snowcaps; hills with
+    /// trees; towns on a hill and on the horizon; towers on hills and headlands; falling snow.
+    const IDENTITY_PROMPTS: [&str; 17] = [
+        "a lighthouse at dusk",
+        "夜晚的海边小镇",
+        "a red fox in snow",
+        "a bowl of ramen",
+        "portrait of a cat astronaut",
+        "quarterly sales dashboard",
+        "a village in the pine forest at midnight",
+        "green mountain peaks with a castle",
+        "a quiet harbour",
+        "sunny summer meadow",
+        "winter town by the lake at sunset",
+        "an old stone tower in the woods",
+        "紫色的山和塔",
+        "a cabin",
+        "moonlit coast with a lighthouse and houses",
+        "pine trees on a rocky coast",
+        "a forest below the mountains",
+    ];
+
+    /// sha256 of the pixels of every case in [`identity_digest`], per prompt, recorded from the
+    /// single-file demo_art.rs before it was split up. A change here changes every user's demo
+    /// pictures: only update these on purpose.
+    const IDENTITY_SHA256: [&str; 17] = [
+        "a538ccf2e7d219300d4470090dfa79d7faa6e83059eb01ab8944266d19b38a9f",
+        "0789c4b0c0f173ac43e4078b83a5457ceefd9507f32de9b1e3612547db02c733",
+        "4b5506d6576e8fc756834f37b4f30f5624b143c38a6d4e54b88643f390bc2316",
+        "de71ec19a44b0dfe544640c31240557028c03d9f4515e85f11a5f8a5990ce8b5",
+        "2ebe9637544fa73eec980d551a99cd3abce9b6bad2010da11995acd2fdc8a36a",
+        "11075fd2106f5b3543805d7c3494395facf6fafdd23169c03067b93d2ae4f279",
+        "f78de7e306a8601922d2991f6ae7ad9b74c5f4197da3c6fa811209f338009970",
+        "d3a294cc40070b06939d46de79d02bfb3e9ea7b650a378ea0bb60055c1421c7a",
+        "3254c188933ad32ec4260708a3119e4d1e28063e4130eba909a2979f551c9378",
+        "db6a5ae4a67cef95738d91647dd7f80cfb6b78615a52a49a870f207446a93d03",
+        "d6a3c82daf7ff4b002d14cbdcccb7c19cfbbf6437cd22061c651af5d7d473084",
+        "4d74dc62ca6b5110f7551f31342a41d3eccc6247cfbd0d91481f96009d817f5a",
+        "3f6600efa52b713ceee89e45ff6e7ec83eee3936364a9b23e190a5d3a6f4e161",
+        "eca4da3966d2da82b13dfbc4bb552d286a4ac5c24a1e3e289f782faabbb65157",
+        "deff92174a529f1575c491be52d5a00eab57df6661464995490791a0ffe19998",
+        "36a8705b28aa50604c1e406aac21d1b40558d965fb4aa0f38508fc2d345490a3",
+        "d8cc6ee9b5b4b694ea45f7fc69176b1e4619fca81e2d9649f78ee0f8f108080d",
+    ];
+
+    /// One digest over several variants, sizes (odd, tall, wide, large enough for a 2-pixel
+    /// stamp cell) and stages of `prompt`.
+    fn identity_digest(prompt: &str) -> String {
+        let cases = [
+            (0, 128, 96, Stage::Final),
+            (1, 96, 128, Stage::Final),
+            (0, 128, 96, Stage::Partial { index: 1, of: 3 }),
+            (1, 33, 17, Stage::Partial { index: 0, of: 4 }),
+            (2, 400, 320, Stage::Final),
+            (3, 7, 300, Stage::Partial { index: 2, of: 2 }),
+        ];
+        let mut hasher = Sha256::new();
+        for (index, w, h, stage) in cases {
+            let img = render(prompt, index, w, h, stage);
+            hasher.update(w.to_le_bytes());
+            hasher.update(h.to_le_bytes());
+            hasher.update(img.as_raw());
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    #[test]
+    fn pictures_are_byte_identical_to_the_recorded_ones() {
+        let actual: Vec<String> = IDENTITY_PROMPTS
+            .iter()
+            .map(|p| identity_digest(p))
+            .collect();
+        let wrong: Vec<String> = IDENTITY_PROMPTS
+            .iter()
+            .zip(&actual)
+            .zip(IDENTITY_SHA256)
+            .filter(|((_, got), want)| got.as_str() != *want)
+            .map(|((prompt, got), want)| format!("{prompt:?}: got {got}, recorded {want}"))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "demo pictures changed:\n{}",
+            wrong.join("\n")
+        );
+    }
 }
