@@ -1,0 +1,91 @@
+//! Deterministic "demo" artwork for the offline backend.
+//!
+//! When no API key is configured easel still has to show *something* that visibly follows the
+//! prompt. This module paints a small stylised landscape whose every choice (palette, horizon,
+//! sun or moon, clouds, layered hills or sine-band waves, little towns, trees, a lighthouse)
+//! comes from `sha256(prompt)` and `sha256(prompt, index)`, nudged by a tiny keyword table
+//! ("night"/"夜" darkens, "sea"/"海" adds waves, ...). The same prompt and index always give the
+//! same pixels; a "DEMO" stamp in the bottom-right corner makes sure the output can never be
+//! mistaken for a real model's.
+//!
+//! Everything is pure: no I/O, no global state, no clock. Painting works in resolution
+//! independent units, so a partial stage is simply the same scene painted at a fraction of the
+//! size and scaled back up with nearest-neighbour sampling.
+//!
+//! The parts: `keywords` reads the prompt, `rng` seeds from it, `palette` (over `colour`)
+//! picks the colours, `scene`, `land` and `town` lay the picture out, `painters` and
+//! `painters_land` paint it on a `canvas`, `stamp` labels it and `encode` writes it out.
+
+mod canvas;
+mod colour;
+mod encode;
+mod keywords;
+mod land;
+mod painters;
+mod painters_land;
+mod palette;
+mod rng;
+mod scene;
+mod stamp;
+#[cfg(test)]
+mod tests;
+mod town;
+
+use image::RgbaImage;
+
+use canvas::upscale_nearest;
+use scene::Scene;
+use stamp::stamp_demo_label;
+
+pub use encode::encode;
+
+/// Largest width or height [`render`] will allocate; larger requests are clamped to it.
+pub const MAX_SIDE: u32 = 8192;
+
+/// JPEG quality used when the request does not say.
+pub const DEFAULT_JPEG_QUALITY: u8 = 90;
+
+/// Which stage of a simulated streamed generation to draw: partials are rougher versions of the final picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Partial image `index` of `of` (either 0- or 1-based works; later indices are sharper).
+    Partial { index: u8, of: u8 },
+    /// The finished picture.
+    Final,
+}
+
+impl Stage {
+    /// log2 of the downsampling factor used to paint this stage (0 = full resolution).
+    fn downscale_shift(self) -> u32 {
+        match self {
+            Stage::Final => 0,
+            Stage::Partial { index, of } => {
+                let of = u32::from(of.max(1));
+                let index = u32::from(index).min(of);
+                (of - index + 1).clamp(1, 6)
+            }
+        }
+    }
+}
+
+/// Draw the demo picture for `prompt` (variant `index` for n > 1: same palette family, different composition) at width x height.
+///
+/// Sides above [`MAX_SIDE`] are clamped; a zero side gives an empty image.
+pub fn render(prompt: &str, index: u32, width: u32, height: u32, stage: Stage) -> RgbaImage {
+    let width = width.min(MAX_SIDE);
+    let height = height.min(MAX_SIDE);
+    if width == 0 || height == 0 {
+        return RgbaImage::new(width, height);
+    }
+    let scene = Scene::new(prompt, index);
+    let shift = stage.downscale_shift();
+    let mut img = if shift == 0 {
+        scene.paint(width, height, 1)
+    } else {
+        let factor = 1u32 << shift;
+        let small = scene.paint(width.div_ceil(factor), height.div_ceil(factor), factor);
+        upscale_nearest(&small, width, height)
+    };
+    stamp_demo_label(&mut img);
+    img
+}
