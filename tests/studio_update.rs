@@ -2149,3 +2149,58 @@ fn a_shut_down_model_asks_before_it_is_sent_to_openai_only() {
         }
     }
 }
+
+#[test]
+fn the_search_line_popups_and_confirmations_have_keys_that_can_be_rebound() {
+    let cfg: KeyConfig = toml::from_str(
+        r#"
+        [search]
+        keep_search = "tab"
+        clear_line = "ctrl-w"
+        [popup]
+        down = "ctrl-n"
+        [confirm]
+        yes = "o"
+        "#,
+    )
+    .unwrap();
+    let keymap = Keymap::with_config(&cfg).unwrap();
+    let mut m = new_model(keymap);
+    page(&mut m, 0, 4, history_records());
+    m.focus = Pane::History;
+    press(&mut m, ch('/'));
+    type_text(&mut m, "cat");
+    press(&mut m, ctrl('w'));
+    assert_eq!(m.history.search.as_deref(), Some(""));
+    type_text(&mut m, "fox");
+    // Enter is no longer bound: plain keys are text, Enter does nothing; Tab keeps the search.
+    press(&mut m, plain(KeyCode::Tab));
+    assert!(m.history.search.is_none());
+    assert_eq!(m.history.text, "fox");
+    page(&mut m, 0, 4, history_records());
+    // Confirm with o; y is now "no".
+    press(&mut m, ch('d'));
+    assert!(press(&mut m, ch('y')).is_empty());
+    press(&mut m, ch('d'));
+    assert!(matches!(
+        press(&mut m, ch('o')).as_slice(),
+        [Effect::Delete(_)]
+    ));
+    // The help lists them.
+    let sections = easel::studio::help::sections(&m.keymap, Pane::History);
+    let search = sections
+        .iter()
+        .find(|s| s.title == "history search line")
+        .unwrap();
+    assert!(
+        search
+            .rows
+            .iter()
+            .any(|(k, d)| k == "Tab" && d.contains("keep the search"))
+    );
+    let confirm = sections
+        .iter()
+        .find(|s| s.title == "confirmations")
+        .unwrap();
+    assert!(confirm.rows.iter().any(|(k, _)| k == "o"));
+}

@@ -27,12 +27,12 @@ const EDITING: &[(&str, &str)] = &[
     ("Enter", "new line"),
 ];
 
-/// Keys of the history search line (after `/`).
-const SEARCH_LINE: &[(&str, &str)] = &[
-    ("Enter", "keep the search, back to the list"),
-    ("Esc", "clear the search"),
-    ("Ctrl-U", "clear the line"),
-    ("↑ / ↓", "move the selection"),
+/// What the search line takes besides its keys.
+const SEARCH_SYNTAX: &[(&str, &str)] = &[
+    (
+        "word word",
+        "every word must match (fuzzily, within a word)",
+    ),
     (
         "'word ^start end$ !not",
         "as written, at the start, at the end, without",
@@ -79,7 +79,9 @@ pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
     }
     let mut out: Vec<Section> = contexts.into_iter().map(|c| bound(keymap, c)).collect();
     let editing = fixed("editor text", EDITING);
-    let search = fixed("history search line", SEARCH_LINE);
+    let mut search = bound(keymap, Context::SearchLine);
+    search.title = "history search line".into();
+    search.rows.extend(fixed("", SEARCH_SYNTAX).rows);
     // The fixed keys of the focused pane come right after its own.
     match focus {
         Pane::Editor => {
@@ -94,6 +96,14 @@ pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
             out.push(editing);
             out.push(search);
         }
+    }
+    for (context, title) in [
+        (Context::Popup, "popups (help, details)"),
+        (Context::Confirm, "confirmations"),
+    ] {
+        let mut s = bound(keymap, context);
+        s.title = title.into();
+        out.push(s);
     }
     out
 }

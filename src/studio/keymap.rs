@@ -16,6 +16,13 @@ pub enum Context {
     Params,
     Queue,
     History,
+    /// The history search line (after `/`): typed characters are text.
+    #[serde(rename = "search")]
+    SearchLine,
+    /// The help and details popups.
+    Popup,
+    /// A confirmation (delete, quit while jobs run): any key not bound here says no.
+    Confirm,
 }
 
 /// Everything a key can do.
@@ -57,6 +64,11 @@ pub enum Action {
     // History
     Search,
     ClearSearch,
+    // The search line
+    KeepSearch,
+    ClearLine,
+    // Confirmations
+    Yes,
     Details,
     Reuse,
     Rerun,
@@ -102,6 +114,9 @@ impl Action {
             Action::PauseAll => "pause or resume the queue",
             Action::Search => "search prompts ('exact ^start end$ !not)",
             Action::ClearSearch => "clear the search",
+            Action::KeepSearch => "keep the search, back to the list",
+            Action::ClearLine => "clear the line",
+            Action::Yes => "yes (any other key: no)",
             Action::Details => "details",
             Action::Reuse => "load prompt and parameters into the editor",
             Action::Rerun => "run again (or retry a failed one)",
@@ -358,6 +373,23 @@ impl Default for Keymap {
             (History, ch('n'), NextImage),
             (History, ch('p'), PauseAll),
             (History, ch('x'), Cancel),
+            (SearchLine, k(KeyCode::Enter), KeepSearch),
+            (SearchLine, k(KeyCode::Esc), ClearSearch),
+            (SearchLine, Key::new(KeyCode::Char('u'), C), ClearLine),
+            (SearchLine, k(KeyCode::Up), Up),
+            (SearchLine, k(KeyCode::Down), Down),
+            (Popup, ch('k'), Up),
+            (Popup, k(KeyCode::Up), Up),
+            (Popup, ch('j'), Down),
+            (Popup, k(KeyCode::Down), Down),
+            (Popup, k(KeyCode::PageUp), PageUp),
+            (Popup, k(KeyCode::PageDown), PageDown),
+            (Popup, ch(' '), PageDown),
+            (Popup, ch('g'), Top),
+            (Popup, k(KeyCode::Home), Top),
+            (Confirm, ch('y'), Yes),
+            (Confirm, ch('Y'), Yes),
+            (Confirm, k(KeyCode::Enter), Yes),
         ];
         Keymap { bindings: list }
     }
@@ -406,8 +438,8 @@ impl Keymap {
         if let Some(a) = self.get(context, key) {
             return Some(a);
         }
-        if context == Context::Editor {
-            // In the editor, plain characters are text: only modified keys and function keys
+        if matches!(context, Context::Editor | Context::SearchLine) {
+            // In text inputs, plain characters are text: only modified keys and function keys
             // may reach global bindings.
             let plain = matches!(key.code, KeyCode::Char(_))
                 && !key
@@ -452,6 +484,9 @@ pub fn context_name(c: Context) -> &'static str {
         Context::Params => "params",
         Context::Queue => "queue",
         Context::History => "history",
+        Context::SearchLine => "search",
+        Context::Popup => "popup",
+        Context::Confirm => "confirm",
     }
 }
 

@@ -128,35 +128,31 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     if let Some(overlay) = m.overlay.take() {
         match overlay {
             Overlay::Confirm(what) => {
-                if m.keymap.lookup(Context::Global, key) == Some(Action::ForceQuit) {
-                    quit(m, fx);
-                } else if matches!(
-                    key.code,
-                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
-                ) {
-                    match what {
+                match m.keymap.lookup(Context::Confirm, key) {
+                    Some(Action::ForceQuit) => quit(m, fx),
+                    Some(Action::Yes) => match what {
                         Confirm::ShutDownModel(s, _) => fx.push(Effect::Submit(*s)),
                         Confirm::Delete(r) => fx.push(Effect::Delete(r.id)),
                         Confirm::Quit => quit(m, fx),
-                    }
+                    },
+                    // Any other key says no.
+                    _ => {}
                 }
                 return;
             }
             Overlay::Help | Overlay::Details(_) => {
-                if m.keymap.lookup(Context::Global, key) == Some(Action::ForceQuit) {
-                    quit(m, fx);
-                    return;
-                }
                 // Long popups scroll; any other key closes them.
                 let page = m.height.saturating_sub(6).max(1);
-                let scroll = match key.code {
-                    KeyCode::Char('j') | KeyCode::Down => Some(m.overlay_scroll.saturating_add(1)),
-                    KeyCode::Char('k') | KeyCode::Up => Some(m.overlay_scroll.saturating_sub(1)),
-                    KeyCode::PageDown | KeyCode::Char(' ') => {
-                        Some(m.overlay_scroll.saturating_add(page))
+                let scroll = match m.keymap.lookup(Context::Popup, key) {
+                    Some(Action::ForceQuit) => {
+                        quit(m, fx);
+                        return;
                     }
-                    KeyCode::PageUp => Some(m.overlay_scroll.saturating_sub(page)),
-                    KeyCode::Home | KeyCode::Char('g') => Some(0),
+                    Some(Action::Down) => Some(m.overlay_scroll.saturating_add(1)),
+                    Some(Action::Up) => Some(m.overlay_scroll.saturating_sub(1)),
+                    Some(Action::PageDown) => Some(m.overlay_scroll.saturating_add(page)),
+                    Some(Action::PageUp) => Some(m.overlay_scroll.saturating_sub(page)),
+                    Some(Action::Top) => Some(0),
                     _ => None,
                 };
                 if let Some(scroll) = scroll {
@@ -244,39 +240,46 @@ fn size_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
 }
 
 fn search_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
-    let Some(search) = m.history.search.as_mut() else {
+    if m.history.search.is_none() {
         return;
-    };
-    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
-    match k.code {
-        KeyCode::Esc => {
+    }
+    match m.keymap.lookup(Context::SearchLine, Key::from_event(&k)) {
+        Some(Action::ClearSearch) => {
             m.history.search = None;
             if !m.history.text.is_empty() {
                 m.history.text.clear();
                 reload_history(m, fx, true);
             }
         }
-        KeyCode::Enter => m.history.search = None,
-        KeyCode::Backspace => {
-            search.pop();
-            m.history.text = search.clone();
-            reload_history(m, fx, true);
-        }
-        KeyCode::Char('c') if ctrl => quit(m, fx),
-        KeyCode::Char('u') if ctrl => {
-            search.clear();
-            m.history.text.clear();
-            reload_history(m, fx, true);
-        }
-        KeyCode::Char(c) if !ctrl => {
-            search.push(c);
-            m.history.text = search.clone();
-            reload_history(m, fx, true);
-        }
-        KeyCode::Down => move_history(m, 1, fx),
-        KeyCode::Up => move_history(m, -1, fx),
-        _ => {}
+        Some(Action::KeepSearch) => m.history.search = None,
+        Some(Action::ClearLine) => set_search(m, String::new(), fx),
+        Some(Action::Down) => move_history(m, 1, fx),
+        Some(Action::Up) => move_history(m, -1, fx),
+        Some(Action::ForceQuit) => quit(m, fx),
+        Some(_) => {}
+        None => match k.code {
+            KeyCode::Backspace => {
+                let mut text = m.history.search.clone().unwrap_or_default();
+                text.pop();
+                set_search(m, text, fx);
+            }
+            KeyCode::Char(c)
+                if !k.modifiers.contains(KeyModifiers::CONTROL) && !sanitize::is_unsafe(c) =>
+            {
+                let mut text = m.history.search.clone().unwrap_or_default();
+                text.push(c);
+                set_search(m, text, fx);
+            }
+            _ => {}
+        },
     }
+}
+
+/// The search line's text changed: search again.
+fn set_search(m: &mut Model, text: String, fx: &mut Vec<Effect>) {
+    m.history.text = text.clone();
+    m.history.search = Some(text);
+    reload_history(m, fx, true);
 }
 
 fn paste(m: &mut Model, text: &str, fx: &mut Vec<Effect>) {
@@ -514,6 +517,8 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             };
             reload_history(m, fx, true);
         }
+        // Keys of the search line and of confirmations, handled where those take keys.
+        Action::KeepSearch | Action::ClearLine | Action::Yes => {}
         Action::NextImage => {
             let n = m.history.selected_record().map_or(0, |r| r.outputs.len());
             if n > 1 {
