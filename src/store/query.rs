@@ -483,12 +483,19 @@ impl Index {
                     .enumerate()
                     .map(|(k, part)| {
                         let score_range = &score_range;
-                        scope.spawn(move || score_range(k * chunk, part))
+                        (k, scope.spawn(move || score_range(k * chunk, part)))
                     })
                     .collect();
+                // A part whose thread died is scored again here rather than dropped: its hits
+                // are never lost silently (and a panic that happens again surfaces).
                 workers
                     .into_iter()
-                    .flat_map(|w| w.join().unwrap_or_default())
+                    .flat_map(|(k, w)| {
+                        w.join().unwrap_or_else(|_| {
+                            let end = ((k + 1) * chunk).min(self.entries.len());
+                            score_range(k * chunk, &self.entries[k * chunk..end])
+                        })
+                    })
                     .collect()
             })
         } else {
