@@ -1221,6 +1221,10 @@ async fn more_images_than_asked_for_are_dropped() {
     let (result, _) = generate(options(&server), &simple()).await;
     let out = result.unwrap();
     assert_eq!(out.images.len(), 1, "asked for 1");
+    assert_eq!(
+        out.warnings,
+        ["the server sent 40 images where 1 was asked for: kept the first 1"]
+    );
     let mut p = params("gpt-image-2");
     p.n = 3;
     let (result, _) = generate(options(&server), &checked(&p)).await;
