@@ -147,6 +147,7 @@ struct RawAnswer {
 pub struct ImagesClient {
     http: reqwest::Client,
     downloads: reqwest::Client,
+    provider_downloads: reqwest::Client,
     policy: DownloadPolicy,
     opts: ClientOptions,
 }
@@ -221,16 +222,24 @@ impl ImagesClient {
         let mut downloads = reqwest::Client::builder()
             .user_agent(user_agent)
             .connect_timeout(opts.connect_timeout)
-            .redirect(policy.redirect_policy());
+            .redirect(policy.redirect_policy(false));
         if policy.hosts == DownloadHosts::Public {
-            downloads = downloads.dns_resolver(PublicOnly {
-                trusted: policy.provider_host.clone(),
-            });
+            downloads = downloads.dns_resolver(PublicOnly);
         }
         let downloads = downloads.build().map_err(setup_error)?;
+        // URLs on the provider's own host and port (LocalAI serves its images itself, often on
+        // localhost) go through a client that resolves names as usual but may not leave that
+        // origin on a redirect.
+        let provider_downloads = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .connect_timeout(opts.connect_timeout)
+            .redirect(policy.redirect_policy(true))
+            .build()
+            .map_err(setup_error)?;
         Ok(ImagesClient {
             http,
             downloads,
+            provider_downloads,
             policy,
             opts,
         })
@@ -744,8 +753,13 @@ impl ImagesClient {
                 &None,
             ));
         }
-        let resp = self
-            .downloads
+        let client =
+            if self.policy.hosts == DownloadHosts::Public && self.policy.is_provider(&parsed) {
+                &self.provider_downloads
+            } else {
+                &self.downloads
+            };
+        let resp = client
             .get(parsed)
             .timeout(self.opts.download_timeout)
             .send()
@@ -946,7 +960,9 @@ impl DownloadPolicy {
         }
     }
 
-    fn redirect_policy(&self) -> redirect::Policy {
+    /// Redirects of a download: bounded, each hop checked like the first URL, and with
+    /// `origin_only`, never away from the provider's own host and port.
+    fn redirect_policy(&self, origin_only: bool) -> redirect::Policy {
         let policy = self.clone();
         redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > policy.max_redirects as usize {
@@ -956,7 +972,15 @@ impl DownloadPolicy {
                 );
                 return attempt.error(Refused(why));
             }
-            match policy.check(attempt.url()) {
+            let verdict = if origin_only && !policy.is_provider(attempt.url()) {
+                Err(format!(
+                    "a download from the provider's own host may not be redirected elsewhere; {}",
+                    policy.allow_hint("any")
+                ))
+            } else {
+                policy.check(attempt.url())
+            };
+            match verdict {
                 Ok(()) => attempt.follow(),
                 Err(why) => {
                     let to = shown_url(attempt.url());
@@ -1010,21 +1034,15 @@ fn is_public(ip: IpAddr) -> bool {
 }
 
 /// A resolver that drops loopback, private and other special addresses, so that a public-looking
-/// name cannot send a download to this machine or the local network. The provider's own host
-/// is trusted (its port is checked by [`DownloadPolicy::check`]).
-struct PublicOnly {
-    trusted: Option<String>,
-}
+/// name cannot send a download to this machine or the local network. (The provider's own
+/// origin is fetched with another client; see [`ImagesClient::new`].)
+struct PublicOnly;
 
 impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_ascii_lowercase();
-        let trusted = self.trusted.as_deref() == Some(host.as_str());
         Box::pin(async move {
             let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if trusted {
-                return Ok(Box::new(all.into_iter()) as reqwest::dns::Addrs);
-            }
             let public: Vec<SocketAddr> = all.into_iter().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {
                 return Err(Box::new(Refused(format!(
@@ -1070,4 +1088,72 @@ async fn read_capped(resp: reqwest::Response, cap: u64) -> Result<Bytes, ReadErr
         buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses() {
+        let cases: &[(&str, bool)] = &[
+            ("8.8.8.8", true),
+            ("151.101.1.1", true),
+            ("127.0.0.1", false),
+            ("127.1.2.3", false),
+            ("10.0.0.1", false),
+            ("172.16.5.4", false),
+            ("192.168.1.1", false),
+            ("169.254.169.254", false),
+            ("100.64.0.1", false),
+            ("0.0.0.0", false),
+            ("255.255.255.255", false),
+            ("224.0.0.1", false),
+            ("192.0.2.1", false),
+            ("2606:4700::1111", true),
+            ("::1", false),
+            ("::", false),
+            ("fd00::1", false),
+            ("fe80::1", false),
+            ("ff02::1", false),
+            ("::ffff:127.0.0.1", false),
+            ("::ffff:8.8.8.8", true),
+            ("2001:db8::1", false),
+        ];
+        for (ip, public) in cases {
+            assert_eq!(is_public(ip.parse().unwrap()), *public, "{ip}");
+        }
+    }
+
+    #[test]
+    fn download_policy_checks() {
+        let mut opts = ClientOptions::new("localai", "http://localhost:8080/v1");
+        let policy = DownloadPolicy::new(&opts);
+        let check = |p: &DownloadPolicy, url: &str| p.check(&Url::parse(url).unwrap());
+        assert!(check(&policy, "http://localhost:8080/generated/a.png").is_ok());
+        assert!(check(&policy, "https://cdn.example.com/a.png").is_ok());
+        for refused in [
+            "http://localhost:6379/",
+            "http://127.0.0.1:8080/a.png",
+            "http://[::1]/a.png",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://app.localhost/a.png",
+            "http://u:p@cdn.example.com/a.png",
+            "ftp://cdn.example.com/a.png",
+        ] {
+            assert!(check(&policy, refused).is_err(), "{refused}");
+        }
+        opts.download_hosts = DownloadHosts::Provider;
+        let policy = DownloadPolicy::new(&opts);
+        assert!(check(&policy, "http://localhost:8080/a.png").is_ok());
+        assert!(check(&policy, "https://cdn.example.com/a.png").is_err());
+        opts.download_hosts = DownloadHosts::Any;
+        let policy = DownloadPolicy::new(&opts);
+        assert!(check(&policy, "http://10.1.2.3:9000/a.png").is_ok());
+        assert!(check(&policy, "http://u@10.1.2.3/a.png").is_err());
+        opts.download_hosts = DownloadHosts::None;
+        let policy = DownloadPolicy::new(&opts);
+        let e = check(&policy, "https://cdn.example.com/a.png").unwrap_err();
+        assert!(e.contains("[providers.localai]"), "{e}");
+    }
 }
