@@ -625,15 +625,17 @@ impl ImagesClient {
                     }
                 }
                 StreamItem::Completed(ev) => {
-                    answer.usage = ev.usage.clone().or(answer.usage);
-                    answer.size = ev.size.clone();
-                    answer.quality = ev.quality.clone();
-                    answer.background = ev.background.clone();
-                    answer.output_format = ev.output_format.clone();
+                    // Moved, not copied: b64_json holds megabytes.
+                    let ev = *ev;
+                    answer.usage = ev.usage.or(answer.usage);
+                    answer.size = ev.size;
+                    answer.quality = ev.quality;
+                    answer.background = ev.background;
+                    answer.output_format = ev.output_format;
                     answer.data.push(response::ImageData {
-                        b64_json: ev.b64_json.clone(),
+                        b64_json: ev.b64_json,
                         url: None,
-                        revised_prompt: ev.revised_prompt.clone(),
+                        revised_prompt: ev.revised_prompt,
                     });
                 }
                 StreamItem::Error(value) => {

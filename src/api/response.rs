@@ -271,14 +271,14 @@ pub fn parse_stream_data(data: &str) -> Result<StreamItem, String> {
     }
     let kind = event.kind.clone().unwrap_or_default();
     if kind.ends_with(".partial_image") {
-        let b64 = event
-            .b64_json
-            .clone()
-            .ok_or("a partial image event has no b64_json")?;
         let index = event
             .partial_image_index
             .unwrap_or(0)
             .min(u64::from(u32::MAX)) as u32;
+        // Moved, not copied: a partial image is megabytes of base64.
+        let b64 = event
+            .b64_json
+            .ok_or("a partial image event has no b64_json")?;
         return Ok(StreamItem::Partial { index, b64 });
     }
     if kind.ends_with(".completed") {

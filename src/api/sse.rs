@@ -71,10 +71,7 @@ impl Parser {
             self.start = 0;
         }
         self.buf.extend_from_slice(chunk);
-        while let Some(offset) = self.buf[self.scan..]
-            .iter()
-            .position(|b| *b == b'\n' || *b == b'\r')
-        {
+        while let Some(offset) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scan..]) {
             let end = self.scan + offset;
             let ending = self.buf[end];
             let mut next = end + 1;
