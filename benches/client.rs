@@ -3,8 +3,8 @@
 //! the two so drift on a shared machine hits both alike; medians and their ratio are reported.
 //!
 //! Then streamed versus plain: the same 8 MB image as one `image_generation.completed` event of
-//! a `text/event-stream` answer and as a plain JSON answer, through easel's client (target: the
-//! streamed one within 1.5× of the plain one).
+//! a `text/event-stream` answer and as a plain JSON answer, both sent in 16 KB chunks, through
+//! easel's client (target: the streamed one within 1.5× of the plain one).
 //!
 //! cargo bench --bench client
 
@@ -23,6 +23,9 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const CONCURRENCY: usize = 16;
+/// Chunked-encoding pieces of the big answers: the size of a TLS record, as a real server's
+/// stream reaches the client.
+const CHUNK: usize = 16 * 1024;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -76,9 +79,19 @@ async fn stream_vs_plain() {
         let (plain_req, stream_req) = (&plain_req, &stream_req);
         async move {
             if streamed {
-                server.push(fake_server::Reply::raw(200, "text/event-stream", sse));
+                server.push(fake_server::Reply::raw_chunked(
+                    200,
+                    "text/event-stream",
+                    sse,
+                    CHUNK,
+                ));
             } else {
-                server.push(fake_server::Reply::raw(200, "application/json", plain));
+                server.push(fake_server::Reply::raw_chunked(
+                    200,
+                    "application/json",
+                    plain,
+                    CHUNK,
+                ));
             }
             let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
             let start = Instant::now();

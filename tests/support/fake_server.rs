@@ -130,6 +130,14 @@ enum Kind {
     Hang,
     ResetMidBody,
     ConnectionReset,
+    /// Like `Raw`, sent with chunked transfer encoding in chunks of `chunk` bytes (as a real
+    /// server's TLS records arrive: the client sees many small pieces).
+    RawChunked {
+        status: u16,
+        content_type: String,
+        body: Bytes,
+        chunk: usize,
+    },
     /// A stream whose one `data:` line never ends: `chunk` bytes every `every`.
     EndlessLine {
         chunk: usize,
@@ -277,6 +285,21 @@ impl Reply {
     /// `chunk` more bytes of base64 every `every`, until the client goes away.
     pub fn stream_endless_line(chunk: usize, every: Duration) -> Reply {
         Reply::new(Kind::EndlessLine { chunk, every })
+    }
+
+    /// Like [`Reply::raw`], but sent with chunked transfer encoding, `chunk` bytes a chunk.
+    pub fn raw_chunked(
+        status: u16,
+        content_type: &str,
+        body: impl Into<Bytes>,
+        chunk: usize,
+    ) -> Reply {
+        Reply::new(Kind::RawChunked {
+            status,
+            content_type: content_type.to_owned(),
+            body: body.into(),
+            chunk: chunk.max(1),
+        })
     }
 
     /// A redirect (`status` 301, 302, 303, 307 or 308) to `location`, with an empty body.
@@ -1729,6 +1752,24 @@ async fn respond(
             Ok(After::Close)
         }
         Kind::ConnectionReset => Ok(After::Reset),
+        Kind::RawChunked {
+            status,
+            content_type,
+            body,
+            chunk,
+        } => {
+            let mut head = standard_headers(content_type, false);
+            set_header(&mut head, "transfer-encoding", "chunked".to_owned());
+            for (name, value) in &headers {
+                set_header(&mut head, name, value.clone());
+            }
+            conn.write_head(*status, &head).await?;
+            for piece in body.chunks(*chunk) {
+                conn.write_chunk(piece).await?;
+            }
+            conn.finish_chunked().await?;
+            Ok(After::KeepAlive)
+        }
         Kind::EndlessLine { chunk, every } => {
             let mut head = standard_headers("text/event-stream", false);
             set_header(&mut head, "transfer-encoding", "chunked".to_owned());
