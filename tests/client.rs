@@ -1232,6 +1232,20 @@ async fn more_images_than_asked_for_are_dropped() {
     // A model the catalogue does not know: at most the catalogue's largest n.
     let (result, _) = generate(options(&server), &checked(&params("some-new-model"))).await;
     assert_eq!(result.unwrap().images.len(), 10);
+    // A stream with 30 completed events: one kept, the rest counted, not held.
+    let event = json!({ "type": "image_generation.completed", "b64_json": b64 });
+    server.push(Reply::raw(
+        200,
+        "text/event-stream",
+        format!("data: {event}\n\n").repeat(30),
+    ));
+    let (result, _) = generate(options(&server), &streamed(0)).await;
+    let out = result.unwrap();
+    assert_eq!(out.images.len(), 1);
+    assert_eq!(
+        out.warnings,
+        ["the server sent 30 images where 1 was asked for: kept the first 1"]
+    );
 }
 
 /// Item 17: credentials in an image URL are refused, not sent as Basic auth.

@@ -140,6 +140,8 @@ struct RawAnswer {
     quality: Option<String>,
     background: Option<String>,
     output_format: Option<String>,
+    /// Images of a streamed answer beyond those asked for: counted, not kept.
+    dropped: usize,
 }
 
 /// The Images API client. Cheap to clone; share one per provider.
@@ -286,10 +288,10 @@ impl ImagesClient {
         let request_id = self.redact_opt(answer.request_id.take());
         let mut warnings = Vec::new();
         let keep = images_to_keep(request);
-        if answer.data.len() > keep {
+        if answer.data.len() + answer.dropped > keep {
             warnings.push(format!(
                 "the server sent {} images where {keep} {} asked for: kept the first {keep}",
-                answer.data.len(),
+                answer.data.len() + answer.dropped,
                 if keep == 1 { "was" } else { "were" }
             ));
             answer.data.truncate(keep);
@@ -443,7 +445,9 @@ impl ImagesClient {
         let is_sse = header("content-type")
             .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"));
         if is_sse {
-            return self.read_stream(resp, request_id, events).await;
+            return self
+                .read_stream(resp, request_id, events, images_to_keep(request))
+                .await;
         }
         // A plain answer (also what a server that ignores `stream` sends).
         let body = read_capped(resp, self.opts.max_response_bytes)
@@ -474,6 +478,7 @@ impl ImagesClient {
             quality: parsed.quality,
             background: parsed.background,
             output_format: parsed.output_format,
+            dropped: 0,
         })
     }
 
@@ -516,6 +521,7 @@ impl ImagesClient {
         resp: reqwest::Response,
         request_id: Option<String>,
         events: &UnboundedSender<ClientEvent>,
+        keep: usize,
     ) -> Result<RawAnswer, Failure> {
         let mut body = resp.bytes_stream();
         let mut parser = sse::Parser::new(self.opts.max_response_bytes);
@@ -533,6 +539,7 @@ impl ImagesClient {
             quality: None,
             background: None,
             output_format: None,
+            dropped: 0,
         };
         let fail = |error: ApiError, seen: u32| Failure {
             error: error.with_request_id(request_id.clone()),
@@ -624,6 +631,7 @@ impl ImagesClient {
                         let _ = events.send(ClientEvent::Partial { index, bytes });
                     }
                 }
+                StreamItem::Completed(_) if answer.data.len() >= keep => answer.dropped += 1,
                 StreamItem::Completed(ev) => {
                     // Moved, not copied: b64_json holds megabytes.
                     let ev = *ev;
