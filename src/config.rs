@@ -128,6 +128,11 @@ pub struct ProviderConfig {
     /// Whether this server needs a key (default: yes for openai and for profiles that name
     /// api_key_env; LocalAI often needs none).
     pub requires_key: Option<bool>,
+    /// Where images of `url` answers may be downloaded from: "public" (default: public hosts
+    /// and the provider's own), "provider", "any" or "none".
+    pub download_hosts: Option<crate::api::DownloadHosts>,
+    /// Redirects one download may follow (default 5).
+    pub download_max_redirects: Option<u32>,
 }
 
 /// The whole config file.
@@ -429,6 +434,12 @@ impl Settings {
         client.stream_idle_timeout = Duration::from_secs(net.stream_idle_timeout_secs.max(1));
         client.download_max_bytes = net.download_max_mb.max(1) * 1024 * 1024;
         client.download_timeout = Duration::from_secs(net.download_timeout_secs.max(1));
+        if let Some(hosts) = profile.download_hosts {
+            client.download_hosts = hosts;
+        }
+        if let Some(n) = profile.download_max_redirects {
+            client.download_max_redirects = n;
+        }
         Ok(Provider {
             name: name.clone(),
             kind: ProviderKind::Http(Box::new(client)),
@@ -716,6 +727,34 @@ mod tests {
             .generations_url()
             .unwrap();
         assert_eq!(url, "https://img.example/v1/images/generations");
+    }
+
+    #[test]
+    fn download_policy_per_provider() {
+        let s = settings(
+            "[providers.local]\nbase_url = \"http://localhost:8080/v1\"\nrequires_key = false\ndownload_hosts = \"any\"\ndownload_max_redirects = 2\n",
+        );
+        let p = s.resolve_provider(Some("local"), &env_of(&[])).unwrap();
+        let ProviderKind::Http(c) = &p.kind else {
+            panic!("not http")
+        };
+        assert_eq!(c.download_hosts, crate::api::DownloadHosts::Any);
+        assert_eq!(c.download_max_redirects, 2);
+        let p = settings("")
+            .resolve_provider(None, &env_of(&[("OPENAI_API_KEY", "sk-x")]))
+            .unwrap();
+        let ProviderKind::Http(c) = &p.kind else {
+            panic!("not http")
+        };
+        assert_eq!(c.download_hosts, crate::api::DownloadHosts::Public);
+        assert_eq!(c.download_max_redirects, 5);
+        let bad = parse(
+            "[providers.x]\nbase_url = \"http://h/v1\"\ndownload_hosts = \"everywhere\"\n",
+            Path::new("/c/config.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("public"), "{bad}");
     }
 
     #[test]

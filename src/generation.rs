@@ -37,6 +37,9 @@ pub struct Outcome {
     pub images: Vec<SavedImage>,
     /// Images the server made that could not be saved (a full disk, say): one message each.
     pub save_errors: Vec<String>,
+    /// What the user should know about an answer that was still used (extra images dropped).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     pub revised_prompt: Option<String>,
     pub usage: Option<Usage>,
     pub cost_usd: Option<f64>,
@@ -147,6 +150,10 @@ pub async fn run(
             "background": output.background, "output_format": output.output_format,
         },
     });
+    let mut sidecar = sidecar;
+    if let (Some(m), false) = (sidecar.as_object_mut(), output.warnings.is_empty()) {
+        m.insert("warnings".into(), serde_json::json!(output.warnings));
+    }
     let mut images = Vec::new();
     let mut save_errors = Vec::new();
     for (i, image) in output.images.iter().enumerate() {
@@ -208,6 +215,7 @@ pub async fn run(
     Ok(Outcome {
         images,
         save_errors,
+        warnings: output.warnings.clone(),
         revised_prompt,
         usage: output.usage,
         cost_usd,

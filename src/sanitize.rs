@@ -94,6 +94,29 @@ pub fn truncate(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`truncate`] for text that went through redaction: a cut that would fall inside a
+/// `<redacted>` marker is moved to its end, so half a marker never shows.
+pub fn truncate_redacted(s: &str, max: usize) -> Cow<'_, str> {
+    if s.chars().count() <= max {
+        return Cow::Borrowed(s);
+    }
+    let keep = max.saturating_sub(1);
+    let mut cut = s.char_indices().nth(keep).map_or(s.len(), |(i, _)| i);
+    let marker = crate::secret::REDACTED;
+    if let Some(p) = s[..cut]
+        .rfind('<')
+        .filter(|p| cut - p < marker.len() && s[*p..].starts_with(marker))
+    {
+        cut = p + marker.len();
+    }
+    if cut >= s.len() {
+        return Cow::Borrowed(s);
+    }
+    let mut out = s[..cut].to_string();
+    out.push('…');
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +152,20 @@ mod tests {
     fn truncate_counts_chars() {
         assert_eq!(truncate("夜晚的海边小镇", 4), "夜晚的…");
         assert_eq!(truncate("short", 10), "short");
+    }
+
+    #[test]
+    fn truncate_redacted_keeps_markers_whole() {
+        for cut in 1..30 {
+            let s = "abcdefgh<redacted>ijklmnop<redacted>";
+            let t = truncate_redacted(s, cut);
+            let body = t.trim_end_matches('…');
+            for k in 1..crate::secret::REDACTED.len() {
+                assert!(!body.ends_with(&crate::secret::REDACTED[..k]), "{cut}: {t}");
+            }
+        }
+        assert_eq!(truncate_redacted("夜晚的海边小镇", 4), "夜晚的…");
+        assert_eq!(truncate_redacted("ab<redacted>cd", 5), "ab<redacted>…");
     }
 
     #[test]

@@ -7,7 +7,8 @@ mod support;
 
 use easel::api::request::{GenerationParams, ProviderRules, check};
 use easel::api::{
-    ApiError, ApiOutput, CheckedRequest, ClientEvent, ClientOptions, ErrorKind, ImagesClient,
+    ApiError, ApiOutput, CheckedRequest, ClientEvent, ClientOptions, DownloadHosts, ErrorKind,
+    ImagesClient,
 };
 use easel::catalog::Catalog;
 use easel::secret::ApiKey;
@@ -738,6 +739,8 @@ async fn download_that_hangs_times_out() {
         json!({ "created": 1, "data": [{ "url": format!("http://{silent}/img.png") }] }),
     ));
     let mut opts = options(&server);
+    // The silent host is on loopback: allowed only when the provider's policy says so.
+    opts.download_hosts = DownloadHosts::Any;
     opts.download_timeout = Duration::from_millis(300);
     let start = Instant::now();
     let (e, _) = expect_error(opts, &simple()).await;
@@ -995,4 +998,355 @@ async fn the_key_never_appears_in_errors() {
     let mut opts = options_for(&format!("http://127.0.0.1:{}/v1", closed_port()));
     opts.max_retries = 0;
     expect_error(opts, &simple()).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening (issue 9): redirects, redaction, streams, image counts, download policy
+// ---------------------------------------------------------------------------------------------
+
+/// A key as long as real ones, so that runs of 20 characters can be looked for.
+const LONG_KEY: &str = "sk-proj-LongKeyForRedaction0123456789abcdefghijklmnopqrstuvwxyzABCDEF";
+
+fn long_key_options(server: &FakeServer) -> ClientOptions {
+    let mut opts = ClientOptions::new("OpenAI", &server.base_url());
+    opts.api_key = ApiKey::new(LONG_KEY);
+    opts
+}
+
+/// Every run of 20 characters of `key` that `text` holds.
+fn key_pieces_in(text: &str, key: &str) -> Vec<String> {
+    let chars: Vec<char> = key.chars().collect();
+    chars
+        .windows(20)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|piece| text.contains(piece.as_str()))
+        .collect()
+}
+
+fn assert_no_key_piece(what: &str, text: &str) {
+    let found = key_pieces_in(text, LONG_KEY);
+    assert!(
+        found.is_empty(),
+        "{what} holds part of the key {found:?}: {text}"
+    );
+}
+
+/// Item 1: an Images API request never follows a redirect, so neither the key, the organisation
+/// headers nor the prompt reach another host (the chain used to bring `Authorization` back on
+/// the second hop).
+#[tokio::test]
+async fn an_api_redirect_is_not_followed() {
+    let origin = FakeServer::start().await;
+    let foreign = FakeServer::start().await;
+    let target = format!("{}/images/generations", foreign.base_url());
+    foreign.push(Reply::redirect(307, &target));
+    foreign.push(Reply::redirect(307, &target));
+    for status in [307, 308, 301, 302, 303] {
+        origin.push(Reply::redirect(status, &target));
+        let mut opts = options(&origin);
+        opts.organization = Some("org-test-42".into());
+        opts.project = Some("proj_test_7".into());
+        let (e, events) = expect_error(opts, &simple()).await;
+        assert!(
+            retries(&events).is_empty(),
+            "{status}: a redirect is not retried"
+        );
+        assert_eq!(e.status, Some(status), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("redirected") && shown.contains(&foreign.addr().to_string()),
+            "{status}: the message names where it was sent: {shown}"
+        );
+        assert!(
+            shown.contains(&format!("base_url to {}", foreign.base_url())),
+            "{status}: says what to do: {shown}"
+        );
+        assert!(!shown.contains("404"), "{shown}");
+    }
+    assert_eq!(origin.generation_count(), 5);
+    for r in foreign.requests() {
+        assert_eq!(r.authorization, None, "the key went to the foreign host");
+        assert_eq!(r.header("openai-organization"), None);
+        assert_eq!(r.header("openai-project"), None);
+    }
+    assert_eq!(
+        foreign.request_count(),
+        0,
+        "nothing at all goes to the other host"
+    );
+}
+
+/// Items 3 and 17: a key that straddles the point where an error body or a URL is shortened is
+/// still redacted (and so is any run of 20 characters of it).
+#[tokio::test]
+async fn a_key_cut_by_shortening_is_still_redacted() {
+    let server = FakeServer::start().await;
+    for pad in [180, 185, 190, 195, 198] {
+        let body = format!("{}{LONG_KEY} trailing", "x".repeat(pad));
+        server.push(Reply::raw(400, "text/plain", body));
+    }
+    // Only a piece of the key: still redacted.
+    server.push(Reply::raw(
+        400,
+        "text/plain",
+        format!("piece {}", &LONG_KEY[5..40]),
+    ));
+    for pad in [80, 90, 100, 105, 110] {
+        let url = format!(
+            "{}/files/{}{LONG_KEY}.png",
+            server.base_url(),
+            "p".repeat(pad)
+        );
+        server.push(Reply::json(
+            200,
+            json!({ "created": 1, "data": [{ "url": url }] }),
+        ));
+    }
+    for i in 0..11 {
+        let client = ImagesClient::new(long_key_options(&server)).unwrap();
+        let (tx, _rx) = unbounded_channel();
+        let e = client
+            .generate(&simple(), &CancellationToken::new(), &tx)
+            .await
+            .unwrap_err();
+        assert_no_key_piece("the error", &e.to_string());
+        assert_no_key_piece("the error (debug)", &format!("{e:?}"));
+        if i < 6 {
+            assert!(e.to_string().contains("<redacted>"), "{e}");
+        }
+    }
+}
+
+/// Item 4: a key echoed in a successful answer (revised prompt, request id, echoed fields) is
+/// redacted before anything can print or store it.
+#[tokio::test]
+async fn a_key_echoed_in_a_successful_answer_is_redacted() {
+    let server = FakeServer::start().await;
+    let png = support::fake_server::render_image(1, 8, 8, "png", false);
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png);
+    server.push(
+        Reply::json(
+            200,
+            json!({ "created": 1, "size": LONG_KEY, "quality": LONG_KEY, "background": LONG_KEY,
+                    "output_format": LONG_KEY,
+                    "data": [{ "b64_json": b64, "revised_prompt": format!("a lighthouse {LONG_KEY}") }] }),
+        )
+        .with_header("x-request-id", format!("req_{LONG_KEY}")),
+    );
+    let event = json!({ "type": "image_generation.completed", "b64_json": b64,
+                        "revised_prompt": format!("echo {LONG_KEY}"), "size": LONG_KEY });
+    server.push(Reply::raw(
+        200,
+        "text/event-stream",
+        format!("data: {event}\n\ndata: [DONE]\n\n"),
+    ));
+    for request in [simple(), streamed(0)] {
+        let client = ImagesClient::new(long_key_options(&server)).unwrap();
+        let (tx, _rx) = unbounded_channel();
+        let out = client
+            .generate(&request, &CancellationToken::new(), &tx)
+            .await
+            .unwrap();
+        let revised = out.images[0].revised_prompt.clone().unwrap();
+        assert!(revised.contains("<redacted>"), "{revised}");
+        let texts = format!(
+            "{revised} {:?} {:?} {:?} {:?} {:?}",
+            out.request_id, out.size, out.quality, out.background, out.output_format
+        );
+        assert_no_key_piece("the answer", &texts);
+    }
+}
+
+/// Item 5: one event's size is capped like a body, and bytes that keep coming do not count as
+/// silence (they used to end in "the stream went silent" at the idle timeout).
+#[tokio::test]
+async fn an_endless_stream_event_is_cut_at_the_cap() {
+    let server = FakeServer::start().await;
+    server.push(Reply::stream_endless_line(
+        64 * 1024,
+        Duration::from_millis(10),
+    ));
+    let mut opts = options(&server);
+    opts.max_response_bytes = 1 << 20;
+    opts.stream_idle_timeout = Duration::from_millis(300);
+    let start = Instant::now();
+    let (e, _) = expect_error(opts, &streamed(0)).await;
+    assert_eq!(e.kind, ErrorKind::BadAnswer, "{e}");
+    assert!(e.message.contains("an event over 1 MB"), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.generation_count(), 1);
+}
+
+/// Item 14: the whole-request timeout during a stream is a timeout, not a broken connection.
+#[tokio::test]
+async fn the_total_timeout_of_a_stream_is_a_timeout() {
+    let server = FakeServer::start().await;
+    server.push(Reply::stream(3).with_event_delay(Duration::from_millis(250)));
+    let mut opts = options(&server);
+    opts.timeout = Duration::from_millis(400);
+    opts.max_retries = 0;
+    let (e, _) = expect_error(opts, &streamed(3)).await;
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(e.message.contains("within 0.4 s"), "{e}");
+    assert!(!e.message.contains("broke"), "{e}");
+}
+
+/// Item 14: an organisation from the config is not blamed on OPENAI_ORG_ID.
+#[tokio::test]
+async fn a_bad_organisation_names_where_it_came_from() {
+    let mut opts = ClientOptions::new("localai", "http://127.0.0.1:9/v1");
+    opts.organization = Some("org\nbad".into());
+    let e = ImagesClient::new(opts).unwrap_err();
+    assert!(!e.message.contains("OPENAI_ORG_ID"), "{e}");
+    assert!(e.message.contains("[providers.localai]"), "{e}");
+    let mut opts = ClientOptions::new("localai", "http://127.0.0.1:9/v1");
+    opts.project = Some("proj\nbad".into());
+    let e = ImagesClient::new(opts).unwrap_err();
+    assert!(!e.message.contains("OPENAI_PROJECT_ID"), "{e}");
+    assert!(e.message.contains("[providers.localai]"), "{e}");
+}
+
+/// Item 9: more images than asked for are not all kept.
+#[tokio::test]
+async fn more_images_than_asked_for_are_dropped() {
+    let server = FakeServer::start().await;
+    let png = support::fake_server::render_image(1, 8, 8, "png", false);
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png);
+    let data: Vec<Value> = (0..40).map(|_| json!({ "b64_json": b64 })).collect();
+    server.set_default(Reply::json(200, json!({ "created": 1, "data": data })));
+    let (result, _) = generate(options(&server), &simple()).await;
+    let out = result.unwrap();
+    assert_eq!(out.images.len(), 1, "asked for 1");
+    assert_eq!(
+        out.warnings,
+        ["the server sent 40 images where 1 was asked for: kept the first 1"]
+    );
+    let mut p = params("gpt-image-2");
+    p.n = 3;
+    let (result, _) = generate(options(&server), &checked(&p)).await;
+    assert_eq!(result.unwrap().images.len(), 3, "asked for 3");
+    // A model the catalogue does not know: at most the catalogue's largest n.
+    let (result, _) = generate(options(&server), &checked(&params("some-new-model"))).await;
+    assert_eq!(result.unwrap().images.len(), 10);
+    // A stream with 30 completed events: one kept, the rest counted, not held.
+    let event = json!({ "type": "image_generation.completed", "b64_json": b64 });
+    server.push(Reply::raw(
+        200,
+        "text/event-stream",
+        format!("data: {event}\n\n").repeat(30),
+    ));
+    let (result, _) = generate(options(&server), &streamed(0)).await;
+    let out = result.unwrap();
+    assert_eq!(out.images.len(), 1);
+    assert_eq!(
+        out.warnings,
+        ["the server sent 30 images where 1 was asked for: kept the first 1"]
+    );
+}
+
+/// Item 17: credentials in an image URL are refused, not sent as Basic auth.
+#[tokio::test]
+async fn credentials_in_an_image_url_are_refused() {
+    let server = FakeServer::start().await;
+    let url = format!("http://user:secret@{}/v1/files/x.png", server.addr());
+    server.set_default(Reply::json(
+        200,
+        json!({ "created": 1, "data": [{ "url": url }] }),
+    ));
+    let (e, _) = expect_error(options(&server), &simple()).await;
+    assert_eq!(e.kind, ErrorKind::BadAnswer, "{e}");
+    assert!(e.message.contains("credentials"), "{e}");
+    assert!(!e.to_string().contains("secret"), "{e}");
+    assert_eq!(server.request_count(), 1, "no download was tried");
+}
+
+/// Item 17: a URL answer may not send easel to another local service (a loopback port that is
+/// not the provider's own).
+#[tokio::test]
+async fn downloads_from_another_local_service_are_refused() {
+    let server = FakeServer::start().await;
+    let other = FakeServer::start().await;
+    let url = format!("{}/files/huge-100.png", other.base_url());
+    server.set_default(Reply::json(
+        200,
+        json!({ "created": 1, "data": [{ "url": url }] }),
+    ));
+    let (e, _) = expect_error(options(&server), &simple()).await;
+    assert_eq!(e.kind, ErrorKind::BadAnswer, "{e}");
+    assert!(
+        e.message.contains("download_hosts"),
+        "says how to allow it: {e}"
+    );
+    assert_eq!(
+        other.request_count(),
+        0,
+        "nothing reached the other service"
+    );
+    // The provider's policy can allow it.
+    let mut opts = options(&server);
+    opts.download_hosts = DownloadHosts::Any;
+    let (e, _) = expect_error(opts, &simple()).await;
+    assert!(
+        e.message.contains("damaged"),
+        "fetched, and not an image: {e}"
+    );
+    assert_eq!(other.request_count(), 1);
+    // Or forbid downloads altogether, or keep them to the provider's own host and port.
+    for (hosts, needle) in [
+        (DownloadHosts::None, "downloads are off"),
+        (DownloadHosts::Provider, "not the provider's own host"),
+    ] {
+        let mut opts = options(&server);
+        opts.download_hosts = hosts;
+        let (e, _) = expect_error(opts, &simple()).await;
+        assert!(e.message.contains(needle), "{e}");
+    }
+    assert_eq!(other.request_count(), 1);
+}
+
+/// Item 17: a download allowed at first but redirected to a refused place stops there.
+#[tokio::test]
+async fn a_download_redirected_to_another_local_service_stops() {
+    let server = FakeServer::start().await;
+    let other = FakeServer::start().await;
+    let target = format!("{}/files/huge-100.png", other.base_url());
+    let url = format!("{}/files/goto?{target}", server.base_url());
+    server.set_default(Reply::json(
+        200,
+        json!({ "created": 1, "data": [{ "url": url }] }),
+    ));
+    let (e, _) = expect_error(options(&server), &simple()).await;
+    assert_eq!(e.kind, ErrorKind::BadAnswer, "{e}");
+    assert!(
+        e.message.contains("redirected to") && e.message.contains("download_hosts"),
+        "{e}"
+    );
+    assert_eq!(
+        other.request_count(),
+        0,
+        "nothing reached the other service"
+    );
+    let goto: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/files/goto"))
+        .collect();
+    assert_eq!(goto.len(), 1, "the first hop was allowed");
+}
+
+/// Item 17: downloads follow redirects, but a bounded number.
+#[tokio::test]
+async fn downloads_follow_a_bounded_number_of_redirects() {
+    let server = FakeServer::start().await;
+    server.push(Reply::image_url().via_redirected_url(3));
+    let (result, _) = generate(options(&server), &simple()).await;
+    assert_eq!(result.unwrap().images[0].source, "url");
+    server.push(Reply::image_url().via_redirected_url(8));
+    let (e, _) = expect_error(options(&server), &simple()).await;
+    assert_eq!(e.kind, ErrorKind::BadAnswer, "{e}");
+    assert!(e.message.contains("more than 5 redirects"), "{e}");
 }

@@ -4,7 +4,9 @@
 //! page that prints the Authorization header, a stream error event and a download URL holding
 //! it), then `history list/show/stats/doctor/export/import`. Afterwards every file under the
 //! sandbox (data dir, config dir, home, the export, a second data dir imported into) and every
-//! captured stdout and stderr is searched for the key and for its last 12 characters.
+//! captured stdout and stderr is searched for the key and for every run of 20 of its characters
+//! (the redaction rule). Also covered: a key echoed in a successful answer's revised prompt, and
+//! a key straddling the point where an error page or an image URL is shortened.
 //!
 //! Also: the data dir is created 0700 and image files (and sidecars) 0600; a config file that
 //! holds `api_key` and is readable by others gets a warning naming `chmod 600` (without the key).
@@ -84,10 +86,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Where the key (or its tail) shows up: file paths and output labels. Prints how much it
-/// searched.
+/// Where the key, or any run of 20 of its characters, shows up: file paths and output labels.
+/// Prints how much it searched.
 fn leaks(key: &str, roots: &[&Path], outputs: &Outputs) -> Vec<String> {
-    let needles = [key.as_bytes(), &key.as_bytes()[key.len() - 12..]];
+    let needles: Vec<&[u8]> = key.as_bytes().windows(PIECE).collect();
+    assert!(needles.len() > 20);
     let mut found = Vec::new();
     let mut files = Vec::new();
     for root in roots {
@@ -97,14 +100,14 @@ fn leaks(key: &str, roots: &[&Path], outputs: &Outputs) -> Vec<String> {
     for f in &files {
         let bytes = std::fs::read(f).unwrap_or_default();
         let name = f.to_string_lossy();
-        for n in needles {
+        for n in &needles {
             if contains(&bytes, n) || contains(name.as_bytes(), n) {
                 found.push(format!("file {}", f.display()));
             }
         }
     }
     for (label, bytes) in &outputs.0 {
-        for n in needles {
+        for n in &needles {
             if contains(bytes, n) {
                 found.push(label.clone());
             }
@@ -119,13 +122,17 @@ fn leaks(key: &str, roots: &[&Path], outputs: &Outputs) -> Vec<String> {
         .sum();
     let output_bytes: usize = outputs.0.iter().map(|(_, b)| b.len()).sum();
     eprintln!(
-        "secrets: searched {} files ({file_bytes} bytes) and {} captured outputs ({output_bytes} bytes) for the key and its last 12 characters: {} hit(s)",
+        "secrets: searched {} files ({file_bytes} bytes) and {} captured outputs ({output_bytes} bytes) for the key and each run of {PIECE} of its characters ({} pieces): {} hit(s)",
         files.len(),
         outputs.0.len(),
+        needles.len(),
         found.len()
     );
     found
 }
+
+/// The redaction rule: any run of this many characters of the key is removed.
+const PIECE: usize = 20;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -158,6 +165,33 @@ async fn the_key_never_lands_in_files_or_output() {
         generate(&["a harbour", "--stream", "--partials", "1", "--json"]),
     );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
+
+    // A success whose revised prompt echoes the key: printed, and stored in the sidecar and the
+    // database, so it must be redacted too.
+    server.push(Reply::image().with_revised_prompt(format!("a lighthouse, said {key}")));
+    let ok = outputs.run("generate revised echo", generate(&["an echo", "--json"]));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.contains("<redacted>"), "{}", ok.stdout);
+
+    // A non-JSON error page whose key straddles the point where the quote is cut (~200 bytes):
+    // the redaction must come first.
+    server.push(Reply::raw(
+        400,
+        "text/plain",
+        format!("{}{key} and more", "x".repeat(185)),
+    ));
+    let r = outputs.run("generate cut page", generate(&["a cut page"]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("<redacted>"), "{}", r.stderr);
+    // An image URL whose key straddles the point where URLs are cut (~120 characters).
+    let pad = 110usize.saturating_sub(server.base_url().len() + 7);
+    let url = format!("{}/files/{}{key}.png", server.base_url(), "p".repeat(pad));
+    server.push(Reply::json(
+        200,
+        json!({"created": 1, "data": [{"url": url}]}),
+    ));
+    let r = outputs.run("generate cut url", generate(&["a cut url"]));
+    assert_eq!(r.code, 1);
 
     // 401 whose message echoes the key, as some proxies and old servers do.
     server.push(Reply::error(
@@ -231,7 +265,7 @@ async fn the_key_never_lands_in_files_or_output() {
 
     // Every request carried the key (so it really was in play).
     let generations = server.generation_requests();
-    assert!(generations.len() >= 9);
+    assert!(generations.len() >= 12);
     assert!(
         generations
             .iter()
@@ -250,7 +284,7 @@ async fn the_key_never_lands_in_files_or_output() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["id"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(ids.len(), 8, "{}", list.stdout);
+    assert_eq!(ids.len(), 11, "{}", list.stdout);
     outputs.run("history list", sandbox.command(&["history", "list"]));
     for id in &ids {
         let r = outputs.run(
@@ -285,7 +319,7 @@ async fn the_key_never_lands_in_files_or_output() {
         sandbox.command(&["history", "import", export.to_str().unwrap()]),
     );
     assert!(
-        r.stdout.contains("imported 0, already present 8"),
+        r.stdout.contains("imported 0, already present 11"),
         "{}{}",
         r.stdout,
         r.stderr
@@ -294,20 +328,20 @@ async fn the_key_never_lands_in_files_or_output() {
     let mut cmd = sandbox.command(&["history", "import", export.to_str().unwrap()]);
     cmd.env("EASEL_DATA_DIR", &other);
     let r = outputs.run("history import (new dir)", cmd);
-    assert!(r.stdout.contains("imported 8"), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("imported 11"), "{}{}", r.stdout, r.stderr);
 
     // Nowhere: not in any file under the sandbox (data, config, home, export, second data
     // dir), not in any output.
     let found = leaks(&key, &[sandbox.root.path()], &outputs);
     assert!(
         found.is_empty(),
-        "the key (or its last 12 characters) was found in:\n  {}",
+        "the key (or a run of {PIECE} of its characters) was found in:\n  {}",
         found.join("\n  ")
     );
     // The search did look at real things.
     assert!(outputs.0.len() >= 40);
     let exported = std::fs::read_to_string(&export).unwrap();
-    assert_eq!(exported.lines().count(), 8);
+    assert_eq!(exported.lines().count(), 11);
     assert!(
         exported.contains("<redacted>"),
         "the redacted failures are in the export"
@@ -321,7 +355,7 @@ async fn the_key_never_lands_in_files_or_output() {
         .iter()
         .filter(|f| f.extension().is_some_and(|e| e == "png"))
         .collect();
-    assert_eq!(images.len(), 2, "{files:?}");
+    assert_eq!(images.len(), 3, "{files:?}");
     for f in &files {
         assert_eq!(mode(f) & 0o077, 0, "{} is mode {:o}", f.display(), mode(f));
         assert_eq!(

@@ -7,16 +7,39 @@ use super::payload::{self, ImageInfo};
 use super::request::CheckedRequest;
 use super::response::{self, StreamItem, Usage};
 use super::retry::{self, Failure, RetryNotice};
+use super::sse;
 use crate::secret::ApiKey;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Url, redirect};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 /// Images up to this size are verified on the calling thread.
 const INLINE_VERIFY_BYTES: usize = 1024 * 1024;
+
+/// Which hosts the images of `url` answers may be downloaded from (`download_hosts` in a
+/// provider's profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadHosts {
+    /// Hosts on the public internet, and the provider's own host and port (a local server such
+    /// as LocalAI serves its images itself). Loopback, private, link-local and other special
+    /// addresses are refused, whether written in the URL or what a name resolves to.
+    #[default]
+    Public,
+    /// Only the provider's own host and port.
+    Provider,
+    /// Any http or https host, loopback and private networks included.
+    Any,
+    /// No downloads: a `url` answer is an error.
+    None,
+}
 
 /// How the client talks to one provider.
 #[derive(Debug, Clone)]
@@ -37,8 +60,13 @@ pub struct ClientOptions {
     /// Largest image download accepted from a `url` result.
     pub download_max_bytes: u64,
     pub download_timeout: Duration,
-    /// Largest JSON answer accepted (base64 images make answers big).
+    /// Largest JSON answer accepted (base64 images make answers big); also the largest single
+    /// event of a streamed answer.
     pub max_response_bytes: u64,
+    /// Where `url` answers may be downloaded from.
+    pub download_hosts: DownloadHosts,
+    /// Redirects a download may follow (API requests follow none).
+    pub download_max_redirects: u32,
 }
 
 impl ClientOptions {
@@ -56,6 +84,8 @@ impl ClientOptions {
             download_max_bytes: 50 * 1024 * 1024,
             download_timeout: Duration::from_secs(60),
             max_response_bytes: 512 * 1024 * 1024,
+            download_hosts: DownloadHosts::Public,
+            download_max_redirects: 5,
         }
     }
 }
@@ -85,6 +115,8 @@ pub struct ApiOutput {
     pub quality: Option<String>,
     pub background: Option<String>,
     pub output_format: Option<String>,
+    /// Things the user should know about an answer that was still used (extra images dropped).
+    pub warnings: Vec<String>,
 }
 
 /// Things worth showing while a request runs.
@@ -108,6 +140,8 @@ struct RawAnswer {
     quality: Option<String>,
     background: Option<String>,
     output_format: Option<String>,
+    /// Images of a streamed answer beyond those asked for: counted, not kept.
+    dropped: usize,
 }
 
 /// The Images API client. Cheap to clone; share one per provider.
@@ -115,6 +149,8 @@ struct RawAnswer {
 pub struct ImagesClient {
     http: reqwest::Client,
     downloads: reqwest::Client,
+    provider_downloads: reqwest::Client,
+    policy: DownloadPolicy,
     opts: ClientOptions,
 }
 
@@ -128,47 +164,85 @@ impl ImagesClient {
     pub fn new(opts: ClientOptions) -> Result<ImagesClient, ApiError> {
         install_tls_provider();
         let mut headers = HeaderMap::new();
-        if let Some(org) = &opts.organization {
-            let v = HeaderValue::from_str(org).map_err(|_| {
-                ApiError::new(
-                    ErrorKind::InvalidRequest,
-                    &opts.provider,
-                    "OPENAI_ORG_ID holds characters a header cannot carry",
-                )
-            })?;
-            headers.insert("OpenAI-Organization", v);
-        }
-        if let Some(project) = &opts.project {
-            let v = HeaderValue::from_str(project).map_err(|_| {
-                ApiError::new(
-                    ErrorKind::InvalidRequest,
-                    &opts.provider,
-                    "OPENAI_PROJECT_ID holds characters a header cannot carry",
-                )
-            })?;
-            headers.insert("OpenAI-Project", v);
+        // Where the value came from: the OPENAI_* variables apply to the openai profile only
+        // (see config.rs), and a profile's own setting wins over them.
+        let from = |field: &str, var: &str| {
+            if opts.provider == "OpenAI" {
+                format!("{field} in [providers.openai] or {var}")
+            } else {
+                format!("{field} in [providers.{}]", opts.provider)
+            }
+        };
+        for (name, value, field, var) in [
+            (
+                "OpenAI-Organization",
+                &opts.organization,
+                "organization",
+                "OPENAI_ORG_ID",
+            ),
+            (
+                "OpenAI-Project",
+                &opts.project,
+                "project",
+                "OPENAI_PROJECT_ID",
+            ),
+        ] {
+            if let Some(value) = value {
+                let v = HeaderValue::from_str(value).map_err(|_| {
+                    ApiError::new(
+                        ErrorKind::InvalidRequest,
+                        &opts.provider,
+                        format!(
+                            "the {field} ({}) holds characters a header cannot carry: fix it",
+                            from(field, var)
+                        ),
+                    )
+                })?;
+                headers.insert(name, v);
+            }
         }
         let user_agent = concat!("easel/", env!("CARGO_PKG_VERSION"));
-        let build = |headers: HeaderMap| {
-            reqwest::Client::builder()
-                .user_agent(user_agent)
-                .default_headers(headers)
-                .connect_timeout(opts.connect_timeout)
-                .build()
-                .map_err(|e| {
-                    ApiError::new(
-                        ErrorKind::Connection,
-                        &opts.provider,
-                        format!("could not set up HTTP: {e}"),
-                    )
-                })
+        let setup_error = |e: reqwest::Error| {
+            ApiError::new(
+                ErrorKind::Connection,
+                &opts.provider,
+                format!("could not set up HTTP: {e}"),
+            )
         };
-        let http = build(headers)?;
-        // Downloads go to whatever host a `url` names: never with the key or org headers.
-        let downloads = build(HeaderMap::new())?;
+        // API requests follow no redirect: a hop to another host would take the prompt (and,
+        // on a later hop, the key and organisation headers) with it. A 30x is shown instead.
+        let http = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .default_headers(headers)
+            .connect_timeout(opts.connect_timeout)
+            .redirect(redirect::Policy::none())
+            .build()
+            .map_err(setup_error)?;
+        // Downloads go to whatever host a `url` names: never with the key or org headers, and
+        // only where the provider's download policy allows, redirects included.
+        let policy = DownloadPolicy::new(&opts);
+        let mut downloads = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .connect_timeout(opts.connect_timeout)
+            .redirect(policy.redirect_policy(false));
+        if policy.hosts == DownloadHosts::Public {
+            downloads = downloads.dns_resolver(PublicOnly);
+        }
+        let downloads = downloads.build().map_err(setup_error)?;
+        // URLs on the provider's own host and port (LocalAI serves its images itself, often on
+        // localhost) go through a client that resolves names as usual but may not leave that
+        // origin on a redirect.
+        let provider_downloads = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .connect_timeout(opts.connect_timeout)
+            .redirect(policy.redirect_policy(true))
+            .build()
+            .map_err(setup_error)?;
         Ok(ImagesClient {
             http,
             downloads,
+            provider_downloads,
+            policy,
             opts,
         })
     }
@@ -209,41 +283,70 @@ impl ImagesClient {
             e.attempts = attempts;
             e
         };
-        let answer = answer.map_err(|e| counted(self.redact(e)))?;
-        let request_id = answer.request_id.clone();
+        let mut answer = answer.map_err(|e| counted(self.redact(e)))?;
+        // Every text of the answer is redacted before anyone can print or store it.
+        let request_id = self.redact_opt(answer.request_id.take());
+        let mut warnings = Vec::new();
+        let keep = images_to_keep(request);
+        if answer.data.len() + answer.dropped > keep {
+            warnings.push(format!(
+                "the server sent {} images where {keep} {} asked for: kept the first {keep}",
+                answer.data.len() + answer.dropped,
+                if keep == 1 { "was" } else { "were" }
+            ));
+            answer.data.truncate(keep);
+        }
         let images = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(counted(ApiError::cancelled(&self.opts.provider))),
             r = self.collect_images(answer.data) => r.map_err(|e| counted(self.redact(e.with_request_id(request_id.clone()))))?,
         };
+        let images = images
+            .into_iter()
+            .map(|mut image| {
+                image.revised_prompt = self.redact_opt(image.revised_prompt.take());
+                image
+            })
+            .collect();
         Ok(ApiOutput {
             images,
             usage: answer.usage,
             request_id,
             created: answer.created,
             attempts,
-            size: answer.size,
-            quality: answer.quality,
-            background: answer.background,
-            output_format: answer.output_format,
+            size: self.redact_opt(answer.size),
+            quality: self.redact_opt(answer.quality),
+            background: self.redact_opt(answer.background),
+            output_format: self.redact_opt(answer.output_format),
+            warnings,
+        })
+    }
+
+    /// Text with every run of 20 or more characters of the key replaced (see
+    /// [`ApiKey::redact`]).
+    fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match &self.opts.api_key {
+            Some(key) => key.redact(text),
+            None => Cow::Borrowed(text),
+        }
+    }
+
+    fn redact_opt(&self, text: Option<String>) -> Option<String> {
+        text.map(|t| match self.redact_text(&t) {
+            Cow::Borrowed(_) => t,
+            Cow::Owned(o) => o,
         })
     }
 
     /// Errors never show the key, even when a server or proxy echoes it back (in its message,
     /// an HTML page, a URL).
     fn redact(&self, mut e: ApiError) -> ApiError {
-        let Some(key) = self
-            .opts
-            .api_key
-            .as_ref()
-            .map(ApiKey::expose)
-            .filter(|k| !k.is_empty())
-        else {
+        let Some(key) = self.opts.api_key.as_ref() else {
             return e;
         };
         let scrub = |s: &mut String| {
-            if s.contains(key) {
-                *s = s.replace(key, "<redacted>");
+            if let Cow::Owned(clean) = key.redact(s) {
+                *s = clean;
             }
         };
         scrub(&mut e.message);
@@ -274,16 +377,13 @@ impl ImagesClient {
         } else {
             ErrorKind::Connection
         };
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            detail = format!("{detail}: {s}");
-            source = s.source();
-        }
+        let detail = transport_detail(e);
         let what = match kind {
             ErrorKind::Timeout => format!("no complete answer within {} {during}", seconds(limit)),
             _ => format!("{during}: {detail}"),
         };
+        // The detail may quote a URL: redact it whole, before anything shortens it.
+        let what = self.redact_text(&what).into_owned();
         ApiError::new(kind, &self.opts.provider, what)
     }
 
@@ -316,8 +416,19 @@ impl ImagesClient {
                 .map(str::to_string)
         };
         let request_id = header("x-request-id");
+        if resp.status().is_redirection() {
+            return Err(Failure::from(
+                self.redirected(status, header("location").as_deref())
+                    .with_request_id(request_id),
+            ));
+        }
         if !resp.status().is_success() {
             let body = read_capped(resp, 1024 * 1024).await.unwrap_or_default();
+            // Redact before the error quotes (and shortens) the body.
+            let body = match &self.opts.api_key {
+                Some(key) => key.redact_bytes(&body).into_owned(),
+                None => body.to_vec(),
+            };
             let error = ApiError::from_response(&self.opts.provider, status, &body, request_id);
             return Err(Failure {
                 error,
@@ -334,7 +445,9 @@ impl ImagesClient {
         let is_sse = header("content-type")
             .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"));
         if is_sse {
-            return self.read_stream(resp, request_id, events).await;
+            return self
+                .read_stream(resp, request_id, events, images_to_keep(request))
+                .await;
         }
         // A plain answer (also what a server that ignores `stream` sends).
         let body = read_capped(resp, self.opts.max_response_bytes)
@@ -365,7 +478,42 @@ impl ImagesClient {
             quality: parsed.quality,
             background: parsed.background,
             output_format: parsed.output_format,
+            dropped: 0,
         })
+    }
+
+    /// A 30x answer to an API request: never followed (see [`ImagesClient::new`]); say where it
+    /// pointed and what to do.
+    fn redirected(&self, status: u16, location: Option<&str>) -> ApiError {
+        let target = location.and_then(|l| Url::parse(&self.endpoint()).ok()?.join(l).ok());
+        let message = match target {
+            Some(mut url) => {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.set_query(None);
+                url.set_fragment(None);
+                let host = match (url.host_str(), url.port()) {
+                    (Some(h), Some(p)) => format!("{h}:{p}"),
+                    (Some(h), None) => h.to_string(),
+                    _ => url.to_string(),
+                };
+                let text = url.to_string();
+                let base = text
+                    .strip_suffix("/images/generations")
+                    .unwrap_or(&text)
+                    .trim_end_matches('/')
+                    .to_string();
+                format!(
+                    "the server redirected to {host}; easel does not follow redirects of API requests (they would take your prompt, and could take your key, to another host): set base_url to {base} if you trust it"
+                )
+            }
+            None => "the server answered with a redirect and no usable location; easel does not follow redirects of API requests: check the provider's base_url".to_string(),
+        };
+        let message =
+            crate::sanitize::truncate_redacted(&self.redact_text(&message), 400).into_owned();
+        let mut e = ApiError::new(ErrorKind::InvalidRequest, &self.opts.provider, message);
+        e.status = Some(status);
+        e
     }
 
     async fn read_stream(
@@ -373,9 +521,13 @@ impl ImagesClient {
         resp: reqwest::Response,
         request_id: Option<String>,
         events: &UnboundedSender<ClientEvent>,
+        keep: usize,
     ) -> Result<RawAnswer, Failure> {
-        use eventsource_stream::Eventsource;
-        let mut stream = resp.bytes_stream().eventsource();
+        let mut body = resp.bytes_stream();
+        let mut parser = sse::Parser::new(self.opts.max_response_bytes);
+        let mut pending: std::collections::VecDeque<sse::Event> = Default::default();
+        let mut batch = Vec::new();
+        let mut ended = false;
         let mut seen = 0u32;
         let mut partials = 0u32;
         let mut answer = RawAnswer {
@@ -387,6 +539,7 @@ impl ImagesClient {
             quality: None,
             background: None,
             output_format: None,
+            dropped: 0,
         };
         let fail = |error: ApiError, seen: u32| Failure {
             error: error.with_request_id(request_id.clone()),
@@ -395,33 +548,80 @@ impl ImagesClient {
             stream_started: seen > 0,
         };
         loop {
-            let next = match tokio::time::timeout(self.opts.stream_idle_timeout, stream.next())
-                .await
-            {
-                Ok(next) => next,
-                Err(_) => {
-                    let msg = format!(
-                        "the stream went silent for {} after {partials} partial image(s) and never completed",
-                        seconds(self.opts.stream_idle_timeout)
-                    );
-                    return Err(fail(
-                        ApiError::new(ErrorKind::Timeout, &self.opts.provider, msg),
-                        seen.max(1),
-                    ));
+            let event = match pending.pop_front() {
+                Some(event) => event,
+                None if ended => break,
+                None => {
+                    // Silence is time without bytes: a long event that keeps arriving is not
+                    // silence (its size is capped instead).
+                    let next = match tokio::time::timeout(
+                        self.opts.stream_idle_timeout,
+                        body.next(),
+                    )
+                    .await
+                    {
+                        Ok(next) => next,
+                        Err(_) => {
+                            let msg = format!(
+                                "the stream went silent for {} after {partials} partial image(s) and never completed",
+                                seconds(self.opts.stream_idle_timeout)
+                            );
+                            return Err(fail(
+                                ApiError::new(ErrorKind::Timeout, &self.opts.provider, msg),
+                                seen.max(1),
+                            ));
+                        }
+                    };
+                    match next {
+                        None => ended = true,
+                        Some(Ok(chunk)) => {
+                            if let Err(sse::SseError::TooBig(cap)) = parser.feed(&chunk, &mut batch)
+                            {
+                                let msg = format!(
+                                    "the stream sent an event over {} MB (the limit for one answer); it may not be an image stream",
+                                    cap >> 20
+                                );
+                                return Err(fail(self.bad_answer(msg, &None), seen.max(1)));
+                            }
+                            pending.extend(batch.drain(..));
+                        }
+                        Some(Err(e)) if e.is_timeout() => {
+                            let msg = format!(
+                                "no complete answer within {} (the stream had sent {partials} partial image(s))",
+                                seconds(self.opts.timeout)
+                            );
+                            return Err(fail(
+                                ApiError::new(ErrorKind::Timeout, &self.opts.provider, msg),
+                                seen,
+                            ));
+                        }
+                        Some(Err(e)) => {
+                            let msg = format!(
+                                "the stream broke after {partials} partial image(s): {}",
+                                self.redact_text(&transport_detail(&e))
+                            );
+                            return Err(fail(
+                                ApiError::new(ErrorKind::Connection, &self.opts.provider, msg),
+                                seen,
+                            ));
+                        }
+                    }
+                    continue;
                 }
             };
-            let event = match next {
-                None => break,
-                Some(Ok(ev)) => ev,
-                Some(Err(e)) => {
-                    let msg = format!("the stream broke after {partials} partial image(s): {e}");
-                    return Err(fail(
-                        ApiError::new(ErrorKind::Connection, &self.opts.provider, msg),
-                        seen,
-                    ));
-                }
-            };
-            let item = response::parse_stream_data(&event.data)
+            let data = std::str::from_utf8(&event.data).map_err(|e| {
+                fail(
+                    self.bad_answer(
+                        format!(
+                            "a stream event is not valid UTF-8 (at byte {})",
+                            e.valid_up_to()
+                        ),
+                        &None,
+                    ),
+                    seen + 1,
+                )
+            })?;
+            let item = response::parse_stream_data(data)
                 .map_err(|m| fail(self.bad_answer(m, &None), seen + 1))?;
             seen += 1;
             match item {
@@ -431,16 +631,19 @@ impl ImagesClient {
                         let _ = events.send(ClientEvent::Partial { index, bytes });
                     }
                 }
+                StreamItem::Completed(_) if answer.data.len() >= keep => answer.dropped += 1,
                 StreamItem::Completed(ev) => {
-                    answer.usage = ev.usage.clone().or(answer.usage);
-                    answer.size = ev.size.clone();
-                    answer.quality = ev.quality.clone();
-                    answer.background = ev.background.clone();
-                    answer.output_format = ev.output_format.clone();
+                    // Moved, not copied: b64_json holds megabytes.
+                    let ev = *ev;
+                    answer.usage = ev.usage.or(answer.usage);
+                    answer.size = ev.size;
+                    answer.quality = ev.quality;
+                    answer.background = ev.background;
+                    answer.output_format = ev.output_format;
                     answer.data.push(response::ImageData {
-                        b64_json: ev.b64_json.clone(),
+                        b64_json: ev.b64_json,
                         url: None,
-                        revised_prompt: ev.revised_prompt.clone(),
+                        revised_prompt: ev.revised_prompt,
                     });
                 }
                 StreamItem::Error(value) => {
@@ -540,31 +743,47 @@ impl ImagesClient {
     /// Download a `url` result at once (DALL·E URLs expire after an hour): http and https only,
     /// never with the key, within the size cap and the download timeout.
     async fn download(&self, url: &str) -> Result<Bytes, ApiError> {
-        let shown = crate::sanitize::truncate(&crate::sanitize::line(url), 120).into_owned();
-        let parsed = reqwest::Url::parse(url).map_err(|e| {
+        let parsed = Url::parse(url);
+        // Shown without credentials, redacted first, then cleaned and shortened.
+        let shown = match &parsed {
+            Ok(u) => shown_url(u),
+            Err(_) => url.to_string(),
+        };
+        let shown = crate::sanitize::truncate_redacted(
+            &crate::sanitize::line(&self.redact_text(&shown)),
+            120,
+        )
+        .into_owned();
+        let parsed = parsed.map_err(|e| {
             self.bad_answer(format!("the image URL {shown} is not a URL: {e}"), &None)
         })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
+        if let Err(why) = self.policy.check(&parsed) {
             return Err(self.bad_answer(
-                format!(
-                    "refusing to fetch the image from a {}: URL ({shown})",
-                    parsed.scheme()
-                ),
+                format!("refusing to fetch the image from {shown}: {why}"),
                 &None,
             ));
         }
-        let resp = self
-            .downloads
+        let client =
+            if self.policy.hosts == DownloadHosts::Public && self.policy.is_provider(&parsed) {
+                &self.provider_downloads
+            } else {
+                &self.downloads
+            };
+        let resp = client
             .get(parsed)
             .timeout(self.opts.download_timeout)
             .send()
             .await
-            .map_err(|e| {
-                self.transport_error(
+            .map_err(|e| match refusal(&e) {
+                Some(why) => self.bad_answer(
+                    format!("refusing to fetch the image from {shown}: {why}"),
+                    &None,
+                ),
+                None => self.transport_error(
                     &e,
                     &format!("while downloading the image from {shown}"),
                     self.opts.download_timeout,
-                )
+                ),
             })?;
         if !resp.status().is_success() {
             return Err(self.bad_answer(
@@ -602,6 +821,250 @@ impl ImagesClient {
     }
 }
 
+/// How many images of an answer are kept: the `n` asked for, or for a model the catalogue does
+/// not know (whose server may count differently), at least the catalogue's largest `n`.
+fn images_to_keep(request: &CheckedRequest) -> usize {
+    let n = request
+        .body
+        .get("n")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1)
+        .max(1) as usize;
+    if request.known_model {
+        n
+    } else {
+        n.max(usize::from(super::request::N_MAX))
+    }
+}
+
+/// A reqwest error and its sources, one line.
+fn transport_detail(e: &reqwest::Error) -> String {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    detail
+}
+
+/// A URL as shown in messages: without user name, password or fragment.
+fn shown_url(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// Why a download was stopped by the policy (a redirect or a name that resolved to a refused
+/// address), when that is what happened.
+fn refusal(e: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<Refused>() {
+            return Some(r.0.clone());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// A download the policy does not allow.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Where downloads may go: checked for the URL of the answer and for every redirect.
+#[derive(Debug, Clone)]
+struct DownloadPolicy {
+    hosts: DownloadHosts,
+    max_redirects: u32,
+    /// The provider's host (lowercase) and port, from its base URL.
+    provider_host: Option<String>,
+    provider_port: Option<u16>,
+    /// The provider's profile name, for messages.
+    provider: String,
+}
+
+impl DownloadPolicy {
+    fn new(opts: &ClientOptions) -> DownloadPolicy {
+        let base = Url::parse(&opts.base_url).ok();
+        DownloadPolicy {
+            hosts: opts.download_hosts,
+            max_redirects: opts.download_max_redirects,
+            provider_host: base
+                .as_ref()
+                .and_then(|u| u.host_str().map(str::to_ascii_lowercase)),
+            provider_port: base.as_ref().and_then(Url::port_or_known_default),
+            provider: if opts.provider == "OpenAI" {
+                "openai".to_string()
+            } else {
+                opts.provider.clone()
+            },
+        }
+    }
+
+    fn is_provider(&self, url: &Url) -> bool {
+        url.host_str().map(str::to_ascii_lowercase) == self.provider_host
+            && url.port_or_known_default() == self.provider_port
+    }
+
+    fn allow_hint(&self, value: &str) -> String {
+        format!(
+            "allow it with download_hosts = \"{value}\" in [providers.{}] if you trust it",
+            self.provider
+        )
+    }
+
+    /// Whether `url` may be fetched; the reason in words when not.
+    fn check(&self, url: &Url) -> Result<(), String> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("a {}: URL is not http or https", url.scheme()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "the URL carries credentials (user:password@), which easel does not send"
+                    .to_string(),
+            );
+        }
+        match self.hosts {
+            DownloadHosts::Any => Ok(()),
+            DownloadHosts::None => Err(format!(
+                "downloads are off for this provider (download_hosts = \"none\" in [providers.{}])",
+                self.provider
+            )),
+            DownloadHosts::Provider if self.is_provider(url) => Ok(()),
+            DownloadHosts::Provider => Err(format!(
+                "it is not the provider's own host and port; {}",
+                self.allow_hint("public")
+            )),
+            DownloadHosts::Public if self.is_provider(url) => Ok(()),
+            DownloadHosts::Public => {
+                let host = url.host_str().unwrap_or_default();
+                let ip = host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .ok();
+                match ip {
+                    Some(ip) if !is_public(ip) => Err(format!(
+                        "{ip} is a loopback, private or otherwise special address; {}",
+                        self.allow_hint("any")
+                    )),
+                    None if is_local_name(host) => Err(format!(
+                        "{host} is this machine; {}",
+                        self.allow_hint("any")
+                    )),
+                    // Names are checked again once resolved (see PublicOnly).
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Redirects of a download: bounded, each hop checked like the first URL, and with
+    /// `origin_only`, never away from the provider's own host and port.
+    fn redirect_policy(&self, origin_only: bool) -> redirect::Policy {
+        let policy = self.clone();
+        redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > policy.max_redirects as usize {
+                let why = format!(
+                    "it took more than {} redirects (the limit for a download)",
+                    policy.max_redirects
+                );
+                return attempt.error(Refused(why));
+            }
+            let verdict = if origin_only && !policy.is_provider(attempt.url()) {
+                Err(format!(
+                    "a download from the provider's own host may not be redirected elsewhere; {}",
+                    policy.allow_hint("any")
+                ))
+            } else {
+                policy.check(attempt.url())
+            };
+            match verdict {
+                Ok(()) => attempt.follow(),
+                Err(why) => {
+                    let to = shown_url(attempt.url());
+                    attempt.error(Refused(format!("it redirected to {to}: {why}")))
+                }
+            }
+        })
+    }
+}
+
+/// "localhost" and its subdomains, which resolve to this machine without asking DNS.
+fn is_local_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// An address on the public internet: not loopback, private, link-local, shared (CGNAT),
+/// unspecified, broadcast, multicast, documentation or otherwise reserved.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064 && v6.segments()[1] == 0xff9b
+                || first == 0)
+        }
+    }
+}
+
+/// A resolver that drops loopback, private and other special addresses, so that a public-looking
+/// name cannot send a download to this machine or the local network. (The provider's own
+/// origin is fetched with another client; see [`ImagesClient::new`].)
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_ascii_lowercase();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = all.into_iter().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(Box::new(Refused(format!(
+                    "{host} resolves only to loopback, private or otherwise special addresses; set download_hosts = \"any\" for the provider if you trust it"
+                )))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// A duration for messages: "60 s", or "0.3 s" for a short one that is not whole seconds.
 fn seconds(d: Duration) -> String {
     if d.subsec_millis() == 0 || d.as_secs() >= 10 {
@@ -635,4 +1098,72 @@ async fn read_capped(resp: reqwest::Response, cap: u64) -> Result<Bytes, ReadErr
         buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses() {
+        let cases: &[(&str, bool)] = &[
+            ("8.8.8.8", true),
+            ("151.101.1.1", true),
+            ("127.0.0.1", false),
+            ("127.1.2.3", false),
+            ("10.0.0.1", false),
+            ("172.16.5.4", false),
+            ("192.168.1.1", false),
+            ("169.254.169.254", false),
+            ("100.64.0.1", false),
+            ("0.0.0.0", false),
+            ("255.255.255.255", false),
+            ("224.0.0.1", false),
+            ("192.0.2.1", false),
+            ("2606:4700::1111", true),
+            ("::1", false),
+            ("::", false),
+            ("fd00::1", false),
+            ("fe80::1", false),
+            ("ff02::1", false),
+            ("::ffff:127.0.0.1", false),
+            ("::ffff:8.8.8.8", true),
+            ("2001:db8::1", false),
+        ];
+        for (ip, public) in cases {
+            assert_eq!(is_public(ip.parse().unwrap()), *public, "{ip}");
+        }
+    }
+
+    #[test]
+    fn download_policy_checks() {
+        let mut opts = ClientOptions::new("localai", "http://localhost:8080/v1");
+        let policy = DownloadPolicy::new(&opts);
+        let check = |p: &DownloadPolicy, url: &str| p.check(&Url::parse(url).unwrap());
+        assert!(check(&policy, "http://localhost:8080/generated/a.png").is_ok());
+        assert!(check(&policy, "https://cdn.example.com/a.png").is_ok());
+        for refused in [
+            "http://localhost:6379/",
+            "http://127.0.0.1:8080/a.png",
+            "http://[::1]/a.png",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://app.localhost/a.png",
+            "http://u:p@cdn.example.com/a.png",
+            "ftp://cdn.example.com/a.png",
+        ] {
+            assert!(check(&policy, refused).is_err(), "{refused}");
+        }
+        opts.download_hosts = DownloadHosts::Provider;
+        let policy = DownloadPolicy::new(&opts);
+        assert!(check(&policy, "http://localhost:8080/a.png").is_ok());
+        assert!(check(&policy, "https://cdn.example.com/a.png").is_err());
+        opts.download_hosts = DownloadHosts::Any;
+        let policy = DownloadPolicy::new(&opts);
+        assert!(check(&policy, "http://10.1.2.3:9000/a.png").is_ok());
+        assert!(check(&policy, "http://u@10.1.2.3/a.png").is_err());
+        opts.download_hosts = DownloadHosts::None;
+        let policy = DownloadPolicy::new(&opts);
+        let e = check(&policy, "https://cdn.example.com/a.png").unwrap_err();
+        assert!(e.contains("[providers.localai]"), "{e}");
+    }
 }

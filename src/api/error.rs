@@ -135,8 +135,9 @@ impl ApiError {
             ),
             None => (None, None, None, None, None),
         };
+        // The caller redacts the body first (see `ImagesClient`): the quote is shortened here.
         let message = message.unwrap_or_else(|| {
-            let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
+            let snippet = String::from_utf8_lossy(&body[..quote_end(body, 200)]).to_string();
             let snippet = sanitize::line(snippet.trim()).into_owned();
             if snippet.is_empty() {
                 format!("HTTP {status} with an empty body")
@@ -180,6 +181,9 @@ impl ApiError {
             ErrorKind::Permission => format!("{p} does not permit this request"),
             ErrorKind::NotFound => format!("{p} does not know this model or path"),
             ErrorKind::Moderation => format!("{p} refused the prompt"),
+            ErrorKind::InvalidRequest if self.status.is_some_and(|s| (300..400).contains(&s)) => {
+                format!("{p} redirected the request")
+            }
             ErrorKind::InvalidRequest => format!("{p} rejected the request"),
             ErrorKind::RateLimited => format!("{p} is rate limiting requests"),
             ErrorKind::QuotaExceeded => format!("{p} says the account is out of credit"),
@@ -264,6 +268,19 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// Where a quote of at most about `max` bytes of `body` ends: never inside a redaction marker,
+/// so a cut does not leave half of "<redacted>" looking like something else.
+fn quote_end(body: &[u8], max: usize) -> usize {
+    let cut = body.len().min(max);
+    let marker = crate::secret::REDACTED.as_bytes();
+    let from = cut.saturating_sub(marker.len() - 1);
+    let window = &body[from..body.len().min(cut + marker.len())];
+    match window.windows(marker.len()).position(|w| w == marker) {
+        Some(p) if from + p < cut => (from + p + marker.len()).max(cut),
+        _ => cut,
+    }
+}
 
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -387,6 +404,19 @@ mod tests {
         assert_eq!(e.code.as_deref(), Some("500"));
         let shown = e.to_string();
         assert!(!shown.chars().any(crate::sanitize::is_unsafe), "{shown:?}");
+    }
+
+    #[test]
+    fn a_quote_never_cuts_a_redaction_marker() {
+        for pad in 185..205 {
+            let body = format!("{}<redacted> and more", "x".repeat(pad));
+            let e = ApiError::from_response("OpenAI", 400, body.as_bytes(), None);
+            let quoted = e.message.trim_start_matches("HTTP 400: ");
+            let marker = crate::secret::REDACTED;
+            for k in 1..marker.len() {
+                assert!(!quoted.ends_with(&marker[..k]), "{pad}: {quoted}");
+            }
+        }
     }
 
     #[test]

@@ -6,8 +6,11 @@ pub mod payload;
 pub mod request;
 pub mod response;
 pub mod retry;
+pub mod sse;
 
-pub use client::{ApiOutput, ClientEvent, ClientOptions, ImagesClient, ReceivedImage};
+pub use client::{
+    ApiOutput, ClientEvent, ClientOptions, DownloadHosts, ImagesClient, ReceivedImage,
+};
 pub use error::{ApiError, ErrorKind};
 pub use request::{CheckedRequest, GenerationParams, ProviderRules, ValidationError};
 pub use response::Usage;

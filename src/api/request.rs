@@ -112,6 +112,9 @@ pub struct ProviderRules {
     pub fields: Option<Vec<Field>>,
 }
 
+/// The most images one request may ask for, whatever the model.
+pub const N_MAX: u8 = 10;
+
 fn err(field: &'static str, message: impl Into<String>) -> ValidationError {
     ValidationError {
         field,
@@ -212,8 +215,8 @@ pub fn check(
 
 /// Checks that hold for any model, known or not.
 fn generic_checks(p: &GenerationParams) -> Result<(), ValidationError> {
-    if !(1..=10).contains(&p.n) {
-        return Err(err("n", format!("{} is out of range: 1 to 10", p.n)));
+    if !(1..=N_MAX).contains(&p.n) {
+        return Err(err("n", format!("{} is out of range: 1 to {N_MAX}", p.n)));
     }
     if let Some(size) = &p.size
         && size != "auto"

@@ -183,6 +183,17 @@ pub fn parse_images_response(body: &[u8]) -> Result<ImagesResponse, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("the answer was empty".into());
     }
+    // JSON is UTF-8: say so when that is what is wrong (bytes cut off at the very end are left
+    // to the cut-off check below).
+    if let Err(e) = std::str::from_utf8(body)
+        && e.error_len().is_some()
+    {
+        return Err(format!(
+            "the answer is not valid UTF-8 (at byte {}; {})",
+            e.valid_up_to(),
+            describe_bytes(body)
+        ));
+    }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         if e.is_eof() {
             format!(
@@ -260,14 +271,14 @@ pub fn parse_stream_data(data: &str) -> Result<StreamItem, String> {
     }
     let kind = event.kind.clone().unwrap_or_default();
     if kind.ends_with(".partial_image") {
-        let b64 = event
-            .b64_json
-            .clone()
-            .ok_or("a partial image event has no b64_json")?;
         let index = event
             .partial_image_index
             .unwrap_or(0)
             .min(u64::from(u32::MAX)) as u32;
+        // Moved, not copied: a partial image is megabytes of base64.
+        let b64 = event
+            .b64_json
+            .ok_or("a partial image event has no b64_json")?;
         return Ok(StreamItem::Partial { index, b64 });
     }
     if kind.ends_with(".completed") {
@@ -361,6 +372,16 @@ mod tests {
             let e = parse_images_response(body.as_bytes()).unwrap_err();
             assert!(e.contains(needle), "{body:?}: {e}");
         }
+    }
+
+    #[test]
+    fn bad_utf8_is_not_called_not_json() {
+        let mut body = br#"{"created":1,"data":[{"b64_json":"aGk=","revised_prompt":"caf"#.to_vec();
+        body.extend_from_slice(&[0xff, 0xfe]);
+        body.extend_from_slice(br#""}]}"#);
+        let e = parse_images_response(&body).unwrap_err();
+        assert!(e.contains("not valid UTF-8"), "{e}");
+        assert!(!e.contains("not JSON"), "{e}");
     }
 
     #[test]

@@ -58,30 +58,34 @@ pub fn backoff(retries_so_far: u32, jitter: f64) -> Duration {
 /// How long to wait before the next attempt.
 pub fn delay(f: &Failure, retries_so_far: u32, jitter: f64) -> Duration {
     match f.retry_after {
-        Some(d) if d <= MAX_RETRY_AFTER => d,
+        Some(d) if !d.is_zero() && d <= MAX_RETRY_AFTER => d,
         _ => backoff(retries_so_far, jitter),
     }
 }
 
 /// Parse the retry headers the SDKs honour: `retry-after-ms`, then `retry-after` as seconds or
-/// an HTTP date (relative to `now`).
+/// an HTTP date (relative to `now`). As in the SDKs, only a wait of more than 0 and at most
+/// [`MAX_RETRY_AFTER`] counts; `0`, a negative number, a date in the past or a longer wait give
+/// `None`, and the usual backoff applies. A `retry-after-ms` that is a number decides alone.
 pub fn parse_retry_after(
     ms: Option<&str>,
     after: Option<&str>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Duration> {
-    if let Some(ms) = ms.and_then(|v| v.trim().parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+    let usable = |secs: f64| {
+        (secs.is_finite() && secs > 0.0 && secs <= MAX_RETRY_AFTER.as_secs_f64())
+            .then(|| Duration::from_secs_f64(secs))
+    };
+    if let Some(ms) = ms.and_then(|v| v.trim().parse::<f64>().ok()) {
+        return usable(ms / 1000.0);
     }
     let after = after?.trim();
     if let Ok(secs) = after.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return usable(secs);
     }
     let when = chrono::DateTime::parse_from_rfc2822(after).ok()?;
-    (when.with_timezone(&chrono::Utc) - now).to_std().ok()
+    let wait = (when.with_timezone(&chrono::Utc) - now).to_std().ok()?;
+    usable(wait.as_secs_f64())
 }
 
 /// Something to tell the user while waiting to retry.
@@ -233,6 +237,15 @@ mod tests {
             (None, Some("soon"), None),
             (Some("junk"), Some("3"), Some(3000)),
             (None, None, None),
+            // As the SDKs: only 0 < value <= 60 s is a delay; anything else means backoff.
+            (None, Some("0"), None),
+            (None, Some("-1"), None),
+            (Some("0"), None, None),
+            (Some("-5"), Some("2"), None),
+            (Some("0"), Some("0"), None),
+            (None, Some("61"), None),
+            (Some("60001"), None, None),
+            (None, Some("Sat, 28 Nov 2026 12:00:00 GMT"), None),
         ];
         for (ms, after, want) in cases {
             let got = parse_retry_after(*ms, *after, now).map(|d| d.as_millis() as u64);

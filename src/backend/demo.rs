@@ -184,6 +184,7 @@ impl Backend for DemoBackend {
             quality: None,
             background: None,
             output_format: Some(p.format),
+            warnings: Vec::new(),
         })
     }
 }

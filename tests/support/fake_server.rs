@@ -130,6 +130,19 @@ enum Kind {
     Hang,
     ResetMidBody,
     ConnectionReset,
+    /// Like `Raw`, sent with chunked transfer encoding in chunks of `chunk` bytes (as a real
+    /// server's TLS records arrive: the client sees many small pieces).
+    RawChunked {
+        status: u16,
+        content_type: String,
+        body: Bytes,
+        chunk: usize,
+    },
+    /// A stream whose one `data:` line never ends: `chunk` bytes every `every`.
+    EndlessLine {
+        chunk: usize,
+        every: Duration,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +163,8 @@ enum Delivery {
     LiteralB64(String),
     /// A URL on this server: the path (starting with `/`) is appended to the origin.
     ServerPath(String),
+    /// Like `Url`, through that many redirects on this server.
+    UrlRedirected(u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,6 +279,32 @@ impl Reply {
             partials: Some(1),
             end: StreamEnd::NeverCompletes,
         })
+    }
+
+    /// 200 `text/event-stream` that starts a completed event's `data:` line and never ends it:
+    /// `chunk` more bytes of base64 every `every`, until the client goes away.
+    pub fn stream_endless_line(chunk: usize, every: Duration) -> Reply {
+        Reply::new(Kind::EndlessLine { chunk, every })
+    }
+
+    /// Like [`Reply::raw`], but sent with chunked transfer encoding, `chunk` bytes a chunk.
+    pub fn raw_chunked(
+        status: u16,
+        content_type: &str,
+        body: impl Into<Bytes>,
+        chunk: usize,
+    ) -> Reply {
+        Reply::new(Kind::RawChunked {
+            status,
+            content_type: content_type.to_owned(),
+            body: body.into(),
+            chunk: chunk.max(1),
+        })
+    }
+
+    /// A redirect (`status` 301, 302, 303, 307 or 308) to `location`, with an empty body.
+    pub fn redirect(status: u16, location: &str) -> Reply {
+        Reply::raw(status, "text/plain", Bytes::new()).with_header("location", location)
     }
 
     /// `{"error":{"message","type","param":null,"code"}}` with that status.
@@ -558,6 +599,14 @@ impl Reply {
     pub fn via_url(mut self) -> Reply {
         if let Kind::Images { delivery, .. } = &mut self.kind {
             *delivery = Delivery::Url;
+        }
+        self
+    }
+
+    /// Delivers the images as `url`s served by this server after `hops` redirects (302).
+    pub fn via_redirected_url(mut self, hops: u32) -> Reply {
+        if let Kind::Images { delivery, .. } = &mut self.kind {
+            *delivery = Delivery::UrlRedirected(hops);
         }
         self
     }
@@ -1192,6 +1241,11 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -1251,6 +1305,19 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, request: Request) -> io::
     let path = request.path.as_str();
     if method == "POST" && is_generation_path(path) {
         return generation(shared, conn, id, &body).await;
+    }
+    if method == "GET"
+        && (path == "/v1/files/goto" || path == "/files/goto")
+        && let Some(target) = request.query.as_deref()
+    {
+        // `…/files/goto?URL`: a 302 to URL, wherever it is.
+        let headers = [
+            request_id_header(id),
+            ("location".to_owned(), target.to_owned()),
+        ];
+        conn.write_simple(302, "text/plain", &headers, b"", false)
+            .await?;
+        return Ok(After::KeepAlive);
     }
     if method == "GET" {
         let file = path
@@ -1524,6 +1591,13 @@ fn images_json(
             Delivery::ServerPath(path) => {
                 entry.insert("url".into(), format!("{}{path}", shared.origin()).into());
             }
+            Delivery::UrlRedirected(hops) => {
+                let (bytes, mime, ext) = image_payload(content, params, id, index, real);
+                let name = format!("img_{id}_{index}.{ext}");
+                let url = format!("{}/files/redirect-{hops}-{name}", shared.base_url());
+                shared.lock().files.insert(name, (bytes, mime));
+                entry.insert("url".into(), url.into());
+            }
         }
         if let Some(revised) = &reply.revised_prompt {
             entry.insert("revised_prompt".into(), revised.clone().into());
@@ -1678,6 +1752,41 @@ async fn respond(
             Ok(After::Close)
         }
         Kind::ConnectionReset => Ok(After::Reset),
+        Kind::RawChunked {
+            status,
+            content_type,
+            body,
+            chunk,
+        } => {
+            let mut head = standard_headers(content_type, false);
+            set_header(&mut head, "transfer-encoding", "chunked".to_owned());
+            for (name, value) in &headers {
+                set_header(&mut head, name, value.clone());
+            }
+            conn.write_head(*status, &head).await?;
+            for piece in body.chunks(*chunk) {
+                conn.write_chunk(piece).await?;
+            }
+            conn.finish_chunked().await?;
+            Ok(After::KeepAlive)
+        }
+        Kind::EndlessLine { chunk, every } => {
+            let mut head = standard_headers("text/event-stream", false);
+            set_header(&mut head, "transfer-encoding", "chunked".to_owned());
+            for (name, value) in &headers {
+                set_header(&mut head, name, value.clone());
+            }
+            conn.write_head(200, &head).await?;
+            conn.write_chunk(b"data: {\"type\":\"image_generation.completed\",\"b64_json\":\"")
+                .await?;
+            let filler = vec![b'A'; (*chunk).max(1)];
+            loop {
+                tokio::time::sleep(*every).await;
+                if conn.write_chunk(&filler).await.is_err() {
+                    return Ok(After::Close);
+                }
+            }
+        }
     }
 }
 
@@ -1781,6 +1890,25 @@ async fn stream(
 
 async fn download(shared: &Arc<Shared>, conn: &mut Conn, id: u64, name: &str) -> io::Result<After> {
     let request_id = [request_id_header(id)];
+    // `redirect-N-NAME`: N redirects (302) before NAME is served.
+    if let Some((hops, rest)) = name
+        .strip_prefix("redirect-")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(n, rest)| Some((n.parse::<u32>().ok()?, rest)))
+    {
+        let next = if hops <= 1 {
+            rest.to_owned()
+        } else {
+            format!("redirect-{}-{rest}", hops - 1)
+        };
+        let headers = [
+            request_id_header(id),
+            ("location".to_owned(), format!("/v1/files/{next}")),
+        ];
+        conn.write_simple(302, "text/plain", &headers, b"", false)
+            .await?;
+        return Ok(After::KeepAlive);
+    }
     if let Some(rest) = name.strip_prefix("huge-") {
         let (sized, number) = match rest.strip_prefix("unsized-") {
             Some(number) => (false, number),
