@@ -20,17 +20,6 @@ pub struct Job {
     pub created: DateTime<Utc>,
 }
 
-impl Job {
-    pub fn new(params: GenerationParams, checked: CheckedRequest) -> Job {
-        Job {
-            id: Id::new(),
-            params,
-            checked,
-            created: Utc::now(),
-        }
-    }
-}
-
 /// How a generation ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
@@ -251,7 +240,12 @@ mod tests {
         };
         let catalog = Catalog::builtin();
         let checked = request::check(&params, &catalog, &ProviderRules::default()).unwrap();
-        let job = Job::new(params, checked);
+        let job = Job {
+            id: Id::new(),
+            params,
+            checked,
+            created: chrono::Utc::now(),
+        };
         let backend = DemoBackend::new(Duration::ZERO, 0);
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let outcome = run(

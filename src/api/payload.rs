@@ -4,7 +4,8 @@
 
 use super::response::describe_bytes;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::Bytes;
 
 /// What the verified bytes turned out to be.
@@ -16,13 +17,29 @@ pub struct ImageInfo {
     pub height: u32,
 }
 
+/// One decoder for every base64 servers send: the standard alphabet with or without padding.
+/// URL-safe text (`-`, `_`) is mapped onto it first.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 /// Decode base64 the way servers actually send it: standard or URL-safe, padded or not, with
 /// line breaks.
 pub fn decode_base64(text: &str) -> Result<Bytes, String> {
-    // Line breaks are rare: copy only when there are some (images are megabytes of base64).
-    let cleaned: std::borrow::Cow<'_, str> = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+    // Images are megabytes of base64: copy only when something must change (line breaks,
+    // URL-safe characters), which is rare.
+    let needs_cleaning = text
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b == b'-' || b == b'_');
+    let cleaned: std::borrow::Cow<'_, str> = if needs_cleaning {
         text.chars()
             .filter(|c| !c.is_ascii_whitespace())
+            .map(|c| match c {
+                '-' => '+',
+                '_' => '/',
+                c => c,
+            })
             .collect::<String>()
             .into()
     } else {
@@ -31,14 +48,12 @@ pub fn decode_base64(text: &str) -> Result<Bytes, String> {
     if cleaned.is_empty() {
         return Err("the base64 image data is empty".into());
     }
-    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
-        if let Ok(bytes) = engine.decode(cleaned.as_bytes()) {
-            return Ok(Bytes::from(bytes));
-        }
+    if let Ok(bytes) = BASE64.decode(cleaned.as_bytes()) {
+        return Ok(Bytes::from(bytes));
     }
-    let bad = cleaned
+    let bad = text
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "+/-_=".contains(*c)))
+        .find(|c| !(c.is_ascii_alphanumeric() || c.is_ascii_whitespace() || "+/-_=".contains(*c)))
         .map(|c| format!(" (it contains {c:?})"))
         .unwrap_or_default();
     Err(format!("the image data is not valid base64{bad}"))
@@ -211,6 +226,18 @@ mod tests {
                 .contains("'!'")
         );
         assert!(decode_base64("").is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever flavour a server encodes with, the one decoder reads it back.
+        #[test]
+        fn one_decoder_reads_every_flavour(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..200)) {
+            use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+            for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+                let text = engine.encode(&bytes);
+                proptest::prop_assert_eq!(decode_base64(&text).unwrap().as_ref(), bytes.as_slice());
+            }
+        }
     }
 
     #[test]

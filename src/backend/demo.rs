@@ -121,7 +121,6 @@ impl Backend for DemoBackend {
         cancel: CancellationToken,
         events: UnboundedSender<BackendEvent>,
     ) -> Result<ApiOutput, ApiError> {
-        let _ = events.send(BackendEvent::Started);
         let p = plan(request, self.partials);
         let serial = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let steps = u32::from(p.partials) + 1;
@@ -169,11 +168,6 @@ impl Backend for DemoBackend {
             _ = cancel.cancelled() => Err(ApiError::cancelled(NAME)),
             r = work => r,
         };
-        let _ = events.send(if result.is_ok() {
-            BackendEvent::Completed
-        } else {
-            BackendEvent::Failed
-        });
         Ok(ApiOutput {
             images: result?,
             usage: None,

@@ -17,20 +17,14 @@ use tokio_util::sync::CancellationToken;
 /// Progress of one generation, in the order it happens.
 #[derive(Debug, Clone)]
 pub enum BackendEvent {
-    Started,
     /// A rough version of the picture, while it is being made (raw encoded bytes).
-    Partial {
-        index: u32,
-        bytes: Bytes,
-    },
+    Partial { index: u32, bytes: Bytes },
     /// The attempt failed and will be retried after `wait`.
     Retrying {
         retry: u32,
         wait: Duration,
         reason: String,
     },
-    Completed,
-    Failed,
 }
 
 /// Something that generates images.

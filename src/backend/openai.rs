@@ -33,7 +33,6 @@ impl Backend for OpenAiBackend {
         cancel: CancellationToken,
         events: UnboundedSender<BackendEvent>,
     ) -> Result<ApiOutput, ApiError> {
-        let _ = events.send(BackendEvent::Started);
         let (tx, mut rx) = unbounded_channel();
         let forward = events.clone();
         // Translate client events as they arrive; ends when the client drops its sender.
@@ -53,11 +52,6 @@ impl Backend for OpenAiBackend {
         let result = self.client.generate(request, &cancel, &tx).await;
         drop(tx);
         let _ = relay.await;
-        let _ = events.send(if result.is_ok() {
-            BackendEvent::Completed
-        } else {
-            BackendEvent::Failed
-        });
         result
     }
 }

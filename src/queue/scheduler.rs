@@ -684,7 +684,6 @@ impl Worker {
                         wait,
                         reason,
                     },
-                    _ => continue,
                 };
                 let _ = events.send(out);
             }

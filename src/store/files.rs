@@ -308,15 +308,21 @@ impl ImageFiles {
             sha256: sha256_hex(&image.bytes),
         };
         let mut meta = sidecar.clone();
-        if let Some(obj) = meta.as_object_mut() {
-            obj.insert("index".into(), serde_json::json!(index + 1));
-            obj.insert(
-                "image".into(),
-                serde_json::to_value(&saved).unwrap_or_default(),
-            );
-        }
+        // A sidecar that cannot be written whole is an error, never an empty file: the sidecar
+        // is what rebuilds history after damage.
+        let text = serde_json::to_value(&saved)
+            .and_then(|image| {
+                if let Some(obj) = meta.as_object_mut() {
+                    obj.insert("index".into(), serde_json::json!(index + 1));
+                    obj.insert("image".into(), image);
+                }
+                serde_json::to_vec_pretty(&meta)
+            })
+            .map_err(|e| {
+                let _ = fs::remove_file(&file);
+                format!("could not write the sidecar of {}: {e}", file.display())
+            })?;
         let side = dir.join(format!("{stem}.json"));
-        let text = serde_json::to_vec_pretty(&meta).unwrap_or_default();
         if let Err(e) = write_atomic(&side, &text) {
             let _ = fs::remove_file(&file);
             return Err(describe_io_error("save the sidecar", &side, &e));
