@@ -1228,3 +1228,21 @@ fn completions_man_page_and_help() {
     }
     assert!(!s.data.exists());
 }
+
+/// Images beyond `n` are dropped, and the command says so (not only the sidecar).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_beyond_n_are_dropped_and_said() {
+    let server = FakeServer::start().await;
+    let png = noise_png(16, 16, 3);
+    server.push(images_answer(&[&png, &png, &png, &png]));
+    let s = Sandbox::new();
+    let key = unique_key();
+    let run = Run::of_async(s.command_with_key(&server, &key, &["generate", "four for one"])).await;
+    run.expect_code(0);
+    assert_eq!(run.paths().len(), 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("4 images where 1 was asked for"),
+        "{}",
+        run.stderr
+    );
+}

@@ -700,6 +700,10 @@ impl Worker {
         let _ = relay.await;
         match result {
             Ok(outcome) => {
+                // Said, not swallowed: images dropped beyond `n`, and the like.
+                for w in &outcome.warnings {
+                    self.emit(JobEvent::Problem(format!("{}: {w}", r.id.short())));
+                }
                 r.status = Status::Succeeded;
                 r.revised_prompt = outcome.revised_prompt.clone();
                 r.outputs = outcome.images.clone();
