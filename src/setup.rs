@@ -21,20 +21,26 @@ pub fn report(message: &str, hint: Option<&str>) {
     }
 }
 
-/// Open the data folder's store for writing, printing its warnings (a data folder others can
-/// open, say); on failure the error is printed and the exit status returned.
-pub fn open_store(settings: &Settings) -> Result<Arc<dyn HistoryStore>, i32> {
+/// Open the data folder's store for writing, with the warnings it has (a data folder others can
+/// open, say) for the caller to show; on failure the error is printed and the exit status
+/// returned.
+pub fn open_store(settings: &Settings) -> Result<(Arc<dyn HistoryStore>, Vec<String>), i32> {
     match crate::store::SledStore::open(&settings.paths.data_dir) {
         Ok(s) => {
-            for w in HistoryStore::warnings(&s) {
-                eprintln!("easel: warning: {}", crate::sanitize::line(&w));
-            }
-            Ok(Arc::new(s))
+            let warnings = HistoryStore::warnings(&s);
+            Ok((Arc::new(s), warnings))
         }
         Err(e) => {
             report(&e.to_string(), None);
             Err(1)
         }
+    }
+}
+
+/// Print warnings to stderr, as commands do.
+pub fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("easel: warning: {}", crate::sanitize::line(w));
     }
 }
 
@@ -47,6 +53,9 @@ pub struct Engine {
     pub demo: bool,
     /// The backend's name, for messages.
     pub backend_name: String,
+    /// What the store had to say on opening: the caller shows it (stderr for a command, the
+    /// status line in the studio, whose screen stderr would scribble over).
+    pub warnings: Vec<String>,
 }
 
 /// How the engine runs jobs.
@@ -73,7 +82,7 @@ pub async fn start_engine(
             return Err(1);
         }
     };
-    let store = open_store(settings)?;
+    let (store, warnings) = open_store(settings)?;
     let demo = backend.is_demo();
     let backend_name = backend.name().to_string();
     let slot = ProviderSlot {
@@ -95,6 +104,7 @@ pub async fn start_engine(
             events,
             demo,
             backend_name,
+            warnings,
         }),
         Err(e) => {
             report(&e.to_string(), None);

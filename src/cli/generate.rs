@@ -336,6 +336,7 @@ pub async fn run(
         Ok(e) => e,
         Err(code) => return code,
     };
+    crate::setup::print_warnings(&engine.warnings);
     let files = ImageFiles::new(&settings.paths.data_dir, args.out.as_deref());
     let is_demo = engine.demo;
     let backend_name = engine.backend_name.clone();

@@ -121,7 +121,7 @@ pub fn load_settings(cli: &Cli) -> Result<Settings, String> {
     Settings::load(paths).map_err(|e| e.to_string())
 }
 
-pub use crate::setup::{open_store, report};
+pub use crate::setup::report;
 
 /// Load the settings for a command, printing why not (or any warnings). The only warning is
 /// about an API key others can read: it is printed even with --quiet.

@@ -214,6 +214,7 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
     };
     let catalog = Arc::new(settings.catalog.clone());
     let (store, scheduler, jobs) = (engine.store, engine.scheduler, engine.events);
+    let store_warnings = engine.warnings;
 
     // Ask the terminal about graphics before the event reader starts: the answers come on stdin.
     let graphics_setting = std::env::var("EASEL_GRAPHICS").ok();
@@ -263,7 +264,7 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
     if let Some(w) = graphics_warning {
         let _ = tx.send(Msg::Problem(w));
     }
-    for w in &settings.warnings {
+    for w in settings.warnings.iter().chain(&store_warnings) {
         let _ = tx.send(Msg::Problem(w.clone()));
     }
     let edges = Edges {

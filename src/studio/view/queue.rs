@@ -50,6 +50,7 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         } else {
             "empty — write a prompt and press Ctrl-S"
         };
+        let hint = super::fit(hint, usize::from(inner.width));
         f.render_widget(Paragraph::new(Span::styled(hint, theme::dim())), inner);
         return;
     }

@@ -35,8 +35,11 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     match m.current_notice() {
         Some(n) => {
             spans.push(Span::raw("  "));
+            // Cut to the room left, with an ellipsis, rather than at the screen's edge.
+            let used: usize = spans.iter().map(|s| s.width()).sum();
+            let room = usize::from(area.width).saturating_sub(used);
             spans.push(Span::styled(
-                sanitize::line(&n.text).into_owned(),
+                super::fit(&sanitize::line(&n.text), room).into_owned(),
                 if n.error { theme::error() } else { theme::ok() },
             ));
         }
