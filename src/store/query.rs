@@ -114,6 +114,10 @@ fn may_contain(haystack: &str, needle: &[char]) -> bool {
 /// rank above fuzzy matches, and the whole prompt typed exactly ranks first.
 pub struct Search {
     pattern: Pattern,
+    /// For each atom of the pattern, a substring atom with its needle when it is a fuzzy one:
+    /// most matches hold the term as typed, which a substring search finds far faster than
+    /// fuzzy indices.
+    typed: Vec<Option<nucleo_matcher::pattern::Atom>>,
     needles: Vec<Vec<char>>,
     /// The typed text, folded, for the exact-prompt bonus.
     folded: String,
@@ -130,8 +134,25 @@ impl Search {
     pub fn new(text: &str) -> Search {
         let pattern = Pattern::parse(text, CaseMatching::Smart, Normalization::Smart);
         let needles = prefilter_needles(&pattern);
+        let typed = pattern
+            .atoms
+            .iter()
+            .map(|a| {
+                (a.kind == AtomKind::Fuzzy && !a.negative).then(|| {
+                    let needle: String = a.needle_text().chars().collect();
+                    nucleo_matcher::pattern::Atom::new(
+                        &needle,
+                        CaseMatching::Smart,
+                        Normalization::Smart,
+                        AtomKind::Substring,
+                        false,
+                    )
+                })
+            })
+            .collect();
         Search {
             pattern,
+            typed,
             needles,
             folded: text.trim().chars().map(fold).collect(),
         }
@@ -147,12 +168,14 @@ impl Search {
         let mut indices = Vec::new();
         let mut as_typed = true;
         let mut words = true;
-        for atom in self.pattern.atoms.iter().filter(|a| !a.negative) {
-            if atom.kind != AtomKind::Fuzzy {
-                continue;
-            }
+        for (atom, typed) in self.pattern.atoms.iter().zip(&self.typed) {
+            let Some(typed) = typed else { continue };
             indices.clear();
-            atom.indices(hay, matcher, &mut indices)?;
+            // As typed first (cheap); only a term not found as typed needs fuzzy indices.
+            if typed.indices(hay, matcher, &mut indices).is_none() {
+                indices.clear();
+                atom.indices(hay, matcher, &mut indices)?;
+            }
             let (Some(&first), Some(&last)) = (indices.iter().min(), indices.iter().max()) else {
                 continue;
             };
