@@ -21,7 +21,7 @@ pub struct ListArgs {
     #[arg(long, short = 'm')]
     pub model: Option<String>,
     #[arg(long, short = 's', value_enum)]
-    pub status: Option<StatusArg>,
+    pub status: Option<Status>,
     #[arg(long)]
     pub starred: bool,
     /// Only since this date: 2026-11-01, an RFC 3339 time, or a span such as 7d or 12h.
@@ -35,30 +35,6 @@ pub struct ListArgs {
     /// goes to stderr as "easel: more: --after CURSOR".
     #[arg(long)]
     pub json: bool,
-}
-
-/// A job's status, as `--status` takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StatusArg {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    Interrupted,
-}
-
-impl From<StatusArg> for Status {
-    fn from(s: StatusArg) -> Status {
-        match s {
-            StatusArg::Queued => Status::Queued,
-            StatusArg::Running => Status::Running,
-            StatusArg::Succeeded => Status::Succeeded,
-            StatusArg::Failed => Status::Failed,
-            StatusArg::Cancelled => Status::Cancelled,
-            StatusArg::Interrupted => Status::Interrupted,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,7 +284,6 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         json,
     } = args;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let status = status.map(Status::from);
     let since = since
         .map(|s| parse_since(&s, Utc::now()))
         .transpose()

@@ -42,38 +42,27 @@ pub struct SchedulerHandle {
 impl SchedulerHandle {
     /// Queue a job; returns its id once it is stored.
     pub async fn submit(&self, s: Submission) -> Result<Id, String> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Submit(s, tx))
-            .map_err(|_| "the scheduler has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the scheduler has stopped".to_string())?
+        self.ask(move |tx| Command::Submit(s, tx)).await
     }
 
     /// Queue a job for a caller that waits for it; if the caller dies before the job runs,
     /// the next scheduler start records it as interrupted instead of running it.
     pub async fn submit_headless(&self, s: Submission) -> Result<Id, String> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Command::SubmitHeadless(s, tx))
-            .map_err(|_| "the scheduler has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the scheduler has stopped".to_string())?
+        self.ask(move |tx| Command::SubmitHeadless(s, tx)).await
     }
 
     pub fn send(&self, c: Command) {
         let _ = self.tx.send(c);
     }
 
-    /// Queue a job now, in the caller's order, and return the way to its answer: two
-    /// submissions made one after the other are queued in that order even when their answers
-    /// are awaited on different tasks.
-    pub fn submit_in_order(
+    /// Send a command now and return the way to its answer: commands sent one after the other
+    /// are applied in that order even when their answers are awaited on different tasks.
+    fn ask<T: Send + 'static>(
         &self,
-        s: Submission,
-    ) -> impl std::future::Future<Output = Result<Id, String>> + Send + 'static {
+        command: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command,
+    ) -> impl std::future::Future<Output = Result<T, String>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let sent = self.tx.send(Command::Submit(s, tx)).is_ok();
+        let sent = self.tx.send(command(tx)).is_ok();
         async move {
             if !sent {
                 return Err("the scheduler has stopped".to_string());
@@ -81,6 +70,14 @@ impl SchedulerHandle {
             rx.await
                 .map_err(|_| "the scheduler has stopped".to_string())?
         }
+    }
+
+    /// Queue a job now, in the caller's order (two quick submissions keep their order).
+    pub fn submit_in_order(
+        &self,
+        s: Submission,
+    ) -> impl std::future::Future<Output = Result<Id, String>> + Send + 'static {
+        self.ask(move |tx| Command::Submit(s, tx))
     }
 
     /// Star or unstar a record, through the one writer of records.
@@ -89,15 +86,7 @@ impl SchedulerHandle {
         id: Id,
         on: bool,
     ) -> impl std::future::Future<Output = Result<GenerationRecord, String>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.tx.send(Command::Star(id, on, tx)).is_ok();
-        async move {
-            if !sent {
-                return Err("the scheduler has stopped".to_string());
-            }
-            rx.await
-                .map_err(|_| "the scheduler has stopped".to_string())?
-        }
+        self.ask(move |tx| Command::Star(id, on, tx))
     }
 
     /// Replace a record's tags, through the one writer of records.
@@ -106,15 +95,7 @@ impl SchedulerHandle {
         id: Id,
         tags: Vec<String>,
     ) -> impl std::future::Future<Output = Result<GenerationRecord, String>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.tx.send(Command::SetTags(id, tags, tx)).is_ok();
-        async move {
-            if !sent {
-                return Err("the scheduler has stopped".to_string());
-            }
-            rx.await
-                .map_err(|_| "the scheduler has stopped".to_string())?
-        }
+        self.ask(move |tx| Command::SetTags(id, tags, tx))
     }
 
     /// Delete a record (cancelling its job first if it is queued or running).
@@ -123,15 +104,7 @@ impl SchedulerHandle {
         id: Id,
     ) -> impl std::future::Future<Output = Result<Option<GenerationRecord>, String>> + Send + 'static
     {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.tx.send(Command::Delete(id, tx)).is_ok();
-        async move {
-            if !sent {
-                return Err("the scheduler has stopped".to_string());
-            }
-            rx.await
-                .map_err(|_| "the scheduler has stopped".to_string())?
-        }
+        self.ask(move |tx| Command::Delete(id, tx))
     }
 
     pub fn cancel(&self, id: Id) {
