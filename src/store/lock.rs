@@ -33,19 +33,7 @@ impl DataDirLock {
         let _ = super::files::make_private(&path, false);
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let pid = text
-                    .trim()
-                    .parse::<u32>()
-                    .map(|p| format!(", pid {p}"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "another easel is using {}{pid}; close it first (or set EASEL_DATA_DIR to use another folder)",
-                    data_dir.display()
-                ));
-            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(held(&mut file, data_dir)),
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(super::files::describe_io_error("lock", &path, &e));
             }
@@ -68,19 +56,7 @@ impl DataDirLock {
         };
         match file.try_lock_shared() {
             Ok(()) => Ok(Some(DataDirLock { _file: file, path })),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let pid = text
-                    .trim()
-                    .parse::<u32>()
-                    .map(|p| format!(", pid {p}"))
-                    .unwrap_or_default();
-                Err(format!(
-                    "another easel is using {}{pid}; close it first (or set EASEL_DATA_DIR to use another folder)",
-                    data_dir.display()
-                ))
-            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(held(&mut file, data_dir)),
             Err(std::fs::TryLockError::Error(_)) => Ok(None),
         }
     }
@@ -100,4 +76,19 @@ mod tests {
         drop(first);
         DataDirLock::acquire(dir.path()).unwrap();
     }
+}
+
+/// What to say when another process holds the lock: who, from the pid it wrote.
+fn held(file: &mut File, data_dir: &Path) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let pid = text
+        .trim()
+        .parse::<u32>()
+        .map(|p| format!(", pid {p}"))
+        .unwrap_or_default();
+    format!(
+        "another easel is using {}{pid}; close it first (or set EASEL_DATA_DIR to use another folder)",
+        data_dir.display()
+    )
 }
