@@ -1490,3 +1490,81 @@ fn a_read_only_open_changes_nothing_and_respects_a_running_easel() {
     };
     assert!(msg.contains("another easel is using"), "{msg}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ratings, tags and notes (issue 13)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ratings_tags_and_notes_from_the_command_line() {
+    let sb = Sandbox::new();
+    let (a, b, c) = (
+        rec("a misty harbour", Status::Succeeded),
+        rec("a red kite", Status::Succeeded),
+        rec("a quiet street", Status::Succeeded),
+    );
+    {
+        let store = SledStore::open(&sb.data).unwrap();
+        for r in [&a, &b, &c] {
+            store.put(r).unwrap();
+        }
+    }
+    let (ia, ib) = (a.id.to_string(), b.id.to_string());
+    let ok = |args: &[&str]| {
+        let run = sb.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {}{}", run.stdout, run.stderr);
+        run
+    };
+    ok(&["history", "rate", &ia, &ib, "4"]);
+    ok(&["history", "rate", &ib, "5"]);
+    ok(&["history", "tag", &ia, "+keep", "+sea"]);
+    ok(&["history", "tag", &ia, &ib, "+keep", "-sea"]);
+    ok(&["history", "note", &ia, "the best of the evening"]);
+    // Refused with a usage message: a rating out of range, tags without + or -.
+    let bad = sb.run(&["history", "rate", &ia, "9"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("0 (not rated) to 5"), "{}", bad.stderr);
+    let bad = sb.run(&["history", "tag", &ia]);
+    assert_ne!(bad.code, 0);
+
+    let list = ok(&["history", "list", "--sort", "rating"]);
+    let order: Vec<&str> = list
+        .stdout
+        .lines()
+        .map(|l| {
+            ["misty", "kite", "street"]
+                .into_iter()
+                .find(|w| l.contains(w))
+                .unwrap_or("?")
+        })
+        .collect();
+    assert_eq!(order, ["kite", "misty", "street"], "{}", list.stdout);
+    let four = ok(&["history", "list", "--min-rating", "4", "--tag", "keep"]);
+    assert_eq!(four.stdout.lines().count(), 2, "{}", four.stdout);
+    let tags = ok(&["history", "tags"]);
+    assert!(
+        tags.stdout.contains("2  keep") && !tags.stdout.contains("sea"),
+        "{}",
+        tags.stdout
+    );
+    let show = ok(&["history", "show", &ia]);
+    assert!(show.stdout.contains("★★★★☆ (4/5)"), "{}", show.stdout);
+    assert!(
+        show.stdout.contains("tags           keep"),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout.contains("the best of the evening"),
+        "{}",
+        show.stdout
+    );
+    // Exported and imported with the rest.
+    let file = sb.data.parent().unwrap().join("export.jsonl");
+    ok(&["history", "export", "--out", file.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("\"rating\":4") && text.contains("the best of the evening"),
+        "{text}"
+    );
+}

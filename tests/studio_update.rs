@@ -2204,3 +2204,21 @@ fn the_search_line_popups_and_confirmations_have_keys_that_can_be_rebound() {
         .unwrap();
     assert!(confirm.rows.iter().any(|(k, _)| k == "o"));
 }
+
+#[test]
+fn digits_rate_the_selected_record() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    for (c, n) in [('4', 4u8), ('0', 0), ('5', 5)] {
+        let fx = press(&mut m, ch(c));
+        assert!(
+            matches!(fx.as_slice(), [Effect::Edit(i, easel::store::UserEdit::Rating(r))] if *i == id(1) && *r == n),
+            "{c}: {fx:?}"
+        );
+    }
+    // The rating that comes back shows in the row.
+    let mut rated = rec(1, "夜晚的海边小镇，灯火通明", Status::Succeeded);
+    rated.rating = 5;
+    update(&mut m, Msg::Job(JobEvent::Updated(Box::new(rated))));
+    assert_eq!(m.history.rows[&0].rating, 5);
+}

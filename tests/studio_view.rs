@@ -415,7 +415,7 @@ fn scenes_show_what_they_should() {
     let mut narrow = failed_job();
     resize(&mut narrow, 80, 24);
     let narrow = text_of(draw(&narrow, 80, 24).backend().buffer());
-    assert!(narrow.contains("赛博…"), "{narrow}");
+    assert!(narrow.contains("灯火通明，赛…"), "{narrow}");
     let queue_rows: Vec<&str> = narrow
         .lines()
         .filter(|l| l.contains("gpt-image-2 1024x1024"))

@@ -3,11 +3,20 @@
 use crate::config::Settings;
 use crate::sanitize;
 use crate::store::transfer;
-use crate::store::{Cursor, GenerationRecord, HistoryStore, Query, SledStore, Status, StoreError};
+use crate::store::{
+    Cursor, GenerationRecord, HistoryStore, Query, SledStore, Status, StoreError, UserEdit,
+};
 use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
 use clap::Subcommand;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+
+/// How `easel history list` orders records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    Date,
+    Rating,
+}
 
 /// `easel history list`: which records, how many, in which form.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,6 +33,15 @@ pub struct ListArgs {
     pub status: Option<Status>,
     #[arg(long)]
     pub starred: bool,
+    /// Only generations rated at least N (1–5).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub min_rating: Option<u8>,
+    /// Only generations with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Order: date (newest first) or rating (best first, then newest).
+    #[arg(long, value_enum, default_value_t = SortBy::Date)]
+    pub sort: SortBy,
     /// Only since this date: 2026-11-01, an RFC 3339 time, or a span such as 7d or 12h.
     #[arg(long)]
     pub since: Option<String>,
@@ -70,6 +88,22 @@ pub enum HistoryAction {
         #[arg(long)]
         off: bool,
     },
+    /// Rate generations 0 (not rated) to 5: `easel history rate ID… N`.
+    Rate {
+        /// Ids (or unique starts of ids), then the rating.
+        #[arg(required = true, num_args = 2..)]
+        ids_then_rating: Vec<String>,
+    },
+    /// Add and remove tags: `easel history tag ID… +keep -draft`.
+    Tag {
+        /// Ids (or unique starts of ids), then +TAG to add and -TAG to remove.
+        #[arg(required = true, num_args = 2.., allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Write the notes of a generation (an empty TEXT clears them).
+    Note { id: String, text: String },
+    /// Every tag in use, with how many generations carry it.
+    Tags,
     /// Counts by status and model, disk used, and total estimated spend.
     Stats {
         #[arg(long)]
@@ -205,6 +239,7 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
     let reads_only = matches!(
         action,
         HistoryAction::List(_)
+            | HistoryAction::Tags
             | HistoryAction::Show { .. }
             | HistoryAction::Stats { .. }
             | HistoryAction::Export { .. }
@@ -253,6 +288,10 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
             );
             Ok(())
         }),
+        HistoryAction::Rate { ids_then_rating } => rate(store.as_ref(), ids_then_rating),
+        HistoryAction::Tag { args } => tag(store.as_ref(), args),
+        HistoryAction::Note { id, text } => note(store.as_ref(), &id, text),
+        HistoryAction::Tags => list_tags(store.as_ref()),
         HistoryAction::Stats { json } => stats(store.as_ref(), json),
         HistoryAction::Doctor { .. } => Ok(()),
     };
@@ -279,6 +318,9 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         model,
         status,
         starred,
+        min_rating,
+        tag,
+        sort,
         since,
         after,
         json,
@@ -304,6 +346,9 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         starred,
         since,
         until: None,
+        min_rating,
+        tag,
+        by_rating: sort == SortBy::Rating,
     };
     let page = store.page(&q, cursor, limit)?;
     let mut out = std::io::stdout().lock();
@@ -337,6 +382,72 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         );
     }
     Ok(())
+}
+
+/// A rating as stars: ★★★☆☆.
+fn stars(n: u8) -> String {
+    let n = usize::from(n.min(5));
+    format!("{}{}", "★".repeat(n), "☆".repeat(5 - n))
+}
+
+fn rate(store: &dyn HistoryStore, mut args: Vec<String>) -> Result<(), StoreError> {
+    let Some(last) = args.pop() else {
+        return Err(StoreError::Invalid("give ids, then a rating 0–5".into()));
+    };
+    let rating: u8 = last.parse().ok().filter(|n| *n <= 5).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "\"{}\" is not a rating: give ids, then a number 0 (not rated) to 5",
+            sanitize::line(&last)
+        ))
+    })?;
+    each(store, &args, |s, id| {
+        s.edit(id, &UserEdit::Rating(rating))?;
+        println!("{} {}", id.short(), stars(rating));
+        Ok(())
+    })
+}
+
+fn note(store: &dyn HistoryStore, id: &str, text: String) -> Result<(), StoreError> {
+    let id = store.resolve(id)?;
+    store.edit(id, &UserEdit::Notes(text))?;
+    println!("noted {}", id.short());
+    Ok(())
+}
+
+fn list_tags(store: &dyn HistoryStore) -> Result<(), StoreError> {
+    for (t, n) in store.tags()? {
+        println!("{n:>6}  {}", sanitize::line(&t));
+    }
+    Ok(())
+}
+
+fn tag(store: &dyn HistoryStore, args: Vec<String>) -> Result<(), StoreError> {
+    let (mut add, mut remove, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for a in args {
+        if let Some(t) = a.strip_prefix('+') {
+            add.push(t.to_string());
+        } else if let Some(t) = a.strip_prefix('-') {
+            remove.push(t.to_string());
+        } else {
+            ids.push(a);
+        }
+    }
+    if ids.is_empty() || (add.is_empty() && remove.is_empty()) {
+        return Err(StoreError::Invalid(
+            "give ids, then +TAG to add and -TAG to remove (easel history tag ab12 +keep -draft)"
+                .into(),
+        ));
+    }
+    let edit = UserEdit::Retag { add, remove };
+    each(store, &ids, |s, id| {
+        let r = s.edit(id, &edit)?;
+        println!(
+            "{} tags: {}",
+            id.short(),
+            sanitize::line(&r.tags.join(", "))
+        );
+        Ok(())
+    })
 }
 
 fn show(
@@ -416,11 +527,20 @@ fn show(
     if let Some(id) = &r.request_id {
         line("request id", id);
     }
-    if r.starred || !r.tags.is_empty() {
-        line(
-            "marks",
-            &format!("{}{}", if r.starred { "★ " } else { "" }, r.tags.join(", ")),
-        );
+    if r.starred {
+        line("starred", "★");
+    }
+    if r.rating > 0 {
+        line("rating", &format!("{} ({}/5)", stars(r.rating), r.rating));
+    }
+    if !r.tags.is_empty() {
+        line("tags", &r.tags.join(", "));
+    }
+    if !r.notes.is_empty() {
+        println!("notes");
+        for l in sanitize::text(&r.notes).lines() {
+            println!("  {l}");
+        }
     }
     println!("prompt");
     for l in sanitize::text(&r.prompt).lines() {

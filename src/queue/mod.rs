@@ -91,6 +91,12 @@ pub enum Command {
         Vec<String>,
         tokio::sync::oneshot::Sender<Result<GenerationRecord, String>>,
     ),
+    /// Change what the user owns in a record (rating, notes, tags added or removed).
+    Edit(
+        Id,
+        crate::store::UserEdit,
+        tokio::sync::oneshot::Sender<Result<GenerationRecord, String>>,
+    ),
     /// Delete a record and its files. A queued job is taken out of the queue first; a running
     /// one is cancelled, and whatever its worker reports afterwards is dropped (nothing comes
     /// back from the dead).

@@ -98,6 +98,15 @@ impl SchedulerHandle {
         self.ask(move |tx| Command::SetTags(id, tags, tx))
     }
 
+    /// Change a record's star, tags, rating or notes, through the one writer of records.
+    pub fn edit(
+        &self,
+        id: Id,
+        edit: crate::store::UserEdit,
+    ) -> impl std::future::Future<Output = Result<GenerationRecord, String>> + Send + 'static {
+        self.ask(move |tx| Command::Edit(id, edit, tx))
+    }
+
     /// Delete a record (cancelling its job first if it is queued or running).
     pub fn delete(
         &self,
@@ -293,8 +302,7 @@ impl Scheduler {
         let id = record.id;
         let result = blocking(&self.store, move |s| {
             if let Some(stored) = s.get(id)? {
-                record.starred = stored.starred;
-                record.tags = stored.tags;
+                record.keep_user_fields(&stored);
             }
             s.put(&record)?;
             Ok(Some(record))
@@ -314,8 +322,7 @@ impl Scheduler {
             .await
             .map_err(|e| e.to_string())?;
         if let Some(q) = self.queued.get_mut(&id) {
-            q.starred = r.starred;
-            q.tags = r.tags.clone();
+            q.keep_user_fields(&r);
         }
         self.emit(JobEvent::Updated(Box::new(r.clone())));
         Ok(r)
@@ -353,6 +360,10 @@ impl Scheduler {
             }
             Command::SetTags(id, tags, reply) => {
                 let r = self.edit(id, move |s| s.set_tags(id, tags)).await;
+                let _ = reply.send(r);
+            }
+            Command::Edit(id, edit, reply) => {
+                let r = self.edit(id, move |s| s.edit(id, &edit)).await;
                 let _ = reply.send(r);
             }
             Command::Delete(id, reply) => {

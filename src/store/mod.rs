@@ -13,7 +13,7 @@ pub mod transfer;
 pub use files::{ImageFiles, SavedImage};
 pub use id::Id;
 pub use query::{Cursor, Located, Query};
-pub use record::{GenerationRecord, RecordedError, Status};
+pub use record::{GenerationRecord, RecordedError, Status, UserEdit};
 pub use sled_store::SledStore;
 
 use std::collections::BTreeMap;
@@ -145,6 +145,10 @@ pub trait HistoryStore: Send + Sync {
         let page = self.page(query, cursor, limit)?;
         Ok((page.records, self.count(query)?))
     }
+    /// Every tag in use, with how many records carry it.
+    fn tags(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        Ok(Vec::new())
+    }
     /// Where record `id` stands in the results of `query` (for a list that keeps its
     /// selection on a record while records come and go).
     fn locate(&self, _query: &Query, _id: Id) -> Result<Located, StoreError> {
@@ -152,6 +156,16 @@ pub trait HistoryStore: Send + Sync {
     }
     fn set_starred(&self, id: Id, starred: bool) -> Result<GenerationRecord, StoreError>;
     fn set_tags(&self, id: Id, tags: Vec<String>) -> Result<GenerationRecord, StoreError>;
+    /// Change what the user owns in a record (star, tags, rating, notes), read and written as
+    /// one step.
+    fn edit(&self, id: Id, edit: &UserEdit) -> Result<GenerationRecord, StoreError> {
+        let mut r = self
+            .get(id)?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        edit.apply(&mut r).map_err(StoreError::Invalid)?;
+        self.put(&r)?;
+        Ok(r)
+    }
     /// Remove a record and its image files.
     fn delete(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError>;
     /// Queued and running jobs, in queue order.

@@ -17,6 +17,12 @@ pub struct Query {
     pub starred: bool,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only records rated at least this (1–5).
+    pub min_rating: Option<u8>,
+    /// Only records with this tag.
+    pub tag: Option<String>,
+    /// Best rated first (then newest) instead of newest first.
+    pub by_rating: bool,
 }
 
 impl Query {
@@ -31,6 +37,9 @@ impl Query {
             && !self.starred
             && self.since.is_none()
             && self.until.is_none()
+            && self.min_rating.is_none()
+            && self.tag.is_none()
+            && !self.by_rating
     }
 }
 
@@ -227,6 +236,8 @@ pub struct Entry {
     pub created_ms: i64,
     pub status: Status,
     pub starred: bool,
+    pub rating: u8,
+    pub tags: Box<[Box<str>]>,
     pub model: u16,
     pub prompt: Box<str>,
 }
@@ -245,29 +256,44 @@ pub struct Summary {
     pub created_ms: i64,
     pub status: Status,
     pub starred: bool,
+    pub rating: u8,
+    pub tags: Vec<String>,
     pub model: String,
     pub prompt: String,
 }
 
 impl Summary {
-    /// A compact binary form for the summaries tree: cheap to read back at startup.
+    /// A compact binary form for the summaries tree: cheap to read back at startup. Format 2
+    /// adds the rating and the tags; format 1 (no rating, no tags) still reads.
     pub fn encode(&self) -> Vec<u8> {
         let model = self.model.as_bytes();
         let model_len = model.len().min(usize::from(u16::MAX));
-        let mut out = Vec::with_capacity(13 + model_len + self.prompt.len());
-        out.push(1); // format version
+        let mut out = Vec::with_capacity(16 + model_len + self.prompt.len());
+        out.push(2); // format version
         out.push(self.status.code());
         out.push(u8::from(self.starred));
         out.extend_from_slice(&self.created_ms.to_be_bytes());
         out.extend_from_slice(&(model_len as u16).to_be_bytes());
         out.extend_from_slice(&model[..model_len]);
+        out.push(self.rating);
+        let tags: Vec<&[u8]> = self
+            .tags
+            .iter()
+            .map(|t| &t.as_bytes()[..t.len().min(255)])
+            .take(255)
+            .collect();
+        out.push(tags.len() as u8);
+        for t in tags {
+            out.push(t.len() as u8);
+            out.extend_from_slice(t);
+        }
         out.extend_from_slice(self.prompt.as_bytes());
         out
     }
 
     pub fn decode(id: Id, bytes: &[u8]) -> Option<Summary> {
         let (&version, rest) = bytes.split_first()?;
-        if version != 1 {
+        if version != 1 && version != 2 {
             return None;
         }
         let status = Status::from_code(*rest.first()?)?;
@@ -277,14 +303,27 @@ impl Summary {
         let model = std::str::from_utf8(rest.get(12..12 + model_len)?)
             .ok()?
             .to_string();
-        let prompt = std::str::from_utf8(rest.get(12 + model_len..)?)
-            .ok()?
-            .to_string();
+        let mut at = 12 + model_len;
+        let (mut rating, mut tags) = (0, Vec::new());
+        if version == 2 {
+            rating = *rest.get(at)?;
+            let count = usize::from(*rest.get(at + 1)?);
+            at += 2;
+            for _ in 0..count {
+                let len = usize::from(*rest.get(at)?);
+                let tag = std::str::from_utf8(rest.get(at + 1..at + 1 + len)?).ok()?;
+                tags.push(tag.to_string());
+                at += 1 + len;
+            }
+        }
+        let prompt = std::str::from_utf8(rest.get(at..)?).ok()?.to_string();
         Some(Summary {
             id,
             created_ms,
             status,
             starred,
+            rating,
+            tags,
             model,
             prompt,
         })
@@ -333,6 +372,8 @@ impl Index {
             created_ms: s.created_ms,
             status: s.status,
             starred: s.starred,
+            rating: s.rating,
+            tags: s.tags.into_iter().map(String::into_boxed_str).collect(),
             model,
             prompt: s.prompt.into_boxed_str(),
         }
@@ -409,7 +450,40 @@ impl Index {
         {
             return false;
         }
+        if q.min_rating.is_some_and(|n| e.rating < n) {
+            return false;
+        }
+        if let Some(tag) = &q.tag
+            && !e.tags.iter().any(|t| t.as_ref() == tag.as_str())
+        {
+            return false;
+        }
         true
+    }
+
+    /// Positions of the entries matching `q`, best rated first, then newest.
+    fn by_rating(&self, q: &Query) -> Vec<usize> {
+        let mut hits: Vec<usize> = (0..self.entries.len())
+            .rev()
+            .filter(|i| self.passes(&self.entries[*i], q))
+            .collect();
+        // Stable: newest first among equals.
+        hits.sort_by_key(|i| std::cmp::Reverse(self.entries[*i].rating));
+        hits
+    }
+
+    /// Every tag in use, with how many records carry it (for completion).
+    pub fn tags(&self) -> Vec<(String, usize)> {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for e in &self.entries {
+            for t in e.tags.iter() {
+                *counts.entry(t.as_ref()).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|(t, n)| (t.to_string(), n))
+            .collect()
     }
 
     /// The ids matching `q`, in display order (best match first for text, else newest first),
@@ -420,6 +494,22 @@ impl Index {
         cursor: Option<Cursor>,
         limit: usize,
     ) -> (Vec<Id>, Option<Cursor>) {
+        if q.by_rating && !q.has_text() {
+            let offset = match cursor {
+                Some(Cursor::Offset(n)) => n,
+                _ => 0,
+            };
+            let hits = self.by_rating(q);
+            let page: Vec<Id> = hits
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|i| self.entries[*i].id)
+                .collect();
+            let next =
+                (offset + page.len() < hits.len()).then_some(Cursor::Offset(offset + page.len()));
+            return (page, next);
+        }
         if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
             let offset = match cursor {
                 Some(Cursor::Offset(n)) => n,
@@ -529,6 +619,16 @@ impl Index {
     /// The ids at positions `offset..offset + limit` of the results, and how many results there
     /// are in all, in one pass (a scrolling list needs both).
     pub fn window(&self, q: &Query, offset: usize, limit: usize) -> (Vec<Id>, usize) {
+        if q.by_rating && !q.has_text() {
+            let hits = self.by_rating(q);
+            let ids = hits
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|i| self.entries[*i].id)
+                .collect();
+            return (ids, hits.len());
+        }
         if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
             let mut hits = self.fuzzy(q, text);
             let total = hits.len();
@@ -630,9 +730,64 @@ mod tests {
             created_ms: ms,
             status,
             starred,
+            rating: 0,
+            tags: Vec::new(),
             model: model.into(),
             prompt: prompt.into(),
         }
+    }
+
+    #[test]
+    fn ratings_and_tags_filter_and_sort() {
+        let mut rows: Vec<Summary> = (1..=5)
+            .map(|i| summary(&format!("p{i}"), "m", Status::Succeeded, false, i))
+            .collect();
+        rows[0].rating = 3;
+        rows[1].rating = 5;
+        rows[2].rating = 3;
+        rows[3].tags = vec!["keep".into(), "sea".into()];
+        rows[1].tags = vec!["keep".into()];
+        // Format 2 round-trips rating and tags; format 1 still reads (unrated, untagged).
+        let back = Summary::decode(rows[3].id, &rows[3].encode()).unwrap();
+        assert_eq!(back, rows[3]);
+        let mut v1 = vec![1u8, Status::Succeeded.code(), 0];
+        v1.extend_from_slice(&7i64.to_be_bytes());
+        v1.extend_from_slice(&1u16.to_be_bytes());
+        v1.extend_from_slice(b"mold prompt");
+        let old = Summary::decode(rows[0].id, &v1).unwrap();
+        assert_eq!(
+            (old.rating, old.tags.len(), old.prompt.as_str()),
+            (0, 0, "old prompt")
+        );
+        let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+        let index = Index::from_sorted(rows);
+        let q = |min_rating, tag: Option<&str>, by_rating| Query {
+            min_rating,
+            tag: tag.map(str::to_string),
+            by_rating,
+            ..Default::default()
+        };
+        assert_eq!(
+            index.search(&q(Some(3), None, false), None, 10).0,
+            vec![ids[2], ids[1], ids[0]]
+        );
+        assert_eq!(
+            index.search(&q(None, Some("keep"), false), None, 10).0,
+            vec![ids[3], ids[1]]
+        );
+        // Best rated first, newest first among equals, unrated last.
+        let (page, next) = index.search(&q(None, None, true), None, 3);
+        assert_eq!(page, vec![ids[1], ids[2], ids[0]]);
+        let (rest, _) = index.search(&q(None, None, true), next, 3);
+        assert_eq!(rest, vec![ids[4], ids[3]]);
+        assert_eq!(
+            index.window(&q(None, None, true), 1, 2),
+            (vec![ids[2], ids[0]], 5)
+        );
+        assert_eq!(
+            index.tags(),
+            vec![("keep".to_string(), 2), ("sea".to_string(), 1)]
+        );
     }
 
     #[test]

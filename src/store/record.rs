@@ -161,6 +161,13 @@ pub struct GenerationRecord {
     pub starred: bool,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// 0 (not rated) to 5. A star is a quick mark; a rating is a considered judgment: the two
+    /// are independent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rating: u8,
+    /// Free text the user wrote about it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub notes: String,
     /// Queued by `easel generate`, which waits for it: if that process is gone before the job
     /// ran, nobody is waiting any more, and the studio must not run (and pay for) it silently.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -171,7 +178,83 @@ pub struct GenerationRecord {
     pub missing: Vec<std::path::PathBuf>,
 }
 
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+/// A change of what the user owns in a record (not its job's): star, tags, rating, notes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserEdit {
+    Star(bool),
+    /// Replace the tags (cleaned: trimmed, no empties, no duplicates, sorted).
+    Tags(Vec<String>),
+    /// Add these tags and remove those.
+    Retag {
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    Rating(u8),
+    Notes(String),
+}
+
+/// Longest tag and notes accepted.
+pub const MAX_TAG_CHARS: usize = 64;
+pub const MAX_NOTES_CHARS: usize = 4_000;
+
+impl UserEdit {
+    /// Apply to a record; refuses values out of range.
+    pub fn apply(&self, r: &mut GenerationRecord) -> Result<(), String> {
+        let clean = |tags: Vec<String>| -> Result<Vec<String>, String> {
+            let mut out: Vec<String> = Vec::new();
+            for t in tags {
+                let t = crate::sanitize::line(t.trim()).into_owned();
+                if t.is_empty() {
+                    continue;
+                }
+                if t.chars().count() > MAX_TAG_CHARS {
+                    return Err(format!("a tag is at most {MAX_TAG_CHARS} characters"));
+                }
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            out.sort();
+            Ok(out)
+        };
+        match self {
+            UserEdit::Star(on) => r.starred = *on,
+            UserEdit::Tags(tags) => r.tags = clean(tags.clone())?,
+            UserEdit::Retag { add, remove } => {
+                let mut tags = r.tags.clone();
+                tags.extend(add.iter().cloned());
+                let remove: Vec<String> = remove.iter().map(|t| t.trim().to_string()).collect();
+                tags.retain(|t| !remove.contains(t));
+                r.tags = clean(tags)?;
+            }
+            UserEdit::Rating(n) if *n <= 5 => r.rating = *n,
+            UserEdit::Rating(n) => return Err(format!("a rating is 0 to 5, not {n}")),
+            UserEdit::Notes(text) => {
+                let text = crate::sanitize::text(text).trim().to_string();
+                if text.chars().count() > MAX_NOTES_CHARS {
+                    return Err(format!("notes are at most {MAX_NOTES_CHARS} characters"));
+                }
+                r.notes = text;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl GenerationRecord {
+    /// Keep what the user owns (star, tags, rating, notes) from `stored`: a job's own write
+    /// never undoes a user's edit made while it ran.
+    pub fn keep_user_fields(&mut self, stored: &GenerationRecord) {
+        self.starred = stored.starred;
+        self.tags = stored.tags.clone();
+        self.rating = stored.rating;
+        self.notes = stored.notes.clone();
+    }
+
     /// A new queued record for `params`.
     pub fn queued(
         id: Id,
@@ -201,6 +284,8 @@ impl GenerationRecord {
             request_id: None,
             starred: false,
             tags: Vec::new(),
+            rating: 0,
+            notes: String::new(),
             headless: false,
             missing: Vec::new(),
         }

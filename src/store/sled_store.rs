@@ -202,6 +202,8 @@ fn summary_of(r: &GenerationRecord) -> Summary {
         created_ms: r.created.timestamp_millis(),
         status: r.status,
         starred: r.starred,
+        rating: r.rating,
+        tags: r.tags.clone(),
         model: r.model.clone(),
         prompt: r.prompt.clone(),
     }
@@ -892,6 +894,14 @@ impl HistoryStore for SledStore {
         Ok(r)
     }
 
+    fn edit(&self, id: Id, edit: &super::UserEdit) -> Result<GenerationRecord, StoreError> {
+        let _q = lock(&self.queue_lock);
+        let mut r = self.require(id)?;
+        edit.apply(&mut r).map_err(StoreError::Invalid)?;
+        self.write(&r, None)?;
+        Ok(r)
+    }
+
     fn delete(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError> {
         let _q = lock(&self.queue_lock);
         let old = self.read(id)?;
@@ -1216,6 +1226,14 @@ impl HistoryStore for SledStore {
                 .unwrap_or_default()
         };
         Ok((self.fetch(ids)?, total))
+    }
+
+    fn tags(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        Ok(self
+            .load_index()?
+            .as_ref()
+            .map(|i| i.tags())
+            .unwrap_or_default())
     }
 
     fn locate(&self, q: &Query, id: Id) -> Result<super::Located, StoreError> {

@@ -83,6 +83,8 @@ pub enum Effect {
         anchor: Option<Id>,
     },
     Star(Id, bool),
+    /// Change a record's rating, tags or notes.
+    Edit(Id, crate::store::UserEdit),
     Delete(Id),
     /// Decode, resize and encode a preview (partials carry their bytes).
     RenderPreview {

@@ -507,6 +507,16 @@ async fn run_effect(
                 let _ = tx.send(Msg::Stored(out));
             });
         }
+        Effect::Edit(id, edit) => {
+            let done = edges.scheduler.edit(id, edit);
+            tokio::spawn(async move {
+                let out = match done.await {
+                    Ok(r) => StoreOutcome::Starred(r),
+                    Err(e) => StoreOutcome::Failed(e),
+                };
+                let _ = tx.send(Msg::Stored(out));
+            });
+        }
         Effect::Delete(id) => {
             let done = edges.scheduler.delete(id);
             tokio::spawn(async move {

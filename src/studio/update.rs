@@ -485,6 +485,24 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                 fx.push(Effect::Star(r.id, !r.starred));
             }
         }
+        Action::Rate0
+        | Action::Rate1
+        | Action::Rate2
+        | Action::Rate3
+        | Action::Rate4
+        | Action::Rate5 => {
+            let n = match action {
+                Action::Rate1 => 1,
+                Action::Rate2 => 2,
+                Action::Rate3 => 3,
+                Action::Rate4 => 4,
+                Action::Rate5 => 5,
+                _ => 0,
+            };
+            if let Some(r) = m.history.selected_record() {
+                fx.push(Effect::Edit(r.id, crate::store::UserEdit::Rating(n)));
+            }
+        }
         Action::Delete => {
             if let Some(r) = m.history.selected_record() {
                 m.overlay = Some(Overlay::Confirm(Confirm::Delete(Box::new(r.clone()))));

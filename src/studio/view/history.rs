@@ -75,12 +75,18 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 .format("%m-%d %H:%M")
                 .to_string();
             let star = if r.starred { "★" } else { " " };
-            let head = format!("{icon}{star} {when} ");
+            // The rating as a digit: narrow, and readable in any font.
+            let rating = match r.rating {
+                0 => " ".to_string(),
+                n => n.to_string(),
+            };
+            let head = format!("{icon}{star}{rating} {when} ");
             let room = width.saturating_sub(head.chars().count()).max(1);
             let prompt = super::fit(&sanitize::line(&r.prompt), room).into_owned();
             let mut spans = vec![
                 Span::styled(icon.to_string(), style),
-                Span::styled(format!("{star} "), theme::warn()),
+                Span::styled(star.to_string(), theme::warn()),
+                Span::styled(format!("{rating} "), theme::key()),
                 Span::styled(format!("{when} "), theme::dim()),
             ];
             match &search {

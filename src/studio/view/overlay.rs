@@ -166,6 +166,24 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
     if let Some(id) = &r.request_id {
         kv("request id", id.clone());
     }
+    if r.starred || r.rating > 0 {
+        let n = usize::from(r.rating.min(5));
+        kv(
+            "rating",
+            format!(
+                "{}{}{}",
+                if r.starred { "★ starred · " } else { "" },
+                "●".repeat(n),
+                "○".repeat(5 - n)
+            ),
+        );
+    }
+    if !r.tags.is_empty() {
+        kv("tags", r.tags.join(", "));
+    }
+    if !r.notes.is_empty() {
+        kv("notes", r.notes.clone());
+    }
     for (i, o) in r.outputs.iter().enumerate() {
         kv(
             &format!("image {}", i + 1),
