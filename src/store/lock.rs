@@ -62,6 +62,21 @@ impl DataDirLock {
     }
 }
 
+/// What to say when another process holds the lock: who, from the pid it wrote.
+fn held(file: &mut File, data_dir: &Path) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let pid = text
+        .trim()
+        .parse::<u32>()
+        .map(|p| format!(", pid {p}"))
+        .unwrap_or_default();
+    format!(
+        "another easel is using {}{pid}; close it first (or set EASEL_DATA_DIR to use another folder)",
+        data_dir.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,19 +91,4 @@ mod tests {
         drop(first);
         DataDirLock::acquire(dir.path()).unwrap();
     }
-}
-
-/// What to say when another process holds the lock: who, from the pid it wrote.
-fn held(file: &mut File, data_dir: &Path) -> String {
-    let mut text = String::new();
-    let _ = file.read_to_string(&mut text);
-    let pid = text
-        .trim()
-        .parse::<u32>()
-        .map(|p| format!(", pid {p}"))
-        .unwrap_or_default();
-    format!(
-        "another easel is using {}{pid}; close it first (or set EASEL_DATA_DIR to use another folder)",
-        data_dir.display()
-    )
 }
