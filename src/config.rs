@@ -91,6 +91,20 @@ impl Default for Queue {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct History {
+    /// Deleted generations stay in the trash this many days, then go for good (0: until
+    /// `easel history empty-trash`).
+    pub trash_days: u32,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History { trash_days: 30 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Demo {
     /// Simulated time to generate one request.
     pub latency_ms: u64,
@@ -144,6 +158,7 @@ pub struct ConfigFile {
     pub defaults: Defaults,
     pub network: Network,
     pub queue: Queue,
+    pub history: History,
     pub demo: Demo,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: BTreeMap<String, ModelOverride>,

@@ -10,9 +10,16 @@ fn main() {
     let _ = easel::studio::runtime::PROCESS_START.set(std::time::Instant::now());
     let cli = match easel::cli::Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // The error quotes what was typed: cleaned like any outside text before it reaches
+            // the terminal.
+            eprint!("{}", easel::sanitize::text(&e.render().to_string()));
+            std::process::exit(USAGE_ERROR);
+        }
         Err(e) => {
+            // --help and --version.
             let _ = e.print();
-            std::process::exit(if e.use_stderr() { USAGE_ERROR } else { 0 });
+            std::process::exit(0);
         }
     };
     if cli.command.is_some() {

@@ -82,7 +82,14 @@ pub async fn start_engine(
             return Err(1);
         }
     };
-    let (store, warnings) = open_store(settings)?;
+    let (store, mut warnings) = open_store(settings)?;
+    // The trash keeps deleted generations for `[history] trash_days`, then lets them go.
+    if settings.file.history.trash_days > 0 {
+        let age = chrono::Duration::days(i64::from(settings.file.history.trash_days));
+        if let Err(e) = store.empty_trash(Some(age)) {
+            warnings.push(format!("could not empty old entries from the trash: {e}"));
+        }
+    }
     let demo = backend.is_demo();
     let backend_name = backend.name().to_string();
     let slot = ProviderSlot {

@@ -89,6 +89,7 @@ fn label(ev: &JobEvent, names: &HashMap<Id, String>) -> String {
         JobEvent::Cancelled(r) => format!("cancelled {}", r.prompt),
         JobEvent::Updated(r) => format!("updated {}", r.prompt),
         JobEvent::Deleted(id) => format!("deleted {}", name(id)),
+        JobEvent::Restored(r) => format!("restored {}", r.prompt),
         JobEvent::Reordered(ids) => format!(
             "reordered {}",
             ids.iter().map(name).collect::<Vec<_>>().join(",")
@@ -1253,7 +1254,16 @@ async fn a_delete_after_the_job_saved_its_images_removes_them() {
     assert!(!r.outputs.is_empty());
     rig.handle.delete(id).await.unwrap();
     assert!(rig.store.get(id).unwrap().is_none());
+    // In the trash, with its files, until the trash is emptied; or back with `restore`.
+    assert_eq!(rig.store.trashed().unwrap()[0].1.id, id);
+    assert!(!files_of(&rig.data, id).is_empty());
+    let back = rig.handle.restore(id).await.unwrap();
+    assert_eq!(back.outputs, r.outputs);
+    assert_eq!(rig.stored(id).status, Status::Succeeded);
+    rig.handle.delete(id).await.unwrap();
+    assert_eq!(rig.store.empty_trash(None).unwrap(), 1);
     assert!(files_of(&rig.data, id).is_empty());
+    assert!(rig.store.doctor(false).unwrap().is_clean());
 }
 
 #[tokio::test(start_paused = true)]

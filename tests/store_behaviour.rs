@@ -905,7 +905,7 @@ fn rm_never_deletes_the_database_or_another_records_files() {
             ids.push(r.id.to_string());
         }
     }
-    let mut args = vec!["history", "rm"];
+    let mut args = vec!["history", "rm", "--purge"];
     args.extend(ids.iter().map(String::as_str));
     let run = sb.run(&args);
     assert_eq!(run.code, 0, "{run:?}");
@@ -919,7 +919,7 @@ fn rm_never_deletes_the_database_or_another_records_files() {
     assert_eq!(list.code, 0, "{list:?}");
     assert!(list.stdout.contains("the owner"), "{list:?}");
     // The owner's own rm still removes its files.
-    let run = sb.run(&["history", "rm", &owner.id.to_string()]);
+    let run = sb.run(&["history", "rm", "--purge", &owner.id.to_string()]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(!image.exists() && !image.with_extension("json").exists());
 }
@@ -1281,7 +1281,7 @@ fn an_export_with_out_images_imports_back() {
     assert!(saved[0].exists());
     // Removing the `--out` record keeps the user's file, and says so.
     let source_id = r.id.to_string();
-    let rm = sb.run(&["history", "rm", &source_id]);
+    let rm = sb.run(&["history", "rm", "--purge", &source_id]);
     assert_eq!(rm.code, 0, "{rm:?}");
     assert!(rm.stderr.contains("kept"), "{rm:?}");
     assert!(saved[0].exists());
@@ -1567,4 +1567,62 @@ fn ratings_tags_and_notes_from_the_command_line() {
         text.contains("\"rating\":4") && text.contains("the best of the evening"),
         "{text}"
     );
+}
+
+/// Delete moves to the trash: the record leaves history, its files stay; restore brings it
+/// back whole; empty-trash deletes for good; doctor counts trashed files as owned.
+#[test]
+fn the_trash_keeps_deleted_records_until_emptied() {
+    use easel::store::ImageFiles;
+    let sb = Sandbox::new();
+    let files = ImageFiles::new(&sb.data, None);
+    let mut r = rec("a lantern on a pier", Status::Succeeded);
+    let png = {
+        let img = image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let received = easel::api::ReceivedImage {
+        info: easel::api::payload::verify_image(&png).unwrap(),
+        bytes: png.into(),
+        revised_prompt: None,
+        source: "test",
+    };
+    let saved = files
+        .save(&r.id, r.created, 0, &received, &serde_json::json!({}))
+        .unwrap();
+    r.outputs = vec![saved.clone()];
+    SledStore::open(&sb.data).unwrap().put(&r).unwrap();
+    let image = sb.data.join(&saved.path);
+    let id = r.id.to_string();
+
+    let rm = sb.run(&["history", "rm", &id]);
+    assert_eq!(rm.code, 0, "{rm:?}");
+    assert!(rm.stdout.contains("to the trash"), "{rm:?}");
+    assert!(
+        image.exists(),
+        "the file goes only when the trash is emptied"
+    );
+    assert!(!sb.run(&["history", "list"]).stdout.contains("lantern"));
+    let trash = sb.run(&["history", "trash"]);
+    assert!(trash.stdout.contains("a lantern on a pier"), "{trash:?}");
+    let doctor = sb.run(&["history", "doctor"]);
+    assert_eq!(doctor.code, 0, "trashed files are owned: {doctor:?}");
+
+    let back = sb.run(&["history", "restore", &id[..8]]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert!(sb.run(&["history", "list"]).stdout.contains("lantern"));
+    let unknown = sb.run(&["history", "restore", "ffffffff"]);
+    assert_ne!(unknown.code, 0);
+    assert!(unknown.stderr.contains("not in the trash"), "{unknown:?}");
+
+    assert_eq!(sb.run(&["history", "rm", "--yes", &id]).code, 0);
+    let keep = sb.run(&["history", "empty-trash", "--older-than", "30d"]);
+    assert!(keep.stdout.contains("deleted 0"), "{keep:?}");
+    assert!(image.exists());
+    let empty = sb.run(&["history", "empty-trash"]);
+    assert!(empty.stdout.contains("deleted 1"), "{empty:?}");
+    assert!(!image.exists() && !image.with_extension("json").exists());
+    assert!(sb.run(&["history", "trash"]).stderr.contains("empty"));
 }

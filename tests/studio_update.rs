@@ -1735,7 +1735,7 @@ fn deletion_and_store_outcomes() {
         &mut m,
         Msg::Stored(easel::studio::msg::StoreOutcome::Deleted(id(1))),
     );
-    assert!(m.current_notice().unwrap().text.starts_with("deleted"));
+    assert!(m.current_notice().unwrap().text.starts_with("moved"));
     // The scheduler announces the delete to every client: the list reloads.
     let fx = update(&mut m, Msg::Job(JobEvent::Deleted(id(1))));
     assert!(m.history.generation > g);
@@ -2221,4 +2221,43 @@ fn digits_rate_the_selected_record() {
     rated.rating = 5;
     update(&mut m, Msg::Job(JobEvent::Updated(Box::new(rated))));
     assert_eq!(m.history.rows[&0].rating, 5);
+}
+
+#[test]
+fn u_brings_back_the_last_deleted_record() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    // Nothing to undo yet.
+    assert!(press(&mut m, ch('u')).is_empty());
+    assert!(m.current_notice().unwrap().text.contains("nothing to undo"));
+    press(&mut m, ch('d'));
+    assert!(matches!(press(&mut m, ch('y')).as_slice(), [Effect::Delete(i)] if *i == id(1)));
+    update(
+        &mut m,
+        Msg::Stored(easel::studio::msg::StoreOutcome::Deleted(id(1))),
+    );
+    assert!(
+        m.current_notice()
+            .unwrap()
+            .text
+            .contains("trash (u undoes)")
+    );
+    assert!(matches!(press(&mut m, ch('u')).as_slice(), [Effect::Restore(i)] if *i == id(1)));
+    // Restored: the list reloads with it selected.
+    let fx = update(
+        &mut m,
+        Msg::Job(JobEvent::Restored(Box::new(rec(
+            1,
+            "夜晚的海边小镇，灯火通明",
+            Status::Succeeded,
+        )))),
+    );
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(1)))
+    );
+    assert!(
+        press(&mut m, ch('u')).is_empty(),
+        "each delete is undone once"
+    );
 }

@@ -76,10 +76,33 @@ pub enum HistoryAction {
     },
     /// Add the records of an export; records already present are skipped.
     Import { file: PathBuf },
-    /// Delete generations and their image files.
+    /// Move generations to the trash (`restore` brings them back); --purge deletes them and
+    /// their image files for good. Asks first when run from a terminal, unless --yes.
     Rm {
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Delete for good, not to the trash.
+        #[arg(long)]
+        purge: bool,
+        /// Do not ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// What is in the trash, newest first.
+    Trash {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring generations back from the trash.
+    Restore {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete for good what is in the trash (with --older-than, only what has been there that
+    /// long: 30d, 12h, or a date).
+    EmptyTrash {
+        #[arg(long)]
+        older_than: Option<String>,
     },
     /// Star generations (or unstar them with --off).
     Star {
@@ -240,6 +263,7 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
         action,
         HistoryAction::List(_)
             | HistoryAction::Tags
+            | HistoryAction::Trash { .. }
             | HistoryAction::Show { .. }
             | HistoryAction::Stats { .. }
             | HistoryAction::Export { .. }
@@ -267,18 +291,28 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
         ),
         HistoryAction::Export { out } => export(store.as_ref(), out),
         HistoryAction::Import { file } => import(store.as_ref(), settings, &file),
-        HistoryAction::Rm { ids } => each(store.as_ref(), &ids, |s, id| {
-            let old = s.delete(id)?;
-            println!("deleted {}", id.short());
-            // Say which files were left, and why (rm only removes a record's own files in the
-            // images folder).
-            for o in old.iter().flat_map(|r| r.outputs.iter()) {
-                if let Err(why) = crate::store::files::deletable(&settings.paths.data_dir, &id, o) {
-                    eprintln!("easel: {}", sanitize::line(&why));
-                }
+        HistoryAction::Rm { ids, purge, yes } => {
+            if !yes && !confirm_rm(ids.len(), purge) {
+                eprintln!("easel: nothing deleted");
+                return 1;
             }
-            Ok(())
-        }),
+            if purge {
+                purge_records(store.as_ref(), &settings.paths.data_dir, &ids)
+            } else {
+                each(store.as_ref(), &ids, |s, id| {
+                    s.trash(id)?;
+                    println!(
+                        "moved {} to the trash (easel history restore {} brings it back)",
+                        id.short(),
+                        id.short()
+                    );
+                    Ok(())
+                })
+            }
+        }
+        HistoryAction::Trash { json } => list_trash(store.as_ref(), json),
+        HistoryAction::Restore { ids } => restore(store.as_ref(), &ids),
+        HistoryAction::EmptyTrash { older_than } => empty_trash(store.as_ref(), older_than),
         HistoryAction::Star { ids, off } => each(store.as_ref(), &ids, |s, id| {
             s.set_starred(id, !off)?;
             println!(
@@ -381,6 +415,91 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
             }
         );
     }
+    Ok(())
+}
+
+/// `history rm` from a terminal asks first; from a script (stdin not a terminal) it does not.
+fn confirm_rm(count: usize, purge: bool) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return true;
+    }
+    let what = if purge {
+        "Delete {n} generation(s) and their image files for good"
+    } else {
+        "Move {n} generation(s) to the trash"
+    };
+    eprint!("{}? [y/N] ", what.replace("{n}", &count.to_string()));
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+}
+
+/// `rm --purge`: delete for good, saying which files were kept and why (only a record's own
+/// files in the images folder are removed).
+fn purge_records(
+    store: &dyn HistoryStore,
+    data_dir: &std::path::Path,
+    ids: &[String],
+) -> Result<(), StoreError> {
+    each(store, ids, |s, id| {
+        let old = s.delete(id)?;
+        println!("deleted {}", id.short());
+        for o in old.iter().flat_map(|r| r.outputs.iter()) {
+            if let Err(why) = crate::store::files::deletable(data_dir, &id, o) {
+                eprintln!("easel: {}", sanitize::line(&why));
+            }
+        }
+        Ok(())
+    })
+}
+
+fn restore(store: &dyn HistoryStore, ids: &[String]) -> Result<(), StoreError> {
+    for text in ids {
+        let id = store.resolve_trashed(text).map_err(|e| match e {
+            StoreError::NotFound(_) => StoreError::Invalid(format!(
+                "{} is not in the trash (`easel history trash` lists what is there)",
+                sanitize::line(text)
+            )),
+            other => other,
+        })?;
+        let r = store.restore(id)?;
+        println!("restored {}", r.id.short());
+    }
+    Ok(())
+}
+
+fn list_trash(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
+    let items = store.trashed()?;
+    let mut out = std::io::stdout().lock();
+    for (when, r) in &items {
+        if json {
+            let line = serde_json::json!({ "trashed": when, "record": r }).to_string();
+            writeln!(out, "{}", sanitize::json(&line)).map_err(out_err)?;
+        } else {
+            writeln!(
+                out,
+                "{}  deleted {}  {}",
+                r.id.short(),
+                when.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+                sanitize::truncate(&sanitize::line(&r.prompt), 60)
+            )
+            .map_err(out_err)?;
+        }
+    }
+    if items.is_empty() && !json {
+        eprintln!("the trash is empty");
+    }
+    Ok(())
+}
+
+fn empty_trash(store: &dyn HistoryStore, older_than: Option<String>) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let age = older_than
+        .map(|t| parse_since(&t, now).map(|since| now - since))
+        .transpose()
+        .map_err(StoreError::Invalid)?;
+    let n = store.empty_trash(age)?;
+    println!("deleted {n} generation(s) from the trash for good");
     Ok(())
 }
 

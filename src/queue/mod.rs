@@ -37,8 +37,10 @@ pub enum JobEvent {
     Cancelled(Box<GenerationRecord>),
     /// A record changed outside its job's lifecycle (starred, tagged).
     Updated(Box<GenerationRecord>),
-    /// A record was deleted (a queued or running job with it).
+    /// A record was deleted, to the trash (a queued or running job with it).
     Deleted(Id),
+    /// A record came back from the trash.
+    Restored(Box<GenerationRecord>),
     /// The queue's order changed: the waiting jobs, in the order they will run.
     Reordered(Vec<Id>),
     Paused(bool),
@@ -97,9 +99,14 @@ pub enum Command {
         crate::store::UserEdit,
         tokio::sync::oneshot::Sender<Result<GenerationRecord, String>>,
     ),
-    /// Delete a record and its files. A queued job is taken out of the queue first; a running
-    /// one is cancelled, and whatever its worker reports afterwards is dropped (nothing comes
-    /// back from the dead).
+    /// Bring a record back from the trash.
+    Restore(
+        Id,
+        tokio::sync::oneshot::Sender<Result<GenerationRecord, String>>,
+    ),
+    /// Delete a record to the trash (its files stay until the trash is emptied). A queued job
+    /// is taken out of the queue first; a running one is cancelled, and whatever its worker
+    /// reports afterwards is dropped (nothing comes back by itself).
     Delete(
         Id,
         tokio::sync::oneshot::Sender<Result<Option<GenerationRecord>, String>>,

@@ -107,7 +107,15 @@ impl SchedulerHandle {
         self.ask(move |tx| Command::Edit(id, edit, tx))
     }
 
-    /// Delete a record (cancelling its job first if it is queued or running).
+    /// Bring a record back from the trash.
+    pub fn restore(
+        &self,
+        id: Id,
+    ) -> impl std::future::Future<Output = Result<GenerationRecord, String>> + Send + 'static {
+        self.ask(move |tx| Command::Restore(id, tx))
+    }
+
+    /// Delete a record to the trash (cancelling its job first if it is queued or running).
     pub fn delete(
         &self,
         id: Id,
@@ -337,11 +345,19 @@ impl Scheduler {
             self.deleted.insert(id);
             run.cancel.cancel();
         }
-        let old = blocking(&self.store, move |s| s.delete(id))
+        let old = blocking(&self.store, move |s| s.trash(id))
             .await
             .map_err(|e| e.to_string())?;
         self.emit(JobEvent::Deleted(id));
         Ok(old)
+    }
+
+    async fn restore(&mut self, id: Id) -> Result<GenerationRecord, String> {
+        let r = blocking(&self.store, move |s| s.restore(id))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.emit(JobEvent::Restored(Box::new(r.clone())));
+        Ok(r)
     }
 
     async fn command(&mut self, c: Command) {
@@ -368,6 +384,10 @@ impl Scheduler {
             }
             Command::Delete(id, reply) => {
                 let r = self.delete(id).await;
+                let _ = reply.send(r);
+            }
+            Command::Restore(id, reply) => {
+                let r = self.restore(id).await;
                 let _ = reply.send(r);
             }
             Command::Move(id, how) => {

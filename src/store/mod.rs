@@ -166,7 +166,32 @@ pub trait HistoryStore: Send + Sync {
         self.put(&r)?;
         Ok(r)
     }
-    /// Remove a record and its image files.
+    /// Move a record to the trash: gone from history, its files kept, until the trash is
+    /// emptied. (A store without a trash deletes.)
+    fn trash(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError> {
+        self.delete(id)
+    }
+    /// Bring a record back from the trash (a job that was queued or running comes back
+    /// cancelled).
+    fn restore(&self, id: Id) -> Result<GenerationRecord, StoreError> {
+        Err(StoreError::NotFound(id.to_string()))
+    }
+    /// What is in the trash, newest first, with when it was put there.
+    fn trashed(
+        &self,
+    ) -> Result<Vec<(chrono::DateTime<chrono::Utc>, GenerationRecord)>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Delete for good what has been in the trash longer than `older_than` (everything with
+    /// `None`); returns how many records went.
+    fn empty_trash(&self, _older_than: Option<chrono::Duration>) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+    /// A full id, or a unique prefix, of a record in the trash.
+    fn resolve_trashed(&self, text: &str) -> Result<Id, StoreError> {
+        Err(StoreError::NotFound(text.to_string()))
+    }
+    /// Remove a record and its image files for good.
     fn delete(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError>;
     /// Queued and running jobs, in queue order.
     fn queue(&self) -> Result<Vec<GenerationRecord>, StoreError>;

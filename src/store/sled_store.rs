@@ -25,6 +25,8 @@ pub struct SledStore {
     summaries: sled::Tree,
     queue: sled::Tree,
     meta: sled::Tree,
+    /// Deleted records, kept (with their files, where they are) until the trash is emptied.
+    trash: sled::Tree,
     files: ImageFiles,
     /// Loaded on first use; kept in step with every write after that.
     index: Mutex<Option<Index>>,
@@ -41,6 +43,13 @@ pub struct SledStore {
     _lock: Option<DataDirLock>,
     /// A read-only store works on a private copy of the database, removed when it closes.
     _copy: Option<ScratchDir>,
+}
+
+/// A record in the trash, and when it was put there.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TrashEntry {
+    trashed: chrono::DateTime<Utc>,
+    record: GenerationRecord,
 }
 
 /// A private temporary folder, removed when dropped.
@@ -374,6 +383,7 @@ impl SledStore {
             summaries: tree("summaries")?,
             queue: tree("queue")?,
             meta: tree("meta")?,
+            trash: tree("trash")?,
             db,
             files: ImageFiles::new(data_dir, None),
             index: Mutex::new(None),
@@ -902,6 +912,119 @@ impl HistoryStore for SledStore {
         Ok(r)
     }
 
+    fn trash(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError> {
+        let _q = lock(&self.queue_lock);
+        let Some(r) = self.read(id)? else {
+            return Ok(None);
+        };
+        let entry = serde_json::to_vec(&TrashEntry {
+            trashed: Utc::now(),
+            record: r.clone(),
+        })
+        .map_err(|e| StoreError::Invalid(format!("cannot write the trash entry: {e}")))?;
+        let key = id.key();
+        (
+            &self.gens,
+            &self.summaries,
+            &self.queue,
+            &self.meta,
+            &self.trash,
+        )
+            .transaction(|(g, s, q, meta, t)| {
+                if g.remove(&key)?.is_some() {
+                    bump_count(meta, -1)?;
+                }
+                s.remove(&key)?;
+                q.remove(&key)?;
+                t.insert(&key, entry.as_slice())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| tx_error("move the generation to the trash", e))?;
+        self.flush()?;
+        if let Some(index) = lock(&self.index).as_mut() {
+            index.remove(id);
+        }
+        Ok(Some(r))
+    }
+
+    fn restore(&self, id: Id) -> Result<GenerationRecord, StoreError> {
+        let _q = lock(&self.queue_lock);
+        let bytes = self
+            .trash
+            .get(id.key())
+            .map_err(|e| sled_error("read the trash", e))?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        let entry: TrashEntry = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("a trash entry does not decode: {e}")))?;
+        let mut r = entry.record;
+        // A job deleted while queued or running comes back as cancelled: it is not run again
+        // behind the user's back (retry it to run it).
+        if !r.status.is_final() {
+            r.status = Status::Cancelled;
+        }
+        self.write(&r, None)?;
+        self.trash
+            .remove(id.key())
+            .map_err(|e| sled_error("empty the trash entry", e))?;
+        self.flush()?;
+        Ok(r)
+    }
+
+    fn trashed(&self) -> Result<Vec<(chrono::DateTime<Utc>, GenerationRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.trash.iter() {
+            let (_, v) = kv.map_err(|e| sled_error("read the trash", e))?;
+            if let Ok(e) = serde_json::from_slice::<TrashEntry>(&v) {
+                out.push((e.trashed, e.record));
+            }
+        }
+        out.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+        Ok(out)
+    }
+
+    fn empty_trash(&self, older_than: Option<chrono::Duration>) -> Result<usize, StoreError> {
+        let now = Utc::now();
+        let mut gone = 0;
+        for (when, r) in self.trashed()? {
+            if older_than.is_some_and(|age| now - when < age) {
+                continue;
+            }
+            self.trash
+                .remove(r.id.key())
+                .map_err(|e| sled_error("empty the trash", e))?;
+            // Files after the entry: a crash between leaves files doctor finds, never an entry
+            // pointing at nothing. Only the record's own files, as for a delete.
+            for out in &r.outputs {
+                if let Ok(file) = super::files::deletable(self.data_dir(), &r.id, out) {
+                    let _ = std::fs::remove_file(file.with_extension("json"));
+                    let _ = std::fs::remove_file(&file);
+                }
+            }
+            gone += 1;
+        }
+        self.flush()?;
+        Ok(gone)
+    }
+
+    fn resolve_trashed(&self, text: &str) -> Result<Id, StoreError> {
+        let text = text.trim().to_ascii_lowercase();
+        let matches: Vec<Id> = self
+            .trash
+            .iter()
+            .keys()
+            .filter_map(|k| k.ok().and_then(|k| Id::from_key(&k)))
+            .filter(|id| id.to_string().starts_with(&text) || id.short().starts_with(&text))
+            .collect();
+        match matches.as_slice() {
+            [] => Err(StoreError::NotFound(text)),
+            [one] => Ok(*one),
+            many => Err(StoreError::Ambiguous {
+                prefix: text,
+                matches: many.to_vec(),
+            }),
+        }
+    }
+
     fn delete(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError> {
         let _q = lock(&self.queue_lock);
         let old = self.read(id)?;
@@ -1161,6 +1284,12 @@ impl HistoryStore for SledStore {
             lock(&self.skipped).clear();
             report.repaired = true;
         }
+        // Records in the trash still own their files.
+        for (_, r) in self.trashed()? {
+            for out in &r.outputs {
+                referenced.push(self.files.resolve(&out.path));
+            }
+        }
         // Image files on disk that no record mentions.
         let images = self.data_dir().join("images");
         referenced.sort();
@@ -1190,6 +1319,7 @@ impl HistoryStore for SledStore {
         if !report.unreferenced_files.is_empty() {
             let scan = super::rebuild::scan_only(self.data_dir(), |id| {
                 !self.gens.contains_key(id.key()).unwrap_or(true)
+                    && !self.trash.contains_key(id.key()).unwrap_or(true)
             });
             report.recoverable = scan.records.len();
             if repair && !scan.records.is_empty() {

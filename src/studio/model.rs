@@ -249,6 +249,8 @@ pub struct Model {
     pub history: HistoryState,
     pub preview: PreviewState,
     pub notices: Vec<Notice>,
+    /// Records this session moved to the trash, the latest last: `u` brings them back.
+    pub trash_undo: Vec<Id>,
     pub overlay: Option<Overlay>,
     /// How far the open popup (help, details) is scrolled.
     pub overlay_scroll: u16,
@@ -291,6 +293,7 @@ impl Model {
             history: HistoryState::default(),
             preview: PreviewState::default(),
             notices: Vec::new(),
+            trash_undo: Vec::new(),
             overlay: None,
             overlay_scroll: 0,
             spend: 0.0,

@@ -47,6 +47,7 @@ pub enum Msg {
 pub enum StoreOutcome {
     Starred(GenerationRecord),
     Deleted(Id),
+    Restored(GenerationRecord),
     Failed(String),
 }
 
@@ -86,6 +87,8 @@ pub enum Effect {
     /// Change a record's rating, tags or notes.
     Edit(Id, crate::store::UserEdit),
     Delete(Id),
+    /// Bring a record back from the trash.
+    Restore(Id),
     /// Decode, resize and encode a preview (partials carry their bytes).
     RenderPreview {
         key: PreviewKey,

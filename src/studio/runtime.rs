@@ -517,6 +517,16 @@ async fn run_effect(
                 let _ = tx.send(Msg::Stored(out));
             });
         }
+        Effect::Restore(id) => {
+            let done = edges.scheduler.restore(id);
+            tokio::spawn(async move {
+                let out = match done.await {
+                    Ok(r) => StoreOutcome::Restored(r),
+                    Err(e) => StoreOutcome::Failed(e),
+                };
+                let _ = tx.send(Msg::Stored(out));
+            });
+        }
         Effect::Delete(id) => {
             let done = edges.scheduler.delete(id);
             tokio::spawn(async move {

@@ -87,7 +87,19 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::Stored(outcome) => match outcome {
             StoreOutcome::Starred(r) => replace_row(m, r),
             StoreOutcome::Deleted(id) => {
-                notice(m, format!("deleted {}", id.short()), false);
+                m.trash_undo.push(id);
+                if m.trash_undo.len() > 100 {
+                    m.trash_undo.remove(0);
+                }
+                let undo = m.keymap.hint(Context::History, Action::Undo);
+                notice(
+                    m,
+                    format!("moved {} to the trash ({undo} undoes)", id.short()),
+                    false,
+                );
+            }
+            StoreOutcome::Restored(r) => {
+                notice(m, format!("restored {}", r.id.short()), false);
             }
             StoreOutcome::Failed(e) => notice(m, e, true),
         },
@@ -508,6 +520,10 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                 m.overlay = Some(Overlay::Confirm(Confirm::Delete(Box::new(r.clone()))));
             }
         }
+        Action::Undo => match m.trash_undo.pop() {
+            Some(id) => fx.push(Effect::Restore(id)),
+            None => notice(m, "nothing to undo: no delete in this session", false),
+        },
         Action::CopyPrompt => {
             if let Some(r) = m.history.selected_record() {
                 fx.push(Effect::Copy(r.prompt.clone()));
@@ -701,6 +717,12 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
         JobEvent::Deleted(id) => {
             m.queue.jobs.retain(|j| j.record.id != id);
             m.preview.partials.remove(&id);
+            reload_history(m, fx, false);
+        }
+        JobEvent::Restored(r) => {
+            m.trash_undo.retain(|x| *x != r.id);
+            // Back in the list, and selected.
+            m.history.selected_id = Some(r.id);
             reload_history(m, fx, false);
         }
         JobEvent::Reordered(order) => {

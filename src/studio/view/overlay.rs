@@ -294,7 +294,7 @@ fn delete_lines(r: &GenerationRecord) -> Vec<Line<'static>> {
         )));
     }
     lines.push(Line::from(format!(
-        "Delete this generation and its {} file{}? y / n",
+        "Move it and its {} file{} to the trash? (u undoes) y / n",
         images,
         if images == 1 { "" } else { "s" }
     )));
