@@ -91,7 +91,7 @@ pub struct Axis {
 
 /// Parse `NAME=V1,V2,…`. Errors carry the column within `arg`.
 pub fn parse_axis(arg: &str) -> Result<Axis, RunError> {
-    let origin = format!("--axis {arg}");
+    let origin = format!("--axis {arg:?}");
     let at = |column: usize, message: String, hint: &str| RunError {
         origin: origin.clone(),
         column: Some(column),

@@ -197,7 +197,7 @@ fn error_table_with_origin_and_column() {
         let e = parse_axis(arg).unwrap_err();
         assert_eq!(e.column, Some(*column), "{arg}: {e}");
         assert!(e.message.starts_with(message), "{arg}: {e}");
-        assert_eq!(e.origin, format!("--axis {arg}"));
+        assert_eq!(e.origin, format!("--axis {arg:?}"));
     }
     let mut s = spec("a");
     s.axes = vec![parse_axis("size=a").unwrap(), parse_axis("size=b").unwrap()];
