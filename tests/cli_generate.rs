@@ -1496,19 +1496,38 @@ fn run_errors_point_at_the_column_and_queue_nothing() {
 }
 
 #[test]
-fn a_run_of_several_jobs_is_refused_without_dry_run() {
+fn a_run_is_sent_job_by_job_in_order() {
     let s = Sandbox::new();
-    let run = s.run(&["generate", "--axis", "size=256x256,512x512", "a cat"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains(
-            "this run expands to 2 jobs; only --dry-run supports runs of more than one job yet"
-        ),
-        "{run:#?}"
-    );
-    assert!(run.stdout.is_empty());
-    assert!(!s.data.exists(), "nothing was queued");
-    // A run of one job is sent as usual, with the axis value.
+    let run = s.run(&[
+        "generate",
+        "--json",
+        "--axis",
+        "size=256x256,512x512",
+        "a {cat|dog}",
+    ]);
+    run.expect_code(0);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{run:#?}");
+    let got: Vec<(u64, u64, u64)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["job"].as_u64().unwrap(),
+                l["width"].as_u64().unwrap(),
+                l["jobs"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(1, 256, 4), (2, 512, 4), (3, 256, 4), (4, 512, 4)]);
+    assert_eq!(lines[2]["values"]["alternatives"][0]["value"], "dog");
+    for l in &lines {
+        assert!(Path::new(l["path"].as_str().unwrap()).is_file(), "{l}");
+    }
+    // A run of one job is the ordinary single request, with the axis value.
     let run = s.run(&["generate", "--json", "--axis", "size=256x256", "a {cat}"]);
     run.expect_code(0);
     let v: Value = serde_json::from_str(run.stdout.trim()).unwrap();
@@ -1517,4 +1536,48 @@ fn a_run_of_several_jobs_is_refused_without_dry_run() {
         (Some(256), Some(256)),
         "{v}"
     );
+    assert!(v.get("values").is_none(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_exits_2_when_some_jobs_fail_and_1_when_all_do() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let key = unique_key();
+    server.push_all([Reply::image(), Reply::moderation_blocked(), Reply::image()]);
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &key,
+        &["generate", "--no-preview", "{one|two|three}"],
+    ))
+    .await;
+    run.expect_code(2);
+    assert_eq!(run.paths().len(), 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("job 2 of 3: two: OpenAI refused the prompt"),
+        "{run:#?}"
+    );
+    let prompts: Vec<Value> = server
+        .generation_requests()
+        .iter()
+        .map(|r| r.body["prompt"].clone())
+        .collect();
+    assert_eq!(
+        prompts,
+        [json!("one"), json!("two"), json!("three")],
+        "in order"
+    );
+
+    server.push_all([Reply::moderation_blocked(), Reply::moderation_blocked()]);
+    let run =
+        Run::of_async(s.command_with_key(&server, &key, &["generate", "--repeat", "2", "refused"]))
+            .await;
+    run.expect_code(1);
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert!(
+        run.stderr.contains("job 2 of 2 (repeat 2): refused:"),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains(&key));
 }

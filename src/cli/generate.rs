@@ -6,9 +6,10 @@
 //! 1 when none. `--dry-run` checks and prices the request and sends nothing.
 //!
 //! The prompt may be a run (issue 14, docs/runs.md): `{a|b}` alternatives, `__name__` wildcards,
-//! `--prompts FILE`, `--repeat`, `--axis`, `--pick`. `--dry-run` lists every request of a run
-//! with its estimate and the total; sending a run of more than one job is not supported yet and
-//! is refused before anything is queued.
+//! `--prompts FILE`, `--repeat`, `--axis`, `--pick`. Every request of a run is built and
+//! checked before anything is queued; `--dry-run` lists them with their estimates and the total.
+//! Sent, the jobs are queued in order and run one at a time; the exit status counts the run as a
+//! whole (0 every image saved, 2 some, 1 none), and each message names its job.
 
 use crate::api::{CheckedRequest, GenerationParams, request};
 use crate::catalog;
@@ -572,7 +573,7 @@ pub async fn run(
     if let Some(notice) = provider.notice.as_ref().filter(|_| !quiet) {
         eprintln!("easel: {}", sanitize::line(notice));
     }
-    let (expansion, mut planned) = match plan_run(settings, &provider, &args, prompts) {
+    let (expansion, planned) = match plan_run(settings, &provider, &args, prompts) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -594,25 +595,10 @@ pub async fn run(
             _ => dry_run_run(settings, &provider, &expansion, &planned, args.json),
         };
     }
-    if planned.len() > 1 {
-        super::report(
-            &format!(
-                "not sent: this run expands to {} jobs; only --dry-run supports runs of more than one job yet",
-                planned.len()
-            ),
-            Some(
-                "check the run with --dry-run, and send its prompts one at a time for now (nothing was queued)",
-            ),
-        );
-        return 1;
-    }
-    let Some(Planned {
-        params, checked, ..
-    }) = planned.pop()
-    else {
+    if planned.is_empty() {
         super::report("the run has no jobs", None);
         return 1;
-    };
+    }
     // Checked before sending: an image that was paid for must have somewhere to go.
     if let Some(out) = &args.out
         && let Err(why) = prepare_out_dir(out)
@@ -643,19 +629,36 @@ pub async fn run(
     let is_demo = engine.demo;
     let backend_name = engine.backend_name.clone();
     let (handle, mut events) = (engine.scheduler, engine.events);
-    let submission = Submission {
-        params,
-        provider: provider.name.clone(),
-        front: false,
-        parent: None,
-    };
-    let id = match handle.submit_headless(submission).await {
-        Ok(id) => id,
-        Err(e) => {
-            super::report(&format!("not queued: {e}"), None);
-            return 1;
+    let of = planned.len();
+    let first_model = planned
+        .first()
+        .and_then(|p| p.checked.body["model"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    // Every job of a run is queued, in order, before the first answer is awaited.
+    let mut ids = Vec::with_capacity(of);
+    let mut labels = Vec::with_capacity(of);
+    for (k, p) in planned.into_iter().enumerate() {
+        labels.push((job_label(k + 1, of, &p.values, &p.params.prompt), p.values));
+        let submission = Submission {
+            params: p.params,
+            provider: provider.name.clone(),
+            front: false,
+            parent: None,
+        };
+        match handle.submit_headless(submission).await {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                super::report(&format!("not queued: {e}"), None);
+                // A run is queued whole or not at all.
+                for id in &ids {
+                    handle.cancel(*id);
+                }
+                handle.shutdown().await;
+                return 1;
+            }
         }
-    };
+    }
 
     let demo_mark = if is_demo {
         " [DEMO: offline, no API call]"
@@ -667,49 +670,86 @@ pub async fn run(
         start: Instant::now(),
         label: format!(
             "generating with {} on {}{demo_mark}",
-            sanitize::line(checked.body["model"].as_str().unwrap_or_default()),
+            sanitize::line(&first_model),
             sanitize::line(&backend_name)
         ),
         detail: String::new(),
     };
+    let mut records: Vec<Option<GenerationRecord>> = vec![None; of];
+    let mut done = 0;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     let mut interrupted = false;
-    let finished = loop {
+    let job_of = |id| ids.iter().position(|j| *j == id);
+    let of_run = |k: usize| {
+        if of > 1 {
+            format!(", job {}/{of}", k + 1)
+        } else {
+            String::new()
+        }
+    };
+    while done < of {
         tokio::select! {
             ev = events.recv() => {
-                let Some(ev) = ev else { break None };
+                let Some(ev) = ev else { break };
                 match &ev {
-                    JobEvent::Partial { id: j, index, .. } if *j == id => progress.detail = format!(", partial image {}", index + 1),
-                    JobEvent::Retrying { id: j, retry, wait, reason } if *j == id => {
-                        progress.detail = format!(", retry {retry} in {:.1}s after: {}", wait.as_secs_f64(), sanitize::truncate(reason, 80));
-                    }
+                    JobEvent::Partial { id: j, index, .. } => if let Some(k) = job_of(*j) {
+                        progress.detail = format!("{}, partial image {}", of_run(k), index + 1);
+                    },
+                    JobEvent::Retrying { id: j, retry, wait, reason } => if let Some(k) = job_of(*j) {
+                        progress.detail = format!("{}, retry {retry} in {:.1}s after: {}", of_run(k), wait.as_secs_f64(), sanitize::truncate(reason, 80));
+                    },
                     JobEvent::Problem(p) => {
                         progress.clear();
                         super::report(p, None);
                     }
                     _ => {}
                 }
-                if let Some(r) = ev.finished().filter(|r| r.id == id) {
-                    break Some(r.clone());
+                if let Some(r) = ev.finished()
+                    && let Some(k) = job_of(r.id)
+                    && records[k].is_none()
+                {
+                    records[k] = Some(r.clone());
+                    done += 1;
+                    progress.detail = if of > 1 { format!(", {done}/{of} done") } else { String::new() };
                 }
                 progress.draw();
             }
             r = tokio::signal::ctrl_c(), if !interrupted => {
                 if r.is_ok() {
                     interrupted = true;
-                    handle.cancel(id);
+                    for id in &ids {
+                        handle.cancel(*id);
+                    }
                 }
             }
             _ = tick.tick() => progress.draw(),
         }
-    };
+    }
     progress.clear();
     handle.shutdown().await;
-    let Some(record) = finished else {
-        super::report("the scheduler stopped before the job ended", None);
-        return 1;
-    };
-    report_outcome(&record, &files, &args, settings, quiet)
+    // 0 when every job saved every image, 1 when nothing was saved, 2 in between.
+    let mut codes = Vec::with_capacity(of);
+    for (k, (record, (label, values))) in records.iter().zip(&labels).enumerate() {
+        let job = (of > 1).then_some((label.as_str(), values, k + 1, of));
+        codes.push(match record {
+            Some(record) => report_outcome(record, &files, &args, settings, quiet, job),
+            None => {
+                let what = "the scheduler stopped before the job ended";
+                match job {
+                    Some((label, ..)) => super::report(&format!("{label}: {what}"), None),
+                    None => super::report(what, None),
+                }
+                1
+            }
+        });
+    }
+    if codes.iter().all(|c| *c == 0) {
+        0
+    } else if codes.iter().all(|c| *c == 1) {
+        1
+    } else {
+        2
+    }
 }
 
 /// Print what a finished job made (or why it failed) and choose the exit status.
@@ -719,11 +759,17 @@ fn report_outcome(
     args: &GenerateArgs,
     settings: &Settings,
     quiet: bool,
+    job: Option<(&str, &crate::runs::JobValues, usize, usize)>,
 ) -> i32 {
+    // In a run, every message names its job.
+    let named = |msg: &str| match job {
+        Some((label, ..)) => format!("{label}: {msg}"),
+        None => msg.to_string(),
+    };
     match record.status {
         Status::Succeeded => {}
         Status::Cancelled => {
-            super::report("cancelled", None);
+            super::report(&named("cancelled"), None);
             return 1;
         }
         _ => {
@@ -731,7 +777,7 @@ fn report_outcome(
                 Some(e) => (e.message.clone(), e.hint.clone()),
                 None => (format!("the job ended {}", record.status), None),
             };
-            super::report(&msg, hint.as_deref());
+            super::report(&named(&msg), hint.as_deref());
             return 1;
         }
     }
@@ -745,7 +791,7 @@ fn report_outcome(
     for (i, saved) in record.outputs.iter().enumerate() {
         let abs = files.resolve(&saved.path);
         if args.json {
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "path": abs, "id": record.id, "index": i + 1,
                 "format": saved.format, "width": saved.width, "height": saved.height,
                 "bytes": saved.bytes, "sha256": saved.sha256,
@@ -757,6 +803,11 @@ fn report_outcome(
                 "cost_basis": basis.as_str(), "usage": record.usage,
                 "attempts": record.attempts,
             });
+            if let (Some((_, values, k, of)), Some(obj)) = (job, line.as_object_mut()) {
+                obj.insert("job".into(), serde_json::json!(k));
+                obj.insert("jobs".into(), serde_json::json!(of));
+                obj.insert("values".into(), serde_json::json!(values));
+            }
             // JSON keeps the exact path, with unsafe characters escaped.
             let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));
         } else {
@@ -801,7 +852,7 @@ fn report_outcome(
             } else {
                 e.hint.as_deref()
             };
-            super::report(&e.message, hint);
+            super::report(&named(&e.message), hint);
             if record.outputs.is_empty() { 1 } else { 2 }
         }
         None => 0,
