@@ -1581,3 +1581,28 @@ async fn a_run_exits_2_when_some_jobs_fail_and_1_when_all_do() {
     );
     assert!(!run.stderr.contains(&key));
 }
+
+#[test]
+fn run_text_from_wildcard_files_never_reaches_the_terminal_raw() {
+    let s = Sandbox::new();
+    let dir = s.config_home.join("easel").join("wildcards");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("w.txt"), "\u{1b}[31mred\u{202e}x\nblue\u{9b}2J\n").unwrap();
+    for json in [false, true] {
+        let mut args = vec!["generate", "--dry-run", "a __w__ {cat|dog}"];
+        if json {
+            args.push("--json");
+        }
+        let run = s.run(&args);
+        run.expect_code(0);
+        for raw in [&run.raw_stdout, &run.raw_stderr] {
+            let text = String::from_utf8_lossy(raw);
+            assert!(
+                !text.contains(['\u{1b}', '\u{202e}', '\u{9b}']),
+                "json {json}: {text:?}"
+            );
+        }
+        let last_job = if json { "\"job\":4" } else { "job 4 of 4" };
+        assert!(run.stdout.contains(last_job), "{run:#?}");
+    }
+}
