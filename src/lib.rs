@@ -15,6 +15,7 @@ pub mod config;
 pub mod cost;
 pub mod generation;
 pub mod queue;
+pub mod runs;
 pub mod sanitize;
 pub mod secret;
 pub mod setup;

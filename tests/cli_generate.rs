@@ -1246,3 +1246,381 @@ async fn images_beyond_n_are_dropped_and_said() {
         run.stderr
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Runs: prompt expansion with --dry-run (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+/// The JSON lines of a run's --dry-run: the jobs, then the summary.
+fn run_lines(run: &Run) -> (Vec<Value>, Value) {
+    let mut lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines.pop().expect("a summary line");
+    assert_eq!(summary["summary"], true, "{summary}");
+    (lines, summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_dry_run_lists_a_2x2x2_expansion_with_costs() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let key = unique_key();
+    let args = [
+        "generate",
+        "--dry-run",
+        "--json",
+        "--axis",
+        "size=1024x1024,1536x1024",
+        "--axis",
+        "quality=low,high",
+        "a {cat|dog} on a mat",
+    ];
+    let run = Run::of_async(s.command_with_key(&server, &key, &args)).await;
+    run.expect_code(0);
+    let (jobs, summary) = run_lines(&run);
+    assert_eq!(jobs.len(), 8, "{run:#?}");
+    let mut seen = Vec::new();
+    let mut sum = 0.0;
+    for (k, job) in jobs.iter().enumerate() {
+        assert_eq!(job["job"], k + 1);
+        assert_eq!(job["jobs"], 8);
+        assert!(job["url"].as_str().unwrap().starts_with(&server.base_url()));
+        let body = &job["body"];
+        let values = &job["values"];
+        // The body is what the values say.
+        assert_eq!(body["size"], values["axes"][0]["value"], "{job}");
+        assert_eq!(body["quality"], values["axes"][1]["value"], "{job}");
+        let animal = values["alternatives"][0]["value"].as_str().unwrap();
+        assert_eq!(body["prompt"], format!("a {animal} on a mat"), "{job}");
+        assert_eq!(values["alternatives"][0]["column"], 3);
+        seen.push((
+            body["prompt"].clone(),
+            body["size"].clone(),
+            body["quality"].clone(),
+        ));
+        sum += job["estimated_cost_usd"].as_f64().unwrap();
+    }
+    seen.sort_by_key(|v| v.0.to_string() + &v.1.to_string() + &v.2.to_string());
+    seen.dedup();
+    assert_eq!(seen.len(), 8, "every combination once");
+    // First choice slowest, axes inside it, last axis fastest.
+    assert_eq!(jobs[0]["body"]["prompt"], "a cat on a mat");
+    assert_eq!(jobs[1]["body"]["quality"], "high");
+    assert_eq!(jobs[2]["body"]["size"], "1536x1024");
+    assert_eq!(jobs[4]["body"]["prompt"], "a dog on a mat");
+    assert_eq!(summary["jobs"], 8);
+    assert_eq!(summary["images"], 8);
+    let total = summary["estimated_cost_usd"].as_f64().unwrap();
+    assert!((total - sum).abs() < 1e-5, "{summary}");
+    // 2 × (0.006 + 0.211 + 0.009 + 0.316) by the catalogue, roughly.
+    assert!(total > 1.0 && total < 1.2, "{summary}");
+
+    // The text form: each job with its values and estimate, then the total.
+    let text_args: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+    let run = Run::of_async(s.command_with_key(&server, &key, &text_args)).await;
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains("job 8 of 8 (size=1536x1024, quality=high): a dog on a mat · ≈ $"),
+        "{run:#?}"
+    );
+    assert!(
+        run.stdout
+            .contains("total: 8 jobs · 8 images · estimated cost ≈ $"),
+        "{run:#?}"
+    );
+    assert!(run.stdout.contains("nothing was sent (--dry-run)"));
+
+    // --pick draws the same jobs again with the same seed.
+    let pick = |seed: &'static str| {
+        let mut a = args.to_vec();
+        a.extend(["--pick", "3", "--seed", seed]);
+        s.command_with_key(&server, &key, &a)
+    };
+    let one = Run::of_async(pick("7")).await;
+    let two = Run::of_async(pick("7")).await;
+    one.expect_code(0);
+    assert_eq!(one.stdout, two.stdout);
+    let (picked, summary) = run_lines(&one);
+    assert_eq!(picked.len(), 3);
+    assert_eq!(summary["seed"], 7);
+    assert_eq!(summary["combinations"], 8);
+
+    assert_eq!(server.request_count(), 0, "a dry run sends nothing");
+    assert!(!s.data.exists(), "a dry run writes nothing");
+    assert!(!run.stdout.contains(&key) && !run.stderr.contains(&key));
+}
+
+#[test]
+fn run_prompts_file_and_stdin_with_repeat() {
+    let s = Sandbox::new();
+    let file = s.root.path().join("prompts.txt");
+    std::fs::write(&file, "a lighthouse\n\n   \na {red|blue} kite\n").unwrap();
+    let run = s.run(&[
+        "generate",
+        "--dry-run",
+        "--json",
+        "--repeat",
+        "2",
+        "--prompts",
+        file.to_str().unwrap(),
+    ]);
+    run.expect_code(0);
+    let (jobs, summary) = run_lines(&run);
+    let prompts: Vec<&str> = jobs
+        .iter()
+        .map(|j| j["body"]["prompt"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        prompts,
+        [
+            "a lighthouse",
+            "a lighthouse",
+            "a red kite",
+            "a red kite",
+            "a blue kite",
+            "a blue kite"
+        ]
+    );
+    let repeats: Vec<u64> = jobs
+        .iter()
+        .map(|j| j["values"]["repeat"].as_u64().unwrap())
+        .collect();
+    assert_eq!(repeats, [1, 2, 1, 2, 1, 2]);
+    assert_eq!(jobs[2]["values"]["prompt_index"], 2);
+    assert_eq!(summary["jobs"], 6);
+
+    // `-` reads the prompts from standard input.
+    let run = Run::with_stdin(
+        s.command(&["generate", "--dry-run", "--json", "--prompts", "-"]),
+        b"one\ntwo\n",
+    );
+    run.expect_code(0);
+    let (jobs, _) = run_lines(&run);
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[1]["body"]["prompt"], "two");
+
+    // A prompt and --prompts together is a usage error.
+    s.run(&["generate", "--prompts", "-", "a cat"])
+        .expect_code(64);
+    // An empty prompts file says so.
+    std::fs::write(&file, "\n\n").unwrap();
+    let run = s.run(&["generate", "--dry-run", "--prompts", file.to_str().unwrap()]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("no prompts in it"), "{run:#?}");
+    assert!(!s.data.exists());
+}
+
+#[test]
+fn run_wildcards_come_from_the_config_folder() {
+    let s = Sandbox::new();
+    let dir = s.config_home.join("easel").join("wildcards");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("animal.txt"), "# animals\nfox\n\nowl\n").unwrap();
+    let run = s.run(&["generate", "--dry-run", "--json", "a __animal__ at night"]);
+    run.expect_code(0);
+    let (jobs, _) = run_lines(&run);
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[1]["body"]["prompt"], "a owl at night");
+    assert_eq!(
+        jobs[1]["values"]["wildcards"],
+        json!([{"name": "animal", "column": 3, "value": "owl"}])
+    );
+    // One value: an ordinary single request (the plain dry-run form).
+    std::fs::write(dir.join("animal.txt"), "fox\n").unwrap();
+    let run = s.run(&["generate", "--dry-run", "--json", "a __animal__"]);
+    run.expect_code(0);
+    let v: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["body"]["prompt"], "a fox");
+}
+
+#[test]
+fn run_errors_point_at_the_column_and_queue_nothing() {
+    let s = Sandbox::new();
+    let file = s.root.path().join("p.txt");
+    std::fs::write(&file, "fine\nbroken {a|b\n").unwrap();
+    let file_arg = file.to_str().unwrap();
+    // (arguments, what stderr says)
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["a {cat|dog"],
+            "not sent: the prompt, column 3: unclosed brace",
+        ),
+        (&["a {}"], "the prompt, column 3: empty alternative list"),
+        (&["a cat}"], "the prompt, column 6: this '}' closes no '{'"),
+        (
+            &["{a|b} __nope__"],
+            "the prompt, column 7: unknown wildcard __nope__",
+        ),
+        (&["--prompts", file_arg], "line 2, column 8: unclosed brace"),
+        (
+            &["--axis", "quality=low,,high", "x"],
+            "--axis \"quality=low,,high\", column 13: empty value in the list",
+        ),
+        (&["--axis", "colour=red", "x"], "unknown axis \"colour\""),
+        (
+            &["{0|1|2|3|4|5|6|7|8|9}{0|1|2|3|4|5|6|7|8|9}{0|1|2|3|4|5|6|7|8|9}{a|b}"],
+            "expands to 2000 jobs, over 1000",
+        ),
+        (&["--repeat", "0", "x"], "--repeat: must be at least 1"),
+    ];
+    for (args, message) in table {
+        for dry in [true, false] {
+            let mut a = vec!["generate"];
+            if dry {
+                a.push("--dry-run");
+            }
+            a.extend(args.iter());
+            let run = s.run(&a);
+            run.expect_code(1);
+            assert!(run.stderr.contains(message), "{a:?}: {run:#?}");
+            assert!(run.stderr.contains("hint:"), "{a:?}: {run:#?}");
+            assert!(run.stdout.is_empty(), "{a:?}: {run:#?}");
+        }
+    }
+    // A job the model refuses is named, with its values.
+    let run = s.run(&[
+        "generate",
+        "--dry-run",
+        "--axis",
+        "quality=low,xhigh",
+        "a cat",
+    ]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("not sent: job 2 of 2 (quality=xhigh): a cat:"),
+        "{run:#?}"
+    );
+    // Over 1,000 jobs passes with --allow-large.
+    let run = s.run(&[
+        "generate",
+        "--dry-run",
+        "--json",
+        "--allow-large",
+        "{0|1|2|3|4|5|6|7|8|9}{0|1|2|3|4|5|6|7|8|9}{0|1|2|3|4|5|6|7|8|9}{a|b}",
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.stdout.lines().count(), 2001);
+    // Escapes keep braces literal.
+    let run = s.run(&["generate", "--dry-run", "--json", r"a \{cat\|dog\}"]);
+    run.expect_code(0);
+    let v: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["body"]["prompt"], "a {cat|dog}");
+    assert!(!s.data.exists(), "nothing was queued or written");
+}
+
+#[test]
+fn a_run_is_sent_job_by_job_in_order() {
+    let s = Sandbox::new();
+    let run = s.run(&[
+        "generate",
+        "--json",
+        "--axis",
+        "size=256x256,512x512",
+        "a {cat|dog}",
+    ]);
+    run.expect_code(0);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{run:#?}");
+    let got: Vec<(u64, u64, u64)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["job"].as_u64().unwrap(),
+                l["width"].as_u64().unwrap(),
+                l["jobs"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(1, 256, 4), (2, 512, 4), (3, 256, 4), (4, 512, 4)]);
+    assert_eq!(lines[2]["values"]["alternatives"][0]["value"], "dog");
+    for l in &lines {
+        assert!(Path::new(l["path"].as_str().unwrap()).is_file(), "{l}");
+    }
+    // A run of one job is the ordinary single request, with the axis value.
+    let run = s.run(&["generate", "--json", "--axis", "size=256x256", "a {cat}"]);
+    run.expect_code(0);
+    let v: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(256), Some(256)),
+        "{v}"
+    );
+    assert!(v.get("values").is_none(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_exits_2_when_some_jobs_fail_and_1_when_all_do() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let key = unique_key();
+    server.push_all([Reply::image(), Reply::moderation_blocked(), Reply::image()]);
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &key,
+        &["generate", "--no-preview", "{one|two|three}"],
+    ))
+    .await;
+    run.expect_code(2);
+    assert_eq!(run.paths().len(), 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("job 2 of 3: two: OpenAI refused the prompt"),
+        "{run:#?}"
+    );
+    let prompts: Vec<Value> = server
+        .generation_requests()
+        .iter()
+        .map(|r| r.body["prompt"].clone())
+        .collect();
+    assert_eq!(
+        prompts,
+        [json!("one"), json!("two"), json!("three")],
+        "in order"
+    );
+
+    server.push_all([Reply::moderation_blocked(), Reply::moderation_blocked()]);
+    let run =
+        Run::of_async(s.command_with_key(&server, &key, &["generate", "--repeat", "2", "refused"]))
+            .await;
+    run.expect_code(1);
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert!(
+        run.stderr.contains("job 2 of 2 (repeat 2): refused:"),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains(&key));
+}
+
+#[test]
+fn run_text_from_wildcard_files_never_reaches_the_terminal_raw() {
+    let s = Sandbox::new();
+    let dir = s.config_home.join("easel").join("wildcards");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("w.txt"), "\u{1b}[31mred\u{202e}x\nblue\u{9b}2J\n").unwrap();
+    for json in [false, true] {
+        let mut args = vec!["generate", "--dry-run", "a __w__ {cat|dog}"];
+        if json {
+            args.push("--json");
+        }
+        let run = s.run(&args);
+        run.expect_code(0);
+        for raw in [&run.raw_stdout, &run.raw_stderr] {
+            let text = String::from_utf8_lossy(raw);
+            assert!(
+                !text.contains(['\u{1b}', '\u{202e}', '\u{9b}']),
+                "json {json}: {text:?}"
+            );
+        }
+        let last_job = if json { "\"job\":4" } else { "job 4 of 4" };
+        assert!(run.stdout.contains(last_job), "{run:#?}");
+    }
+}

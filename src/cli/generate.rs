@@ -4,6 +4,12 @@
 //! terminal, and each image inline when stdout is a terminal. Exit status: 0 when every image was
 //! saved where asked, 2 when some were (or were kept in the data folder because `--out` failed),
 //! 1 when none. `--dry-run` checks and prices the request and sends nothing.
+//!
+//! The prompt may be a run (issue 14, docs/runs.md): `{a|b}` alternatives, `__name__` wildcards,
+//! `--prompts FILE`, `--repeat`, `--axis`, `--pick`. Every request of a run is built and
+//! checked before anything is queued; `--dry-run` lists them with their estimates and the total.
+//! Sent, the jobs are queued in order and run one at a time; the exit status counts the run as a
+//! whole (0 every image saved, 2 some, 1 none), and each message names its job.
 
 use crate::api::{CheckedRequest, GenerationParams, request};
 use crate::catalog;
@@ -19,8 +25,13 @@ use std::time::Instant;
 
 #[derive(Debug, Args, Default)]
 pub struct GenerateArgs {
-    /// The prompt; `-` reads it from standard input.
-    pub prompt: String,
+    /// The prompt; `-` reads it from standard input. `{a|b}` and `__name__` expand it into
+    /// several (docs/runs.md).
+    #[arg(required_unless_present = "prompts", conflicts_with = "prompts")]
+    pub prompt: Option<String>,
+    /// The run flags (boxed: they are rarely given, and keep the command small).
+    #[command(flatten)]
+    pub run: Box<RunArgs>,
     /// Model (default: the config's, else gpt-image-2). Any name is accepted.
     #[arg(long, short)]
     pub model: Option<String>,
@@ -69,6 +80,30 @@ pub struct GenerateArgs {
     /// Do not print the images inline.
     #[arg(long)]
     pub no_preview: bool,
+}
+
+/// How a prompt becomes a run of several jobs (docs/runs.md).
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// Read the prompts from FILE, one per line (blank lines skipped); `-` for standard input.
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+    /// Make each combination N times.
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
+    /// A parameter axis, NAME=V1,V2,… (model, size, quality, n, background, format,
+    /// compression, moderation, style); repeat for a grid.
+    #[arg(long, value_name = "NAME=VALUES")]
+    pub axis: Vec<String>,
+    /// Draw N of the combinations at random instead of all of them.
+    #[arg(long, value_name = "N")]
+    pub pick: Option<u64>,
+    /// The seed for --pick, to draw the same combinations again.
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<u64>,
+    /// Allow a run of more than 1,000 jobs.
+    #[arg(long)]
+    pub allow_large: bool,
 }
 
 /// The request: flags first, then the provider's model, then the config's defaults where the
@@ -249,13 +284,278 @@ fn dry_run(
     0
 }
 
+/// The prompts of the run: the one argument, or the lines of `--prompts`.
+fn read_run_prompts(args: &GenerateArgs) -> Result<Vec<(String, String)>, String> {
+    let Some(file) = &args.run.prompts else {
+        let prompt = read_prompt(args.prompt.as_deref().unwrap_or_default())?;
+        return Ok(vec![("the prompt".to_string(), prompt)]);
+    };
+    let (name, text) = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("could not read the prompts from standard input: {e}"))?;
+        ("standard input".to_string(), text)
+    } else {
+        let name = format!("--prompts {}", file.display());
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            format!("cannot read {name}: {e} (it must be a UTF-8 text file, one prompt a line)")
+        })?;
+        (name, text)
+    };
+    let prompts = crate::runs::prompts_from_text(&name, &text);
+    if prompts.is_empty() {
+        return Err(format!(
+            "{name}: no prompts in it (one prompt a line; blank lines are skipped)"
+        ));
+    }
+    Ok(prompts)
+}
+
+/// The wildcard folder: `$XDG_CONFIG_HOME/easel/wildcards`, else `~/.config/easel/wildcards`.
+pub fn wildcard_dir(env: config::Env) -> PathBuf {
+    env("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            env("HOME")
+                .map(PathBuf::from)
+                .or_else(|| etcetera::home_dir().ok())
+                .map(|h| h.join(".config"))
+        })
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"))
+        .join("easel")
+        .join("wildcards")
+}
+
+/// The flags with a job's axis values in place of theirs (values were checked by `parse_axis`).
+fn with_axes(
+    mut o: crate::setup::ParamOverrides,
+    axes: &[crate::runs::AxisValue],
+) -> crate::setup::ParamOverrides {
+    for a in axes {
+        let v = Some(a.value.clone());
+        match a.name.as_str() {
+            "model" => o.model = v,
+            "size" => o.size = v,
+            "quality" => o.quality = v,
+            "n" => o.n = a.value.parse().ok(),
+            "background" => o.background = v,
+            "format" => o.format = v,
+            "compression" => o.compression = a.value.parse().ok(),
+            "moderation" => o.moderation = v,
+            "style" => o.style = v,
+            _ => {}
+        }
+    }
+    o
+}
+
+/// One request of a run, built and checked.
+struct Planned {
+    values: crate::runs::JobValues,
+    params: GenerationParams,
+    checked: CheckedRequest,
+}
+
+/// "job 3 of 8 (size=1024x1024, quality=low): a red fox": which job, for messages.
+fn job_label(k: usize, of: usize, values: &crate::runs::JobValues, prompt: &str) -> String {
+    let mut parts: Vec<String> = values
+        .axes
+        .iter()
+        .map(|a| format!("{}={}", a.name, a.value))
+        .collect();
+    if values.repeat > 1 {
+        parts.push(format!("repeat {}", values.repeat));
+    }
+    let which = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    };
+    format!(
+        "job {k} of {of}{which}: {}",
+        sanitize::truncate(&sanitize::line(prompt), 60)
+    )
+}
+
+/// Expand the run and build and check every request, before anything is sent. On failure the
+/// problem is printed and the exit status returned.
+fn plan_run(
+    settings: &Settings,
+    provider: &Provider,
+    args: &GenerateArgs,
+    prompts: Vec<(String, String)>,
+) -> Result<(crate::runs::Expansion, Vec<Planned>), i32> {
+    let fail = |e: crate::runs::RunError| {
+        super::report(&format!("not sent: {e}"), Some(&e.hint));
+        1
+    };
+    let axes = args
+        .run
+        .axis
+        .iter()
+        .map(|a| crate::runs::parse_axis(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    let spec = crate::runs::RunSpec {
+        prompts,
+        axes,
+        repeat: args.run.repeat.unwrap_or(1),
+        pick: args.run.pick,
+        seed: args.run.seed,
+        allow_large: args.run.allow_large,
+    };
+    let mut wildcards = crate::runs::Wildcards::new(wildcard_dir(&config::real_env));
+    let expansion = crate::runs::expand(&spec, &mut wildcards).map_err(fail)?;
+    let of = expansion.jobs.len();
+    let mut planned = Vec::with_capacity(of);
+    for (k, job) in expansion.jobs.iter().enumerate() {
+        let overrides = with_axes(overrides(args), &job.values.axes);
+        let params = crate::setup::params(
+            settings,
+            provider.model.as_deref(),
+            &overrides,
+            job.prompt.clone(),
+        );
+        let mut checked = match request::check(&params, &settings.catalog, &provider.rules) {
+            Ok(c) => c,
+            Err(e) => {
+                // The catalogue helps only when the refusal is about what this model takes (the
+                // message then names it), not for an empty prompt or a range any model has.
+                let hint = format!(
+                    "`easel models` lists what {} and the other models accept",
+                    params.model
+                );
+                let about_model = e.message.contains(params.model.trim());
+                let what = if of > 1 {
+                    format!(
+                        "not sent: {}: {e} (nothing of the run was queued)",
+                        job_label(k + 1, of, &job.values, &job.prompt)
+                    )
+                } else {
+                    format!("not sent: {e}")
+                };
+                super::report(&what, about_model.then_some(hint.as_str()));
+                return Err(1);
+            }
+        };
+        // OpenAI's shutdown dates matter only when the request goes to OpenAI: compatible
+        // servers may still serve those names.
+        if provider.is_openai()
+            && let Some(w) = settings
+                .catalog
+                .get(&params.model)
+                .and_then(|spec| spec.openai_shutdown_warning(catalog::today()))
+        {
+            checked.warnings.push(w);
+        }
+        planned.push(Planned {
+            values: job.values.clone(),
+            params,
+            checked,
+        });
+    }
+    Ok((expansion, planned))
+}
+
+/// `--dry-run` of a run of several jobs: every request with its estimate, then the total.
+fn dry_run_run(
+    settings: &Settings,
+    provider: &Provider,
+    expansion: &crate::runs::Expansion,
+    planned: &[Planned],
+    json: bool,
+) -> i32 {
+    let url = provider.generations_url();
+    let round = |c: f64| (c * 1e6).round() / 1e6;
+    let of = planned.len();
+    let images: u64 = planned.iter().map(|p| u64::from(p.params.n)).sum();
+    let costs: Vec<Option<f64>> = planned
+        .iter()
+        .map(|p| estimate(settings, &p.params))
+        .collect();
+    let total: f64 = costs.iter().flatten().sum();
+    let unpriced = costs.iter().filter(|c| c.is_none()).count();
+    let mut out = std::io::stdout().lock();
+    if json {
+        for (k, (p, cost)) in planned.iter().zip(&costs).enumerate() {
+            let line = serde_json::json!({
+                "dry_run": true,
+                "job": k + 1,
+                "jobs": of,
+                "provider": provider.name,
+                "demo": provider.is_demo(),
+                "url": url,
+                "body": p.checked.body,
+                "estimated_cost_usd": cost.map(round),
+                "warnings": p.checked.warnings,
+                "values": p.values,
+            });
+            let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));
+        }
+        let summary = serde_json::json!({
+            "dry_run": true,
+            "summary": true,
+            "jobs": of,
+            "images": images,
+            "combinations": expansion.combinations,
+            "seed": expansion.seed,
+            "estimated_cost_usd": round(total),
+            "unpriced_jobs": unpriced,
+        });
+        let _ = writeln!(out, "{}", sanitize::json(&summary.to_string()));
+        return 0;
+    }
+    let target = match &url {
+        Some(url) => format!("would send {of} requests to {}: POST {url}", provider.name),
+        None => format!("would run {of} jobs on the offline demo backend (no API call)"),
+    };
+    let _ = writeln!(out, "{}", sanitize::line(&target));
+    for (k, (p, cost)) in planned.iter().zip(&costs).enumerate() {
+        let price = match cost {
+            Some(c) => format!("≈ ${c:.3}"),
+            None => "cost unknown".to_string(),
+        };
+        let head = format!(
+            "{} · {price}",
+            job_label(k + 1, of, &p.values, &p.params.prompt)
+        );
+        let body = serde_json::to_string(&p.checked.body).unwrap_or_default();
+        let _ = writeln!(out, "{}", sanitize::line(&head));
+        let _ = writeln!(out, "  {}", sanitize::json(&body));
+    }
+    let mut summary = format!(
+        "total: {of} jobs · {images} images · estimated cost ≈ ${total:.3} (an estimate from the catalogue's prices"
+    );
+    if provider.is_demo() {
+        summary.push_str("; free on the demo backend");
+    }
+    if unpriced > 0 {
+        summary.push_str(&format!(
+            "; {unpriced} jobs not counted: their model has no prices in the catalogue"
+        ));
+    }
+    summary.push(')');
+    let _ = writeln!(out, "{summary}");
+    if let Some(seed) = expansion.seed {
+        let _ = writeln!(
+            out,
+            "drawn from {} combinations with --seed {seed} (give it again for the same draw)",
+            expansion.combinations
+        );
+    }
+    let _ = writeln!(out, "nothing was sent (--dry-run)");
+    0
+}
+
 pub async fn run(
     settings: &Settings,
     provider: Option<&str>,
     args: GenerateArgs,
     quiet: bool,
 ) -> i32 {
-    let prompt = match read_prompt(&args.prompt) {
+    let prompts = match read_run_prompts(&args) {
         Ok(p) => p,
         Err(e) => {
             super::report(&e, None);
@@ -273,42 +573,31 @@ pub async fn run(
     if let Some(notice) = provider.notice.as_ref().filter(|_| !quiet) {
         eprintln!("easel: {}", sanitize::line(notice));
     }
-    let params = build_params(settings, provider.model.as_deref(), &args, prompt);
-    let mut checked = match request::check(&params, &settings.catalog, &provider.rules) {
-        Ok(c) => c,
-        Err(e) => {
-            // The catalogue helps only when the refusal is about what this model takes (the
-            // message then names it), not for an empty prompt or a range any model has.
-            let hint = format!(
-                "`easel models` lists what {} and the other models accept",
-                params.model
-            );
-            let about_model = e.message.contains(params.model.trim());
-            super::report(
-                &format!("not sent: {e}"),
-                about_model.then_some(hint.as_str()),
-            );
-            return 1;
-        }
+    let (expansion, planned) = match plan_run(settings, &provider, &args, prompts) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    // OpenAI's shutdown dates matter only when the request goes to OpenAI: compatible servers
-    // may still serve those names.
-    if provider.is_openai()
-        && let Some(w) = settings
-            .catalog
-            .get(&params.model)
-            .and_then(|spec| spec.openai_shutdown_warning(catalog::today()))
-    {
-        checked.warnings.push(w);
-    }
     if !quiet {
-        for w in &checked.warnings {
-            // Warnings quote the model name and the catalogue's note, which may come from anywhere.
-            eprintln!("easel: warning: {}", sanitize::line(w));
+        // Once each, however many jobs share it.
+        let mut seen: Vec<&str> = Vec::new();
+        for w in planned.iter().flat_map(|p| &p.checked.warnings) {
+            if !seen.contains(&w.as_str()) {
+                seen.push(w);
+                // Warnings quote the model name and the catalogue's note, which may come from
+                // anywhere.
+                eprintln!("easel: warning: {}", sanitize::line(w));
+            }
         }
     }
     if args.dry_run {
-        return dry_run(settings, &provider, &params, &checked, args.json);
+        return match planned.as_slice() {
+            [one] => dry_run(settings, &provider, &one.params, &one.checked, args.json),
+            _ => dry_run_run(settings, &provider, &expansion, &planned, args.json),
+        };
+    }
+    if planned.is_empty() {
+        super::report("the run has no jobs", None);
+        return 1;
     }
     // Checked before sending: an image that was paid for must have somewhere to go.
     if let Some(out) = &args.out
@@ -341,19 +630,36 @@ pub async fn run(
     let is_demo = engine.demo;
     let backend_name = engine.backend_name.clone();
     let (handle, mut events) = (engine.scheduler, engine.events);
-    let submission = Submission {
-        params,
-        provider: provider.name.clone(),
-        front: false,
-        parent: None,
-    };
-    let id = match handle.submit_headless(submission).await {
-        Ok(id) => id,
-        Err(e) => {
-            super::report(&format!("not queued: {e}"), None);
-            return 1;
+    let of = planned.len();
+    let first_model = planned
+        .first()
+        .and_then(|p| p.checked.body["model"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    // Every job of a run is queued, in order, before the first answer is awaited.
+    let mut ids = Vec::with_capacity(of);
+    let mut labels = Vec::with_capacity(of);
+    for (k, p) in planned.into_iter().enumerate() {
+        labels.push((job_label(k + 1, of, &p.values, &p.params.prompt), p.values));
+        let submission = Submission {
+            params: p.params,
+            provider: provider.name.clone(),
+            front: false,
+            parent: None,
+        };
+        match handle.submit_headless(submission).await {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                super::report(&format!("not queued: {e}"), None);
+                // A run is queued whole or not at all.
+                for id in &ids {
+                    handle.cancel(*id);
+                }
+                handle.shutdown().await;
+                return 1;
+            }
         }
-    };
+    }
 
     let demo_mark = if is_demo {
         " [DEMO: offline, no API call]"
@@ -365,49 +671,86 @@ pub async fn run(
         start: Instant::now(),
         label: format!(
             "generating with {} on {}{demo_mark}",
-            sanitize::line(checked.body["model"].as_str().unwrap_or_default()),
+            sanitize::line(&first_model),
             sanitize::line(&backend_name)
         ),
         detail: String::new(),
     };
+    let mut records: Vec<Option<GenerationRecord>> = vec![None; of];
+    let mut done = 0;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     let mut interrupted = false;
-    let finished = loop {
+    let job_of = |id| ids.iter().position(|j| *j == id);
+    let of_run = |k: usize| {
+        if of > 1 {
+            format!(", job {}/{of}", k + 1)
+        } else {
+            String::new()
+        }
+    };
+    while done < of {
         tokio::select! {
             ev = events.recv() => {
-                let Some(ev) = ev else { break None };
+                let Some(ev) = ev else { break };
                 match &ev {
-                    JobEvent::Partial { id: j, index, .. } if *j == id => progress.detail = format!(", partial image {}", index + 1),
-                    JobEvent::Retrying { id: j, retry, wait, reason } if *j == id => {
-                        progress.detail = format!(", retry {retry} in {:.1}s after: {}", wait.as_secs_f64(), sanitize::truncate(reason, 80));
-                    }
+                    JobEvent::Partial { id: j, index, .. } => if let Some(k) = job_of(*j) {
+                        progress.detail = format!("{}, partial image {}", of_run(k), index + 1);
+                    },
+                    JobEvent::Retrying { id: j, retry, wait, reason } => if let Some(k) = job_of(*j) {
+                        progress.detail = format!("{}, retry {retry} in {:.1}s after: {}", of_run(k), wait.as_secs_f64(), sanitize::truncate(reason, 80));
+                    },
                     JobEvent::Problem(p) => {
                         progress.clear();
                         super::report(p, None);
                     }
                     _ => {}
                 }
-                if let Some(r) = ev.finished().filter(|r| r.id == id) {
-                    break Some(r.clone());
+                if let Some(r) = ev.finished()
+                    && let Some(k) = job_of(r.id)
+                    && records[k].is_none()
+                {
+                    records[k] = Some(r.clone());
+                    done += 1;
+                    progress.detail = if of > 1 { format!(", {done}/{of} done") } else { String::new() };
                 }
                 progress.draw();
             }
             r = tokio::signal::ctrl_c(), if !interrupted => {
                 if r.is_ok() {
                     interrupted = true;
-                    handle.cancel(id);
+                    for id in &ids {
+                        handle.cancel(*id);
+                    }
                 }
             }
             _ = tick.tick() => progress.draw(),
         }
-    };
+    }
     progress.clear();
     handle.shutdown().await;
-    let Some(record) = finished else {
-        super::report("the scheduler stopped before the job ended", None);
-        return 1;
-    };
-    report_outcome(&record, &files, &args, settings, quiet)
+    // 0 when every job saved every image, 1 when nothing was saved, 2 in between.
+    let mut codes = Vec::with_capacity(of);
+    for (k, (record, (label, values))) in records.iter().zip(&labels).enumerate() {
+        let job = (of > 1).then_some((label.as_str(), values, k + 1, of));
+        codes.push(match record {
+            Some(record) => report_outcome(record, &files, &args, settings, quiet, job),
+            None => {
+                let what = "the scheduler stopped before the job ended";
+                match job {
+                    Some((label, ..)) => super::report(&format!("{label}: {what}"), None),
+                    None => super::report(what, None),
+                }
+                1
+            }
+        });
+    }
+    if codes.iter().all(|c| *c == 0) {
+        0
+    } else if codes.iter().all(|c| *c == 1) {
+        1
+    } else {
+        2
+    }
 }
 
 /// Print what a finished job made (or why it failed) and choose the exit status.
@@ -417,11 +760,17 @@ fn report_outcome(
     args: &GenerateArgs,
     settings: &Settings,
     quiet: bool,
+    job: Option<(&str, &crate::runs::JobValues, usize, usize)>,
 ) -> i32 {
+    // In a run, every message names its job.
+    let named = |msg: &str| match job {
+        Some((label, ..)) => format!("{label}: {msg}"),
+        None => msg.to_string(),
+    };
     match record.status {
         Status::Succeeded => {}
         Status::Cancelled => {
-            super::report("cancelled", None);
+            super::report(&named("cancelled"), None);
             return 1;
         }
         _ => {
@@ -429,7 +778,7 @@ fn report_outcome(
                 Some(e) => (e.message.clone(), e.hint.clone()),
                 None => (format!("the job ended {}", record.status), None),
             };
-            super::report(&msg, hint.as_deref());
+            super::report(&named(&msg), hint.as_deref());
             return 1;
         }
     }
@@ -443,7 +792,7 @@ fn report_outcome(
     for (i, saved) in record.outputs.iter().enumerate() {
         let abs = files.resolve(&saved.path);
         if args.json {
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "path": abs, "id": record.id, "index": i + 1,
                 "format": saved.format, "width": saved.width, "height": saved.height,
                 "bytes": saved.bytes, "sha256": saved.sha256,
@@ -455,6 +804,11 @@ fn report_outcome(
                 "cost_basis": basis.as_str(), "usage": record.usage,
                 "attempts": record.attempts,
             });
+            if let (Some((_, values, k, of)), Some(obj)) = (job, line.as_object_mut()) {
+                obj.insert("job".into(), serde_json::json!(k));
+                obj.insert("jobs".into(), serde_json::json!(of));
+                obj.insert("values".into(), serde_json::json!(values));
+            }
             // JSON keeps the exact path, with unsafe characters escaped.
             let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));
         } else {
@@ -499,7 +853,7 @@ fn report_outcome(
             } else {
                 e.hint.as_deref()
             };
-            super::report(&e.message, hint);
+            super::report(&named(&e.message), hint);
             if record.outputs.is_empty() { 1 } else { 2 }
         }
         None => 0,
