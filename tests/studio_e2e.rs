@@ -1241,3 +1241,38 @@ fn the_external_editor_command_is_split_like_a_shell_and_its_file_is_private() {
     studio.keys(&["C-c"]);
     studio.expect_clean_exit();
 }
+
+/// The studio remembers the unsent prompt and the selection; `--fresh` starts clean.
+#[test]
+fn a_restart_restores_the_unsent_prompt_and_the_selection() {
+    let sb = Sandbox::new(10);
+    for p in [
+        "first picture, a kite",
+        "second picture, a boat",
+        "third picture, a moon",
+    ] {
+        assert!(sb.easel(&["generate", "--no-preview", p]).status.success());
+    }
+    let studio = Studio::open(&sb, "remember-1");
+    studio.wait_for("three entries", |s| s.history_entries().len() == 3);
+    studio.type_text("a draft I have not sent");
+    studio.leave_editor();
+    studio.keys(&["j"]);
+    studio.wait_for("the second row selected", |s| s.contains(" 2/3 "));
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+
+    // Not `open`: the studio comes back with the history focused, as it was left.
+    let studio = Studio::launch(&sb, "remember-2");
+    studio.wait_for("the draft back", |s| s.contains("a draft I have not sent"));
+    // The selection is back on the second record: its details say so.
+    studio.wait_for("history focused, second row", |s| {
+        s.focused("History") && s.contains(" 2/3 ")
+    });
+    studio.keys(&["Enter"]);
+    studio.wait_for("details of the second picture", |s| {
+        s.contains("Details") && s.contains("second picture, a boat")
+    });
+    studio.keys(&["q", "C-c"]);
+    studio.expect_clean_exit();
+}

@@ -2261,3 +2261,74 @@ fn u_brings_back_the_last_deleted_record() {
         "each delete is undone once"
     );
 }
+
+#[test]
+fn the_studio_state_round_trips() {
+    let mut m = rich();
+    type_text(&mut m, "an unsent draft");
+    m.params.size = Some("1536x1024".into());
+    m.focus = Pane::History;
+    press(&mut m, ch('j'));
+    press(&mut m, ch('f'));
+    m.history.text = "fox".into();
+    let saved = easel::studio::state::capture(&m);
+    let json = serde_json::to_string(&saved).unwrap();
+    let back: easel::studio::state::Saved = serde_json::from_str(&json).unwrap();
+    let mut fresh = model();
+    easel::studio::state::restore(&mut fresh, back);
+    assert_eq!(fresh.prompt(), "an unsent draft");
+    assert_eq!(fresh.params.size.as_deref(), Some("1536x1024"));
+    assert_eq!(fresh.focus, Pane::History);
+    assert_eq!(fresh.history.filter, Filter::Starred);
+    assert_eq!(fresh.history.text, "fox");
+    // The first page asks where the selected record is.
+    assert_eq!(fresh.history.anchor.map(|(i, _)| i), Some(id(2)));
+    // Parameters the model would now refuse are not restored.
+    let mut bad = easel::studio::state::capture(&m);
+    bad.params.as_mut().unwrap().size = Some("1000x1000".into());
+    let mut other = model();
+    easel::studio::state::restore(&mut other, bad);
+    assert_eq!(other.params.size, None);
+}
+
+#[test]
+fn a_restored_selection_is_asked_for_with_the_first_page() {
+    let provider = ProviderInfo {
+        name: "demo".into(),
+        demo: true,
+        openai: false,
+        rules: ProviderRules::default(),
+    };
+    let mut m = Model::new(
+        Keymap::default(),
+        Arc::new(Catalog::builtin()),
+        provider,
+        GenerationParams::default(),
+        t0(),
+    );
+    let saved = easel::studio::state::Saved {
+        prompt: String::new(),
+        params: None,
+        focus: Some("history".into()),
+        filter: None,
+        filter_model: None,
+        search: String::new(),
+        selected: Some(id(3)),
+    };
+    easel::studio::state::restore(&mut m, saved);
+    let fx = update(&mut m, Msg::Resize(120, 40));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(3))),
+        "{fx:?}"
+    );
+    page_with(
+        &mut m,
+        0,
+        4,
+        history_records(),
+        Some((id(3), Located::At(2))),
+    );
+    assert_eq!(m.history.selected, 2);
+    assert_eq!(m.history.selected_record().unwrap().id, id(3));
+}

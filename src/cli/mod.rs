@@ -60,6 +60,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub quiet: bool,
 
+    /// Open the studio clean: not with the prompt, parameters, filters and selection it had
+    /// when it was last closed.
+    #[arg(long)]
+    pub fresh: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -237,7 +242,9 @@ pub async fn run(mut cli: Cli) -> i32 {
                     return 1;
                 }
                 match settings.resolve_provider(cli.provider.as_deref(), &config::real_env) {
-                    Ok(provider) => crate::studio::runtime::run(&settings, provider).await,
+                    Ok(provider) => {
+                        crate::studio::runtime::run(&settings, provider, cli.fresh).await
+                    }
                     Err(e) => {
                         report(&e.to_string(), None);
                         1

@@ -13,5 +13,6 @@ pub mod msg;
 pub mod params;
 pub mod preview;
 pub mod runtime;
+pub mod state;
 pub mod update;
 pub mod view;

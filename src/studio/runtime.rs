@@ -189,7 +189,7 @@ fn install_panic_log(log: std::path::PathBuf) {
 }
 
 /// Run the studio until the user quits. Returns the exit status.
-pub async fn run(settings: &Settings, provider: Provider) -> i32 {
+pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
     let data_dir = settings.paths.data_dir.clone();
     let keymap = settings.keymap.clone();
     let engine = match crate::setup::start_engine(
@@ -257,6 +257,10 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
     model.graphics = graphics;
     model.truecolor = truecolor;
     model.data_dir = data_dir.clone();
+    let state_file = data_dir.join(super::state::FILE);
+    if !fresh && let Some(saved) = read_state(&state_file) {
+        super::state::restore(&mut model, saved);
+    }
     let (tx, rx) = unbounded_channel();
     if let Some(n) = &provider.notice {
         let _ = tx.send(Msg::Notice(n.clone()));
@@ -287,6 +291,8 @@ pub async fn run(settings: &Settings, provider: Provider) -> i32 {
         });
     }
     let code = event_loop(&mut terminal, &mut model, &edges, rx, jobs).await;
+    // Remembered for the next start (also after SIGHUP: a dropped SSH link loses no draft).
+    write_state(&state_file, &super::state::capture(&model));
     scheduler.shutdown().await;
     restore_screen();
     code
@@ -439,6 +445,29 @@ impl EventLoop<'_> {
                 self.pending.push(m);
             }
         }
+    }
+}
+
+/// The studio's state from an earlier run, if it can be read (a damaged file is ignored: it
+/// only holds conveniences).
+fn read_state(path: &std::path::Path) -> Option<super::state::Saved> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > 1 << 20 {
+        return None;
+    }
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Save the studio's state: a private temporary file renamed into place.
+fn write_state(path: &std::path::Path, saved: &super::state::Saved) {
+    let Ok(bytes) = serde_json::to_vec(saved) else {
+        return;
+    };
+    let Some(dir) = path.parent() else { return };
+    if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir)
+        && tmp.write_all(&bytes).is_ok()
+    {
+        let _ = tmp.persist(path);
     }
 }
 
