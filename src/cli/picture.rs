@@ -190,23 +190,35 @@ pub fn load(path: &Path) -> Result<DynamicImage, String> {
 /// Print a picture file into the output, fitted into `cols`×`rows` cells.
 pub fn print_file(path: &Path, cols: u32, rows: u32) -> Result<(), String> {
     let img = load(path)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    show(&mut out, &img, cols, rows)?;
+    out.flush()
+        .map_err(|e| format!("cannot write the picture: {e}"))
+}
+
+/// Whether the environment says the terminal takes 24-bit colours.
+pub fn truecolor_env() -> bool {
+    std::env::var("COLORTERM").is_ok_and(|v| matches!(v.as_str(), "truecolor" | "24bit"))
+}
+
+/// Show a picture at the cursor, fitted into `cols`×`rows` cells: the terminal's graphics
+/// protocol where it has one (through viuer, which writes to stdout itself), half-blocks
+/// everywhere else. One path for `easel view`, printed pictures and the studio's full view.
+pub fn show(out: &mut impl Write, img: &DynamicImage, cols: u32, rows: u32) -> Result<(), String> {
     if graphics_terminal() {
+        out.flush()
+            .map_err(|e| format!("cannot write the picture: {e}"))?;
         let conf = viuer::Config {
             absolute_offset: false,
             width: Some(cols),
             height: Some(rows),
             ..Default::default()
         };
-        return viuer::print(&img, &conf)
+        return viuer::print(img, &conf)
             .map(|_| ())
             .map_err(|e| format!("cannot show the picture: {e}"));
     }
-    let truecolor =
-        std::env::var("COLORTERM").is_ok_and(|v| matches!(v.as_str(), "truecolor" | "24bit"));
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    write_halfblocks(&mut out, &img, cols, rows, truecolor)
-        .map_err(|e| format!("cannot write the picture: {e}"))?;
-    out.flush()
+    write_halfblocks(out, img, cols, rows, truecolor_env())
         .map_err(|e| format!("cannot write the picture: {e}"))
 }
 
