@@ -11,6 +11,7 @@ pub mod api;
 pub mod backend;
 pub mod catalog;
 pub mod cli;
+pub mod colour;
 pub mod config;
 pub mod cost;
 pub mod generation;

@@ -46,9 +46,7 @@ pub fn write_halfblocks(
         } else if truecolor {
             Some(Code::Rgb(p[0], p[1], p[2]))
         } else {
-            Some(Code::Indexed(ansi_colours::ansi256_from_rgb((
-                p[0], p[1], p[2],
-            ))))
+            Some(Code::Indexed(crate::colour::ansi256(p[0], p[1], p[2])))
         }
     };
     let mut buf = Vec::with_capacity((w * h * 4) as usize);
@@ -279,5 +277,27 @@ mod tests {
         let mut out = Vec::new();
         write_halfblocks(&mut out, &img, 8, 4, false).unwrap();
         assert!(!String::from_utf8(out).unwrap().contains(";2;"));
+    }
+
+    /// Issue 15: in 256 colours a dark blue picture (a night sky) came out grey.
+    #[test]
+    fn dark_blue_keeps_its_hue_in_256_colours() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_pixel(
+            16,
+            16,
+            image::Rgba([20, 30, 70, 255]),
+        ));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 4, 2, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let at = text.find("48;5;").unwrap() + 5;
+        let code: u8 = text[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (r, g, b) = crate::colour::palette_rgb(code);
+        assert!(b > r && b > g, "dark blue became ({r}, {g}, {b}): {text:?}");
     }
 }
