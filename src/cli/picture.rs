@@ -8,14 +8,16 @@ use image::{DynamicImage, RgbaImage};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-/// Fit a `w`×`h` picture into `cols`×`rows` cells of two pixels each, keeping its shape.
+/// Fit a `w`×`h` picture into `cols`×`rows` cells of two pixels each, keeping its shape; the
+/// height is a whole number of cells (an odd one would leave the last row half empty).
 pub fn fit(w: u32, h: u32, cols: u32, rows: u32) -> (u32, u32) {
     let (w, h) = (w.max(1) as f64, h.max(1) as f64);
     let (max_w, max_h) = (f64::from(cols.max(1)), f64::from(rows.max(1) * 2));
     let scale = (max_w / w).min(max_h / h);
+    let height = ((h * scale).round() as u32).clamp(1, rows.max(1) * 2);
     (
         ((w * scale).round() as u32).clamp(1, cols.max(1)),
-        ((h * scale).round() as u32).clamp(1, rows.max(1) * 2),
+        height.div_ceil(2) * 2,
     )
 }
 
@@ -29,15 +31,8 @@ pub fn write_halfblocks(
     truecolor: bool,
 ) -> io::Result<()> {
     let (w, h) = fit(img.width(), img.height(), cols, rows);
-    let small: RgbaImage = if img.width() > w * 2 || img.height() > h * 2 {
-        // Shrink in two steps: a quick box-filtered thumbnail, then an exact resize.
-        img.thumbnail(w * 2, h * 2)
-            .resize_exact(w, h, image::imageops::FilterType::Triangle)
-            .to_rgba8()
-    } else {
-        img.resize_exact(w, h, image::imageops::FilterType::Triangle)
-            .to_rgba8()
-    };
+    // Each half-cell is the average light of the pixels it covers.
+    let small: RgbaImage = crate::colour::resize_linear(&img.to_rgba8(), w, h);
     // Colours as they will be written: 24-bit, or the 256-colour palette index. Comparing in
     // that space means neighbours that map to the same code share it.
     let colour = |p: [u8; 4]| -> Option<Code> {
@@ -255,9 +250,11 @@ mod tests {
     #[test]
     fn fits_keep_shape() {
         assert_eq!(fit(1024, 1024, 80, 40), (80, 80));
-        assert_eq!(fit(1536, 1024, 80, 40), (80, 53));
+        // Whole cells: an odd height would leave a half-empty last row (issue 15).
+        assert_eq!(fit(1536, 1024, 80, 40), (80, 54));
         assert_eq!(fit(1024, 1536, 80, 40), (53, 80));
-        assert_eq!(fit(1, 1, 0, 0), (1, 1));
+        assert_eq!(fit(600, 400, 80, 40), (80, 54));
+        assert_eq!(fit(1, 1, 0, 0), (1, 2));
     }
 
     #[test]
@@ -299,5 +296,20 @@ mod tests {
             .unwrap();
         let (r, g, b) = crate::colour::palette_rgb(code);
         assert!(b > r && b > g, "dark blue became ({r}, {g}, {b}): {text:?}");
+    }
+
+    /// Issue 15: a picture is shrunk by averaging the light of the pixels each cell covers
+    /// (as the eye does), not blurred in sRGB values: fine black and white stripes are a
+    /// light grey (188), not a dark one (128).
+    #[test]
+    fn shrinking_averages_light() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(64, 64, |x, _| {
+            let v = if x % 2 == 0 { 0 } else { 255 };
+            image::Rgba([v, v, v, 255])
+        }));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 4, 2, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("48;2;188;188;188"), "{text:?}");
     }
 }
