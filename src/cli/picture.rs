@@ -54,6 +54,14 @@ pub fn write_halfblocks(
             } else {
                 None
             };
+            // A colour too close to tell from one already set (or from its other half) takes
+            // that one's code: fewer bytes, no visible change.
+            let snap = |c: Option<Code>, others: [Option<Code>; 2]| {
+                others.into_iter().find(|o| close(c, *o)).unwrap_or(c)
+            };
+            let top = snap(top, [bg, fg]);
+            let bottom = snap(bottom, [bg, fg]);
+            let bottom = snap(bottom, [top, None]);
             // The glyph, and the foreground and background it needs (None: the terminal's own).
             let (glyph, want_fg, want_bg): (&str, Option<Code>, Option<Code>) = match (top, bottom)
             {
@@ -91,6 +99,25 @@ pub fn write_halfblocks(
         buf.extend_from_slice(b"\x1b[0m\n");
     }
     out.write_all(&buf)
+}
+
+/// The largest CIE76 difference between two 24-bit colours that share a code: under one
+/// just-noticeable difference (about 2.3).
+const SAME_COLOUR: f32 = 1.0;
+
+/// Whether two truecolor codes are too close to tell apart.
+fn close(a: Option<Code>, b: Option<Code>) -> bool {
+    match (a, b) {
+        (Some(Code::Rgb(r1, g1, b1)), Some(Code::Rgb(r2, g2, b2))) => {
+            let (x, y) = (
+                crate::colour::lab(r1, g1, b1),
+                crate::colour::lab(r2, g2, b2),
+            );
+            (x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2)
+                < SAME_COLOUR * SAME_COLOUR
+        }
+        _ => false,
+    }
 }
 
 /// A colour as an SGR parameter.
@@ -311,5 +338,29 @@ mod tests {
         write_halfblocks(&mut out, &img, 4, 2, true).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("48;2;188;188;188"), "{text:?}");
+    }
+
+    /// Issue 15 (no more bytes than chafa): in truecolor, neighbours whose colours differ by
+    /// less than one just-noticeable step share the code already set.
+    #[test]
+    fn colours_too_close_to_tell_apart_share_a_code() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(8, 4, |x, _| {
+            image::Rgba([100 + (x % 2) as u8, 100, 100, 255])
+        }));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 8, 2, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("\x1b[").count(), 4, "{text:?}");
+        // Visibly different colours still get their own.
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(8, 4, |x, _| {
+            image::Rgba([100 + 20 * (x % 2) as u8, 100, 100, 255])
+        }));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 8, 2, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("120;100;100") && text.contains("100;100;100"),
+            "{text:?}"
+        );
     }
 }
