@@ -218,7 +218,8 @@ pub fn print_file(path: &Path, cols: u32, rows: u32) -> Result<(), String> {
 
 /// Whether the environment says the terminal takes 24-bit colours.
 pub fn truecolor_env() -> bool {
-    std::env::var("COLORTERM").is_ok_and(|v| matches!(v.as_str(), "truecolor" | "24bit"))
+    std::env::var("COLORTERM")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"))
 }
 
 /// Show a picture at the cursor, fitted into `cols`×`rows` cells: the terminal's graphics
