@@ -15,6 +15,7 @@ pub mod colour;
 pub mod config;
 pub mod cost;
 pub mod generation;
+pub mod picture;
 pub mod queue;
 pub mod sanitize;
 pub mod secret;

@@ -608,7 +608,7 @@ fn external_editor(text: &str) -> Result<String, String> {
 /// Show the image as large as the window allows, on the alternate screen (nothing stays on the
 /// main screen), with its name on the last row; any key returns.
 fn full_view(path: &std::path::Path) -> Result<(), String> {
-    let img = crate::cli::picture::load(path)?;
+    let img = crate::picture::load(path)?;
     let (cols, rows) = terminal::size().unwrap_or((80, 24));
     let mut out = std::io::stdout();
     execute!(
@@ -621,7 +621,7 @@ fn full_view(path: &std::path::Path) -> Result<(), String> {
     .map_err(|e| format!("cannot open the full view: {e}"))?;
     let shown = (|| {
         let mut buf = std::io::BufWriter::new(&mut out);
-        crate::cli::picture::show(
+        crate::picture::show(
             &mut buf,
             &img,
             u32::from(cols),
