@@ -29,6 +29,8 @@ def fmt(v, unit):
         return "—"
     if unit == "bytes":
         return f"{v:,.0f} B"
+    if unit == "ΔE":
+        return f"{v:.2f}"
     if unit == "MB":
         return f"{v:.1f} MB"
     return f"{v:.3f} ms" if v < 10 else f"{v:.1f} ms"

@@ -1276,3 +1276,67 @@ fn a_restart_restores_the_unsent_prompt_and_the_selection() {
     studio.keys(&["q", "C-c"]);
     studio.expect_clean_exit();
 }
+
+/// Rows of the screen that hold a picture: at least 10 half-blocks or coloured backgrounds.
+fn picture_rows(s: &Screen) -> usize {
+    s.rows
+        .iter()
+        .filter(|r| {
+            r.iter()
+                .filter(|c| matches!(c.ch, '▀' | '▄') || c.style.bg != Colour::Default)
+                .count()
+                >= 10
+        })
+        .count()
+}
+
+/// Issue 15: the full view (`z`) runs on the alternate screen and fits the picture to the
+/// window; after returning and quitting, the shell shows neither the picture nor the prompt
+/// to press a key.
+#[test]
+fn the_full_view_leaves_the_main_screen_untouched() {
+    let sb = Sandbox::new(10);
+    let out = sb.easel(&["generate", "--no-preview", "a lighthouse for the full view"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let studio = Studio::open(&sb, "full-view");
+    studio.wait_for("the entry", |s| s.history_entries().len() == 1);
+    studio.leave_editor();
+    studio.keys(&["z"]);
+    let screen = studio.wait_for("the full view", |s| {
+        s.contains("press any key to return") && !s.shows_studio()
+    });
+    assert!(
+        studio.alternate_screen(),
+        "the full view is drawn on the main screen:\n{}",
+        screen.text()
+    );
+    // A square picture in a 120×40 window: as tall as the window allows (one row for the line
+    // under it).
+    let rows = picture_rows(&screen);
+    assert!(
+        rows >= 38,
+        "the picture is not fitted to the window ({rows} rows):\n{}",
+        screen.text()
+    );
+    studio.keys(&["Space"]);
+    studio.wait_for("the studio again", |s| {
+        s.shows_studio() && !s.contains("press any key")
+    });
+    studio.keys(&["q"]);
+    let screen = studio.expect_clean_exit();
+    assert!(
+        !screen.contains("press any key"),
+        "the full view's prompt is left on the shell's screen:\n{}",
+        screen.text()
+    );
+    assert_eq!(
+        picture_rows(&screen),
+        0,
+        "the picture is left on the shell's screen:\n{}",
+        screen.text()
+    );
+}

@@ -840,3 +840,22 @@ fn the_editor_footer_keeps_its_border() {
         assert!(footer.ends_with('┘'), "{w}: {footer}");
     }
 }
+
+/// Issue 15: without truecolor, a dark blue picture cell kept no hue (it became a grey). The
+/// 256-colour mapping keeps blue blue, and leaves colours that are not 24-bit alone.
+#[test]
+fn the_256_colour_mapping_keeps_dark_blue_blue() {
+    let mut buf = Buffer::empty(ratatui::layout::Rect::new(0, 0, 3, 1));
+    buf.content[0].set_bg(Color::Rgb(20, 30, 70));
+    buf.content[1].set_fg(Color::Rgb(30, 40, 90));
+    buf.content[2].set_fg(Color::Indexed(6));
+    easel::studio::view::to_256_colours(&mut buf);
+    for c in [buf.content[0].bg, buf.content[1].fg] {
+        let Color::Indexed(i) = c else {
+            panic!("not mapped: {c:?}")
+        };
+        let (r, g, b) = easel::colour::palette_rgb(i);
+        assert!(b > r && b > g, "a dark blue became ({r}, {g}, {b})");
+    }
+    assert_eq!(buf.content[2].fg, Color::Indexed(6));
+}

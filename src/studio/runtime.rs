@@ -655,34 +655,62 @@ fn external_editor(text: &str) -> Result<String, String> {
     }
 }
 
-/// Print the image at full size with viuer into the normal screen, then wait for a key.
+/// Show the image as large as the window allows, on the alternate screen (nothing stays on the
+/// main screen), with its name on the last row; any key returns.
 fn full_view(path: &std::path::Path) -> Result<(), String> {
-    let img = image::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let img = crate::picture::load(path)?;
     let (cols, rows) = terminal::size().unwrap_or((80, 24));
     let mut out = std::io::stdout();
-    let _ = write!(out, "\x1b[2J\x1b[H");
-    let conf = viuer::Config {
-        absolute_offset: false,
-        width: Some(u32::from(cols)),
-        height: Some(u32::from(rows.saturating_sub(2))),
-        ..Default::default()
-    };
-    viuer::print(&img, &conf).map_err(|e| format!("cannot show the image: {e}"))?;
-    let _ = write!(
+    execute!(
         out,
-        "{} — press any key to return",
-        crate::sanitize::line(&path.display().to_string())
-    );
-    let _ = out.flush();
-    let _ = terminal::enable_raw_mode();
-    loop {
-        match crossterm::event::read() {
-            Ok(Event::Key(_)) | Err(_) => break,
-            _ => {}
+        terminal::EnterAlternateScreen,
+        terminal::Clear(terminal::ClearType::All),
+        crossterm::cursor::MoveTo(0, 0),
+        crossterm::cursor::Hide
+    )
+    .map_err(|e| format!("cannot open the full view: {e}"))?;
+    let shown = (|| {
+        let mut buf = std::io::BufWriter::new(&mut out);
+        crate::picture::show(
+            &mut buf,
+            &img,
+            u32::from(cols),
+            u32::from(rows.saturating_sub(1).max(1)),
+        )?;
+        buf.flush()
+            .map_err(|e| format!("cannot show the image: {e}"))?;
+        drop(buf);
+        let name = crate::sanitize::line(&path.display().to_string()).into_owned();
+        let line = format!("{name} — press any key to return");
+        // The whole line fits on the last row, its end (the key hint) kept.
+        let width = usize::from(cols.saturating_sub(1));
+        let skip = unicode_width::UnicodeWidthStr::width(line.as_str()).saturating_sub(width);
+        let mut dropped = 0;
+        let tail: String = line
+            .chars()
+            .skip_while(|c| {
+                let keep = dropped >= skip;
+                dropped += unicode_width::UnicodeWidthChar::width(*c).unwrap_or(0);
+                !keep
+            })
+            .collect();
+        let _ = execute!(
+            out,
+            crossterm::cursor::MoveTo(0, rows.saturating_sub(1)),
+            crossterm::style::Print(tail)
+        );
+        let _ = terminal::enable_raw_mode();
+        loop {
+            match crossterm::event::read() {
+                Ok(Event::Key(_)) | Err(_) => break,
+                _ => {}
+            }
         }
-    }
+        Ok(())
+    })();
     let _ = terminal::disable_raw_mode();
-    Ok(())
+    let _ = execute!(out, terminal::LeaveAlternateScreen, crossterm::cursor::Show);
+    shown
 }
 
 /// History pages on a worker; stale requests (an older query) are skipped.

@@ -78,10 +78,10 @@ pub fn pad(s: &str, cols: usize) -> String {
 }
 
 /// Map 24-bit colours (pictures drawn in half-blocks) to the 256-colour palette, for terminals
-/// without truecolor.
+/// without truecolor, in a perceptual space (see [`crate::colour`]).
 pub fn to_256_colours(buf: &mut Buffer) {
     let map = |c: Color| match c {
-        Color::Rgb(r, g, b) => Color::Indexed(ansi_colours::ansi256_from_rgb((r, g, b))),
+        Color::Rgb(r, g, b) => Color::Indexed(crate::colour::ansi256(r, g, b)),
         other => other,
     };
     for cell in buf.content.iter_mut() {

@@ -1,0 +1,368 @@
+//! Pictures printed into a command's normal output (`easel view`, `generate`, `history show`) and
+//! the studio's full view.
+//!
+//! Terminals with the kitty or iTerm2 protocol get the picture through viuer. Everywhere else
+//! (and when the output is not a terminal) easel prints half-blocks itself: one `▀` per two
+//! pixels, colour codes only where the colour changes, so the output stays small over slow links.
+
+use image::{DynamicImage, RgbaImage};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// Fit a `w`×`h` picture into `cols`×`rows` cells of two pixels each, keeping its shape; the
+/// height is a whole number of cells (an odd one would leave the last row half empty).
+pub fn fit(w: u32, h: u32, cols: u32, rows: u32) -> (u32, u32) {
+    let (w, h) = (w.max(1) as f64, h.max(1) as f64);
+    let (max_w, max_h) = (f64::from(cols.max(1)), f64::from(rows.max(1) * 2));
+    let scale = (max_w / w).min(max_h / h);
+    let height = ((h * scale).round() as u32).clamp(1, rows.max(1) * 2);
+    (
+        ((w * scale).round() as u32).clamp(1, cols.max(1)),
+        height.div_ceil(2) * 2,
+    )
+}
+
+/// Write `img` as half-blocks into `cols`×`rows` cells. `truecolor` false maps colours to the
+/// 256-colour palette. Transparent pixels show the terminal's background.
+pub fn write_halfblocks(
+    out: &mut impl Write,
+    img: &DynamicImage,
+    cols: u32,
+    rows: u32,
+    truecolor: bool,
+) -> io::Result<()> {
+    let (w, h) = fit(img.width(), img.height(), cols, rows);
+    // Each half-cell is the average light of the pixels it covers.
+    let small: RgbaImage = crate::colour::resize_linear(&img.to_rgba8(), w, h);
+    // Colours as they will be written: 24-bit, or the 256-colour palette index. Comparing in
+    // that space means neighbours that map to the same code share it.
+    let colour = |p: [u8; 4]| -> Option<Code> {
+        if p[3] < 128 {
+            None
+        } else if truecolor {
+            Some(Code::Rgb(p[0], p[1], p[2]))
+        } else {
+            Some(Code::Indexed(crate::colour::ansi256(p[0], p[1], p[2])))
+        }
+    };
+    let mut buf = Vec::with_capacity((w * h * 4) as usize);
+    for row in (0..h).step_by(2) {
+        let (mut fg, mut bg): (Option<Code>, Option<Code>) = (None, None);
+        for x in 0..w {
+            let top = colour(small.get_pixel(x, row).0);
+            let bottom = if row + 1 < h {
+                colour(small.get_pixel(x, row + 1).0)
+            } else {
+                None
+            };
+            // A colour too close to tell from one already set (or from its other half) takes
+            // that one's code: fewer bytes, no visible change.
+            let snap = |c: Option<Code>, others: [Option<Code>; 2]| {
+                others.into_iter().find(|o| close(c, *o)).unwrap_or(c)
+            };
+            let top = snap(top, [bg, fg]);
+            let bottom = snap(bottom, [bg, fg]);
+            let bottom = snap(bottom, [top, None]);
+            // The glyph, and the foreground and background it needs (None: the terminal's own).
+            let (glyph, want_fg, want_bg): (&str, Option<Code>, Option<Code>) = match (top, bottom)
+            {
+                (None, None) => (" ", fg, None),
+                (Some(t), None) => ("▀", Some(t), None),
+                (None, Some(b)) => ("▄", Some(b), None),
+                // One colour: a space on that background, whatever the foreground is.
+                (Some(t), Some(b)) if t == b => (" ", fg, Some(t)),
+                // Keep whichever colour is already set where it is, to save a code.
+                (Some(t), Some(b)) if fg == Some(b) || bg == Some(t) => ("▄", Some(b), Some(t)),
+                (Some(t), Some(b)) => ("▀", Some(t), Some(b)),
+            };
+            let mut params: Vec<String> = Vec::new();
+            if want_bg.is_none() && bg.is_some() {
+                params.push("49".into());
+                bg = None;
+            }
+            if want_fg != fg {
+                if let Some(c) = want_fg {
+                    params.push(c.sgr(true));
+                }
+                fg = want_fg;
+            }
+            if want_bg != bg {
+                if let Some(c) = want_bg {
+                    params.push(c.sgr(false));
+                }
+                bg = want_bg;
+            }
+            if !params.is_empty() {
+                let _ = write!(buf, "\x1b[{}m", params.join(";"));
+            }
+            buf.extend_from_slice(glyph.as_bytes());
+        }
+        buf.extend_from_slice(b"\x1b[0m\n");
+    }
+    out.write_all(&buf)
+}
+
+/// The largest CIE76 difference between two 24-bit colours that share a code: under one
+/// just-noticeable difference (about 2.3).
+const SAME_COLOUR: f32 = 1.0;
+
+/// Whether two truecolor codes are too close to tell apart.
+fn close(a: Option<Code>, b: Option<Code>) -> bool {
+    match (a, b) {
+        (Some(Code::Rgb(r1, g1, b1)), Some(Code::Rgb(r2, g2, b2))) => {
+            let (x, y) = (
+                crate::colour::lab(r1, g1, b1),
+                crate::colour::lab(r2, g2, b2),
+            );
+            (x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2)
+                < SAME_COLOUR * SAME_COLOUR
+        }
+        _ => false,
+    }
+}
+
+/// A colour as an SGR parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Rgb(u8, u8, u8),
+    Indexed(u8),
+}
+
+impl Code {
+    fn sgr(self, foreground: bool) -> String {
+        let layer = if foreground { 38 } else { 48 };
+        match self {
+            Code::Rgb(r, g, b) => format!("{layer};2;{r};{g};{b}"),
+            Code::Indexed(i) => format!("{layer};5;{i}"),
+        }
+    }
+}
+
+/// Whether viuer should print (a terminal with kitty or iTerm2 graphics).
+fn graphics_terminal() -> bool {
+    if std::env::var("EASEL_GRAPHICS").is_ok_and(|v| matches!(v.as_str(), "halfblocks" | "none")) {
+        return false;
+    }
+    io::IsTerminal::is_terminal(&io::stdout())
+        && (viuer::is_iterm_supported() || viuer::get_kitty_support() != viuer::KittySupport::None)
+}
+
+/// The largest picture file easel reads (the Images API's own inputs stay under 50 MB).
+pub const MAX_PICTURE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Read a picture file: a regular file only (not a device, pipe or folder), at most
+/// [`MAX_PICTURE_BYTES`], its format told by its bytes rather than its name.
+pub fn load(path: &Path) -> Result<DynamicImage, String> {
+    let name = crate::sanitize::line(&path.display().to_string()).into_owned();
+    let not_regular = || {
+        format!(
+            "{name} is not a regular file (a folder, device or pipe): give the path of a picture file"
+        )
+    };
+    let too_large = |len: u64| {
+        format!(
+            "{name} is too large to be a picture easel shows ({} MB; at most {} MB)",
+            len.div_ceil(1024 * 1024),
+            MAX_PICTURE_BYTES / (1024 * 1024)
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot open {name}: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    if meta.len() > MAX_PICTURE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // Without blocking: if the path was swapped for a pipe since, opening must not wait for a
+    // writer. The open file is checked again, and the read is capped whatever it is.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| format!("cannot open {name}: {e}"))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_PICTURE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    if bytes.len() as u64 > MAX_PICTURE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let reader = image::ImageReader::new(io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    if reader.format().is_none() {
+        return Err(format!(
+            "{name} is not a picture easel can show (PNG, JPEG, WebP or GIF)"
+        ));
+    }
+    reader
+        .decode()
+        .map_err(|e| format!("cannot decode {name}: {e}"))
+}
+
+/// Print a picture file into the output, fitted into `cols`×`rows` cells.
+pub fn print_file(path: &Path, cols: u32, rows: u32) -> Result<(), String> {
+    let img = load(path)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    show(&mut out, &img, cols, rows)?;
+    out.flush()
+        .map_err(|e| format!("cannot write the picture: {e}"))
+}
+
+/// Whether the environment says the terminal takes 24-bit colours.
+pub fn truecolor_env() -> bool {
+    std::env::var("COLORTERM")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"))
+}
+
+/// Show a picture at the cursor, fitted into `cols`×`rows` cells: the terminal's graphics
+/// protocol where it has one (through viuer, which writes to stdout itself), half-blocks
+/// everywhere else. One path for `easel view`, printed pictures and the studio's full view.
+pub fn show(out: &mut impl Write, img: &DynamicImage, cols: u32, rows: u32) -> Result<(), String> {
+    if graphics_terminal() {
+        out.flush()
+            .map_err(|e| format!("cannot write the picture: {e}"))?;
+        let conf = viuer::Config {
+            absolute_offset: false,
+            width: Some(cols),
+            height: Some(rows),
+            ..Default::default()
+        };
+        return viuer::print(img, &conf)
+            .map(|_| ())
+            .map_err(|e| format!("cannot show the picture: {e}"));
+    }
+    write_halfblocks(out, img, cols, rows, truecolor_env())
+        .map_err(|e| format!("cannot write the picture: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 9 item 10: a pipe must be refused at once, not waited on or read without end.
+    #[cfg(unix)]
+    #[test]
+    fn load_refuses_a_pipe_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.png");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = load(&fifo).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn load_tells_the_format_from_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = RgbaImage::from_pixel(6, 4, image::Rgba([1, 2, 3, 255]));
+        let mut webp = io::Cursor::new(Vec::new());
+        img.write_to(&mut webp, image::ImageFormat::WebP).unwrap();
+        let path = dir.path().join("named.jpg");
+        std::fs::write(&path, webp.into_inner()).unwrap();
+        let got = load(&path).unwrap();
+        assert_eq!((got.width(), got.height()), (6, 4));
+        let empty = dir.path().join("empty.png");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(load(&empty).unwrap_err().contains("not a picture"));
+    }
+
+    #[test]
+    fn fits_keep_shape() {
+        assert_eq!(fit(1024, 1024, 80, 40), (80, 80));
+        // Whole cells: an odd height would leave a half-empty last row (issue 15).
+        assert_eq!(fit(1536, 1024, 80, 40), (80, 54));
+        assert_eq!(fit(1024, 1536, 80, 40), (53, 80));
+        assert_eq!(fit(600, 400, 80, 40), (80, 54));
+        assert_eq!(fit(1, 1, 0, 0), (1, 2));
+    }
+
+    #[test]
+    fn output_has_one_line_per_row_and_few_codes() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_pixel(
+            64,
+            64,
+            image::Rgba([10, 20, 30, 255]),
+        ));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 8, 4, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 4);
+        // A flat colour needs one colour code a row.
+        assert_eq!(text.matches("48;2;10;20;30").count(), 4, "{text:?}");
+        assert!(!text.contains("38;2"), "{text:?}");
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 8, 4, false).unwrap();
+        assert!(!String::from_utf8(out).unwrap().contains(";2;"));
+    }
+
+    /// Issue 15: in 256 colours a dark blue picture (a night sky) came out grey.
+    #[test]
+    fn dark_blue_keeps_its_hue_in_256_colours() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_pixel(
+            16,
+            16,
+            image::Rgba([20, 30, 70, 255]),
+        ));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 4, 2, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let at = text.find("48;5;").unwrap() + 5;
+        let code: u8 = text[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (r, g, b) = crate::colour::palette_rgb(code);
+        assert!(b > r && b > g, "dark blue became ({r}, {g}, {b}): {text:?}");
+    }
+
+    /// Issue 15: a picture is shrunk by averaging the light of the pixels each cell covers
+    /// (as the eye does), not blurred in sRGB values: fine black and white stripes are a
+    /// light grey (188), not a dark one (128).
+    #[test]
+    fn shrinking_averages_light() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(64, 64, |x, _| {
+            let v = if x % 2 == 0 { 0 } else { 255 };
+            image::Rgba([v, v, v, 255])
+        }));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 4, 2, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("48;2;188;188;188"), "{text:?}");
+    }
+
+    /// Issue 15 (no more bytes than chafa): in truecolor, neighbours whose colours differ by
+    /// less than one just-noticeable step share the code already set.
+    #[test]
+    fn colours_too_close_to_tell_apart_share_a_code() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(8, 4, |x, _| {
+            image::Rgba([100 + (x % 2) as u8, 100, 100, 255])
+        }));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 8, 2, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("\x1b[").count(), 4, "{text:?}");
+        // Visibly different colours still get their own.
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(8, 4, |x, _| {
+            image::Rgba([100 + 20 * (x % 2) as u8, 100, 100, 255])
+        }));
+        let mut out = Vec::new();
+        write_halfblocks(&mut out, &img, 8, 2, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("120;100;100") && text.contains("100;100;100"),
+            "{text:?}"
+        );
+    }
+}
