@@ -31,6 +31,13 @@ fn id(n: u128) -> Id {
 }
 
 fn new_model(keymap: Keymap) -> Model {
+    let mut m = bare_model(keymap);
+    update(&mut m, Msg::Resize(80, 24));
+    m
+}
+
+/// A studio as the runtime makes it, before its first message.
+fn bare_model(keymap: Keymap) -> Model {
     let provider = ProviderInfo {
         name: "demo".into(),
         demo: true,
@@ -45,7 +52,6 @@ fn new_model(keymap: Keymap) -> Model {
         t0(),
     );
     m.data_dir = PathBuf::from("/data/easel");
-    update(&mut m, Msg::Resize(80, 24));
     m
 }
 
@@ -1880,14 +1886,20 @@ fn eight() -> Vec<GenerationRecord> {
         .collect()
 }
 
-#[test]
-fn history_selection_follows_its_record_when_a_new_one_lands_on_top() {
+/// Eight records in history, the fourth selected.
+fn on_the_fourth_of_eight() -> Model {
     let mut m = model();
     page(&mut m, 0, 8, eight());
     m.focus = Pane::History;
     for _ in 0..3 {
         press(&mut m, ch('j'));
     }
+    m
+}
+
+#[test]
+fn history_selection_follows_its_record_when_a_new_one_lands_on_top() {
+    let mut m = on_the_fourth_of_eight();
     let chosen = m.history.selected_record().unwrap().id;
     assert_eq!(chosen, id(6));
     // A generation finishes: it lands on top of history.
@@ -1918,12 +1930,7 @@ fn history_selection_follows_its_record_when_a_new_one_lands_on_top() {
 
 #[test]
 fn history_selection_goes_to_the_nearest_neighbour_when_its_record_goes() {
-    let mut m = model();
-    page(&mut m, 0, 8, eight());
-    m.focus = Pane::History;
-    for _ in 0..3 {
-        press(&mut m, ch('j'));
-    }
+    let mut m = on_the_fourth_of_eight();
     assert_eq!(m.history.selected_record().unwrap().id, id(6));
     update(&mut m, Msg::Job(JobEvent::Deleted(id(6))));
     // The store says where it would have been: the next older record stands there now.
@@ -2293,19 +2300,7 @@ fn the_studio_state_round_trips() {
 
 #[test]
 fn a_restored_selection_is_asked_for_with_the_first_page() {
-    let provider = ProviderInfo {
-        name: "demo".into(),
-        demo: true,
-        openai: false,
-        rules: ProviderRules::default(),
-    };
-    let mut m = Model::new(
-        Keymap::default(),
-        Arc::new(Catalog::builtin()),
-        provider,
-        GenerationParams::default(),
-        t0(),
-    );
+    let mut m = bare_model(Keymap::default());
     let saved = easel::studio::state::Saved {
         prompt: String::new(),
         params: None,
