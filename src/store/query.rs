@@ -173,18 +173,29 @@ impl Search {
             return None;
         }
         let hay = Utf32Str::new(prompt, buf);
-        let mut score = self.pattern.score(hay, matcher)?;
+        // One pass over the atoms: a fuzzy term's positions come with its score, so the
+        // matcher's dynamic programme runs once per term (not once to score, once to place).
+        let mut score = 0u32;
         let mut indices = Vec::new();
         let mut as_typed = true;
         let mut words = true;
         for (atom, typed) in self.pattern.atoms.iter().zip(&self.typed) {
-            let Some(typed) = typed else { continue };
+            let Some(typed) = typed else {
+                // Exact, prefix, suffix and excluded terms: their score says all.
+                score += u32::from(atom.score(hay, matcher)?);
+                continue;
+            };
             indices.clear();
-            // As typed first (cheap); only a term not found as typed needs fuzzy indices.
-            if typed.indices(hay, matcher, &mut indices).is_none() {
-                indices.clear();
-                atom.indices(hay, matcher, &mut indices)?;
-            }
+            // As typed first (a quick substring search); only a term not found as typed needs
+            // the fuzzy matcher.
+            let s = match typed.indices(hay, matcher, &mut indices) {
+                Some(s) => s,
+                None => {
+                    indices.clear();
+                    atom.indices(hay, matcher, &mut indices)?
+                }
+            };
+            score += u32::from(s);
             let (Some(&first), Some(&last)) = (indices.iter().min(), indices.iter().max()) else {
                 continue;
             };
