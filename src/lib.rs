@@ -17,6 +17,7 @@ pub mod generation;
 pub mod queue;
 pub mod sanitize;
 pub mod secret;
+pub mod service;
 pub mod setup;
 pub mod store;
 pub mod studio;
