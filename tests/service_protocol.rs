@@ -166,7 +166,10 @@ async fn read_frame(conn: &mut Raw) -> Option<ServerFrame> {
 }
 
 async fn assert_closed(conn: &mut Raw) {
-    assert!(read_frame(conn).await.is_none(), "the connection stayed open");
+    assert!(
+        read_frame(conn).await.is_none(),
+        "the connection stayed open"
+    );
 }
 
 fn fatal_kind(frame: Option<ServerFrame>) -> (ErrorKind, String) {
@@ -200,7 +203,13 @@ async fn a_client_handshakes_and_gets_answers() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ServiceError::Failed { kind: ErrorKind::Unsupported, .. }),
+        matches!(
+            err,
+            ServiceError::Failed {
+                kind: ErrorKind::Unsupported,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(!err.to_string().contains('\x1b'), "{err}");
@@ -234,8 +243,16 @@ async fn a_client_of_another_version_is_told_clearly() {
         };
         assert_eq!(protocol, PROTOCOL_VERSION);
         assert_eq!(error.kind, ErrorKind::VersionMismatch);
-        assert!(error.message.contains("protocol version 1"), "{}", error.message);
-        assert!(error.message.contains("easel service stop"), "{}", error.message);
+        assert!(
+            error.message.contains("protocol version 1"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.contains("easel service stop"),
+            "{}",
+            error.message
+        );
         assert_closed(&mut conn).await;
     }
     assert_eq!(s.handler.handled.load(Ordering::SeqCst), 0);
@@ -258,11 +275,20 @@ async fn a_service_of_another_version_is_told_clearly_to_the_client() {
     });
     let err = Client::connect(&socket, "test").await.unwrap_err();
     assert!(
-        matches!(err, ServiceError::VersionMismatch { client: 1, service: 0 }),
+        matches!(
+            err,
+            ServiceError::VersionMismatch {
+                client: 1,
+                service: 0
+            }
+        ),
         "{err:?}"
     );
     let msg = err.to_string();
-    assert!(msg.contains("older") && msg.contains("easel service stop"), "{msg}");
+    assert!(
+        msg.contains("older") && msg.contains("easel service stop"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -273,7 +299,9 @@ async fn the_first_frame_must_be_a_hello() {
         id: 1,
         request: Request::Status,
     };
-    conn.send(wire::encode(&req, 1 << 20).unwrap()).await.unwrap();
+    conn.send(wire::encode(&req, 1 << 20).unwrap())
+        .await
+        .unwrap();
     let (kind, _) = fatal_kind(read_frame(&mut conn).await);
     assert_eq!(kind, ErrorKind::HandshakeRequired);
     assert_closed(&mut conn).await;
@@ -318,7 +346,10 @@ async fn a_frame_over_the_cap_gets_an_error_and_a_closed_connection() {
     let frame: ServerFrame = wire::decode(&got[4..]).unwrap();
     let (kind, message) = fatal_kind(Some(frame));
     assert_eq!(kind, ErrorKind::FrameTooLarge);
-    assert!(message.contains(&MAX_REQUEST_FRAME.to_string()), "{message}");
+    assert!(
+        message.contains(&MAX_REQUEST_FRAME.to_string()),
+        "{message}"
+    );
     assert_eq!(s.handler.handled.load(Ordering::SeqCst), 0);
 
     // As the very first frame: refused as soon as the length is read.
@@ -363,7 +394,12 @@ async fn garbage_gets_an_error_and_a_closed_connection_and_the_listener_stays_up
         let mut conn = raw_hello(&s.socket).await;
         conn.send(Bytes::copy_from_slice(bad)).await.unwrap();
         let (kind, message) = fatal_kind(read_frame(&mut conn).await);
-        assert_eq!(kind, ErrorKind::Malformed, "{}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            kind,
+            ErrorKind::Malformed,
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
         assert!(message.contains("closed"), "{message}");
         assert_closed(&mut conn).await;
     }
@@ -410,12 +446,21 @@ async fn a_stale_socket_is_replaced_and_a_live_one_is_not() {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(server.run(shutdown.clone()));
     let mut c = Client::connect(&socket, "t").await.unwrap();
-    assert!(matches!(c.request(Request::Status).await.unwrap(), Reply::Status(_)));
+    assert!(matches!(
+        c.request(Request::Status).await.unwrap(),
+        Reply::Status(_)
+    ));
 
     // A live one is left alone.
     let err = Listener::bind(&socket).await.unwrap_err();
-    assert!(matches!(err, ServiceError::AlreadyRunning { .. }), "{err:?}");
-    assert!(matches!(c.request(Request::Status).await.unwrap(), Reply::Status(_)));
+    assert!(
+        matches!(err, ServiceError::AlreadyRunning { .. }),
+        "{err:?}"
+    );
+    assert!(matches!(
+        c.request(Request::Status).await.unwrap(),
+        Reply::Status(_)
+    ));
 
     // Stopping removes the socket.
     shutdown.cancel();
@@ -445,9 +490,15 @@ async fn stopping_tells_subscribers_and_removes_the_socket() {
     )
     .await;
     let mut c = Client::connect(&s.socket, "t").await.unwrap();
-    assert_eq!(c.request(Request::Subscribe).await.unwrap(), Reply::Subscribed);
+    assert_eq!(
+        c.request(Request::Subscribe).await.unwrap(),
+        Reply::Subscribed
+    );
     s.shutdown.cancel();
-    let event = tokio::time::timeout(GUARD, c.next_event()).await.unwrap().unwrap();
+    let event = tokio::time::timeout(GUARD, c.next_event())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(event, Event::Stopping);
     s.task.await.unwrap();
     assert!(!s.socket.exists());
@@ -471,8 +522,14 @@ async fn two_clients_at_once_share_requests_and_events() {
     let mut a = Client::connect(&s.socket, "a").await.unwrap();
     let mut b = Client::connect(&s.socket, "b").await.unwrap();
     assert_eq!(s.clients.load(Ordering::SeqCst), 2);
-    assert_eq!(a.request(Request::Subscribe).await.unwrap(), Reply::Subscribed);
-    assert_eq!(b.request(Request::Subscribe).await.unwrap(), Reply::Subscribed);
+    assert_eq!(
+        a.request(Request::Subscribe).await.unwrap(),
+        Reply::Subscribed
+    );
+    assert_eq!(
+        b.request(Request::Subscribe).await.unwrap(),
+        Reply::Subscribed
+    );
 
     // Both at once, interleaved.
     let ra = async {
@@ -508,7 +565,10 @@ async fn two_clients_at_once_share_requests_and_events() {
     }
     for c in [&mut a, &mut b] {
         for id in &ids {
-            let e = tokio::time::timeout(GUARD, c.next_event()).await.unwrap().unwrap();
+            let e = tokio::time::timeout(GUARD, c.next_event())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(e, Event::Deleted { record: *id });
         }
     }
@@ -521,7 +581,10 @@ async fn two_clients_at_once_share_requests_and_events() {
     })
     .await
     .unwrap();
-    assert!(matches!(b.request(Request::Status).await.unwrap(), Reply::Status(_)));
+    assert!(matches!(
+        b.request(Request::Status).await.unwrap(),
+        Reply::Status(_)
+    ));
 }
 
 #[tokio::test]
@@ -541,7 +604,10 @@ async fn a_slow_subscriber_is_told_it_lagged() {
     for _ in 0..10 {
         tx.send(Event::Paused { paused: true }).unwrap();
     }
-    let e = tokio::time::timeout(GUARD, c.next_event()).await.unwrap().unwrap();
+    let e = tokio::time::timeout(GUARD, c.next_event())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e, Event::Lagged { missed: 6 });
 }
 
@@ -689,11 +755,12 @@ async fn a_peer_of_another_uid_is_refused() {
             .env("EASEL_TEST_SOCKET", &s.socket)
             .stdin(Stdio::null());
         async move {
-            let out = tokio::time::timeout(GUARD, tokio::task::spawn_blocking(move || cmd.output()))
-                .await
-                .expect("the child finished")
-                .unwrap()
-                .unwrap();
+            let out =
+                tokio::time::timeout(GUARD, tokio::task::spawn_blocking(move || cmd.output()))
+                    .await
+                    .expect("the child finished")
+                    .unwrap()
+                    .unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
             assert!(
                 stdout.contains(CONNECT),

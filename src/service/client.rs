@@ -2,8 +2,8 @@
 //! requests and their replies, with events kept for [`Client::next_event`].
 
 use super::protocol::{
-    ClientFrame, Event, Hello, MAX_REQUEST_FRAME, MAX_SERVICE_FRAME, PROTOCOL_VERSION,
-    Reply, Request, ServerFrame, Welcome, WireError,
+    ClientFrame, Event, Hello, MAX_REQUEST_FRAME, MAX_SERVICE_FRAME, PROTOCOL_VERSION, Reply,
+    Request, ServerFrame, Welcome, WireError,
 };
 use super::wire::{self, FirstFrame};
 use super::{ServiceError, my_uid};
@@ -46,20 +46,22 @@ impl Client {
     /// Connect to the service at `path` and say hello; `client` names this client in the
     /// service's status ("easel 0.1.0 studio").
     pub async fn connect(path: &Path, name: &str) -> Result<Client, ServiceError> {
-        let stream = UnixStream::connect(path).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                ServiceError::NotRunning {
-                    path: path.to_path_buf(),
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                    ServiceError::NotRunning {
+                        path: path.to_path_buf(),
+                    }
                 }
-            }
-            std::io::ErrorKind::PermissionDenied => ServiceError::SocketPermission {
-                path: path.to_path_buf(),
-            },
-            _ => ServiceError::Io {
-                what: "connection",
-                source: e,
-            },
-        })?;
+                std::io::ErrorKind::PermissionDenied => ServiceError::SocketPermission {
+                    path: path.to_path_buf(),
+                },
+                _ => ServiceError::Io {
+                    what: "connection",
+                    source: e,
+                },
+            })?;
         // Whoever listens must be us: a socket of another user's process would see our keys.
         let cred = stream.peer_cred().map_err(ServiceError::io("peer check"))?;
         let me = my_uid();

@@ -72,7 +72,10 @@ pub enum ServiceError {
     )]
     FolderNotOwned { path: PathBuf, owner: u32, me: u32 },
 
-    #[error("the data folder {} cannot be used: {source}; check that it exists and is readable", shown(path))]
+    #[error(
+        "the data folder {} cannot be used: {source}; check that it exists and is readable",
+        shown(path)
+    )]
     DataFolder {
         path: PathBuf,
         source: std::io::Error,
@@ -88,7 +91,11 @@ pub enum ServiceError {
         "the process at {} runs as uid {service}, not as you (uid {me}); it is not your easel service. Remove the socket and try again",
         shown(path)
     )]
-    ForeignService { path: PathBuf, service: u32, me: u32 },
+    ForeignService {
+        path: PathBuf,
+        service: u32,
+        me: u32,
+    },
 
     #[error(
         "the easel service speaks protocol version {service}, this easel speaks version {client}: {}",
@@ -109,16 +116,22 @@ pub enum ServiceError {
     Failed { kind: ErrorKind, message: String },
 
     /// The service answered something this client cannot read.
-    #[error("the easel service sent an unreadable message ({detail}); make sure client and service are the same easel version")]
+    #[error(
+        "the easel service sent an unreadable message ({detail}); make sure client and service are the same easel version"
+    )]
     Garbled { detail: String },
 
     #[error("a message of {len} bytes is over the {max}-byte frame limit; send less at once")]
     TooLarge { len: usize, max: usize },
 
-    #[error("the easel service closed the connection; run the command again (it starts a new service if needed)")]
+    #[error(
+        "the easel service closed the connection; run the command again (it starts a new service if needed)"
+    )]
     Closed,
 
-    #[error("the service did not answer the handshake in time; it may be stuck — stop it with `easel service stop --force`")]
+    #[error(
+        "the service did not answer the handshake in time; it may be stuck — stop it with `easel service stop --force`"
+    )]
     HandshakeTimeout,
 
     #[error("service socket {what}: {source}")]

@@ -26,7 +26,10 @@ pub fn socket_path(data_dir: &Path) -> Result<PathBuf, ServiceError> {
 
 /// The socket path for `data_dir` under `runtime_dir` (its `easel` subfolder), or in the data
 /// folder when `runtime_dir` is `None` or not a folder. `data_dir` must exist.
-pub fn socket_path_in(runtime_dir: Option<&Path>, data_dir: &Path) -> Result<PathBuf, ServiceError> {
+pub fn socket_path_in(
+    runtime_dir: Option<&Path>,
+    data_dir: &Path,
+) -> Result<PathBuf, ServiceError> {
     let canonical = data_dir
         .canonicalize()
         .map_err(|source| ServiceError::DataFolder {
@@ -56,7 +59,10 @@ pub fn prepare_socket_dir(socket: &Path) -> Result<(), ServiceError> {
     let Some(dir) = socket.parent() else {
         return Err(ServiceError::Io {
             what: "folder",
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "socket path has no folder"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "socket path has no folder",
+            ),
         });
     };
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {

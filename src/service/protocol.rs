@@ -67,13 +67,23 @@ pub enum ClientFrame {
 pub enum ServerFrame {
     Welcome(Welcome),
     /// The handshake was refused (another protocol version, another uid); the connection closes.
-    Refused { protocol: u32, error: WireError },
+    Refused {
+        protocol: u32,
+        error: WireError,
+    },
     /// The answer to request `id`. Answers come in the order requests were sent.
-    Reply { id: u64, reply: Reply },
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
     /// Something happened that a subscribed client should know.
-    Event { event: Event },
+    Event {
+        event: Event,
+    },
     /// The connection is broken (a malformed or oversized frame) and closes after this.
-    Error { error: WireError },
+    Error {
+        error: WireError,
+    },
 }
 
 /// Orders and questions for the service.
@@ -83,7 +93,7 @@ pub enum Request {
     /// pid, socket, uptime, clients, jobs.
     Status,
     /// Queue a generation. Jobs are queued in the order the service receives them.
-    Submit(SubmitJob),
+    Submit(Box<SubmitJob>),
     Cancel {
         job: Id,
     },
@@ -298,4 +308,64 @@ pub enum ErrorKind {
     /// A kind a newer peer sent that this build does not know.
     #[serde(other)]
     Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frozen first frames: `type` and an integer `protocol` at the top level.
+    #[test]
+    fn first_frames_keep_their_frozen_shape() {
+        let hello = serde_json::to_value(ClientFrame::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "c".into(),
+        }))
+        .unwrap();
+        assert_eq!(hello["type"], "hello");
+        assert_eq!(hello["protocol"], PROTOCOL_VERSION);
+        let welcome = serde_json::to_value(ServerFrame::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            service: "s".into(),
+            pid: 1,
+        }))
+        .unwrap();
+        assert_eq!(welcome["type"], "welcome");
+        assert_eq!(welcome["protocol"], PROTOCOL_VERSION);
+        let refused = serde_json::to_value(ServerFrame::Refused {
+            protocol: PROTOCOL_VERSION,
+            error: WireError::new(ErrorKind::VersionMismatch, "m"),
+        })
+        .unwrap();
+        assert_eq!(refused["type"], "refused");
+        assert_eq!(refused["protocol"], PROTOCOL_VERSION);
+        assert_eq!(refused["error"]["kind"], "version_mismatch");
+    }
+
+    #[test]
+    fn a_submission_carries_its_key_but_never_shows_it() {
+        let key = "sk-test-0123456789abcdefghijklmnopqrstuvwxyz";
+        let frame = ClientFrame::Request {
+            id: 7,
+            request: Request::Submit(Box::new(SubmitJob {
+                params: GenerationParams::default(),
+                provider: "openai".into(),
+                front: false,
+                parent: None,
+                credential: ApiKey::new(key).map(Credential),
+            })),
+        };
+        let json = serde_json::to_string(&frame).unwrap();
+        let back: ClientFrame = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, frame);
+        assert!(!format!("{frame:?}").contains("0123456789"), "{frame:?}");
+        assert!(!format!("{back:?}").contains("0123456789"));
+    }
+
+    #[test]
+    fn an_unknown_error_kind_from_a_newer_peer_still_reads() {
+        let e: WireError =
+            serde_json::from_str(r#"{"kind":"quota_exceeded","message":"m"}"#).unwrap();
+        assert_eq!(e.kind, ErrorKind::Other);
+    }
 }

@@ -242,7 +242,9 @@ fn malformed(what: &str) -> WireError {
     )
 }
 
-async fn next_event(rx: &mut Option<broadcast::Receiver<Event>>) -> Result<Event, broadcast::error::RecvError> {
+async fn next_event(
+    rx: &mut Option<broadcast::Receiver<Event>>,
+) -> Result<Event, broadcast::error::RecvError> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

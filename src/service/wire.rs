@@ -94,7 +94,10 @@ mod tests {
     #[test]
     fn encoding_over_the_cap_is_an_error_not_a_frame() {
         let err = encode(&"x".repeat(100), 10).unwrap_err();
-        assert!(matches!(err, ServiceError::TooLarge { max: 10, .. }), "{err}");
+        assert!(
+            matches!(err, ServiceError::TooLarge { max: 10, .. }),
+            "{err}"
+        );
     }
 
     #[test]
