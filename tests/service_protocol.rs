@@ -694,6 +694,7 @@ async fn the_listener_survives_a_client_killed_mid_request() {
 /// Outcome lines a foreign-uid child prints.
 const CONNECT: &str = "CONNECT:";
 const FIRST: &str = "FIRST:";
+const CLIENT: &str = "CLIENT:";
 
 #[tokio::test]
 async fn a_peer_of_another_uid_is_refused() {
@@ -708,14 +709,19 @@ async fn a_peer_of_another_uid_is_refused() {
                     protocol: PROTOCOL_VERSION,
                     client: "intruder".into(),
                 });
-                conn.send(wire::encode(&hello, 1 << 20).unwrap())
-                    .await
-                    .unwrap();
+                // The service may refuse before reading the hello: the write can fail with a
+                // broken pipe, and the refusal is still there to read.
+                let _ = conn.send(wire::encode(&hello, 1 << 20).unwrap()).await;
                 match conn.next().await {
                     Some(Ok(bytes)) => println!("{FIRST}{}", String::from_utf8_lossy(&bytes)),
                     other => println!("{FIRST}none {other:?}"),
                 }
             }
+        }
+        // The real client refuses a service of another uid before saying anything.
+        match Client::connect(&socket, "intruder").await {
+            Ok(_) => println!("{CLIENT}connected"),
+            Err(e) => println!("{CLIENT}{e}"),
         }
         std::process::exit(0);
     }
@@ -795,6 +801,11 @@ async fn a_peer_of_another_uid_is_refused() {
     let (kind, message) = fatal_kind(Some(frame));
     assert_eq!(kind, ErrorKind::PermissionDenied);
     assert!(message.contains("uid 65534 are refused"), "{message}");
+    let client = line(&out, CLIENT);
+    assert!(
+        client.contains("runs as uid 0") && client.contains("not your easel service"),
+        "{out}"
+    );
     assert_eq!(s.handler.handled.load(Ordering::SeqCst), 0);
     assert_eq!(s.clients.load(Ordering::SeqCst), 0);
     s.assert_alive().await;

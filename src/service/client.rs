@@ -89,10 +89,14 @@ impl Client {
             protocol: PROTOCOL_VERSION,
             client: name.to_string(),
         });
-        client.send(&hello).await?;
-        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, client.read_frame())
-            .await
-            .map_err(|_| ServiceError::HandshakeTimeout)??;
+        // A service that refuses us (another uid) may close before reading the hello: the
+        // write then fails, but its refusal is still there to read, and says more.
+        let sent = client.send(&hello).await;
+        let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, client.read_frame()).await {
+            Ok(Ok(first)) => first,
+            Ok(Err(e)) => return Err(sent.err().unwrap_or(e)),
+            Err(_) => return Err(sent.err().unwrap_or(ServiceError::HandshakeTimeout)),
+        };
         let Some(loose) = FirstFrame::read(&first) else {
             return Err(garbled("the service's first message is not JSON"));
         };
