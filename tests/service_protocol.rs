@@ -817,3 +817,32 @@ fn which(program: &str) -> Option<PathBuf> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
+
+// ---------------------------------------------------------------------------------------------
+// A figure
+// ---------------------------------------------------------------------------------------------
+
+/// The transport's own cost per request (a status round trip on one connection), printed for
+/// docs/benchmarks; the bound is loose so a busy machine does not fail it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_trip_costs_well_under_a_frame() {
+    let s = start(TestHandler::default(), ServerConfig::default()).await;
+    let mut c = Client::connect(&s.socket, "bench").await.unwrap();
+    for _ in 0..100 {
+        c.request(Request::Status).await.unwrap();
+    }
+    let mut times = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let t = std::time::Instant::now();
+        c.request(Request::Status).await.unwrap();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let p50 = times[times.len() / 2];
+    let p95 = times[times.len() * 95 / 100];
+    let p99 = times[times.len() * 99 / 100];
+    println!(
+        "status round trip over the socket: p50 {p50:?}, p95 {p95:?}, p99 {p99:?} (2000 requests)"
+    );
+    assert!(p95 < Duration::from_millis(16), "p95 {p95:?}");
+}

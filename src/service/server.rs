@@ -354,11 +354,12 @@ impl<H: Handler> Connection<H> {
             service: format!("easel {}", env!("CARGO_PKG_VERSION")),
             pid: std::process::id(),
         });
+        // Counted before the welcome goes out, so a client that has its welcome is counted.
+        self.clients.fetch_add(1, Ordering::Relaxed);
+        let _counted = Counted(self.clients.clone());
         if !send(&mut writer, &welcome, max_out).await {
             return;
         }
-        self.clients.fetch_add(1, Ordering::Relaxed);
-        let _counted = Counted(self.clients.clone());
 
         let mut events: Option<broadcast::Receiver<Event>> = None;
         loop {
