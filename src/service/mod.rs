@@ -134,7 +134,9 @@ pub enum ServiceError {
     )]
     HandshakeTimeout,
 
-    #[error("service socket {what}: {source}")]
+    #[error(
+        "service socket {what} failed: {source}; check that the socket folder is yours and writable (or set XDG_RUNTIME_DIR), then try again"
+    )]
     Io {
         what: &'static str,
         source: std::io::Error,
