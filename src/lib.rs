@@ -20,6 +20,7 @@ pub mod queue;
 pub mod runs;
 pub mod sanitize;
 pub mod secret;
+pub mod service;
 pub mod setup;
 pub mod store;
 pub mod studio;

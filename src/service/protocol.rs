@@ -1,0 +1,371 @@
+//! The messages between the easel service and its clients, as JSON in length-delimited frames.
+//!
+//! # Versioning rule
+//!
+//! - [`PROTOCOL_VERSION`] is one integer. Any change a peer of the other version could misread
+//!   (a renamed or removed field or variant, a changed meaning) bumps it. Adding an optional
+//!   field (`#[serde(default)]`) does not, since older peers ignore unknown fields.
+//! - The first frame each way is frozen forever: a JSON object whose `type` is `"hello"` (client)
+//!   or `"welcome"` / `"refused"` (service) and whose top-level `protocol` is an integer. Both
+//!   sides read that frame loosely (only `type` and `protocol`), so a peer of any version,
+//!   past or future, gets a clear "version mismatch" instead of a parse error.
+//! - There is no negotiation: versions are equal, or the connection is refused with both
+//!   numbers. Client and service are one binary, so a mismatch means an old service still runs
+//!   after an upgrade; the fix is to stop it (the planned service replaces an idle old one).
+
+use crate::api::GenerationParams;
+use crate::secret::ApiKey;
+use crate::store::{GenerationRecord, Id};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame the service reads from a client. Requests are small (a prompt is at most
+/// 32,000 characters; reference images travel as paths, not bytes).
+pub const MAX_REQUEST_FRAME: usize = 1024 * 1024;
+
+/// The largest frame a client reads from the service: replies carry history pages and events
+/// carry partial images (base64).
+pub const MAX_SERVICE_FRAME: usize = 16 * 1024 * 1024;
+
+/// The most records one history page may ask for.
+pub const MAX_PAGE: u32 = 500;
+
+/// What the client says first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    /// Who is asking, for `easel service status` ("easel 0.1.0 studio").
+    #[serde(default)]
+    pub client: String,
+}
+
+/// What the service answers to a good hello.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub protocol: u32,
+    /// The service's easel version.
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub pid: u32,
+}
+
+/// Frames from a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Hello(Hello),
+    Request { id: u64, request: Request },
+}
+
+/// Frames from the service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome(Welcome),
+    /// The handshake was refused (another protocol version, another uid); the connection closes.
+    Refused {
+        protocol: u32,
+        error: WireError,
+    },
+    /// The answer to request `id`. Answers come in the order requests were sent.
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
+    /// Something happened that a subscribed client should know.
+    Event {
+        event: Event,
+    },
+    /// The connection is broken (a malformed or oversized frame) and closes after this.
+    Error {
+        error: WireError,
+    },
+}
+
+/// Orders and questions for the service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// pid, socket, uptime, clients, jobs.
+    Status,
+    /// Queue a generation. Jobs are queued in the order the service receives them.
+    Submit(Box<SubmitJob>),
+    Cancel {
+        job: Id,
+    },
+    Star {
+        record: Id,
+        starred: bool,
+    },
+    SetTags {
+        record: Id,
+        tags: Vec<String>,
+    },
+    /// Delete a record. A queued job is cancelled first; a running one is only cancelled when
+    /// `cancel_running` is set, otherwise the service answers [`Reply::ConfirmCancelRunning`].
+    Delete {
+        record: Id,
+        #[serde(default)]
+        cancel_running: bool,
+    },
+    /// Newest first, older than `before` when given.
+    HistoryPage {
+        #[serde(default)]
+        before: Option<Id>,
+        limit: u32,
+        /// A search in the studio's syntax.
+        #[serde(default)]
+        query: Option<String>,
+    },
+    /// Start receiving [`Event`]s on this connection.
+    Subscribe,
+    Unsubscribe,
+}
+
+/// A generation to queue, with the credentials it runs with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitJob {
+    pub params: GenerationParams,
+    /// Which provider runs it.
+    pub provider: String,
+    /// Put it at the front of the queue.
+    #[serde(default)]
+    pub front: bool,
+    /// The record this one re-runs or varies.
+    #[serde(default)]
+    pub parent: Option<Id>,
+    /// The submitting client's key for that provider. Held by the service in memory only while
+    /// the job needs it; never written.
+    #[serde(default)]
+    pub credential: Option<Credential>,
+}
+
+/// An API key in transit over the private socket. It serialises the key (that is its one
+/// purpose) but its `Debug` is redacted, like [`ApiKey`]'s.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential(pub ApiKey);
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}
+
+impl Serialize for Credential {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for Credential {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ApiKey::new(s)
+            .map(Credential)
+            .ok_or_else(|| serde::de::Error::custom("empty credential"))
+    }
+}
+
+/// Answers to requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    Status(ServiceStatus),
+    Submitted {
+        job: Id,
+    },
+    Cancelled {
+        job: Id,
+    },
+    /// A record after a change (star, tags).
+    Record {
+        record: Box<GenerationRecord>,
+    },
+    Deleted {
+        record: Id,
+    },
+    /// The record's job is running: ask the user, then send `Delete` with `cancel_running`.
+    ConfirmCancelRunning {
+        record: Id,
+    },
+    HistoryPage {
+        records: Vec<GenerationRecord>,
+        /// Pass as `before` for the next page; `None` at the end.
+        next: Option<Id>,
+    },
+    Subscribed,
+    Unsubscribed,
+    /// The request failed; the connection stays usable.
+    Failed {
+        error: WireError,
+    },
+}
+
+/// What `easel service status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub pid: u32,
+    pub protocol: u32,
+    pub socket: String,
+    pub uptime_secs: u64,
+    pub clients: u32,
+    pub jobs_running: u32,
+    pub jobs_queued: u32,
+}
+
+/// What a subscribed client hears, mirroring the scheduler's events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Queued {
+        record: Box<GenerationRecord>,
+    },
+    Started {
+        record: Box<GenerationRecord>,
+    },
+    /// A partial image of a running job, base64 of the encoded bytes.
+    Partial {
+        job: Id,
+        index: u32,
+        data_base64: String,
+    },
+    Retrying {
+        job: Id,
+        retry: u32,
+        wait_ms: u64,
+        reason: String,
+    },
+    Finished {
+        record: Box<GenerationRecord>,
+    },
+    Updated {
+        record: Box<GenerationRecord>,
+    },
+    Deleted {
+        record: Id,
+    },
+    Reordered {
+        queue: Vec<Id>,
+    },
+    Paused {
+        paused: bool,
+    },
+    /// A job waits for a client with this provider's key ("needs OPENAI_API_KEY").
+    NeedsCredential {
+        job: Id,
+        provider: String,
+    },
+    /// Something the service could not do (a store write failed, a full disk).
+    Problem {
+        message: String,
+    },
+    /// This client read too slowly and missed `missed` events: reload what it shows.
+    Lagged {
+        missed: u64,
+    },
+    /// The service is stopping; the connection closes after this.
+    Stopping,
+}
+
+/// Why something failed, over the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> WireError {
+        WireError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    VersionMismatch,
+    /// The first frame was not a hello.
+    HandshakeRequired,
+    HandshakeTimeout,
+    /// The peer runs as another user.
+    PermissionDenied,
+    FrameTooLarge,
+    Malformed,
+    NotFound,
+    /// The request is understood but this service does not serve it yet.
+    Unsupported,
+    /// A store error or a full disk.
+    Store,
+    Invalid,
+    Internal,
+    /// A kind a newer peer sent that this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frozen first frames: `type` and an integer `protocol` at the top level.
+    #[test]
+    fn first_frames_keep_their_frozen_shape() {
+        let hello = serde_json::to_value(ClientFrame::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "c".into(),
+        }))
+        .unwrap();
+        assert_eq!(hello["type"], "hello");
+        assert_eq!(hello["protocol"], PROTOCOL_VERSION);
+        let welcome = serde_json::to_value(ServerFrame::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            service: "s".into(),
+            pid: 1,
+        }))
+        .unwrap();
+        assert_eq!(welcome["type"], "welcome");
+        assert_eq!(welcome["protocol"], PROTOCOL_VERSION);
+        let refused = serde_json::to_value(ServerFrame::Refused {
+            protocol: PROTOCOL_VERSION,
+            error: WireError::new(ErrorKind::VersionMismatch, "m"),
+        })
+        .unwrap();
+        assert_eq!(refused["type"], "refused");
+        assert_eq!(refused["protocol"], PROTOCOL_VERSION);
+        assert_eq!(refused["error"]["kind"], "version_mismatch");
+    }
+
+    #[test]
+    fn a_submission_carries_its_key_but_never_shows_it() {
+        let key = "sk-test-0123456789abcdefghijklmnopqrstuvwxyz";
+        let frame = ClientFrame::Request {
+            id: 7,
+            request: Request::Submit(Box::new(SubmitJob {
+                params: GenerationParams::default(),
+                provider: "openai".into(),
+                front: false,
+                parent: None,
+                credential: ApiKey::new(key).map(Credential),
+            })),
+        };
+        let json = serde_json::to_string(&frame).unwrap();
+        let back: ClientFrame = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, frame);
+        assert!(!format!("{frame:?}").contains("0123456789"), "{frame:?}");
+        assert!(!format!("{back:?}").contains("0123456789"));
+    }
+
+    #[test]
+    fn an_unknown_error_kind_from_a_newer_peer_still_reads() {
+        let e: WireError =
+            serde_json::from_str(r#"{"kind":"quota_exceeded","message":"m"}"#).unwrap();
+        assert_eq!(e.kind, ErrorKind::Other);
+    }
+}
