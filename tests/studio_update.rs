@@ -2327,3 +2327,21 @@ fn a_restored_selection_is_asked_for_with_the_first_page() {
     assert_eq!(m.history.selected, 2);
     assert_eq!(m.history.selected_record().unwrap().id, id(3));
 }
+
+#[test]
+fn session_spend_says_when_it_is_an_estimate() {
+    let mut m = model();
+    let mut priced = rec(40, "priced from usage", Status::Succeeded);
+    priced.cost_usd = Some(0.21);
+    priced.usage = Some(easel::api::Usage {
+        output_tokens: Some(7024),
+        ..Default::default()
+    });
+    update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(priced))));
+    assert!(!m.spend_estimated);
+    let mut guessed = rec(41, "estimated", Status::Succeeded);
+    guessed.cost_usd = Some(0.04);
+    update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(guessed))));
+    assert!(m.spend_estimated);
+    assert!((m.spend - 0.25).abs() < 1e-9);
+}

@@ -254,8 +254,10 @@ pub struct Model {
     pub overlay: Option<Overlay>,
     /// How far the open popup (help, details) is scrolled.
     pub overlay_scroll: u16,
-    /// Estimated spend of what finished in this session.
+    /// Spend of what finished in this session.
     pub spend: f64,
+    /// Part of `spend` is an estimate (no usage in the answer).
+    pub spend_estimated: bool,
     pub width: u16,
     pub height: u16,
     pub graphics: Graphics,
@@ -297,6 +299,7 @@ impl Model {
             overlay: None,
             overlay_scroll: 0,
             spend: 0.0,
+            spend_estimated: false,
             width: 80,
             height: 24,
             graphics: Graphics::Halfblocks,

@@ -766,6 +766,12 @@ fn sort_queue(m: &mut Model) {
 fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
     m.preview.partials.remove(&r.id);
     m.spend += r.cost_usd.unwrap_or(0.0);
+    // A cost not priced from the server's usage is an estimate: the total says so.
+    if r.cost_usd.is_some_and(|c| c > 0.0)
+        && !r.usage.as_ref().is_some_and(|u| u.output_tokens.is_some())
+    {
+        m.spend_estimated = true;
+    }
     match r.status {
         Status::Failed | Status::Cancelled => {
             let msg = match (&r.status, &r.error) {

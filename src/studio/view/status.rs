@@ -31,7 +31,11 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     if m.queue.paused {
         spans.push(Span::styled(" paused", theme::warn()));
     }
-    spans.push(Span::styled(format!("  ${:.2}", m.spend), theme::dim()));
+    let approx = if m.spend_estimated { "≈" } else { "" };
+    spans.push(Span::styled(
+        format!("  {approx}${:.2}", m.spend),
+        theme::dim(),
+    ));
     match m.current_notice() {
         Some(n) => {
             spans.push(Span::raw("  "));
