@@ -768,7 +768,7 @@ fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
     m.spend += r.cost_usd.unwrap_or(0.0);
     // A cost not priced from the server's usage is an estimate: the total says so.
     if r.cost_usd.is_some_and(|c| c > 0.0)
-        && !r.usage.as_ref().is_some_and(|u| u.output_tokens.is_some())
+        && r.usage.as_ref().is_none_or(|u| u.output_tokens.is_none())
     {
         m.spend_estimated = true;
     }
