@@ -1624,3 +1624,45 @@ fn run_text_from_wildcard_files_never_reaches_the_terminal_raw() {
         assert!(run.stdout.contains(last_job), "{run:#?}");
     }
 }
+
+/// `--max-cost` refuses a run whose estimate is above it, before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_cost_refuses_a_run_above_it_and_sends_nothing() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let key = unique_key();
+    let args = [
+        "generate",
+        "--quality",
+        "high",
+        "--size",
+        "1024x1024",
+        "--max-cost",
+        "0.30",
+        "a {red|blue} kite",
+    ];
+    let run = Run::of_async(s.command_with_key(&server, &key, &args)).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("above --max-cost $0.30"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.generation_requests().len(), 0);
+    // One job at ≈ $0.21 is within it.
+    let png = noise_png(16, 16, 5);
+    server.push(images_answer(&[&png]));
+    let one = [
+        "generate",
+        "--quality",
+        "high",
+        "--size",
+        "1024x1024",
+        "--max-cost",
+        "0.30",
+        "a red kite",
+    ];
+    let run = Run::of_async(s.command_with_key(&server, &key, &one)).await;
+    run.expect_code(0);
+    assert_eq!(server.generation_requests().len(), 1);
+}

@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// Allow a run of more than 1,000 jobs.
     #[arg(long)]
     pub allow_large: bool,
+    /// Refuse (exit 1, nothing sent) when the estimated cost of everything asked for is above
+    /// USD dollars.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
 }
 
 /// The request: flags first, then the provider's model, then the config's defaults where the
@@ -351,6 +355,38 @@ fn with_axes(
     o
 }
 
+/// `--max-cost`: the estimate of every job together must not be above `max` (the demo backend
+/// is free; a model without prices cannot be checked, so it is refused).
+fn within_budget(
+    settings: &Settings,
+    provider: &config::Provider,
+    planned: &[Planned],
+    max: f64,
+) -> Result<(), String> {
+    if !(max.is_finite() && max >= 0.0) {
+        return Err(format!("--max-cost must be a number of dollars, not {max}"));
+    }
+    if provider.is_demo() {
+        return Ok(());
+    }
+    let mut total = 0.0;
+    for p in planned {
+        total += estimate(settings, &p.params).ok_or_else(|| {
+            format!(
+                "--max-cost cannot be checked: {} has no prices in the catalogue",
+                sanitize::line(&p.params.model)
+            )
+        })?;
+    }
+    if total > max {
+        return Err(format!(
+            "the estimated cost, ${total:.3} for {} job(s), is above --max-cost ${max:.2}",
+            planned.len()
+        ));
+    }
+    Ok(())
+}
+
 /// One request of a run, built and checked.
 struct Planned {
     values: crate::runs::JobValues,
@@ -588,6 +624,15 @@ pub async fn run(
                 eprintln!("easel: warning: {}", sanitize::line(w));
             }
         }
+    }
+    if let Some(max) = args.run.max_cost
+        && let Err(why) = within_budget(settings, &provider, &planned, max)
+    {
+        super::report(
+            &format!("not sent: {why}"),
+            Some("raise --max-cost, or ask for fewer or cheaper images (--dry-run shows each)"),
+        );
+        return 1;
     }
     if args.dry_run {
         return match planned.as_slice() {
