@@ -1340,3 +1340,35 @@ fn the_full_view_leaves_the_main_screen_untouched() {
         screen.text()
     );
 }
+
+/// `o` opens the selected image with `$EASEL_VIEWER` (split like a shell does).
+#[test]
+fn o_opens_the_image_in_the_viewer() {
+    let mut sb = Sandbox::new(10);
+    let seen = sb.root.path().join("opened");
+    sb.extra.push((
+        "EASEL_VIEWER",
+        format!("sh -c 'printf %s \"$1\" > {}' viewer", seen.display()),
+    ));
+    assert!(
+        sb.easel(&["generate", "--no-preview", "a kite"])
+            .status
+            .success()
+    );
+    let studio = Studio::open(&sb, "viewer");
+    studio.wait_for("the entry", |s| s.history_entries().len() == 1);
+    studio.leave_editor();
+    studio.keys(&["o"]);
+    studio.wait_for("the viewer started", |s| s.contains("opened in"));
+    let start = Instant::now();
+    while !seen.exists() && start.elapsed() < DEADLINE {
+        std::thread::sleep(POLL);
+    }
+    let path = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        path.ends_with(".png") && Path::new(&path).is_file(),
+        "{path}"
+    );
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+}

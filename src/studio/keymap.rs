@@ -84,6 +84,7 @@ pub enum Action {
     CopyPrompt,
     CopyPath,
     FullView,
+    OpenViewer,
     Filter,
     NextImage,
 }
@@ -139,6 +140,7 @@ impl Action {
             Action::CopyPrompt => "copy the prompt (OSC 52)",
             Action::CopyPath => "copy the image path (OSC 52)",
             Action::FullView => "view the image full screen",
+            Action::OpenViewer => "open the image in the system's viewer ($EASEL_VIEWER)",
             Action::Filter => "filter: all, starred, failed, cancelled, interrupted, model",
             Action::NextImage => "next image of the generation",
         }
@@ -390,6 +392,7 @@ impl Default for Keymap {
             (History, ch('y'), CopyPrompt),
             (History, ch('Y'), CopyPath),
             (History, ch('z'), FullView),
+            (History, ch('o'), OpenViewer),
             (History, ch('f'), Filter),
             (History, ch('n'), NextImage),
             (History, ch('p'), PauseAll),

@@ -16,3 +16,4 @@ pub mod runtime;
 pub mod state;
 pub mod update;
 pub mod view;
+pub mod viewer;

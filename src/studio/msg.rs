@@ -100,6 +100,8 @@ pub enum Effect {
     OpenEditor(String),
     /// Leave the studio to show this image full size, then come back on a key.
     FullView(PathBuf),
+    /// Open this image in the system's viewer (or, with no display, copy its path).
+    OpenViewer(PathBuf),
     Suspend,
     Quit,
 }

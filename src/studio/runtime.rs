@@ -448,6 +448,16 @@ impl EventLoop<'_> {
     }
 }
 
+/// Copy text to the clipboard with OSC 52: through the terminal to the local clipboard, also
+/// over SSH.
+fn osc52(text: &str) {
+    let encoded =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text.as_bytes());
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+    let _ = out.flush();
+}
+
 /// The studio's state from an earlier run, if it can be read (a damaged file is ignored: it
 /// only holds conveniences).
 fn read_state(path: &std::path::Path) -> Option<super::state::Saved> {
@@ -569,14 +579,7 @@ async fn run_effect(
         Effect::RenderPreview { key, bytes } => {
             let _ = edges.preview_tx.send(Some(PreviewRequest { key, bytes }));
         }
-        Effect::Copy(text) => {
-            // OSC 52 goes through the terminal to the local clipboard, also over SSH.
-            let encoded =
-                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text.as_bytes());
-            let mut out = std::io::stdout();
-            let _ = write!(out, "\x1b]52;c;{encoded}\x07");
-            let _ = out.flush();
-        }
+        Effect::Copy(text) => osc52(&text),
         Effect::OpenEditor(text) => {
             let result = outside_the_studio(terminal, events, || external_editor(&text));
             match result {
@@ -591,6 +594,24 @@ async fn run_effect(
         Effect::FullView(path) => {
             if let Err(e) = outside_the_studio(terminal, events, || full_view(&path)) {
                 let _ = tx.send(Msg::Problem(e));
+            }
+        }
+        Effect::OpenViewer(path) => {
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            match super::viewer::choose(&env, cfg!(target_os = "macos")) {
+                super::viewer::Viewer::Command(words) => {
+                    let msg = match super::viewer::spawn(&words, &path) {
+                        Ok(()) => Msg::Notice(format!("opened in {}", words.join(" "))),
+                        Err(e) => Msg::Problem(e),
+                    };
+                    let _ = tx.send(msg);
+                }
+                super::viewer::Viewer::CopyPath(why) => {
+                    osc52(&path.display().to_string());
+                    let _ = tx.send(Msg::Notice(format!(
+                        "{why}: copied the image's path to the clipboard (OSC 52) instead"
+                    )));
+                }
             }
         }
         Effect::Suspend => {

@@ -540,6 +540,10 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             Some(path) => fx.push(Effect::FullView(path)),
             None => notice(m, "no image to show", false),
         },
+        Action::OpenViewer => match selected_image_path(m) {
+            Some(path) => fx.push(Effect::OpenViewer(path)),
+            None => notice(m, "no image to open", false),
+        },
         Action::Filter => {
             m.history.filter = match &m.history.filter {
                 Filter::All => Filter::Starred,
