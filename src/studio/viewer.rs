@@ -56,9 +56,12 @@ pub fn spawn(words: &[String], path: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// Environment variables, whether it is macOS, and the viewer chosen.
+    type Case<'a> = (&'a [(&'a str, &'a str)], bool, Viewer);
+
     #[test]
     fn the_viewer_follows_the_environment() {
-        let cases: &[(&[(&str, &str)], bool, Viewer)] = &[
+        let cases: &[Case] = &[
             (
                 &[("EASEL_VIEWER", "feh --scale-down"), ("DISPLAY", ":0")],
                 false,
