@@ -859,3 +859,32 @@ fn the_256_colour_mapping_keeps_dark_blue_blue() {
     }
     assert_eq!(buf.content[2].fg, Color::Indexed(6));
 }
+
+/// The zoomed layout: the preview takes the screen but for the queue and status lines, at 80×24
+/// too, and its caption names the record.
+#[test]
+fn zoom_gives_the_preview_the_screen() {
+    for (w, h) in [(80u16, 24u16), (120, 40)] {
+        let mut m = chinese_prompt();
+        m.focus = Pane::History;
+        update(&mut m, key(KeyCode::Char('Z')));
+        assert!(m.zoom);
+        resize(&mut m, w, h);
+        let a = m.areas();
+        assert!(a.preview.height >= h - 5, "{w}x{h}: {a:?}");
+        assert_eq!(a.preview.width, w);
+        assert!(a.queue.height > 0 && a.status.height == 1);
+        let text = text_of(draw(&m, w, h).backend().buffer());
+        assert!(text.contains("Preview") && text.contains("Queue"), "{text}");
+        assert!(
+            !text.contains("Prompt") && !text.contains("History"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1/6 · "),
+            "the caption names the record: {text}"
+        );
+        update(&mut m, key(KeyCode::Char('Z')));
+        assert!(!m.zoom);
+    }
+}

@@ -24,6 +24,12 @@ pub struct Areas {
 }
 
 pub fn compute(width: u16, height: u16) -> Areas {
+    compute_for(width, height, false)
+}
+
+/// The areas, or with `zoom` the zoomed layout: the preview takes the screen but for the queue
+/// (one job line) and the status line, so a picture can be judged without leaving the studio.
+pub fn compute_for(width: u16, height: u16, zoom: bool) -> Areas {
     let full = Rect::new(0, 0, width, height);
     if width < MIN_WIDTH || height < MIN_HEIGHT {
         return Areas {
@@ -33,6 +39,17 @@ pub fn compute(width: u16, height: u16) -> Areas {
         };
     }
     let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(full);
+    if zoom {
+        let [queue, preview] =
+            Layout::vertical([Constraint::Length(3), Constraint::Min(4)]).areas(main);
+        return Areas {
+            queue,
+            preview,
+            status,
+            compact_params: true,
+            ..Areas::default()
+        };
+    }
     if width >= WIDE_WIDTH && height >= WIDE_HEIGHT {
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])

@@ -261,6 +261,8 @@ pub struct Model {
     pub width: u16,
     pub height: u16,
     pub graphics: Graphics,
+    /// The zoomed layout: the preview takes most of the screen.
+    pub zoom: bool,
     /// Whether the terminal shows 24-bit colour (else colours are mapped to the 256 palette).
     pub truecolor: bool,
     pub now: DateTime<Utc>,
@@ -303,11 +305,17 @@ impl Model {
             width: 80,
             height: 24,
             graphics: Graphics::Halfblocks,
+            zoom: false,
             truecolor: true,
             now,
             quitting: false,
             data_dir: std::path::PathBuf::new(),
         }
+    }
+
+    /// Where each pane goes now.
+    pub fn areas(&self) -> layout::Areas {
+        layout::compute_for(self.width, self.height, self.zoom)
     }
 
     pub fn prompt(&self) -> String {
@@ -328,7 +336,7 @@ pub fn preview_key(m: &Model) -> Option<PreviewKey> {
     if m.graphics == Graphics::None {
         return None;
     }
-    let area = layout::compute(m.width, m.height);
+    let area = m.areas();
     let inner = layout::inner(area.preview);
     // One row is kept for the caption.
     if inner.width < 4 || inner.height < 3 {

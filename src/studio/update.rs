@@ -339,6 +339,11 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::Suspend => fx.push(Effect::Suspend),
+        Action::Zoom => {
+            m.zoom = !m.zoom;
+            clamp_scroll(m);
+            load_visible(m, fx);
+        }
         Action::FocusEditor => m.focus = Pane::Editor,
         Action::Submit | Action::SubmitFront => submit(m, action == Action::SubmitFront, fx),
         Action::LeaveEditor => m.focus = Pane::History,
@@ -352,11 +357,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         | Action::PageDown
         | Action::Top
         | Action::Bottom => {
-            let page = i64::from(
-                layout::inner(layout::compute(m.width, m.height).history)
-                    .height
-                    .max(1),
-            );
+            let page = i64::from(layout::inner(m.areas().history).height.max(1));
             let delta: i64 = match action {
                 Action::Up => -1,
                 Action::Down => 1,
@@ -369,11 +370,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                 Pane::Params => {
                     let n = params::rows(&m.catalog, &m.params).len();
                     // In two columns, up and down stay in the column.
-                    let columns = if layout::compute(m.width, m.height).compact_params {
-                        1
-                    } else {
-                        2
-                    };
+                    let columns = if m.areas().compact_params { 1 } else { 2 };
                     let wanted = m.param_cursor as i64 + delta.saturating_mul(columns);
                     if delta.abs() > 1 || (0..n as i64).contains(&wanted) {
                         m.param_cursor =
@@ -894,11 +891,7 @@ fn move_history(m: &mut Model, delta: i64, fx: &mut Vec<Effect>) {
 }
 
 fn visible_rows(m: &Model) -> usize {
-    usize::from(
-        layout::inner(layout::compute(m.width, m.height).history)
-            .height
-            .max(1),
-    )
+    usize::from(layout::inner(m.areas().history).height.max(1))
 }
 
 fn clamp_scroll(m: &mut Model) {

@@ -20,7 +20,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 /// Draw the whole screen.
 pub fn view(m: &Model, f: &mut Frame) {
     let area = f.area();
-    let a = layout::compute(area.width, area.height);
+    let a = layout::compute_for(area.width, area.height, m.zoom);
     if a.too_small {
         let msg = format!(
             "terminal too small: {}x{} (easel needs at least {}x{})",

@@ -45,9 +45,20 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 String::new()
             };
             let demo = if r.demo { " · DEMO" } else { "" };
+            // Zoomed, the history list is hidden: say which record this is.
+            let whose = if m.zoom {
+                format!(
+                    "{}/{} · {} · ",
+                    m.history.selected + 1,
+                    m.history.total,
+                    sanitize::line(&r.prompt)
+                )
+            } else {
+                String::new()
+            };
             match &r.error {
                 Some(e) if r.outputs.is_empty() => sanitize::line(&e.message).into_owned(),
-                _ => format!("{dims}{which}{demo}"),
+                _ => format!("{whose}{dims}{which}{demo}"),
             }
         }
         _ => String::new(),
