@@ -89,6 +89,33 @@ impl Default for Queue {
     }
 }
 
+/// How the studio says a job ended while the terminal was not in focus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Notify {
+    /// A desktop notification (OSC 777, also understood as OSC 9 by many terminals) with a bell.
+    Auto,
+    Osc9,
+    Osc777,
+    Bell,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ui {
+    /// Tell when a job ends while the terminal is not in focus.
+    pub notify: Notify,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Ui {
+            notify: Notify::Auto,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct History {
@@ -159,6 +186,7 @@ pub struct ConfigFile {
     pub network: Network,
     pub queue: Queue,
     pub history: History,
+    pub ui: Ui,
     pub demo: Demo,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: BTreeMap<String, ModelOverride>,

@@ -2345,3 +2345,33 @@ fn session_spend_says_when_it_is_an_estimate() {
     assert!(m.spend_estimated);
     assert!((m.spend - 0.25).abs() < 1e-9);
 }
+
+#[test]
+fn a_job_that_ends_out_of_focus_is_notified() {
+    let mut m = rich();
+    let done = rec(10, "job 10", Status::Succeeded);
+    // In focus: nothing.
+    let fx = update(
+        &mut m,
+        Msg::Job(JobEvent::Succeeded(Box::new(done.clone()))),
+    );
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Notify(_))), "{fx:?}");
+    update(&mut m, Msg::Focus(false));
+    let failed = rec(11, "job 11", Status::Failed);
+    let fx = update(&mut m, Msg::Job(JobEvent::Failed(Box::new(failed))));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Notify(t) if t == "easel: failed: job 11")),
+        "{fx:?}"
+    );
+    update(&mut m, Msg::Focus(true));
+    let fx = update(
+        &mut m,
+        Msg::Job(JobEvent::Succeeded(Box::new(rec(
+            12,
+            "job 12",
+            Status::Succeeded,
+        )))),
+    );
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Notify(_))));
+}

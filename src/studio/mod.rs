@@ -10,6 +10,7 @@ pub mod keymap;
 pub mod layout;
 pub mod model;
 pub mod msg;
+pub mod notify;
 pub mod params;
 pub mod preview;
 pub mod runtime;

@@ -263,6 +263,8 @@ pub struct Model {
     pub graphics: Graphics,
     /// The zoomed layout: the preview takes most of the screen.
     pub zoom: bool,
+    /// Whether the terminal has focus (terminals that do not report it count as focused).
+    pub focused: bool,
     /// Whether the terminal shows 24-bit colour (else colours are mapped to the 256 palette).
     pub truecolor: bool,
     pub now: DateTime<Utc>,
@@ -306,6 +308,7 @@ impl Model {
             height: 24,
             graphics: Graphics::Halfblocks,
             zoom: false,
+            focused: true,
             truecolor: true,
             now,
             quitting: false,

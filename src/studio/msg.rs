@@ -13,6 +13,8 @@ pub enum Msg {
     Key(KeyEvent),
     Paste(String),
     Resize(u16, u16),
+    /// The terminal gained (true) or lost (false) focus.
+    Focus(bool),
     /// Time passes (elapsed times, message expiry); carries the time so `update` stays pure.
     Tick(chrono::DateTime<chrono::Utc>),
     /// From the scheduler.
@@ -96,6 +98,8 @@ pub enum Effect {
     },
     /// Write text to the clipboard with OSC 52.
     Copy(String),
+    /// Tell the user something happened while they were elsewhere (a desktop notification).
+    Notify(String),
     /// Leave the studio to edit this text in $VISUAL / $EDITOR.
     OpenEditor(String),
     /// Leave the studio to show this image full size, then come back on a key.

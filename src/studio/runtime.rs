@@ -108,6 +108,7 @@ impl PerfLog {
 
 /// Everything the runtime needs that is not the model.
 struct Edges {
+    notify: crate::config::Notify,
     scheduler: SchedulerHandle,
     tx: UnboundedSender<Msg>,
     history_tx: UnboundedSender<HistoryRequest>,
@@ -139,7 +140,8 @@ fn setup_screen() -> std::io::Result<()> {
     execute!(
         out,
         terminal::EnterAlternateScreen,
-        crossterm::event::EnableBracketedPaste
+        crossterm::event::EnableBracketedPaste,
+        crossterm::event::EnableFocusChange
     )?;
     let _ = execute!(
         out,
@@ -157,6 +159,7 @@ fn restore_screen() {
         out,
         crossterm::event::PopKeyboardEnhancementFlags,
         crossterm::event::DisableBracketedPaste,
+        crossterm::event::DisableFocusChange,
         terminal::LeaveAlternateScreen,
         crossterm::cursor::Show
     );
@@ -272,6 +275,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         let _ = tx.send(Msg::Problem(w.clone()));
     }
     let edges = Edges {
+        notify: settings.file.ui.notify,
         history_tx: spawn_history_worker(store.clone(), tx.clone()),
         preview_tx: spawn_preview_worker(renderer, tx.clone()),
         scheduler: scheduler.clone(),
@@ -420,6 +424,8 @@ impl EventLoop<'_> {
                         self.pending.push(Msg::Key(k));
                     }
                     Some(Ok(Event::Paste(p))) => self.pending.push(Msg::Paste(p)),
+                Some(Ok(Event::FocusGained)) => self.pending.push(Msg::Focus(true)),
+                Some(Ok(Event::FocusLost)) => self.pending.push(Msg::Focus(false)),
                     Some(Ok(Event::Resize(w, h))) => self.pending.push(Msg::Resize(w, h)),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => self.pending.push(Msg::Problem(format!("reading the terminal failed: {e}"))),
@@ -580,6 +586,13 @@ async fn run_effect(
             let _ = edges.preview_tx.send(Some(PreviewRequest { key, bytes }));
         }
         Effect::Copy(text) => osc52(&text),
+        Effect::Notify(text) => {
+            let inside_tmux = std::env::var_os("TMUX").is_some();
+            let bytes = super::notify::sequence(edges.notify, &text, inside_tmux);
+            let mut out = std::io::stdout();
+            let _ = out.write_all(bytes.as_bytes());
+            let _ = out.flush();
+        }
         Effect::OpenEditor(text) => {
             let result = outside_the_studio(terminal, events, || external_editor(&text));
             match result {

@@ -29,6 +29,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             load_visible(m, &mut fx);
         }
         Msg::Tick(now) => m.now = now,
+        Msg::Focus(on) => m.focused = on,
         Msg::Job(ev) => job_event(m, ev, &mut fx),
         Msg::HistoryPage {
             generation,
@@ -765,6 +766,17 @@ fn sort_queue(m: &mut Model) {
 }
 
 fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
+    // Away from the terminal: a notification says the job ended.
+    if !m.focused {
+        let what = match r.status {
+            Status::Succeeded => "done",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            _ => "ended",
+        };
+        let prompt: String = sanitize::line(&r.prompt).chars().take(60).collect();
+        fx.push(Effect::Notify(format!("easel: {what}: {prompt}")));
+    }
     m.preview.partials.remove(&r.id);
     m.spend += r.cost_usd.unwrap_or(0.0);
     // A cost not priced from the server's usage is an estimate: the total says so.
