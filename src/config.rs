@@ -106,12 +106,15 @@ pub enum Notify {
 pub struct Ui {
     /// Tell when a job ends while the terminal is not in focus.
     pub notify: Notify,
+    /// Clicks focus panes and pick rows, the wheel scrolls (off: the terminal's own selection).
+    pub mouse: bool,
 }
 
 impl Default for Ui {
     fn default() -> Self {
         Ui {
             notify: Notify::Auto,
+            mouse: true,
         }
     }
 }

@@ -2375,3 +2375,43 @@ fn a_job_that_ends_out_of_focus_is_notified() {
     );
     assert!(!fx.iter().any(|e| matches!(e, Effect::Notify(_))));
 }
+
+#[test]
+fn clicks_focus_and_pick_rows_and_the_wheel_scrolls() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let click = |kind, column, row| {
+        Msg::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let mut m = model();
+    page(&mut m, 0, 8, eight());
+    let a = m.areas();
+    // The third history row (inside the border).
+    let (x, y) = (a.history.x + 3, a.history.y + 1 + 2);
+    update(&mut m, click(MouseEventKind::Down(MouseButton::Left), x, y));
+    assert_eq!(m.focus, Pane::History);
+    assert_eq!(m.history.selected, 2);
+    assert_eq!(m.history.selected_record().unwrap().id, id(7));
+    update(&mut m, click(MouseEventKind::ScrollDown, x, y));
+    assert_eq!(m.history.selected, 5);
+    update(&mut m, click(MouseEventKind::ScrollUp, x, y));
+    assert_eq!(m.history.selected, 2);
+    // A click on the editor focuses it; a click below the last row picks nothing.
+    update(
+        &mut m,
+        click(
+            MouseEventKind::Down(MouseButton::Left),
+            a.editor.x + 2,
+            a.editor.y + 1,
+        ),
+    );
+    assert_eq!(m.focus, Pane::Editor);
+    // A click closes a popup.
+    m.overlay = Some(Overlay::Help);
+    update(&mut m, click(MouseEventKind::Down(MouseButton::Left), x, y));
+    assert!(m.overlay.is_none());
+}

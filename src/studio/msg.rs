@@ -15,6 +15,8 @@ pub enum Msg {
     Resize(u16, u16),
     /// The terminal gained (true) or lost (false) focus.
     Focus(bool),
+    /// A click or the wheel (when `[ui] mouse` is on).
+    Mouse(crossterm::event::MouseEvent),
     /// Time passes (elapsed times, message expiry); carries the time so `update` stays pure.
     Tick(chrono::DateTime<chrono::Utc>),
     /// From the scheduler.

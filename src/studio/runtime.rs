@@ -134,6 +134,9 @@ struct PreviewRequest {
 /// request is sent without asking, since asking means reading stdin, which races with the event
 /// reader, and terminals that do not know it ignore it). The one pair with `restore_screen`:
 /// used at start, at the end, and around `$EDITOR`, the full view and Ctrl-Z.
+/// Whether the studio takes the mouse (`[ui] mouse`), set once at start.
+static MOUSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn setup_screen() -> std::io::Result<()> {
     terminal::enable_raw_mode()?;
     let mut out = std::io::stdout();
@@ -149,6 +152,9 @@ fn setup_screen() -> std::io::Result<()> {
             KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES
         )
     );
+    if MOUSE.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = execute!(out, crossterm::event::EnableMouseCapture);
+    }
     Ok(())
 }
 
@@ -160,6 +166,7 @@ fn restore_screen() {
         crossterm::event::PopKeyboardEnhancementFlags,
         crossterm::event::DisableBracketedPaste,
         crossterm::event::DisableFocusChange,
+        crossterm::event::DisableMouseCapture,
         terminal::LeaveAlternateScreen,
         crossterm::cursor::Show
     );
@@ -231,6 +238,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
 
     install_panic_log(data_dir.join("easel.log"));
+    MOUSE.store(settings.file.ui.mouse, std::sync::atomic::Ordering::Relaxed);
     let terminal = setup_screen().and_then(|()| {
         ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
     });
@@ -424,10 +432,10 @@ impl EventLoop<'_> {
                         self.pending.push(Msg::Key(k));
                     }
                     Some(Ok(Event::Paste(p))) => self.pending.push(Msg::Paste(p)),
-                Some(Ok(Event::FocusGained)) => self.pending.push(Msg::Focus(true)),
-                Some(Ok(Event::FocusLost)) => self.pending.push(Msg::Focus(false)),
+                    Some(Ok(Event::FocusGained)) => self.pending.push(Msg::Focus(true)),
+                    Some(Ok(Event::FocusLost)) => self.pending.push(Msg::Focus(false)),
+                    Some(Ok(Event::Mouse(me))) => self.pending.push(Msg::Mouse(me)),
                     Some(Ok(Event::Resize(w, h))) => self.pending.push(Msg::Resize(w, h)),
-                    Some(Ok(_)) => {}
                     Some(Err(e)) => self.pending.push(Msg::Problem(format!("reading the terminal failed: {e}"))),
                     // The terminal is gone (a dropped SSH connection).
                     None => return 0,

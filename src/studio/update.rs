@@ -30,6 +30,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         }
         Msg::Tick(now) => m.now = now,
         Msg::Focus(on) => m.focused = on,
+        Msg::Mouse(me) => mouse(m, me, &mut fx),
         Msg::Job(ev) => job_event(m, ev, &mut fx),
         Msg::HistoryPage {
             generation,
@@ -208,6 +209,76 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
             m.editor.input(k);
         }
         None => {}
+    }
+}
+
+/// A click focuses the pane under it and picks the row clicked; the wheel scrolls the list
+/// under it. Popups and text inputs keep their keys (a click closes a popup).
+fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) {
+    use crossterm::event::{MouseButton, MouseEventKind};
+    let at = ratatui::layout::Position::new(me.column, me.row);
+    let a = m.areas();
+    let pane = [
+        (Pane::Editor, a.editor),
+        (Pane::Params, a.params),
+        (Pane::Queue, a.queue),
+        (Pane::History, a.history),
+    ]
+    .into_iter()
+    .find(|(_, r)| r.contains(at))
+    .map(|(p, _)| p);
+    match me.kind {
+        MouseEventKind::Down(MouseButton::Left) => {
+            if m.overlay.is_some() {
+                m.overlay = None;
+                return;
+            }
+            let Some(pane) = pane else { return };
+            m.focus = pane;
+            let inner = layout::inner(match pane {
+                Pane::Queue => a.queue,
+                Pane::History => a.history,
+                _ => return,
+            });
+            if !inner.contains(at) {
+                return;
+            }
+            let line = usize::from(at.y - inner.y);
+            match pane {
+                Pane::Queue => {
+                    let rows = usize::from(inner.height);
+                    let start = m.queue.selected.saturating_sub(rows.saturating_sub(1));
+                    if start + line < m.queue.jobs.len() {
+                        m.queue.selected = start + line;
+                    }
+                }
+                _ => {
+                    // The search line, when open, takes the first row.
+                    let offset = usize::from(m.history.search.is_some());
+                    if let Some(row) = line.checked_sub(offset) {
+                        let target = m.history.scroll + row;
+                        if target < m.history.total {
+                            move_history(m, target as i64 - m.history.selected as i64, fx);
+                        }
+                    }
+                }
+            }
+        }
+        MouseEventKind::ScrollDown | MouseEventKind::ScrollUp if m.overlay.is_none() => {
+            let delta = if me.kind == MouseEventKind::ScrollDown {
+                3
+            } else {
+                -3
+            };
+            match pane {
+                Some(Pane::History) => move_history(m, delta, fx),
+                Some(Pane::Queue) => {
+                    m.queue.selected = step_index(m.queue.selected, delta, m.queue.jobs.len())
+                }
+                _ => {}
+            }
+        }
+        _ => {}
     }
 }
 
