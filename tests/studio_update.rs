@@ -2415,3 +2415,35 @@ fn clicks_focus_and_pick_rows_and_the_wheel_scrolls() {
     update(&mut m, click(MouseEventKind::Down(MouseButton::Left), x, y));
     assert!(m.overlay.is_none());
 }
+
+#[test]
+fn tags_are_typed_with_completion_and_applied_to_the_selected_record() {
+    use easel::studio::update::complete_tag;
+    let known: Vec<String> = ["keep", "keeper", "sea", "sunset"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(complete_tag("+se", &known), "+sea ");
+    assert_eq!(complete_tag("+ke", &known), "+keep");
+    assert_eq!(complete_tag("-su", &known), "-sunset ");
+    assert_eq!(complete_tag("x +zz", &known), "x +zz");
+    let mut m = rich();
+    m.focus = Pane::History;
+    let fx = press(&mut m, ch('t'));
+    assert!(matches!(fx.as_slice(), [Effect::LoadTags]));
+    update(&mut m, Msg::Tags(known.clone()));
+    type_text(&mut m, "+se");
+    press(&mut m, plain(KeyCode::Tab));
+    type_text(&mut m, "-draft");
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    assert!(
+        matches!(fx.as_slice(), [Effect::Edit(i, easel::store::UserEdit::Retag { add, remove })]
+            if *i == id(1) && add == &["sea"] && remove == &["draft"]),
+        "{fx:?}"
+    );
+    assert!(m.tag_input.is_none());
+    // Esc leaves without a change; keys typed there are not commands.
+    press(&mut m, ch('t'));
+    type_text(&mut m, "dq");
+    assert!(m.overlay.is_none() && !m.quitting);
+    assert!(press(&mut m, plain(KeyCode::Esc)).is_empty());
+}

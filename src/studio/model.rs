@@ -245,6 +245,9 @@ pub struct Model {
     pub param_cursor: usize,
     /// A size being typed in the parameters pane (WIDTHxHEIGHT), checked as it is typed.
     pub size_input: Option<String>,
+    /// Tags being typed for the selected record ("+keep -draft"), and the tags in use.
+    pub tag_input: Option<String>,
+    pub known_tags: Vec<String>,
     pub queue: QueueState,
     pub history: HistoryState,
     pub preview: PreviewState,
@@ -295,6 +298,8 @@ impl Model {
             params,
             param_cursor: 0,
             size_input: None,
+            tag_input: None,
+            known_tags: Vec::new(),
             queue: QueueState::default(),
             history: HistoryState::default(),
             preview: PreviewState::default(),

@@ -15,6 +15,8 @@ pub enum Msg {
     Resize(u16, u16),
     /// The terminal gained (true) or lost (false) focus.
     Focus(bool),
+    /// The tags in use (for completion).
+    Tags(Vec<String>),
     /// A click or the wheel (when `[ui] mouse` is on).
     Mouse(crossterm::event::MouseEvent),
     /// Time passes (elapsed times, message expiry); carries the time so `update` stays pure.
@@ -100,6 +102,8 @@ pub enum Effect {
     },
     /// Write text to the clipboard with OSC 52.
     Copy(String),
+    /// Read the tags in use (for completion).
+    LoadTags,
     /// Tell the user something happened while they were elsewhere (a desktop notification).
     Notify(String),
     /// Leave the studio to edit this text in $VISUAL / $EDITOR.

@@ -109,6 +109,8 @@ impl PerfLog {
 /// Everything the runtime needs that is not the model.
 struct Edges {
     notify: crate::config::Notify,
+    /// For reads only (tags for completion): every write goes through the scheduler.
+    store: Arc<dyn HistoryStore>,
     scheduler: SchedulerHandle,
     tx: UnboundedSender<Msg>,
     history_tx: UnboundedSender<HistoryRequest>,
@@ -284,6 +286,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
     }
     let edges = Edges {
         notify: settings.file.ui.notify,
+        store: store.clone(),
         history_tx: spawn_history_worker(store.clone(), tx.clone()),
         preview_tx: spawn_preview_worker(renderer, tx.clone()),
         scheduler: scheduler.clone(),
@@ -594,6 +597,16 @@ async fn run_effect(
             let _ = edges.preview_tx.send(Some(PreviewRequest { key, bytes }));
         }
         Effect::Copy(text) => osc52(&text),
+        Effect::LoadTags => {
+            let store = edges.store.clone();
+            tokio::task::spawn_blocking(move || {
+                let tags = store
+                    .tags()
+                    .map(|t| t.into_iter().map(|(tag, _)| tag).collect())
+                    .unwrap_or_default();
+                let _ = tx.send(Msg::Tags(tags));
+            });
+        }
         Effect::Notify(text) => {
             let inside_tmux = std::env::var_os("TMUX").is_some();
             let bytes = super::notify::sequence(edges.notify, &text, inside_tmux);

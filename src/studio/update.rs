@@ -31,6 +31,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::Tick(now) => m.now = now,
         Msg::Focus(on) => m.focused = on,
         Msg::Mouse(me) => mouse(m, me, &mut fx),
+        Msg::Tags(tags) => m.known_tags = tags,
         Msg::Job(ev) => job_event(m, ev, &mut fx),
         Msg::HistoryPage {
             generation,
@@ -182,6 +183,11 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
         search_key(m, k, fx);
         return;
     }
+    // And the tags being typed for a history record.
+    if m.focus == Pane::History && m.tag_input.is_some() {
+        tag_key(m, k, fx);
+        return;
+    }
     // So is a size being typed in the parameters pane.
     if m.focus == Pane::Params && m.size_input.is_some() {
         size_key(m, k, fx);
@@ -254,7 +260,7 @@ fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) 
                 }
                 _ => {
                     // The search line, when open, takes the first row.
-                    let offset = usize::from(m.history.search.is_some());
+                    let offset = usize::from(m.history.search.is_some() || m.tag_input.is_some());
                     if let Some(row) = line.checked_sub(offset) {
                         let target = m.history.scroll + row;
                         if target < m.history.total {
@@ -280,6 +286,72 @@ fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) 
         }
         _ => {}
     }
+}
+
+/// Keys while tags are typed: `+tag` (or just `tag`) adds, `-tag` removes; Tab completes the
+/// word being typed from the tags in use; Enter applies to the selected record; Esc leaves.
+fn tag_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
+    let Some(text) = m.tag_input.as_mut() else {
+        return;
+    };
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    match k.code {
+        KeyCode::Esc => m.tag_input = None,
+        KeyCode::Backspace => {
+            text.pop();
+        }
+        KeyCode::Char('c') if ctrl => quit(m, fx),
+        KeyCode::Char('u') if ctrl => text.clear(),
+        KeyCode::Tab => {
+            let completed = complete_tag(text, &m.known_tags);
+            *text = completed;
+        }
+        KeyCode::Char(c) if !ctrl && !sanitize::is_unsafe(c) && text.chars().count() < 200 => {
+            text.push(c);
+        }
+        KeyCode::Enter => {
+            let (mut add, mut remove) = (Vec::new(), Vec::new());
+            for word in text.split_whitespace() {
+                match word.strip_prefix('-') {
+                    Some(t) => remove.push(t.to_string()),
+                    None => add.push(word.trim_start_matches('+').to_string()),
+                }
+            }
+            m.tag_input = None;
+            if let Some(r) = m.history.selected_record()
+                && !(add.is_empty() && remove.is_empty())
+            {
+                fx.push(Effect::Edit(
+                    r.id,
+                    crate::store::UserEdit::Retag { add, remove },
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Complete the last word of `text` (after its + or -) from `known`: the one tag that starts
+/// with it, or what all the candidates share.
+pub fn complete_tag(text: &str, known: &[String]) -> String {
+    let start = text.rfind(' ').map_or(0, |i| i + 1);
+    let (head, word) = text.split_at(start);
+    let (sign, stem) = match word.chars().next() {
+        Some(c @ ('+' | '-')) => (c.to_string(), &word[1..]),
+        _ => (String::new(), word),
+    };
+    let matches: Vec<&String> = known.iter().filter(|t| t.starts_with(stem)).collect();
+    let Some(first) = matches.first() else {
+        return text.to_string();
+    };
+    let mut common = first.to_string();
+    for t in &matches[1..] {
+        while !t.starts_with(common.as_str()) {
+            common.pop();
+        }
+    }
+    let done = if matches.len() == 1 { " " } else { "" };
+    format!("{head}{sign}{common}{done}")
 }
 
 fn focused_param(m: &Model) -> Option<params::Row> {
@@ -564,6 +636,12 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         Action::Star => {
             if let Some(r) = m.history.selected_record() {
                 fx.push(Effect::Star(r.id, !r.starred));
+            }
+        }
+        Action::EditTags => {
+            if m.history.selected_record().is_some() {
+                m.tag_input = Some(String::new());
+                fx.push(Effect::LoadTags);
             }
         }
         Action::Rate0

@@ -38,7 +38,26 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         .title_bottom(Line::from(Span::styled(position, theme::dim())).right_aligned());
     let mut inner = block.inner(area);
     f.render_widget(block, area);
-    if let Some(search) = &h.search {
+    if let Some(typed) = &m.tag_input {
+        // Tags being typed for the selected record, with what Tab would complete from.
+        let hint: Vec<&str> = m.known_tags.iter().take(6).map(String::as_str).collect();
+        let line = Line::from(vec![
+            Span::styled("tags ", theme::key()),
+            Span::raw(sanitize::line(typed).into_owned()),
+            Span::styled("▏", theme::key()),
+            Span::styled(
+                super::fit(
+                    &format!("  +add -remove · Tab: {}", hint.join(" ")),
+                    usize::from(inner.width),
+                )
+                .into_owned(),
+                theme::dim(),
+            ),
+        ]);
+        f.render_widget(Paragraph::new(line), Rect { height: 1, ..inner });
+        inner.y += 1;
+        inner.height = inner.height.saturating_sub(1);
+    } else if let Some(search) = &h.search {
         let line = Line::from(vec![
             Span::styled("/", theme::key()),
             Span::raw(sanitize::line(search).into_owned()),
