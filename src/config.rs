@@ -133,6 +133,49 @@ impl Default for History {
     }
 }
 
+/// How commands reach the store: through the data folder's service (jobs outlive the
+/// terminal, several clients share one queue) or inside each command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceMode {
+    #[default]
+    Service,
+    InProcess,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Service {
+    /// "service" (default) or "in-process"; `EASEL_SERVICE=off` chooses in-process too.
+    pub mode: ServiceMode,
+    /// The service stops after this long with no client and no job (0: never).
+    pub idle_exit_secs: u64,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service {
+            mode: ServiceMode::Service,
+            idle_exit_secs: 300,
+        }
+    }
+}
+
+impl Service {
+    /// The mode in effect: `EASEL_SERVICE=off` (or `in-process`) wins over the file.
+    pub fn effective_mode(&self) -> ServiceMode {
+        match std::env::var("EASEL_SERVICE")
+            .ok()
+            .as_deref()
+            .map(str::trim)
+        {
+            Some("off" | "in-process" | "0" | "no") => ServiceMode::InProcess,
+            Some("on" | "service" | "1" | "yes") => ServiceMode::Service,
+            _ => self.mode,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Demo {
@@ -189,6 +232,7 @@ pub struct ConfigFile {
     pub network: Network,
     pub queue: Queue,
     pub history: History,
+    pub service: Service,
     pub ui: Ui,
     pub demo: Demo,
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -298,6 +342,19 @@ pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
 }
 
 impl Settings {
+    /// The environment variables that may hold API keys (OPENAI_API_KEY and every profile's
+    /// api_key_env): a background service is started without them.
+    pub fn key_variables(&self) -> Vec<String> {
+        let mut vars = vec!["OPENAI_API_KEY".to_string()];
+        vars.extend(
+            self.file
+                .providers
+                .values()
+                .filter_map(|p| p.api_key_env.clone()),
+        );
+        vars
+    }
+
     /// Load the config file (if there is one) and check it.
     pub fn load(paths: Paths) -> Result<Settings, ConfigError> {
         let (file, exists) = match std::fs::read_to_string(&paths.config_file) {
@@ -501,15 +558,8 @@ impl Settings {
 
     fn demo_provider(&self, notice: Option<String>) -> Provider {
         Provider {
-            name: DEMO.into(),
-            kind: ProviderKind::Demo,
-            rules: ProviderRules {
-                name: DEMO.into(),
-                dialect: None,
-                fields: None,
-            },
-            model: None,
             notice,
+            ..Provider::demo()
         }
     }
 }
@@ -536,6 +586,21 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// The offline demo backend.
+    pub fn demo() -> Provider {
+        Provider {
+            name: DEMO.into(),
+            kind: ProviderKind::Demo,
+            rules: ProviderRules {
+                name: DEMO.into(),
+                dialect: None,
+                fields: None,
+            },
+            model: None,
+            notice: None,
+        }
+    }
+
     pub fn is_demo(&self) -> bool {
         matches!(self.kind, ProviderKind::Demo)
     }

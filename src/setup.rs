@@ -56,6 +56,8 @@ pub struct Engine {
     /// What the store had to say on opening: the caller shows it (stderr for a command, the
     /// status line in the studio, whose screen stderr would scribble over).
     pub warnings: Vec<String>,
+    /// The engine is the data folder's service: jobs outlive this process.
+    pub service: bool,
 }
 
 /// How the engine runs jobs.
@@ -66,6 +68,8 @@ pub struct EngineOptions<'a> {
     pub resume_queue: bool,
     /// Where images go instead of the data folder (`--out`).
     pub out_dir: Option<&'a Path>,
+    /// Who is asking, for the service's status ("studio", "generate").
+    pub client: &'static str,
 }
 
 /// Start the provider's backend, open the store and start the scheduler. On failure the error
@@ -82,6 +86,36 @@ pub async fn start_engine(
             return Err(1);
         }
     };
+    let demo = backend.is_demo();
+    let backend_name = backend.name().to_string();
+    if settings.file.service.effective_mode() == crate::config::ServiceMode::Service {
+        let name = format!("easel {} {}", env!("CARGO_PKG_VERSION"), opts.client);
+        let out = opts.out_dir.map(Path::to_path_buf);
+        return match crate::service::remote::engine(settings, provider, &name, out).await {
+            Ok(r) => {
+                let store = r.store.clone();
+                let warnings = tokio::task::spawn_blocking(move || store.warnings())
+                    .await
+                    .unwrap_or_default();
+                Ok(Engine {
+                    store: r.store,
+                    scheduler: r.scheduler,
+                    events: r.events,
+                    demo,
+                    backend_name,
+                    warnings,
+                    service: true,
+                })
+            }
+            Err(e) => {
+                report(
+                    &e.to_string(),
+                    Some("EASEL_SERVICE=off runs without the service (one easel at a time)"),
+                );
+                Err(1)
+            }
+        };
+    }
     let (store, mut warnings) = open_store(settings)?;
     // The trash keeps deleted generations for `[history] trash_days`, then lets them go.
     if settings.file.history.trash_days > 0 {
@@ -90,8 +124,6 @@ pub async fn start_engine(
             warnings.push(format!("could not empty old entries from the trash: {e}"));
         }
     }
-    let demo = backend.is_demo();
-    let backend_name = backend.name().to_string();
     let slot = ProviderSlot {
         backend,
         rules: provider.rules.clone(),
@@ -112,6 +144,7 @@ pub async fn start_engine(
             demo,
             backend_name,
             warnings,
+            service: false,
         }),
         Err(e) => {
             report(&e.to_string(), None);

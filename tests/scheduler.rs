@@ -96,6 +96,10 @@ fn label(ev: &JobEvent, names: &HashMap<Id, String>) -> String {
         ),
         JobEvent::Paused(p) => format!("paused {p}"),
         JobEvent::Problem(m) => format!("problem {m}"),
+        JobEvent::NeedsCredential { id, provider } => {
+            format!("needs {provider} {}", name(id))
+        }
+        JobEvent::Resync => "resync".into(),
     }
 }
 

@@ -61,6 +61,9 @@ impl Handler for TestHandler {
                 clients: 0,
                 jobs_running: 0,
                 jobs_queued: 0,
+                jobs_waiting: 0,
+                data_dir: String::new(),
+                version: String::new(),
             }),
             Request::Cancel { job } => {
                 self.entered.notify_one();
@@ -68,7 +71,7 @@ impl Handler for TestHandler {
                 self.finished.fetch_add(1, Ordering::SeqCst);
                 Reply::Cancelled { job }
             }
-            Request::Star { record, .. } => Reply::Deleted { record },
+            Request::Star { record, .. } => Reply::Deleted { record, old: None },
             _ => Reply::Failed {
                 error: WireError::new(ErrorKind::Unsupported, "not served \x1b[31min tests"),
             },
@@ -195,10 +198,8 @@ async fn a_client_handshakes_and_gets_answers() {
     assert!(matches!(reply, Reply::Status(_)), "{reply:?}");
     // A failed request is an error, with the server's text cleaned, and the connection goes on.
     let err = c
-        .request(Request::HistoryPage {
-            before: None,
-            limit: 50,
-            query: None,
+        .request(Request::Store {
+            call: easel::service::StoreCall::Len,
         })
         .await
         .unwrap_err();
@@ -549,7 +550,7 @@ async fn two_clients_at_once_share_requests_and_events() {
                 })
                 .await
                 .unwrap();
-            assert_eq!(r, Reply::Deleted { record: id });
+            assert_eq!(r, Reply::Deleted { record: id, old: None });
         }
         b
     };

@@ -54,6 +54,7 @@ impl Sandbox {
             .env("XDG_DATA_HOME", &self.data_home)
             .env("EASEL_DATA_DIR", data_dir)
             .env("LANG", "C.UTF-8")
+            .env("EASEL_SERVICE", "off")
             .args(args)
             .stdin(Stdio::null())
             .output()

@@ -88,6 +88,8 @@ impl Sandbox {
             ("TERM", "xterm-256color".into()),
             ("COLORTERM", "truecolor".into()),
             ("EASEL_GRAPHICS", "halfblocks".into()),
+            // In-process unless a test asks for the service (it adds EASEL_SERVICE=on).
+            ("EASEL_SERVICE", "off".into()),
         ]
         .into_iter()
         .chain(self.extra.iter().cloned())

@@ -663,6 +663,7 @@ pub async fn run(
             concurrency: 1,
             resume_queue: false,
             out_dir: args.out.as_deref(),
+            client: "generate",
         },
     )
     .await

@@ -251,15 +251,39 @@ fn open(data_dir: &std::path::Path, reads_only: bool) -> Result<SledStore, Store
     }
 }
 
+/// Run a `history` command, through the data folder's service (started if needed) unless
+/// the service is turned off.
 pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
-    if let HistoryAction::Doctor {
-        repair,
-        prune_missing,
-    } = action
+    if settings.file.service.effective_mode() == crate::config::ServiceMode::InProcess
+        || matches!(action, HistoryAction::Doctor { .. })
     {
-        return doctor_command(&settings.paths.data_dir, repair, prune_missing);
+        return run_in_process(settings, action);
     }
-    let reads_only = matches!(
+    let reads_only = is_read_only(&action);
+    let name = format!("easel {} history", env!("CARGO_PKG_VERSION"));
+    match crate::service::remote::RemoteStore::connect(settings, &name, true) {
+        Ok(store) => run_on(settings, std::sync::Arc::new(store), action, true),
+        // A read works without the service where the service cannot run (a read-only mount,
+        // a full disk): straight from the store, read-only.
+        Err(e) if reads_only => {
+            eprintln!(
+                "easel: warning: reading without the service: {}",
+                sanitize::line(&e.to_string())
+            );
+            run_in_process(settings, action)
+        }
+        Err(e) => {
+            super::report(
+                &e.to_string(),
+                Some("EASEL_SERVICE=off runs without the service (one easel at a time)"),
+            );
+            1
+        }
+    }
+}
+
+fn is_read_only(action: &HistoryAction) -> bool {
+    matches!(
         action,
         HistoryAction::List(_)
             | HistoryAction::Tags
@@ -267,7 +291,19 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
             | HistoryAction::Show { .. }
             | HistoryAction::Stats { .. }
             | HistoryAction::Export { .. }
-    );
+    )
+}
+
+/// Run a `history` command on the store opened here (the data folder to itself).
+pub fn run_in_process(settings: &Settings, action: HistoryAction) -> i32 {
+    if let HistoryAction::Doctor {
+        repair,
+        prune_missing,
+    } = action
+    {
+        return doctor_command(&settings.paths.data_dir, repair, prune_missing);
+    }
+    let reads_only = is_read_only(&action);
     let store: std::sync::Arc<dyn HistoryStore> = match open(&settings.paths.data_dir, reads_only) {
         Ok(s) => std::sync::Arc::new(s),
         Err(e) => {
@@ -275,7 +311,23 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
             return 1;
         }
     };
-    notes(store.as_ref());
+    run_on(settings, store, action, false)
+}
+
+fn run_on(
+    settings: &Settings,
+    store: std::sync::Arc<dyn HistoryStore>,
+    action: HistoryAction,
+    through_service: bool,
+) -> i32 {
+    // Through the service, its jobs are alive: none is an orphan to report.
+    if through_service {
+        for w in store.warnings() {
+            eprintln!("easel: warning: {}", sanitize::line(&w));
+        }
+    } else {
+        notes(store.as_ref());
+    }
     let result = match action {
         HistoryAction::List(args) => list(store.as_ref(), args),
         HistoryAction::Show {
@@ -292,15 +344,18 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
         HistoryAction::Export { out } => export(store.as_ref(), out),
         HistoryAction::Import { file } => import(store.as_ref(), settings, &file),
         HistoryAction::Rm { ids, purge, yes } => {
+            let asked = !yes && std::io::stdin().is_terminal();
             if !yes && !confirm_rm(ids.len(), purge) {
                 eprintln!("easel: nothing deleted");
                 return 1;
             }
+            // A running job's record goes only when the user said so (--yes, or yes asked).
+            let cancel_running = yes || asked;
             if purge {
                 purge_records(store.as_ref(), &settings.paths.data_dir, &ids)
             } else {
                 each(store.as_ref(), &ids, |s, id| {
-                    s.trash(id)?;
+                    s.trash_job(id, cancel_running)?;
                     println!(
                         "moved {} to the trash (easel history restore {} brings it back)",
                         id.short(),

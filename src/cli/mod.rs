@@ -5,6 +5,7 @@ pub mod generate;
 pub mod history;
 pub mod models;
 pub mod picture;
+pub mod service_cmd;
 
 use crate::config::{self, Paths, Settings};
 use clap::{Parser, Subcommand};
@@ -94,6 +95,11 @@ pub enum Command {
         rows: Option<u32>,
     },
     /// List the models easel knows and what each accepts.
+    /// The background service that owns the data folder's queue and history.
+    Service {
+        #[command(subcommand)]
+        action: service_cmd::ServiceAction,
+    },
     Models {
         /// One JSON object per line.
         #[arg(long)]
@@ -198,6 +204,10 @@ pub async fn run(mut cli: Cli) -> i32 {
                 }
             }
         }
+        Some(Command::Service { action }) => match settings_or_report(&cli) {
+            Some(settings) => service_cmd::run(&settings, action).await,
+            None => 1,
+        },
         Some(Command::Models { json }) => match settings_or_report(&cli) {
             Some(settings) => models::run(&settings, json),
             None => 1,
@@ -225,7 +235,34 @@ pub async fn run(mut cli: Cli) -> i32 {
             }
         }
         Some(Command::History { action }) => match settings_or_report(&cli) {
-            Some(settings) => history::run(&settings, action),
+            Some(settings) => {
+                // The doctor needs the data folder to itself: an idle service is stopped first
+                // (the next command starts it again).
+                if matches!(action, history::HistoryAction::Doctor { .. })
+                    && settings.file.service.effective_mode() == config::ServiceMode::Service
+                {
+                    match service_cmd::stop_service(&settings, false).await {
+                        Ok(service_cmd::Stopped::Busy { running, queued }) => {
+                            report(
+                                &format!(
+                                    "the doctor needs the data folder to itself, and the service is running {running} job(s) ({queued} queued)"
+                                ),
+                                Some(
+                                    "wait for them (`easel service status`), or stop it with `easel service stop --force`",
+                                ),
+                            );
+                            return 1;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            report(&e.to_string(), None);
+                            return 1;
+                        }
+                    }
+                    return history::run_in_process(&settings, action);
+                }
+                history::run(&settings, action)
+            }
             None => 1,
         },
         None => match settings_or_report(&cli) {

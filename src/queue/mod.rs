@@ -41,6 +41,14 @@ pub enum JobEvent {
     Deleted(Id),
     /// A record came back from the trash.
     Restored(Box<GenerationRecord>),
+    /// A queued job waits for its provider's key: a client with that key must connect.
+    NeedsCredential {
+        id: Id,
+        provider: String,
+    },
+    /// What the engine holds may differ from what was heard (a service restarted, a client
+    /// missed events): reload the queue and the history.
+    Resync,
     /// The queue's order changed: the waiting jobs, in the order they will run.
     Reordered(Vec<Id>),
     Paused(bool),
@@ -56,6 +64,15 @@ impl JobEvent {
             _ => None,
         }
     }
+}
+
+/// The scheduler's jobs at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub running: usize,
+    pub queued: usize,
+    /// Of the queued ones, those whose provider has no key here.
+    pub waiting: usize,
 }
 
 /// A new job.
@@ -112,6 +129,24 @@ pub enum Command {
         tokio::sync::oneshot::Sender<Result<Option<GenerationRecord>, String>>,
     ),
     Move(Id, QueueMove),
+    /// Queue a job that runs with its own provider (a service's client's key) and, with a
+    /// folder, saves its images there instead of the data folder.
+    SubmitWith {
+        submission: Submission,
+        slot: ProviderSlot,
+        out_dir: Option<std::path::PathBuf>,
+        reply: tokio::sync::oneshot::Sender<Result<Id, String>>,
+    },
+    /// A provider for the queued jobs of that name that wait for one (a client's key): each
+    /// holds it until it starts, and it is kept nowhere else.
+    Provide(String, ProviderSlot),
+    /// Retry a job with its own provider (the retrying client's key).
+    RetryWith(Id, ProviderSlot),
+    /// How many jobs run, wait in the queue, and wait for a key.
+    Counts(tokio::sync::oneshot::Sender<JobCounts>),
+    /// Whether the id is a job the scheduler holds: `Some(true)` running, `Some(false)`
+    /// queued, `None` neither.
+    IsLive(Id, tokio::sync::oneshot::Sender<Option<bool>>),
     Pause,
     Resume,
     /// Stop: running jobs become interrupted, queued ones stay queued for next time.

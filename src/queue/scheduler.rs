@@ -25,6 +25,16 @@ pub struct ProviderSlot {
     pub limit: usize,
 }
 
+impl std::fmt::Debug for ProviderSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSlot")
+            .field("backend", &self.backend.name())
+            .field("rules", &self.rules)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
     /// Jobs running at once, over all providers.
@@ -40,6 +50,49 @@ pub struct SchedulerHandle {
 }
 
 impl SchedulerHandle {
+    /// A handle and the orders sent through it, for a scheduler that runs elsewhere (a
+    /// service's client forwards them over the socket).
+    pub fn channel() -> (SchedulerHandle, UnboundedReceiver<Command>) {
+        let (tx, rx) = unbounded_channel();
+        (SchedulerHandle { tx }, rx)
+    }
+
+    /// Queue a job that runs with its own provider slot (see [`Command::SubmitWith`]).
+    pub fn submit_with(
+        &self,
+        submission: Submission,
+        slot: ProviderSlot,
+        out_dir: Option<std::path::PathBuf>,
+    ) -> impl std::future::Future<Output = Result<Id, String>> + Send + 'static {
+        self.ask(move |reply| Command::SubmitWith {
+            submission,
+            slot,
+            out_dir,
+            reply,
+        })
+    }
+
+    pub async fn counts(&self) -> super::JobCounts {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Counts(tx)).is_err() {
+            return super::JobCounts::default();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// `Some(true)`: the job runs; `Some(false)`: it is queued; `None`: neither.
+    pub async fn is_live(&self, id: Id) -> Option<bool> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::IsLive(id, tx)).is_err() {
+            return None;
+        }
+        rx.await.ok().flatten()
+    }
+
+    /// Whether the scheduler still takes orders.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
     /// Queue a job; returns its id once it is stored.
     pub async fn submit(&self, s: Submission) -> Result<Id, String> {
         self.ask(move |tx| Command::Submit(s, tx)).await
@@ -189,6 +242,12 @@ pub struct Scheduler {
     writes_tx: UnboundedSender<WorkerWrite>,
     /// Records deleted while their job ran: later writes for them are dropped.
     deleted: std::collections::HashSet<Id>,
+    /// Jobs that run with a provider of their own (a client's key), until they start.
+    job_slots: HashMap<Id, ProviderSlot>,
+    /// Jobs whose images go somewhere else than the data folder (`--out`).
+    job_files: HashMap<Id, ImageFiles>,
+    /// Jobs already announced as waiting for a key.
+    waiting_noted: std::collections::HashSet<Id>,
     interrupting: Arc<std::sync::Mutex<Vec<Id>>>,
 }
 
@@ -232,6 +291,9 @@ impl Scheduler {
             done_tx,
             writes_tx,
             deleted: std::collections::HashSet::new(),
+            job_slots: HashMap::new(),
+            job_files: HashMap::new(),
+            waiting_noted: std::collections::HashSet::new(),
             interrupting: Arc::new(std::sync::Mutex::new(Vec::new())),
         };
         if sched.cfg.resume_queue {
@@ -336,9 +398,17 @@ impl Scheduler {
         Ok(r)
     }
 
+    /// A queued job leaves the queue without running: its key and folder go with it.
+    fn forget(&mut self, id: Id) {
+        self.job_slots.remove(&id);
+        self.job_files.remove(&id);
+        self.waiting_noted.remove(&id);
+    }
+
     async fn delete(&mut self, id: Id) -> Result<Option<GenerationRecord>, String> {
         if self.queued.remove(&id).is_some() {
             self.order.retain(|x| *x != id);
+            self.forget(id);
         }
         if let Some(run) = self.running.get(&id) {
             // Its worker's later writes are dropped, and it removes any files it made.
@@ -368,8 +438,54 @@ impl Scheduler {
             Command::SubmitHeadless(s, reply) => {
                 let _ = reply.send(self.submit(s, true).await);
             }
+            Command::SubmitWith {
+                submission,
+                slot,
+                out_dir,
+                reply,
+            } => {
+                let r = self.submit_with(submission, slot, out_dir).await;
+                let _ = reply.send(r);
+            }
+            Command::Provide(name, slot) => {
+                let waiting: Vec<Id> = self
+                    .order
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        !self.runnable(*id)
+                            && self.queued.get(id).is_some_and(|r| r.provider == name)
+                    })
+                    .collect();
+                for id in waiting {
+                    self.job_slots.insert(id, slot.clone());
+                }
+            }
+            Command::RetryWith(id, slot) => {
+                if self.retry(id).await {
+                    self.job_slots.insert(id, slot);
+                }
+            }
+            Command::Counts(reply) => {
+                let waiting = self.order.iter().filter(|id| !self.runnable(**id)).count();
+                let _ = reply.send(super::JobCounts {
+                    running: self.running.len(),
+                    queued: self.order.len(),
+                    waiting,
+                });
+            }
+            Command::IsLive(id, reply) => {
+                let state = if self.running.contains_key(&id) {
+                    Some(true)
+                } else {
+                    self.queued.contains_key(&id).then_some(false)
+                };
+                let _ = reply.send(state);
+            }
             Command::Cancel(id) => self.cancel(id).await,
-            Command::Retry(id) => self.retry(id).await,
+            Command::Retry(id) => {
+                self.retry(id).await;
+            }
             Command::Star(id, on, reply) => {
                 let r = self.edit(id, move |s| s.set_starred(id, on)).await;
                 let _ = reply.send(r);
@@ -425,11 +541,47 @@ impl Scheduler {
         }
     }
 
+    /// Whether a queued job has a provider to run on here.
+    fn runnable(&self, id: Id) -> bool {
+        self.job_slots.contains_key(&id)
+            || self
+                .queued
+                .get(&id)
+                .is_some_and(|r| self.providers.contains_key(&r.provider))
+    }
+
+    async fn submit_with(
+        &mut self,
+        s: Submission,
+        slot: ProviderSlot,
+        out_dir: Option<std::path::PathBuf>,
+    ) -> Result<Id, String> {
+        let id = self.submit_checked(s, false, &slot).await?;
+        // The record is queued and announced: the job's own provider and folder go with it.
+        // (`pump` runs after this command, so the job cannot have started without them.)
+        self.job_slots.insert(id, slot);
+        if let Some(dir) = out_dir {
+            self.job_files
+                .insert(id, ImageFiles::new(self.files.data_dir(), Some(&dir)));
+        }
+        Ok(id)
+    }
+
     async fn submit(&mut self, s: Submission, headless: bool) -> Result<Id, String> {
         let slot = self
             .providers
             .get(&s.provider)
+            .cloned()
             .ok_or_else(|| format!("no provider named {}", s.provider))?;
+        self.submit_checked(s, headless, &slot).await
+    }
+
+    async fn submit_checked(
+        &mut self,
+        s: Submission,
+        headless: bool,
+        slot: &ProviderSlot,
+    ) -> Result<Id, String> {
         // Refuse what cannot be sent now, rather than failing it later.
         request::check(&s.params, &self.catalog, &slot.rules).map_err(|e| e.to_string())?;
         let mut r = GenerationRecord::queued(
@@ -471,6 +623,7 @@ impl Scheduler {
             return;
         };
         self.order.retain(|x| *x != id);
+        self.forget(id);
         r.status = Status::Cancelled;
         r.finished = Some(Utc::now());
         let stored = r.clone();
@@ -480,7 +633,8 @@ impl Scheduler {
         }
     }
 
-    async fn retry(&mut self, id: Id) {
+    /// Queue a failed, cancelled or interrupted job again; says whether it was.
+    async fn retry(&mut self, id: Id) -> bool {
         let found = blocking(&self.store, move |s| s.get(id)).await;
         let mut r = match found {
             Ok(Some(r)) if r.status.can_retry() => r,
@@ -490,12 +644,12 @@ impl Scheduler {
                     r.id.short(),
                     r.status
                 )));
-                return;
+                return false;
             }
-            Ok(None) => return,
+            Ok(None) => return false,
             Err(e) => {
                 self.emit(JobEvent::Problem(e.to_string()));
-                return;
+                return false;
             }
         };
         r.status = Status::Queued;
@@ -506,11 +660,12 @@ impl Scheduler {
         let stored = r.clone();
         if let Err(e) = blocking(&self.store, move |s| s.enqueue(&stored, false)).await {
             self.emit(JobEvent::Problem(e.to_string()));
-            return;
+            return false;
         }
         self.order.push(id);
         self.queued.insert(id, r.clone());
         self.emit(JobEvent::Queued(Box::new(r)));
+        true
     }
 
     /// Start every job that may start now, in queue order.
@@ -526,8 +681,20 @@ impl Scheduler {
                 .get(&id)
                 .map(|r| r.provider.clone())
                 .unwrap_or_default();
-            let Some(slot) = self.providers.get(&provider).cloned() else {
-                // Its provider is not available in this run (no key, say): it waits.
+            let Some(slot) = self
+                .job_slots
+                .get(&id)
+                .or_else(|| self.providers.get(&provider))
+                .cloned()
+            else {
+                // Its provider is not available in this run (no key, say): it waits, and
+                // says so once.
+                if self.waiting_noted.insert(id) {
+                    self.emit(JobEvent::NeedsCredential {
+                        id,
+                        provider: provider.clone(),
+                    });
+                }
                 i += 1;
                 continue;
             };
@@ -541,13 +708,22 @@ impl Scheduler {
                 continue;
             }
             self.order.remove(i);
+            // The key is held only while the job needs it: the worker takes it now.
+            self.job_slots.remove(&id);
+            self.waiting_noted.remove(&id);
+            let files = self.job_files.remove(&id);
             if let Some(record) = self.queued.remove(&id) {
-                self.start_job(record, slot);
+                self.start_job(record, slot, files);
             }
         }
     }
 
-    fn start_job(&mut self, record: GenerationRecord, slot: ProviderSlot) {
+    fn start_job(
+        &mut self,
+        record: GenerationRecord,
+        slot: ProviderSlot,
+        files: Option<ImageFiles>,
+    ) {
         let cancel = CancellationToken::new();
         self.running.insert(
             record.id,
@@ -559,7 +735,7 @@ impl Scheduler {
         let worker = Worker {
             writes: self.writes_tx.clone(),
             catalog: self.catalog.clone(),
-            files: self.files.clone(),
+            files: files.unwrap_or_else(|| self.files.clone()),
             slot,
             events: self.events.clone(),
             interrupting: self.interrupting.clone(),

@@ -2,8 +2,8 @@
 //! data folder's store and scheduler, and every other easel is a client of it over a private
 //! Unix socket.
 //!
-//! This module is the transport only; the engine is not behind it yet (see
-//! docs/decisions/0005-local-service.md for what is built and what is not).
+//! docs/decisions/0005-local-service.md says why a local service and how the protocol is
+//! versioned; docs/architecture.md shows the flow.
 //!
 //! - [`paths`]: where a data folder's socket lives, and its private folder.
 //! - [`protocol`]: the messages, the protocol version and the frame caps.
@@ -11,18 +11,28 @@
 //! - [`server`]: bind (with stale-socket detection), accept, uid check, handshake, dispatch to
 //!   a [`server::Handler`], event fan-out.
 //! - [`client`]: connect, handshake, request/reply, events.
+//! - [`host`]: the service process: the engine (store + scheduler) behind a [`Handler`].
+//! - [`start`]: finding or starting a data folder's service on demand.
+//! - [`remote`]: the engine as a client sees it (a remote store, an order bridge, events).
+//! - [`spec`]: a provider (and its key) as it travels with a job.
+//! - [`store_call`]: history reads as messages.
 
 pub mod client;
+pub mod host;
 pub mod paths;
 pub mod protocol;
+pub mod remote;
 pub mod server;
+pub mod spec;
+pub mod start;
+pub mod store_call;
 pub mod wire;
 
 pub use client::Client;
 pub use paths::{prepare_socket_dir, socket_path, socket_path_in};
 pub use protocol::{
     ClientFrame, Credential, ErrorKind, Event, Hello, PROTOCOL_VERSION, Reply, Request,
-    ServerFrame, ServiceStatus, SubmitJob, Welcome, WireError,
+    ServerFrame, ServiceStatus, StoreAnswer, StoreCall, SubmitJob, Welcome, WireError,
 };
 pub use server::{Handler, Listener, Peer, Server, ServerConfig};
 
@@ -128,6 +138,12 @@ pub enum ServiceError {
         "the easel service closed the connection; run the command again (it starts a new service if needed)"
     )]
     Closed,
+
+    #[error(
+        "the easel service could not start: {detail} (its log: {}); `easel service run --foreground` shows why, or set EASEL_SERVICE=off to run without it",
+        shown(log)
+    )]
+    StartFailed { log: PathBuf, detail: String },
 
     #[error(
         "the service did not answer the handshake in time; it may be stuck — stop it with `easel service stop --force`"

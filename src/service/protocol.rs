@@ -13,14 +13,17 @@
 //!   numbers. Client and service are one binary, so a mismatch means an old service still runs
 //!   after an upgrade; the fix is to stop it (the planned service replaces an idle old one).
 
+use super::spec::ProviderSpec;
+pub use super::store_call::{StoreAnswer, StoreCall};
 use crate::api::GenerationParams;
 use crate::secret::ApiKey;
-use crate::store::{GenerationRecord, Id};
+use crate::store::{GenerationRecord, Id, QueueMove, StoreError, UserEdit};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::path::PathBuf;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame the service reads from a client. Requests are small (a prompt is at most
 /// 32,000 characters; reference images travel as paths, not bytes).
@@ -94,8 +97,27 @@ pub enum Request {
     Status,
     /// Queue a generation. Jobs are queued in the order the service receives them.
     Submit(Box<SubmitJob>),
+    /// A client's provider (with its key) for jobs that wait for one ("needs OPENAI_API_KEY"):
+    /// queued jobs of that provider start with it. Held in memory only.
+    Provide {
+        provider: Box<ProviderSpec>,
+    },
     Cancel {
         job: Id,
+    },
+    /// Queue a failed, cancelled or interrupted job again, with the retrying client's
+    /// provider (and key).
+    Retry {
+        job: Id,
+        #[serde(default)]
+        provider: Option<Box<ProviderSpec>>,
+    },
+    Move {
+        job: Id,
+        how: QueueMove,
+    },
+    Pause {
+        paused: bool,
     },
     Star {
         record: Id,
@@ -105,43 +127,53 @@ pub enum Request {
         record: Id,
         tags: Vec<String>,
     },
-    /// Delete a record. A queued job is cancelled first; a running one is only cancelled when
-    /// `cancel_running` is set, otherwise the service answers [`Reply::ConfirmCancelRunning`].
+    /// Change what the user owns in a record (star, tags, rating, notes).
+    Edit {
+        record: Id,
+        edit: UserEdit,
+    },
+    /// Delete a record to the trash. A queued job is cancelled first; a running one is only
+    /// cancelled when `cancel_running` is set, otherwise the service answers
+    /// [`Reply::ConfirmCancelRunning`].
     Delete {
         record: Id,
         #[serde(default)]
         cancel_running: bool,
     },
-    /// Newest first, older than `before` when given.
-    HistoryPage {
+    /// Bring a record back from the trash.
+    Restore {
+        record: Id,
+    },
+    /// A read of the history (or a write that is not a job's: an import, emptying the trash).
+    Store {
+        call: StoreCall,
+    },
+    /// Stop the service. With jobs running and no `force`, the answer is [`Reply::Busy`].
+    Stop {
         #[serde(default)]
-        before: Option<Id>,
-        limit: u32,
-        /// A search in the studio's syntax.
-        #[serde(default)]
-        query: Option<String>,
+        force: bool,
     },
     /// Start receiving [`Event`]s on this connection.
     Subscribe,
     Unsubscribe,
 }
 
-/// A generation to queue, with the credentials it runs with.
+/// A generation to queue, with the provider (and key) it runs with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubmitJob {
     pub params: GenerationParams,
-    /// Which provider runs it.
-    pub provider: String,
+    /// Which provider runs it, with the submitting client's key for it. Held by the service in
+    /// memory only while the job needs it; never written.
+    pub provider: ProviderSpec,
     /// Put it at the front of the queue.
     #[serde(default)]
     pub front: bool,
     /// The record this one re-runs or varies.
     #[serde(default)]
     pub parent: Option<Id>,
-    /// The submitting client's key for that provider. Held by the service in memory only while
-    /// the job needs it; never written.
+    /// Where its images go instead of the data folder (`easel generate --out`).
     #[serde(default)]
-    pub credential: Option<Credential>,
+    pub out_dir: Option<PathBuf>,
 }
 
 /// An API key in transit over the private socket. It serialises the key (that is its one
@@ -181,21 +213,32 @@ pub enum Reply {
     Cancelled {
         job: Id,
     },
-    /// A record after a change (star, tags).
+    /// Done (an order with nothing to report: provide, retry, move, pause).
+    Done,
+    /// A record after a change (star, tags, rating, notes, restore).
     Record {
         record: Box<GenerationRecord>,
     },
     Deleted {
         record: Id,
+        /// The record as it was.
+        #[serde(default)]
+        old: Option<Box<GenerationRecord>>,
     },
     /// The record's job is running: ask the user, then send `Delete` with `cancel_running`.
     ConfirmCancelRunning {
         record: Id,
     },
-    HistoryPage {
-        records: Vec<GenerationRecord>,
-        /// Pass as `before` for the next page; `None` at the end.
-        next: Option<Id>,
+    /// The answer to a [`Request::Store`] call.
+    Store {
+        result: Result<StoreAnswer, StoreError>,
+    },
+    /// The service stops now.
+    Stopping,
+    /// Jobs are running; `Stop` with `force` interrupts them.
+    Busy {
+        running: u32,
+        queued: u32,
     },
     Subscribed,
     Unsubscribed,
@@ -215,6 +258,14 @@ pub struct ServiceStatus {
     pub clients: u32,
     pub jobs_running: u32,
     pub jobs_queued: u32,
+    /// Queued jobs that wait for a client with their provider's key.
+    #[serde(default)]
+    pub jobs_waiting: u32,
+    /// The data folder it owns.
+    #[serde(default)]
+    pub data_dir: String,
+    #[serde(default)]
+    pub version: String,
 }
 
 /// What a subscribed client hears, mirroring the scheduler's events.
@@ -247,6 +298,10 @@ pub enum Event {
     },
     Deleted {
         record: Id,
+    },
+    /// A record came back from the trash.
+    Restored {
+        record: Box<GenerationRecord>,
     },
     Reordered {
         queue: Vec<Id>,
@@ -349,10 +404,31 @@ mod tests {
             id: 7,
             request: Request::Submit(Box::new(SubmitJob {
                 params: GenerationParams::default(),
-                provider: "openai".into(),
+                provider: ProviderSpec {
+                    name: "openai".into(),
+                    http: Some(super::super::spec::HttpSpec {
+                        display_name: "OpenAI".into(),
+                        base_url: "https://api.openai.com/v1".into(),
+                        credential: ApiKey::new(key).map(Credential),
+                        organization: None,
+                        project: None,
+                        max_retries: 2,
+                        timeout_ms: 1,
+                        connect_timeout_ms: 1,
+                        stream_idle_timeout_ms: 1,
+                        download_max_bytes: 1,
+                        download_timeout_ms: 1,
+                        max_response_bytes: 1,
+                        download_hosts: Default::default(),
+                        download_max_redirects: 0,
+                    }),
+                    dialect: None,
+                    fields: None,
+                    model: None,
+                },
                 front: false,
                 parent: None,
-                credential: ApiKey::new(key).map(Credential),
+                out_dir: None,
             })),
         };
         let json = serde_json::to_string(&frame).unwrap();

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// A store failure, said so that the user knows what to do.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StoreError {
     /// Another process holds the data folder.
     #[error("{0}")]
@@ -48,7 +48,8 @@ pub struct Page {
 }
 
 /// A way to move a queued job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum QueueMove {
     Up,
     Down,
@@ -65,7 +66,7 @@ pub struct Recovery {
 }
 
 /// A stored record that could not be decoded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BadRecord {
     /// The record's key, in hex.
     pub key: String,
@@ -73,7 +74,7 @@ pub struct BadRecord {
 }
 
 /// Totals for `easel history stats`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub total: usize,
     pub by_status: BTreeMap<String, usize>,
@@ -170,6 +171,15 @@ pub trait HistoryStore: Send + Sync {
     /// emptied. (A store without a trash deletes.)
     fn trash(&self, id: Id) -> Result<Option<GenerationRecord>, StoreError> {
         self.delete(id)
+    }
+    /// Move a record to the trash; a running job's record only with `cancel_running` (its job
+    /// is cancelled). A store without jobs of its own just trashes it.
+    fn trash_job(
+        &self,
+        id: Id,
+        _cancel_running: bool,
+    ) -> Result<Option<GenerationRecord>, StoreError> {
+        self.trash(id)
     }
     /// Bring a record back from the trash (a job that was queued or running comes back
     /// cancelled).

@@ -8,7 +8,8 @@ use nucleo_matcher::pattern::{AtomKind, CaseMatching, Normalization, Pattern};
 use nucleo_matcher::{Config, Matcher, Utf32Str};
 
 /// What to show.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Query {
     /// Fuzzy text matched against prompts (results ordered by match quality, then newest).
     pub text: Option<String>,
@@ -44,7 +45,7 @@ impl Query {
 }
 
 /// Where the next page starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Cursor {
     /// Newest-first listing: records older than this id.
     Before(Id),
@@ -342,7 +343,7 @@ impl Summary {
 }
 
 /// Where a record stands in a query's results (see [`Index::locate`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Located {
     /// At this position.
     At(usize),

@@ -183,7 +183,8 @@ fn is_zero(v: &u8) -> bool {
 }
 
 /// A change of what the user owns in a record (not its job's): star, tags, rating, notes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UserEdit {
     Star(bool),
     /// Replace the tags (cleaned: trimmed, no empties, no duplicates, sorted).

@@ -272,6 +272,8 @@ pub struct Model {
     pub truecolor: bool,
     pub now: DateTime<Utc>,
     pub quitting: bool,
+    /// Jobs belong to a service and keep running after the studio quits.
+    pub jobs_outlive: bool,
     /// Where relative image paths are resolved.
     pub data_dir: std::path::PathBuf,
 }
@@ -317,6 +319,7 @@ impl Model {
             truecolor: true,
             now,
             quitting: false,
+            jobs_outlive: false,
             data_dir: std::path::PathBuf::new(),
         }
     }

@@ -113,5 +113,7 @@ pub enum Effect {
     /// Open this image in the system's viewer (or, with no display, copy its path).
     OpenViewer(PathBuf),
     Suspend,
+    /// Read the queue again (after the service restarted or events were missed).
+    LoadQueue,
     Quit,
 }

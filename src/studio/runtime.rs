@@ -211,6 +211,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
             concurrency: settings.file.queue.concurrency,
             resume_queue: settings.file.queue.resume_queue,
             out_dir: None,
+            client: "studio",
         },
     )
     .await
@@ -225,6 +226,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         rules: provider.rules.clone(),
     };
     let catalog = Arc::new(settings.catalog.clone());
+    let jobs_outlive = engine.service;
     let (store, scheduler, jobs) = (engine.store, engine.scheduler, engine.events);
     let store_warnings = engine.warnings;
 
@@ -268,6 +270,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
     params.prompt.clear();
     let mut model = Model::new(keymap, catalog, info, params, chrono::Utc::now());
     model.graphics = graphics;
+    model.jobs_outlive = jobs_outlive;
     model.truecolor = truecolor;
     model.data_dir = data_dir.clone();
     let state_file = data_dir.join(super::state::FILE);
@@ -597,6 +600,17 @@ async fn run_effect(
             let _ = edges.preview_tx.send(Some(PreviewRequest { key, bytes }));
         }
         Effect::Copy(text) => osc52(&text),
+        Effect::LoadQueue => {
+            let store = edges.store.clone();
+            tokio::task::spawn_blocking(move || match store.queue() {
+                Ok(q) => {
+                    let _ = tx.send(Msg::QueueLoaded(q));
+                }
+                Err(e) => {
+                    let _ = tx.send(Msg::Problem(e.to_string()));
+                }
+            });
+        }
         Effect::LoadTags => {
             let store = edges.store.clone();
             tokio::task::spawn_blocking(move || {

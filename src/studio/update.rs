@@ -150,6 +150,18 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                         Confirm::Delete(r) => fx.push(Effect::Delete(r.id)),
                         Confirm::Quit => quit(m, fx),
                     },
+                    // Jobs that outlive the studio: c cancels them on the way out.
+                    _ if matches!(what, Confirm::Quit)
+                        && m.jobs_outlive
+                        && key == Key::new(KeyCode::Char('c'), KeyModifiers::NONE) =>
+                    {
+                        for j in &m.queue.jobs {
+                            if !j.record.status.is_final() {
+                                fx.push(Effect::Cancel(j.record.id));
+                            }
+                        }
+                        quit(m, fx);
+                    }
                     // Any other key says no.
                     _ => {}
                 }
@@ -476,7 +488,16 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::ForceQuit => quit(m, fx),
         Action::Quit => {
-            if m.queue.running() > 0 {
+            let active = if m.jobs_outlive {
+                m.queue
+                    .jobs
+                    .iter()
+                    .filter(|j| !j.record.status.is_final())
+                    .count()
+            } else {
+                m.queue.running()
+            };
+            if active > 0 {
                 m.overlay = Some(Overlay::Confirm(Confirm::Quit));
             } else {
                 quit(m, fx);
@@ -898,6 +919,20 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
             );
         }
         JobEvent::Problem(p) => notice(m, p, true),
+        JobEvent::NeedsCredential { id, provider } => {
+            let what = format!(
+                "waits for {}'s key: start easel where it is set",
+                sanitize::line(&provider)
+            );
+            if let Some(j) = m.queue.jobs.iter_mut().find(|j| j.record.id == id) {
+                j.note = Some(what.clone());
+            }
+            notice(m, format!("job {} {what}", id.short()), true);
+        }
+        JobEvent::Resync => {
+            fx.push(Effect::LoadQueue);
+            reload_history(m, fx, false);
+        }
     }
     if let Some(i) = selected.and_then(|id| m.queue.jobs.iter().position(|j| j.record.id == id)) {
         m.queue.selected = i;

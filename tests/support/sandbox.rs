@@ -39,6 +39,9 @@ impl Sandbox {
             .env("XDG_CONFIG_HOME", &self.config_home)
             .env("EASEL_DATA_DIR", &self.data)
             .env("LANG", "C.UTF-8")
+            // In-process: each command owns the data folder (tests/service_e2e.rs covers the
+            // service, which would otherwise outlive the test).
+            .env("EASEL_SERVICE", "off")
             .stdin(Stdio::null());
         cmd
     }

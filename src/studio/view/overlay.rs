@@ -28,7 +28,7 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         None => {}
         Some(Overlay::Help) => help(m, f, area),
         Some(Overlay::Details(r)) => details(r, f, area, m.overlay_scroll),
-        Some(Overlay::Confirm(c)) => confirm(c, f, area),
+        Some(Overlay::Confirm(c)) => confirm(c, m.jobs_outlive, f, area),
     }
 }
 
@@ -229,7 +229,7 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
     );
 }
 
-fn confirm(c: &Confirm, f: &mut Frame, area: Rect) {
+fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
     let lines = match c {
         Confirm::Delete(r) => delete_lines(r),
         Confirm::ShutDownModel(_, why) => vec![
@@ -239,6 +239,9 @@ fn confirm(c: &Confirm, f: &mut Frame, area: Rect) {
             )),
             Line::from("Queue it anyway? y / n"),
         ],
+        Confirm::Quit if jobs_outlive => vec![Line::from(
+            "Jobs are running or queued. Quit and let them go on in the background (the next easel shows them), or cancel them?",
+        )],
         Confirm::Quit => vec![Line::from(
             "Jobs are running. Quit anyway? They will be recorded as interrupted. y / n",
         )],
@@ -252,7 +255,14 @@ fn confirm(c: &Confirm, f: &mut Frame, area: Rect) {
         at,
         " Confirm ",
         lines,
-        " y deletes · any other key keeps ",
+        match c {
+            Confirm::Delete(_) => " y deletes · any other key keeps ",
+            Confirm::ShutDownModel(..) => " y queues · any other key does not ",
+            Confirm::Quit if jobs_outlive => {
+                " y quits · c cancels and quits · any other key stays "
+            }
+            Confirm::Quit => " y quits · any other key stays ",
+        },
         0,
     );
 }
