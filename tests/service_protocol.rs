@@ -552,7 +552,13 @@ async fn two_clients_at_once_share_requests_and_events() {
                 })
                 .await
                 .unwrap();
-            assert_eq!(r, Reply::Deleted { record: id, old: None });
+            assert_eq!(
+                r,
+                Reply::Deleted {
+                    record: id,
+                    old: None
+                }
+            );
         }
         b
     };
@@ -848,4 +854,39 @@ async fn a_round_trip_costs_well_under_a_frame() {
         "status round trip over the socket: p50 {p50:?}, p95 {p95:?}, p99 {p99:?} (2000 requests)"
     );
     assert!(p95 < Duration::from_millis(16), "p95 {p95:?}");
+}
+
+/// A reply too large for a frame is a failure that says so, and the connection goes on (it used
+/// to close the connection, which a client saw as a dead service).
+#[tokio::test]
+async fn a_reply_over_the_frame_cap_fails_without_closing_the_connection() {
+    let config = ServerConfig {
+        max_service_frame: 180,
+        ..ServerConfig::default()
+    };
+    let s = start(TestHandler::default(), config).await;
+    let mut c = Client::connect(&s.socket, "test").await.unwrap();
+    // A status reply is over 180 bytes.
+    let err = c.request(Request::Status).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::Failed {
+                kind: ErrorKind::FrameTooLarge,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The same connection still answers a small request.
+    let small = c.request(Request::Cancel {
+        job: easel::store::Id::new(),
+    });
+    // (The test handler's cancel waits for a release.)
+    let release = async {
+        s.handler.entered.notified().await;
+        s.handler.release.notify_one();
+    };
+    let (r, ()) = tokio::join!(small, release);
+    assert!(matches!(r.unwrap(), Reply::Cancelled { .. }));
 }

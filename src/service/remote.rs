@@ -365,7 +365,8 @@ impl HistoryStore for RemoteStore {
         let query = Query::default();
         let mut cursor = None;
         loop {
-            let page = self.page(&query, cursor, super::store_call::MAX_RECORDS as usize)?;
+            // Small pages: 100 records of the longest prompts stay far below the frame cap.
+            let page = self.page(&query, cursor, 100)?;
             for r in page.records {
                 f(r)?;
             }

@@ -220,6 +220,36 @@ async fn send(writer: &mut Writer, frame: &ServerFrame, max: usize) -> bool {
     }
 }
 
+/// Send a reply; one too large for a frame becomes a failure saying so (the connection stays).
+async fn send_reply(writer: &mut Writer, id: u64, reply: Reply, max: usize) -> bool {
+    let frame = ServerFrame::Reply { id, reply };
+    match wire::encode(&frame, max) {
+        Ok(bytes) => writer.send(bytes).await.is_ok(),
+        Err(_) => {
+            let failed = ServerFrame::Reply {
+                id,
+                reply: Reply::Failed {
+                    error: WireError::new(
+                        ErrorKind::FrameTooLarge,
+                        format!(
+                            "the answer is over the {max}-byte message limit; ask for fewer records at once"
+                        ),
+                    ),
+                },
+            };
+            send(writer, &failed, max).await
+        }
+    }
+}
+
+/// Send an event; one too large for a frame (a huge partial image, a preview only) is skipped.
+async fn send_event(writer: &mut Writer, event: Event, max: usize) -> bool {
+    match wire::encode(&ServerFrame::Event { event }, max) {
+        Ok(bytes) => writer.send(bytes).await.is_ok(),
+        Err(_) => true,
+    }
+}
+
 /// What to tell a client whose frame could not be read, if anything (a reset peer is told
 /// nothing).
 fn read_error(e: &std::io::Error, max: usize) -> Option<WireError> {
@@ -414,8 +444,7 @@ impl<H: Handler> Connection<H> {
                         // (a submission, a star) is done whole either way.
                         other => self.handler.handle(&peer, other).await,
                     };
-                    let frame = ServerFrame::Reply { id, reply };
-                    if !send(&mut writer, &frame, max_out).await {
+                    if !send_reply(&mut writer, id, reply, max_out).await {
                         return;
                     }
                 }
@@ -428,7 +457,7 @@ impl<H: Handler> Connection<H> {
                             continue;
                         }
                     };
-                    if !send(&mut writer, &ServerFrame::Event { event }, max_out).await {
+                    if !send_event(&mut writer, event, max_out).await {
                         return;
                     }
                 }
