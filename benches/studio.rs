@@ -151,7 +151,7 @@ fn main() {
         let t = Instant::now();
         let r = renderer.render(&png, 60, 30).unwrap();
         preview_ms.push(common::ms(t.elapsed()));
-        assert!(r.protocol.size().width <= 60);
+        assert!(r.picture.size().width <= 60);
     }
     let n = preview_ms.len();
     common::report(

@@ -1,11 +1,15 @@
 //! Pictures printed into a command's normal output (`easel view`, `generate`, `history show`) and
 //! the studio's full view.
 //!
-//! Terminals with the kitty or iTerm2 protocol get the picture through viuer. Everywhere else
-//! (and when the output is not a terminal) easel prints half-blocks itself: one `▀` per two
+//! Terminals with a graphics protocol (kitty, sixel, iTerm2; found by asking the terminal, see
+//! `termcaps`) get the picture in it, sized to the cells it may take. Everywhere else (and when
+//! the output is not a terminal) easel prints half-blocks itself: one `▀` per two
 //! pixels, colour codes only where the colour changes, so the output stays small over slow links.
 
+use crate::termcaps::{Detection, Protocol};
 use image::{DynamicImage, RgbaImage};
+use ratatui_image::FontSize;
+use ratatui_image::protocol::kitty::Kitty;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -138,13 +142,35 @@ impl Code {
     }
 }
 
-/// Whether viuer should print (a terminal with kitty or iTerm2 graphics).
-fn graphics_terminal() -> bool {
-    if std::env::var("EASEL_GRAPHICS").is_ok_and(|v| matches!(v.as_str(), "halfblocks" | "none")) {
-        return false;
-    }
-    io::IsTerminal::is_terminal(&io::stdout())
-        && (viuer::is_iterm_supported() || viuer::get_kitty_support() != viuer::KittySupport::None)
+/// What the terminal answered, once a process: the studio stores its own detection here (the
+/// event reader owns stdin afterwards); commands ask on first use.
+static DETECTION: std::sync::OnceLock<Option<Detection>> = std::sync::OnceLock::new();
+
+/// Use `d` for pictures outside the studio's pane (the studio detects before its event reader
+/// starts).
+pub fn remember_detection(d: Detection) {
+    let _ = DETECTION.set(Some(d));
+}
+
+/// The graphics for printed pictures: none when stdout is not a terminal or EASEL_GRAPHICS says
+/// half-blocks (or none); otherwise the terminal's answers.
+fn detection() -> Option<&'static Detection> {
+    DETECTION
+        .get_or_init(|| {
+            let setting = std::env::var("EASEL_GRAPHICS").ok();
+            if setting.as_deref().is_some_and(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "halfblocks" | "half-blocks" | "blocks" | "none" | "off"
+                )
+            }) {
+                return None;
+            }
+            let terminal = io::IsTerminal::is_terminal(&io::stdout())
+                && io::IsTerminal::is_terminal(&io::stdin());
+            terminal.then(|| crate::termcaps::detect(setting.as_deref()).0)
+        })
+        .as_ref()
 }
 
 /// The largest picture file easel reads (the Images API's own inputs stay under 50 MB).
@@ -223,25 +249,142 @@ pub fn truecolor_env() -> bool {
         .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"))
 }
 
-/// Show a picture at the cursor, fitted into `cols`×`rows` cells: the terminal's graphics
-/// protocol where it has one (through viuer, which writes to stdout itself), half-blocks
-/// everywhere else. One path for `easel view`, printed pictures and the studio's full view.
+/// Show a picture at the cursor, fitted into `cols`×`rows` cells, and leave the cursor at the
+/// start of the line below it: the terminal's graphics protocol where it has one (kitty, sixel,
+/// iTerm2; inside tmux kitty ≥ 0.28 as Unicode placeholders or sixel where tmux has it),
+/// half-blocks everywhere else. One path for `easel view`, printed pictures and the studio's
+/// full view.
 pub fn show(out: &mut impl Write, img: &DynamicImage, cols: u32, rows: u32) -> Result<(), String> {
-    if graphics_terminal() {
-        out.flush()
-            .map_err(|e| format!("cannot write the picture: {e}"))?;
-        let conf = viuer::Config {
-            absolute_offset: false,
-            width: Some(cols),
-            height: Some(rows),
-            ..Default::default()
-        };
-        return viuer::print(img, &conf)
-            .map(|_| ())
-            .map_err(|e| format!("cannot show the picture: {e}"));
+    let written = match detection() {
+        Some(d) if d.protocol != Protocol::Halfblocks => {
+            let font = d.cell.unwrap_or((10, 20));
+            write_graphics(out, img, cols, rows, d, font)
+        }
+        _ => write_halfblocks(out, img, cols, rows, truecolor_env()),
+    };
+    written.map_err(|e| format!("cannot write the picture: {e}"))
+}
+
+/// The kitty image id of the last picture [`show`] placed by id, so the full view can remove it.
+pub const SHOWN_ID: u32 = 0x00ea5e1;
+
+/// Write `img` with a graphics protocol (see [`show`]), `font` the cell size in pixels.
+pub fn write_graphics(
+    out: &mut impl Write,
+    img: &DynamicImage,
+    cols: u32,
+    rows: u32,
+    d: &Detection,
+    font: (u16, u16),
+) -> io::Result<()> {
+    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX).max(1);
+    let (cols, rows) = (clamp(cols), clamp(rows));
+    let font = FontSize::new(font.0.max(1), font.1.max(1));
+    let (img, size) = crate::studio::preview::fit_to_cells(img.clone(), font, cols, rows);
+    let (w, h) = (size.width, size.height);
+    let encode_err = |e: String| io::Error::other(e);
+    if d.protocol == Protocol::KittyPlaceholders && d.wrap {
+        // Inside tmux: the picture is text (placeholder characters whose colour names the
+        // image), which tmux keeps like any other text.
+        let proto =
+            Kitty::new(img, size, SHOWN_ID, true, false).map_err(|e| encode_err(e.to_string()))?;
+        return write_cells(out, &ratatui_image::protocol::Protocol::Kitty(proto), size);
     }
-    write_halfblocks(out, img, cols, rows, truecolor_env())
-        .map_err(|e| format!("cannot write the picture: {e}"))
+    // Make room (scrolling if the cursor is near the bottom), go back up, draw with the cursor
+    // saved and restored (protocols leave it in different places), then move below.
+    let mut s = String::new();
+    s.push_str(&"\n".repeat(usize::from(h)));
+    s.push_str(&format!("\x1b[{h}A\r\x1b7"));
+    match d.protocol {
+        Protocol::Sixel => {
+            let rgba = img.to_rgba8();
+            let six = icy_sixel::sixel_encode(
+                rgba.as_raw(),
+                rgba.width() as usize,
+                rgba.height() as usize,
+                &icy_sixel::EncodeOptions::default(),
+            )
+            .map_err(|e| encode_err(e.to_string()))?;
+            if d.wrap {
+                s.push_str("\x1bPtmux;");
+                s.push_str(&six.replace('\x1b', "\x1b\x1b"));
+                s.push_str("\x1b\\");
+            } else {
+                s.push_str(&six);
+            }
+        }
+        Protocol::Iterm2 => {
+            let png = png_base64(&img)?;
+            s.push_str(&format!(
+                "\x1b]1337;File=inline=1;width={w};height={h};preserveAspectRatio=1;doNotMoveCursor=1:{png}\x07"
+            ));
+        }
+        _ => {
+            let k = crate::studio::preview::KittyImage {
+                id: SHOWN_ID,
+                data: png_base64(&img)?,
+                size,
+            };
+            s.push_str(&k.transmit());
+            s.push_str(&k.place(w, h));
+        }
+    }
+    s.push_str(&format!("\x1b8\x1b[{h}B\r"));
+    out.write_all(s.as_bytes())
+}
+
+fn png_base64(img: &DynamicImage) -> io::Result<String> {
+    let mut png = Vec::new();
+    img.write_to(&mut io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(io::Error::other)?;
+    Ok(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        &png,
+    ))
+}
+
+/// Print a protocol drawn into cells (ratatui-image's kitty placeholders) as lines of text.
+fn write_cells(
+    out: &mut impl Write,
+    proto: &ratatui_image::protocol::Protocol,
+    size: ratatui::layout::Size,
+) -> io::Result<()> {
+    use ratatui::style::Color;
+    use ratatui::widgets::Widget;
+    let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+    let mut buf = ratatui::buffer::Buffer::empty(area);
+    ratatui_image::Image::new(proto).render(area, &mut buf);
+    let mut s = String::new();
+    for y in 0..size.height {
+        let mut fg = None;
+        for x in 0..size.width {
+            let Some(cell) = buf.cell((x, y)) else {
+                continue;
+            };
+            if Some(cell.fg) != fg {
+                if let Color::Rgb(r, g, b) = cell.fg {
+                    s.push_str(&format!("\x1b[38;2;{r};{g};{b}m"));
+                }
+                fg = Some(cell.fg);
+            }
+            s.push_str(cell.symbol());
+        }
+        s.push_str("\x1b[0m\n");
+    }
+    out.write_all(s.as_bytes())
+}
+
+/// Remove a picture [`show`] placed by kitty image id (the full view does, before it closes).
+pub fn remove_shown(out: &mut impl Write) {
+    if detection().is_some_and(|d| {
+        matches!(
+            d.protocol,
+            Protocol::KittyDirect | Protocol::KittyPlaceholders
+        ) && !d.wrap
+    }) {
+        let _ = write!(out, "\x1b_Ga=d,d=I,i={SHOWN_ID},q=2\x1b\\");
+        let _ = out.flush();
+    }
 }
 
 #[cfg(test)]

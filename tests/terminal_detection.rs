@@ -2,7 +2,9 @@
 //! Issue 15: detection that knows the terminal, as a table over recorded answers
 //! (tests/fixtures/terminals), and the bytes each picture protocol writes.
 
-use easel::termcaps::{Env, Protocol, decide, parse};
+use easel::studio::preview::{KittyImage, KittyPlacer, Renderer};
+use easel::termcaps::{Detection, Env, Protocol, decide, parse};
+use ratatui::layout::{Rect, Size};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
@@ -165,4 +167,145 @@ fn names_and_cell_sizes_come_from_the_answers() {
     assert_eq!(d.terminal, "kitty(0.26.5) in tmux 3.3a");
     let d = decide(&PLAIN, &parse(&fixture("no-answer")), false);
     assert_eq!(d.terminal, "an unknown terminal");
+}
+
+fn image(id: u32) -> KittyImage {
+    KittyImage {
+        id,
+        data: "A".repeat(5000),
+        size: Size::new(4, 2),
+    }
+}
+
+/// kitty before 0.28: the picture is sent once, placed by id at its cells, moved by placing
+/// again, removed under popups and on exit, and a new picture frees the old one's data.
+#[test]
+fn kitty_placement_sends_only_what_changed() {
+    let mut placer = KittyPlacer::default();
+    let (a, b) = (image(7), image(8));
+    let at = Rect::new(10, 5, 4, 2);
+    let mut out = Vec::new();
+    placer.sync(Some((&a, at)), &mut out);
+    let first = String::from_utf8(out).unwrap();
+    let shown = first
+        .replace(&"A".repeat(4096), "<4096 A>")
+        .replace(&"A".repeat(904), "<904 A>")
+        .replace('\x1b', "⎋");
+    insta::assert_snapshot!(shown, @"⎋_Ga=t,f=100,t=d,i=7,q=2,m=1;<4096 A>⎋\\⎋_Gm=0;<904 A>⎋\\⎋[6;11H⎋_Ga=p,i=7,p=1,c=4,r=2,C=1,q=2⎋\\");
+    // The same again: nothing.
+    let mut out = Vec::new();
+    placer.sync(Some((&a, at)), &mut out);
+    assert!(out.is_empty());
+    // Moved: removed and placed again, not sent again.
+    let mut out = Vec::new();
+    placer.sync(Some((&a, Rect::new(2, 3, 4, 2))), &mut out);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "\x1b_Ga=d,d=i,i=7,q=2\x1b\\\x1b[4;3H\x1b_Ga=p,i=7,p=1,c=4,r=2,C=1,q=2\x1b\\"
+    );
+    // A popup: removed.
+    let mut out = Vec::new();
+    placer.sync(None, &mut out);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "\x1b_Ga=d,d=i,i=7,q=2\x1b\\"
+    );
+    // Another picture: the old one's data is freed.
+    let mut out = Vec::new();
+    placer.sync(Some((&b, at)), &mut out);
+    let s = String::from_utf8(out).unwrap();
+    assert!(
+        s.starts_with("\x1b_Ga=d,d=I,i=7,q=2\x1b\\\x1b_Ga=t,f=100,t=d,i=8,"),
+        "{s:?}"
+    );
+    // After a clear of the screen everything is placed again.
+    placer.invalidate();
+    let mut out = Vec::new();
+    placer.sync(Some((&b, at)), &mut out);
+    assert!(String::from_utf8(out).unwrap().contains("a=p,i=8"));
+    let mut out = Vec::new();
+    placer.clear(&mut out);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "\x1b_Ga=d,d=i,i=8,q=2\x1b\\"
+    );
+}
+
+fn detection(protocol: Protocol, wrap: bool) -> Detection {
+    Detection {
+        protocol,
+        wrap,
+        terminal: "test".into(),
+        cell: Some((8, 16)),
+        hint: None,
+    }
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbaImage::from_fn(w, h, |x, y| {
+        image::Rgba([(x * 7) as u8, (y * 5) as u8, 120, 255])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// Each protocol's preview fits the pane, in the cells it says.
+#[test]
+fn previews_fit_the_pane_in_every_protocol() {
+    let bytes = png(300, 150);
+    for protocol in [
+        Protocol::KittyPlaceholders,
+        Protocol::KittyDirect,
+        Protocol::Sixel,
+        Protocol::Iterm2,
+        Protocol::Halfblocks,
+    ] {
+        let r = Renderer::for_detection(&detection(protocol, false))
+            .render(&bytes, 20, 10)
+            .unwrap();
+        let size = r.picture.size();
+        assert!(
+            size.width <= 20 && size.height <= 10,
+            "{protocol:?}: {size:?}"
+        );
+        assert!(size.width >= 19, "{protocol:?}: {size:?}");
+    }
+}
+
+/// Pictures printed outside the pane (the full view, `easel view`): sixel where the terminal has
+/// it (xterm -ti vt340 had half-blocks before), kitty placed by id, and placeholders as text
+/// inside tmux.
+#[test]
+fn printed_pictures_use_the_terminal_protocol() {
+    let img = image::load_from_memory(&png(64, 32)).unwrap();
+    let print = |d: &Detection| {
+        let mut out = Vec::new();
+        easel::picture::write_graphics(&mut out, &img, 10, 5, d, (8, 16)).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    // 64×32 pixels at 8×16 a cell: 8 columns, 2 rows.
+    let s = print(&detection(Protocol::Sixel, false));
+    assert!(s.starts_with("\n\n\x1b[2A\r\x1b7\x1bP"), "{:?}", &s[..20]);
+    assert!(
+        s.ends_with("\x1b\\\x1b8\x1b[2B\r"),
+        "{:?}",
+        &s[s.len() - 20..]
+    );
+    assert!(s.contains('#'), "sixel colour registers");
+    // In a tmux built with sixel, tmux draws it: not wrapped.
+    let wrapped = print(&detection(Protocol::Sixel, true));
+    assert!(wrapped.contains("\x1bPtmux;\x1b\x1bP"));
+    let s = print(&detection(Protocol::KittyDirect, false));
+    assert!(s.contains("a=t,f=100") && s.contains("a=p,i=") && s.contains("c=8,r=2,C=1"));
+    let s = print(&detection(Protocol::Iterm2, false));
+    assert!(s.contains("\x1b]1337;File=inline=1;width=8;height=2"));
+    // Inside tmux with kitty ≥ 0.28: two lines of placeholder characters.
+    let s = print(&detection(Protocol::KittyPlaceholders, true));
+    assert!(
+        s.contains("\x1bPtmux;\x1b\x1b_G"),
+        "transmitted through passthrough"
+    );
+    assert_eq!(s.matches('\u{10EEEE}').count(), 16, "{s:?}");
+    assert_eq!(s.matches('\n').count(), 2);
 }

@@ -1,17 +1,27 @@
 //! Preview pictures: detecting what the terminal can show, and turning image bytes into a
-//! ratatui-image protocol sized for the pane. Decoding, resizing and encoding happen here, on a
-//! worker thread, never in `update` or `view`.
+//! picture sized for the pane. Decoding, resizing and encoding happen here, on a worker thread,
+//! never in `update` or `view`.
+//!
+//! Most protocols draw through ratatui-image inside the frame's buffer. kitty graphics without
+//! Unicode placeholders (kitty before 0.28, terminals that ignore placeholders) cannot: the
+//! picture is placed at a position by image id after each frame ([`KittyPlacer`]), replaced when
+//! it changes, and removed under popups, outside the studio and on exit.
 
+use crate::termcaps::{Detection, Protocol as Wire};
 use image::DynamicImage;
-use ratatui::layout::Size;
-use ratatui_image::Resize;
-use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui::layout::{Rect, Size};
+use ratatui_image::picker::Picker;
 use ratatui_image::protocol::Protocol;
+use ratatui_image::{FontSize, Resize};
+use std::io::Write;
+use std::sync::Arc;
 
 /// Which graphics the preview uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Graphics {
     Kitty,
+    /// kitty graphics placed by id (no Unicode placeholders).
+    KittyDirect,
     Sixel,
     Iterm,
     Halfblocks,
@@ -22,17 +32,46 @@ impl Graphics {
     pub fn label(self) -> &'static str {
         match self {
             Graphics::Kitty => "kitty",
+            Graphics::KittyDirect => "kitty (placed)",
             Graphics::Sixel => "sixel",
             Graphics::Iterm => "iterm2",
             Graphics::Halfblocks => "half-blocks",
             Graphics::None => "no previews",
         }
     }
+
+    fn of(p: Wire) -> Graphics {
+        match p {
+            Wire::KittyPlaceholders => Graphics::Kitty,
+            Wire::KittyDirect => Graphics::KittyDirect,
+            Wire::Sixel => Graphics::Sixel,
+            Wire::Iterm2 => Graphics::Iterm,
+            Wire::Halfblocks => Graphics::Halfblocks,
+        }
+    }
+}
+
+/// A picture ready to draw in a pane.
+pub enum Picture {
+    /// Drawn by ratatui-image into the frame's cells.
+    Cells(Protocol),
+    /// Placed by [`KittyPlacer`] after the frame; the cells under it are left blank.
+    Placed(Arc<KittyImage>),
+}
+
+impl Picture {
+    /// The picture's size in cells.
+    pub fn size(&self) -> Size {
+        match self {
+            Picture::Cells(p) => p.size(),
+            Picture::Placed(k) => k.size,
+        }
+    }
 }
 
 /// A picture ready to draw in a pane.
 pub struct Rendered {
-    pub protocol: Protocol,
+    pub picture: Picture,
     /// The source picture's size in pixels.
     pub width: u32,
     pub height: u32,
@@ -44,136 +83,260 @@ impl std::fmt::Debug for Rendered {
     }
 }
 
+/// A picture for kitty graphics placed by id: PNG, transmitted once, placed (and moved,
+/// removed) by its id.
+pub struct KittyImage {
+    pub id: u32,
+    /// Base64 of the PNG.
+    pub data: String,
+    pub size: Size,
+}
+
+impl KittyImage {
+    /// Transmit without showing (`a=t`), in chunks of 4096 characters, answers suppressed.
+    pub fn transmit(&self) -> String {
+        let mut s = String::with_capacity(self.data.len() + self.data.len() / 4096 * 24 + 64);
+        let chunks: Vec<&[u8]> = self.data.as_bytes().chunks(4096).collect();
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let more = u8::from(i < last);
+            if i == 0 {
+                s.push_str(&format!("\x1b_Ga=t,f=100,t=d,i={},q=2,m={more};", self.id));
+            } else {
+                s.push_str(&format!("\x1b_Gm={more};"));
+            }
+            s.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+            s.push_str("\x1b\\");
+        }
+        s
+    }
+
+    /// Show at the cursor over `cols`×`rows` cells, the cursor left where it is (`C=1`).
+    pub fn place(&self, cols: u16, rows: u16) -> String {
+        format!(
+            "\x1b_Ga=p,i={},p=1,c={cols},r={rows},C=1,q=2\x1b\\",
+            self.id
+        )
+    }
+}
+
+/// Remove the placements of image `id` (its data stays).
+fn unplace(id: u32) -> String {
+    format!("\x1b_Ga=d,d=i,i={id},q=2\x1b\\")
+}
+
+/// Remove image `id` and its data.
+fn forget(id: u32) -> String {
+    format!("\x1b_Ga=d,d=I,i={id},q=2\x1b\\")
+}
+
+/// Keeps the terminal's kitty placement in step with what the view wants: after each frame,
+/// [`KittyPlacer::sync`] writes only the difference (transmit a new picture, move, remove).
+#[derive(Default)]
+pub struct KittyPlacer {
+    /// The image whose data the terminal holds.
+    transmitted: Option<u32>,
+    /// What is on screen: image id and where.
+    placed: Option<(u32, Rect)>,
+}
+
+impl KittyPlacer {
+    /// Bring the screen to `want` (a picture and its cells, or nothing).
+    pub fn sync(&mut self, want: Option<(&KittyImage, Rect)>, out: &mut impl Write) {
+        let want_key = want.map(|(k, r)| (k.id, r));
+        if want_key == self.placed {
+            return;
+        }
+        let mut s = String::new();
+        if let Some((id, _)) = self.placed.take() {
+            s.push_str(&unplace(id));
+        }
+        if let Some((img, at)) = want {
+            if self.transmitted != Some(img.id) {
+                if let Some(old) = self.transmitted.take() {
+                    s.push_str(&forget(old));
+                }
+                s.push_str(&img.transmit());
+                self.transmitted = Some(img.id);
+            }
+            s.push_str(&format!("\x1b[{};{}H", at.y + 1, at.x + 1));
+            s.push_str(&img.place(at.width, at.height));
+            self.placed = Some((img.id, at));
+        }
+        let _ = out.write_all(s.as_bytes());
+        let _ = out.flush();
+    }
+
+    /// Remove what is shown (before leaving the studio's screen, and on exit).
+    pub fn clear(&mut self, out: &mut impl Write) {
+        self.sync(None, out);
+    }
+
+    /// The screen was cleared and is drawn afresh: place again on the next sync.
+    pub fn invalidate(&mut self) {
+        self.placed = None;
+    }
+}
+
 /// Makes preview pictures for one terminal.
 #[derive(Clone)]
 pub struct Renderer {
-    picker: Option<Picker>,
+    kind: Option<Wire>,
+    /// Wrap in tmux passthrough.
+    wrap: bool,
+    font: FontSize,
+    halfblocks: Picker,
 }
 
 impl Renderer {
     /// Half-blocks only, without asking the terminal (tests, and terminals that do not answer).
     pub fn halfblocks() -> Renderer {
         Renderer {
-            picker: Some(Picker::halfblocks()),
+            kind: Some(Wire::Halfblocks),
+            wrap: false,
+            font: FontSize::new(10, 20),
+            halfblocks: Picker::halfblocks(),
         }
     }
 
     pub fn none() -> Renderer {
-        Renderer { picker: None }
+        Renderer {
+            kind: None,
+            ..Renderer::halfblocks()
+        }
     }
 
-    /// Choose the graphics: `EASEL_GRAPHICS=auto|kitty|sixel|iterm|halfblocks|none`. `auto` asks
-    /// the terminal (before the event reader starts: the answers arrive on stdin).
-    pub fn detect(setting: Option<&str>) -> (Renderer, Graphics, Option<String>) {
-        let setting = setting.unwrap_or("auto").trim().to_ascii_lowercase();
-        let forced = match setting.as_str() {
-            "none" | "off" => return (Renderer::none(), Graphics::None, None),
-            "halfblocks" | "half-blocks" | "blocks" => {
-                return (Renderer::halfblocks(), Graphics::Halfblocks, None);
-            }
-            "kitty" => Some(ProtocolType::Kitty),
-            "sixel" => Some(ProtocolType::Sixel),
-            "iterm" | "iterm2" => Some(ProtocolType::Iterm2),
-            "auto" | "" => None,
-            other => {
-                let warn = format!(
-                    "EASEL_GRAPHICS={other} is not one of auto, kitty, sixel, iterm, halfblocks, none: using auto"
-                );
-                let (r, g, _) = Renderer::detect(Some("auto"));
-                return (r, g, Some(warn));
-            }
-        };
-        let in_tmux = std::env::var_os("TMUX").is_some();
-        let mut picker = if in_tmux || forced.is_some() {
-            // Inside tmux the terminal's answers may never come back (no passthrough, or a
-            // detached client), and a query left waiting on stdin would swallow keys: use what
-            // the environment says, and the pixel size the kernel knows.
-            picker_from_window_size()
-        } else {
-            Picker::from_query_stdio().unwrap_or_else(|_| Picker::halfblocks())
-        };
-        if let Some(p) = forced {
-            picker.set_protocol_type(p);
+    /// A renderer for a detection (also used by tests and benchmarks with a made-up one).
+    pub fn for_detection(d: &Detection) -> Renderer {
+        let (w, h) = d.cell.unwrap_or((10, 20));
+        Renderer {
+            kind: Some(d.protocol),
+            wrap: d.wrap,
+            font: FontSize::new(w.max(1), h.max(1)),
+            halfblocks: Picker::halfblocks(),
         }
-        let graphics = match picker.protocol_type() {
-            ProtocolType::Kitty => Graphics::Kitty,
-            ProtocolType::Sixel => Graphics::Sixel,
-            ProtocolType::Iterm2 => Graphics::Iterm,
-            ProtocolType::Halfblocks => Graphics::Halfblocks,
-        };
+    }
+
+    /// Choose the graphics: `EASEL_GRAPHICS=auto|kitty|kitty-direct|sixel|iterm|halfblocks|none`.
+    /// `auto` asks the terminal (before the event reader starts: the answers arrive on stdin).
+    /// Returns the renderer, the graphics, a warning, and the detection (None when off).
+    pub fn detect(
+        setting: Option<&str>,
+    ) -> (Renderer, Graphics, Option<String>, Option<Detection>) {
+        if setting.is_some_and(|s| matches!(s.trim().to_ascii_lowercase().as_str(), "none" | "off"))
+        {
+            return (Renderer::none(), Graphics::None, None, None);
+        }
+        let (d, warning) = crate::termcaps::detect(setting);
         (
-            Renderer {
-                picker: Some(picker),
-            },
-            graphics,
-            None,
+            Renderer::for_detection(&d),
+            Graphics::of(d.protocol),
+            warning,
+            Some(d),
         )
     }
 
     /// Decode `bytes` and fit the picture into `cols` × `rows` cells.
     pub fn render(&self, bytes: &[u8], cols: u16, rows: u16) -> Result<Rendered, String> {
-        let picker = self
-            .picker
-            .as_ref()
-            .ok_or("previews are off (EASEL_GRAPHICS=none)")?;
+        let kind = self.kind.ok_or("previews are off (EASEL_GRAPHICS=none)")?;
         let img =
             image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
-        self.render_image(picker, img, cols, rows)
+        self.render_image(kind, img, cols, rows)
     }
 
     fn render_image(
         &self,
-        picker: &Picker,
+        kind: Wire,
         img: DynamicImage,
         cols: u16,
         rows: u16,
     ) -> Result<Rendered, String> {
         let (width, height) = (img.width(), img.height());
         let (cols, rows) = (cols.max(1), rows.max(1));
-        let protocol = if picker.protocol_type() == ProtocolType::Halfblocks {
+        let fail = |e: ratatui_image::errors::Errors| format!("cannot draw the image: {e}");
+        let picture = if kind == Wire::Halfblocks {
             // Half-blocks show two pixels a cell: shrink straight to about that (an area
             // average, twice oversampled), and let the protocol scale it to the cells. Shrinking
             // to the font's pixel size first would cost ten times more for the same picture.
             let img = img.thumbnail(u32::from(cols) * 2, u32::from(rows) * 4);
-            picker.new_protocol(img, Size::new(cols, rows), Resize::Scale(None))
+            Picture::Cells(
+                self.halfblocks
+                    .new_protocol(img, Size::new(cols, rows), Resize::Scale(None))
+                    .map_err(fail)?,
+            )
         } else {
-            let font = picker.font_size();
-            let (max_w, max_h) = (
-                u32::from(cols) * u32::from(font.width.max(1)),
-                u32::from(rows) * u32::from(font.height.max(1)),
-            );
-            // A fast area-averaging shrink first: the protocol's own resize is
-            // nearest-neighbour, which would alias a 1024² picture badly.
-            let img = if width > max_w || height > max_h {
-                img.thumbnail(max_w, max_h)
-            } else {
-                img
-            };
-            picker.new_protocol(img, Size::new(cols, rows), Resize::Fit(None))
-        }
-        .map_err(|e| format!("cannot draw the image: {e}"))?;
+            let (img, size) = fit_to_cells(img, self.font, cols, rows);
+            use ratatui_image::protocol::{iterm2::Iterm2, kitty::Kitty, sixel::Sixel};
+            match kind {
+                Wire::KittyPlaceholders => Picture::Cells(Protocol::Kitty(
+                    Kitty::new(img, size, fresh_id(), self.wrap, false).map_err(fail)?,
+                )),
+                Wire::Sixel => Picture::Cells(Protocol::Sixel(
+                    Sixel::new(img, size, self.wrap).map_err(fail)?,
+                )),
+                Wire::Iterm2 => Picture::Cells(Protocol::ITerm2(
+                    Iterm2::new(img, size, self.wrap).map_err(fail)?,
+                )),
+                Wire::KittyDirect | Wire::Halfblocks => {
+                    let mut png = Vec::new();
+                    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                        .map_err(|e| format!("cannot encode the image: {e}"))?;
+                    Picture::Placed(Arc::new(KittyImage {
+                        id: fresh_id(),
+                        data: base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            &png,
+                        ),
+                        size,
+                    }))
+                }
+            }
+        };
         Ok(Rendered {
-            protocol,
+            picture,
             width,
             height,
         })
     }
 }
 
-/// A half-blocks picker that knows the cell size in pixels when the kernel does (TIOCGWINSZ), so
-/// a protocol forced with EASEL_GRAPHICS scales pictures right.
-fn picker_from_window_size() -> Picker {
-    match crossterm::terminal::window_size() {
-        Ok(ws) if ws.width > 0 && ws.height > 0 && ws.columns > 0 && ws.rows > 0 => {
-            let font = ratatui_image::FontSize::new(
-                (ws.width / ws.columns).max(1),
-                (ws.height / ws.rows).max(1),
-            );
-            #[allow(deprecated)]
-            Picker::from_fontsize(font)
-        }
-        _ => Picker::halfblocks(),
+/// An image id for kitty: random, never 0, below 2²⁴ (ids that fit the placeholders' colour).
+fn fresh_id() -> u32 {
+    fastrand::u32(1..1 << 24)
+}
+
+/// Shrink `img` (an area average: the protocols' own resize is nearest-neighbour, which would
+/// alias a 1024² picture badly) to fit `cols`×`rows` cells of `font` pixels, keeping its shape
+/// and never enlarging it, then pad it with transparency to whole cells. Returns the picture and
+/// its size in cells.
+pub fn fit_to_cells(
+    img: DynamicImage,
+    font: FontSize,
+    cols: u16,
+    rows: u16,
+) -> (DynamicImage, Size) {
+    let (fw, fh) = (u32::from(font.width.max(1)), u32::from(font.height.max(1)));
+    let (max_w, max_h) = (u32::from(cols.max(1)) * fw, u32::from(rows.max(1)) * fh);
+    let img = if img.width() > max_w || img.height() > max_h {
+        img.thumbnail(max_w, max_h)
+    } else {
+        img
+    };
+    let size = Size::new(
+        u16::try_from(img.width().div_ceil(fw))
+            .unwrap_or(cols)
+            .clamp(1, cols.max(1)),
+        u16::try_from(img.height().div_ceil(fh))
+            .unwrap_or(rows)
+            .clamp(1, rows.max(1)),
+    );
+    let (pw, ph) = (u32::from(size.width) * fw, u32::from(size.height) * fh);
+    if (img.width(), img.height()) == (pw, ph) {
+        return (img, size);
     }
+    let mut canvas = image::RgbaImage::new(pw, ph);
+    image::imageops::overlay(&mut canvas, &img.to_rgba8(), 0, 0);
+    (DynamicImage::ImageRgba8(canvas), size)
 }
 
 #[cfg(test)]
@@ -184,7 +347,7 @@ mod tests {
     fn renders_fit_the_area() {
         let png = crate::api::payload::tiny_png(300, 150);
         let r = Renderer::halfblocks().render(&png, 20, 10).unwrap();
-        let size = r.protocol.size();
+        let size = r.picture.size();
         assert!(size.width <= 20 && size.height <= 10, "{size:?}");
         assert_eq!((r.width, r.height), (300, 150));
         assert!(

@@ -6,7 +6,7 @@
 
 use super::model::{Graphics, Model, ProviderInfo};
 use super::msg::{Effect, Msg, PreviewSource, StoreOutcome};
-use super::preview::Renderer;
+use super::preview::{KittyPlacer, Renderer};
 use super::update::update;
 use super::view::view;
 use crate::config::{Provider, Settings};
@@ -17,6 +17,7 @@ use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use crossterm::{execute, terminal};
 use futures_util::StreamExt;
 use ratatui::DefaultTerminal;
+use ratatui::layout::Rect;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,9 +161,38 @@ fn setup_screen() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The preview's kitty picture placed by id (kitty before 0.28 and terminals without
+/// placeholders): kept in step after each frame, removed whenever the studio's screen is left.
+static KITTY: std::sync::Mutex<Option<KittyPlacer>> = std::sync::Mutex::new(None);
+
+/// Bring the placed picture in step with the model, after a frame of `size` was drawn.
+fn place_kitty(model: &Model, size: ratatui::layout::Size, resized: bool) {
+    if model.graphics != Graphics::KittyDirect {
+        return;
+    }
+    let want = super::view::kitty_placement(model, Rect::new(0, 0, size.width, size.height));
+    if let Ok(mut guard) = KITTY.lock() {
+        let placer = guard.get_or_insert_with(KittyPlacer::default);
+        if resized {
+            // A resize clears the screen, and the terminal drops placements with it.
+            placer.invalidate();
+        }
+        placer.sync(
+            want.as_ref().map(|(k, at)| (k.as_ref(), *at)),
+            &mut std::io::stdout(),
+        );
+    }
+}
+
 /// Give the terminal back as it was (safe to call more than once, and from the panic hook).
 fn restore_screen() {
     let mut out = std::io::stdout();
+    // Never wait here (the panic hook may run while the lock is held).
+    if let Ok(mut guard) = KITTY.try_lock()
+        && let Some(placer) = guard.as_mut()
+    {
+        placer.clear(&mut out);
+    }
     let _ = execute!(
         out,
         crossterm::event::PopKeyboardEnhancementFlags,
@@ -232,12 +262,19 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
 
     // Ask the terminal about graphics before the event reader starts: the answers come on stdin.
     let graphics_setting = std::env::var("EASEL_GRAPHICS").ok();
-    let (renderer, graphics, graphics_warning) =
-        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+    let (renderer, graphics, graphics_warning, detection) =
+        if std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        {
             Renderer::detect(graphics_setting.as_deref())
         } else {
-            (Renderer::halfblocks(), Graphics::Halfblocks, None)
+            (Renderer::halfblocks(), Graphics::Halfblocks, None, None)
         };
+    // The full view and printed pictures use the same answers (asking twice would cost a
+    // second wait, and the event reader will own stdin by then).
+    if let Some(d) = &detection {
+        crate::picture::remember_detection(d.clone());
+    }
     let truecolor = std::env::var("COLORTERM")
         .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
 
@@ -283,6 +320,9 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
     }
     if let Some(w) = graphics_warning {
         let _ = tx.send(Msg::Problem(w));
+    }
+    if let Some(hint) = detection.as_ref().and_then(|d| d.hint.clone()) {
+        let _ = tx.send(Msg::Notice(hint));
     }
     for w in settings.warnings.iter().chain(&store_warnings) {
         let _ = tx.send(Msg::Problem(w.clone()));
@@ -330,6 +370,8 @@ struct EventLoop<'a> {
     pending: Vec<Msg>,
     /// Something visible changed since the last frame.
     dirty: bool,
+    /// The screen size of the last frame (a change means the terminal cleared it).
+    drawn_size: Option<ratatui::layout::Size>,
     last_draw: Instant,
     perf: PerfLog,
 }
@@ -367,6 +409,7 @@ async fn event_loop(
             Msg::Tick(chrono::Utc::now()),
         ],
         dirty: true,
+        drawn_size: None,
         last_draw: Instant::now() - FRAME,
         perf: PerfLog::from_env(),
     };
@@ -403,12 +446,15 @@ impl EventLoop<'_> {
                 // One synchronized update per frame: terminals that know it show the frame whole,
                 // never half drawn (others ignore the request).
                 let _ = execute!(std::io::stdout(), BeginSynchronizedUpdate);
+                let size = self.terminal.size().unwrap_or_default();
                 if let Err(e) = self.terminal.draw(|f| view(self.model, f)) {
                     let _ = self
                         .edges
                         .tx
                         .send(Msg::Problem(format!("drawing failed: {e}")));
                 }
+                let resized = self.drawn_size.replace(size).is_some_and(|s| s != size);
+                place_kitty(self.model, size, resized);
                 let _ = execute!(std::io::stdout(), EndSynchronizedUpdate);
                 self.last_draw = Instant::now();
                 self.dirty = false;
@@ -778,6 +824,7 @@ fn full_view(path: &std::path::Path) -> Result<(), String> {
         Ok(())
     })();
     let _ = terminal::disable_raw_mode();
+    crate::picture::remove_shown(&mut out);
     let _ = execute!(out, terminal::LeaveAlternateScreen, crossterm::cursor::Show);
     shown
 }

@@ -47,6 +47,22 @@ pub fn view(m: &Model, f: &mut Frame) {
     }
 }
 
+/// The preview picture to place after the frame (kitty graphics by id), and where: none while
+/// a popup is open (a placed picture would cover it) or the screen is too small.
+pub fn kitty_placement(
+    m: &Model,
+    area: ratatui::layout::Rect,
+) -> Option<(
+    std::sync::Arc<crate::studio::preview::KittyImage>,
+    ratatui::layout::Rect,
+)> {
+    let a = layout::compute_for(area.width, area.height, m.zoom);
+    if a.too_small || m.overlay.is_some() {
+        return None;
+    }
+    preview::placed_picture(m, a.preview)
+}
+
 /// Cut display text to at most `cols` terminal columns (wide characters such as CJK take two),
 /// marking a cut with an ellipsis.
 pub fn fit(s: &str, cols: usize) -> std::borrow::Cow<'_, str> {

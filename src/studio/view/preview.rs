@@ -6,10 +6,12 @@ use crate::sanitize;
 use crate::studio::model::preview_key;
 use crate::studio::model::{Graphics, Model};
 use crate::studio::msg::PreviewSource;
+use crate::studio::preview::{KittyImage, Picture};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use std::sync::Arc;
 
 pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     if area.width < 3 || area.height < 3 {
@@ -68,10 +70,7 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         height: 1.min(inner.height),
         ..inner
     };
-    let picture_area = Rect {
-        height: inner.height.saturating_sub(1),
-        ..inner
-    };
+    let picture_area = picture_area(area);
     f.render_widget(
         Paragraph::new(Span::styled(
             super::fit(&sanitize::line(&caption), usize::from(inner.width)).into_owned(),
@@ -105,18 +104,13 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     };
     match m.preview.get(&key) {
         Some(rendered) => {
-            let size = rendered.protocol.size();
-            // Centre the picture in its area.
-            let x = picture_area.x + picture_area.width.saturating_sub(size.width) / 2;
-            let y = picture_area.y + picture_area.height.saturating_sub(size.height) / 2;
-            let at = Rect::new(
-                x,
-                y,
-                size.width.min(picture_area.width),
-                size.height.min(picture_area.height),
-            )
-            .intersection(picture_area);
-            f.render_widget(ratatui_image::Image::new(&rendered.protocol), at);
+            let at = picture_rect(picture_area, rendered.picture.size());
+            match &rendered.picture {
+                Picture::Cells(p) => f.render_widget(ratatui_image::Image::new(p), at),
+                // Placed after the frame by the runtime (see `placed_picture`): the cells under
+                // it stay blank.
+                Picture::Placed(_) => f.render_widget(Clear, at),
+            }
         }
         None => {
             let text = match &m.preview.error {
@@ -128,5 +122,43 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 picture_area,
             );
         }
+    }
+}
+
+/// The picture's cells in its area: centred, cut to the area.
+fn picture_rect(picture_area: Rect, size: ratatui::layout::Size) -> Rect {
+    let x = picture_area.x + picture_area.width.saturating_sub(size.width) / 2;
+    let y = picture_area.y + picture_area.height.saturating_sub(size.height) / 2;
+    Rect::new(
+        x,
+        y,
+        size.width.min(picture_area.width),
+        size.height.min(picture_area.height),
+    )
+    .intersection(picture_area)
+}
+
+/// The area pictures take in a preview pane drawn at `area`.
+fn picture_area(area: Rect) -> Rect {
+    let inner = Block::default().borders(Borders::ALL).inner(area);
+    Rect {
+        height: inner.height.saturating_sub(1),
+        ..inner
+    }
+}
+
+/// The picture placed outside the frame's cells (kitty graphics by id) that the preview pane
+/// drawn at `area` shows, and its cells.
+pub fn placed_picture(m: &Model, area: Rect) -> Option<(Arc<KittyImage>, Rect)> {
+    if area.width < 3 || area.height < 3 || m.graphics == Graphics::None {
+        return None;
+    }
+    let key = preview_key(m)?;
+    match &m.preview.get(&key)?.picture {
+        Picture::Placed(k) => {
+            let at = picture_rect(picture_area(area), k.size);
+            (!at.is_empty()).then(|| (k.clone(), at))
+        }
+        Picture::Cells(_) => None,
     }
 }
