@@ -717,7 +717,24 @@ async fn run_effect(
         }
         Effect::Quit => return Flow::Quit,
     }
+    // The window closed (or SSH dropped) while the studio was away from its screen: stop, since
+    // crossterm's reader would spin on the hung-up terminal.
+    if terminal_gone() {
+        return Flow::Quit;
+    }
     Flow::Continue
+}
+
+/// Whether the terminal has hung up.
+fn terminal_gone() -> bool {
+    let mut fds = [libc::pollfd {
+        fd: 0,
+        events: 0,
+        revents: 0,
+    }];
+    // SAFETY: one valid pollfd, its length given; with no events asked nothing is consumed.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+    ready > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }
 
 /// Leave the studio's screen, run `f` with a normal terminal, and come back with a full redraw.
@@ -815,18 +832,41 @@ fn full_view(path: &std::path::Path) -> Result<(), String> {
             crossterm::style::Print(tail)
         );
         let _ = terminal::enable_raw_mode();
-        loop {
-            match crossterm::event::read() {
-                Ok(Event::Key(_)) | Err(_) => break,
-                _ => {}
-            }
-        }
+        wait_for_a_key();
         Ok(())
     })();
     let _ = terminal::disable_raw_mode();
     crate::picture::remove_shown(&mut out);
     let _ = execute!(out, terminal::LeaveAlternateScreen, crossterm::cursor::Show);
     shown
+}
+
+/// Wait until a key arrives, or the terminal is gone (a closed window, a dropped SSH link:
+/// crossterm's reader spins on a hung-up terminal without ever returning, so it is only asked
+/// when the kernel says there is input and no hang-up).
+fn wait_for_a_key() {
+    loop {
+        let mut fds = [libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd, its length given.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 250) };
+        if ready < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+        if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return;
+        }
+        // Keys crossterm already holds, or input the kernel has.
+        while let Ok(true) = crossterm::event::poll(Duration::ZERO) {
+            match crossterm::event::read() {
+                Ok(Event::Key(_)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
 }
 
 /// History pages on a worker; stale requests (an older query) are skipped.
