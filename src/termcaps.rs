@@ -395,7 +395,8 @@ fn decide_tmux(env: &Env, replies: &[Reply], passthrough: bool) -> Detection {
             "inside tmux without passthrough: `set -g allow-passthrough on` in tmux.conf lets kitty ≥ 0.28 and Ghostty show pictures".to_string()
         }
     } else if !outer_answered {
-        "inside tmux, the outer terminal did not answer: half-blocks (r asks again)".to_string()
+        "inside tmux, the outer terminal did not answer (a detached client?): half-blocks"
+            .to_string()
     } else {
         match &term {
             Terminal::Kitty(v) if outer.kitty => format!(
