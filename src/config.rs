@@ -108,6 +108,8 @@ pub struct Ui {
     pub notify: Notify,
     /// Clicks focus panes and pick rows, the wheel scrolls (off: the terminal's own selection).
     pub mouse: bool,
+    /// Pictures without graphics: half-blocks, or quadrants (twice the detail across).
+    pub symbols: crate::symbols::Symbols,
 }
 
 impl Default for Ui {
@@ -115,6 +117,7 @@ impl Default for Ui {
         Ui {
             notify: Notify::Auto,
             mouse: true,
+            symbols: crate::symbols::Symbols::Half,
         }
     }
 }

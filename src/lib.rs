@@ -24,4 +24,5 @@ pub mod service;
 pub mod setup;
 pub mod store;
 pub mod studio;
+pub mod symbols;
 pub mod termcaps;

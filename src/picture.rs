@@ -6,6 +6,7 @@
 //! the output is not a terminal) easel prints half-blocks itself: one `▀` per two
 //! pixels, colour codes only where the colour changes, so the output stays small over slow links.
 
+use crate::symbols::Symbols;
 use crate::termcaps::{Detection, Protocol};
 use image::{DynamicImage, RgbaImage};
 use ratatui_image::FontSize;
@@ -104,6 +105,84 @@ pub fn write_halfblocks(
         buf.extend_from_slice(b"\x1b[0m\n");
     }
     out.write_all(&buf)
+}
+
+/// Write `img` as quadrant blocks into `cols`×`rows` cells (four pixels a cell, two colours),
+/// the same sizes, colour codes and transparency as [`write_halfblocks`].
+pub fn write_quadrants(
+    out: &mut impl Write,
+    img: &DynamicImage,
+    cols: u32,
+    rows: u32,
+    truecolor: bool,
+) -> io::Result<()> {
+    // The same cells as half-blocks would take, at twice the pixels across.
+    let (w, h) = fit(img.width(), img.height(), cols, rows);
+    let small: RgbaImage = crate::colour::resize_linear(&img.to_rgba8(), w * 2, h);
+    let code = |c: Option<[u8; 3]>| -> Option<Code> {
+        let [r, g, b] = c?;
+        Some(if truecolor {
+            Code::Rgb(r, g, b)
+        } else {
+            Code::Indexed(crate::colour::ansi256(r, g, b))
+        })
+    };
+    let mut buf = Vec::with_capacity((w * h * 6) as usize);
+    for row in crate::symbols::quadrant_cells(&small) {
+        let (mut fg, mut bg): (Option<Code>, Option<Code>) = (None, None);
+        for cell in row {
+            let (want_fg, want_bg) = (code(cell.fg), code(cell.bg));
+            // A space shows only its background: keep whatever foreground is set.
+            let want_fg = if cell.glyph == ' ' { fg } else { want_fg };
+            let mut params: Vec<String> = Vec::new();
+            if want_bg.is_none() && bg.is_some() {
+                params.push("49".into());
+                bg = None;
+            }
+            if want_fg != fg {
+                if let Some(c) = want_fg {
+                    params.push(c.sgr(true));
+                }
+                fg = want_fg;
+            }
+            if want_bg != bg {
+                if let Some(c) = want_bg {
+                    params.push(c.sgr(false));
+                }
+                bg = want_bg;
+            }
+            if !params.is_empty() {
+                let _ = write!(buf, "\x1b[{}m", params.join(";"));
+            }
+            let mut utf8 = [0u8; 4];
+            buf.extend_from_slice(cell.glyph.encode_utf8(&mut utf8).as_bytes());
+        }
+        buf.extend_from_slice(b"\x1b[0m\n");
+    }
+    out.write_all(&buf)
+}
+
+/// The symbols printed pictures use without graphics (`[ui] symbols`), set once by the commands
+/// that read the config.
+static SYMBOLS: std::sync::OnceLock<Symbols> = std::sync::OnceLock::new();
+
+/// Use `s` for pictures printed without graphics.
+pub fn set_symbols(s: Symbols) {
+    let _ = SYMBOLS.set(s);
+}
+
+/// Write `img` in text with the configured symbols.
+pub fn write_symbols(
+    out: &mut impl Write,
+    img: &DynamicImage,
+    cols: u32,
+    rows: u32,
+    truecolor: bool,
+) -> io::Result<()> {
+    match SYMBOLS.get().copied().unwrap_or_default() {
+        Symbols::Half => write_halfblocks(out, img, cols, rows, truecolor),
+        Symbols::Quadrant => write_quadrants(out, img, cols, rows, truecolor),
+    }
 }
 
 /// The largest CIE76 difference between two 24-bit colours that share a code: under one
@@ -260,7 +339,7 @@ pub fn show(out: &mut impl Write, img: &DynamicImage, cols: u32, rows: u32) -> R
             let font = d.cell.unwrap_or((10, 20));
             write_graphics(out, img, cols, rows, d, font)
         }
-        _ => write_halfblocks(out, img, cols, rows, truecolor_env()),
+        _ => write_symbols(out, img, cols, rows, truecolor_env()),
     };
     written.map_err(|e| format!("cannot write the picture: {e}"))
 }
@@ -417,6 +496,30 @@ mod tests {
         let empty = dir.path().join("empty.png");
         std::fs::write(&empty, b"").unwrap();
         assert!(load(&empty).unwrap_err().contains("not a picture"));
+    }
+
+    /// Issue 15: quadrants draw a picture in the same cells as half-blocks, with twice the
+    /// detail across: a thin vertical stripe half a cell wide is a half-cell block.
+    #[test]
+    fn quadrants_take_the_same_cells_with_more_detail() {
+        let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(16, 8, |x, _| {
+            image::Rgba(if x == 4 {
+                [250, 250, 250, 255]
+            } else {
+                [0, 0, 0, 255]
+            })
+        }));
+        let (mut half, mut quad) = (Vec::new(), Vec::new());
+        write_halfblocks(&mut half, &img, 8, 2, true).unwrap();
+        write_quadrants(&mut quad, &img, 8, 2, true).unwrap();
+        let (half, quad) = (
+            String::from_utf8(half).unwrap(),
+            String::from_utf8(quad).unwrap(),
+        );
+        assert_eq!(half.lines().count(), quad.lines().count());
+        // Column 2 of 8 holds the stripe in its left half: `▌` (or its complement).
+        assert!(quad.contains('▌') || quad.contains('▐'), "{quad:?}");
+        assert!(!half.contains('▌'));
     }
 
     #[test]

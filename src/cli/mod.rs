@@ -84,7 +84,7 @@ pub enum Command {
         #[command(subcommand)]
         action: history::HistoryAction,
     },
-    /// Print a picture file into the terminal (half-blocks, or kitty/iTerm2 graphics).
+    /// Print a picture file into the terminal (kitty, sixel or iTerm2 graphics where the terminal has them, else half-blocks or quadrants).
     View {
         file: PathBuf,
         /// Width in cells (default: the terminal's, at most 100).
@@ -142,6 +142,7 @@ fn settings_or_report(cli: &Cli) -> Option<Settings> {
             for w in &settings.warnings {
                 eprintln!("easel: warning: {}", crate::sanitize::line(w));
             }
+            crate::picture::set_symbols(settings.file.ui.symbols);
             Some(settings)
         }
         Err(e) => {
@@ -189,6 +190,10 @@ pub async fn run(mut cli: Cli) -> i32 {
             }
         }
         Some(Command::View { file, cols, rows }) => {
+            // The config only chooses the symbols here: a broken one is not worth failing over.
+            if let Ok(settings) = load_settings(&cli) {
+                crate::picture::set_symbols(settings.file.ui.symbols);
+            }
             let (tc, tr) = crossterm::terminal::size()
                 .map(|(c, r)| (u32::from(c), u32::from(r)))
                 .unwrap_or((80, 24));

@@ -25,6 +25,8 @@ pub enum Graphics {
     Sixel,
     Iterm,
     Halfblocks,
+    /// Quadrant blocks (`[ui] symbols = "quadrant"`).
+    Quadrants,
     None,
 }
 
@@ -36,6 +38,7 @@ impl Graphics {
             Graphics::Sixel => "sixel",
             Graphics::Iterm => "iterm2",
             Graphics::Halfblocks => "half-blocks",
+            Graphics::Quadrants => "quadrants",
             Graphics::None => "no previews",
         }
     }
@@ -57,6 +60,8 @@ pub enum Picture {
     Cells(Protocol),
     /// Placed by [`KittyPlacer`] after the frame; the cells under it are left blank.
     Placed(Arc<KittyImage>),
+    /// Symbols drawn by easel (quadrants), row by row.
+    Text(Arc<Vec<Vec<crate::symbols::Cell>>>),
 }
 
 impl Picture {
@@ -65,6 +70,10 @@ impl Picture {
         match self {
             Picture::Cells(p) => p.size(),
             Picture::Placed(k) => k.size,
+            Picture::Text(rows) => Size::new(
+                u16::try_from(rows.first().map_or(0, Vec::len)).unwrap_or(u16::MAX),
+                u16::try_from(rows.len()).unwrap_or(u16::MAX),
+            ),
         }
     }
 }
@@ -186,6 +195,7 @@ pub struct Renderer {
     wrap: bool,
     font: FontSize,
     halfblocks: Picker,
+    symbols: crate::symbols::Symbols,
 }
 
 impl Renderer {
@@ -196,7 +206,13 @@ impl Renderer {
             wrap: false,
             font: FontSize::new(10, 20),
             halfblocks: Picker::halfblocks(),
+            symbols: crate::symbols::Symbols::Half,
         }
+    }
+
+    /// Draw with `symbols` when there are no graphics (`[ui] symbols`).
+    pub fn with_symbols(self, symbols: crate::symbols::Symbols) -> Renderer {
+        Renderer { symbols, ..self }
     }
 
     pub fn none() -> Renderer {
@@ -214,6 +230,7 @@ impl Renderer {
             wrap: d.wrap,
             font: FontSize::new(w.max(1), h.max(1)),
             halfblocks: Picker::halfblocks(),
+            symbols: crate::symbols::Symbols::Half,
         }
     }
 
@@ -254,44 +271,51 @@ impl Renderer {
         let (width, height) = (img.width(), img.height());
         let (cols, rows) = (cols.max(1), rows.max(1));
         let fail = |e: ratatui_image::errors::Errors| format!("cannot draw the image: {e}");
-        let picture = if kind == Wire::Halfblocks {
-            // Half-blocks show two pixels a cell: shrink straight to about that (an area
-            // average, twice oversampled), and let the protocol scale it to the cells. Shrinking
-            // to the font's pixel size first would cost ten times more for the same picture.
-            let img = img.thumbnail(u32::from(cols) * 2, u32::from(rows) * 4);
-            Picture::Cells(
-                self.halfblocks
-                    .new_protocol(img, Size::new(cols, rows), Resize::Scale(None))
-                    .map_err(fail)?,
-            )
-        } else {
-            let (img, size) = fit_to_cells(img, self.font, cols, rows);
-            use ratatui_image::protocol::{iterm2::Iterm2, kitty::Kitty, sixel::Sixel};
-            match kind {
-                Wire::KittyPlaceholders => Picture::Cells(Protocol::Kitty(
-                    Kitty::new(img, size, fresh_id(), self.wrap, false).map_err(fail)?,
-                )),
-                Wire::Sixel => Picture::Cells(Protocol::Sixel(
-                    Sixel::new(img, size, self.wrap).map_err(fail)?,
-                )),
-                Wire::Iterm2 => Picture::Cells(Protocol::ITerm2(
-                    Iterm2::new(img, size, self.wrap).map_err(fail)?,
-                )),
-                Wire::KittyDirect | Wire::Halfblocks => {
-                    let mut png = Vec::new();
-                    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-                        .map_err(|e| format!("cannot encode the image: {e}"))?;
-                    Picture::Placed(Arc::new(KittyImage {
-                        id: fresh_id(),
-                        data: base64::Engine::encode(
-                            &base64::engine::general_purpose::STANDARD,
-                            &png,
-                        ),
-                        size,
-                    }))
+        let picture =
+            if kind == Wire::Halfblocks && self.symbols == crate::symbols::Symbols::Quadrant {
+                // Quadrants: the cells half-blocks would take, at twice the pixels across.
+                let (w, h) = crate::picture::fit(width, height, u32::from(cols), u32::from(rows));
+                let img = img.thumbnail(w * 4, h * 2);
+                let small = crate::colour::resize_linear(&img.to_rgba8(), w * 2, h);
+                Picture::Text(Arc::new(crate::symbols::quadrant_cells(&small)))
+            } else if kind == Wire::Halfblocks {
+                // Half-blocks show two pixels a cell: shrink straight to about that (an area
+                // average, twice oversampled), and let the protocol scale it to the cells. Shrinking
+                // to the font's pixel size first would cost ten times more for the same picture.
+                let img = img.thumbnail(u32::from(cols) * 2, u32::from(rows) * 4);
+                Picture::Cells(
+                    self.halfblocks
+                        .new_protocol(img, Size::new(cols, rows), Resize::Scale(None))
+                        .map_err(fail)?,
+                )
+            } else {
+                let (img, size) = fit_to_cells(img, self.font, cols, rows);
+                use ratatui_image::protocol::{iterm2::Iterm2, kitty::Kitty, sixel::Sixel};
+                match kind {
+                    Wire::KittyPlaceholders => Picture::Cells(Protocol::Kitty(
+                        Kitty::new(img, size, fresh_id(), self.wrap, false).map_err(fail)?,
+                    )),
+                    Wire::Sixel => Picture::Cells(Protocol::Sixel(
+                        Sixel::new(img, size, self.wrap).map_err(fail)?,
+                    )),
+                    Wire::Iterm2 => Picture::Cells(Protocol::ITerm2(
+                        Iterm2::new(img, size, self.wrap).map_err(fail)?,
+                    )),
+                    Wire::KittyDirect | Wire::Halfblocks => {
+                        let mut png = Vec::new();
+                        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                            .map_err(|e| format!("cannot encode the image: {e}"))?;
+                        Picture::Placed(Arc::new(KittyImage {
+                            id: fresh_id(),
+                            data: base64::Engine::encode(
+                                &base64::engine::general_purpose::STANDARD,
+                                &png,
+                            ),
+                            size,
+                        }))
+                    }
                 }
-            }
-        };
+            };
         Ok(Rendered {
             picture,
             width,

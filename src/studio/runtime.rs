@@ -270,6 +270,12 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         } else {
             (Renderer::halfblocks(), Graphics::Halfblocks, None, None)
         };
+    let renderer = renderer.with_symbols(settings.file.ui.symbols);
+    let graphics = match (graphics, settings.file.ui.symbols) {
+        (Graphics::Halfblocks, crate::symbols::Symbols::Quadrant) => Graphics::Quadrants,
+        (g, _) => g,
+    };
+    crate::picture::set_symbols(settings.file.ui.symbols);
     // The full view and printed pictures use the same answers (asking twice would cost a
     // second wait, and the event reader will own stdin by then).
     if let Some(d) = &detection {

@@ -110,6 +110,7 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 // Placed after the frame by the runtime (see `placed_picture`): the cells under
                 // it stay blank.
                 Picture::Placed(_) => f.render_widget(Clear, at),
+                Picture::Text(rows) => draw_cells(rows, f.buffer_mut(), at),
             }
         }
         None => {
@@ -121,6 +122,21 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 Paragraph::new(Span::styled(text, theme::dim())).wrap(Wrap { trim: true }),
                 picture_area,
             );
+        }
+    }
+}
+
+/// Symbols drawn by easel (quadrants) into `at`.
+fn draw_cells(rows: &[Vec<crate::symbols::Cell>], buf: &mut ratatui::buffer::Buffer, at: Rect) {
+    use ratatui::style::Color;
+    let colour = |c: Option<[u8; 3]>| c.map_or(Color::Reset, |[r, g, b]| Color::Rgb(r, g, b));
+    for (y, row) in (at.y..at.bottom()).zip(rows) {
+        for (x, cell) in (at.x..at.right()).zip(row) {
+            if let Some(c) = buf.cell_mut((x, y)) {
+                c.set_char(cell.glyph)
+                    .set_fg(colour(cell.fg))
+                    .set_bg(colour(cell.bg));
+            }
         }
     }
 }
@@ -159,6 +175,6 @@ pub fn placed_picture(m: &Model, area: Rect) -> Option<(Arc<KittyImage>, Rect)> 
             let at = picture_rect(picture_area(area), k.size);
             (!at.is_empty()).then(|| (k.clone(), at))
         }
-        Picture::Cells(_) => None,
+        Picture::Cells(_) | Picture::Text(_) => None,
     }
 }
