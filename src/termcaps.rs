@@ -268,6 +268,9 @@ pub struct Env {
     pub wezterm: bool,
     /// `TERM_PROGRAM=iTerm.app` or `LC_TERMINAL=iTerm2`.
     pub iterm: bool,
+    /// Inside tmux, in a session no client is attached to (scripts, tests): there is no outer
+    /// terminal to ask, and nothing to hint.
+    pub detached: bool,
 }
 
 impl Env {
@@ -279,6 +282,7 @@ impl Env {
             konsole: var("KONSOLE_VERSION").is_some(),
             wezterm: var("WEZTERM_EXECUTABLE").is_some() || program == "WezTerm",
             iterm: program == "iTerm.app" || var("LC_TERMINAL").is_some_and(|v| v == "iTerm2"),
+            detached: false,
         }
     }
 }
@@ -394,6 +398,8 @@ fn decide_tmux(env: &Env, replies: &[Reply], passthrough: bool) -> Detection {
         } else {
             "inside tmux without passthrough: `set -g allow-passthrough on` in tmux.conf lets kitty ≥ 0.28 and Ghostty show pictures".to_string()
         }
+    } else if !outer_answered && env.detached {
+        return base;
     } else if !outer_answered {
         "inside tmux, the outer terminal did not answer (a detached client?): half-blocks"
             .to_string()
@@ -431,11 +437,30 @@ pub fn tmux_passthrough_on() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether a client is attached to this tmux session (unknown counts as yes).
+fn tmux_attached() -> bool {
+    std::process::Command::new("tmux")
+        .args(["display-message", "-p", "#{session_attached}"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_or(true, |o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u32>()
+                .map_or(true, |n| n > 0)
+        })
+}
+
 /// Ask the terminal (stdin and stdout must be the terminal, and nothing else may be reading
-/// stdin). Returns the raw answers and whether tmux passthrough is on.
-pub fn ask(env: &Env, timeout: Duration) -> (Vec<u8>, bool) {
+/// stdin). Returns the raw answers and whether tmux passthrough is on; inside a tmux session no
+/// client is attached to, sets `env.detached`.
+pub fn ask(env: &mut Env, timeout: Duration) -> (Vec<u8>, bool) {
     let passthrough = env.tmux && tmux_passthrough_on();
-    let (q, reports) = query(env.tmux, passthrough);
+    // A session no client is attached to has no outer terminal to answer: asking through
+    // passthrough would only wait out the timeout.
+    env.detached = passthrough && !tmux_attached();
+    let (q, reports) = query(env.tmux, passthrough && !env.detached);
     let was_raw = crossterm::terminal::is_raw_mode_enabled().unwrap_or(false);
     if !was_raw && crossterm::terminal::enable_raw_mode().is_err() {
         return (Vec::new(), passthrough);
@@ -510,7 +535,7 @@ pub fn cell_from_window() -> Option<(u16, u16)> {
 /// Ask and decide, with `EASEL_GRAPHICS` (`auto|kitty|sixel|iterm|halfblocks`) forcing a
 /// protocol. Returns the detection and a warning for a setting easel does not know.
 pub fn detect(setting: Option<&str>) -> (Detection, Option<String>) {
-    let env = Env::from_process();
+    let mut env = Env::from_process();
     let setting = setting.unwrap_or("auto").trim().to_ascii_lowercase();
     let forced = match setting.as_str() {
         "kitty" => Some(Protocol::KittyPlaceholders),
@@ -544,7 +569,7 @@ pub fn detect(setting: Option<&str>) -> (Detection, Option<String>) {
             warning,
         );
     }
-    let (answers, passthrough) = ask(&env, TIMEOUT);
+    let (answers, passthrough) = ask(&mut env, TIMEOUT);
     let mut d = decide(&env, &parse(&answers), passthrough);
     if d.cell.is_none() {
         d.cell = cell_from_window();

@@ -19,6 +19,7 @@ const PLAIN: Env = Env {
     konsole: false,
     wezterm: false,
     iterm: false,
+    detached: false,
 };
 const TMUX: Env = Env {
     tmux: true,
