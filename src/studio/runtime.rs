@@ -818,6 +818,9 @@ fn full_view(path: &std::path::Path) -> Result<(), String> {
         buf.flush()
             .map_err(|e| format!("cannot show the image: {e}"))?;
         drop(buf);
+        // Raw before the prompt shows: a key pressed after it must not wait in the line buffer
+        // of a canonical terminal.
+        let _ = terminal::enable_raw_mode();
         let name = crate::sanitize::line(&path.display().to_string()).into_owned();
         let line = format!("{name} — press any key to return");
         // The whole line fits on the last row, its end (the key hint) kept.
@@ -837,7 +840,6 @@ fn full_view(path: &std::path::Path) -> Result<(), String> {
             crossterm::cursor::MoveTo(0, rows.saturating_sub(1)),
             crossterm::style::Print(tail)
         );
-        let _ = terminal::enable_raw_mode();
         wait_for_a_key();
         Ok(())
     })();
@@ -847,32 +849,30 @@ fn full_view(path: &std::path::Path) -> Result<(), String> {
     shown
 }
 
-/// Wait until a key arrives, or the terminal is gone (a closed window, a dropped SSH link:
-/// crossterm's reader spins on a hung-up terminal without ever returning, so it is only asked
-/// when the kernel says there is input and no hang-up).
+/// Wait until a key arrives. crossterm's reader spins at full speed on a terminal that has hung
+/// up (a closed window, a dropped SSH link), and the full view does not see the signal while it
+/// waits: a watchdog ends the process when the terminal is gone (the data folder's lock goes
+/// with it).
 fn wait_for_a_key() {
-    loop {
-        let mut fds = [libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // SAFETY: one valid pollfd, its length given.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 250) };
-        if ready < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return;
-        }
-        if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-            return;
-        }
-        // Keys crossterm already holds, or input the kernel has.
-        while let Ok(true) = crossterm::event::poll(Duration::ZERO) {
-            match crossterm::event::read() {
-                Ok(Event::Key(_)) | Err(_) => return,
-                Ok(_) => {}
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watching = done.clone();
+    let _ = std::thread::Builder::new()
+        .name("full-view-hangup".into())
+        .spawn(move || {
+            while !watching.load(std::sync::atomic::Ordering::Relaxed) {
+                if terminal_gone() {
+                    std::process::exit(129);
+                }
+                std::thread::sleep(Duration::from_millis(300));
             }
+        });
+    loop {
+        match crossterm::event::read() {
+            Ok(Event::Key(_)) | Err(_) => break,
+            Ok(_) => {}
         }
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// History pages on a worker; stale requests (an older query) are skipped.
