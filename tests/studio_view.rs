@@ -888,3 +888,80 @@ fn zoom_gives_the_preview_the_screen() {
         assert!(!m.zoom);
     }
 }
+
+/// Issue 15: kitty graphics placed by id (kitty before 0.28). The view leaves the picture's
+/// cells blank and says where the runtime must place it: inside the preview pane, the same cells
+/// every frame, and nowhere while a popup is open (a placed picture would cover it).
+#[test]
+fn kitty_placement_follows_the_preview_and_yields_to_popups() {
+    let mut m = model();
+    page(
+        &mut m,
+        1,
+        vec![rec(1, "a lighthouse at dusk", Status::Succeeded)],
+    );
+    m.graphics = Graphics::KittyDirect;
+    update(&mut m, Msg::Resize(120, 40));
+    let k = preview_key(&m).expect("a preview");
+    let detection = easel::termcaps::Detection {
+        protocol: easel::termcaps::Protocol::KittyDirect,
+        wrap: false,
+        terminal: "kitty(0.26.5)".into(),
+        cell: Some((9, 20)),
+        hint: None,
+    };
+    let r = Renderer::for_detection(&detection)
+        .render(&png(480, 320), k.cols, k.rows)
+        .unwrap();
+    update(&mut m, Msg::PreviewReady(k.clone(), Box::new(r)));
+    let screen = ratatui::layout::Rect::new(0, 0, 120, 40);
+    let (img, at) = easel::studio::view::kitty_placement(&m, screen).expect("a placement");
+    assert!(
+        at.width <= k.cols && at.height <= k.rows,
+        "{at:?} for {k:?}"
+    );
+    assert_eq!((img.size.width, img.size.height), (at.width, at.height));
+    // The cells under it are blank in the frame (no placeholder characters, no half-blocks).
+    let t = draw(&m, 120, 40);
+    let buf = t.backend().buffer();
+    for y in at.top()..at.bottom() {
+        for x in at.left()..at.right() {
+            assert_eq!(buf[(x, y)].symbol(), " ", "cell {x},{y}");
+        }
+    }
+    assert!(text_of(buf).contains("Preview · kitty (placed)"));
+    // Stable: the same placement on the next frame.
+    let again = easel::studio::view::kitty_placement(&m, screen).expect("a placement");
+    assert_eq!((again.0.id, again.1), (img.id, at));
+    // A popup: nothing placed.
+    m.overlay = Some(Overlay::Help);
+    assert!(easel::studio::view::kitty_placement(&m, screen).is_none());
+    m.overlay = None;
+    // Too small a screen: nothing placed.
+    assert!(
+        easel::studio::view::kitty_placement(&m, ratatui::layout::Rect::new(0, 0, 20, 5)).is_none()
+    );
+}
+
+/// Issue 15: `[ui] symbols = "quadrant"` draws the preview with quadrant blocks.
+#[test]
+fn quadrant_previews_use_quadrant_blocks() {
+    let mut m = model();
+    page(
+        &mut m,
+        1,
+        vec![rec(1, "a lighthouse at dusk", Status::Succeeded)],
+    );
+    m.graphics = Graphics::Quadrants;
+    update(&mut m, Msg::Resize(120, 40));
+    let k = preview_key(&m).expect("a preview");
+    let r = Renderer::halfblocks()
+        .with_symbols(easel::symbols::Symbols::Quadrant)
+        .render(&png(480, 320), k.cols, k.rows)
+        .unwrap();
+    update(&mut m, Msg::PreviewReady(k, Box::new(r)));
+    let t = draw(&m, 120, 40);
+    let text = text_of(t.backend().buffer());
+    assert!(text.contains("Preview · quadrants"));
+    assert!(text.chars().any(|c| "▘▝▖▌▞▛▗▚▐▜▙▟".contains(c)), "{text}");
+}
