@@ -9,6 +9,7 @@
 use crate::symbols::Symbols;
 use crate::termcaps::{Detection, Protocol};
 use image::{DynamicImage, RgbaImage};
+use ratatui::layout::Size;
 use ratatui_image::FontSize;
 use ratatui_image::protocol::kitty::Kitty;
 use std::io::{self, Read, Write};
@@ -345,7 +346,87 @@ pub fn show(out: &mut impl Write, img: &DynamicImage, cols: u32, rows: u32) -> R
 }
 
 /// The kitty image id of the last picture [`show`] placed by id, so the full view can remove it.
-pub const SHOWN_ID: u32 = 0x00ea5e1;
+/// Each printed picture has its own id (pictures printed one after another stay, each its own
+/// image); 0 when none was placed.
+static SHOWN_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A fresh kitty image id for a printed picture, remembered for [`remove_shown`].
+fn next_shown_id() -> u32 {
+    let id = fastrand::u32(1..1 << 24);
+    SHOWN_ID.store(id, std::sync::atomic::Ordering::Relaxed);
+    id
+}
+
+/// A picture for kitty graphics placed by id: PNG, transmitted once, placed (and moved,
+/// removed) by its id.
+pub struct KittyImage {
+    pub id: u32,
+    /// Base64 of the PNG.
+    pub data: String,
+    pub size: Size,
+}
+
+impl KittyImage {
+    /// Transmit without showing (`a=t`), in chunks of 4096 characters, answers suppressed.
+    pub fn transmit(&self) -> String {
+        let mut s = String::with_capacity(self.data.len() + self.data.len() / 4096 * 24 + 64);
+        let chunks: Vec<&[u8]> = self.data.as_bytes().chunks(4096).collect();
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let more = u8::from(i < last);
+            if i == 0 {
+                s.push_str(&format!("\x1b_Ga=t,f=100,t=d,i={},q=2,m={more};", self.id));
+            } else {
+                s.push_str(&format!("\x1b_Gm={more};"));
+            }
+            s.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+            s.push_str("\x1b\\");
+        }
+        s
+    }
+
+    /// Show at the cursor over `cols`×`rows` cells, the cursor left where it is (`C=1`).
+    pub fn place(&self, cols: u16, rows: u16) -> String {
+        format!(
+            "\x1b_Ga=p,i={},p=1,c={cols},r={rows},C=1,q=2\x1b\\",
+            self.id
+        )
+    }
+}
+
+/// Shrink `img` (an area average: the protocols' own resize is nearest-neighbour, which would
+/// alias a 1024² picture badly) to fit `cols`×`rows` cells of `font` pixels, keeping its shape
+/// and never enlarging it, then pad it with transparency to whole cells. Returns the picture and
+/// its size in cells.
+pub fn fit_to_cells(
+    img: DynamicImage,
+    font: FontSize,
+    cols: u16,
+    rows: u16,
+) -> (DynamicImage, Size) {
+    let (fw, fh) = (u32::from(font.width.max(1)), u32::from(font.height.max(1)));
+    let (max_w, max_h) = (u32::from(cols.max(1)) * fw, u32::from(rows.max(1)) * fh);
+    let img = if img.width() > max_w || img.height() > max_h {
+        img.thumbnail(max_w, max_h)
+    } else {
+        img
+    };
+    let size = Size::new(
+        u16::try_from(img.width().div_ceil(fw))
+            .unwrap_or(cols)
+            .clamp(1, cols.max(1)),
+        u16::try_from(img.height().div_ceil(fh))
+            .unwrap_or(rows)
+            .clamp(1, rows.max(1)),
+    );
+    let (pw, ph) = (u32::from(size.width) * fw, u32::from(size.height) * fh);
+    if (img.width(), img.height()) == (pw, ph) {
+        return (img, size);
+    }
+    let mut canvas = image::RgbaImage::new(pw, ph);
+    image::imageops::overlay(&mut canvas, &img.to_rgba8(), 0, 0);
+    (DynamicImage::ImageRgba8(canvas), size)
+}
 
 /// Write `img` with a graphics protocol (see [`show`]), `font` the cell size in pixels.
 pub fn write_graphics(
@@ -359,14 +440,14 @@ pub fn write_graphics(
     let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX).max(1);
     let (cols, rows) = (clamp(cols), clamp(rows));
     let font = FontSize::new(font.0.max(1), font.1.max(1));
-    let (img, size) = crate::studio::preview::fit_to_cells(img.clone(), font, cols, rows);
+    let (img, size) = fit_to_cells(img.clone(), font, cols, rows);
     let (w, h) = (size.width, size.height);
     let encode_err = |e: String| io::Error::other(e);
     if d.protocol == Protocol::KittyPlaceholders && d.wrap {
         // Inside tmux: the picture is text (placeholder characters whose colour names the
         // image), which tmux keeps like any other text.
-        let proto =
-            Kitty::new(img, size, SHOWN_ID, true, false).map_err(|e| encode_err(e.to_string()))?;
+        let proto = Kitty::new(img, size, next_shown_id(), true, false)
+            .map_err(|e| encode_err(e.to_string()))?;
         return write_cells(out, &ratatui_image::protocol::Protocol::Kitty(proto), size);
     }
     // Make room (scrolling if the cursor is near the bottom), go back up, draw with the cursor
@@ -399,8 +480,8 @@ pub fn write_graphics(
             ));
         }
         _ => {
-            let k = crate::studio::preview::KittyImage {
-                id: SHOWN_ID,
+            let k = KittyImage {
+                id: next_shown_id(),
                 data: png_base64(&img)?,
                 size,
             };
@@ -461,7 +542,10 @@ pub fn remove_shown(out: &mut impl Write) {
             Protocol::KittyDirect | Protocol::KittyPlaceholders
         ) && !d.wrap
     }) {
-        let _ = write!(out, "\x1b_Ga=d,d=I,i={SHOWN_ID},q=2\x1b\\");
+        let id = SHOWN_ID.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if id != 0 {
+            let _ = write!(out, "\x1b_Ga=d,d=I,i={id},q=2\x1b\\");
+        }
         let _ = out.flush();
     }
 }

@@ -7,6 +7,7 @@
 //! picture is placed at a position by image id after each frame ([`KittyPlacer`]), replaced when
 //! it changes, and removed under popups, outside the studio and on exit.
 
+pub use crate::picture::{KittyImage, fit_to_cells};
 use crate::termcaps::{Detection, Protocol as Wire};
 use image::DynamicImage;
 use ratatui::layout::{Rect, Size};
@@ -89,43 +90,6 @@ pub struct Rendered {
 impl std::fmt::Debug for Rendered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Rendered({}x{})", self.width, self.height)
-    }
-}
-
-/// A picture for kitty graphics placed by id: PNG, transmitted once, placed (and moved,
-/// removed) by its id.
-pub struct KittyImage {
-    pub id: u32,
-    /// Base64 of the PNG.
-    pub data: String,
-    pub size: Size,
-}
-
-impl KittyImage {
-    /// Transmit without showing (`a=t`), in chunks of 4096 characters, answers suppressed.
-    pub fn transmit(&self) -> String {
-        let mut s = String::with_capacity(self.data.len() + self.data.len() / 4096 * 24 + 64);
-        let chunks: Vec<&[u8]> = self.data.as_bytes().chunks(4096).collect();
-        let last = chunks.len().saturating_sub(1);
-        for (i, chunk) in chunks.iter().enumerate() {
-            let more = u8::from(i < last);
-            if i == 0 {
-                s.push_str(&format!("\x1b_Ga=t,f=100,t=d,i={},q=2,m={more};", self.id));
-            } else {
-                s.push_str(&format!("\x1b_Gm={more};"));
-            }
-            s.push_str(std::str::from_utf8(chunk).unwrap_or(""));
-            s.push_str("\x1b\\");
-        }
-        s
-    }
-
-    /// Show at the cursor over `cols`×`rows` cells, the cursor left where it is (`C=1`).
-    pub fn place(&self, cols: u16, rows: u16) -> String {
-        format!(
-            "\x1b_Ga=p,i={},p=1,c={cols},r={rows},C=1,q=2\x1b\\",
-            self.id
-        )
     }
 }
 
@@ -327,40 +291,6 @@ impl Renderer {
 /// An image id for kitty: random, never 0, below 2²⁴ (ids that fit the placeholders' colour).
 fn fresh_id() -> u32 {
     fastrand::u32(1..1 << 24)
-}
-
-/// Shrink `img` (an area average: the protocols' own resize is nearest-neighbour, which would
-/// alias a 1024² picture badly) to fit `cols`×`rows` cells of `font` pixels, keeping its shape
-/// and never enlarging it, then pad it with transparency to whole cells. Returns the picture and
-/// its size in cells.
-pub fn fit_to_cells(
-    img: DynamicImage,
-    font: FontSize,
-    cols: u16,
-    rows: u16,
-) -> (DynamicImage, Size) {
-    let (fw, fh) = (u32::from(font.width.max(1)), u32::from(font.height.max(1)));
-    let (max_w, max_h) = (u32::from(cols.max(1)) * fw, u32::from(rows.max(1)) * fh);
-    let img = if img.width() > max_w || img.height() > max_h {
-        img.thumbnail(max_w, max_h)
-    } else {
-        img
-    };
-    let size = Size::new(
-        u16::try_from(img.width().div_ceil(fw))
-            .unwrap_or(cols)
-            .clamp(1, cols.max(1)),
-        u16::try_from(img.height().div_ceil(fh))
-            .unwrap_or(rows)
-            .clamp(1, rows.max(1)),
-    );
-    let (pw, ph) = (u32::from(size.width) * fw, u32::from(size.height) * fh);
-    if (img.width(), img.height()) == (pw, ph) {
-        return (img, size);
-    }
-    let mut canvas = image::RgbaImage::new(pw, ph);
-    image::imageops::overlay(&mut canvas, &img.to_rgba8(), 0, 0);
-    (DynamicImage::ImageRgba8(canvas), size)
 }
 
 #[cfg(test)]
