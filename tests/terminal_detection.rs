@@ -219,16 +219,29 @@ fn kitty_placement_sends_only_what_changed() {
         s.starts_with("\x1b_Ga=d,d=I,i=7,q=2\x1b\\\x1b_Ga=t,f=100,t=d,i=8,"),
         "{s:?}"
     );
-    // After a clear of the screen everything is placed again.
+    // After a clear of the screen (a resize) everything is sent and placed again.
     placer.invalidate();
     let mut out = Vec::new();
     placer.sync(Some((&b, at)), &mut out);
-    assert!(String::from_utf8(out).unwrap().contains("a=p,i=8"));
+    let s = String::from_utf8(out).unwrap();
+    assert!(
+        s.contains("a=t,f=100,t=d,i=8,") && s.contains("a=p,i=8"),
+        "{s:?}"
+    );
+    // Leaving the studio's screen (full view, editor, exit): removed with its data, and sent
+    // again on the way back (kitty drops the alternate screen's pictures when it is left).
     let mut out = Vec::new();
     placer.clear(&mut out);
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "\x1b_Ga=d,d=i,i=8,q=2\x1b\\"
+        "\x1b_Ga=d,d=i,i=8,q=2\x1b\\\x1b_Ga=d,d=I,i=8,q=2\x1b\\"
+    );
+    let mut out = Vec::new();
+    placer.sync(Some((&b, at)), &mut out);
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("a=t,f=100,t=d,i=8,")
     );
 }
 

@@ -140,14 +140,22 @@ impl KittyPlacer {
         let _ = out.flush();
     }
 
-    /// Remove what is shown (before leaving the studio's screen, and on exit).
+    /// Remove what is shown and the picture's data (before leaving the studio's screen, and on
+    /// exit): kitty keeps no pictures of the alternate screen across leaving it, so the next
+    /// sync sends it again.
     pub fn clear(&mut self, out: &mut impl Write) {
         self.sync(None, out);
+        if let Some(id) = self.transmitted.take() {
+            let _ = out.write_all(forget(id).as_bytes());
+            let _ = out.flush();
+        }
     }
 
-    /// The screen was cleared and is drawn afresh: place again on the next sync.
+    /// The screen was cleared and is drawn afresh (a resize): send and place again on the next
+    /// sync.
     pub fn invalidate(&mut self) {
         self.placed = None;
+        self.transmitted = None;
     }
 }
 
