@@ -21,7 +21,9 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Submit { latency_ms: u64 },
+    Submit {
+        latency_ms: u64,
+    },
     Star(usize, bool),
     Rate(usize, u8),
     Tag(usize, u8),
@@ -223,7 +225,10 @@ fn run(ops: Vec<Op>) {
         for (id, m) in &model {
             let stored = store.get(*id).unwrap();
             if m.deleted {
-                assert!(stored.is_none(), "{id} was deleted but came back: {stored:?}");
+                assert!(
+                    stored.is_none(),
+                    "{id} was deleted but came back: {stored:?}"
+                );
                 continue;
             }
             let r = stored.unwrap_or_else(|| panic!("{id} is gone but was never deleted"));
