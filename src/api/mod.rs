@@ -1,6 +1,7 @@
 //! The OpenAI Images API: building requests, talking to the server, reading answers.
 
 pub mod client;
+pub mod edit;
 pub mod error;
 pub mod payload;
 pub mod request;
@@ -12,5 +13,6 @@ pub use client::{
     ApiOutput, ClientEvent, ClientOptions, DownloadHosts, ImagesClient, ReceivedImage,
 };
 pub use error::{ApiError, ErrorKind};
+pub use edit::{Endpoint, InputImage};
 pub use request::{CheckedRequest, GenerationParams, ProviderRules, ValidationError};
 pub use response::Usage;

@@ -586,8 +586,8 @@ fn show(
     let p = &r.params;
     let line = |k: &str, v: &str| println!("{k:<15}{}", sanitize::line(v));
     line("id", &r.id.to_string());
-    if let Some(parent) = r.parent_id {
-        line("parent", &parent.to_string());
+    for (k, v) in super::lineage::lines(store, &r) {
+        line(k, &v);
     }
     line("status", &format!("{} {}", status_icon(r.status), r.status));
     line("model", &r.model);
