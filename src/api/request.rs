@@ -807,6 +807,104 @@ mod tests {
     }
 
     #[test]
+    fn edits_and_variations_are_planned_or_refused() {
+        use crate::api::edit::{Endpoint, InputImage};
+        let pic = |n: usize| -> Vec<InputImage> {
+            (0..n).map(|k| InputImage::file(format!("/p/{k}.png"))).collect()
+        };
+        let dalle = ProviderRules {
+            name: "local".into(),
+            dialect: Some(Dialect::Dalle),
+            fields: None,
+            variations: true,
+        };
+        // An edit: multipart files, fidelity in the body, moderation left out with a warning.
+        let mut p = params("gpt-image-1.5");
+        p.images = pic(3);
+        p.mask = Some(InputImage::file("/p/mask.png"));
+        p.input_fidelity = Some("high".into());
+        p.moderation = Some("low".into());
+        let c = run(&p).unwrap();
+        let files = c.edit.as_ref().unwrap();
+        assert_eq!(files.endpoint, Endpoint::Edits);
+        assert_eq!(files.image_field, "image[]");
+        assert_eq!(files.images.len(), 3);
+        assert_eq!(c.body["input_fidelity"], "high");
+        assert!(c.body.get("moderation").is_none());
+        assert!(c.warnings.iter().any(|w| w.contains("moderation")), "{:?}", c.warnings);
+        // A variation: no prompt, only n/size/response_format/user.
+        let mut v = params("dall-e-2");
+        v.prompt.clear();
+        v.images = pic(1);
+        v.variation = true;
+        v.n = 2;
+        let c = check(&v, &Catalog::builtin(), &dalle).unwrap();
+        assert_eq!(c.endpoint(), Endpoint::Variations);
+        let keys: Vec<&str> = c.body.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["model", "n"]);
+        assert_eq!(c.edit.unwrap().image_field, "image");
+
+        type Edit = fn(&mut GenerationParams);
+        let cases: &[(&str, Edit, &str, &str)] = &[
+            ("gpt-image-2", |p| p.images = vec![InputImage::file("/a.png"); 17], "image", "at most 16"),
+            ("dall-e-2", |p| p.images = vec![InputImage::file("/a.png"); 2], "image", "at most 1"),
+            ("dall-e-3", |p| p.images = vec![InputImage::file("/a.png")], "image", "does not edit"),
+            ("gpt-image-1-mini", |p| {
+                p.images = vec![InputImage::file("/a.png")];
+                p.input_fidelity = Some("high".into())
+            }, "input_fidelity", "does not take input_fidelity"),
+            ("gpt-image-2", |p| {
+                p.images = vec![InputImage::file("/a.png")];
+                p.input_fidelity = Some("medium".into())
+            }, "input_fidelity", "high or low"),
+            ("gpt-image-2", |p| p.input_fidelity = Some("high".into()), "input_fidelity", "edits only"),
+            ("gpt-image-2", |p| p.mask = Some(InputImage::file("/m.png")), "mask", "--image"),
+            ("gpt-image-2", |p| {
+                p.images = vec![InputImage::file("/a.png")];
+                p.variation = true
+            }, "variation", "GPT image model"),
+            ("dall-e-2", |p| {
+                p.images = vec![InputImage::file("/a.png")];
+                p.variation = true
+            }, "variation", "does not offer variations"),
+        ];
+        for (model, edit, field, needle) in cases {
+            let mut p = params(model);
+            edit(&mut p);
+            let e = run(&p).expect_err(&format!("{model} {p:?} should be refused"));
+            assert_eq!(e.field, *field, "{model}: {e}");
+            assert!(e.to_string().contains(needle), "{model}: {e} lacks {needle:?}");
+        }
+        // A variation with a mask or a quality is refused even where variations are offered.
+        let mut bad = v.clone();
+        bad.quality = Some("standard".into());
+        assert_eq!(check(&bad, &Catalog::builtin(), &dalle).unwrap_err().field, "quality");
+    }
+
+    #[test]
+    fn edit_fields_survive_serde_and_old_params_still_read() {
+        use crate::api::edit::InputImage;
+        let old = r#"{"prompt":"x","model":"gpt-image-2","n":1}"#;
+        let p: GenerationParams = serde_json::from_str(old).unwrap();
+        assert!(p.images.is_empty() && p.mask.is_none() && !p.variation);
+        // A generation writes none of the new keys.
+        let value = serde_json::to_value(&p).unwrap();
+        for key in ["images", "mask", "input_fidelity", "variation"] {
+            assert!(value.get(key).is_none(), "{value}");
+        }
+        let mut e = p.clone();
+        e.images = vec![InputImage {
+            path: "/a.png".into(),
+            record: Some("0190".into()),
+            index: Some(2),
+        }];
+        e.input_fidelity = Some("low".into());
+        let back: GenerationParams =
+            serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
     fn provider_field_list_is_enforced() {
         let rules = ProviderRules {
             name: "xai".into(),

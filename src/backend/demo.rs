@@ -367,6 +367,61 @@ mod tests {
         assert_ne!(a1.images[0].bytes, b.images[0].bytes);
     }
 
+    #[tokio::test]
+    async fn edits_repaint_the_masked_area_and_variations_recolour() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.png");
+        let mask = dir.path().join("mask.png");
+        let grey = image::RgbaImage::from_pixel(64, 64, image::Rgba([128, 128, 128, 255]));
+        grey.save(&src).unwrap();
+        // Transparent (edit here) in the left half only.
+        let m = image::RgbaImage::from_fn(64, 64, |x, _| {
+            image::Rgba([0, 0, 0, if x < 32 { 0 } else { 255 }])
+        });
+        m.save(&mask).unwrap();
+        let demo = DemoBackend::new(Duration::ZERO, 0);
+        let (tx, _rx) = unbounded_channel();
+        let edit = checked(|p| {
+            p.images = vec![crate::api::InputImage::file(&src)];
+            p.mask = Some(crate::api::InputImage::file(&mask));
+        });
+        let a = demo.generate(&edit, CancellationToken::new(), tx.clone()).await.unwrap();
+        let b = demo.generate(&edit, CancellationToken::new(), tx.clone()).await.unwrap();
+        assert_eq!(a.images[0].bytes, b.images[0].bytes, "deterministic");
+        let out = image::load_from_memory(&a.images[0].bytes).unwrap().to_rgba8();
+        assert_eq!(out.dimensions(), (64, 64), "the input's size when none is asked");
+        // Outside the mask (and away from the DEMO stamp) the source is kept exactly...
+        assert_eq!(out.get_pixel(40, 5).0, [128, 128, 128, 255]);
+        // ...inside it, repainted.
+        let changed = (0..32).flat_map(|x| (0..64).map(move |y| (x, y)))
+            .filter(|(x, y)| out.get_pixel(*x, *y).0 != [128, 128, 128, 255])
+            .count();
+        assert!(changed > 32 * 64 / 2, "only {changed} pixels repainted");
+
+        let vary = {
+            let mut p = GenerationParams {
+                prompt: String::new(),
+                model: "dall-e-2".into(),
+                images: vec![crate::api::InputImage::file(&src)],
+                variation: true,
+                n: 2,
+                ..Default::default()
+            };
+            p.size = None;
+            let rules = ProviderRules { variations: true, ..Default::default() };
+            request::check(&p, &Catalog::builtin(), &rules).unwrap()
+        };
+        let v = demo.generate(&vary, CancellationToken::new(), tx).await.unwrap();
+        assert_eq!(v.images.len(), 2);
+        assert_ne!(v.images[0].bytes, v.images[1].bytes);
+
+        // A missing input is refused as a real request would be, nothing made.
+        let (tx, _rx) = unbounded_channel();
+        let gone = checked(|p| p.images = vec![crate::api::InputImage::file(dir.path().join("gone.png"))]);
+        let e = demo.generate(&gone, CancellationToken::new(), tx).await.unwrap_err();
+        assert!(e.to_string().contains("no such file"), "{e}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn cancel_stops_at_once() {
         let demo = DemoBackend::new(Duration::from_secs(60), 2);

@@ -112,7 +112,10 @@ pub fn resolve(
     };
     for (flag, reference, text) in refs {
         let input = match (reference, &store) {
-            (Reference::File(path), _) => InputImage::file(path),
+            // Absolute: a queued job may run from another folder (the studio, a resumed queue).
+            (Reference::File(path), _) => {
+                InputImage::file(std::path::absolute(&path).unwrap_or(path))
+            }
             (Reference::Record { id, index }, Some(store)) => {
                 from_history(store, &files, &id, index).map_err(|(code, why)| {
                     (code, format!("{flag} {}: {why}", sanitize::line(text)))

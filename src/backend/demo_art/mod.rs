@@ -144,6 +144,14 @@ pub fn vary(source: &RgbaImage, index: u32) -> RgbaImage {
             0.072 + cos * 0.928 + sin * 0.072,
         ],
     ];
+    let tints = [
+        [230.0, 90.0, 60.0],
+        [60.0, 160.0, 230.0],
+        [90.0, 210.0, 110.0],
+        [220.0, 190.0, 60.0],
+        [170.0, 90.0, 220.0],
+    ];
+    let tint = tints[(index % 5) as usize];
     let (w, _) = source.dimensions();
     let mut out = source.clone();
     for (x, y, px) in out.enumerate_pixels_mut() {
@@ -152,6 +160,8 @@ pub fn vary(source: &RgbaImage, index: u32) -> RgbaImage {
         let rgb = [f32::from(src[0]), f32::from(src[1]), f32::from(src[2])];
         for (c, row) in m.iter().enumerate() {
             let v = row[0] * rgb[0] + row[1] * rgb[1] + row[2] * rgb[2];
+            // A fifth of a tint of the variation's own, so grey pictures change too.
+            let v = v * 0.8 + tint[c] * 0.2;
             px.0[c] = v.round().clamp(0.0, 255.0) as u8;
         }
         px.0[3] = src[3];
