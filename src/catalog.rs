@@ -661,12 +661,23 @@ mod tests {
         let g2 = c.get("gpt-image-2").unwrap();
         let one = estimate_input_cost(g2, &[(1024, 1024)]);
         assert!((one - 8.0 * 765.0 / 1e6).abs() < 1e-12, "{one}");
-        assert_eq!(estimate_input_cost(c.get("dall-e-2").unwrap(), &[(1024, 1024)]), 0.0);
+        assert_eq!(
+            estimate_input_cost(c.get("dall-e-2").unwrap(), &[(1024, 1024)]),
+            0.0
+        );
         assert_eq!(c.get("dall-e-3").unwrap().edit_images(), 0);
         assert_eq!(c.get("dall-e-2").unwrap().edit_images(), 1);
         assert_eq!(g2.edit_images(), 16);
-        assert!(!c.get("gpt-image-1-mini").unwrap().accepts(Field::InputFidelity));
-        assert!(c.get("gpt-image-1.5").unwrap().accepts(Field::InputFidelity));
+        assert!(
+            !c.get("gpt-image-1-mini")
+                .unwrap()
+                .accepts(Field::InputFidelity)
+        );
+        assert!(
+            c.get("gpt-image-1.5")
+                .unwrap()
+                .accepts(Field::InputFidelity)
+        );
     }
     use super::*;
 

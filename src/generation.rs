@@ -152,7 +152,10 @@ pub async fn run(
     let mut sidecar = sidecar;
     if let (Some(m), true) = (sidecar.as_object_mut(), job.checked.edit.is_some()) {
         // What an edit or a variation started from, and its lineage.
-        m.insert("endpoint".into(), serde_json::json!(job.checked.endpoint().path()));
+        m.insert(
+            "endpoint".into(),
+            serde_json::json!(job.checked.endpoint().path()),
+        );
         m.insert("inputs".into(), serde_json::json!(job.params.images));
         if let Some(mask) = &job.params.mask {
             m.insert("mask".into(), serde_json::json!(mask));

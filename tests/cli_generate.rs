@@ -1675,7 +1675,8 @@ async fn max_cost_refuses_a_run_above_it_and_sends_nothing() {
 fn rgba_png_file(dir: &Path, name: &str, w: u32, h: u32, alpha: u8) -> PathBuf {
     let img = image::RgbaImage::from_pixel(w, h, image::Rgba([30, 120, 200, alpha]));
     let path = dir.join(name);
-    img.save_with_format(&path, image::ImageFormat::Png).unwrap();
+    img.save_with_format(&path, image::ImageFormat::Png)
+        .unwrap();
     path
 }
 
@@ -1723,21 +1724,31 @@ async fn edit_with_a_file_sends_multipart_and_saves_exact_bytes() {
     assert_eq!(req.body["input_fidelity"], "high", "{}", req.body);
     let images = req.files("image[]");
     assert_eq!(images.len(), 2);
-    assert_eq!(images[0].data, std::fs::read(&picture).unwrap(), "the edited picture first");
+    assert_eq!(
+        images[0].data,
+        std::fs::read(&picture).unwrap(),
+        "the edited picture first"
+    );
     assert_eq!(images[1].data, std::fs::read(&reference).unwrap());
     assert_eq!(req.files("mask")[0].data, std::fs::read(&mask).unwrap());
     assert_eq!(
         req.authorization.as_deref(),
         Some(format!("Bearer {key}").as_str())
     );
-    assert!(!contains(&req.raw_body, key.as_bytes()), "the key is not in the body");
+    assert!(
+        !contains(&req.raw_body, key.as_bytes()),
+        "the key is not in the body"
+    );
     let paths = run.paths();
     assert_eq!(paths.len(), 1, "{}", run.stdout);
     assert_eq!(std::fs::read(&paths[0]).unwrap(), answer, "exact bytes");
     let meta = sidecar(&paths[0]);
     assert_eq!(meta["endpoint"], "/images/edits", "{meta:#}");
     assert_eq!(meta["inputs"].as_array().unwrap().len(), 2, "{meta:#}");
-    assert!(meta["mask"]["path"].as_str().unwrap().ends_with("mask.png"), "{meta:#}");
+    assert!(
+        meta["mask"]["path"].as_str().unwrap().ends_with("mask.png"),
+        "{meta:#}"
+    );
     for f in s.all_files() {
         let text = std::fs::read(&f).unwrap();
         assert!(!contains(&text, key.as_bytes()), "key written to {f:?}");
@@ -1749,8 +1760,7 @@ async fn one_stored_image(s: &Sandbox, server: &FakeServer, key: &str) -> (Strin
     let png = noise_png(32, 32, 5);
     server.push(images_answer(&[&png]));
     let run =
-        Run::of_async(s.command_with_key(server, key, &["generate", "--json", "a harbour"]))
-            .await;
+        Run::of_async(s.command_with_key(server, key, &["generate", "--json", "a harbour"])).await;
     run.expect_code(0);
     let line: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
     let id = line["id"].as_str().unwrap().to_string();
@@ -1782,7 +1792,11 @@ async fn edit_with_a_history_id_sends_the_stored_bytes_and_keeps_lineage() {
     assert_eq!(requests.len(), 2);
     let edit = &requests[1];
     assert!(edit.is_edit(), "{}", edit.path);
-    assert_eq!(edit.files("image[]")[0].data, stored, "the stored file's bytes");
+    assert_eq!(
+        edit.files("image[]")[0].data,
+        stored,
+        "the stored file's bytes"
+    );
     let child: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
     let child_id = child["id"].as_str().unwrap().to_string();
     let meta = sidecar(Path::new(child["path"].as_str().unwrap()));
@@ -1797,27 +1811,45 @@ async fn edit_with_a_history_id_sends_the_stored_bytes_and_keeps_lineage() {
         .lines()
         .find(|l| l.starts_with("parent"))
         .unwrap_or_else(|| panic!("no parent line: {}", show.stdout));
-    assert!(parent_line.contains(&id[..8]) && parent_line.contains("edited"), "{parent_line}");
+    assert!(
+        parent_line.contains(&id[..8]) && parent_line.contains("edited"),
+        "{parent_line}"
+    );
     let show = s.run(&["history", "show", "--no-preview", &id]);
     let child_line = show
         .stdout
         .lines()
         .find(|l| l.starts_with("child"))
         .unwrap_or_else(|| panic!("no child line: {}", show.stdout));
-    assert!(child_line.contains(&child_id[..8]) && child_line.contains("edit of this"), "{child_line}");
+    assert!(
+        child_line.contains(&child_id[..8]) && child_line.contains("edit of this"),
+        "{child_line}"
+    );
     // The record keeps the parent with its role.
     let json = s.run(&["history", "show", "--json", &child_id]);
     let record: Value = serde_json::from_str(json.stdout.trim()).unwrap();
-    assert_eq!(record["parents"], json!([{ "id": id, "role": "edited" }]), "{record:#}");
+    assert_eq!(
+        record["parents"],
+        json!([{ "id": id, "role": "edited" }]),
+        "{record:#}"
+    );
 
     // A number past the record's images, and an unknown id: usage errors, nothing sent.
     let run = s.run(&["generate", "--image", &format!("{prefix}:2"), "x"]);
     run.expect_code(64);
-    assert!(run.stderr.contains("has 1 image(s), not 2"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("has 1 image(s), not 2"),
+        "{}",
+        run.stderr
+    );
     let run = s.run(&["generate", "--image", "abcdef0123", "x"]);
     run.expect_code(64);
     assert!(run.stderr.contains("no such file"), "{}", run.stderr);
-    assert_eq!(server.generation_requests().len(), 2, "nothing more was sent");
+    assert_eq!(
+        server.generation_requests().len(),
+        2,
+        "nothing more was sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1832,15 +1864,34 @@ async fn bad_inputs_are_refused_before_anything_is_sent() {
     std::fs::write(&text, "not a picture").unwrap();
     let p = picture.to_str().unwrap();
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["--image", p, "--mask", small_mask.to_str().unwrap()], 1, "same size"),
-        (&["--image", p, "--mask", opaque_mask.to_str().unwrap()], 1, "no fully transparent"),
+        (
+            &["--image", p, "--mask", small_mask.to_str().unwrap()],
+            1,
+            "same size",
+        ),
+        (
+            &["--image", p, "--mask", opaque_mask.to_str().unwrap()],
+            1,
+            "no fully transparent",
+        ),
         (&["--image", text.to_str().unwrap()], 1, "not an image"),
         (&["--image", dir.to_str().unwrap()], 1, "is a folder"),
         (&["--image", "missing.png"], 1, "no such file"),
         (&["--image", p, "--input-fidelity", "medium"], 64, "medium"),
         (&["--mask", small_mask.to_str().unwrap()], 64, "--image"),
         (&["--image", p, "--model", "dall-e-3"], 1, "does not edit"),
-        (&["--image", p, "--model", "gpt-image-1-mini", "--input-fidelity", "high"], 1, "input_fidelity"),
+        (
+            &[
+                "--image",
+                p,
+                "--model",
+                "gpt-image-1-mini",
+                "--input-fidelity",
+                "high",
+            ],
+            1,
+            "input_fidelity",
+        ),
     ];
     for (flags, code, words) in cases {
         let mut args = vec!["generate"];
@@ -1858,7 +1909,10 @@ async fn bad_inputs_are_refused_before_anything_is_sent() {
 async fn an_edit_is_retried_after_a_429_with_the_whole_file_each_time() {
     let server = FakeServer::start().await;
     let answer = noise_png(32, 32, 11);
-    server.push_all([Reply::rate_limited(Some(1), None), images_answer(&[&answer])]);
+    server.push_all([
+        Reply::rate_limited(Some(1), None),
+        images_answer(&[&answer]),
+    ]);
     let s = Sandbox::new();
     let picture = picture_file(s.root.path(), "p.png", 4);
     let run = Run::of_async(s.command_with_key(
@@ -1886,13 +1940,19 @@ async fn an_edit_refused_by_moderation_says_so() {
     let run = Run::of_async(s.command_with_key(
         &server,
         &unique_key(),
-        &["generate", "--image", picture.to_str().unwrap(), "something refused"],
+        &[
+            "generate",
+            "--image",
+            picture.to_str().unwrap(),
+            "something refused",
+        ],
     ))
     .await;
     run.expect_code(1);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(
-        run.stderr.contains("refused the prompt (moderation_blocked)"),
+        run.stderr
+            .contains("refused the prompt (moderation_blocked)"),
         "{}",
         run.stderr
     );
@@ -1958,7 +2018,10 @@ fn dry_run_of_an_edit_shows_the_files_and_prices_the_inputs() {
         edit["estimated_cost_usd"].as_f64().unwrap(),
     );
     assert!(b > a, "the input picture is priced: {a} vs {b}");
-    assert!(s.all_files().iter().all(|f| !f.starts_with(&s.data)), "nothing written");
+    assert!(
+        s.all_files().iter().all(|f| !f.starts_with(&s.data)),
+        "nothing written"
+    );
 }
 
 #[test]
@@ -1970,7 +2033,13 @@ fn the_demo_edits_and_varies_offline() {
     let meta = sidecar(&edit.paths()[0]);
     assert_eq!(meta["demo"], true, "{meta:#}");
     assert_eq!(meta["endpoint"], "/images/edits", "{meta:#}");
-    let vary = s.run(&["generate", "--variation", picture.to_str().unwrap(), "-n", "2"]);
+    let vary = s.run(&[
+        "generate",
+        "--variation",
+        picture.to_str().unwrap(),
+        "-n",
+        "2",
+    ]);
     vary.expect_code(0);
     assert_eq!(vary.paths().len(), 2, "{vary:?}");
     let meta = sidecar(&vary.paths()[0]);
@@ -1989,7 +2058,11 @@ async fn variations_go_only_to_providers_that_offer_them() {
         Run::of_async(s.command_with_key(&server, &unique_key(), &["generate", "--variation", p]))
             .await;
     run.expect_code(1);
-    assert!(run.stderr.contains("does not offer variations"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("does not offer variations"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(server.request_count(), 0);
     // A DALL·E-dialect profile that says it does.
     s.write_config(&format!(

@@ -947,7 +947,8 @@ fn the_vendored_contract_matches_the_shared_one() {
 fn png_file(dir: &std::path::Path, name: &str, w: u32, h: u32, alpha: u8) -> PathBuf {
     let img = image::RgbaImage::from_pixel(w, h, image::Rgba([40, 90, 200, alpha]));
     let path = dir.join(name);
-    img.save_with_format(&path, image::ImageFormat::Png).unwrap();
+    img.save_with_format(&path, image::ImageFormat::Png)
+        .unwrap();
     path
 }
 
@@ -1023,16 +1024,28 @@ fn edit_requests_keep_the_multipart_contract() {
                 continue; // refused before sending: the model does not take the field
             };
             let (recorded, result) = send_to_fake(&checked);
-            assert!(recorded.is_edit(), "{}: went to {}", spec.name, recorded.path);
+            assert!(
+                recorded.is_edit(),
+                "{}: went to {}",
+                spec.name,
+                recorded.path
+            );
             let violations = recorded.contract_violations();
             assert!(violations.is_empty(), "{} {p:?}: {violations:?}", spec.name);
             assert!(result.is_ok(), "{}: {result:?}", spec.name);
             // The pictures went as files, in order, byte for byte.
-            let field = if spec.edit_images() > 1 { "image[]" } else { "image" };
+            let field = if spec.edit_images() > 1 {
+                "image[]"
+            } else {
+                "image"
+            };
             let files = recorded.files(field);
             assert_eq!(files.len(), p.images.len(), "{}", spec.name);
             assert_eq!(files[0].data, std::fs::read(&a).unwrap());
-            assert_eq!(recorded.files("mask")[0].data, std::fs::read(&mask).unwrap());
+            assert_eq!(
+                recorded.files("mask")[0].data,
+                std::fs::read(&mask).unwrap()
+            );
             // The key travels in the header only.
             assert!(!String::from_utf8_lossy(&recorded.raw_body).contains("sk-contract-test-key"));
             sent += 1;

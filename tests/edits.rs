@@ -20,9 +20,12 @@ use tokio_util::sync::CancellationToken;
 const KEY: &str = "sk-edits-test-UNIQUE-456";
 
 fn picture(dir: &Path) -> PathBuf {
-    let img = image::RgbaImage::from_fn(32, 32, |x, y| image::Rgba([x as u8 * 8, y as u8 * 8, 90, 255]));
+    let img = image::RgbaImage::from_fn(32, 32, |x, y| {
+        image::Rgba([x as u8 * 8, y as u8 * 8, 90, 255])
+    });
     let path = dir.join("picture.png");
-    img.save_with_format(&path, image::ImageFormat::Png).unwrap();
+    img.save_with_format(&path, image::ImageFormat::Png)
+        .unwrap();
     path
 }
 
@@ -46,7 +49,11 @@ fn request(edit_of: Option<&Path>, stream: bool) -> CheckedRequest {
 async fn run(
     request: &CheckedRequest,
     script: Vec<Reply>,
-) -> (Result<ApiOutput, (ErrorKind, String)>, u32, Vec<support::fake_server::Recorded>) {
+) -> (
+    Result<ApiOutput, (ErrorKind, String)>,
+    u32,
+    Vec<support::fake_server::Recorded>,
+) {
     let server = FakeServer::start().await;
     server.push_all(script);
     let mut opts = ClientOptions::new("OpenAI", &server.base_url());
@@ -56,7 +63,9 @@ async fn run(
     opts.stream_idle_timeout = Duration::from_secs(2);
     let client = ImagesClient::new(opts).unwrap();
     let (tx, _rx) = unbounded_channel();
-    let result = client.generate(request, &CancellationToken::new(), &tx).await;
+    let result = client
+        .generate(request, &CancellationToken::new(), &tx)
+        .await;
     let attempts = match &result {
         Ok(o) => o.attempts,
         Err(e) => e.attempts,
@@ -81,22 +90,31 @@ async fn every_fault_class_is_the_same_on_edits_as_on_generations() {
             vec![Reply::rate_limited(Some(1), None), Reply::image()]
         }),
         ("500, then success", false, || {
-            vec![Reply::server_error().with_header("retry-after-ms", "1"), Reply::image()]
+            vec![
+                Reply::server_error().with_header("retry-after-ms", "1"),
+                Reply::image(),
+            ]
         }),
         ("503 three times", false, || {
             vec![Reply::overloaded().with_header("retry-after-ms", "1"); 3]
         }),
         ("moderation", false, || vec![Reply::moderation_blocked()]),
         ("out of credit", false, || vec![Reply::insufficient_quota()]),
-        ("unknown parameter", false, || vec![Reply::unknown_parameter("quality")]),
+        ("unknown parameter", false, || {
+            vec![Reply::unknown_parameter("quality")]
+        }),
         ("connection reset, then success", false, || {
             vec![Reply::connection_reset(), Reply::image()]
         }),
         ("truncated JSON", false, || vec![Reply::truncated_json(); 3]),
         ("not base64", false, || vec![Reply::not_base64()]),
         ("a stream", true, || vec![Reply::stream(1)]),
-        ("a stream cut after a partial", true, || vec![Reply::stream_cut_after_partial()]),
-        ("an error event in the stream", true, || vec![Reply::stream_error_event()]),
+        ("a stream cut after a partial", true, || {
+            vec![Reply::stream_cut_after_partial()]
+        }),
+        ("an error event in the stream", true, || {
+            vec![Reply::stream_error_event()]
+        }),
     ];
     for (name, stream, script) in cases {
         let (generation, g_attempts, g_sent) = run(&request(None, *stream), script()).await;
@@ -105,13 +123,24 @@ async fn every_fault_class_is_the_same_on_edits_as_on_generations() {
             Ok(o) => Ok(o.images.len()),
             Err((k, _)) => Err(*k),
         };
-        assert_eq!(kind(&edit), kind(&generation), "{name}: {edit:?} vs {generation:?}");
+        assert_eq!(
+            kind(&edit),
+            kind(&generation),
+            "{name}: {edit:?} vs {generation:?}"
+        );
         assert_eq!(e_attempts, g_attempts, "{name}: attempts");
         assert_eq!(e_sent.len(), g_sent.len(), "{name}: requests sent");
         for r in &e_sent {
             assert!(r.is_edit(), "{name}: {}", r.path);
-            assert_eq!(r.files("image[]")[0].data, bytes, "{name}: the whole file, every attempt");
-            assert!(!String::from_utf8_lossy(&r.raw_body).contains(KEY), "{name}");
+            assert_eq!(
+                r.files("image[]")[0].data,
+                bytes,
+                "{name}: the whole file, every attempt"
+            );
+            assert!(
+                !String::from_utf8_lossy(&r.raw_body).contains(KEY),
+                "{name}"
+            );
         }
         if let Err((_, shown)) = &edit {
             // Typed errors name the request the server answered.
@@ -131,7 +160,10 @@ async fn a_picture_that_changed_after_the_check_is_not_sent() {
     let (result, attempts, sent) = run(&checked, vec![Reply::image()]).await;
     let (kind, shown) = result.unwrap_err();
     assert_eq!(kind, ErrorKind::InvalidRequest);
-    assert!(shown.contains("did not send") && shown.contains("not an image"), "{shown}");
+    assert!(
+        shown.contains("did not send") && shown.contains("not an image"),
+        "{shown}"
+    );
     assert_eq!(attempts, 0);
     assert!(sent.is_empty());
 }

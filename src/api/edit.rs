@@ -223,7 +223,11 @@ fn megabytes(bytes: u64) -> String {
 }
 
 /// Check one input picture and read what it is.
-pub fn inspect(field: &'static str, path: &Path, limits: &Limits) -> Result<Inspected, ValidationError> {
+pub fn inspect(
+    field: &'static str,
+    path: &Path,
+    limits: &Limits,
+) -> Result<Inspected, ValidationError> {
     let name = shown(path);
     let (mut file, bytes) = open_regular(field, path)?;
     if bytes == 0 {
@@ -267,18 +271,27 @@ pub fn inspect(field: &'static str, path: &Path, limits: &Limits) -> Result<Insp
         None => {
             return Err(refuse(
                 field,
-                format!("{name} is not an image (its bytes are not PNG, WebP or JPEG, whatever its name says)"),
+                format!(
+                    "{name} is not an image (its bytes are not PNG, WebP or JPEG, whatever its name says)"
+                ),
             ));
         }
     };
     if limits.png_only && format != "png" {
         return Err(refuse(
             field,
-            format!("{name} is {}: this model takes PNG only", format.to_uppercase()),
+            format!(
+                "{name} is {}: this model takes PNG only",
+                format.to_uppercase()
+            ),
         ));
     }
-    let (width, height) = dimensions(path, format)
-        .map_err(|e| refuse(field, format!("{name} is not a readable {format} picture: {e}")))?;
+    let (width, height) = dimensions(path, format).map_err(|e| {
+        refuse(
+            field,
+            format!("{name} is not a readable {format} picture: {e}"),
+        )
+    })?;
     if limits.square && width != height {
         return Err(refuse(
             field,
@@ -346,20 +359,25 @@ pub fn inspect_mask(path: &Path, first: &Inspected) -> Result<Inspected, Validat
             ),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| refuse("mask", format!("{name}: cannot be read: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| refuse("mask", format!("{name}: cannot be read: {e}")))?;
     let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
         .map_err(|e| refuse("mask", format!("{name} is not a readable PNG: {e}")))?;
     if !img.color().has_alpha() {
         return Err(refuse(
             "mask",
-            format!("{name} has no alpha channel: a mask marks where to edit with transparent (alpha 0) pixels"),
+            format!(
+                "{name} has no alpha channel: a mask marks where to edit with transparent (alpha 0) pixels"
+            ),
         ));
     }
     let rgba = img.to_rgba8();
     if !rgba.pixels().any(|p| p.0[3] == 0) {
         return Err(refuse(
             "mask",
-            format!("{name} has no fully transparent pixel: nothing would be edited (alpha 0 marks where to edit)"),
+            format!(
+                "{name} has no fully transparent pixel: nothing would be edited (alpha 0 marks where to edit)"
+            ),
         ));
     }
     Ok(mask)
@@ -466,36 +484,129 @@ mod tests {
         let g = Limits::gpt;
         let seventeen: Vec<&PathBuf> = std::iter::repeat_n(&square, 17).collect();
         // (case, request, Ok or the field and words of the refusal)
-        let cases: Vec<(&str, EditFiles, Option<(&str, &str)>)> = vec![
+        type Case<'a> = (&'a str, EditFiles, Option<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             ("one png", files(vec![&square], None, g()), None),
-            ("a jpeg named .png is a jpeg", files(vec![&photo], None, g()), None),
-            ("16 pictures", files(std::iter::repeat_n(&square, 16).collect(), None, g()), None),
-            ("a symlink to a file", files(vec![&to_file], None, g()), None),
-            ("png with its mask", files(vec![&square], Some(&mask_ok), g()), None),
-            ("none", files(vec![], None, g()), Some(("image", "no input picture"))),
-            ("17 pictures", files(seventeen, None, g()), Some(("image", "at most 16"))),
-            ("two for dall-e-2", files(vec![&square, &square], None, Limits::dalle()), Some(("image", "at most 1"))),
-            ("missing", files(vec![&missing], None, g()), Some(("image", "no such file"))),
-            ("a folder", files(vec![&folder], None, g()), Some(("image", "is a folder"))),
-            ("dangling symlink", files(vec![&dangling], None, g()), Some(("image", "link to nothing"))),
-            ("symlink to a folder", files(vec![&to_dir], None, g()), Some(("image", "is a folder"))),
-            ("symlink to a device", files(vec![&to_null], None, g()), Some(("image", "not a regular file"))),
-            ("empty", files(vec![&empty], None, g()), Some(("image", "is empty"))),
-            ("too big", files(vec![&square], None, tiny_limit), Some(("image", "must be under"))),
+            (
+                "a jpeg named .png is a jpeg",
+                files(vec![&photo], None, g()),
+                None,
+            ),
+            (
+                "16 pictures",
+                files(std::iter::repeat_n(&square, 16).collect(), None, g()),
+                None,
+            ),
+            (
+                "a symlink to a file",
+                files(vec![&to_file], None, g()),
+                None,
+            ),
+            (
+                "png with its mask",
+                files(vec![&square], Some(&mask_ok), g()),
+                None,
+            ),
+            (
+                "none",
+                files(vec![], None, g()),
+                Some(("image", "no input picture")),
+            ),
+            (
+                "17 pictures",
+                files(seventeen, None, g()),
+                Some(("image", "at most 16")),
+            ),
+            (
+                "two for dall-e-2",
+                files(vec![&square, &square], None, Limits::dalle()),
+                Some(("image", "at most 1")),
+            ),
+            (
+                "missing",
+                files(vec![&missing], None, g()),
+                Some(("image", "no such file")),
+            ),
+            (
+                "a folder",
+                files(vec![&folder], None, g()),
+                Some(("image", "is a folder")),
+            ),
+            (
+                "dangling symlink",
+                files(vec![&dangling], None, g()),
+                Some(("image", "link to nothing")),
+            ),
+            (
+                "symlink to a folder",
+                files(vec![&to_dir], None, g()),
+                Some(("image", "is a folder")),
+            ),
+            (
+                "symlink to a device",
+                files(vec![&to_null], None, g()),
+                Some(("image", "not a regular file")),
+            ),
+            (
+                "empty",
+                files(vec![&empty], None, g()),
+                Some(("image", "is empty")),
+            ),
+            (
+                "too big",
+                files(vec![&square], None, tiny_limit),
+                Some(("image", "must be under")),
+            ),
             ("gif", files(vec![&gif], None, g()), Some(("image", "GIF"))),
-            ("text", files(vec![&text], None, g()), Some(("image", "not an image"))),
-            ("jpeg for dall-e-2", files(vec![&photo], None, Limits::dalle()), Some(("image", "PNG only"))),
-            ("not square for dall-e-2", files(vec![&wide], None, Limits::dalle()), Some(("image", "square"))),
-            ("mask of the wrong size", files(vec![&square], Some(&mask_small), g()), Some(("mask", "same size"))),
-            ("mask without alpha", files(vec![&square], Some(&mask_rgb), g()), Some(("mask", "no alpha channel"))),
-            ("mask without a transparent pixel", files(vec![&square], Some(&mask_opaque), g()), Some(("mask", "no fully transparent"))),
-            ("jpeg mask", files(vec![&square], Some(&mask_jpeg), g()), Some(("mask", "PNG only"))),
-            ("missing mask", files(vec![&square], Some(&missing), g()), Some(("mask", "no such file"))),
+            (
+                "text",
+                files(vec![&text], None, g()),
+                Some(("image", "not an image")),
+            ),
+            (
+                "jpeg for dall-e-2",
+                files(vec![&photo], None, Limits::dalle()),
+                Some(("image", "PNG only")),
+            ),
+            (
+                "not square for dall-e-2",
+                files(vec![&wide], None, Limits::dalle()),
+                Some(("image", "square")),
+            ),
+            (
+                "mask of the wrong size",
+                files(vec![&square], Some(&mask_small), g()),
+                Some(("mask", "same size")),
+            ),
+            (
+                "mask without alpha",
+                files(vec![&square], Some(&mask_rgb), g()),
+                Some(("mask", "no alpha channel")),
+            ),
+            (
+                "mask without a transparent pixel",
+                files(vec![&square], Some(&mask_opaque), g()),
+                Some(("mask", "no fully transparent")),
+            ),
+            (
+                "jpeg mask",
+                files(vec![&square], Some(&mask_jpeg), g()),
+                Some(("mask", "PNG only")),
+            ),
+            (
+                "missing mask",
+                files(vec![&square], Some(&missing), g()),
+                Some(("mask", "no such file")),
+            ),
         ];
         for (case, request, expected) in cases {
             match (check_files(&request), expected) {
                 (Ok(found), None) => {
-                    assert_eq!(found.len(), request.images.len() + usize::from(request.mask.is_some()), "{case}");
+                    assert_eq!(
+                        found.len(),
+                        request.images.len() + usize::from(request.mask.is_some()),
+                        "{case}"
+                    );
                 }
                 (Err(e), Some((field, words))) => {
                     assert_eq!(e.field, field, "{case}: {e}");

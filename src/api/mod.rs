@@ -12,7 +12,7 @@ pub mod sse;
 pub use client::{
     ApiOutput, ClientEvent, ClientOptions, DownloadHosts, ImagesClient, ReceivedImage,
 };
-pub use error::{ApiError, ErrorKind};
 pub use edit::{Endpoint, InputImage};
+pub use error::{ApiError, ErrorKind};
 pub use request::{CheckedRequest, GenerationParams, ProviderRules, ValidationError};
 pub use response::Usage;

@@ -139,7 +139,9 @@ pub struct CheckedRequest {
 
 impl CheckedRequest {
     pub fn endpoint(&self) -> Endpoint {
-        self.edit.as_ref().map_or(Endpoint::Generations, |e| e.endpoint)
+        self.edit
+            .as_ref()
+            .map_or(Endpoint::Generations, |e| e.endpoint)
     }
 }
 
@@ -264,7 +266,10 @@ pub fn check(
         }
         Endpoint::Variations => {
             body.retain(|k, _| {
-                matches!(k.as_str(), "model" | "n" | "size" | "response_format" | "user")
+                matches!(
+                    k.as_str(),
+                    "model" | "n" | "size" | "response_format" | "user"
+                )
             });
         }
     }
@@ -368,7 +373,9 @@ fn edit_plan(
     if max == 0 {
         return Err(err(
             "image",
-            format!("{model} does not edit pictures: use a GPT image model (or dall-e-2 on a server that still has it)"),
+            format!(
+                "{model} does not edit pictures: use a GPT image model (or dall-e-2 on a server that still has it)"
+            ),
         ));
     }
     if p.images.len() > usize::from(max) {
@@ -810,7 +817,9 @@ mod tests {
     fn edits_and_variations_are_planned_or_refused() {
         use crate::api::edit::{Endpoint, InputImage};
         let pic = |n: usize| -> Vec<InputImage> {
-            (0..n).map(|k| InputImage::file(format!("/p/{k}.png"))).collect()
+            (0..n)
+                .map(|k| InputImage::file(format!("/p/{k}.png")))
+                .collect()
         };
         let dalle = ProviderRules {
             name: "local".into(),
@@ -831,7 +840,11 @@ mod tests {
         assert_eq!(files.images.len(), 3);
         assert_eq!(c.body["input_fidelity"], "high");
         assert!(c.body.get("moderation").is_none());
-        assert!(c.warnings.iter().any(|w| w.contains("moderation")), "{:?}", c.warnings);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("moderation")),
+            "{:?}",
+            c.warnings
+        );
         // A variation: no prompt, only n/size/response_format/user.
         let mut v = params("dall-e-2");
         v.prompt.clear();
@@ -846,39 +859,90 @@ mod tests {
 
         type Edit = fn(&mut GenerationParams);
         let cases: &[(&str, Edit, &str, &str)] = &[
-            ("gpt-image-2", |p| p.images = vec![InputImage::file("/a.png"); 17], "image", "at most 16"),
-            ("dall-e-2", |p| p.images = vec![InputImage::file("/a.png"); 2], "image", "at most 1"),
-            ("dall-e-3", |p| p.images = vec![InputImage::file("/a.png")], "image", "does not edit"),
-            ("gpt-image-1-mini", |p| {
-                p.images = vec![InputImage::file("/a.png")];
-                p.input_fidelity = Some("high".into())
-            }, "input_fidelity", "does not take input_fidelity"),
-            ("gpt-image-2", |p| {
-                p.images = vec![InputImage::file("/a.png")];
-                p.input_fidelity = Some("medium".into())
-            }, "input_fidelity", "high or low"),
-            ("gpt-image-2", |p| p.input_fidelity = Some("high".into()), "input_fidelity", "edits only"),
-            ("gpt-image-2", |p| p.mask = Some(InputImage::file("/m.png")), "mask", "--image"),
-            ("gpt-image-2", |p| {
-                p.images = vec![InputImage::file("/a.png")];
-                p.variation = true
-            }, "variation", "GPT image model"),
-            ("dall-e-2", |p| {
-                p.images = vec![InputImage::file("/a.png")];
-                p.variation = true
-            }, "variation", "does not offer variations"),
+            (
+                "gpt-image-2",
+                |p| p.images = vec![InputImage::file("/a.png"); 17],
+                "image",
+                "at most 16",
+            ),
+            (
+                "dall-e-2",
+                |p| p.images = vec![InputImage::file("/a.png"); 2],
+                "image",
+                "at most 1",
+            ),
+            (
+                "dall-e-3",
+                |p| p.images = vec![InputImage::file("/a.png")],
+                "image",
+                "does not edit",
+            ),
+            (
+                "gpt-image-1-mini",
+                |p| {
+                    p.images = vec![InputImage::file("/a.png")];
+                    p.input_fidelity = Some("high".into())
+                },
+                "input_fidelity",
+                "does not take input_fidelity",
+            ),
+            (
+                "gpt-image-2",
+                |p| {
+                    p.images = vec![InputImage::file("/a.png")];
+                    p.input_fidelity = Some("medium".into())
+                },
+                "input_fidelity",
+                "high or low",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.input_fidelity = Some("high".into()),
+                "input_fidelity",
+                "edits only",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.mask = Some(InputImage::file("/m.png")),
+                "mask",
+                "--image",
+            ),
+            (
+                "gpt-image-2",
+                |p| {
+                    p.images = vec![InputImage::file("/a.png")];
+                    p.variation = true
+                },
+                "variation",
+                "GPT image model",
+            ),
+            (
+                "dall-e-2",
+                |p| {
+                    p.images = vec![InputImage::file("/a.png")];
+                    p.variation = true
+                },
+                "variation",
+                "does not offer variations",
+            ),
         ];
         for (model, edit, field, needle) in cases {
             let mut p = params(model);
             edit(&mut p);
             let e = run(&p).expect_err(&format!("{model} {p:?} should be refused"));
             assert_eq!(e.field, *field, "{model}: {e}");
-            assert!(e.to_string().contains(needle), "{model}: {e} lacks {needle:?}");
+            assert!(
+                e.to_string().contains(needle),
+                "{model}: {e} lacks {needle:?}"
+            );
         }
         // A variation with a mask or a quality is refused even where variations are offered.
         let mut bad = v.clone();
         bad.quality = Some("standard".into());
-        assert_eq!(check(&bad, &Catalog::builtin(), &dalle).unwrap_err().field, "quality");
+        assert_eq!(
+            check(&bad, &Catalog::builtin(), &dalle).unwrap_err().field,
+            "quality"
+        );
     }
 
     #[test]

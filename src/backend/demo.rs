@@ -385,15 +385,28 @@ mod tests {
             p.images = vec![crate::api::InputImage::file(&src)];
             p.mask = Some(crate::api::InputImage::file(&mask));
         });
-        let a = demo.generate(&edit, CancellationToken::new(), tx.clone()).await.unwrap();
-        let b = demo.generate(&edit, CancellationToken::new(), tx.clone()).await.unwrap();
+        let a = demo
+            .generate(&edit, CancellationToken::new(), tx.clone())
+            .await
+            .unwrap();
+        let b = demo
+            .generate(&edit, CancellationToken::new(), tx.clone())
+            .await
+            .unwrap();
         assert_eq!(a.images[0].bytes, b.images[0].bytes, "deterministic");
-        let out = image::load_from_memory(&a.images[0].bytes).unwrap().to_rgba8();
-        assert_eq!(out.dimensions(), (64, 64), "the input's size when none is asked");
+        let out = image::load_from_memory(&a.images[0].bytes)
+            .unwrap()
+            .to_rgba8();
+        assert_eq!(
+            out.dimensions(),
+            (64, 64),
+            "the input's size when none is asked"
+        );
         // Outside the mask (and away from the DEMO stamp) the source is kept exactly...
         assert_eq!(out.get_pixel(40, 5).0, [128, 128, 128, 255]);
         // ...inside it, repainted.
-        let changed = (0..32).flat_map(|x| (0..64).map(move |y| (x, y)))
+        let changed = (0..32)
+            .flat_map(|x| (0..64).map(move |y| (x, y)))
             .filter(|(x, y)| out.get_pixel(*x, *y).0 != [128, 128, 128, 255])
             .count();
         assert!(changed > 32 * 64 / 2, "only {changed} pixels repainted");
@@ -408,17 +421,27 @@ mod tests {
                 ..Default::default()
             };
             p.size = None;
-            let rules = ProviderRules { variations: true, ..Default::default() };
+            let rules = ProviderRules {
+                variations: true,
+                ..Default::default()
+            };
             request::check(&p, &Catalog::builtin(), &rules).unwrap()
         };
-        let v = demo.generate(&vary, CancellationToken::new(), tx).await.unwrap();
+        let v = demo
+            .generate(&vary, CancellationToken::new(), tx)
+            .await
+            .unwrap();
         assert_eq!(v.images.len(), 2);
         assert_ne!(v.images[0].bytes, v.images[1].bytes);
 
         // A missing input is refused as a real request would be, nothing made.
         let (tx, _rx) = unbounded_channel();
-        let gone = checked(|p| p.images = vec![crate::api::InputImage::file(dir.path().join("gone.png"))]);
-        let e = demo.generate(&gone, CancellationToken::new(), tx).await.unwrap_err();
+        let gone =
+            checked(|p| p.images = vec![crate::api::InputImage::file(dir.path().join("gone.png"))]);
+        let e = demo
+            .generate(&gone, CancellationToken::new(), tx)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("no such file"), "{e}");
     }
 

@@ -32,22 +32,9 @@ pub struct GenerateArgs {
         conflicts_with = "prompts"
     )]
     pub prompt: Option<String>,
-    /// Edit a picture: a file, or a history image as ID[:N] (an id or unique prefix, and the
-    /// record's N-th image, 1-based). Repeat for reference pictures (up to 16); the first is
-    /// the one edited.
-    #[arg(long = "image", value_name = "PATH|ID[:N]")]
-    pub images: Vec<String>,
-    /// A PNG mask for the first --image: its transparent pixels (alpha 0) mark where to edit.
-    /// Same size as that picture, under 4 MB.
-    #[arg(long, value_name = "PATH|ID[:N]", requires = "images")]
-    pub mask: Option<String>,
-    /// How closely an edit keeps the input pictures' features (GPT image models but mini).
-    #[arg(long, value_name = "LEVEL", value_parser = ["high", "low"], requires = "images")]
-    pub input_fidelity: Option<String>,
-    /// Make variations of a picture (DALL·E-dialect providers that offer them; the demo): a
-    /// file or ID[:N]. Takes no prompt.
-    #[arg(long, value_name = "PATH|ID[:N]", conflicts_with_all = ["images", "mask", "prompts"])]
-    pub variation: Option<String>,
+    /// The edit flags: input pictures, mask, fidelity, variation (boxed, as the run flags).
+    #[command(flatten)]
+    pub edit: Box<EditArgs>,
     /// The run flags (boxed: they are rarely given, and keep the command small).
     #[command(flatten)]
     pub run: Box<RunArgs>,
@@ -99,6 +86,27 @@ pub struct GenerateArgs {
     /// Do not print the images inline.
     #[arg(long)]
     pub no_preview: bool,
+}
+
+/// What an edit or a variation starts from (docs/providers.md#edits-and-variations).
+#[derive(Debug, Args, Default)]
+pub struct EditArgs {
+    /// Edit a picture: a file, or a history image as ID[:N] (an id or unique prefix, and the
+    /// record's N-th image, 1-based). Repeat for reference pictures (up to 16); the first is
+    /// the one edited.
+    #[arg(long = "image", value_name = "PATH|ID[:N]")]
+    pub images: Vec<String>,
+    /// A PNG mask for the first --image: its transparent pixels (alpha 0) mark where to edit.
+    /// Same size as that picture, under 4 MB.
+    #[arg(long, value_name = "PATH|ID[:N]", requires = "images")]
+    pub mask: Option<String>,
+    /// How closely an edit keeps the input pictures' features (GPT image models but mini).
+    #[arg(long, value_name = "LEVEL", value_parser = ["high", "low"], requires = "images")]
+    pub input_fidelity: Option<String>,
+    /// Make variations of a picture (DALL·E-dialect providers that offer them; the demo): a
+    /// file or ID[:N]. Takes no prompt.
+    #[arg(long, value_name = "PATH|ID[:N]", conflicts_with_all = ["images", "mask", "prompts"])]
+    pub variation: Option<String>,
 }
 
 /// How a prompt becomes a run of several jobs (docs/runs.md).
@@ -306,7 +314,10 @@ fn dry_run(
             "warnings": checked.warnings,
         });
         if let (Some(m), false) = (line.as_object_mut(), files.is_empty()) {
-            m.insert("endpoint".into(), serde_json::json!(checked.endpoint().path()));
+            m.insert(
+                "endpoint".into(),
+                serde_json::json!(checked.endpoint().path()),
+            );
             m.insert("files".into(), serde_json::json!(files));
         }
         let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));
@@ -714,10 +725,10 @@ pub async fn run(
     }
     let inputs = match super::inputs::resolve(
         &settings.paths.data_dir,
-        &args.images,
-        args.mask.as_deref(),
-        args.variation.as_deref(),
-        args.input_fidelity.as_deref(),
+        &args.edit.images,
+        args.edit.mask.as_deref(),
+        args.edit.variation.as_deref(),
+        args.edit.input_fidelity.as_deref(),
     ) {
         Ok(i) => i,
         Err((code, why)) => {

@@ -60,8 +60,7 @@ pub fn parse_reference(text: &str) -> Result<Reference, String> {
         }
         _ => (text, 1),
     };
-    let looks_like_id =
-        id.len() >= 4 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    let looks_like_id = id.len() >= 4 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     if looks_like_id {
         Ok(Reference::Record {
             id: id.to_string(),
@@ -86,7 +85,11 @@ pub fn resolve(
         refs.push(("--image", parse_reference(text).map_err(|e| (64, e))?, text));
     }
     if let Some(text) = variation {
-        refs.push(("--variation", parse_reference(text).map_err(|e| (64, e))?, text));
+        refs.push((
+            "--variation",
+            parse_reference(text).map_err(|e| (64, e))?,
+            text,
+        ));
     }
     if let Some(text) = mask {
         refs.push(("--mask", parse_reference(text).map_err(|e| (64, e))?, text));
@@ -160,25 +163,22 @@ fn from_history(
         .map_err(|e| (1, e.to_string()))?
         .ok_or_else(|| (64, "that record is gone from history".to_string()))?;
     let count = record.outputs.len();
-    let saved = record
-        .outputs
-        .get(index as usize - 1)
-        .ok_or_else(|| {
-            (
-                64,
-                match count {
-                    0 => format!(
-                        "record {} has no images ({})",
-                        record.id.short(),
-                        record.status
-                    ),
-                    _ => format!(
-                        "record {} has {count} image(s), not {index}",
-                        record.id.short()
-                    ),
-                },
-            )
-        })?;
+    let saved = record.outputs.get(index as usize - 1).ok_or_else(|| {
+        (
+            64,
+            match count {
+                0 => format!(
+                    "record {} has no images ({})",
+                    record.id.short(),
+                    record.status
+                ),
+                _ => format!(
+                    "record {} has {count} image(s), not {index}",
+                    record.id.short()
+                ),
+            },
+        )
+    })?;
     let path = files.resolve(&saved.path);
     Ok(InputImage {
         path,

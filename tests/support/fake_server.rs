@@ -1341,7 +1341,9 @@ pub fn parse_multipart(content_type: &str, body: &[u8]) -> Result<Vec<FormPart>,
         if rest.starts_with(b"--") {
             return Ok(parts);
         }
-        rest = rest.strip_prefix(b"\r\n").ok_or("no CRLF after a boundary")?;
+        rest = rest
+            .strip_prefix(b"\r\n")
+            .ok_or("no CRLF after a boundary")?;
         let head_end = find(rest, b"\r\n\r\n").ok_or("a part has no header end")?;
         let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
         rest = &rest[head_end + 4..];
@@ -1403,7 +1405,9 @@ pub fn multipart_as_json(parts: &[FormPart]) -> Value {
         }
         let text = String::from_utf8_lossy(&p.data).into_owned();
         let value = if INTEGER_FIELDS.contains(&p.name.as_str()) {
-            text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text))
+            text.parse::<i64>()
+                .map(Value::from)
+                .unwrap_or(Value::String(text))
         } else if BOOLEAN_FIELDS.contains(&p.name.as_str()) {
             match text.as_str() {
                 "true" => Value::Bool(true),
@@ -1491,13 +1495,18 @@ pub fn multipart_violations(
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
     if !content_type.starts_with("multipart/form-data") {
-        out.push(format!("content type {content_type:?} is not multipart/form-data"));
+        out.push(format!(
+            "content type {content_type:?} is not multipart/form-data"
+        ));
     }
     let Some(doc) = contract_document() else {
         out.push("the wire contract (openai-images.openapi.json) is missing".into());
         return out;
     };
-    let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object) else {
+    let Some(schemas) = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    else {
         out.push("the contract has no components.schemas".into());
         return out;
     };
@@ -1558,7 +1567,10 @@ fn unix_now() -> u64 {
 
 async fn handle(shared: &Arc<Shared>, conn: &mut Conn, request: Request) -> io::Result<After> {
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst) + 1;
-    let content_type = request.header("content-type").unwrap_or_default().to_owned();
+    let content_type = request
+        .header("content-type")
+        .unwrap_or_default()
+        .to_owned();
     let (body, parts, form_error) = if content_type.starts_with("multipart/form-data") {
         match parse_multipart(&content_type, &request.body) {
             Ok(parts) => (multipart_as_json(&parts), parts, None),

@@ -106,8 +106,8 @@ pub fn edit(source: &RgbaImage, mask: Option<&RgbaImage>, prompt: &str, index: u
             Some(_) => false,
             // Recolour everywhere: half the source, half the prompt's picture.
             None => {
-                for c in 0..3 {
-                    px.0[c] = ((u16::from(src[c]) + u16::from(px.0[c])) / 2) as u8;
+                for (out, s) in px.0.iter_mut().zip(src).take(3) {
+                    *out = ((u16::from(s) + u16::from(*out)) / 2) as u8;
                 }
                 px.0[3] = src[3];
                 continue;
