@@ -2077,3 +2077,56 @@ async fn variations_go_only_to_providers_that_offer_them() {
     assert_eq!(req.files("image")[0].data, std::fs::read(&picture).unwrap());
     assert_eq!(run.paths().len(), 2, "{run:?}");
 }
+
+#[test]
+fn history_tree_draws_ancestors_and_descendants_and_survives_a_deleted_parent() {
+    let s = Sandbox::new();
+    let first = s.run(&["generate", "--json", "-s", "256x256", "a lighthouse"]);
+    first.expect_code(0);
+    let root: Value = serde_json::from_str(first.stdout.lines().next().unwrap()).unwrap();
+    let root = root["id"].as_str().unwrap().to_string();
+    let edit = s.run(&["generate", "--json", "--image", &root[..12], "at night"]);
+    edit.expect_code(0);
+    let child: Value = serde_json::from_str(edit.stdout.lines().next().unwrap()).unwrap();
+    let child = child["id"].as_str().unwrap().to_string();
+    let vary = s.run(&["generate", "--json", "--variation", &child, "-n", "1"]);
+    vary.expect_code(0);
+    let grandchild: Value = serde_json::from_str(vary.stdout.lines().next().unwrap()).unwrap();
+    let grandchild = grandchild["id"].as_str().unwrap().to_string();
+
+    let tree = s.run(&["history", "tree", &child]);
+    tree.expect_code(0);
+    let lines: Vec<&str> = tree.stdout.lines().collect();
+    assert!(lines[0].starts_with(&child[..8]), "{}", tree.stdout);
+    assert_eq!(lines[1], "├─ made from", "{}", tree.stdout);
+    assert!(
+        lines[2].contains(&root[..8])
+            && lines[2].contains("(edited)")
+            && lines[2].contains("a lighthouse"),
+        "{}",
+        tree.stdout
+    );
+    assert_eq!(lines[3], "└─ made into", "{}", tree.stdout);
+    assert!(
+        lines[4].contains(&grandchild[..8]) && lines[4].contains("(variation of)"),
+        "{}",
+        tree.stdout
+    );
+    // From the root, the whole family hangs below.
+    let tree = s.run(&["history", "tree", &root]);
+    assert!(tree.stdout.contains(&grandchild[..8]), "{}", tree.stdout);
+    // The parent deleted, the child keeps it as a deleted parent.
+    s.run(&["history", "rm", "--yes", &root]).expect_code(0);
+    let tree = s.run(&["history", "tree", &child]);
+    tree.expect_code(0);
+    assert!(
+        tree.stdout
+            .lines()
+            .nth(2)
+            .is_some_and(|l| l.contains(&root[..8]) && l.contains("(deleted)")),
+        "{}",
+        tree.stdout
+    );
+    let show = s.run(&["history", "show", "--no-preview", &child]);
+    assert!(show.stdout.contains("(parent deleted)"), "{}", show.stdout);
+}

@@ -68,6 +68,11 @@ pub enum HistoryAction {
         #[arg(long)]
         no_preview: bool,
     },
+    /// What one generation was made from and what was made from it, as a tree.
+    Tree {
+        /// An id, or any unique start of one.
+        id: String,
+    },
     /// Write all history as JSON lines (paths relative to the data folder).
     Export {
         /// File to write (default: standard output).
@@ -265,6 +270,7 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
             | HistoryAction::Tags
             | HistoryAction::Trash { .. }
             | HistoryAction::Show { .. }
+            | HistoryAction::Tree { .. }
             | HistoryAction::Stats { .. }
             | HistoryAction::Export { .. }
     );
@@ -289,6 +295,7 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
             json,
             no_preview,
         ),
+        HistoryAction::Tree { id } => super::lineage::tree_command(store.as_ref(), &id),
         HistoryAction::Export { out } => export(store.as_ref(), out),
         HistoryAction::Import { file } => import(store.as_ref(), settings, &file),
         HistoryAction::Rm { ids, purge, yes } => {
