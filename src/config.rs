@@ -220,6 +220,9 @@ pub struct ProviderConfig {
     pub download_hosts: Option<crate::api::DownloadHosts>,
     /// Redirects one download may follow (default 5).
     pub download_max_redirects: Option<u32>,
+    /// Whether this (DALL·E-dialect) server serves `POST /images/variations` (default: no;
+    /// OpenAI itself no longer does).
+    pub variations: Option<bool>,
 }
 
 /// The whole config file.
@@ -550,6 +553,7 @@ impl Settings {
                 name,
                 dialect: profile.dialect,
                 fields: profile.fields.clone(),
+                variations: profile.variations.unwrap_or(false),
             },
             model: profile.model.clone(),
             notice: None,
@@ -595,6 +599,8 @@ impl Provider {
                 name: DEMO.into(),
                 dialect: None,
                 fields: None,
+                // The demo varies pictures too, offline.
+                variations: true,
             },
             model: None,
             notice: None,
@@ -624,10 +630,15 @@ impl Provider {
     /// Where a generation request goes, for showing (`--dry-run`); None for the demo. A user
     /// name or password in the base URL is left out: it may be a secret.
     pub fn generations_url(&self) -> Option<String> {
+        self.endpoint_url(crate::api::Endpoint::Generations)
+    }
+
+    /// Where a request to `endpoint` goes, for showing, as [`Provider::generations_url`].
+    pub fn endpoint_url(&self, endpoint: crate::api::Endpoint) -> Option<String> {
         match &self.kind {
             ProviderKind::Demo => None,
             ProviderKind::Http(c) => {
-                let url = format!("{}/images/generations", c.base_url);
+                let url = format!("{}{}", c.base_url, endpoint.path());
                 Some(match reqwest::Url::parse(&url) {
                     Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
                         let _ = u.set_username("");

@@ -238,5 +238,7 @@ pub fn params(
         stream,
         user: None,
         model,
+        // Input pictures, mask and fidelity are set by the caller (edits).
+        ..GenerationParams::default()
     }
 }

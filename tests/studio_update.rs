@@ -1813,11 +1813,13 @@ fn params_stepping_never_produces_a_rejected_combination() {
             name: "narrow".into(),
             dialect: None,
             fields: Some(vec![Field::Size, Field::Quality, Field::N]),
+            variations: false,
         },
         ProviderRules {
             name: "bare".into(),
             dialect: None,
             fields: Some(vec![]),
+            variations: false,
         },
     ];
     let keys = [

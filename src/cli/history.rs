@@ -68,6 +68,11 @@ pub enum HistoryAction {
         #[arg(long)]
         no_preview: bool,
     },
+    /// What one generation was made from and what was made from it, as a tree.
+    Tree {
+        /// An id, or any unique start of one.
+        id: String,
+    },
     /// Write all history as JSON lines (paths relative to the data folder).
     Export {
         /// File to write (default: standard output).
@@ -289,6 +294,7 @@ fn is_read_only(action: &HistoryAction) -> bool {
             | HistoryAction::Tags
             | HistoryAction::Trash { .. }
             | HistoryAction::Show { .. }
+            | HistoryAction::Tree { .. }
             | HistoryAction::Stats { .. }
             | HistoryAction::Export { .. }
     )
@@ -341,6 +347,7 @@ fn run_on(
             json,
             no_preview,
         ),
+        HistoryAction::Tree { id } => super::lineage::tree_command(store.as_ref(), &id),
         HistoryAction::Export { out } => export(store.as_ref(), out),
         HistoryAction::Import { file } => import(store.as_ref(), settings, &file),
         HistoryAction::Rm { ids, purge, yes } => {
@@ -641,8 +648,8 @@ fn show(
     let p = &r.params;
     let line = |k: &str, v: &str| println!("{k:<15}{}", sanitize::line(v));
     line("id", &r.id.to_string());
-    if let Some(parent) = r.parent_id {
-        line("parent", &parent.to_string());
+    for (k, v) in super::lineage::lines(store, &r) {
+        line(k, &v);
     }
     line("status", &format!("{} {}", status_icon(r.status), r.status));
     line("model", &r.model);

@@ -3,6 +3,8 @@
 pub mod config_cmd;
 pub mod generate;
 pub mod history;
+pub mod inputs;
+pub mod lineage;
 pub mod models;
 pub mod picture;
 pub mod service_cmd;

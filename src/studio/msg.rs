@@ -74,6 +74,9 @@ pub enum PreviewSource {
 }
 
 /// Work for the runtime: the only way `update` causes I/O.
+// Effects are handed over one at a time: a large variant (a submission's parameters, with an
+// edit's input pictures) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Effect {
     Submit(Submission),

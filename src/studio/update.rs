@@ -788,6 +788,12 @@ fn reuse(m: &mut Model, r: &GenerationRecord) {
     set_editor_text(m, &r.prompt);
     let mut p = r.params.clone();
     p.prompt.clear();
+    // The editor has no input pictures to show yet: a reused edit's prompt and settings come
+    // back as a plain generation, never with pictures the user cannot see.
+    p.images.clear();
+    p.mask = None;
+    p.input_fidelity = None;
+    p.variation = false;
     m.params = p;
     m.focus = Pane::Editor;
     notice(m, format!("loaded {} into the editor", r.id.short()), false);
