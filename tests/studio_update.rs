@@ -2449,3 +2449,26 @@ fn tags_are_typed_with_completion_and_applied_to_the_selected_record() {
     assert!(m.overlay.is_none() && !m.quitting);
     assert!(press(&mut m, plain(KeyCode::Esc)).is_empty());
 }
+
+/// Filter terms typed on the search line become the query's filters, not fuzzy text.
+#[test]
+fn search_terms_filter_by_tag_and_rating_and_sort() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    assert!(press(&mut m, ch('/')).is_empty());
+    let mut last = Vec::new();
+    for c in "fox #keep rating:4 sort:rating".chars() {
+        last = press(&mut m, ch(c));
+    }
+    let query = last
+        .iter()
+        .find_map(|e| match e {
+            Effect::LoadHistory { query, .. } => Some(query.clone()),
+            _ => None,
+        })
+        .expect("a reload");
+    assert_eq!(query.text.as_deref(), Some("fox"));
+    assert_eq!(query.tag.as_deref(), Some("keep"));
+    assert_eq!(query.min_rating, Some(4));
+    assert!(query.by_rating);
+}

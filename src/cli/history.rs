@@ -435,8 +435,8 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         })?),
         None => None,
     };
-    let q = Query {
-        text,
+    let mut q = Query {
+        text: None,
         model,
         status,
         starred,
@@ -446,6 +446,15 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         tag,
         by_rating: sort == SortBy::Rating,
     };
+    // The studio's search terms work in --query too (`tag:keep rating:4 fox`); flags win.
+    if let Some(text) = text {
+        let mut terms = Query::default();
+        let rest = crate::store::query::take_search_terms(&text, &mut terms);
+        q.tag = q.tag.or(terms.tag);
+        q.min_rating = q.min_rating.or(terms.min_rating);
+        q.by_rating |= terms.by_rating;
+        q.text = (!rest.trim().is_empty()).then_some(rest);
+    }
     let page = store.page(&q, cursor, limit)?;
     let mut out = std::io::stdout().lock();
     let width = crossterm::terminal::size()

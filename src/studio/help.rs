@@ -37,6 +37,9 @@ const SEARCH_SYNTAX: &[(&str, &str)] = &[
         "'word ^start end$ !not",
         "as written, at the start, at the end, without",
     ),
+    ("tag:NAME  #NAME", "only records with that tag"),
+    ("rating:N", "only records rated N or more (1–5)"),
+    ("sort:rating", "best rated first (sort:date: newest first)"),
 ];
 
 fn bound(keymap: &Keymap, context: Context) -> Section {

@@ -146,10 +146,10 @@ pub const KEEP: usize = 600;
 
 impl HistoryState {
     pub fn query(&self) -> Query {
-        let mut q = Query {
-            text: (!self.text.trim().is_empty()).then(|| self.text.clone()),
-            ..Query::default()
-        };
+        let mut q = Query::default();
+        // `tag:`, `#`, `rating:` and `sort:` terms of the search are filters, not text.
+        let text = crate::store::query::take_search_terms(&self.text, &mut q);
+        q.text = (!text.trim().is_empty()).then_some(text);
         match &self.filter {
             Filter::All => {}
             Filter::Starred => q.starred = true,
