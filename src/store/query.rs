@@ -769,8 +769,9 @@ impl Index {
 mod tests {
     #[test]
     fn search_terms_become_filters_and_the_rest_stays_text() {
-        // (line, text left, tag, min rating, by rating)
-        let cases: &[(&str, &str, Option<&str>, Option<u8>, bool)] = &[
+        /// (line, text left, tag, min rating, by rating)
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<u8>, bool);
+        let cases: &[Case] = &[
             ("fox", "fox", None, None, false),
             ("fox tag:keep", "fox", Some("keep"), None, false),
             ("#keep fox", "fox", Some("keep"), None, false),
