@@ -2472,3 +2472,112 @@ fn search_terms_filter_by_tag_and_rating_and_sort() {
     assert_eq!(query.min_rating, Some(4));
     assert!(query.by_rating);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Compare
+// ---------------------------------------------------------------------------------------------
+
+/// Two succeeded records (ids 1 and 4) marked with `m`, compared with `c`.
+fn comparing() -> Model {
+    let mut m = rich();
+    m.focus = Pane::History;
+    // Row 0 is record 1, row 3 record 4 (both have an image).
+    assert!(press(&mut m, ch('m')).is_empty());
+    for _ in 0..3 {
+        press(&mut m, ch('j'));
+    }
+    press(&mut m, ch('m'));
+    assert_eq!(m.marked.len(), 2);
+    press(&mut m, ch('c'));
+    m
+}
+
+#[test]
+fn marked_images_open_side_by_side_and_blink_switches_between_them() {
+    let mut m = comparing();
+    let c = m.compare.as_ref().expect("compare open");
+    assert_eq!(
+        c.items.iter().map(|x| x.record.id).collect::<Vec<_>>(),
+        [id(1), id(4)]
+    );
+    assert!(!c.blink);
+    // The pictures are asked for one render at a time: A first, at the size of its cell.
+    let asked = m.preview.requested.clone().expect("a render asked for");
+    match &asked.source {
+        easel::studio::msg::PreviewSource::File(p) => {
+            assert!(p.ends_with("images/2025/03/14/1.png"), "{p:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        asked.cols < 80 / 2 + 1,
+        "side by side: half the width, {asked:?}"
+    );
+    press(&mut m, ch('b'));
+    assert!(m.compare.as_ref().unwrap().blink);
+    assert_eq!(m.compare.as_ref().unwrap().shown, 0);
+    press(&mut m, ch(' '));
+    assert_eq!(m.compare.as_ref().unwrap().shown, 1);
+    press(&mut m, ch(' '));
+    assert_eq!(m.compare.as_ref().unwrap().shown, 0, "wraps around");
+    press(&mut m, plain(KeyCode::Left));
+    assert_eq!(m.compare.as_ref().unwrap().shown, 1);
+    // Keys of the list do nothing here: j does not move the history selection.
+    let before = m.history.selected;
+    press(&mut m, ch('j'));
+    assert_eq!(m.history.selected, before);
+    press(&mut m, plain(KeyCode::Esc));
+    assert!(m.compare.is_none());
+    assert_eq!(m.marked.len(), 2, "marks stay after closing");
+}
+
+#[test]
+fn rating_in_compare_rates_the_shown_image_and_reject_trashes_it() {
+    let mut m = comparing();
+    press(&mut m, ch('b'));
+    press(&mut m, ch(' '));
+    let fx = press(&mut m, ch('4'));
+    assert!(
+        fx.iter().any(|e| matches!(
+            e,
+            Effect::Edit(i, easel::store::UserEdit::Rating(4)) if *i == id(4)
+        )),
+        "{fx:?}"
+    );
+    // The rating shows in the caption once the scheduler says so.
+    let mut rated = m.compare.as_ref().unwrap().items[1].record.clone();
+    rated.rating = 4;
+    update(&mut m, Msg::Job(JobEvent::Updated(Box::new(rated))));
+    assert_eq!(m.compare.as_ref().unwrap().items[1].record.rating, 4);
+    // Reject: to the trash (no question: u undoes), and with one image left compare closes.
+    let fx = press(&mut m, ch('x'));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Delete(i) if *i == id(4))),
+        "{fx:?}"
+    );
+    assert!(m.compare.is_none());
+    assert_eq!(m.marked.len(), 1);
+}
+
+#[test]
+fn compare_needs_two_images_and_at_most_four_are_marked() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    press(&mut m, ch('c'));
+    assert!(m.compare.is_none());
+    assert!(
+        m.current_notice()
+            .is_some_and(|n| n.text.contains("mark 2–4")),
+        "{:?}",
+        m.current_notice()
+    );
+    // m twice unmarks.
+    press(&mut m, ch('m'));
+    press(&mut m, ch('m'));
+    assert!(m.marked.is_empty());
+    // A failed record has no image to mark.
+    press(&mut m, ch('j'));
+    press(&mut m, ch('m'));
+    assert!(m.marked.is_empty());
+}

@@ -103,6 +103,7 @@ pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
     for (context, title) in [
         (Context::Popup, "popups (help, details)"),
         (Context::Confirm, "confirmations"),
+        (Context::Compare, "compare (c in the history)"),
     ] {
         let mut s = bound(keymap, context);
         s.title = title.into();

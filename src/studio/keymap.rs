@@ -23,6 +23,8 @@ pub enum Context {
     Popup,
     /// A confirmation (delete, quit while jobs run): any key not bound here says no.
     Confirm,
+    /// The compare screen (2–4 images side by side, or blink).
+    Compare,
 }
 
 /// Everything a key can do.
@@ -89,6 +91,15 @@ pub enum Action {
     OpenViewer,
     Filter,
     NextImage,
+    Mark,
+    #[serde(rename = "compare")]
+    CompareMarked,
+    // Compare
+    Blink,
+    NextCompared,
+    PrevCompared,
+    Reject,
+    CloseCompare,
 }
 
 impl Action {
@@ -147,6 +158,13 @@ impl Action {
             Action::OpenViewer => "open the image in the system's viewer ($EASEL_VIEWER)",
             Action::Filter => "filter: all, starred, failed, cancelled, interrupted, model",
             Action::NextImage => "next image of the generation",
+            Action::Mark => "mark the image for comparing (2–4)",
+            Action::CompareMarked => "compare the marked images (or the images of this generation)",
+            Action::Blink => "blink: one place, switch between them (again: side by side)",
+            Action::NextCompared => "next image (blink)",
+            Action::PrevCompared => "previous image (blink)",
+            Action::Reject => "reject the shown image: to the trash (u undoes)",
+            Action::CloseCompare => "back to the list",
         }
     }
 }
@@ -404,6 +422,25 @@ impl Default for Keymap {
             (History, ch('n'), NextImage),
             (History, ch('p'), PauseAll),
             (History, ch('x'), Cancel),
+            (History, ch('m'), Mark),
+            (History, ch('c'), CompareMarked),
+            (Compare, ch('b'), Blink),
+            (Compare, ch(' '), NextCompared),
+            (Compare, ch('l'), NextCompared),
+            (Compare, k(KeyCode::Right), NextCompared),
+            (Compare, k(KeyCode::Tab), NextCompared),
+            (Compare, ch('h'), PrevCompared),
+            (Compare, k(KeyCode::Left), PrevCompared),
+            (Compare, Key::new(KeyCode::Tab, S), PrevCompared),
+            (Compare, ch('0'), Rate0),
+            (Compare, ch('1'), Rate1),
+            (Compare, ch('2'), Rate2),
+            (Compare, ch('3'), Rate3),
+            (Compare, ch('4'), Rate4),
+            (Compare, ch('5'), Rate5),
+            (Compare, ch('x'), Reject),
+            (Compare, k(KeyCode::Esc), CloseCompare),
+            (Compare, ch('c'), CloseCompare),
             (SearchLine, k(KeyCode::Enter), KeepSearch),
             (SearchLine, k(KeyCode::Esc), ClearSearch),
             (SearchLine, Key::new(KeyCode::Char('u'), C), ClearLine),
@@ -518,6 +555,7 @@ pub fn context_name(c: Context) -> &'static str {
         Context::SearchLine => "search",
         Context::Popup => "popup",
         Context::Confirm => "confirm",
+        Context::Compare => "compare",
     }
 }
 

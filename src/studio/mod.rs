@@ -5,6 +5,7 @@
 //! [`runtime`] hands effects to the scheduler, the store and the preview worker; [`view::view`]
 //! draws the model, one file per pane. See docs/architecture.md.
 
+pub mod compare;
 pub mod help;
 pub mod keymap;
 pub mod layout;

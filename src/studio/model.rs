@@ -82,6 +82,22 @@ impl QueueState {
     }
 }
 
+/// An image picked for comparing: a record and which of its images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marked {
+    pub record: GenerationRecord,
+    pub image: usize,
+}
+
+/// The compare screen: 2–4 images side by side, or one at a time in blink mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compared {
+    pub items: Vec<Marked>,
+    pub blink: bool,
+    /// The image shown in blink mode (and the one rate and reject act on).
+    pub shown: usize,
+}
+
 /// Quick filters cycled with `f`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Filter {
@@ -274,6 +290,10 @@ pub struct Model {
     pub quitting: bool,
     /// Jobs belong to a service and keep running after the studio quits.
     pub jobs_outlive: bool,
+    /// Images marked for comparing (`m` in the history), at most 4.
+    pub marked: Vec<Marked>,
+    /// The compare screen, when it is open.
+    pub compare: Option<Compared>,
     /// Where relative image paths are resolved.
     pub data_dir: std::path::PathBuf,
 }
@@ -320,6 +340,8 @@ impl Model {
             now,
             quitting: false,
             jobs_outlive: false,
+            marked: Vec::new(),
+            compare: None,
             data_dir: std::path::PathBuf::new(),
         }
     }

@@ -5,7 +5,8 @@ use super::keymap::{Action, Context, Key};
 use super::layout;
 pub use super::model::preview_key;
 use super::model::{
-    Confirm, Filter, JobView, KEEP, Model, Notice, Overlay, PAGE, Pane, selected_image_path,
+    Compared, Confirm, Filter, JobView, KEEP, Marked, Model, Notice, Overlay, PAGE, Pane,
+    selected_image_path,
 };
 use super::msg::{Effect, Msg, PreviewSource, StoreOutcome};
 use super::params;
@@ -189,6 +190,13 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                 return;
             }
         }
+    }
+    // The compare screen takes the keys while it is open.
+    if m.compare.is_some() {
+        if let Some(action) = m.keymap.lookup(Context::Compare, key) {
+            compare_act(m, action, fx);
+        }
+        return;
     }
     // The history search line is a text input of its own.
     if m.focus == Pane::History && m.history.search.is_some() {
@@ -731,6 +739,146 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                 m.history.image = (m.history.image + 1) % n;
             }
         }
+        Action::Mark => mark(m),
+        Action::CompareMarked => open_compare(m),
+        // Compare-screen actions do nothing elsewhere.
+        Action::Blink
+        | Action::NextCompared
+        | Action::PrevCompared
+        | Action::Reject
+        | Action::CloseCompare => {}
+    }
+}
+
+/// Mark (or unmark) the selected history image for comparing.
+fn mark(m: &mut Model) {
+    let Some(r) = m.history.selected_record() else {
+        return;
+    };
+    if r.outputs.is_empty() {
+        notice(m, "no image to mark: this generation made none", false);
+        return;
+    }
+    let image = m.history.image.min(r.outputs.len() - 1);
+    let (id, short) = (r.id, r.id.short());
+    if let Some(i) = m
+        .marked
+        .iter()
+        .position(|x| x.record.id == id && x.image == image)
+    {
+        m.marked.remove(i);
+        notice(
+            m,
+            format!("unmarked {short} ({} marked)", m.marked.len()),
+            false,
+        );
+        return;
+    }
+    if m.marked.len() >= super::compare::MAX {
+        notice(
+            m,
+            format!(
+                "at most {} images are compared: unmark one first (m on it)",
+                super::compare::MAX
+            ),
+            true,
+        );
+        return;
+    }
+    let record = r.clone();
+    m.marked.push(Marked { record, image });
+    let n = m.marked.len();
+    let hint = m.keymap.hint(Context::History, Action::CompareMarked);
+    notice(
+        m,
+        if n >= 2 {
+            format!("marked {short}: {n} marked, {hint} compares them")
+        } else {
+            format!("marked {short}: mark another to compare")
+        },
+        false,
+    );
+}
+
+/// Open the compare screen: the marked images, or else the images of the selected generation.
+fn open_compare(m: &mut Model) {
+    let items: Vec<Marked> = if m.marked.len() >= 2 {
+        m.marked.clone()
+    } else {
+        match m.history.selected_record() {
+            Some(r) if r.outputs.len() >= 2 => (0..r.outputs.len().min(super::compare::MAX))
+                .map(|image| Marked {
+                    record: r.clone(),
+                    image,
+                })
+                .collect(),
+            _ => {
+                let mark = m.keymap.hint(Context::History, Action::Mark);
+                notice(
+                    m,
+                    format!(
+                        "nothing to compare: mark 2–4 images with {mark} (or select a generation of several images)"
+                    ),
+                    true,
+                );
+                return;
+            }
+        }
+    };
+    m.compare = Some(Compared {
+        items,
+        blink: false,
+        shown: 0,
+    });
+}
+
+fn compare_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
+    let Some(c) = m.compare.as_mut() else { return };
+    let n = c.items.len().max(1);
+    match action {
+        Action::ForceQuit => quit(m, fx),
+        Action::CloseCompare | Action::Quit => m.compare = None,
+        Action::Blink => c.blink = !c.blink,
+        Action::NextCompared => c.shown = (c.shown + 1) % n,
+        Action::PrevCompared => c.shown = (c.shown + n - 1) % n,
+        Action::Rate0
+        | Action::Rate1
+        | Action::Rate2
+        | Action::Rate3
+        | Action::Rate4
+        | Action::Rate5 => {
+            let rating = match action {
+                Action::Rate1 => 1,
+                Action::Rate2 => 2,
+                Action::Rate3 => 3,
+                Action::Rate4 => 4,
+                Action::Rate5 => 5,
+                _ => 0,
+            };
+            if let Some(item) = c.items.get(c.shown) {
+                fx.push(Effect::Edit(
+                    item.record.id,
+                    crate::store::UserEdit::Rating(rating),
+                ));
+            }
+        }
+        Action::Reject if c.shown < c.items.len() => {
+            let gone = c.items.remove(c.shown);
+            let id = gone.record.id;
+            // Every image of that generation goes with it (a record is deleted whole).
+            c.items.retain(|x| x.record.id != id);
+            c.shown = c.shown.min(c.items.len().saturating_sub(1));
+            m.marked.retain(|x| x.record.id != id);
+            fx.push(Effect::Delete(id));
+            if c.items.len() < 2 {
+                m.compare = None;
+            }
+        }
+        Action::Help => {
+            m.overlay = Some(Overlay::Help);
+            m.overlay_scroll = 0;
+        }
+        _ => {}
     }
 }
 
@@ -890,10 +1038,17 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
                 j.record.starred = r.starred;
                 j.record.tags = r.tags.clone();
             }
+            let compared = m.compare.iter_mut().flat_map(|c| c.items.iter_mut());
+            for x in m.marked.iter_mut().chain(compared) {
+                if x.record.id == r.id {
+                    x.record = (*r).clone();
+                }
+            }
             replace_row(m, *r);
         }
         JobEvent::Deleted(id) => {
             m.queue.jobs.retain(|j| j.record.id != id);
+            m.marked.retain(|x| x.record.id != id);
             m.preview.partials.remove(&id);
             reload_history(m, fx, false);
         }
@@ -1163,8 +1318,18 @@ fn trim_rows(m: &mut Model) {
 }
 
 /// Decide what the preview should show, and ask for it if it is neither shown nor asked for.
+/// On the compare screen, its pictures, one request at a time (each render brings the next).
 fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
-    let Some(key) = preview_key(m) else { return };
+    let key = match &m.compare {
+        Some(c) => super::compare::cells(m, c)
+            .into_iter()
+            .filter_map(|cell| cell.key)
+            .find(|k| {
+                m.preview.get(k).is_none() && !m.preview.error.as_ref().is_some_and(|(e, _)| e == k)
+            }),
+        None => preview_key(m),
+    };
+    let Some(key) = key else { return };
     if m.preview.get(&key).is_some() || m.preview.requested.as_ref() == Some(&key) {
         return;
     }

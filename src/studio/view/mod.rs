@@ -1,5 +1,6 @@
 //! Drawing: a pure function of the model, one file per pane.
 
+pub mod compare;
 pub mod editor;
 pub mod history;
 pub mod overlay;
@@ -33,6 +34,16 @@ pub fn view(m: &Model, f: &mut Frame) {
             Paragraph::new(Line::from(msg)).wrap(Wrap { trim: true }),
             area,
         );
+        return;
+    }
+    // The compare screen takes the whole screen but the status line.
+    if let Some(c) = &m.compare {
+        compare::draw(m, c, f, area);
+        status::draw(m, f, a.status);
+        overlay::draw(m, f, area);
+        if !m.truecolor {
+            to_256_colours(f.buffer_mut());
+        }
         return;
     }
     editor::draw(m, f, a.editor);
