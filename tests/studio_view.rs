@@ -326,6 +326,24 @@ fn delete_confirmation() -> Model {
     m
 }
 
+/// Two records marked and compared side by side: captions, the difference line, the keys.
+fn compare_screen() -> Model {
+    let mut m = model();
+    let mut a = rec(1, "a watercolour fox in the snow, soft light", Status::Succeeded);
+    a.params.size = Some("1024x1024".into());
+    let mut b = rec(2, "a watercolour fox in the snow at night", Status::Succeeded);
+    b.params.size = Some("1536x1024".into());
+    b.rating = 4;
+    page(&mut m, 2, vec![a, b]);
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('m')));
+    update(&mut m, key(KeyCode::Char('j')));
+    update(&mut m, key(KeyCode::Char('m')));
+    update(&mut m, key(KeyCode::Char('c')));
+    assert!(m.compare.is_some());
+    m
+}
+
 fn snapshot(name: &str, scene: fn() -> Model) {
     for (w, h) in SIZES {
         let mut m = scene();
@@ -363,6 +381,11 @@ fn snapshot_details_overlay() {
 #[test]
 fn snapshot_delete_confirmation_names_the_record() {
     snapshot("delete", delete_confirmation);
+}
+
+#[test]
+fn snapshot_compare_side_by_side() {
+    snapshot("compare", compare_screen);
 }
 
 #[test]
