@@ -2130,3 +2130,39 @@ fn history_tree_draws_ancestors_and_descendants_and_survives_a_deleted_parent() 
     let show = s.run(&["history", "show", "--no-preview", &child]);
     assert!(show.stdout.contains("(parent deleted)"), "{}", show.stdout);
 }
+
+/// `history sheet`: one PNG with a thumbnail per image, filters applied, clear refusals.
+#[test]
+fn history_sheet_composes_the_images_of_what_matched() {
+    let s = Sandbox::new();
+    s.run(&["generate", "-s", "256x256", "-n", "2", "a red fox"])
+        .expect_code(0);
+    s.run(&["generate", "-s", "256x256", "夜晚的海边小镇"])
+        .expect_code(0);
+    let out = s.root.path().join("sheet.png");
+    let out_s = out.to_str().unwrap();
+    let run = s.run(&[
+        "history", "sheet", "--cols", "2", "--size", "128", "--out", out_s,
+    ]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("3 images"), "{}", run.stdout);
+    let img = image::open(&out).unwrap();
+    // Two columns of 128 px with 12 px between and around; two rows.
+    assert_eq!(img.width(), 12 + 2 * (128 + 12));
+    assert!(img.height() > 2 * 128, "{}", img.height());
+    // A filter that matches nothing: nothing written, a clear message.
+    std::fs::remove_file(&out).unwrap();
+    let none = s.run(&["history", "sheet", "--tag", "nope", "--out", out_s]);
+    none.expect_code(1);
+    assert!(none.stderr.contains("nothing matched"), "{}", none.stderr);
+    assert!(!out.exists());
+    // An unknown id is named.
+    let bad = s.run(&["history", "sheet", "ffffffffff", "--out", out_s]);
+    bad.expect_code(1);
+    assert!(bad.stderr.contains("ffffffffff"), "{}", bad.stderr);
+    // A folder that does not exist.
+    let nowhere = s.root.path().join("no/such/dir/sheet.png");
+    let run = s.run(&["history", "sheet", "--out", nowhere.to_str().unwrap()]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("no/such/dir"), "{}", run.stderr);
+}

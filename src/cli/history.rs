@@ -68,6 +68,14 @@ pub enum HistoryAction {
         #[arg(long)]
         no_preview: bool,
     },
+    /// Compose one PNG of many generations: thumbnails in a grid, each labelled with its
+    /// prompt, model, size, rating and id (for sharing a review).
+    #[command(after_help = "\
+Examples:
+  easel history sheet --tag keep --out keep.png
+  easel history sheet --min-rating 4 --cols 4 --size 384 --out best.png
+  easel history sheet bf45 fd22 1ddd --out three.png")]
+    Sheet(super::sheet::SheetArgs),
     /// What one generation was made from and what was made from it, as a tree.
     Tree {
         /// An id, or any unique start of one.
@@ -295,6 +303,7 @@ fn is_read_only(action: &HistoryAction) -> bool {
             | HistoryAction::Trash { .. }
             | HistoryAction::Show { .. }
             | HistoryAction::Tree { .. }
+            | HistoryAction::Sheet(_)
             | HistoryAction::Stats { .. }
             | HistoryAction::Export { .. }
     )
@@ -348,6 +357,9 @@ fn run_on(
             no_preview,
         ),
         HistoryAction::Tree { id } => super::lineage::tree_command(store.as_ref(), &id),
+        HistoryAction::Sheet(args) => {
+            super::sheet::run(store.as_ref(), &settings.paths.data_dir, args)
+        }
         HistoryAction::Export { out } => export(store.as_ref(), out),
         HistoryAction::Import { file } => import(store.as_ref(), settings, &file),
         HistoryAction::Rm { ids, purge, yes } => {

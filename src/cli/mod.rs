@@ -8,6 +8,7 @@ pub mod lineage;
 pub mod models;
 pub mod picture;
 pub mod service_cmd;
+pub mod sheet;
 
 use crate::config::{self, Paths, Settings};
 use clap::{Parser, Subcommand};
