@@ -108,6 +108,8 @@ pub struct Ui {
     pub notify: Notify,
     /// Clicks focus panes and pick rows, the wheel scrolls (off: the terminal's own selection).
     pub mouse: bool,
+    /// The thumbnail cache's size in MB (least recently used thumbnails go first).
+    pub thumb_cache_mb: u64,
 }
 
 impl Default for Ui {
@@ -115,6 +117,7 @@ impl Default for Ui {
         Ui {
             notify: Notify::Auto,
             mouse: true,
+            thumb_cache_mb: 256,
         }
     }
 }
@@ -345,6 +348,13 @@ pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
 }
 
 impl Settings {
+    /// The thumbnail cache (`$XDG_CACHE_HOME/easel/thumbs`, else in the data folder).
+    pub fn thumbs(&self) -> crate::thumbs::Thumbs {
+        let dir =
+            crate::thumbs::default_dir().unwrap_or_else(|| self.paths.data_dir.join("thumbs"));
+        crate::thumbs::Thumbs::new(dir, self.file.ui.thumb_cache_mb.saturating_mul(1 << 20))
+    }
+
     /// The environment variables that may hold API keys (OPENAI_API_KEY and every profile's
     /// api_key_env): a background service is started without them.
     pub fn key_variables(&self) -> Vec<String> {

@@ -24,3 +24,4 @@ pub mod service;
 pub mod setup;
 pub mod store;
 pub mod studio;
+pub mod thumbs;

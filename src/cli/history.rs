@@ -357,9 +357,12 @@ fn run_on(
             no_preview,
         ),
         HistoryAction::Tree { id } => super::lineage::tree_command(store.as_ref(), &id),
-        HistoryAction::Sheet(args) => {
-            super::sheet::run(store.as_ref(), &settings.paths.data_dir, args)
-        }
+        HistoryAction::Sheet(args) => super::sheet::run(
+            store.as_ref(),
+            &settings.paths.data_dir,
+            &settings.thumbs(),
+            args,
+        ),
         HistoryAction::Export { out } => export(store.as_ref(), out),
         HistoryAction::Import { file } => import(store.as_ref(), settings, &file),
         HistoryAction::Rm { ids, purge, yes } => {

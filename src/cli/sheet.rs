@@ -42,8 +42,6 @@ const BACKGROUND: Rgba<u8> = Rgba([24, 24, 28, 255]);
 const CELL: Rgba<u8> = Rgba([40, 40, 46, 255]);
 const TEXT: Rgba<u8> = Rgba([230, 230, 230, 255]);
 const DIM: Rgba<u8> = Rgba([150, 150, 160, 255]);
-/// A decoded picture may take at most this much memory (a crafted file cannot exhaust it).
-const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// One cell: a picture (or why there is none) and its two label lines.
 pub struct Tile {
@@ -174,20 +172,6 @@ pub fn compose(tiles: &[Tile], cols: u32, size: u32, heading: &str) -> RgbaImage
     img
 }
 
-/// A thumbnail of the file at `path`, its longer side `size`: the format read from the bytes,
-/// decoding bounded in memory.
-pub fn thumbnail(path: &Path, size: u32) -> Result<RgbaImage, String> {
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| format!("cannot open: {e}"))?
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| format!("not a picture: {e}"))?;
-    Ok(img.thumbnail(size, size).to_rgba8())
-}
-
 /// The records the sheet shows.
 fn pick(store: &dyn HistoryStore, args: &SheetArgs) -> Result<Vec<GenerationRecord>, StoreError> {
     if !args.ids.is_empty() {
@@ -217,7 +201,12 @@ fn pick(store: &dyn HistoryStore, args: &SheetArgs) -> Result<Vec<GenerationReco
     Ok(store.page(&q, None, limit)?.records)
 }
 
-pub fn run(store: &dyn HistoryStore, data_dir: &Path, args: SheetArgs) -> Result<(), StoreError> {
+pub fn run(
+    store: &dyn HistoryStore,
+    data_dir: &Path,
+    thumbs: &crate::thumbs::Thumbs,
+    args: SheetArgs,
+) -> Result<(), StoreError> {
     let records = pick(store, &args)?;
     let files = ImageFiles::new(data_dir, None);
     let mut tiles = Vec::new();
@@ -227,7 +216,7 @@ pub fn run(store: &dyn HistoryStore, data_dir: &Path, args: SheetArgs) -> Result
             let picture = if r.missing.contains(&o.path) {
                 Err("image file missing".to_string())
             } else {
-                thumbnail(&path, args.size)
+                thumbs.get(&path, &o.sha256, args.size)
             };
             let (title, detail) = labels(r, k);
             tiles.push(Tile {
