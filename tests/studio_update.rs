@@ -2581,3 +2581,77 @@ fn compare_needs_two_images_and_at_most_four_are_marked() {
     press(&mut m, ch('m'));
     assert!(m.marked.is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Gallery
+// ---------------------------------------------------------------------------------------------
+
+/// 30 succeeded records at 120×40 (4 columns, 3 rows of cells), the gallery on.
+fn gallery() -> Model {
+    let mut m = model();
+    update(&mut m, Msg::Resize(120, 40));
+    let records: Vec<_> = (1..=30)
+        .map(|n| rec(n, &format!("picture {n}"), Status::Succeeded))
+        .collect();
+    page(&mut m, 0, 30, records);
+    m.focus = Pane::History;
+    press(&mut m, ch('v'));
+    assert!(m.gallery_shown());
+    m
+}
+
+#[test]
+fn the_gallery_moves_by_rows_and_cells_and_pages() {
+    let mut m = gallery();
+    let g = easel::studio::gallery::geometry(120, 40);
+    assert_eq!((g.cols, g.rows), (4, 3));
+    press(&mut m, ch('j'));
+    assert_eq!(m.history.selected, 4, "down is a row of the grid");
+    press(&mut m, ch('l'));
+    assert_eq!(m.history.selected, 5);
+    press(&mut m, plain(KeyCode::Left));
+    press(&mut m, plain(KeyCode::Left));
+    assert_eq!(m.history.selected, 3);
+    press(&mut m, plain(KeyCode::PageDown));
+    assert_eq!(m.history.selected, 15, "a page is a screenful of cells");
+    // The view keeps whole rows and the selection in sight.
+    let cells = easel::studio::gallery::cells(&m);
+    assert_eq!(
+        cells.first().map(|c| c.pos),
+        Some(4),
+        "rows 1-3 of the grid"
+    );
+    assert!(cells.iter().any(|c| c.pos == 15));
+    press(&mut m, ch('G'));
+    assert_eq!(m.history.selected, 29);
+    let cells = easel::studio::gallery::cells(&m);
+    assert_eq!(cells.last().map(|c| c.pos), Some(29));
+    // h and l do nothing in the list.
+    press(&mut m, ch('v'));
+    assert!(!m.gallery_shown());
+    press(&mut m, ch('h'));
+    assert_eq!(m.history.selected, 29);
+}
+
+#[test]
+fn gallery_cells_ask_for_thumbnails_one_at_a_time_selected_first() {
+    let mut m = gallery();
+    press(&mut m, ch('l'));
+    press(&mut m, ch('l'));
+    let asked = m.preview.requested.clone().expect("a thumbnail asked for");
+    match &asked.source {
+        easel::studio::msg::PreviewSource::Thumb { path, .. } => {
+            assert!(path.ends_with("images/2025/03/14/3.png"), "{path:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once it is drawn, the next visible cell is asked for, and so on.
+    let failed = asked.clone();
+    update(&mut m, Msg::PreviewFailed(failed, "not a picture".into()));
+    let next = m.preview.requested.clone().unwrap();
+    assert_ne!(next, asked, "a failed cell is not asked for again");
+    assert!(matches!(
+        next.source,
+        easel::studio::msg::PreviewSource::Thumb { .. }
+    ));
+}

@@ -329,9 +329,17 @@ fn delete_confirmation() -> Model {
 /// Two records marked and compared side by side: captions, the difference line, the keys.
 fn compare_screen() -> Model {
     let mut m = model();
-    let mut a = rec(1, "a watercolour fox in the snow, soft light", Status::Succeeded);
+    let mut a = rec(
+        1,
+        "a watercolour fox in the snow, soft light",
+        Status::Succeeded,
+    );
     a.params.size = Some("1024x1024".into());
-    let mut b = rec(2, "a watercolour fox in the snow at night", Status::Succeeded);
+    let mut b = rec(
+        2,
+        "a watercolour fox in the snow at night",
+        Status::Succeeded,
+    );
     b.params.size = Some("1536x1024".into());
     b.rating = 4;
     page(&mut m, 2, vec![a, b]);
@@ -341,6 +349,20 @@ fn compare_screen() -> Model {
     update(&mut m, key(KeyCode::Char('m')));
     update(&mut m, key(KeyCode::Char('c')));
     assert!(m.compare.is_some());
+    m
+}
+
+/// The gallery before its thumbnails arrive: cells with captions and placeholders, the
+/// selected record under the grid.
+fn gallery_screen() -> Model {
+    let mut m = model();
+    let mut rows = history_rows();
+    rows[0].rating = 5;
+    page(&mut m, 6, rows);
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('v')));
+    update(&mut m, key(KeyCode::Char('l')));
+    assert!(m.gallery_shown());
     m
 }
 
@@ -386,6 +408,11 @@ fn snapshot_delete_confirmation_names_the_record() {
 #[test]
 fn snapshot_compare_side_by_side() {
     snapshot("compare", compare_screen);
+}
+
+#[test]
+fn snapshot_gallery() {
+    snapshot("gallery", gallery_screen);
 }
 
 #[test]

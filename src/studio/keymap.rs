@@ -94,6 +94,10 @@ pub enum Action {
     Mark,
     #[serde(rename = "compare")]
     CompareMarked,
+    /// The history as a grid of thumbnails (again: the list).
+    Gallery,
+    Left,
+    Right,
     // Compare
     Blink,
     NextCompared,
@@ -159,6 +163,9 @@ impl Action {
             Action::Filter => "filter: all, starred, failed, cancelled, interrupted, model",
             Action::NextImage => "next image of the generation",
             Action::Mark => "mark the image for comparing (2–4)",
+            Action::Gallery => "gallery: the history as a grid of thumbnails (again: the list)",
+            Action::Left => "left (gallery)",
+            Action::Right => "right (gallery)",
             Action::CompareMarked => "compare the marked images (or the images of this generation)",
             Action::Blink => "blink: one place, switch between them (again: side by side)",
             Action::NextCompared => "next image (blink)",
@@ -423,6 +430,11 @@ impl Default for Keymap {
             (History, ch('p'), PauseAll),
             (History, ch('x'), Cancel),
             (History, ch('m'), Mark),
+            (History, ch('v'), Gallery),
+            (History, ch('h'), Left),
+            (History, k(KeyCode::Left), Left),
+            (History, ch('l'), Right),
+            (History, k(KeyCode::Right), Right),
             (History, ch('c'), CompareMarked),
             (Compare, ch('b'), Blink),
             (Compare, ch(' '), NextCompared),

@@ -6,6 +6,7 @@
 //! draws the model, one file per pane. See docs/architecture.md.
 
 pub mod compare;
+pub mod gallery;
 pub mod help;
 pub mod keymap;
 pub mod layout;

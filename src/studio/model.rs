@@ -217,24 +217,41 @@ pub struct PreviewState {
     /// The last render asked for (so it is asked once).
     pub requested: Option<PreviewKey>,
     pub cache: Vec<(PreviewKey, Rendered)>,
+    /// Gallery cells, apart.
+    pub cells: Vec<(PreviewKey, Rendered)>,
     pub error: Option<(PreviewKey, String)>,
+    /// Gallery cells that could not be drawn, and why (kept so they are not asked for again).
+    pub failed_cells: Vec<(PreviewKey, String)>,
     /// The newest partial image of each running job.
     pub partials: HashMap<Id, (u32, Bytes)>,
 }
 
 /// Cached preview renders kept.
 pub const PREVIEW_CACHE: usize = 8;
+/// Cached gallery cells kept (small pictures: a screenful or two).
+pub const CELL_CACHE: usize = 64;
 
 impl PreviewState {
     pub fn get(&self, key: &PreviewKey) -> Option<&Rendered> {
-        self.cache.iter().find(|(k, _)| k == key).map(|(_, r)| r)
+        self.cache
+            .iter()
+            .chain(&self.cells)
+            .find(|(k, _)| k == key)
+            .map(|(_, r)| r)
     }
 
     pub fn insert(&mut self, key: PreviewKey, r: Rendered) {
-        self.cache.retain(|(k, _)| *k != key);
-        self.cache.push((key, r));
-        if self.cache.len() > PREVIEW_CACHE {
-            self.cache.remove(0);
+        // Gallery cells have a cache of their own: a screenful of small pictures must not push
+        // out the large previews (nor the other way round).
+        let (cache, cap) = if matches!(key.source, PreviewSource::Thumb { .. }) {
+            (&mut self.cells, CELL_CACHE)
+        } else {
+            (&mut self.cache, PREVIEW_CACHE)
+        };
+        cache.retain(|(k, _)| *k != key);
+        cache.push((key, r));
+        if cache.len() > cap {
+            cache.remove(0);
         }
     }
 }
@@ -294,6 +311,8 @@ pub struct Model {
     pub marked: Vec<Marked>,
     /// The compare screen, when it is open.
     pub compare: Option<Compared>,
+    /// The history is shown as a grid of thumbnails on the whole screen.
+    pub gallery: bool,
     /// Where relative image paths are resolved.
     pub data_dir: std::path::PathBuf,
 }
@@ -342,11 +361,17 @@ impl Model {
             jobs_outlive: false,
             marked: Vec::new(),
             compare: None,
+            gallery: false,
             data_dir: std::path::PathBuf::new(),
         }
     }
 
     /// Where each pane goes now.
+    /// The gallery is on screen: chosen, with the history focused and no compare open.
+    pub fn gallery_shown(&self) -> bool {
+        self.gallery && self.focus == Pane::History && self.compare.is_none()
+    }
+
     pub fn areas(&self) -> layout::Areas {
         layout::compute_for(self.width, self.height, self.zoom)
     }

@@ -71,6 +71,8 @@ pub enum PreviewSource {
     File(PathBuf),
     /// The newest partial image of a running job.
     Partial { id: Id, index: u32 },
+    /// An image file drawn small (the gallery): its cached thumbnail, named by its hash.
+    Thumb { path: PathBuf, sha256: String },
 }
 
 /// Work for the runtime: the only way `update` causes I/O.

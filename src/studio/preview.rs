@@ -121,6 +121,20 @@ impl Renderer {
         self.render_image(picker, img, cols, rows)
     }
 
+    /// Render a picture already decoded (a cached thumbnail).
+    pub fn render_decoded(
+        &self,
+        img: DynamicImage,
+        cols: u16,
+        rows: u16,
+    ) -> Result<Rendered, String> {
+        let picker = self
+            .picker
+            .as_ref()
+            .ok_or("previews are off (EASEL_GRAPHICS=none)")?;
+        self.render_image(picker, img, cols, rows)
+    }
+
     fn render_image(
         &self,
         picker: &Picker,

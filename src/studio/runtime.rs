@@ -291,7 +291,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         notify: settings.file.ui.notify,
         store: store.clone(),
         history_tx: spawn_history_worker(store.clone(), tx.clone()),
-        preview_tx: spawn_preview_worker(renderer, tx.clone()),
+        preview_tx: spawn_preview_worker(renderer, settings.thumbs(), tx.clone()),
         scheduler: scheduler.clone(),
         tx: tx.clone(),
     };
@@ -830,8 +830,13 @@ fn spawn_history_worker(
 }
 
 /// Previews on a worker thread: only the newest request matters ("single latest job").
+/// The thumbnails' size in pixels (the longer side): a gallery cell is about 24×20 pixels per
+/// 10 columns in most fonts, so this is sharp up to cells of about 25 columns at kitty's sizes.
+const THUMB_PX: u32 = 256;
+
 fn spawn_preview_worker(
     renderer: Renderer,
+    thumbs: crate::thumbs::Thumbs,
     tx: UnboundedSender<Msg>,
 ) -> tokio::sync::watch::Sender<Option<PreviewRequest>> {
     let (req_tx, mut req_rx) = tokio::sync::watch::channel::<Option<PreviewRequest>>(None);
@@ -842,13 +847,26 @@ fn spawn_preview_worker(
             };
             let renderer = renderer.clone();
             let key = req.key.clone();
+            let thumbs = thumbs.clone();
             let result = tokio::task::spawn_blocking(move || {
+                // Gallery cells draw from the thumbnail cache: made once, small to decode.
+                if let PreviewSource::Thumb { path, sha256 } = &req.key.source {
+                    let img = thumbs.get(path, sha256, THUMB_PX)?;
+                    return renderer.render_decoded(
+                        image::DynamicImage::ImageRgba8(img),
+                        req.key.cols,
+                        req.key.rows,
+                    );
+                }
                 let bytes = match (&req.key.source, req.bytes) {
                     (_, Some(b)) => b.to_vec(),
                     (PreviewSource::File(path), None) => std::fs::read(path)
                         .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
                     (PreviewSource::Partial { .. }, None) => {
                         return Err("the partial image is gone".to_string());
+                    }
+                    (PreviewSource::Thumb { .. }, None) => {
+                        return Err("a thumbnail has no bytes of its own".to_string());
                     }
                 };
                 renderer.render(&bytes, req.key.cols, req.key.rows)

@@ -82,7 +82,14 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             m.preview.insert(key, *rendered);
         }
         Msg::PreviewFailed(key, why) => {
-            m.preview.error = Some((key, why));
+            if matches!(key.source, PreviewSource::Thumb { .. }) {
+                m.preview.failed_cells.push((key, why));
+                if m.preview.failed_cells.len() > super::model::CELL_CACHE {
+                    m.preview.failed_cells.remove(0);
+                }
+            } else {
+                m.preview.error = Some((key, why));
+            }
         }
         Msg::EditorClosed(text) => {
             set_editor_text(m, text.trim_end_matches('\n'));
@@ -243,6 +250,26 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
 fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) {
     use crossterm::event::{MouseButton, MouseEventKind};
     let at = ratatui::layout::Position::new(me.column, me.row);
+    // The gallery: a click picks the cell under it, the wheel moves a row.
+    if m.gallery_shown() && m.overlay.is_none() {
+        let cols = super::gallery::geometry(m.width, m.height).cols;
+        let cols = i64::try_from(cols).unwrap_or(1);
+        match me.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                let hit = super::gallery::cells(m)
+                    .into_iter()
+                    .find(|c| c.picture.contains(at) || c.caption.contains(at));
+                if let Some(cell) = hit {
+                    let delta = cell.pos as i64 - m.history.selected as i64;
+                    move_history(m, delta, fx);
+                }
+            }
+            MouseEventKind::ScrollDown => move_history(m, cols, fx),
+            MouseEventKind::ScrollUp => move_history(m, -cols, fx),
+            _ => {}
+        }
+        return;
+    }
     let a = m.areas();
     let pane = [
         (Pane::Editor, a.editor),
@@ -530,10 +557,20 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         | Action::PageDown
         | Action::Top
         | Action::Bottom => {
-            let page = i64::from(layout::inner(m.areas().history).height.max(1));
+            let page = if m.gallery_shown() {
+                i64::try_from(super::gallery::visible(m.width, m.height)).unwrap_or(1)
+            } else {
+                i64::from(layout::inner(m.areas().history).height.max(1))
+            };
+            // In the gallery, up and down move a row of the grid.
+            let row = if m.gallery_shown() && m.focus == Pane::History {
+                i64::try_from(super::gallery::geometry(m.width, m.height).cols).unwrap_or(1)
+            } else {
+                1
+            };
             let delta: i64 = match action {
-                Action::Up => -1,
-                Action::Down => 1,
+                Action::Up => -row,
+                Action::Down => row,
                 Action::PageUp => -page,
                 Action::PageDown => page,
                 Action::Top => i64::MIN / 2,
@@ -740,6 +777,16 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::Mark => mark(m),
+        Action::Gallery => {
+            m.gallery = !m.gallery;
+            m.focus = Pane::History;
+            clamp_scroll(m);
+            load_visible(m, fx);
+        }
+        Action::Left | Action::Right if m.gallery_shown() => {
+            move_history(m, if action == Action::Left { -1 } else { 1 }, fx);
+        }
+        Action::Left | Action::Right => {}
         Action::CompareMarked => open_compare(m),
         // Compare-screen actions do nothing elsewhere.
         Action::Blink
@@ -1248,10 +1295,19 @@ fn move_history(m: &mut Model, delta: i64, fx: &mut Vec<Effect>) {
 }
 
 fn visible_rows(m: &Model) -> usize {
+    if m.gallery_shown() {
+        return super::gallery::visible(m.width, m.height).max(1);
+    }
     usize::from(layout::inner(m.areas().history).height.max(1))
 }
 
 fn clamp_scroll(m: &mut Model) {
+    if m.gallery_shown() {
+        let g = super::gallery::geometry(m.width, m.height);
+        let h = &mut m.history;
+        h.scroll = super::gallery::scroll_for(h.selected, h.scroll, g.cols, g.rows, h.total);
+        return;
+    }
     let rows = visible_rows(m);
     let h = &mut m.history;
     if h.selected < h.scroll {
@@ -1327,6 +1383,14 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
             .find(|k| {
                 m.preview.get(k).is_none() && !m.preview.error.as_ref().is_some_and(|(e, _)| e == k)
             }),
+        // The gallery's visible cells, the selected one first.
+        None if m.gallery_shown() => {
+            let mut cells = super::gallery::cells(m);
+            cells.sort_by_key(|c| c.pos != m.history.selected);
+            cells.into_iter().filter_map(|c| c.key).find(|k| {
+                m.preview.get(k).is_none() && !m.preview.failed_cells.iter().any(|(f, _)| f == k)
+            })
+        }
         None => preview_key(m),
     };
     let Some(key) = key else { return };
@@ -1338,7 +1402,7 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
     }
     let bytes = match &key.source {
         PreviewSource::Partial { id, .. } => m.preview.partials.get(id).map(|(_, b)| b.clone()),
-        PreviewSource::File(_) => None,
+        PreviewSource::File(_) | PreviewSource::Thumb { .. } => None,
     };
     m.preview.requested = Some(key.clone());
     fx.push(Effect::RenderPreview { key, bytes });

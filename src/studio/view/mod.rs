@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod editor;
+pub mod gallery;
 pub mod history;
 pub mod overlay;
 pub mod params;
@@ -39,6 +40,16 @@ pub fn view(m: &Model, f: &mut Frame) {
     // The compare screen takes the whole screen but the status line.
     if let Some(c) = &m.compare {
         compare::draw(m, c, f, area);
+        status::draw(m, f, a.status);
+        overlay::draw(m, f, area);
+        if !m.truecolor {
+            to_256_colours(f.buffer_mut());
+        }
+        return;
+    }
+    // The gallery too, when the history is focused.
+    if m.gallery_shown() {
+        gallery::draw(m, f);
         status::draw(m, f, a.status);
         overlay::draw(m, f, area);
         if !m.truecolor {
