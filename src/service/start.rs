@@ -97,11 +97,80 @@ pub fn spawn(settings: &Settings, socket: &Path) -> Result<std::process::Child, 
     cmd.spawn().map_err(io("starting the easel service"))
 }
 
-/// Connect to the data folder's service, starting it if nothing answers.
+/// Ask an older service (protocol `version`, after an upgrade) whether it is idle and, if so,
+/// to stop, speaking its version's frozen first frame and reading its answers loosely (a
+/// `status` and a `stop` request have this shape in every version that has them). True when it
+/// stopped and let the socket go; false when it is busy (its jobs are left to finish) or did
+/// not understand.
+pub async fn replace_idle_old_service(socket: &Path, version: u32, name: &str) -> bool {
+    use futures_util::{SinkExt, StreamExt};
+    let Ok(stream) = tokio::net::UnixStream::connect(socket).await else {
+        return false;
+    };
+    // Only our own service is asked anything.
+    if !stream.peer_cred().is_ok_and(|c| c.uid() == super::my_uid()) {
+        return false;
+    }
+    let mut conn = tokio_util::codec::Framed::new(stream, super::wire::codec(1 << 24));
+    let mut ask = async |frame: serde_json::Value| -> Option<serde_json::Value> {
+        let bytes = serde_json::to_vec(&frame).ok()?;
+        conn.send(bytes::Bytes::from(bytes)).await.ok()?;
+        // Skip events; the first reply or welcome is the answer.
+        for _ in 0..64 {
+            let got = tokio::time::timeout(Duration::from_secs(3), conn.next())
+                .await
+                .ok()??
+                .ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&got).ok()?;
+            match v["type"].as_str() {
+                Some("event") => continue,
+                _ => return Some(v),
+            }
+        }
+        None
+    };
+    let hello = serde_json::json!({"type": "hello", "protocol": version, "client": name});
+    match ask(hello).await {
+        Some(v) if v["type"] == "welcome" => {}
+        _ => return false,
+    }
+    let status = serde_json::json!({"type": "request", "id": 1, "request": {"op": "status"}});
+    let Some(reply) = ask(status).await else {
+        return false;
+    };
+    let running = reply["reply"]["jobs_running"].as_u64();
+    let queued = reply["reply"]["jobs_queued"].as_u64().unwrap_or(0);
+    if running != Some(0) {
+        return false;
+    }
+    let stop = serde_json::json!({"type": "request", "id": 2, "request": {"op": "stop"}});
+    match ask(stop).await {
+        Some(v) if v["reply"]["kind"] == "stopping" => {}
+        _ => return false,
+    }
+    drop(conn);
+    let until = Instant::now() + Duration::from_secs(10);
+    while socket.exists() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if queued > 0 {
+        // Its queued jobs stay stored: the new service picks them up.
+        eprintln!("easel: replaced the idle older service; its {queued} queued job(s) carry on");
+    }
+    !socket.exists()
+}
+
+/// Connect to the data folder's service, starting it if nothing answers. An idle service of an
+/// older protocol (left running across an upgrade) is stopped and replaced.
 pub async fn connect_or_start(settings: &Settings, name: &str) -> Result<Client, ServiceError> {
     let socket = socket_for(settings)?;
     match Client::connect(&socket, name).await {
         Err(ServiceError::NotRunning { .. }) => {}
+        Err(ServiceError::VersionMismatch { client, service }) if service < client => {
+            if !replace_idle_old_service(&socket, service, name).await {
+                return Err(ServiceError::VersionMismatch { client, service });
+            }
+        }
         other => return other,
     }
     let mut child = spawn(settings, &socket)?;
