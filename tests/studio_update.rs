@@ -2280,6 +2280,7 @@ fn the_studio_state_round_trips() {
     press(&mut m, ch('j'));
     press(&mut m, ch('f'));
     m.history.text = "fox".into();
+    m.gallery = true;
     let saved = easel::studio::state::capture(&m);
     let json = serde_json::to_string(&saved).unwrap();
     let back: easel::studio::state::Saved = serde_json::from_str(&json).unwrap();
@@ -2290,6 +2291,7 @@ fn the_studio_state_round_trips() {
     assert_eq!(fresh.focus, Pane::History);
     assert_eq!(fresh.history.filter, Filter::Starred);
     assert_eq!(fresh.history.text, "fox");
+    assert!(fresh.gallery, "the gallery is remembered");
     // The first page asks where the selected record is.
     assert_eq!(fresh.history.anchor.map(|(i, _)| i), Some(id(2)));
     // Parameters the model would now refuse are not restored.
@@ -2311,6 +2313,7 @@ fn a_restored_selection_is_asked_for_with_the_first_page() {
         filter_model: None,
         search: String::new(),
         selected: Some(id(3)),
+        gallery: false,
     };
     easel::studio::state::restore(&mut m, saved);
     let fx = update(&mut m, Msg::Resize(120, 40));
