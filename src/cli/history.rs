@@ -278,18 +278,22 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
         Ok(store) => run_on(settings, std::sync::Arc::new(store), action, true),
         // A read works without the service where the service cannot run (a read-only mount,
         // a full disk): straight from the store, read-only.
-        Err(e) if reads_only => {
-            eprintln!(
-                "easel: warning: reading without the service: {}",
-                sanitize::line(&e.to_string())
-            );
-            run_in_process(settings, action)
-        }
+        Err(e) if reads_only => match open(&settings.paths.data_dir, true) {
+            Ok(store) => {
+                eprintln!(
+                    "easel: warning: reading without the service: {}",
+                    sanitize::line(&e.to_string())
+                );
+                run_on(settings, std::sync::Arc::new(store), action, false)
+            }
+            // The same cause, said by the store itself (a damaged database names its repair).
+            Err(local) => {
+                super::report(&local.to_string(), None);
+                1
+            }
+        },
         Err(e) => {
-            super::report(
-                &e.to_string(),
-                Some("EASEL_SERVICE=off runs without the service (one easel at a time)"),
-            );
+            super::report(&e.to_string(), crate::service::hint(&e));
             1
         }
     }

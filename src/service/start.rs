@@ -33,16 +33,20 @@ pub fn log_path(data_dir: &Path, socket: &Path) -> PathBuf {
     }
 }
 
-/// The last lines of the log, cleaned, for a message about a service that did not start.
-fn log_tail(log: &Path) -> String {
+/// Why the service with `pid` did not start, from its log: its own last line, without the
+/// timestamp and prefix (the log holds earlier services' lines too).
+fn start_failure(log: &Path, pid: u32) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(3).collect();
-    lines
-        .into_iter()
+    let tag = format!("easel service[{pid}]: ");
+    let line = text
+        .lines()
         .rev()
-        .map(|l| crate::sanitize::line(l).into_owned())
-        .collect::<Vec<_>>()
-        .join(" | ")
+        .find_map(|l| l.split_once(&tag).map(|(_, rest)| rest))
+        .map(|rest| rest.strip_prefix("could not start: ").unwrap_or(rest));
+    match line {
+        Some(why) => crate::sanitize::line(why).into_owned(),
+        None => "it stopped without saying why; `easel service run --foreground` shows it".into(),
+    }
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ServiceError {
@@ -197,14 +201,17 @@ pub async fn connect_or_start(settings: &Settings, name: &str) -> Result<Client,
             if status.code() != Some(3) {
                 return Err(ServiceError::StartFailed {
                     log: log.clone(),
-                    detail: log_tail(&log),
+                    detail: start_failure(&log, child.id()),
                 });
             }
         }
         if Instant::now() > deadline {
             return Err(ServiceError::StartFailed {
                 log: log.clone(),
-                detail: format!("it did not start listening. {}", log_tail(&log)),
+                detail: format!(
+                    "it did not start listening within {} s; `easel service run --foreground` shows why, or EASEL_SERVICE=off runs without it",
+                    START_TIMEOUT.as_secs()
+                ),
             });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
