@@ -2658,3 +2658,437 @@ fn gallery_cells_ask_for_thumbnails_one_at_a_time_selected_first() {
         easel::studio::msg::PreviewSource::Thumb { .. }
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Edits (issue 12): "edit this", the reference strip, the mask editor, lineage
+
+use easel::api::InputImage;
+use easel::store::record::{Parent, ParentRole};
+use easel::studio::mask::{Op, PixRect, Shape};
+use easel::studio::model::MaskBase;
+use easel::studio::msg::InputKind;
+
+fn history_input(n: u128) -> InputImage {
+    InputImage {
+        path: PathBuf::from(format!("/data/easel/images/2025/03/14/{n}.png")),
+        record: Some(id(n).to_string()),
+        index: Some(1),
+    }
+}
+
+/// The idle studio with the history focused on row `row`.
+fn history_at(row: usize) -> Model {
+    let mut m = idle();
+    m.focus = Pane::History;
+    for _ in 0..row {
+        press(&mut m, ch('j'));
+    }
+    m
+}
+
+#[test]
+fn edit_this_puts_the_selected_image_in_the_inputs_and_submits_an_edit() {
+    let mut m = history_at(0);
+    assert!(!m.has_inputs());
+    press(&mut m, ch('E'));
+    assert_eq!(m.params.images, vec![history_input(1)]);
+    assert_eq!(m.focus, Pane::Editor, "the editor takes the focus");
+    assert!(m.current_notice().unwrap().text.contains("editing"));
+    type_text(&mut m, "the same, at night");
+    match press(&mut m, ctrl('s')).as_slice() {
+        [Effect::Submit(s)] => {
+            assert_eq!(s.params.prompt, "the same, at night");
+            assert_eq!(s.params.images, vec![history_input(1)]);
+            assert!(s.params.mask.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    // A failed generation has no image to edit: nothing changes.
+    let mut m = history_at(1);
+    press(&mut m, ch('E'));
+    assert!(m.params.images.is_empty());
+    assert_eq!(m.focus, Pane::History);
+    // Editing another image makes it the first; the old one stays as a reference.
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    press(&mut m, ch('E'));
+    assert_eq!(m.params.images, vec![history_input(4), history_input(1)]);
+}
+
+#[test]
+fn the_strip_is_in_the_tab_order_only_with_inputs() {
+    let mut m = idle();
+    m.focus = Pane::Editor;
+    press(&mut m, plain(KeyCode::Tab));
+    assert_eq!(m.focus, Pane::Params, "no inputs: the strip is skipped");
+    press(&mut m, key(KeyCode::BackTab, KeyModifiers::SHIFT));
+    assert_eq!(m.focus, Pane::Editor);
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    press(&mut m, plain(KeyCode::Tab));
+    assert_eq!(m.focus, Pane::Inputs);
+    assert!(m.areas().inputs.height > 0, "the strip is on screen");
+    press(&mut m, plain(KeyCode::Tab));
+    assert_eq!(m.focus, Pane::Params);
+}
+
+#[test]
+fn references_from_history_reorder_and_remove_in_the_strip() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    // R adds a reference and stays in the history; twice is once.
+    press(&mut m, ch('R'));
+    press(&mut m, ch('R'));
+    assert_eq!(m.focus, Pane::History);
+    assert_eq!(m.params.images, vec![history_input(1), history_input(4)]);
+    m.params.mask = Some(InputImage::file("/tmp/mask.png"));
+    m.focus = Pane::Inputs;
+    // The selection starts on the newest input; H moves it left: it becomes the edited one.
+    assert_eq!(m.input_cursor, 1);
+    press(&mut m, ch('H'));
+    assert_eq!(m.params.images, vec![history_input(4), history_input(1)]);
+    assert_eq!(m.input_cursor, 0);
+    // The mask stays, with a word that it belongs to the first picture.
+    assert!(m.params.mask.is_some());
+    assert!(m.current_notice().unwrap().text.contains("first picture"));
+    // At the left end, H does nothing; L moves it back.
+    press(&mut m, ch('H'));
+    assert_eq!(m.params.images[0], history_input(4));
+    press(&mut m, ch('L'));
+    assert_eq!(m.params.images, vec![history_input(1), history_input(4)]);
+    assert_eq!(m.input_cursor, 1);
+    // h/l move the selection; x removes the selected one.
+    press(&mut m, ch('h'));
+    assert_eq!(m.input_cursor, 0);
+    press(&mut m, ch('l'));
+    press(&mut m, ch('l'));
+    assert_eq!(m.input_cursor, 1);
+    press(&mut m, ch('x'));
+    assert_eq!(m.params.images, vec![history_input(1)]);
+    assert_eq!(m.input_cursor, 0);
+    // The last one goes with the mask (a mask alone cannot be sent), back to the editor.
+    press(&mut m, plain(KeyCode::Delete));
+    assert!(m.params.images.is_empty() && m.params.mask.is_none());
+    assert_eq!(m.focus, Pane::Editor);
+    assert!(!m.has_inputs());
+}
+
+#[test]
+fn references_and_masks_from_typed_paths() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    // Alt-a in the editor opens the path line; typed characters go there, not to the prompt.
+    press(&mut m, key(KeyCode::Char('a'), KeyModifiers::ALT));
+    assert!(m.path_input.is_some());
+    type_text(&mut m, "~/ref\u{1b}.png");
+    assert_eq!(m.prompt(), "");
+    match press(&mut m, plain(KeyCode::Enter)).as_slice() {
+        [Effect::ResolveInput { kind, text }] => {
+            assert_eq!(*kind, InputKind::Reference);
+            assert_eq!(text, "~/ref.png", "unsafe characters are dropped");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(m.path_input.is_none());
+    update(
+        &mut m,
+        Msg::InputResolved(InputKind::Reference, InputImage::file("/home/u/ref.png")),
+    );
+    assert_eq!(m.params.images.len(), 2);
+    assert_eq!(m.params.images[1].path, PathBuf::from("/home/u/ref.png"));
+    // Esc leaves the line without anything.
+    m.focus = Pane::Inputs;
+    press(&mut m, ch('a'));
+    type_text(&mut m, "x");
+    assert!(press(&mut m, plain(KeyCode::Esc)).is_empty());
+    assert!(m.path_input.is_none());
+    assert_eq!(m.params.images.len(), 2);
+    // o types a mask file.
+    press(&mut m, ch('o'));
+    type_text(&mut m, "/tmp/m.png");
+    match press(&mut m, plain(KeyCode::Enter)).as_slice() {
+        [Effect::ResolveInput { kind, text }] => {
+            assert_eq!(*kind, InputKind::Mask);
+            assert_eq!(text, "/tmp/m.png");
+        }
+        other => panic!("{other:?}"),
+    }
+    update(
+        &mut m,
+        Msg::InputResolved(InputKind::Mask, InputImage::file("/tmp/m.png")),
+    );
+    assert_eq!(m.params.mask, Some(InputImage::file("/tmp/m.png")));
+    // X removes the mask only.
+    press(&mut m, ch('X'));
+    assert!(m.params.mask.is_none());
+    assert_eq!(m.params.images.len(), 2);
+}
+
+#[test]
+fn reuse_brings_an_edit_back_with_its_pictures() {
+    let mut m = rich();
+    let mut r = rec(50, "at night", Status::Succeeded);
+    r.params.images = vec![history_input(1), InputImage::file("/p/ref.png")];
+    r.params.mask = Some(InputImage::file("/p/mask.png"));
+    page(&mut m, 0, 1, vec![r]);
+    m.focus = Pane::History;
+    press(&mut m, ch('e'));
+    assert_eq!(m.params.images.len(), 2);
+    assert_eq!(m.params.mask, Some(InputImage::file("/p/mask.png")));
+    assert!(m.strip_shown());
+}
+
+/// The studio with the mask editor open on record 1's image, read as a 1024×1024 picture.
+fn mask_open() -> Model {
+    let mut m = history_at(0);
+    let fx = press(&mut m, ch('M'));
+    let (cols, rows) = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::LoadMaskBase { path, cols, rows } => {
+                assert_eq!(path, &history_input(1).path);
+                Some((*cols, *rows))
+            }
+            _ => None,
+        })
+        .expect("the picture is asked for");
+    assert_eq!(m.params.images, vec![history_input(1)], "M edits this too");
+    let p = easel::studio::mask::place(ratatui::layout::Rect::new(0, 0, cols, rows), 1024, 1024)
+        .unwrap();
+    let base = MaskBase {
+        cols,
+        rows,
+        gw: p.gw,
+        gh: p.gh,
+        dots: vec![[100, 100, 100]; (p.gw * p.gh) as usize],
+    };
+    update(
+        &mut m,
+        Msg::MaskBase {
+            path: history_input(1).path,
+            width: 1024,
+            height: 1024,
+            base,
+        },
+    );
+    m
+}
+
+fn ops(m: &Model) -> Vec<Op> {
+    m.mask_edit.as_ref().unwrap().ops.clone()
+}
+
+fn cursor(m: &Model) -> PixRect {
+    m.mask_edit.as_ref().unwrap().cursor
+}
+
+#[test]
+fn the_mask_editor_adds_subtracts_inverts_and_saves() {
+    let mut m = mask_open();
+    let e = m.mask_edit.as_ref().unwrap();
+    assert_eq!(e.size, Some((1024, 1024)));
+    assert!(e.base.is_some());
+    // The shape starts in the middle, about half the picture.
+    let c = cursor(&m);
+    assert!(
+        c.x0 > 200 && c.x0 < 300 && c.x1 > 700 && c.x1 < 800,
+        "{c:?}"
+    );
+    // Keys are the editor's: q does not quit, it leaves (tested below).
+    press(&mut m, ch(' '));
+    assert_eq!(ops(&m), vec![Op::Add(Shape::Rect, c)]);
+    // l moves the shape right by one dot, keeping its size.
+    press(&mut m, ch('l'));
+    let moved = cursor(&m);
+    assert!(
+        moved.x0 > c.x0 && moved.width().abs_diff(c.width()) <= 1,
+        "{moved:?}"
+    );
+    assert_eq!(moved.y0, c.y0);
+    // L widens, H narrows back; J is taller.
+    press(&mut m, ch('L'));
+    assert!(cursor(&m).width() > moved.width());
+    press(&mut m, ch('H'));
+    assert_eq!(cursor(&m), moved);
+    press(&mut m, ch('J'));
+    assert!(cursor(&m).height() > moved.height());
+    press(&mut m, ch('K'));
+    // s switches to an ellipse, - subtracts it, i inverts.
+    press(&mut m, ch('s'));
+    press(&mut m, ch('-'));
+    press(&mut m, ch('i'));
+    assert_eq!(
+        ops(&m),
+        vec![
+            Op::Add(Shape::Rect, c),
+            Op::Subtract(Shape::Ellipse, moved),
+            Op::Invert
+        ]
+    );
+    // u undoes the last step; c clears.
+    press(&mut m, ch('u'));
+    assert_eq!(ops(&m).len(), 2);
+    press(&mut m, ch('c'));
+    assert!(ops(&m).is_empty());
+    // Nothing selected: Enter says so and saves nothing.
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SaveMask { .. })));
+    assert!(m.mask_edit.is_some());
+    assert!(m.current_notice().unwrap().error);
+    // Add, save: the mask is built at the picture's size into the data folder's masks/.
+    press(&mut m, ch('a'));
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    match fx.as_slice() {
+        [
+            Effect::SaveMask {
+                width,
+                height,
+                ops,
+                dir,
+            },
+            ..,
+        ] => {
+            assert_eq!((*width, *height), (1024, 1024));
+            assert_eq!(ops, &vec![Op::Add(Shape::Ellipse, moved)]);
+            assert_eq!(dir, &PathBuf::from("/data/easel/masks"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(m.mask_edit.is_none());
+    update(
+        &mut m,
+        Msg::MaskSaved(PathBuf::from("/data/easel/masks/mask-x.png")),
+    );
+    assert_eq!(
+        m.params.mask,
+        Some(InputImage::file("/data/easel/masks/mask-x.png"))
+    );
+    assert!(
+        m.current_notice()
+            .unwrap()
+            .text
+            .contains("masks/mask-x.png")
+    );
+    // Opened again on the same picture, the selection goes on from where it was.
+    m.focus = Pane::Inputs;
+    press(&mut m, ch('m'));
+    assert_eq!(ops(&m), vec![Op::Add(Shape::Ellipse, moved)]);
+    // Esc (or q) leaves without saving.
+    press(&mut m, ch('i'));
+    let fx = press(&mut m, ch('q'));
+    assert!(
+        fx.iter()
+            .all(|e| !matches!(e, Effect::SaveMask { .. } | Effect::Quit))
+    );
+    assert!(m.mask_edit.is_none() && !m.quitting);
+}
+
+#[test]
+fn the_mask_editor_needs_a_picture_and_follows_resizes() {
+    // No inputs: m in the strip says what to do.
+    let mut m = idle();
+    m.focus = Pane::Inputs;
+    press(&mut m, ch('m'));
+    assert!(m.mask_edit.is_none());
+    assert!(
+        m.current_notice()
+            .unwrap()
+            .text
+            .contains("E on a history image")
+    );
+    // A resize asks for the picture again at the new size, once.
+    let mut m = mask_open();
+    let fx = update(&mut m, Msg::Resize(120, 40));
+    let asked: Vec<_> = fx
+        .iter()
+        .filter(|e| matches!(e, Effect::LoadMaskBase { .. }))
+        .collect();
+    assert_eq!(asked.len(), 1, "{fx:?}");
+    assert!(update(&mut m, Msg::Tick(t0())).is_empty());
+    // A picture that cannot be read says why.
+    update(
+        &mut m,
+        Msg::MaskBaseFailed(history_input(1).path, "cannot open it".into()),
+    );
+    assert_eq!(
+        m.mask_edit.as_ref().unwrap().error.as_deref(),
+        Some("cannot open it")
+    );
+    // Ctrl-C still quits.
+    press(&mut m, ctrl('c'));
+    assert!(m.quitting);
+}
+
+#[test]
+fn a_mouse_drag_in_the_mask_editor_adds_its_rectangle() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mut m = mask_open();
+    let p = easel::studio::update::mask_placement(&m).unwrap();
+    let cells = p.cells();
+    let mouse = |kind, column, row| {
+        Msg::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let (x, y) = (cells.x + 2, cells.y + 1);
+    update(&mut m, mouse(MouseEventKind::Down(MouseButton::Left), x, y));
+    update(
+        &mut m,
+        mouse(MouseEventKind::Drag(MouseButton::Left), x + 5, y + 3),
+    );
+    update(
+        &mut m,
+        mouse(MouseEventKind::Up(MouseButton::Left), x + 5, y + 3),
+    );
+    // Cells 2..=7 across, rows 1..=4 down: dots 2..8 and 2..10.
+    let want = p.dots_to_pixels(2, 2, 8, 10);
+    assert_eq!(ops(&m), vec![Op::Add(Shape::Rect, want)]);
+    // The right button takes out.
+    update(
+        &mut m,
+        mouse(MouseEventKind::Down(MouseButton::Right), x, y),
+    );
+    update(&mut m, mouse(MouseEventKind::Up(MouseButton::Right), x, y));
+    assert!(matches!(ops(&m).last(), Some(Op::Subtract(..))));
+}
+
+#[test]
+fn details_show_the_lineage_and_p_jumps_to_the_parent() {
+    let mut m = idle();
+    let mut child = rec(7, "at night", Status::Succeeded);
+    child.parents = vec![Parent {
+        id: id(1),
+        role: ParentRole::Edited,
+    }];
+    page(&mut m, 0, 1, vec![child]);
+    m.focus = Pane::History;
+    // A search that might hide the parent is cleared.
+    m.history.text = "night".into();
+    press(&mut m, plain(KeyCode::Enter));
+    assert!(matches!(m.overlay, Some(Overlay::Details(_))));
+    let fx = press(&mut m, ch('P'));
+    assert!(m.overlay.is_none());
+    assert!(m.history.text.is_empty());
+    assert_eq!(m.history.selected_id, Some(id(1)));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(1))),
+        "{fx:?}"
+    );
+    assert!(m.current_notice().unwrap().text.contains("edited"));
+    // A record without parents says so.
+    let mut m = history_at(0);
+    assert!(
+        press(&mut m, ch('P'))
+            .iter()
+            .all(|e| !matches!(e, Effect::LoadHistory { .. }))
+    );
+    assert!(m.current_notice().unwrap().text.contains("no parent"));
+}

@@ -72,6 +72,7 @@ pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
     for c in [
         Context::Global,
         Context::Editor,
+        Context::Inputs,
         Context::Params,
         Context::Queue,
         Context::History,
@@ -104,6 +105,10 @@ pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
         (Context::Popup, "popups (help, details)"),
         (Context::Confirm, "confirmations"),
         (Context::Compare, "compare (c in the history)"),
+        (
+            Context::Mask,
+            "mask editor (m in the inputs, M in the history)",
+        ),
     ] {
         let mut s = bound(keymap, context);
         s.title = title.into();

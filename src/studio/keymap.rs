@@ -25,6 +25,10 @@ pub enum Context {
     Confirm,
     /// The compare screen (2–4 images side by side, or blink).
     Compare,
+    /// The reference strip: the edit's input pictures.
+    Inputs,
+    /// The mask editor (a selection painted over the first input picture).
+    Mask,
 }
 
 /// Everything a key can do.
@@ -104,6 +108,35 @@ pub enum Action {
     PrevCompared,
     Reject,
     CloseCompare,
+    // Edits (issue 12)
+    /// Make the selected history image the picture the next prompt edits.
+    EditThis,
+    /// Add the selected history image as a reference picture.
+    AddReference,
+    /// Type a path (or a history id) of a reference picture to add.
+    AddFile,
+    /// Jump to the record's parent (lineage).
+    JumpParent,
+    MoveLeft,
+    MoveRight,
+    RemoveInput,
+    /// Open the mask editor on the first input picture.
+    PaintMask,
+    /// Type the path of a mask file to use.
+    LoadMask,
+    RemoveMask,
+    // The mask editor
+    Narrower,
+    Wider,
+    Shorter,
+    Taller,
+    MaskShape,
+    MaskAdd,
+    MaskSubtract,
+    MaskInvert,
+    MaskClear,
+    MaskSave,
+    MaskLeave,
 }
 
 impl Action {
@@ -172,6 +205,27 @@ impl Action {
             Action::PrevCompared => "previous image (blink)",
             Action::Reject => "reject the shown image: to the trash (u undoes)",
             Action::CloseCompare => "back to the list",
+            Action::EditThis => "edit this image: it becomes the picture the prompt edits",
+            Action::AddReference => "add this image as a reference picture of the edit",
+            Action::AddFile => "add a reference picture: type its path (or a history id[:N])",
+            Action::JumpParent => "go to the parent (lineage)",
+            Action::MoveLeft => "move the picture left (the first is the one edited)",
+            Action::MoveRight => "move the picture right",
+            Action::RemoveInput => "remove the picture from the edit",
+            Action::PaintMask => "paint a mask over the first picture",
+            Action::LoadMask => "use a mask file: type its path",
+            Action::RemoveMask => "remove the mask",
+            Action::Narrower => "narrower",
+            Action::Wider => "wider",
+            Action::Shorter => "shorter",
+            Action::Taller => "taller",
+            Action::MaskShape => "rectangle ⇄ ellipse",
+            Action::MaskAdd => "add the shape to the area to edit",
+            Action::MaskSubtract => "take the shape out of the area",
+            Action::MaskInvert => "invert the area",
+            Action::MaskClear => "clear the area",
+            Action::MaskSave => "save the mask and use it",
+            Action::MaskLeave => "leave without saving",
         }
     }
 }
@@ -436,6 +490,49 @@ impl Default for Keymap {
             (History, ch('l'), Right),
             (History, k(KeyCode::Right), Right),
             (History, ch('c'), CompareMarked),
+            (History, ch('E'), EditThis),
+            (History, ch('R'), AddReference),
+            (History, ch('M'), PaintMask),
+            (History, ch('P'), JumpParent),
+            (Editor, Key::new(KeyCode::Char('a'), A), AddFile),
+            (Inputs, ch('h'), Left),
+            (Inputs, k(KeyCode::Left), Left),
+            (Inputs, ch('l'), Right),
+            (Inputs, k(KeyCode::Right), Right),
+            (Inputs, ch('H'), MoveLeft),
+            (Inputs, ch('L'), MoveRight),
+            (Inputs, ch('x'), RemoveInput),
+            (Inputs, k(KeyCode::Delete), RemoveInput),
+            (Inputs, ch('a'), AddFile),
+            (Inputs, ch('m'), PaintMask),
+            (Inputs, ch('o'), LoadMask),
+            (Inputs, ch('X'), RemoveMask),
+            (Inputs, k(KeyCode::Esc), FocusEditor),
+            (Mask, ch('h'), Left),
+            (Mask, k(KeyCode::Left), Left),
+            (Mask, ch('l'), Right),
+            (Mask, k(KeyCode::Right), Right),
+            (Mask, ch('k'), Up),
+            (Mask, k(KeyCode::Up), Up),
+            (Mask, ch('j'), Down),
+            (Mask, k(KeyCode::Down), Down),
+            (Mask, ch('H'), Narrower),
+            (Mask, ch('L'), Wider),
+            (Mask, ch('K'), Shorter),
+            (Mask, ch('J'), Taller),
+            (Mask, ch('s'), MaskShape),
+            (Mask, k(KeyCode::Tab), MaskShape),
+            (Mask, ch(' '), MaskAdd),
+            (Mask, ch('a'), MaskAdd),
+            (Mask, ch('-'), MaskSubtract),
+            (Mask, ch('d'), MaskSubtract),
+            (Mask, ch('i'), MaskInvert),
+            (Mask, ch('c'), MaskClear),
+            (Mask, ch('u'), Undo),
+            (Mask, k(KeyCode::Enter), MaskSave),
+            (Mask, k(KeyCode::Esc), MaskLeave),
+            (Mask, ch('q'), MaskLeave),
+            (Mask, ch('?'), Help),
             (Compare, ch('b'), Blink),
             (Compare, ch(' '), NextCompared),
             (Compare, ch('l'), NextCompared),
@@ -467,6 +564,7 @@ impl Default for Keymap {
             (Popup, ch(' '), PageDown),
             (Popup, ch('g'), Top),
             (Popup, k(KeyCode::Home), Top),
+            (Popup, ch('P'), JumpParent),
             (Confirm, ch('y'), Yes),
             (Confirm, ch('Y'), Yes),
             (Confirm, k(KeyCode::Enter), Yes),
@@ -568,6 +666,8 @@ pub fn context_name(c: Context) -> &'static str {
         Context::Popup => "popup",
         Context::Confirm => "confirm",
         Context::Compare => "compare",
+        Context::Inputs => "inputs",
+        Context::Mask => "mask",
     }
 }
 

@@ -2,7 +2,8 @@
 
 use super::keymap::{Context, Keymap};
 use super::layout;
-use super::msg::{PreviewKey, PreviewSource};
+use super::mask::{Op, PixRect, Shape};
+use super::msg::{InputKind, PreviewKey, PreviewSource};
 use super::preview::Rendered;
 use crate::api::{GenerationParams, ProviderRules};
 use crate::catalog::Catalog;
@@ -11,23 +12,34 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ratatui_textarea::TextArea;
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The panes, in Tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
     Editor,
+    /// The input pictures of an edit (the reference strip under the editor): in the Tab order
+    /// only while there are some.
+    Inputs,
     Params,
     Queue,
     History,
 }
 
 impl Pane {
-    pub const ORDER: [Pane; 4] = [Pane::Editor, Pane::Params, Pane::Queue, Pane::History];
+    pub const ORDER: [Pane; 5] = [
+        Pane::Editor,
+        Pane::Inputs,
+        Pane::Params,
+        Pane::Queue,
+        Pane::History,
+    ];
 
     pub fn context(self) -> Context {
         match self {
             Pane::Editor => Context::Editor,
+            Pane::Inputs => Context::Inputs,
             Pane::Params => Context::Params,
             Pane::Queue => Context::Queue,
             Pane::History => Context::History,
@@ -315,6 +327,74 @@ pub struct Model {
     pub gallery: bool,
     /// Where relative image paths are resolved.
     pub data_dir: std::path::PathBuf,
+    /// The input picture selected in the reference strip.
+    pub input_cursor: usize,
+    /// A path (or history id) being typed: a reference to add, or a mask file to load.
+    pub path_input: Option<PathInput>,
+    /// The mask editor, when it is open.
+    pub mask_edit: Option<MaskEdit>,
+    /// The selection the last mask was painted from, and on which picture: opening the editor
+    /// on that picture again goes on from it.
+    pub painted: Option<(PathBuf, Vec<Op>)>,
+}
+
+/// A path being typed in the reference strip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathInput {
+    pub kind: InputKind,
+    pub text: String,
+}
+
+/// The mask editor: a selection over the first input picture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskEdit {
+    /// The picture painted on.
+    pub path: PathBuf,
+    /// Its size in pixels, once it is read.
+    pub size: Option<(u32, u32)>,
+    /// The picture shrunk to the dots of its placement, for the area it was asked for.
+    pub base: Option<MaskBase>,
+    /// The area (columns, rows) a base was asked for, so it is asked once.
+    pub requested: Option<(u16, u16)>,
+    pub shape: Shape,
+    /// The shape being placed, in picture pixels.
+    pub cursor: PixRect,
+    pub ops: Vec<Op>,
+    /// A mouse drag: where it started (picture pixels), and whether it subtracts.
+    pub drag: Option<(u32, u32, bool)>,
+    /// Why the picture cannot be shown, when it cannot.
+    pub error: Option<String>,
+}
+
+/// A picture shrunk to `gw` × `gh` dots (RGB, row by row) for an area of `cols` × `rows` cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskBase {
+    pub cols: u16,
+    pub rows: u16,
+    pub gw: u32,
+    pub gh: u32,
+    pub dots: Vec<[u8; 3]>,
+}
+
+impl MaskEdit {
+    pub fn new(path: PathBuf, ops: Vec<Op>) -> MaskEdit {
+        MaskEdit {
+            path,
+            size: None,
+            base: None,
+            requested: None,
+            shape: Shape::Rect,
+            cursor: PixRect {
+                x0: 0,
+                y0: 0,
+                x1: 0,
+                y1: 0,
+            },
+            ops,
+            drag: None,
+            error: None,
+        }
+    }
 }
 
 impl Model {
@@ -363,6 +443,10 @@ impl Model {
             compare: None,
             gallery: false,
             data_dir: std::path::PathBuf::new(),
+            input_cursor: 0,
+            path_input: None,
+            mask_edit: None,
+            painted: None,
         }
     }
 
@@ -373,7 +457,17 @@ impl Model {
     }
 
     pub fn areas(&self) -> layout::Areas {
-        layout::compute_for(self.width, self.height, self.zoom)
+        layout::compute_with(self.width, self.height, self.zoom, self.strip_shown())
+    }
+
+    /// The reference strip is on screen: there are inputs, or a path is being typed for one.
+    pub fn strip_shown(&self) -> bool {
+        self.has_inputs() || self.path_input.is_some()
+    }
+
+    /// The prompt has input pictures (or a mask): the next submit is an edit.
+    pub fn has_inputs(&self) -> bool {
+        !self.params.images.is_empty() || self.params.mask.is_some()
     }
 
     pub fn prompt(&self) -> String {
@@ -409,7 +503,7 @@ pub fn preview_key(m: &Model) -> Option<PreviewKey> {
     };
     let source = match m.focus {
         Pane::Queue => m.queue.selected_job().and_then(|j| partial_of(j.record.id)),
-        Pane::Editor | Pane::Params => m
+        Pane::Editor | Pane::Inputs | Pane::Params => m
             .queue
             .jobs
             .iter()

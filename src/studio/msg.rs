@@ -45,6 +45,26 @@ pub enum Msg {
     Problem(String),
     /// Something worth saying that is not a failure (which provider is used, say).
     Notice(String),
+    /// A typed path or history id turned into a picture (a reference to add, a mask to use).
+    InputResolved(InputKind, crate::api::InputImage),
+    /// The mask editor's picture, read: its size and its dots for an area of cells.
+    MaskBase {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        base: crate::studio::model::MaskBase,
+    },
+    /// The mask editor's picture could not be read.
+    MaskBaseFailed(PathBuf, String),
+    /// A painted mask was written to this file.
+    MaskSaved(PathBuf),
+}
+
+/// What a typed path is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Reference,
+    Mask,
 }
 
 /// The results of store operations the studio asked for.
@@ -120,5 +140,25 @@ pub enum Effect {
     Suspend,
     /// Read the queue again (after the service restarted or events were missed).
     LoadQueue,
+    /// Turn what was typed (a path, `~/…`, or a history id with an optional `:N`) into an input
+    /// picture: answered with `InputResolved` or a `Problem`.
+    ResolveInput {
+        kind: InputKind,
+        text: String,
+    },
+    /// Read the mask editor's picture and shrink it to the dots of an area of cells.
+    LoadMaskBase {
+        path: PathBuf,
+        cols: u16,
+        rows: u16,
+    },
+    /// Build the mask PNG at the picture's size and write it, private, into `dir`: answered
+    /// with `MaskSaved`.
+    SaveMask {
+        width: u32,
+        height: u32,
+        ops: Vec<crate::studio::mask::Op>,
+        dir: PathBuf,
+    },
     Quit,
 }

@@ -115,6 +115,8 @@ struct Edges {
     tx: UnboundedSender<Msg>,
     history_tx: UnboundedSender<HistoryRequest>,
     preview_tx: tokio::sync::watch::Sender<Option<PreviewRequest>>,
+    /// Where history images (and painted masks) live.
+    data_dir: std::path::PathBuf,
 }
 
 struct HistoryRequest {
@@ -294,6 +296,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         preview_tx: spawn_preview_worker(renderer, settings.thumbs(), tx.clone()),
         scheduler: scheduler.clone(),
         tx: tx.clone(),
+        data_dir: data_dir.clone(),
     };
     // The queue as stored (jobs resumed from an earlier run), and the search index, off the loop.
     {
@@ -669,9 +672,148 @@ async fn run_effect(
                     .map_err(|e| e.to_string())
             });
         }
+        Effect::ResolveInput { kind, text } => {
+            let (store, data_dir) = (edges.store.clone(), edges.data_dir.clone());
+            tokio::task::spawn_blocking(move || {
+                let msg = match resolve_input(store.as_ref(), &data_dir, &text) {
+                    Ok(input) => Msg::InputResolved(kind, input),
+                    Err(e) => Msg::Problem(e),
+                };
+                let _ = tx.send(msg);
+            });
+        }
+        Effect::LoadMaskBase { path, cols, rows } => {
+            tokio::task::spawn_blocking(move || {
+                let msg = match mask_base(&path, cols, rows) {
+                    Ok((width, height, base)) => Msg::MaskBase {
+                        path,
+                        width,
+                        height,
+                        base,
+                    },
+                    Err(e) => Msg::MaskBaseFailed(path, e),
+                };
+                let _ = tx.send(msg);
+            });
+        }
+        Effect::SaveMask {
+            width,
+            height,
+            ops,
+            dir,
+        } => {
+            tokio::task::spawn_blocking(move || {
+                let msg = match save_mask(width, height, &ops, &dir) {
+                    Ok(path) => Msg::MaskSaved(path),
+                    Err(e) => Msg::Problem(e),
+                };
+                let _ = tx.send(msg);
+            });
+        }
         Effect::Quit => return Flow::Quit,
     }
     Flow::Continue
+}
+
+/// A typed input picture: `~/…` and relative paths made absolute (a queued job may run from
+/// another folder), or a history id (prefix) with an optional `:N`.
+fn resolve_input(
+    store: &dyn HistoryStore,
+    data_dir: &std::path::Path,
+    text: &str,
+) -> Result<crate::api::InputImage, String> {
+    use crate::cli::inputs::{Reference, parse_reference};
+    let shown = crate::sanitize::line(text).into_owned();
+    let expanded = match (text.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::PathBuf::from(home)
+            .join(rest)
+            .to_string_lossy()
+            .into_owned(),
+        _ => text.to_string(),
+    };
+    match parse_reference(&expanded)? {
+        Reference::File(path) => {
+            if std::fs::symlink_metadata(&path).is_err() {
+                return Err(format!("{shown}: no such file, and no history id"));
+            }
+            let path = std::path::absolute(&path).unwrap_or(path);
+            Ok(crate::api::InputImage::file(path))
+        }
+        Reference::Record { id, index } => {
+            let found = store
+                .resolve(&id)
+                .map_err(|e| format!("{shown}: no such file, and {e}"))?;
+            let record = store
+                .get(found)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{shown}: that record is gone from history"))?;
+            let saved = record.outputs.get(index as usize - 1).ok_or_else(|| {
+                format!(
+                    "record {} has {} image(s), not {index}",
+                    record.id.short(),
+                    record.outputs.len()
+                )
+            })?;
+            let files = crate::store::ImageFiles::new(data_dir, None);
+            Ok(crate::api::InputImage {
+                path: files.resolve(&saved.path),
+                record: Some(record.id.to_string()),
+                index: Some(index),
+            })
+        }
+    }
+}
+
+/// The mask editor's picture: its size, and its dots for an area of `cols` × `rows` cells.
+fn mask_base(
+    path: &std::path::Path,
+    cols: u16,
+    rows: u16,
+) -> Result<(u32, u32, super::model::MaskBase), String> {
+    let img = crate::picture::load(path)?;
+    let (width, height) = (img.width(), img.height());
+    let area = ratatui::layout::Rect::new(0, 0, cols, rows);
+    let p = super::mask::place(area, width, height)
+        .ok_or_else(|| "the picture has no pixels".to_string())?;
+    let small = img
+        .resize_exact(p.gw, p.gh, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let dots = small.pixels().map(|px| px.0).collect();
+    Ok((
+        width,
+        height,
+        super::model::MaskBase {
+            cols,
+            rows,
+            gw: p.gw,
+            gh: p.gh,
+            dots,
+        },
+    ))
+}
+
+/// Write a painted mask into `dir` under a new private name (mode 0600).
+fn save_mask(
+    width: u32,
+    height: u32,
+    ops: &[super::mask::Op],
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, String> {
+    let bytes = super::mask::png(width, height, ops)?;
+    let shown = crate::sanitize::line(&dir.display().to_string()).into_owned();
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {shown}: {e}"))?;
+    let mut file = tempfile::Builder::new()
+        .prefix("mask-")
+        .suffix(".png")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot write a mask in {shown}: {e}"))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|e| format!("cannot write the mask: {e}"))?;
+    let (_, path) = file
+        .keep()
+        .map_err(|e| format!("cannot keep the mask: {e}"))?;
+    Ok(path)
 }
 
 /// Leave the studio's screen, run `f` with a normal terminal, and come back with a full redraw.

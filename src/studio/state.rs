@@ -35,7 +35,7 @@ pub struct Saved {
 
 fn pane_name(p: Pane) -> &'static str {
     match p {
-        Pane::Editor => "editor",
+        Pane::Editor | Pane::Inputs => "editor",
         Pane::Params => "params",
         Pane::Queue => "queue",
         Pane::History => "history",

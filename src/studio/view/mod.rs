@@ -4,6 +4,8 @@ pub mod compare;
 pub mod editor;
 pub mod gallery;
 pub mod history;
+pub mod inputs;
+pub mod mask;
 pub mod overlay;
 pub mod params;
 pub mod preview;
@@ -22,7 +24,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 /// Draw the whole screen.
 pub fn view(m: &Model, f: &mut Frame) {
     let area = f.area();
-    let a = layout::compute_for(area.width, area.height, m.zoom);
+    let a = layout::compute_with(area.width, area.height, m.zoom, m.strip_shown());
     if a.too_small {
         let msg = format!(
             "terminal too small: {}x{} (easel needs at least {}x{})",
@@ -35,6 +37,16 @@ pub fn view(m: &Model, f: &mut Frame) {
             Paragraph::new(Line::from(msg)).wrap(Wrap { trim: true }),
             area,
         );
+        return;
+    }
+    // So does the mask editor.
+    if let Some(e) = &m.mask_edit {
+        mask::draw(m, e, f);
+        status::draw(m, f, a.status);
+        overlay::draw(m, f, area);
+        if !m.truecolor {
+            to_256_colours(f.buffer_mut());
+        }
         return;
     }
     // The compare screen takes the whole screen but the status line.
@@ -58,6 +70,9 @@ pub fn view(m: &Model, f: &mut Frame) {
         return;
     }
     editor::draw(m, f, a.editor);
+    if m.strip_shown() {
+        inputs::draw(m, f, a.inputs);
+    }
     params::draw(m, f, a.params, a.compact_params);
     queue::draw(m, f, a.queue);
     history::draw(m, f, a.history);

@@ -1,0 +1,117 @@
+//! The reference strip under the editor (issue 12): the edit's input pictures in order (the
+//! first is the picture edited, the others references), and the mask; or the path being typed.
+
+use super::theme;
+use crate::sanitize;
+use crate::studio::keymap::{Action, Context};
+use crate::studio::model::{Model, Pane};
+use crate::studio::msg::InputKind;
+use crate::studio::update::input_label;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
+    if area.width < 3 || area.height < 3 {
+        return;
+    }
+    let focused = m.focus == Pane::Inputs;
+    let n = m.params.images.len();
+    let title = match n {
+        0 => " Inputs ".to_string(),
+        1 => " Edit of 1 picture ".to_string(),
+        _ => format!(" Edit of {n} pictures ({} references) ", n - 1),
+    };
+    let key = |a| m.keymap.hint(Context::Inputs, a);
+    let hint = if focused {
+        format!(
+            " {}/{} select · {}/{} move · {} remove · {} add · {} paint mask · {} mask file ",
+            key(Action::Left),
+            key(Action::Right),
+            key(Action::MoveLeft),
+            key(Action::MoveRight),
+            key(Action::RemoveInput),
+            key(Action::AddFile),
+            key(Action::PaintMask),
+            key(Action::LoadMask),
+        )
+    } else {
+        String::new()
+    };
+    let room = usize::from(area.width).saturating_sub(4);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme::border(focused))
+        .title(Span::styled(title, theme::title(focused)))
+        .title_bottom(Line::from(Span::styled(
+            super::fit(&hint, room).into_owned(),
+            theme::dim(),
+        )));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let width = usize::from(inner.width);
+    if let Some(input) = &m.path_input {
+        let label = match input.kind {
+            InputKind::Reference => "add reference (path or history id[:N]): ",
+            InputKind::Mask => "mask file (PNG with transparency): ",
+        };
+        // The end of a long path stays in view.
+        let typed = sanitize::line(&input.text).into_owned();
+        let room = width.saturating_sub(label.chars().count() + 1);
+        let skip = typed.chars().count().saturating_sub(room);
+        let typed: String = typed.chars().skip(skip).collect();
+        let line = Line::from(vec![
+            Span::styled(label, theme::key()),
+            Span::raw(typed),
+            Span::styled("▏", theme::key()),
+        ]);
+        f.render_widget(Paragraph::new(line), inner);
+        return;
+    }
+    let mut spans = Vec::new();
+    for (i, input) in m.params.images.iter().enumerate() {
+        let role = if i == 0 { "edit" } else { "ref" };
+        let text = format!("{} {role} {}", i + 1, input_label(input));
+        let style = if focused && i == m.input_cursor.min(n.saturating_sub(1)) {
+            theme::selected()
+        } else if i == 0 {
+            theme::title(true)
+        } else {
+            ratatui::style::Style::default()
+        };
+        spans.push(Span::styled(format!("[{text}]"), style));
+        spans.push(Span::raw(" "));
+    }
+    match &m.params.mask {
+        Some(mask) => spans.push(Span::styled(
+            format!("mask: {}", input_label(mask)),
+            theme::warn(),
+        )),
+        None if n > 0 => spans.push(Span::styled("no mask: all may change", theme::dim())),
+        None => {}
+    }
+    // Cut to the width, keeping the selected input in view.
+    let line = fit_spans(spans, width);
+    f.render_widget(Paragraph::new(line), inner);
+}
+
+/// Spans cut to `cols` columns, the last one ending with an ellipsis when cut.
+fn fit_spans(spans: Vec<Span<'static>>, cols: usize) -> Line<'static> {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for s in spans {
+        let w = unicode_width::UnicodeWidthStr::width(s.content.as_ref());
+        if used + w > cols {
+            let rest = cols.saturating_sub(used);
+            out.push(Span::styled(
+                super::fit(&s.content, rest).into_owned(),
+                s.style,
+            ));
+            break;
+        }
+        used += w;
+        out.push(s);
+    }
+    Line::from(out)
+}
