@@ -69,18 +69,44 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new(line), inner);
         return;
     }
+    let selected = focused.then(|| m.input_cursor.min(n.saturating_sub(1)));
+    // The long form ("1 edit 1f2e3d4c #1") where it fits, else the short one ("1·1f2e3d4c #1").
+    let long = items(m, selected, true);
+    let spans = if spans_width(&long) <= width {
+        long
+    } else {
+        items(m, selected, false)
+    };
+    // Cut to the width, keeping the selected input in view.
+    let line = fit_spans(spans, selected.map(|i| i * 2), width);
+    f.render_widget(Paragraph::new(line), inner);
+}
+
+fn spans_width(spans: &[Span<'_>]) -> usize {
+    spans
+        .iter()
+        .map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref()))
+        .sum()
+}
+
+/// The inputs as spans (each followed by a space), then the mask.
+fn items(m: &Model, selected: Option<usize>, long: bool) -> Vec<Span<'static>> {
     let mut spans = Vec::new();
+    let n = m.params.images.len();
     for (i, input) in m.params.images.iter().enumerate() {
-        let role = if i == 0 { "edit" } else { "ref" };
-        let text = format!("{} {role} {}", i + 1, input_label(input));
-        let style = if focused && i == m.input_cursor.min(n.saturating_sub(1)) {
+        let text = match (long, i) {
+            (true, 0) => format!("[{} edit {}]", i + 1, input_label(input)),
+            (true, _) => format!("[{} ref {}]", i + 1, input_label(input)),
+            (false, _) => format!("{}·{}", i + 1, input_label(input)),
+        };
+        let style = if selected == Some(i) {
             theme::selected()
         } else if i == 0 {
             theme::title(true)
         } else {
             ratatui::style::Style::default()
         };
-        spans.push(Span::styled(format!("[{text}]"), style));
+        spans.push(Span::styled(text, style));
         spans.push(Span::raw(" "));
     }
     match &m.params.mask {
@@ -88,16 +114,35 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             format!("mask: {}", input_label(mask)),
             theme::warn(),
         )),
-        None if n > 0 => spans.push(Span::styled("no mask: all may change", theme::dim())),
+        None if n > 0 => spans.push(Span::styled(
+            if long {
+                "no mask: all may change"
+            } else {
+                "no mask"
+            },
+            theme::dim(),
+        )),
         None => {}
     }
-    // Cut to the width, keeping the selected input in view.
-    let line = fit_spans(spans, width);
-    f.render_widget(Paragraph::new(line), inner);
+    spans
 }
 
-/// Spans cut to `cols` columns, the last one ending with an ellipsis when cut.
-fn fit_spans(spans: Vec<Span<'static>>, cols: usize) -> Line<'static> {
+/// Spans cut to `cols` columns, the last one ending with an ellipsis when cut; spans before
+/// `keep` are left out (for an ellipsis) until `keep` fits.
+fn fit_spans(mut spans: Vec<Span<'static>>, keep: Option<usize>, cols: usize) -> Line<'static> {
+    if let Some(keep) = keep.filter(|k| *k < spans.len()) {
+        let end = spans_width(&spans[..=keep]);
+        if end > cols {
+            let mut drop = 0;
+            let mut w = end;
+            while drop < keep && w + 1 > cols {
+                w -= unicode_width::UnicodeWidthStr::width(spans[drop].content.as_ref());
+                drop += 1;
+            }
+            spans.drain(..drop);
+            spans.insert(0, Span::styled("…", theme::dim()));
+        }
+    }
     let mut used = 0;
     let mut out = Vec::new();
     for s in spans {

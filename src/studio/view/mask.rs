@@ -150,7 +150,9 @@ fn footer(m: &Model, e: &MaskEdit, p: Option<&mask::Placement>, f: &mut Frame, a
         share.unwrap_or(0)
     );
     let keys = format!(
-        "{}{}{}{} move · {}{}{}{} size · {} shape · {} add · {} subtract · {} invert · {} clear · {} undo · {} save · {} leave",
+        "{} save · {} leave · {}{}{}{} move · {}{}{}{} size · {} add · {} subtract · {} shape · {} invert · {} clear · {} undo",
+        key(Action::MaskSave),
+        key(Action::MaskLeave),
         key(Action::Left),
         key(Action::Down),
         key(Action::Up),
@@ -159,14 +161,12 @@ fn footer(m: &Model, e: &MaskEdit, p: Option<&mask::Placement>, f: &mut Frame, a
         key(Action::Taller),
         key(Action::Shorter),
         key(Action::Wider),
-        key(Action::MaskShape),
         key(Action::MaskAdd),
         key(Action::MaskSubtract),
+        key(Action::MaskShape),
         key(Action::MaskInvert),
         key(Action::MaskClear),
         key(Action::Undo),
-        key(Action::MaskSave),
-        key(Action::MaskLeave),
     );
     let w = usize::from(area.width);
     let lines = vec![

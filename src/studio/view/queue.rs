@@ -79,13 +79,10 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             };
             // An edit says so, and how many pictures it sends.
             let pictures = r.params.images.len();
-            let edit = match (pictures, r.params.mask.is_some()) {
-                (0, _) => String::new(),
-                (n, mask) => format!(
-                    " {n} ref{}{}",
-                    if n == 1 { "" } else { "s" },
-                    if mask { "+mask" } else { "" }
-                ),
+            let edit = match pictures {
+                0 => String::new(),
+                1 => " 1 ref".to_string(),
+                n => format!(" {n} refs"),
             };
             let meta = format!(
                 "{edit} {} {} ×{} a{}{elapsed}",
