@@ -1062,3 +1062,99 @@ impl Signals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::studio::mask::{Op, PixRect, Shape};
+
+    #[test]
+    fn a_saved_mask_is_private_and_at_the_pictures_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let masks = dir.path().join("masks");
+        let sel = PixRect {
+            x0: 10,
+            y0: 5,
+            x1: 30,
+            y1: 25,
+        };
+        let path = save_mask(64, 48, &[Op::Add(Shape::Rect, sel)], &masks).unwrap();
+        assert_eq!(path.parent(), Some(masks.as_path()));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("mask-") && name.ends_with(".png"),
+            "{name}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "private: {mode:o}");
+        }
+        let img = image::open(&path).unwrap().to_rgba8();
+        assert_eq!(img.dimensions(), (64, 48));
+        for (x, y, p) in img.enumerate_pixels() {
+            let inside = (10..30).contains(&x) && (5..25).contains(&y);
+            assert_eq!(p.0[3], if inside { 0 } else { 255 }, "({x}, {y})");
+        }
+        // Two saves are two files.
+        let again = save_mask(64, 48, &[Op::Invert], &masks).unwrap();
+        assert_ne!(again, path);
+    }
+
+    #[test]
+    fn the_mask_editors_picture_is_shrunk_to_its_dots() {
+        let dir = tempfile::tempdir().unwrap();
+        let pic = dir.path().join("p.png");
+        std::fs::write(&pic, crate::api::payload::tiny_png(300, 150)).unwrap();
+        let (w, h, base) = mask_base(&pic, 40, 20).unwrap();
+        assert_eq!((w, h), (300, 150));
+        assert_eq!((base.cols, base.rows), (40, 20));
+        assert_eq!((base.gw, base.gh), (40, 20));
+        assert_eq!(base.dots.len(), 800);
+        assert!(mask_base(&dir.path().join("gone.png"), 40, 20).is_err());
+    }
+
+    #[test]
+    fn typed_inputs_resolve_to_absolute_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn HistoryStore> =
+            Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
+        let pic = dir.path().join("ref.png");
+        std::fs::write(&pic, b"x").unwrap();
+        let got = resolve_input(store.as_ref(), dir.path(), &pic.to_string_lossy()).unwrap();
+        assert_eq!(got, crate::api::InputImage::file(pic));
+        let err = resolve_input(store.as_ref(), dir.path(), "/no/such/file.png").unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
+        // An id that no record has.
+        let err = resolve_input(store.as_ref(), dir.path(), "0190abcd:2").unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
+        // A record's image by its id prefix and number: the file in the data folder.
+        let mut r = crate::store::GenerationRecord::queued(
+            crate::store::Id::new(),
+            crate::api::GenerationParams::default(),
+            "demo",
+            true,
+            chrono::Utc::now(),
+        );
+        r.status = crate::store::Status::Succeeded;
+        for n in 1..=2 {
+            r.outputs.push(crate::store::SavedImage {
+                path: std::path::PathBuf::from(format!("images/{n}.png")),
+                format: "png".into(),
+                width: 8,
+                height: 8,
+                bytes: 1,
+                sha256: String::new(),
+            });
+        }
+        store.put(&r).unwrap();
+        let prefix = r.id.short();
+        let got = resolve_input(store.as_ref(), dir.path(), &format!("{prefix}:2")).unwrap();
+        assert_eq!(got.path, dir.path().join("images/2.png"));
+        assert_eq!(got.record, Some(r.id.to_string()));
+        assert_eq!(got.index, Some(2));
+        let err = resolve_input(store.as_ref(), dir.path(), &format!("{prefix}:3")).unwrap_err();
+        assert!(err.contains("2 image(s), not 3"), "{err}");
+    }
+}
