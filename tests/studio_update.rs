@@ -3092,3 +3092,59 @@ fn details_show_the_lineage_and_p_jumps_to_the_parent() {
     );
     assert!(m.current_notice().unwrap().text.contains("no parent"));
 }
+
+#[test]
+fn the_strip_asks_for_its_pictures_after_the_preview_one_at_a_time() {
+    let mut m = history_at(0);
+    update(&mut m, Msg::Resize(120, 40));
+    m.focus = Pane::History;
+    press(&mut m, ch('R'));
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    press(&mut m, ch('R'));
+    assert_eq!(m.params.images.len(), 2);
+    let cells = easel::studio::strip::cells(&m);
+    assert_eq!(cells.len(), 2, "pictures in the wide strip");
+    let asked = |fx: &[Effect]| -> Vec<PreviewSource> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::RenderPreview { key, .. } => Some(key.source.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // The preview is asked for first (what the history shows)...
+    let main = preview_key(&m).unwrap();
+    assert_eq!(m.preview.requested.as_ref(), Some(&main));
+    // ...then, as each arrives, the next picture of the strip.
+    let r = easel::studio::preview::Renderer::halfblocks()
+        .render(&png(64, 64), main.cols, main.rows)
+        .unwrap();
+    let fx = update(&mut m, Msg::PreviewReady(main, Box::new(r)));
+    assert_eq!(
+        asked(&fx),
+        vec![PreviewSource::Input(history_input(1).path)]
+    );
+    let first = cells[0].key.clone();
+    let r = easel::studio::preview::Renderer::halfblocks()
+        .render(&png(64, 64), first.cols, first.rows)
+        .unwrap();
+    let fx = update(&mut m, Msg::PreviewReady(first, Box::new(r)));
+    assert_eq!(
+        asked(&fx),
+        vec![PreviewSource::Input(history_input(4).path)]
+    );
+    // One that cannot be read is not asked for again.
+    let second = cells[1].key.clone();
+    let fx = update(&mut m, Msg::PreviewFailed(second, "gone".into()));
+    assert!(asked(&fx).is_empty(), "{fx:?}");
+    assert!(
+        m.preview.error.is_none(),
+        "the preview's own error is not set"
+    );
+    // Without graphics, names only: nothing is asked for.
+    let mut m = history_at(0);
+    m.graphics = easel::studio::model::Graphics::None;
+    press(&mut m, ch('E'));
+    assert!(easel::studio::strip::cells(&m).is_empty());
+}

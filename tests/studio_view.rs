@@ -1053,9 +1053,33 @@ fn paint(m: &mut Model) {
     };
 }
 
+/// Render the strip's pictures (the scene's picture for every input) as the runtime would.
+fn strip_pictures(m: &mut Model) {
+    for cell in easel::studio::strip::cells(m) {
+        if m.preview.get(&cell.key).is_none() {
+            let r = Renderer::halfblocks()
+                .render(&png(240, 240), cell.key.cols, cell.key.rows)
+                .unwrap();
+            update(m, Msg::PreviewReady(cell.key, Box::new(r)));
+        }
+    }
+}
+
 #[test]
 fn snapshot_reference_strip_and_edit_in_the_queue() {
-    snapshot("edit_strip", edit_strip);
+    for (w, h) in SIZES {
+        let mut m = edit_strip();
+        resize(&mut m, w, h);
+        strip_pictures(&mut m);
+        let terminal = draw(&m, w, h);
+        insta::assert_snapshot!(format!("edit_strip_{w}x{h}"), terminal.backend());
+    }
+    // Without graphics, names only.
+    let mut m = edit_strip();
+    m.graphics = Graphics::None;
+    resize(&mut m, 120, 40);
+    let terminal = draw(&m, 120, 40);
+    insta::assert_snapshot!("edit_strip_names_120x40", terminal.backend());
 }
 
 #[test]
@@ -1107,6 +1131,7 @@ fn snapshot_mask_overlay_map() {
 #[test]
 fn the_strip_and_queue_say_what_the_edit_is() {
     let mut m = edit_strip();
+    m.graphics = Graphics::None;
     resize(&mut m, 200, 60);
     let text = text_of(draw(&m, 200, 60).backend().buffer());
     assert!(text.contains("Edit of 3 pictures (2 references)"), "{text}");
@@ -1127,6 +1152,23 @@ fn the_strip_and_queue_say_what_the_edit_is() {
         text.contains(&format!("1·{short} #1 2·{short} #1 3·ref")),
         "{text}"
     );
+    // With graphics, small pictures over their names, and the mask beside them.
+    let mut m = edit_strip();
+    resize(&mut m, 200, 60);
+    strip_pictures(&mut m);
+    let cells = easel::studio::strip::cells(&m);
+    assert_eq!(cells.len(), 3);
+    let buf = draw(&m, 200, 60).backend().buffer().clone();
+    let text = text_of(&buf);
+    assert!(text.contains(&format!("1 edit {short} #1")), "{text}");
+    assert!(text.contains("mask: mask-a1b2c3.png"), "{text}");
+    for c in &cells {
+        let blocks = (c.picture.y..c.picture.bottom())
+            .flat_map(|y| (c.picture.x..c.picture.right()).map(move |x| (x, y)))
+            .filter(|(x, y)| matches!(buf[(*x, *y)].symbol(), "▀" | "▄"))
+            .count();
+        assert!(blocks > 10, "input {} has no picture:\n{text}", c.index);
+    }
 }
 
 #[test]

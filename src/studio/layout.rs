@@ -32,16 +32,17 @@ pub fn compute(width: u16, height: u16) -> Areas {
 /// The areas, or with `zoom` the zoomed layout: the preview takes the screen but for the queue
 /// (one job line) and the status line, so a picture can be judged without leaving the studio.
 pub fn compute_for(width: u16, height: u16, zoom: bool) -> Areas {
-    compute_with(width, height, zoom, false)
+    compute_with(width, height, zoom, 0)
 }
 
 /// Rows the reference strip takes: its border and one line of inputs.
 pub const STRIP_ROWS: u16 = 3;
 
-/// [`compute_for`], with the reference strip under the editor when `strip`.
-pub fn compute_with(width: u16, height: u16, zoom: bool, strip: bool) -> Areas {
+/// [`compute_for`], with the reference strip under the editor when `strip` is more than 0: the
+/// rows it would take (a compact screen gives it [`STRIP_ROWS`], a wide one up to `strip`).
+pub fn compute_with(width: u16, height: u16, zoom: bool, strip: u16) -> Areas {
     let mut a = compute_plain(width, height, zoom);
-    if !strip || a.too_small || zoom {
+    if strip == 0 || a.too_small || zoom {
         return a;
     }
     if a.compact_params {
@@ -63,7 +64,7 @@ pub fn compute_with(width: u16, height: u16, zoom: bool, strip: bool) -> Areas {
         }
     } else {
         // Wide: the strip takes the editor's last rows.
-        let take = STRIP_ROWS.min(a.editor.height.saturating_sub(4));
+        let take = strip.max(STRIP_ROWS).min(a.editor.height.saturating_sub(4));
         if take < STRIP_ROWS {
             return a;
         }
@@ -176,11 +177,12 @@ mod tests {
             (59, 20),
             (61, 13),
         ] {
-            for strip in [false, true] {
+            for strip in [0, STRIP_ROWS, 8] {
                 let a = compute_with(w, h, false, strip);
                 assert!(!a.too_small, "{w}x{h}");
-                if strip && h >= 20 {
-                    assert_eq!(a.inputs.height, STRIP_ROWS, "{w}x{h}");
+                if strip > 0 && h >= 20 {
+                    let rows = a.inputs.height;
+                    assert!((STRIP_ROWS..=strip).contains(&rows), "{w}x{h}: {rows}");
                 }
                 let panes = [
                     a.editor, a.inputs, a.params, a.queue, a.history, a.preview, a.status,

@@ -18,6 +18,7 @@ pub mod params;
 pub mod preview;
 pub mod runtime;
 pub mod state;
+pub mod strip;
 pub mod update;
 pub mod view;
 pub mod viewer;

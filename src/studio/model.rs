@@ -238,6 +238,9 @@ pub struct PreviewState {
     pub partials: HashMap<Id, (u32, Bytes)>,
 }
 
+/// Rows the reference strip takes with pictures (where the screen is wide enough).
+pub const STRIP_PICTURE_ROWS: u16 = 8;
+
 /// Cached preview renders kept.
 pub const PREVIEW_CACHE: usize = 8;
 /// Cached gallery cells kept (small pictures: a screenful or two).
@@ -255,7 +258,7 @@ impl PreviewState {
     pub fn insert(&mut self, key: PreviewKey, r: Rendered) {
         // Gallery cells have a cache of their own: a screenful of small pictures must not push
         // out the large previews (nor the other way round).
-        let (cache, cap) = if matches!(key.source, PreviewSource::Thumb { .. }) {
+        let (cache, cap) = if key.source.is_cell() {
             (&mut self.cells, CELL_CACHE)
         } else {
             (&mut self.cache, PREVIEW_CACHE)
@@ -457,7 +460,19 @@ impl Model {
     }
 
     pub fn areas(&self) -> layout::Areas {
-        layout::compute_with(self.width, self.height, self.zoom, self.strip_shown())
+        layout::compute_with(self.width, self.height, self.zoom, self.strip_rows())
+    }
+
+    /// The rows the reference strip asks for: none without inputs, a line of names, or (where
+    /// graphics show pictures) small pictures over their names.
+    pub fn strip_rows(&self) -> u16 {
+        if !self.strip_shown() {
+            0
+        } else if self.graphics == Graphics::None {
+            layout::STRIP_ROWS
+        } else {
+            STRIP_PICTURE_ROWS
+        }
     }
 
     /// The reference strip is on screen: there are inputs, or a path is being typed for one.

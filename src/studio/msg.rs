@@ -93,6 +93,16 @@ pub enum PreviewSource {
     Partial { id: Id, index: u32 },
     /// An image file drawn small (the gallery): its cached thumbnail, named by its hash.
     Thumb { path: PathBuf, sha256: String },
+    /// An input picture of the edit being written, drawn small in the reference strip.
+    Input(PathBuf),
+}
+
+impl PreviewSource {
+    /// A small picture of a grid (gallery cells, the strip's inputs), cached apart from the
+    /// large previews.
+    pub fn is_cell(&self) -> bool {
+        matches!(self, PreviewSource::Thumb { .. } | PreviewSource::Input(_))
+    }
 }
 
 /// Work for the runtime: the only way `update` causes I/O.

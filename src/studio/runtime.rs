@@ -992,6 +992,11 @@ fn spawn_preview_worker(
             let thumbs = thumbs.clone();
             let result = tokio::task::spawn_blocking(move || {
                 // Gallery cells draw from the thumbnail cache: made once, small to decode.
+                // The strip's inputs: any picture file, drawn small.
+                if let PreviewSource::Input(path) = &req.key.source {
+                    let img = crate::picture::load(path)?;
+                    return renderer.render_decoded(img, req.key.cols, req.key.rows);
+                }
                 if let PreviewSource::Thumb { path, sha256 } = &req.key.source {
                     let img = thumbs.get(path, sha256, THUMB_PX)?;
                     return renderer.render_decoded(
@@ -1007,7 +1012,7 @@ fn spawn_preview_worker(
                     (PreviewSource::Partial { .. }, None) => {
                         return Err("the partial image is gone".to_string());
                     }
-                    (PreviewSource::Thumb { .. }, None) => {
+                    (PreviewSource::Thumb { .. } | PreviewSource::Input(_), None) => {
                         return Err("a thumbnail has no bytes of its own".to_string());
                     }
                 };

@@ -85,7 +85,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             m.preview.insert(key, *rendered);
         }
         Msg::PreviewFailed(key, why) => {
-            if matches!(key.source, PreviewSource::Thumb { .. }) {
+            if key.source.is_cell() {
                 m.preview.failed_cells.push((key, why));
                 if m.preview.failed_cells.len() > super::model::CELL_CACHE {
                     m.preview.failed_cells.remove(0);
@@ -1502,7 +1502,17 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
                 m.preview.get(k).is_none() && !m.preview.failed_cells.iter().any(|(f, _)| f == k)
             })
         }
-        None => preview_key(m),
+        // The preview first; then the reference strip's pictures, one at a time.
+        None => preview_key(m)
+            .filter(|k| {
+                m.preview.get(k).is_none() && !m.preview.error.as_ref().is_some_and(|(e, _)| e == k)
+            })
+            .or_else(|| {
+                super::strip::cells(m).into_iter().map(|c| c.key).find(|k| {
+                    m.preview.get(k).is_none()
+                        && !m.preview.failed_cells.iter().any(|(f, _)| f == k)
+                })
+            }),
     };
     let Some(key) = key else { return };
     if m.preview.get(&key).is_some() || m.preview.requested.as_ref() == Some(&key) {
@@ -1513,7 +1523,7 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
     }
     let bytes = match &key.source {
         PreviewSource::Partial { id, .. } => m.preview.partials.get(id).map(|(_, b)| b.clone()),
-        PreviewSource::File(_) | PreviewSource::Thumb { .. } => None,
+        PreviewSource::File(_) | PreviewSource::Thumb { .. } | PreviewSource::Input(_) => None,
     };
     m.preview.requested = Some(key.clone());
     fx.push(Effect::RenderPreview { key, bytes });

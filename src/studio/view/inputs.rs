@@ -51,6 +51,20 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let width = usize::from(inner.width);
+    let cells = crate::studio::strip::cells(m);
+    if !cells.is_empty() {
+        pictures(m, f, &cells, inner, focused);
+    }
+    // With pictures, the names are under them and a typed path goes on their line.
+    let inner = if cells.is_empty() {
+        inner
+    } else {
+        Rect {
+            y: inner.bottom() - 1,
+            height: 1,
+            ..inner
+        }
+    };
     if let Some(input) = &m.path_input {
         let label = match input.kind {
             InputKind::Reference => "add reference (path or history id[:N]): ",
@@ -69,6 +83,9 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new(line), inner);
         return;
     }
+    if !cells.is_empty() {
+        return;
+    }
     let selected = focused.then(|| m.input_cursor.min(n.saturating_sub(1)));
     // The long form ("1 edit 1f2e3d4c #1") where it fits, else the short one ("1·1f2e3d4c #1").
     let long = items(m, selected, true);
@@ -80,6 +97,84 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     // Cut to the width, keeping the selected input in view.
     let line = fit_spans(spans, selected.map(|i| i * 2), width);
     f.render_widget(Paragraph::new(line), inner);
+}
+
+/// Each visible input drawn small over its name; the mask named in the next free cell.
+fn pictures(
+    m: &Model,
+    f: &mut Frame,
+    cells: &[crate::studio::strip::Cell],
+    inner: Rect,
+    focused: bool,
+) {
+    let n = m.params.images.len();
+    for cell in cells {
+        let Some(input) = m.params.images.get(cell.index) else {
+            continue;
+        };
+        match m.preview.get(&cell.key) {
+            Some(r) => {
+                let size = r.protocol.size();
+                let x = cell.picture.x + cell.picture.width.saturating_sub(size.width) / 2;
+                let y = cell.picture.y + cell.picture.height.saturating_sub(size.height) / 2;
+                let at = Rect::new(x, y, size.width, size.height).intersection(cell.picture);
+                f.render_widget(ratatui_image::Image::new(&r.protocol), at);
+            }
+            None => {
+                let failed = m.preview.failed_cells.iter().any(|(k, _)| *k == cell.key);
+                let text = if failed { "cannot read it" } else { "…" };
+                f.render_widget(
+                    Paragraph::new(Span::styled(text, theme::dim())),
+                    cell.picture,
+                );
+            }
+        }
+        let role = if cell.index == 0 { "edit" } else { "ref" };
+        let caption = format!("{} {role} {}", cell.index + 1, input_label(input));
+        let style = if focused && cell.index == m.input_cursor.min(n.saturating_sub(1)) {
+            theme::selected()
+        } else if cell.index == 0 {
+            theme::title(true)
+        } else {
+            ratatui::style::Style::default()
+        };
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                super::pad(&caption, usize::from(cell.caption.width)),
+                style,
+            )),
+            cell.caption,
+        );
+    }
+    // More inputs than fit: say how many are out of view.
+    let shown = cells.len();
+    let next = cells
+        .last()
+        .map_or(inner.x, |c| c.picture.x + crate::studio::strip::CELL_W);
+    let room = inner.right().saturating_sub(next);
+    if room == 0 {
+        return;
+    }
+    let hidden = n.saturating_sub(shown);
+    let mut lines = Vec::new();
+    if hidden > 0 {
+        lines.push(Line::from(Span::styled(
+            format!("+{hidden} more"),
+            theme::dim(),
+        )));
+    }
+    lines.push(match &m.params.mask {
+        Some(mask) => Line::from(Span::styled(
+            format!("mask: {}", input_label(mask)),
+            theme::warn(),
+        )),
+        None => Line::from(Span::styled("no mask: all may change", theme::dim())),
+    });
+    let at = Rect::new(next, inner.y, room, inner.height.saturating_sub(1));
+    f.render_widget(
+        Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }),
+        at,
+    );
 }
 
 fn spans_width(spans: &[Span<'_>]) -> usize {

@@ -24,7 +24,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 /// Draw the whole screen.
 pub fn view(m: &Model, f: &mut Frame) {
     let area = f.area();
-    let a = layout::compute_with(area.width, area.height, m.zoom, m.strip_shown());
+    let a = layout::compute_with(area.width, area.height, m.zoom, m.strip_rows());
     if a.too_small {
         let msg = format!(
             "terminal too small: {}x{} (easel needs at least {}x{})",

@@ -30,7 +30,9 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             PreviewSource::Partial { index, .. } => {
                 format!("partial image {} (generating…)", index + 1)
             }
-            PreviewSource::File(_) | PreviewSource::Thumb { .. } => String::new(),
+            PreviewSource::File(_) | PreviewSource::Thumb { .. } | PreviewSource::Input(_) => {
+                String::new()
+            }
         },
         (_, Some(r)) => {
             let o = r
