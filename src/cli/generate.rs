@@ -802,6 +802,7 @@ pub async fn run(
     let files = ImageFiles::new(&settings.paths.data_dir, args.out.as_deref());
     let is_demo = engine.demo;
     let backend_name = engine.backend_name.clone();
+    let store = engine.store.clone();
     let (handle, mut events) = (engine.scheduler, engine.events);
     let of = planned.len();
     let first_model = planned
@@ -878,13 +879,38 @@ pub async fn run(
                     }
                     _ => {}
                 }
-                if let Some(r) = ev.finished()
-                    && let Some(k) = job_of(r.id)
-                    && records[k].is_none()
-                {
-                    records[k] = Some(r.clone());
-                    done += 1;
-                    progress.detail = if of > 1 { format!(", {done}/{of} done") } else { String::new() };
+                let finished = match &ev {
+                    // Events were missed (a new service after the old one died, which recorded
+                    // the jobs it was running as interrupted before anyone listened; or this
+                    // client fell behind): how the jobs stand is in the store.
+                    JobEvent::Resync => {
+                        let pending: Vec<_> = ids
+                            .iter()
+                            .zip(&records)
+                            .filter(|(_, r)| r.is_none())
+                            .map(|(id, _)| *id)
+                            .collect();
+                        let store = store.clone();
+                        tokio::task::spawn_blocking(move || {
+                            pending
+                                .into_iter()
+                                .filter_map(|id| store.get(id).ok().flatten())
+                                .filter(|r| r.status.is_final())
+                                .collect()
+                        })
+                        .await
+                        .unwrap_or_default()
+                    }
+                    ev => ev.finished().cloned().into_iter().collect::<Vec<_>>(),
+                };
+                for r in finished {
+                    if let Some(k) = job_of(r.id)
+                        && records[k].is_none()
+                    {
+                        records[k] = Some(r);
+                        done += 1;
+                        progress.detail = if of > 1 { format!(", {done}/{of} done") } else { String::new() };
+                    }
                 }
                 progress.draw();
             }
