@@ -169,7 +169,8 @@ pub async fn replace_idle_old_service(socket: &Path, version: u32, name: &str) -
 pub async fn connect_or_start(settings: &Settings, name: &str) -> Result<Client, ServiceError> {
     let socket = socket_for(settings)?;
     match Client::connect(&socket, name).await {
-        Err(ServiceError::NotRunning { .. }) => {}
+        // Nothing listens, or a service on its way out closed on us.
+        Err(ServiceError::NotRunning { .. } | ServiceError::Closed) => {}
         Err(ServiceError::VersionMismatch { client, service }) if service < client => {
             if !replace_idle_old_service(&socket, service, name).await {
                 return Err(ServiceError::VersionMismatch { client, service });
@@ -179,33 +180,40 @@ pub async fn connect_or_start(settings: &Settings, name: &str) -> Result<Client,
     }
     let mut child = spawn(settings, &socket)?;
     let log = log_path(&settings.paths.data_dir, &socket);
-    let mut deadline = Instant::now() + START_TIMEOUT;
-    let mut exited = None;
+    let deadline = Instant::now() + START_TIMEOUT;
+    // When the service started last found the data folder taken (exit 3).
+    let mut lost_at: Option<Instant> = None;
     loop {
         match Client::connect(&socket, name).await {
             Ok(c) => {
-                // Reaped later by nobody: the service is in its own session and outlives us;
-                // dropping the handle does not stop it.
-                drop(child);
+                reap(child);
                 return Ok(c);
             }
-            Err(ServiceError::NotRunning { .. }) => {}
+            // Nothing listens yet; or a service on its way out (killed: its socket takes
+            // connections until its last thread is gone) closed on us.
+            Err(ServiceError::NotRunning { .. } | ServiceError::Closed) => {}
             Err(e) => return Err(e),
         }
-        if exited.is_none()
+        if lost_at.is_none()
             && let Ok(Some(status)) = child.try_wait()
         {
-            // Exit 3: another service won the race for the data folder; it will listen soon.
-            exited = Some(status);
-            deadline = deadline.min(Instant::now() + Duration::from_secs(3));
             if status.code() != Some(3) {
                 return Err(ServiceError::StartFailed {
                     log: log.clone(),
                     detail: start_failure(&log, child.id()),
                 });
             }
+            lost_at = Some(Instant::now());
+        }
+        // Exit 3: another service holds the data folder — one that won the race, which
+        // listens soon, or one on its way out (killed, its lock not yet let go), which never
+        // will: when none listens a moment later, start one again.
+        if lost_at.is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
+            child = spawn(settings, &socket)?;
+            lost_at = None;
         }
         if Instant::now() > deadline {
+            reap(child);
             return Err(ServiceError::StartFailed {
                 log: log.clone(),
                 detail: format!(
@@ -216,6 +224,15 @@ pub async fn connect_or_start(settings: &Settings, name: &str) -> Result<Client,
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Wait for the service this client started, on a thread of its own, so that when it exits
+/// it does not stay a zombie for as long as this client lives (a studio): `easel service
+/// stop` waits for the process to be gone, and a zombie never is.
+fn reap(mut child: std::process::Child) {
+    let _ = std::thread::Builder::new()
+        .name("easel-service-reaper".into())
+        .spawn(move || child.wait());
 }
 
 /// Connect to the data folder's service if one runs (never starts one).
