@@ -34,7 +34,9 @@ def emit(o, **kw):
 def start(env, log, cols=200, rows=60):
     envs = " ".join(f"{k}='{v}'" for k, v in env.items())
     tmux("kill-server")
-    tmux("new-session", "-d", "-x", str(cols), "-y", str(rows), f"env -i PATH=/usr/bin:/bin TERM=xterm-256color {envs} EASEL_PERF_LOG='{log}' {easel}")
+    # In-process: these are the studio's own figures (scripts/bench_service.py measures the
+    # service next to them).
+    tmux("new-session", "-d", "-x", str(cols), "-y", str(rows), f"env -i PATH=/usr/bin:/bin TERM=xterm-256color EASEL_SERVICE=off {envs} EASEL_PERF_LOG='{log}' {easel}")
 
 
 def wait_for(pred, timeout):

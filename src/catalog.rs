@@ -36,10 +36,12 @@ pub enum Field {
     Stream,
     PartialImages,
     User,
+    /// Edits only: how closely to keep the input images' features (`high` or `low`).
+    InputFidelity,
 }
 
 impl Field {
-    pub const ALL: [Field; 12] = [
+    pub const ALL: [Field; 13] = [
         Field::N,
         Field::Size,
         Field::Quality,
@@ -52,6 +54,7 @@ impl Field {
         Field::Stream,
         Field::PartialImages,
         Field::User,
+        Field::InputFidelity,
     ];
 
     pub fn wire_name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Field {
             Field::Stream => "stream",
             Field::PartialImages => "partial_images",
             Field::User => "user",
+            Field::InputFidelity => "input_fidelity",
         }
     }
 }
@@ -136,11 +140,21 @@ pub struct ModelSpec {
     /// published API description: its values (such as `xhigh`) may go beyond that description.
     #[serde(default)]
     pub reported_by_third_parties: bool,
+    /// The most input images one edit (`POST /images/edits`) takes; 0 when the model does not
+    /// edit. None: what the dialect allows (16 for GPT image models, 1 for the DALL·E dialect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_images_max: Option<u8>,
 }
 
 impl ModelSpec {
     pub fn accepts(&self, field: Field) -> bool {
         self.fields.contains(&field)
+    }
+
+    /// The most input images one edit takes (0: the model does not edit).
+    pub fn edit_images(&self) -> u8 {
+        self.edit_images_max
+            .unwrap_or_else(|| dialect_edit_images(self.dialect))
     }
 
     /// The shutdown date, when the catalogue has one (and it is a date).
@@ -181,6 +195,15 @@ impl ModelSpec {
     }
 }
 
+/// The most input images an edit takes in a dialect: 16 for GPT image models, one square PNG
+/// for the DALL·E dialect.
+pub fn dialect_edit_images(dialect: Dialect) -> u8 {
+    match dialect {
+        Dialect::Gpt => 16,
+        Dialect::Dalle => 1,
+    }
+}
+
 /// Today's date (UTC), to compare with shutdown dates.
 pub fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
@@ -209,6 +232,8 @@ pub struct ModelOverride {
     /// `YYYY-MM-DD`, or "" to clear a built-in date.
     pub shutdown: Option<String>,
     pub reported_by_third_parties: Option<bool>,
+    /// The most input images one edit takes (0: the model does not edit).
+    pub edit_images_max: Option<u8>,
 }
 
 /// The model catalogue: built-in data plus the config's overrides.
@@ -237,6 +262,7 @@ fn gpt_model(name: &str, pricing: Pricing, shutdown: Option<&str>) -> ModelSpec 
             Stream,
             PartialImages,
             User,
+            InputFidelity,
         ],
         sizes: strings(&["auto", "1024x1024", "1536x1024", "1024x1536"]),
         flexible_size: None,
@@ -252,6 +278,7 @@ fn gpt_model(name: &str, pricing: Pricing, shutdown: Option<&str>) -> ModelSpec 
         note: None,
         shutdown: shutdown.map(str::to_string),
         reported_by_third_parties: false,
+        edit_images_max: None,
     }
 }
 
@@ -364,6 +391,8 @@ impl Catalog {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        // input_fidelity is not taken by gpt-image-1-mini (the contract says so).
+        mini.fields.retain(|f| *f != Field::InputFidelity);
 
         use Field::*;
         let dalle3 = ModelSpec {
@@ -389,6 +418,8 @@ impl Catalog {
             note: None,
             shutdown: Some("2026-05-12".into()),
             reported_by_third_parties: false,
+            // dall-e-3 makes pictures from text only.
+            edit_images_max: Some(0),
         };
         let dalle2 = ModelSpec {
             name: "dall-e-2".into(),
@@ -412,6 +443,7 @@ impl Catalog {
             note: None,
             shutdown: Some("2026-05-12".into()),
             reported_by_third_parties: false,
+            edit_images_max: Some(1),
         };
         for spec in [
             gpt2,
@@ -474,6 +506,9 @@ impl Catalog {
                 pricing,
                 reported_by_third_parties
             );
+            if o.edit_images_max.is_some() {
+                spec.edit_images_max = o.edit_images_max;
+            }
             if o.flexible_size.is_some() {
                 spec.flexible_size = o.flexible_size.clone();
             }
@@ -589,8 +624,61 @@ pub fn estimate_cost(
     None
 }
 
+/// Image tokens an input picture of `w`×`h` is billed as, estimated the way OpenAI counts
+/// vision input: fitted into 2048×2048, the short side scaled to 768, then 170 tokens per
+/// 512×512 tile plus 85 (a 1024² picture: 765 tokens).
+pub fn input_image_tokens(w: u32, h: u32) -> u64 {
+    let (mut w, mut h) = (f64::from(w.max(1)), f64::from(h.max(1)));
+    let fit = (2048.0 / w.max(h)).min(1.0);
+    w *= fit;
+    h *= fit;
+    let short = (768.0 / w.min(h)).min(1.0);
+    w *= short;
+    h *= short;
+    let tiles = (w / 512.0).ceil() * (h / 512.0).ceil();
+    85 + 170 * tiles as u64
+}
+
+/// The estimated cost in US dollars of an edit's input pictures (their sizes in pixels), billed
+/// as image input tokens; 0 for a model priced per image (dall-e-2 bills no input).
+pub fn estimate_input_cost(spec: &ModelSpec, inputs: &[(u32, u32)]) -> f64 {
+    let Some(price) = spec.pricing.image_input_per_m else {
+        return 0.0;
+    };
+    let tokens: u64 = inputs.iter().map(|(w, h)| input_image_tokens(*w, *h)).sum();
+    price * tokens as f64 / 1e6
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn input_images_are_priced_as_image_tokens() {
+        assert_eq!(input_image_tokens(1024, 1024), 765);
+        assert_eq!(input_image_tokens(512, 512), 255);
+        assert_eq!(input_image_tokens(4096, 2048), 1105);
+        let c = Catalog::builtin();
+        let g2 = c.get("gpt-image-2").unwrap();
+        let one = estimate_input_cost(g2, &[(1024, 1024)]);
+        assert!((one - 8.0 * 765.0 / 1e6).abs() < 1e-12, "{one}");
+        assert_eq!(
+            estimate_input_cost(c.get("dall-e-2").unwrap(), &[(1024, 1024)]),
+            0.0
+        );
+        assert_eq!(c.get("dall-e-3").unwrap().edit_images(), 0);
+        assert_eq!(c.get("dall-e-2").unwrap().edit_images(), 1);
+        assert_eq!(g2.edit_images(), 16);
+        assert!(
+            !c.get("gpt-image-1-mini")
+                .unwrap()
+                .accepts(Field::InputFidelity)
+        );
+        assert!(
+            c.get("gpt-image-1.5")
+                .unwrap()
+                .accepts(Field::InputFidelity)
+        );
+    }
     use super::*;
 
     #[test]

@@ -110,6 +110,8 @@ pub struct Ui {
     pub mouse: bool,
     /// Pictures without graphics: half-blocks, or quadrants (twice the detail across).
     pub symbols: crate::symbols::Symbols,
+    /// The thumbnail cache's size in MB (least recently used thumbnails go first).
+    pub thumb_cache_mb: u64,
 }
 
 impl Default for Ui {
@@ -118,6 +120,7 @@ impl Default for Ui {
             notify: Notify::Auto,
             mouse: true,
             symbols: crate::symbols::Symbols::Half,
+            thumb_cache_mb: 256,
         }
     }
 }
@@ -223,6 +226,9 @@ pub struct ProviderConfig {
     pub download_hosts: Option<crate::api::DownloadHosts>,
     /// Redirects one download may follow (default 5).
     pub download_max_redirects: Option<u32>,
+    /// Whether this (DALL·E-dialect) server serves `POST /images/variations` (default: no;
+    /// OpenAI itself no longer does).
+    pub variations: Option<bool>,
 }
 
 /// The whole config file.
@@ -345,6 +351,13 @@ pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
 }
 
 impl Settings {
+    /// The thumbnail cache (`$XDG_CACHE_HOME/easel/thumbs`, else in the data folder).
+    pub fn thumbs(&self) -> crate::thumbs::Thumbs {
+        let dir =
+            crate::thumbs::default_dir().unwrap_or_else(|| self.paths.data_dir.join("thumbs"));
+        crate::thumbs::Thumbs::new(dir, self.file.ui.thumb_cache_mb.saturating_mul(1 << 20))
+    }
+
     /// The environment variables that may hold API keys (OPENAI_API_KEY and every profile's
     /// api_key_env): a background service is started without them.
     pub fn key_variables(&self) -> Vec<String> {
@@ -553,6 +566,7 @@ impl Settings {
                 name,
                 dialect: profile.dialect,
                 fields: profile.fields.clone(),
+                variations: profile.variations.unwrap_or(false),
             },
             model: profile.model.clone(),
             notice: None,
@@ -598,6 +612,8 @@ impl Provider {
                 name: DEMO.into(),
                 dialect: None,
                 fields: None,
+                // The demo varies pictures too, offline.
+                variations: true,
             },
             model: None,
             notice: None,
@@ -627,10 +643,15 @@ impl Provider {
     /// Where a generation request goes, for showing (`--dry-run`); None for the demo. A user
     /// name or password in the base URL is left out: it may be a secret.
     pub fn generations_url(&self) -> Option<String> {
+        self.endpoint_url(crate::api::Endpoint::Generations)
+    }
+
+    /// Where a request to `endpoint` goes, for showing, as [`Provider::generations_url`].
+    pub fn endpoint_url(&self, endpoint: crate::api::Endpoint) -> Option<String> {
         match &self.kind {
             ProviderKind::Demo => None,
             ProviderKind::Http(c) => {
-                let url = format!("{}/images/generations", c.base_url);
+                let url = format!("{}{}", c.base_url, endpoint.path());
                 Some(match reqwest::Url::parse(&url) {
                     Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
                         let _ = u.set_username("");

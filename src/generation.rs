@@ -62,13 +62,23 @@ pub fn cost(
     if let Some(c) = usage.and_then(|u| crate::cost::cost_from_usage(spec, u)) {
         return Some(c);
     }
-    catalog::estimate_cost(
+    let made = catalog::estimate_cost(
         spec,
         &params.prompt,
         images as u32,
         params.size.as_deref().unwrap_or("auto"),
         params.quality.as_deref().unwrap_or("auto"),
-    )
+    )?;
+    // An edit's input pictures are billed too, as image input tokens.
+    Some(made + input_cost(spec, params))
+}
+
+/// The estimated cost of the input pictures of an edit (0 for a generation).
+pub fn input_cost(spec: &catalog::ModelSpec, params: &GenerationParams) -> f64 {
+    if params.images.is_empty() || params.variation {
+        return 0.0;
+    }
+    catalog::estimate_input_cost(spec, &crate::api::edit::input_sizes(&params.images))
 }
 
 /// Save image `index` of `job` (off the async threads: it syncs to disk).
@@ -140,6 +150,21 @@ pub async fn run(
         },
     });
     let mut sidecar = sidecar;
+    if let (Some(m), true) = (sidecar.as_object_mut(), job.checked.edit.is_some()) {
+        // What an edit or a variation started from, and its lineage.
+        m.insert(
+            "endpoint".into(),
+            serde_json::json!(job.checked.endpoint().path()),
+        );
+        m.insert("inputs".into(), serde_json::json!(job.params.images));
+        if let Some(mask) = &job.params.mask {
+            m.insert("mask".into(), serde_json::json!(mask));
+        }
+        m.insert(
+            "parents".into(),
+            serde_json::json!(crate::store::record::parents_of(&job.params)),
+        );
+    }
     if let (Some(m), false) = (sidecar.as_object_mut(), output.warnings.is_empty()) {
         m.insert("warnings".into(), serde_json::json!(output.warnings));
     }

@@ -26,3 +26,4 @@ pub mod store;
 pub mod studio;
 pub mod symbols;
 pub mod termcaps;
+pub mod thumbs;

@@ -108,10 +108,7 @@ pub async fn start_engine(
                 })
             }
             Err(e) => {
-                report(
-                    &e.to_string(),
-                    Some("EASEL_SERVICE=off runs without the service (one easel at a time)"),
-                );
+                report(&e.to_string(), crate::service::hint(&e));
                 Err(1)
             }
         };
@@ -238,5 +235,7 @@ pub fn params(
         stream,
         user: None,
         model,
+        // Input pictures, mask and fidelity are set by the caller (edits).
+        ..GenerationParams::default()
     }
 }

@@ -1666,3 +1666,503 @@ async fn max_cost_refuses_a_run_above_it_and_sends_nothing() {
     run.expect_code(0);
     assert_eq!(server.generation_requests().len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Edits and variations (issue 12)
+// ---------------------------------------------------------------------------------------------
+
+/// An RGBA PNG of `w`×`h` whose alpha is `alpha` everywhere, written to `dir/name`.
+fn rgba_png_file(dir: &Path, name: &str, w: u32, h: u32, alpha: u8) -> PathBuf {
+    let img = image::RgbaImage::from_pixel(w, h, image::Rgba([30, 120, 200, alpha]));
+    let path = dir.join(name);
+    img.save_with_format(&path, image::ImageFormat::Png)
+        .unwrap();
+    path
+}
+
+/// A picture to edit: random pixels, so that its bytes are unmistakable.
+fn picture_file(dir: &Path, name: &str, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, noise_png(32, 32, seed)).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_with_a_file_sends_multipart_and_saves_exact_bytes() {
+    let server = FakeServer::start().await;
+    let answer = noise_png(32, 32, 99);
+    server.push(images_answer(&[&answer]));
+    let s = Sandbox::new();
+    let picture = picture_file(s.root.path(), "street.png", 1);
+    let reference = picture_file(s.root.path(), "style.png", 2);
+    let mask = rgba_png_file(s.root.path(), "mask.png", 32, 32, 0);
+    let key = unique_key();
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &key,
+        &[
+            "generate",
+            "--image",
+            picture.to_str().unwrap(),
+            "--image",
+            reference.to_str().unwrap(),
+            "--mask",
+            mask.to_str().unwrap(),
+            "--input-fidelity",
+            "high",
+            "this street at night",
+        ],
+    ))
+    .await;
+    run.expect_code(0);
+    let requests = server.generation_requests();
+    assert_eq!(requests.len(), 1);
+    let req = &requests[0];
+    assert_eq!(req.path, "/v1/images/edits");
+    assert_eq!(req.contract_violations(), Vec::<String>::new());
+    assert_eq!(req.body["prompt"], "this street at night", "{}", req.body);
+    assert_eq!(req.body["input_fidelity"], "high", "{}", req.body);
+    let images = req.files("image[]");
+    assert_eq!(images.len(), 2);
+    assert_eq!(
+        images[0].data,
+        std::fs::read(&picture).unwrap(),
+        "the edited picture first"
+    );
+    assert_eq!(images[1].data, std::fs::read(&reference).unwrap());
+    assert_eq!(req.files("mask")[0].data, std::fs::read(&mask).unwrap());
+    assert_eq!(
+        req.authorization.as_deref(),
+        Some(format!("Bearer {key}").as_str())
+    );
+    assert!(
+        !contains(&req.raw_body, key.as_bytes()),
+        "the key is not in the body"
+    );
+    let paths = run.paths();
+    assert_eq!(paths.len(), 1, "{}", run.stdout);
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), answer, "exact bytes");
+    let meta = sidecar(&paths[0]);
+    assert_eq!(meta["endpoint"], "/images/edits", "{meta:#}");
+    assert_eq!(meta["inputs"].as_array().unwrap().len(), 2, "{meta:#}");
+    assert!(
+        meta["mask"]["path"].as_str().unwrap().ends_with("mask.png"),
+        "{meta:#}"
+    );
+    for f in s.all_files() {
+        let text = std::fs::read(&f).unwrap();
+        assert!(!contains(&text, key.as_bytes()), "key written to {f:?}");
+    }
+}
+
+/// Make one image on the fake server and return (its record id, its saved bytes).
+async fn one_stored_image(s: &Sandbox, server: &FakeServer, key: &str) -> (String, Vec<u8>) {
+    let png = noise_png(32, 32, 5);
+    server.push(images_answer(&[&png]));
+    let run =
+        Run::of_async(s.command_with_key(server, key, &["generate", "--json", "a harbour"])).await;
+    run.expect_code(0);
+    let line: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    let id = line["id"].as_str().unwrap().to_string();
+    (id, png)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_with_a_history_id_sends_the_stored_bytes_and_keeps_lineage() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let key = unique_key();
+    let (id, stored) = one_stored_image(&s, &server, &key).await;
+    server.push(images_answer(&[&noise_png(32, 32, 6)]));
+    let prefix = &id[..10];
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &key,
+        &[
+            "generate",
+            "--json",
+            "--image",
+            &format!("{prefix}:1"),
+            "the harbour in fog",
+        ],
+    ))
+    .await;
+    run.expect_code(0);
+    let requests = server.generation_requests();
+    assert_eq!(requests.len(), 2);
+    let edit = &requests[1];
+    assert!(edit.is_edit(), "{}", edit.path);
+    assert_eq!(
+        edit.files("image[]")[0].data,
+        stored,
+        "the stored file's bytes"
+    );
+    let child: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    let child_id = child["id"].as_str().unwrap().to_string();
+    let meta = sidecar(Path::new(child["path"].as_str().unwrap()));
+    assert_eq!(meta["parents"][0]["id"], id.as_str(), "{meta:#}");
+    assert_eq!(meta["parents"][0]["role"], "edited", "{meta:#}");
+
+    // history show lists the parent with its role, and the parent lists its child.
+    let show = s.run(&["history", "show", "--no-preview", &child_id]);
+    show.expect_code(0);
+    let parent_line = show
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("parent"))
+        .unwrap_or_else(|| panic!("no parent line: {}", show.stdout));
+    assert!(
+        parent_line.contains(&id[..8]) && parent_line.contains("edited"),
+        "{parent_line}"
+    );
+    let show = s.run(&["history", "show", "--no-preview", &id]);
+    let child_line = show
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("child"))
+        .unwrap_or_else(|| panic!("no child line: {}", show.stdout));
+    assert!(
+        child_line.contains(&child_id[..8]) && child_line.contains("edit of this"),
+        "{child_line}"
+    );
+    // The record keeps the parent with its role.
+    let json = s.run(&["history", "show", "--json", &child_id]);
+    let record: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(
+        record["parents"],
+        json!([{ "id": id, "role": "edited" }]),
+        "{record:#}"
+    );
+
+    // A number past the record's images, and an unknown id: usage errors, nothing sent.
+    let run = s.run(&["generate", "--image", &format!("{prefix}:2"), "x"]);
+    run.expect_code(64);
+    assert!(
+        run.stderr.contains("has 1 image(s), not 2"),
+        "{}",
+        run.stderr
+    );
+    let run = s.run(&["generate", "--image", "abcdef0123", "x"]);
+    run.expect_code(64);
+    assert!(run.stderr.contains("no such file"), "{}", run.stderr);
+    assert_eq!(
+        server.generation_requests().len(),
+        2,
+        "nothing more was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_are_refused_before_anything_is_sent() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let dir = s.root.path();
+    let picture = picture_file(dir, "p.png", 3);
+    let small_mask = rgba_png_file(dir, "small-mask.png", 16, 16, 0);
+    let opaque_mask = rgba_png_file(dir, "opaque-mask.png", 32, 32, 255);
+    let text = dir.join("notes.png");
+    std::fs::write(&text, "not a picture").unwrap();
+    let p = picture.to_str().unwrap();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["--image", p, "--mask", small_mask.to_str().unwrap()],
+            1,
+            "same size",
+        ),
+        (
+            &["--image", p, "--mask", opaque_mask.to_str().unwrap()],
+            1,
+            "no fully transparent",
+        ),
+        (&["--image", text.to_str().unwrap()], 1, "not an image"),
+        (&["--image", dir.to_str().unwrap()], 1, "is a folder"),
+        (&["--image", "missing.png"], 1, "no such file"),
+        (&["--image", p, "--input-fidelity", "medium"], 64, "medium"),
+        (&["--mask", small_mask.to_str().unwrap()], 64, "--image"),
+        (&["--image", p, "--model", "dall-e-3"], 1, "does not edit"),
+        (
+            &[
+                "--image",
+                p,
+                "--model",
+                "gpt-image-1-mini",
+                "--input-fidelity",
+                "high",
+            ],
+            1,
+            "input_fidelity",
+        ),
+    ];
+    for (flags, code, words) in cases {
+        let mut args = vec!["generate"];
+        args.extend_from_slice(flags);
+        args.push("edit this");
+        let run = Run::of_async(s.command_with_key(&server, &unique_key(), &args)).await;
+        run.expect_code(*code);
+        assert!(run.stderr.contains(words), "{flags:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{flags:?}: {}", run.stdout);
+    }
+    assert_eq!(server.request_count(), 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_is_retried_after_a_429_with_the_whole_file_each_time() {
+    let server = FakeServer::start().await;
+    let answer = noise_png(32, 32, 11);
+    server.push_all([
+        Reply::rate_limited(Some(1), None),
+        images_answer(&[&answer]),
+    ]);
+    let s = Sandbox::new();
+    let picture = picture_file(s.root.path(), "p.png", 4);
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &unique_key(),
+        &["generate", "--image", picture.to_str().unwrap(), "brighter"],
+    ))
+    .await;
+    run.expect_code(0);
+    let requests = server.generation_requests();
+    assert_eq!(requests.len(), 2, "one retry");
+    for r in &requests {
+        assert!(r.is_edit());
+        assert_eq!(r.files("image[]")[0].data, std::fs::read(&picture).unwrap());
+    }
+    assert_eq!(std::fs::read(&run.paths()[0]).unwrap(), answer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_refused_by_moderation_says_so() {
+    let server = FakeServer::start().await;
+    server.push(Reply::moderation_blocked());
+    let s = Sandbox::new();
+    let picture = picture_file(s.root.path(), "p.png", 8);
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &unique_key(),
+        &[
+            "generate",
+            "--image",
+            picture.to_str().unwrap(),
+            "something refused",
+        ],
+    ))
+    .await;
+    run.expect_code(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("refused the prompt (moderation_blocked)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.generation_requests().len(), 1, "not retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_edit_reads_image_edit_events() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let picture = picture_file(s.root.path(), "p.png", 9);
+    let run = Run::of_async(s.command_with_key(
+        &server,
+        &unique_key(),
+        &[
+            "generate",
+            "--json",
+            "--partials",
+            "2",
+            "--image",
+            picture.to_str().unwrap(),
+            "at dawn",
+        ],
+    ))
+    .await;
+    run.expect_code(0);
+    let req = &server.generation_requests()[0];
+    assert!(req.is_edit());
+    assert_eq!(req.body["stream"], true, "{}", req.body);
+    assert_eq!(req.body["partial_images"], 2, "{}", req.body);
+    assert_eq!(req.contract_violations(), Vec::<String>::new());
+    let line: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    // The usage of image_edit.completed counts the input picture as image tokens.
+    assert_eq!(
+        line["usage"]["input_tokens_details"]["image_tokens"], 765,
+        "{line:#}"
+    );
+}
+
+#[test]
+fn dry_run_of_an_edit_shows_the_files_and_prices_the_inputs() {
+    let s = Sandbox::new();
+    let picture = picture_file(s.root.path(), "p.png", 10);
+    let plain = s.run(&["generate", "--dry-run", "--json", "a lighthouse"]);
+    plain.expect_code(0);
+    let edit = s.run(&[
+        "generate",
+        "--dry-run",
+        "--json",
+        "--image",
+        picture.to_str().unwrap(),
+        "a lighthouse",
+    ]);
+    edit.expect_code(0);
+    let plain: Value = serde_json::from_str(plain.stdout.trim()).unwrap();
+    let edit: Value = serde_json::from_str(edit.stdout.trim()).unwrap();
+    assert_eq!(edit["endpoint"], "/images/edits", "{edit:#}");
+    assert_eq!(edit["files"][0]["field"], "image[]", "{edit:#}");
+    assert_eq!(edit["files"][0]["format"], "png", "{edit:#}");
+    assert_eq!(edit["files"][0]["width"], 32, "{edit:#}");
+    let (a, b) = (
+        plain["estimated_cost_usd"].as_f64().unwrap(),
+        edit["estimated_cost_usd"].as_f64().unwrap(),
+    );
+    assert!(b > a, "the input picture is priced: {a} vs {b}");
+    assert!(
+        s.all_files().iter().all(|f| !f.starts_with(&s.data)),
+        "nothing written"
+    );
+}
+
+#[test]
+fn the_demo_edits_and_varies_offline() {
+    let s = Sandbox::new();
+    let picture = picture_file(s.root.path(), "p.png", 12);
+    let edit = s.run(&["generate", "--image", picture.to_str().unwrap(), "snow"]);
+    edit.expect_code(0);
+    let meta = sidecar(&edit.paths()[0]);
+    assert_eq!(meta["demo"], true, "{meta:#}");
+    assert_eq!(meta["endpoint"], "/images/edits", "{meta:#}");
+    let vary = s.run(&[
+        "generate",
+        "--variation",
+        picture.to_str().unwrap(),
+        "-n",
+        "2",
+    ]);
+    vary.expect_code(0);
+    assert_eq!(vary.paths().len(), 2, "{vary:?}");
+    let meta = sidecar(&vary.paths()[0]);
+    assert_eq!(meta["endpoint"], "/images/variations", "{meta:#}");
+    assert_eq!(meta["model"], "dall-e-2", "{meta:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variations_go_only_to_providers_that_offer_them() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    let picture = picture_file(s.root.path(), "p.png", 13);
+    let p = picture.to_str().unwrap();
+    // OpenAI no longer serves variations.
+    let run =
+        Run::of_async(s.command_with_key(&server, &unique_key(), &["generate", "--variation", p]))
+            .await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("does not offer variations"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.request_count(), 0);
+    // A DALL·E-dialect profile that says it does.
+    s.write_config(&format!(
+        "provider = \"local\"\n[providers.local]\nbase_url = \"{}\"\ndialect = \"dalle\"\nrequires_key = false\nvariations = true\nmodel = \"dall-e-2\"\n",
+        server.base_url()
+    ));
+    let run = Run::of_async(s.command(&["generate", "--variation", p, "-n", "2"])).await;
+    run.expect_code(0);
+    let req = &server.generation_requests()[0];
+    assert!(req.is_variation(), "{}", req.path);
+    assert_eq!(req.contract_violations(), Vec::<String>::new());
+    assert_eq!(req.files("image")[0].data, std::fs::read(&picture).unwrap());
+    assert_eq!(run.paths().len(), 2, "{run:?}");
+}
+
+#[test]
+fn history_tree_draws_ancestors_and_descendants_and_survives_a_deleted_parent() {
+    let s = Sandbox::new();
+    let first = s.run(&["generate", "--json", "-s", "256x256", "a lighthouse"]);
+    first.expect_code(0);
+    let root: Value = serde_json::from_str(first.stdout.lines().next().unwrap()).unwrap();
+    let root = root["id"].as_str().unwrap().to_string();
+    let edit = s.run(&["generate", "--json", "--image", &root[..12], "at night"]);
+    edit.expect_code(0);
+    let child: Value = serde_json::from_str(edit.stdout.lines().next().unwrap()).unwrap();
+    let child = child["id"].as_str().unwrap().to_string();
+    let vary = s.run(&["generate", "--json", "--variation", &child, "-n", "1"]);
+    vary.expect_code(0);
+    let grandchild: Value = serde_json::from_str(vary.stdout.lines().next().unwrap()).unwrap();
+    let grandchild = grandchild["id"].as_str().unwrap().to_string();
+
+    let tree = s.run(&["history", "tree", &child]);
+    tree.expect_code(0);
+    let lines: Vec<&str> = tree.stdout.lines().collect();
+    assert!(lines[0].starts_with(&child[..8]), "{}", tree.stdout);
+    assert_eq!(lines[1], "├─ made from", "{}", tree.stdout);
+    assert!(
+        lines[2].contains(&root[..8])
+            && lines[2].contains("(edited)")
+            && lines[2].contains("a lighthouse"),
+        "{}",
+        tree.stdout
+    );
+    assert_eq!(lines[3], "└─ made into", "{}", tree.stdout);
+    assert!(
+        lines[4].contains(&grandchild[..8]) && lines[4].contains("(variation of)"),
+        "{}",
+        tree.stdout
+    );
+    // From the root, the whole family hangs below.
+    let tree = s.run(&["history", "tree", &root]);
+    assert!(tree.stdout.contains(&grandchild[..8]), "{}", tree.stdout);
+    // The parent deleted, the child keeps it as a deleted parent.
+    s.run(&["history", "rm", "--yes", &root]).expect_code(0);
+    let tree = s.run(&["history", "tree", &child]);
+    tree.expect_code(0);
+    assert!(
+        tree.stdout
+            .lines()
+            .nth(2)
+            .is_some_and(|l| l.contains(&root[..8]) && l.contains("(deleted)")),
+        "{}",
+        tree.stdout
+    );
+    let show = s.run(&["history", "show", "--no-preview", &child]);
+    assert!(show.stdout.contains("(parent deleted)"), "{}", show.stdout);
+}
+
+/// `history sheet`: one PNG with a thumbnail per image, filters applied, clear refusals.
+#[test]
+fn history_sheet_composes_the_images_of_what_matched() {
+    let s = Sandbox::new();
+    s.run(&["generate", "-s", "256x256", "-n", "2", "a red fox"])
+        .expect_code(0);
+    s.run(&["generate", "-s", "256x256", "夜晚的海边小镇"])
+        .expect_code(0);
+    let out = s.root.path().join("sheet.png");
+    let out_s = out.to_str().unwrap();
+    let run = s.run(&[
+        "history", "sheet", "--cols", "2", "--size", "128", "--out", out_s,
+    ]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("3 images"), "{}", run.stdout);
+    let img = image::open(&out).unwrap();
+    // Two columns of 128 px with 12 px between and around; two rows.
+    assert_eq!(img.width(), 12 + 2 * (128 + 12));
+    assert!(img.height() > 2 * 128, "{}", img.height());
+    // A filter that matches nothing: nothing written, a clear message.
+    std::fs::remove_file(&out).unwrap();
+    let none = s.run(&["history", "sheet", "--tag", "nope", "--out", out_s]);
+    none.expect_code(1);
+    assert!(none.stderr.contains("nothing matched"), "{}", none.stderr);
+    assert!(!out.exists());
+    // An unknown id is named.
+    let bad = s.run(&["history", "sheet", "ffffffffff", "--out", out_s]);
+    bad.expect_code(1);
+    assert!(bad.stderr.contains("ffffffffff"), "{}", bad.stderr);
+    // A folder that does not exist.
+    let nowhere = s.root.path().join("no/such/dir/sheet.png");
+    let run = s.run(&["history", "sheet", "--out", nowhere.to_str().unwrap()]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("no/such/dir"), "{}", run.stderr);
+}

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use easel::api::request::{GenerationParams, ProviderRules, ValidationError, check};
 use easel::catalog::{Catalog, Field, ModelSpec};
 use proptest::prelude::*;
@@ -472,6 +474,8 @@ fn axes_for(spec: &ModelSpec) -> Vec<Axis> {
             }
             // Covered together with stream (it needs it).
             Field::PartialImages => continue,
+            // Edits only: covered by the multipart contract tests below.
+            Field::InputFidelity => continue,
             Field::User => string_axis(
                 "user",
                 &[
@@ -848,6 +852,7 @@ fn params_for(model: String) -> BoxedStrategy<GenerationParams> {
                 stream,
                 partial_images,
                 user,
+                ..GenerationParams::default()
             },
         )
         .boxed()
@@ -931,4 +936,237 @@ fn the_vendored_contract_matches_the_shared_one() {
             "tests/contracts/ is out of date: copy {CONTRACT} over it"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edits and variations: multipart bodies against CreateImageEditRequest and
+// CreateImageVariationRequest, as the fake server checks them
+// ---------------------------------------------------------------------------------------------
+
+/// A PNG of `w`×`h` with every pixel's alpha `alpha`, written to `dir/name`.
+fn png_file(dir: &std::path::Path, name: &str, w: u32, h: u32, alpha: u8) -> PathBuf {
+    let img = image::RgbaImage::from_pixel(w, h, image::Rgba([40, 90, 200, alpha]));
+    let path = dir.join(name);
+    img.save_with_format(&path, image::ImageFormat::Png)
+        .unwrap();
+    path
+}
+
+/// Send `checked` to the fake server and return what it received.
+fn send_to_fake(
+    checked: &easel::api::CheckedRequest,
+) -> (support::fake_server::Recorded, Result<usize, String>) {
+    use support::fake_server::FakeServer;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = FakeServer::start().await;
+        let mut opts = easel::api::ClientOptions::new("OpenAI", &server.base_url());
+        opts.api_key = easel::secret::ApiKey::new("sk-contract-test-key");
+        opts.max_retries = 0;
+        let client = easel::api::ImagesClient::new(opts).unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let result = client
+            .generate(checked, &tokio_util::sync::CancellationToken::new(), &tx)
+            .await
+            .map(|o| o.images.len())
+            .map_err(|e| e.to_string());
+        (server.last_request().expect("a request was sent"), result)
+    })
+}
+
+/// Every edit the client builds, for every GPT image model and the DALL·E dialect, keeps the
+/// wire format: multipart, known fields only, values the schema allows, files as image parts.
+#[test]
+fn edit_requests_keep_the_multipart_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = png_file(dir.path(), "a.png", 32, 32, 255);
+    let b = png_file(dir.path(), "b.png", 32, 32, 255);
+    let mask = png_file(dir.path(), "mask.png", 32, 32, 0);
+    let catalog = Catalog::builtin();
+    let mut sent = 0;
+    for spec in catalog.models().filter(|m| m.edit_images() > 0) {
+        type Setter = fn(&mut GenerationParams);
+        let variants: &[Setter] = &[
+            |_| {},
+            |p| {
+                p.quality = Some("low".into());
+                p.n = 2;
+            },
+            |p| p.size = Some("1024x1024".into()),
+            |p| {
+                p.output_format = Some("webp".into());
+                p.output_compression = Some(60);
+                p.background = Some("opaque".into());
+            },
+            |p| {
+                p.stream = true;
+                p.partial_images = Some(2);
+            },
+            |p| p.input_fidelity = Some("high".into()),
+            |p| p.response_format = Some("b64_json".into()),
+        ];
+        for set in variants {
+            let mut p = GenerationParams {
+                prompt: "only change the sky".into(),
+                model: spec.name.clone(),
+                images: vec![easel::api::InputImage::file(&a)],
+                mask: Some(easel::api::InputImage::file(&mask)),
+                ..Default::default()
+            };
+            if spec.edit_images() > 1 {
+                p.images.push(easel::api::InputImage::file(&b));
+            }
+            set(&mut p);
+            let Ok(checked) = check(&p, &catalog, &ProviderRules::default()) else {
+                continue; // refused before sending: the model does not take the field
+            };
+            let (recorded, result) = send_to_fake(&checked);
+            assert!(
+                recorded.is_edit(),
+                "{}: went to {}",
+                spec.name,
+                recorded.path
+            );
+            let violations = recorded.contract_violations();
+            assert!(violations.is_empty(), "{} {p:?}: {violations:?}", spec.name);
+            assert!(result.is_ok(), "{}: {result:?}", spec.name);
+            // The pictures went as files, in order, byte for byte.
+            let field = if spec.edit_images() > 1 {
+                "image[]"
+            } else {
+                "image"
+            };
+            let files = recorded.files(field);
+            assert_eq!(files.len(), p.images.len(), "{}", spec.name);
+            assert_eq!(files[0].data, std::fs::read(&a).unwrap());
+            assert_eq!(
+                recorded.files("mask")[0].data,
+                std::fs::read(&mask).unwrap()
+            );
+            // The key travels in the header only.
+            assert!(!String::from_utf8_lossy(&recorded.raw_body).contains("sk-contract-test-key"));
+            sent += 1;
+        }
+    }
+    assert!(sent >= 20, "only {sent} edits were checked");
+}
+
+/// A variation keeps CreateImageVariationRequest.
+#[test]
+fn variation_requests_keep_the_multipart_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = png_file(dir.path(), "a.png", 32, 32, 255);
+    let rules = ProviderRules {
+        name: "local".into(),
+        dialect: Some(easel::catalog::Dialect::Dalle),
+        fields: None,
+        variations: true,
+    };
+    let p = GenerationParams {
+        prompt: String::new(),
+        model: "dall-e-2".into(),
+        n: 2,
+        size: Some("256x256".into()),
+        response_format: Some("b64_json".into()),
+        images: vec![easel::api::InputImage::file(&a)],
+        variation: true,
+        ..Default::default()
+    };
+    let checked = check(&p, &Catalog::builtin(), &rules).unwrap();
+    let (recorded, result) = send_to_fake(&checked);
+    assert!(recorded.is_variation(), "{}", recorded.path);
+    assert_eq!(recorded.contract_violations(), Vec::<String>::new());
+    assert_eq!(result, Ok(2));
+    assert!(recorded.body.get("prompt").is_none(), "{}", recorded.body);
+}
+
+/// The negative control: the check can fail. A field the edit schema does not have, a value
+/// outside an enum, a picture sent as text, a non-image file part: each is caught, alone.
+#[test]
+fn the_multipart_check_can_fail() {
+    use support::fake_server::{FormPart, multipart_violations};
+    let headers = vec![(
+        "content-type".to_string(),
+        "multipart/form-data; boundary=x".to_string(),
+    )];
+    let text = |name: &str, value: &str| FormPart {
+        name: name.into(),
+        filename: None,
+        content_type: None,
+        data: value.as_bytes().to_vec(),
+    };
+    let file = |name: &str, ct: &str| FormPart {
+        name: name.into(),
+        filename: Some("a.png".into()),
+        content_type: Some(ct.into()),
+        data: b"\x89PNG".to_vec(),
+    };
+    let good = vec![
+        text("prompt", "a sky"),
+        text("model", "gpt-image-2"),
+        file("image[]", "image/png"),
+    ];
+    assert_eq!(
+        multipart_violations("CreateImageEditRequest", &headers, &good),
+        Vec::<String>::new()
+    );
+    let bad_cases: Vec<(&str, FormPart)> = vec![
+        ("moderation", text("moderation", "low")),
+        ("input_fidelity", text("input_fidelity", "medium")),
+        ("output_format", text("output_format", "gif")),
+        ("n", text("n", "many")),
+        ("mask", text("mask", "not a file")),
+        ("image[]", file("image[]", "text/plain")),
+    ];
+    for (what, part) in bad_cases {
+        let mut parts = good.clone();
+        parts.push(part);
+        let v = multipart_violations("CreateImageEditRequest", &headers, &parts);
+        assert!(!v.is_empty(), "{what}: not caught");
+    }
+    // Without the prompt (required), and as JSON instead of multipart.
+    let v = multipart_violations("CreateImageEditRequest", &headers, &good[1..]);
+    assert!(v.iter().any(|e| e.contains("prompt")), "{v:?}");
+    let json_headers = vec![("content-type".to_string(), "application/json".to_string())];
+    assert!(!multipart_violations("CreateImageEditRequest", &json_headers, &good).is_empty());
+    // A variation has no prompt field at all.
+    let v = multipart_violations("CreateImageVariationRequest", &headers, &good);
+    assert!(v.iter().any(|e| e.contains("prompt")), "{v:?}");
+}
+
+/// And the fake server refuses such a request with a 400, as a real server would.
+#[test]
+fn the_fake_server_refuses_a_bad_multipart_edit() {
+    use support::fake_server::FakeServer;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = FakeServer::start().await;
+        let form = reqwest::multipart::Form::new()
+            .text("prompt", "a sky")
+            .text("model", "gpt-image-2")
+            .text("moderation", "low")
+            .part(
+                "image[]",
+                reqwest::multipart::Part::bytes(b"\x89PNG\r\n\x1a\n".to_vec())
+                    .file_name("a.png")
+                    .mime_str("image/png")
+                    .unwrap(),
+            );
+        let resp = reqwest::Client::new()
+            .post(format!("{}/images/edits", server.base_url()))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("moderation"), "{body}");
+        assert_eq!(server.requests().len(), 1);
+    });
 }

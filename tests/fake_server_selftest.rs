@@ -790,7 +790,7 @@ async fn script_is_fifo_then_default() {
 async fn unknown_routes_answer_openai_shaped_404() {
     let server = FakeServer::start().await;
     let response = client()
-        .post(format!("{}/images/edits", server.base_url()))
+        .post(format!("{}/images/upscale", server.base_url()))
         .json(&json!({}))
         .send()
         .await
@@ -801,7 +801,7 @@ async fn unknown_routes_answer_openai_shaped_404() {
     assert_error_shape(&json);
     assert_eq!(
         json["error"]["message"],
-        "Invalid URL (POST /v1/images/edits)"
+        "Invalid URL (POST /v1/images/upscale)"
     );
 
     let response = client()
@@ -814,6 +814,17 @@ async fn unknown_routes_answer_openai_shaped_404() {
     assert_eq!(recorded.query.as_deref(), Some("x=1"));
     assert_eq!(recorded.body, Value::Null);
     assert_eq!(server.generation_count(), 0);
+
+    // Edits are served, but as multipart only: a JSON body breaks the contract (400).
+    let response = client()
+        .post(format!("{}/images/edits", server.base_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let json: Value = response.json().await.unwrap();
+    assert_error_shape(&json);
 }
 
 #[tokio::test]

@@ -1401,3 +1401,83 @@ async fn a_job_whose_start_cannot_be_recorded_fails_instead_of_staying_queued() 
     assert_eq!(inner.get(id).unwrap().unwrap().status, Status::Failed);
     assert!(inner.queue().unwrap().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Jobs with their own provider (the service's clients) and jobs waiting for a key
+// ---------------------------------------------------------------------------------------------
+
+/// A job submitted with its own slot runs on it even though the scheduler has no provider of
+/// that name; the scheduler keeps the slot only until the job starts.
+#[tokio::test(start_paused = true)]
+async fn a_job_runs_with_the_slot_it_was_submitted_with() {
+    let mut rig = Rig::new(vec![], 2).await;
+    let s = job("with its own key", "openai");
+    let id = rig
+        .handle
+        .submit_with(s, demo_slot(100, 0, 1), None)
+        .await
+        .unwrap();
+    rig.names.insert(id, "with its own key".into());
+    let r = rig.finished(id).await;
+    assert_eq!(r.status, Status::Succeeded, "{:?}", rig.seen);
+    assert!(
+        !rig.seen.iter().any(|l| l.starts_with("needs")),
+        "{:?}",
+        rig.seen
+    );
+}
+
+/// A queued job of a provider with no key here (a service restarted) waits and says so once;
+/// a client offering that provider's key lets it run. A job of another provider is untouched.
+#[tokio::test(start_paused = true)]
+async fn a_job_without_a_key_waits_until_a_client_provides_one() {
+    let mut rig = Rig::new(vec![("demo", demo_slot(100, 0, 1))], 2).await;
+    // Queued by an earlier run: stored queued, for a provider this scheduler does not have.
+    let waiting = GenerationRecord::queued(
+        Id::new(),
+        params("waits for a key"),
+        "openai",
+        false,
+        chrono::Utc::now(),
+    );
+    rig.store.enqueue(&waiting, false).unwrap();
+    rig.names.insert(waiting.id, "waits for a key".into());
+    let dir = rig.data.clone();
+    rig.restart(
+        ImageFiles::new(&dir, None),
+        vec![("demo", demo_slot(100, 0, 1))],
+        2,
+        true,
+    )
+    .await;
+    let ev = rig
+        .until(|e| matches!(e, JobEvent::NeedsCredential { .. }))
+        .await;
+    let JobEvent::NeedsCredential { id, provider } = ev else {
+        unreachable!()
+    };
+    assert_eq!((id, provider.as_str()), (waiting.id, "openai"));
+    // Other jobs run meanwhile.
+    let other = rig.submit(job("runs meanwhile", "demo")).await;
+    assert_eq!(rig.finished(other).await.status, Status::Succeeded);
+    assert_eq!(rig.stored(waiting.id).status, Status::Queued);
+    let counts = rig.handle.counts().await;
+    assert_eq!((counts.queued, counts.waiting), (1, 1));
+    // A key for another provider changes nothing; the right one lets it run.
+    rig.handle.send(easel::queue::Command::Provide(
+        "xai".into(),
+        demo_slot(100, 0, 1),
+    ));
+    rig.handle.send(easel::queue::Command::Provide(
+        "openai".into(),
+        demo_slot(100, 0, 1),
+    ));
+    let r = rig.finished(waiting.id).await;
+    assert_eq!(r.status, Status::Succeeded, "{:?}", rig.seen);
+    assert_eq!(
+        rig.seen.iter().filter(|l| l.starts_with("needs")).count(),
+        1,
+        "said once: {:?}",
+        rig.seen
+    );
+}

@@ -890,3 +890,61 @@ async fn a_reply_over_the_frame_cap_fails_without_closing_the_connection() {
     let (r, ()) = tokio::join!(small, release);
     assert!(matches!(r.unwrap(), Reply::Cancelled { .. }));
 }
+
+/// An old service (protocol 1, left running across an upgrade) that answers status with
+/// `running` jobs and obeys stop. Returns whether it was told to stop.
+async fn old_service(socket: PathBuf, running: u64) -> bool {
+    easel::service::prepare_socket_dir(&socket).unwrap();
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut conn = Framed::new(stream, wire::codec(1 << 20));
+    let mut stopped = false;
+    while let Some(Ok(frame)) = conn.next().await {
+        let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+        let answer = match (v["type"].as_str(), v["request"]["op"].as_str()) {
+            (Some("hello"), _) => {
+                assert_eq!(v["protocol"], 1, "spoken to in its own version");
+                serde_json::json!({"type":"welcome","protocol":1,"service":"easel 0.0.9","pid":1})
+            }
+            (_, Some("status")) => serde_json::json!({"type":"reply","id":v["id"],
+                "reply":{"kind":"status","pid":1,"protocol":1,"socket":"","uptime_secs":9,
+                         "clients":1,"jobs_running":running,"jobs_queued":0}}),
+            (_, Some("stop")) => {
+                stopped = true;
+                serde_json::json!({"type":"reply","id":v["id"],"reply":{"kind":"stopping"}})
+            }
+            _ => panic!("unexpected {v}"),
+        };
+        conn.send(Bytes::from(serde_json::to_vec(&answer).unwrap()))
+            .await
+            .unwrap();
+        if stopped {
+            std::fs::remove_file(&socket).unwrap();
+            break;
+        }
+    }
+    stopped
+}
+
+#[tokio::test]
+async fn an_idle_older_service_is_replaced_and_a_busy_one_is_left_alone() {
+    // Idle: asked to stop, and the socket is free for a new service.
+    let (_root, socket) = paths();
+    let old = tokio::spawn(old_service(socket.clone(), 0));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let replaced = easel::service::start::replace_idle_old_service(&socket, 1, "test").await;
+    assert!(replaced);
+    assert!(old.await.unwrap(), "the old service was told to stop");
+    assert!(!socket.exists());
+
+    // Busy: its jobs are left to finish; nothing is stopped.
+    let (_root2, socket) = paths();
+    let old = tokio::spawn(old_service(socket.clone(), 2));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let replaced = easel::service::start::replace_idle_old_service(&socket, 1, "test").await;
+    assert!(!replaced);
+    assert!(
+        !old.await.unwrap(),
+        "a busy old service must not be stopped"
+    );
+}

@@ -1627,3 +1627,97 @@ fn the_trash_keeps_deleted_records_until_emptied() {
     assert!(!image.exists() && !image.with_extension("json").exists());
     assert!(sb.run(&["history", "trash"]).stderr.contains("empty"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Lineage (issue 12)
+// ---------------------------------------------------------------------------------------------
+
+/// Parents and their roles survive export and import, a deleted parent leaves its children as
+/// they were, and a record written before lineage reads with none.
+#[test]
+fn lineage_survives_export_import_and_a_deleted_parent() {
+    use easel::api::InputImage;
+    use easel::store::record::{Parent, ParentRole};
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let parent = rec("a harbour", Status::Succeeded);
+    let reference = rec("a style", Status::Succeeded);
+    let params = GenerationParams {
+        prompt: "the harbour in fog".into(),
+        images: vec![
+            InputImage {
+                path: "/x/harbour.png".into(),
+                record: Some(parent.id.to_string()),
+                index: Some(1),
+            },
+            InputImage {
+                path: "/x/style.png".into(),
+                record: Some(reference.id.to_string()),
+                index: Some(1),
+            },
+        ],
+        mask: Some(InputImage {
+            path: "/x/mask.png".into(),
+            record: Some(parent.id.to_string()),
+            index: Some(1),
+        }),
+        ..Default::default()
+    };
+    let mut child = GenerationRecord::queued(Id::new(), params, "demo", true, Utc::now());
+    child.status = Status::Succeeded;
+    let want = vec![
+        Parent {
+            id: parent.id,
+            role: ParentRole::Edited,
+        },
+        Parent {
+            id: reference.id,
+            role: ParentRole::Reference,
+        },
+        Parent {
+            id: parent.id,
+            role: ParentRole::MaskSource,
+        },
+    ];
+    assert_eq!(child.parents, want);
+    let mut rerun = rec("a harbour", Status::Succeeded);
+    rerun.parent_id = Some(parent.id);
+    assert_eq!(
+        rerun.lineage(),
+        vec![Parent {
+            id: parent.id,
+            role: ParentRole::RerunOf
+        }]
+    );
+
+    let source = SledStore::open(a.path()).unwrap();
+    for r in [&parent, &reference, &child, &rerun] {
+        source.put(r).unwrap();
+    }
+    let mut buf = Vec::new();
+    transfer::export(&source, &mut buf).unwrap();
+    let dest = SledStore::open(b.path()).unwrap();
+    let report = transfer::import(&dest, b.path(), &mut buf.as_slice()).unwrap();
+    assert_eq!(report.imported, 4, "{report:?}");
+    let back = dest.get(child.id).unwrap().unwrap();
+    assert_eq!(back.parents, want);
+    assert_eq!(back.params.images, child.params.images);
+    assert_eq!(
+        dest.get(rerun.id).unwrap().unwrap().lineage(),
+        rerun.lineage()
+    );
+
+    // Deleting the parent keeps the children and what they were made from.
+    dest.delete(parent.id).unwrap();
+    let back = dest.get(child.id).unwrap().unwrap();
+    assert_eq!(back.parents, want);
+    assert!(back.has_parent(parent.id));
+
+    // A record written before lineage (no "parents" key) reads with none.
+    let mut old = serde_json::to_value(&parent).unwrap();
+    old.as_object_mut().unwrap().remove("parents");
+    let line = serde_json::to_vec(&serde_json::json!({ "v": 1, "record": old })).unwrap();
+    let read = easel::store::record::decode(&line).unwrap();
+    assert!(read.parents.is_empty());
+    assert_eq!(read, parent);
+}

@@ -1374,3 +1374,95 @@ fn o_opens_the_image_in_the_viewer() {
     studio.keys(&["C-c"]);
     studio.expect_clean_exit();
 }
+
+/// Issue 12, in a real terminal: `M` on a history image opens the mask editor over it; Space
+/// adds the shape in the middle and Enter saves the mask (a PNG at the picture's size, alpha 0
+/// exactly inside the shape, in the data folder's `masks/`); the next prompt queues an edit of
+/// that picture with that mask, and the new record names the first as the picture it edited.
+#[test]
+fn paint_a_mask_and_send_an_edit() {
+    let sb = Sandbox::new(1500);
+    let studio = Studio::open(&sb, "mask");
+    studio.submit("a red fox in the snow");
+    studio.wait_for("the picture in history", |s| {
+        s.history_entries()
+            .first()
+            .is_some_and(|r| r.starts_with('✓'))
+    });
+    studio.leave_editor();
+    studio.keys(&["M"]);
+    // The title names the picture's size once it is read.
+    let screen = studio.wait_for("the mask editor over the picture", |s| {
+        s.text()
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("Mask ·") && l.matches(" · ").count() >= 2)
+    });
+    assert!(screen.contains("0 steps"), "{}", screen.text());
+    assert!(screen.contains("0% of the picture"), "{}", screen.text());
+    // Space adds the shape: a quarter of the picture (half its width and height) is to edit.
+    studio.keys(&["Space"]);
+    studio.wait_for("the area to edit", |s| {
+        s.contains("1 step ") && s.contains("25% of the picture")
+    });
+    studio.keys(&["Enter"]);
+    let screen = studio.wait_for("the mask saved and shown in the strip", |s| {
+        s.status_line().contains("mask saved") && s.contains("mask: mask-")
+    });
+    assert!(
+        screen.contains("Edit of 1 picture"),
+        "the strip: {}",
+        screen.text()
+    );
+
+    // The mask: one private PNG at the picture's size.
+    let masks: Vec<PathBuf> = std::fs::read_dir(sb.data.join("masks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(masks.len(), 1, "{masks:?}");
+    // The edit, sent from the editor (the old prompt cleared first): "edit of" in the queue,
+    // then a second record.
+    studio.keys(&["C-l"]);
+    studio.type_text("the same fox at night");
+    studio.keys(&["C-s"]);
+    studio.wait_for("the edit in the queue", |s| {
+        s.pane_rows("Queue")
+            .iter()
+            .any(|r| r.contains("edit of") && r.contains("1 ref"))
+    });
+    studio.wait_for("the edit in history", |s| {
+        s.history_entries().len() == 2 && s.history_entries().iter().all(|r| r.starts_with('✓'))
+    });
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+    let records = sb.history();
+    let (edit, parent) = (&records[0], &records[1]);
+    assert_eq!(edit["prompt"], "the same fox at night", "{edit:#}");
+    assert_eq!(edit["parents"][0]["role"], "edited", "{edit:#}");
+    assert_eq!(edit["parents"][0]["id"], parent["id"], "{edit:#}");
+    assert_eq!(
+        edit["params"]["mask"]["path"].as_str(),
+        Some(masks[0].to_str().unwrap()),
+        "{edit:#}"
+    );
+    // The mask is at the edited picture's size, alpha 0 exactly in the shape.
+    let (w, h) = (
+        parent["outputs"][0]["width"].as_u64().unwrap() as u32,
+        parent["outputs"][0]["height"].as_u64().unwrap() as u32,
+    );
+    let mask = image::open(&masks[0]).unwrap().to_rgba8();
+    assert_eq!(mask.dimensions(), (w, h));
+    let clear = mask.pixels().filter(|p| p.0[3] == 0).count() as f64;
+    let share = clear / f64::from(w * h);
+    assert!((0.2..0.3).contains(&share), "{share}");
+    assert_eq!(mask.get_pixel(w / 2, h / 2).0[3], 0, "the middle is edited");
+    assert_eq!(mask.get_pixel(0, 0).0[3], 255, "a corner is kept");
+    assert!(mask.pixels().all(|p| p.0[3] == 0 || p.0[3] == 255));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&masks[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the mask is private: {mode:o}");
+    }
+}

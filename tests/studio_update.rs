@@ -1813,11 +1813,13 @@ fn params_stepping_never_produces_a_rejected_combination() {
             name: "narrow".into(),
             dialect: None,
             fields: Some(vec![Field::Size, Field::Quality, Field::N]),
+            variations: false,
         },
         ProviderRules {
             name: "bare".into(),
             dialect: None,
             fields: Some(vec![]),
+            variations: false,
         },
     ];
     let keys = [
@@ -2278,6 +2280,7 @@ fn the_studio_state_round_trips() {
     press(&mut m, ch('j'));
     press(&mut m, ch('f'));
     m.history.text = "fox".into();
+    m.gallery = true;
     let saved = easel::studio::state::capture(&m);
     let json = serde_json::to_string(&saved).unwrap();
     let back: easel::studio::state::Saved = serde_json::from_str(&json).unwrap();
@@ -2288,6 +2291,7 @@ fn the_studio_state_round_trips() {
     assert_eq!(fresh.focus, Pane::History);
     assert_eq!(fresh.history.filter, Filter::Starred);
     assert_eq!(fresh.history.text, "fox");
+    assert!(fresh.gallery, "the gallery is remembered");
     // The first page asks where the selected record is.
     assert_eq!(fresh.history.anchor.map(|(i, _)| i), Some(id(2)));
     // Parameters the model would now refuse are not restored.
@@ -2309,6 +2313,7 @@ fn a_restored_selection_is_asked_for_with_the_first_page() {
         filter_model: None,
         search: String::new(),
         selected: Some(id(3)),
+        gallery: false,
     };
     easel::studio::state::restore(&mut m, saved);
     let fx = update(&mut m, Msg::Resize(120, 40));
@@ -2446,4 +2451,700 @@ fn tags_are_typed_with_completion_and_applied_to_the_selected_record() {
     type_text(&mut m, "dq");
     assert!(m.overlay.is_none() && !m.quitting);
     assert!(press(&mut m, plain(KeyCode::Esc)).is_empty());
+}
+
+/// Filter terms typed on the search line become the query's filters, not fuzzy text.
+#[test]
+fn search_terms_filter_by_tag_and_rating_and_sort() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    assert!(press(&mut m, ch('/')).is_empty());
+    let mut last = Vec::new();
+    for c in "fox #keep rating:4 sort:rating".chars() {
+        last = press(&mut m, ch(c));
+    }
+    let query = last
+        .iter()
+        .find_map(|e| match e {
+            Effect::LoadHistory { query, .. } => Some(query.clone()),
+            _ => None,
+        })
+        .expect("a reload");
+    assert_eq!(query.text.as_deref(), Some("fox"));
+    assert_eq!(query.tag.as_deref(), Some("keep"));
+    assert_eq!(query.min_rating, Some(4));
+    assert!(query.by_rating);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compare
+// ---------------------------------------------------------------------------------------------
+
+/// Two succeeded records (ids 1 and 4) marked with `m`, compared with `c`.
+fn comparing() -> Model {
+    let mut m = rich();
+    m.focus = Pane::History;
+    // Row 0 is record 1, row 3 record 4 (both have an image).
+    assert!(press(&mut m, ch('m')).is_empty());
+    for _ in 0..3 {
+        press(&mut m, ch('j'));
+    }
+    press(&mut m, ch('m'));
+    assert_eq!(m.marked.len(), 2);
+    press(&mut m, ch('c'));
+    m
+}
+
+#[test]
+fn marked_images_open_side_by_side_and_blink_switches_between_them() {
+    let mut m = comparing();
+    let c = m.compare.as_ref().expect("compare open");
+    assert_eq!(
+        c.items.iter().map(|x| x.record.id).collect::<Vec<_>>(),
+        [id(1), id(4)]
+    );
+    assert!(!c.blink);
+    // The pictures are asked for one render at a time: A first, at the size of its cell.
+    let asked = m.preview.requested.clone().expect("a render asked for");
+    match &asked.source {
+        easel::studio::msg::PreviewSource::File(p) => {
+            assert!(p.ends_with("images/2025/03/14/1.png"), "{p:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        asked.cols < 80 / 2 + 1,
+        "side by side: half the width, {asked:?}"
+    );
+    press(&mut m, ch('b'));
+    assert!(m.compare.as_ref().unwrap().blink);
+    assert_eq!(m.compare.as_ref().unwrap().shown, 0);
+    press(&mut m, ch(' '));
+    assert_eq!(m.compare.as_ref().unwrap().shown, 1);
+    press(&mut m, ch(' '));
+    assert_eq!(m.compare.as_ref().unwrap().shown, 0, "wraps around");
+    press(&mut m, plain(KeyCode::Left));
+    assert_eq!(m.compare.as_ref().unwrap().shown, 1);
+    // Keys of the list do nothing here: j does not move the history selection.
+    let before = m.history.selected;
+    press(&mut m, ch('j'));
+    assert_eq!(m.history.selected, before);
+    press(&mut m, plain(KeyCode::Esc));
+    assert!(m.compare.is_none());
+    assert_eq!(m.marked.len(), 2, "marks stay after closing");
+}
+
+#[test]
+fn rating_in_compare_rates_the_shown_image_and_reject_trashes_it() {
+    let mut m = comparing();
+    press(&mut m, ch('b'));
+    press(&mut m, ch(' '));
+    let fx = press(&mut m, ch('4'));
+    assert!(
+        fx.iter().any(|e| matches!(
+            e,
+            Effect::Edit(i, easel::store::UserEdit::Rating(4)) if *i == id(4)
+        )),
+        "{fx:?}"
+    );
+    // The rating shows in the caption once the scheduler says so.
+    let mut rated = m.compare.as_ref().unwrap().items[1].record.clone();
+    rated.rating = 4;
+    update(&mut m, Msg::Job(JobEvent::Updated(Box::new(rated))));
+    assert_eq!(m.compare.as_ref().unwrap().items[1].record.rating, 4);
+    // Reject: to the trash (no question: u undoes), and with one image left compare closes.
+    let fx = press(&mut m, ch('x'));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Delete(i) if *i == id(4))),
+        "{fx:?}"
+    );
+    assert!(m.compare.is_none());
+    assert_eq!(m.marked.len(), 1);
+}
+
+#[test]
+fn compare_needs_two_images_and_at_most_four_are_marked() {
+    let mut m = rich();
+    m.focus = Pane::History;
+    press(&mut m, ch('c'));
+    assert!(m.compare.is_none());
+    assert!(
+        m.current_notice()
+            .is_some_and(|n| n.text.contains("mark 2–4")),
+        "{:?}",
+        m.current_notice()
+    );
+    // m twice unmarks.
+    press(&mut m, ch('m'));
+    press(&mut m, ch('m'));
+    assert!(m.marked.is_empty());
+    // A failed record has no image to mark.
+    press(&mut m, ch('j'));
+    press(&mut m, ch('m'));
+    assert!(m.marked.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gallery
+// ---------------------------------------------------------------------------------------------
+
+/// 30 succeeded records at 120×40 (4 columns, 3 rows of cells), the gallery on.
+fn gallery() -> Model {
+    let mut m = model();
+    update(&mut m, Msg::Resize(120, 40));
+    let records: Vec<_> = (1..=30)
+        .map(|n| rec(n, &format!("picture {n}"), Status::Succeeded))
+        .collect();
+    page(&mut m, 0, 30, records);
+    m.focus = Pane::History;
+    press(&mut m, ch('v'));
+    assert!(m.gallery_shown());
+    m
+}
+
+#[test]
+fn the_gallery_moves_by_rows_and_cells_and_pages() {
+    let mut m = gallery();
+    let g = easel::studio::gallery::geometry(120, 40);
+    assert_eq!((g.cols, g.rows), (4, 3));
+    press(&mut m, ch('j'));
+    assert_eq!(m.history.selected, 4, "down is a row of the grid");
+    press(&mut m, ch('l'));
+    assert_eq!(m.history.selected, 5);
+    press(&mut m, plain(KeyCode::Left));
+    press(&mut m, plain(KeyCode::Left));
+    assert_eq!(m.history.selected, 3);
+    press(&mut m, plain(KeyCode::PageDown));
+    assert_eq!(m.history.selected, 15, "a page is a screenful of cells");
+    // The view keeps whole rows and the selection in sight.
+    let cells = easel::studio::gallery::cells(&m);
+    assert_eq!(
+        cells.first().map(|c| c.pos),
+        Some(4),
+        "rows 1-3 of the grid"
+    );
+    assert!(cells.iter().any(|c| c.pos == 15));
+    press(&mut m, ch('G'));
+    assert_eq!(m.history.selected, 29);
+    let cells = easel::studio::gallery::cells(&m);
+    assert_eq!(cells.last().map(|c| c.pos), Some(29));
+    // h and l do nothing in the list.
+    press(&mut m, ch('v'));
+    assert!(!m.gallery_shown());
+    press(&mut m, ch('h'));
+    assert_eq!(m.history.selected, 29);
+}
+
+#[test]
+fn gallery_cells_ask_for_thumbnails_one_at_a_time_selected_first() {
+    let mut m = gallery();
+    press(&mut m, ch('l'));
+    press(&mut m, ch('l'));
+    let asked = m.preview.requested.clone().expect("a thumbnail asked for");
+    match &asked.source {
+        easel::studio::msg::PreviewSource::Thumb { path, .. } => {
+            assert!(path.ends_with("images/2025/03/14/3.png"), "{path:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once it is drawn, the next visible cell is asked for, and so on.
+    let failed = asked.clone();
+    update(&mut m, Msg::PreviewFailed(failed, "not a picture".into()));
+    let next = m.preview.requested.clone().unwrap();
+    assert_ne!(next, asked, "a failed cell is not asked for again");
+    assert!(matches!(
+        next.source,
+        easel::studio::msg::PreviewSource::Thumb { .. }
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edits (issue 12): "edit this", the reference strip, the mask editor, lineage
+
+use easel::api::InputImage;
+use easel::store::record::{Parent, ParentRole};
+use easel::studio::mask::{Op, PixRect, Shape};
+use easel::studio::model::MaskBase;
+use easel::studio::msg::InputKind;
+
+fn history_input(n: u128) -> InputImage {
+    InputImage {
+        path: PathBuf::from(format!("/data/easel/images/2025/03/14/{n}.png")),
+        record: Some(id(n).to_string()),
+        index: Some(1),
+    }
+}
+
+/// The idle studio with the history focused on row `row`.
+fn history_at(row: usize) -> Model {
+    let mut m = idle();
+    m.focus = Pane::History;
+    for _ in 0..row {
+        press(&mut m, ch('j'));
+    }
+    m
+}
+
+#[test]
+fn edit_this_puts_the_selected_image_in_the_inputs_and_submits_an_edit() {
+    let mut m = history_at(0);
+    assert!(!m.has_inputs());
+    press(&mut m, ch('E'));
+    assert_eq!(m.params.images, vec![history_input(1)]);
+    assert_eq!(m.focus, Pane::Editor, "the editor takes the focus");
+    assert!(m.current_notice().unwrap().text.contains("editing"));
+    type_text(&mut m, "the same, at night");
+    match press(&mut m, ctrl('s')).as_slice() {
+        [Effect::Submit(s)] => {
+            assert_eq!(s.params.prompt, "the same, at night");
+            assert_eq!(s.params.images, vec![history_input(1)]);
+            assert!(s.params.mask.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    // A failed generation has no image to edit: nothing changes.
+    let mut m = history_at(1);
+    press(&mut m, ch('E'));
+    assert!(m.params.images.is_empty());
+    assert_eq!(m.focus, Pane::History);
+    // Editing another image makes it the first; the old one stays as a reference.
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    press(&mut m, ch('E'));
+    assert_eq!(m.params.images, vec![history_input(4), history_input(1)]);
+}
+
+#[test]
+fn the_strip_is_in_the_tab_order_only_with_inputs() {
+    let mut m = idle();
+    m.focus = Pane::Editor;
+    press(&mut m, plain(KeyCode::Tab));
+    assert_eq!(m.focus, Pane::Params, "no inputs: the strip is skipped");
+    press(&mut m, key(KeyCode::BackTab, KeyModifiers::SHIFT));
+    assert_eq!(m.focus, Pane::Editor);
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    press(&mut m, plain(KeyCode::Tab));
+    assert_eq!(m.focus, Pane::Inputs);
+    assert!(m.areas().inputs.height > 0, "the strip is on screen");
+    press(&mut m, plain(KeyCode::Tab));
+    assert_eq!(m.focus, Pane::Params);
+}
+
+#[test]
+fn references_from_history_reorder_and_remove_in_the_strip() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    // R adds a reference and stays in the history; twice is once.
+    press(&mut m, ch('R'));
+    press(&mut m, ch('R'));
+    assert_eq!(m.focus, Pane::History);
+    assert_eq!(m.params.images, vec![history_input(1), history_input(4)]);
+    m.params.mask = Some(InputImage::file("/tmp/mask.png"));
+    m.focus = Pane::Inputs;
+    // The selection starts on the newest input; H moves it left: it becomes the edited one.
+    assert_eq!(m.input_cursor, 1);
+    press(&mut m, ch('H'));
+    assert_eq!(m.params.images, vec![history_input(4), history_input(1)]);
+    assert_eq!(m.input_cursor, 0);
+    // The mask stays, with a word that it belongs to the first picture.
+    assert!(m.params.mask.is_some());
+    assert!(m.current_notice().unwrap().text.contains("first picture"));
+    // At the left end, H does nothing; L moves it back.
+    press(&mut m, ch('H'));
+    assert_eq!(m.params.images[0], history_input(4));
+    press(&mut m, ch('L'));
+    assert_eq!(m.params.images, vec![history_input(1), history_input(4)]);
+    assert_eq!(m.input_cursor, 1);
+    // h/l move the selection; x removes the selected one.
+    press(&mut m, ch('h'));
+    assert_eq!(m.input_cursor, 0);
+    press(&mut m, ch('l'));
+    press(&mut m, ch('l'));
+    assert_eq!(m.input_cursor, 1);
+    press(&mut m, ch('x'));
+    assert_eq!(m.params.images, vec![history_input(1)]);
+    assert_eq!(m.input_cursor, 0);
+    // The last one goes with the mask (a mask alone cannot be sent), back to the editor.
+    press(&mut m, plain(KeyCode::Delete));
+    assert!(m.params.images.is_empty() && m.params.mask.is_none());
+    assert_eq!(m.focus, Pane::Editor);
+    assert!(!m.has_inputs());
+}
+
+#[test]
+fn references_and_masks_from_typed_paths() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    // Alt-a in the editor opens the path line; typed characters go there, not to the prompt.
+    press(&mut m, key(KeyCode::Char('a'), KeyModifiers::ALT));
+    assert!(m.path_input.is_some());
+    type_text(&mut m, "~/ref\u{1b}.png");
+    assert_eq!(m.prompt(), "");
+    match press(&mut m, plain(KeyCode::Enter)).as_slice() {
+        [Effect::ResolveInput { kind, text }] => {
+            assert_eq!(*kind, InputKind::Reference);
+            assert_eq!(text, "~/ref.png", "unsafe characters are dropped");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(m.path_input.is_none());
+    update(
+        &mut m,
+        Msg::InputResolved(InputKind::Reference, InputImage::file("/home/u/ref.png")),
+    );
+    assert_eq!(m.params.images.len(), 2);
+    assert_eq!(m.params.images[1].path, PathBuf::from("/home/u/ref.png"));
+    // Esc leaves the line without anything.
+    m.focus = Pane::Inputs;
+    press(&mut m, ch('a'));
+    type_text(&mut m, "x");
+    assert!(press(&mut m, plain(KeyCode::Esc)).is_empty());
+    assert!(m.path_input.is_none());
+    assert_eq!(m.params.images.len(), 2);
+    // o types a mask file.
+    press(&mut m, ch('o'));
+    type_text(&mut m, "/tmp/m.png");
+    match press(&mut m, plain(KeyCode::Enter)).as_slice() {
+        [Effect::ResolveInput { kind, text }] => {
+            assert_eq!(*kind, InputKind::Mask);
+            assert_eq!(text, "/tmp/m.png");
+        }
+        other => panic!("{other:?}"),
+    }
+    update(
+        &mut m,
+        Msg::InputResolved(InputKind::Mask, InputImage::file("/tmp/m.png")),
+    );
+    assert_eq!(m.params.mask, Some(InputImage::file("/tmp/m.png")));
+    // X removes the mask only.
+    press(&mut m, ch('X'));
+    assert!(m.params.mask.is_none());
+    assert_eq!(m.params.images.len(), 2);
+}
+
+#[test]
+fn reuse_brings_an_edit_back_with_its_pictures() {
+    let mut m = rich();
+    let mut r = rec(50, "at night", Status::Succeeded);
+    r.params.images = vec![history_input(1), InputImage::file("/p/ref.png")];
+    r.params.mask = Some(InputImage::file("/p/mask.png"));
+    page(&mut m, 0, 1, vec![r]);
+    m.focus = Pane::History;
+    press(&mut m, ch('e'));
+    assert_eq!(m.params.images.len(), 2);
+    assert_eq!(m.params.mask, Some(InputImage::file("/p/mask.png")));
+    assert!(m.strip_shown());
+}
+
+/// The studio with the mask editor open on record 1's image, read as a 1024×1024 picture.
+fn mask_open() -> Model {
+    let mut m = history_at(0);
+    let fx = press(&mut m, ch('M'));
+    let (cols, rows) = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::LoadMaskBase { path, cols, rows } => {
+                assert_eq!(path, &history_input(1).path);
+                Some((*cols, *rows))
+            }
+            _ => None,
+        })
+        .expect("the picture is asked for");
+    assert_eq!(m.params.images, vec![history_input(1)], "M edits this too");
+    let p = easel::studio::mask::place(ratatui::layout::Rect::new(0, 0, cols, rows), 1024, 1024)
+        .unwrap();
+    let base = MaskBase {
+        cols,
+        rows,
+        gw: p.gw,
+        gh: p.gh,
+        dots: vec![[100, 100, 100]; (p.gw * p.gh) as usize],
+    };
+    update(
+        &mut m,
+        Msg::MaskBase {
+            path: history_input(1).path,
+            width: 1024,
+            height: 1024,
+            base,
+        },
+    );
+    m
+}
+
+fn ops(m: &Model) -> Vec<Op> {
+    m.mask_edit.as_ref().unwrap().ops.clone()
+}
+
+fn cursor(m: &Model) -> PixRect {
+    m.mask_edit.as_ref().unwrap().cursor
+}
+
+#[test]
+fn the_mask_editor_adds_subtracts_inverts_and_saves() {
+    let mut m = mask_open();
+    let e = m.mask_edit.as_ref().unwrap();
+    assert_eq!(e.size, Some((1024, 1024)));
+    assert!(e.base.is_some());
+    // The shape starts in the middle, about half the picture.
+    let c = cursor(&m);
+    assert!(
+        c.x0 > 200 && c.x0 < 300 && c.x1 > 700 && c.x1 < 800,
+        "{c:?}"
+    );
+    // Keys are the editor's: q does not quit, it leaves (tested below).
+    press(&mut m, ch(' '));
+    assert_eq!(ops(&m), vec![Op::Add(Shape::Rect, c)]);
+    // l moves the shape right by one dot, keeping its size.
+    press(&mut m, ch('l'));
+    let moved = cursor(&m);
+    assert!(
+        moved.x0 > c.x0 && moved.width().abs_diff(c.width()) <= 1,
+        "{moved:?}"
+    );
+    assert_eq!(moved.y0, c.y0);
+    // L widens, H narrows back; J is taller.
+    press(&mut m, ch('L'));
+    assert!(cursor(&m).width() > moved.width());
+    press(&mut m, ch('H'));
+    assert_eq!(cursor(&m), moved);
+    press(&mut m, ch('J'));
+    assert!(cursor(&m).height() > moved.height());
+    press(&mut m, ch('K'));
+    // s switches to an ellipse, - subtracts it, i inverts.
+    press(&mut m, ch('s'));
+    press(&mut m, ch('-'));
+    press(&mut m, ch('i'));
+    assert_eq!(
+        ops(&m),
+        vec![
+            Op::Add(Shape::Rect, c),
+            Op::Subtract(Shape::Ellipse, moved),
+            Op::Invert
+        ]
+    );
+    // u undoes the last step; c clears.
+    press(&mut m, ch('u'));
+    assert_eq!(ops(&m).len(), 2);
+    press(&mut m, ch('c'));
+    assert!(ops(&m).is_empty());
+    // Nothing selected: Enter says so and saves nothing.
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SaveMask { .. })));
+    assert!(m.mask_edit.is_some());
+    assert!(m.current_notice().unwrap().error);
+    // Add, save: the mask is built at the picture's size into the data folder's masks/.
+    press(&mut m, ch('a'));
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    match fx.as_slice() {
+        [
+            Effect::SaveMask {
+                width,
+                height,
+                ops,
+                dir,
+            },
+            ..,
+        ] => {
+            assert_eq!((*width, *height), (1024, 1024));
+            assert_eq!(ops, &vec![Op::Add(Shape::Ellipse, moved)]);
+            assert_eq!(dir, &PathBuf::from("/data/easel/masks"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(m.mask_edit.is_none());
+    update(
+        &mut m,
+        Msg::MaskSaved(PathBuf::from("/data/easel/masks/mask-x.png")),
+    );
+    assert_eq!(
+        m.params.mask,
+        Some(InputImage::file("/data/easel/masks/mask-x.png"))
+    );
+    assert!(
+        m.current_notice()
+            .unwrap()
+            .text
+            .contains("masks/mask-x.png")
+    );
+    // Opened again on the same picture, the selection goes on from where it was.
+    m.focus = Pane::Inputs;
+    press(&mut m, ch('m'));
+    assert_eq!(ops(&m), vec![Op::Add(Shape::Ellipse, moved)]);
+    // Esc (or q) leaves without saving.
+    press(&mut m, ch('i'));
+    let fx = press(&mut m, ch('q'));
+    assert!(
+        fx.iter()
+            .all(|e| !matches!(e, Effect::SaveMask { .. } | Effect::Quit))
+    );
+    assert!(m.mask_edit.is_none() && !m.quitting);
+}
+
+#[test]
+fn the_mask_editor_needs_a_picture_and_follows_resizes() {
+    // No inputs: m in the strip says what to do.
+    let mut m = idle();
+    m.focus = Pane::Inputs;
+    press(&mut m, ch('m'));
+    assert!(m.mask_edit.is_none());
+    assert!(
+        m.current_notice()
+            .unwrap()
+            .text
+            .contains("E on a history image")
+    );
+    // A resize asks for the picture again at the new size, once.
+    let mut m = mask_open();
+    let fx = update(&mut m, Msg::Resize(120, 40));
+    let asked: Vec<_> = fx
+        .iter()
+        .filter(|e| matches!(e, Effect::LoadMaskBase { .. }))
+        .collect();
+    assert_eq!(asked.len(), 1, "{fx:?}");
+    assert!(update(&mut m, Msg::Tick(t0())).is_empty());
+    // A picture that cannot be read says why.
+    update(
+        &mut m,
+        Msg::MaskBaseFailed(history_input(1).path, "cannot open it".into()),
+    );
+    assert_eq!(
+        m.mask_edit.as_ref().unwrap().error.as_deref(),
+        Some("cannot open it")
+    );
+    // Ctrl-C still quits.
+    press(&mut m, ctrl('c'));
+    assert!(m.quitting);
+}
+
+#[test]
+fn a_mouse_drag_in_the_mask_editor_adds_its_rectangle() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mut m = mask_open();
+    let p = easel::studio::update::mask_placement(&m).unwrap();
+    let cells = p.cells();
+    let mouse = |kind, column, row| {
+        Msg::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let (x, y) = (cells.x + 2, cells.y + 1);
+    update(&mut m, mouse(MouseEventKind::Down(MouseButton::Left), x, y));
+    update(
+        &mut m,
+        mouse(MouseEventKind::Drag(MouseButton::Left), x + 5, y + 3),
+    );
+    update(
+        &mut m,
+        mouse(MouseEventKind::Up(MouseButton::Left), x + 5, y + 3),
+    );
+    // Cells 2..=7 across, rows 1..=4 down: dots 2..8 and 2..10.
+    let want = p.dots_to_pixels(2, 2, 8, 10);
+    assert_eq!(ops(&m), vec![Op::Add(Shape::Rect, want)]);
+    // The right button takes out.
+    update(
+        &mut m,
+        mouse(MouseEventKind::Down(MouseButton::Right), x, y),
+    );
+    update(&mut m, mouse(MouseEventKind::Up(MouseButton::Right), x, y));
+    assert!(matches!(ops(&m).last(), Some(Op::Subtract(..))));
+}
+
+#[test]
+fn details_show_the_lineage_and_p_jumps_to_the_parent() {
+    let mut m = idle();
+    let mut child = rec(7, "at night", Status::Succeeded);
+    child.parents = vec![Parent {
+        id: id(1),
+        role: ParentRole::Edited,
+    }];
+    page(&mut m, 0, 1, vec![child]);
+    m.focus = Pane::History;
+    // A search that might hide the parent is cleared.
+    m.history.text = "night".into();
+    press(&mut m, plain(KeyCode::Enter));
+    assert!(matches!(m.overlay, Some(Overlay::Details(_))));
+    let fx = press(&mut m, ch('P'));
+    assert!(m.overlay.is_none());
+    assert!(m.history.text.is_empty());
+    assert_eq!(m.history.selected_id, Some(id(1)));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(1))),
+        "{fx:?}"
+    );
+    assert!(m.current_notice().unwrap().text.contains("edited"));
+    // A record without parents says so.
+    let mut m = history_at(0);
+    assert!(
+        press(&mut m, ch('P'))
+            .iter()
+            .all(|e| !matches!(e, Effect::LoadHistory { .. }))
+    );
+    assert!(m.current_notice().unwrap().text.contains("no parent"));
+}
+
+#[test]
+fn the_strip_asks_for_its_pictures_after_the_preview_one_at_a_time() {
+    let mut m = history_at(0);
+    update(&mut m, Msg::Resize(120, 40));
+    m.focus = Pane::History;
+    press(&mut m, ch('R'));
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    press(&mut m, ch('R'));
+    assert_eq!(m.params.images.len(), 2);
+    let cells = easel::studio::strip::cells(&m);
+    assert_eq!(cells.len(), 2, "pictures in the wide strip");
+    let asked = |fx: &[Effect]| -> Vec<PreviewSource> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::RenderPreview { key, .. } => Some(key.source.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // The preview is asked for first (what the history shows)...
+    let main = preview_key(&m).unwrap();
+    assert_eq!(m.preview.requested.as_ref(), Some(&main));
+    // ...then, as each arrives, the next picture of the strip.
+    let r = easel::studio::preview::Renderer::halfblocks()
+        .render(&png(64, 64), main.cols, main.rows)
+        .unwrap();
+    let fx = update(&mut m, Msg::PreviewReady(main, Box::new(r)));
+    assert_eq!(
+        asked(&fx),
+        vec![PreviewSource::Input(history_input(1).path)]
+    );
+    let first = cells[0].key.clone();
+    let r = easel::studio::preview::Renderer::halfblocks()
+        .render(&png(64, 64), first.cols, first.rows)
+        .unwrap();
+    let fx = update(&mut m, Msg::PreviewReady(first, Box::new(r)));
+    assert_eq!(
+        asked(&fx),
+        vec![PreviewSource::Input(history_input(4).path)]
+    );
+    // One that cannot be read is not asked for again.
+    let second = cells[1].key.clone();
+    let fx = update(&mut m, Msg::PreviewFailed(second, "gone".into()));
+    assert!(asked(&fx).is_empty(), "{fx:?}");
+    assert!(
+        m.preview.error.is_none(),
+        "the preview's own error is not set"
+    );
+    // Without graphics, names only: nothing is asked for.
+    let mut m = history_at(0);
+    m.graphics = easel::studio::model::Graphics::None;
+    press(&mut m, ch('E'));
+    assert!(easel::studio::strip::cells(&m).is_empty());
 }

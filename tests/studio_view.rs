@@ -326,6 +326,46 @@ fn delete_confirmation() -> Model {
     m
 }
 
+/// Two records marked and compared side by side: captions, the difference line, the keys.
+fn compare_screen() -> Model {
+    let mut m = model();
+    let mut a = rec(
+        1,
+        "a watercolour fox in the snow, soft light",
+        Status::Succeeded,
+    );
+    a.params.size = Some("1024x1024".into());
+    let mut b = rec(
+        2,
+        "a watercolour fox in the snow at night",
+        Status::Succeeded,
+    );
+    b.params.size = Some("1536x1024".into());
+    b.rating = 4;
+    page(&mut m, 2, vec![a, b]);
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('m')));
+    update(&mut m, key(KeyCode::Char('j')));
+    update(&mut m, key(KeyCode::Char('m')));
+    update(&mut m, key(KeyCode::Char('c')));
+    assert!(m.compare.is_some());
+    m
+}
+
+/// The gallery before its thumbnails arrive: cells with captions and placeholders, the
+/// selected record under the grid.
+fn gallery_screen() -> Model {
+    let mut m = model();
+    let mut rows = history_rows();
+    rows[0].rating = 5;
+    page(&mut m, 6, rows);
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('v')));
+    update(&mut m, key(KeyCode::Char('l')));
+    assert!(m.gallery_shown());
+    m
+}
+
 fn snapshot(name: &str, scene: fn() -> Model) {
     for (w, h) in SIZES {
         let mut m = scene();
@@ -363,6 +403,16 @@ fn snapshot_details_overlay() {
 #[test]
 fn snapshot_delete_confirmation_names_the_record() {
     snapshot("delete", delete_confirmation);
+}
+
+#[test]
+fn snapshot_compare_side_by_side() {
+    snapshot("compare", compare_screen);
+}
+
+#[test]
+fn snapshot_gallery() {
+    snapshot("gallery", gallery_screen);
 }
 
 #[test]
@@ -964,4 +1014,292 @@ fn quadrant_previews_use_quadrant_blocks() {
     let text = text_of(t.backend().buffer());
     assert!(text.contains("Preview · quadrants"));
     assert!(text.chars().any(|c| "▘▝▖▌▞▛▗▚▐▜▙▟".contains(c)), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edits (issue 12): the reference strip, queue rows of edits, the mask editor
+
+use easel::api::InputImage;
+use easel::studio::mask::{Op, PixRect, Shape};
+use easel::studio::model::MaskBase;
+
+/// An edit being written: a history image to edit, a history reference and a file reference
+/// (with a hostile name), a mask; an edit waiting in the queue; the strip focused on the second.
+fn edit_strip() -> Model {
+    let mut m = model();
+    page(&mut m, 6, history_rows());
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('E')));
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('j')));
+    update(&mut m, key(KeyCode::Char('R')));
+    update(
+        &mut m,
+        Msg::InputResolved(
+            easel::studio::msg::InputKind::Reference,
+            InputImage::file("/home/u/ref\u{1b}[31m photo.png"),
+        ),
+    );
+    update(
+        &mut m,
+        Msg::MaskSaved(PathBuf::from("/data/easel/masks/mask-a1b2c3.png")),
+    );
+    m.focus = Pane::Editor;
+    type_text(&mut m, "the same harbour at night");
+    let mut job = rec(9, "the same harbour at night", Status::Queued);
+    job.params.images = m.params.images.clone();
+    job.params.mask = m.params.mask.clone();
+    update(&mut m, Msg::Job(JobEvent::Queued(Box::new(job))));
+    m.focus = Pane::Inputs;
+    update(&mut m, key(KeyCode::Char('h')));
+    assert_eq!(m.params.images.len(), 3);
+    m
+}
+
+/// The mask editor over a picture: a rectangle added, an ellipse taken out of it, the shape
+/// being placed outlined.
+fn mask_editor() -> Model {
+    let mut m = edit_strip();
+    m.focus = Pane::Inputs;
+    update(&mut m, key(KeyCode::Char('m')));
+    assert!(m.mask_edit.is_some());
+    m
+}
+
+/// Feed the mask editor its picture (a grey gradient) for the area it asked for, and a
+/// selection.
+fn paint(m: &mut Model) {
+    let Some((cols, rows)) = m.mask_edit.as_ref().and_then(|e| e.requested) else {
+        return;
+    };
+    let Some(p) =
+        easel::studio::mask::place(ratatui::layout::Rect::new(0, 0, cols, rows), 1024, 768)
+    else {
+        return;
+    };
+    let dots = (0..p.gh)
+        .flat_map(|y| (0..p.gw).map(move |x| (x, y)))
+        .map(|(x, _)| {
+            let v = (40 + x * 160 / p.gw.max(1)) as u8;
+            [v, v, v]
+        })
+        .collect();
+    let path = m.mask_edit.as_ref().unwrap().path.clone();
+    update(
+        m,
+        Msg::MaskBase {
+            path,
+            width: 1024,
+            height: 768,
+            base: MaskBase {
+                cols,
+                rows,
+                gw: p.gw,
+                gh: p.gh,
+                dots,
+            },
+        },
+    );
+    let e = m.mask_edit.as_mut().unwrap();
+    e.ops = vec![
+        Op::Add(
+            Shape::Rect,
+            PixRect {
+                x0: 0,
+                y0: 0,
+                x1: 512,
+                y1: 768,
+            },
+        ),
+        Op::Subtract(
+            Shape::Ellipse,
+            PixRect {
+                x0: 128,
+                y0: 192,
+                x1: 384,
+                y1: 576,
+            },
+        ),
+    ];
+    e.shape = Shape::Ellipse;
+    e.cursor = PixRect {
+        x0: 640,
+        y0: 384,
+        x1: 896,
+        y1: 640,
+    };
+}
+
+/// Render the strip's pictures (the scene's picture for every input) as the runtime would.
+fn strip_pictures(m: &mut Model) {
+    for cell in easel::studio::strip::cells(m) {
+        if m.preview.get(&cell.key).is_none() {
+            let r = Renderer::halfblocks()
+                .render(&png(240, 240), cell.key.cols, cell.key.rows)
+                .unwrap();
+            update(m, Msg::PreviewReady(cell.key, Box::new(r)));
+        }
+    }
+}
+
+#[test]
+fn snapshot_reference_strip_and_edit_in_the_queue() {
+    for (w, h) in SIZES {
+        let mut m = edit_strip();
+        resize(&mut m, w, h);
+        strip_pictures(&mut m);
+        let terminal = draw(&m, w, h);
+        insta::assert_snapshot!(format!("edit_strip_{w}x{h}"), terminal.backend());
+    }
+    // Without graphics, names only.
+    let mut m = edit_strip();
+    m.graphics = Graphics::None;
+    resize(&mut m, 120, 40);
+    let terminal = draw(&m, 120, 40);
+    insta::assert_snapshot!("edit_strip_names_120x40", terminal.backend());
+}
+
+#[test]
+fn snapshot_mask_editor() {
+    for (w, h) in SIZES {
+        let mut m = mask_editor();
+        update(&mut m, Msg::Resize(w, h));
+        paint(&mut m);
+        let terminal = draw(&m, w, h);
+        insta::assert_snapshot!(format!("mask_editor_{w}x{h}"), terminal.backend());
+    }
+}
+
+/// The mask editor's picture as a map of what each cell's upper dot shows: `#` the area to
+/// edit, `o` the outline of the shape being placed, `.` the picture as it is.
+fn overlay_map(m: &Model, buf: &Buffer) -> String {
+    let Some(p) = easel::studio::update::mask_placement(m) else {
+        return String::new();
+    };
+    let cells = p.cells().intersection(buf.area);
+    let mut out = String::new();
+    for y in cells.y..cells.bottom() {
+        for x in cells.x..cells.right() {
+            out.push(match buf[(x, y)].fg {
+                Color::Rgb(255, 230, 0) => 'o',
+                Color::Rgb(r, g, _) if r > g => '#',
+                _ => '.',
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn snapshot_mask_overlay_map() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut m = mask_editor();
+        update(&mut m, Msg::Resize(w, h));
+        paint(&mut m);
+        let terminal = draw(&m, w, h);
+        insta::assert_snapshot!(
+            format!("mask_overlay_{w}x{h}"),
+            overlay_map(&m, terminal.backend().buffer())
+        );
+    }
+}
+
+#[test]
+fn the_strip_and_queue_say_what_the_edit_is() {
+    let mut m = edit_strip();
+    m.graphics = Graphics::None;
+    resize(&mut m, 200, 60);
+    let text = text_of(draw(&m, 200, 60).backend().buffer());
+    assert!(text.contains("Edit of 3 pictures (2 references)"), "{text}");
+    let short = id(1).short();
+    assert!(text.contains(&format!("[1 edit {short} #1]")), "{text}");
+    // A file by its name, cleaned of control characters.
+    assert!(text.contains("[3 ref ref[31m photo.png]"), "{text}");
+    assert!(text.contains("mask: mask-a1b2c3.png"), "{text}");
+    assert!(text.contains("edit of the same harbour"), "{text}");
+    assert!(text.contains(" 3 refs "), "{text}");
+    assert!(unsafe_cells(draw(&m, 200, 60).backend().buffer()).is_empty());
+    // The focused strip shows its keys.
+    assert!(text.contains("H/L move"), "{text}");
+    // Narrower, the short form.
+    resize(&mut m, 120, 40);
+    let text = text_of(draw(&m, 120, 40).backend().buffer());
+    assert!(
+        text.contains(&format!("1·{short} #1 2·{short} #1 3·ref")),
+        "{text}"
+    );
+    // With graphics, small pictures over their names, and the mask beside them.
+    let mut m = edit_strip();
+    resize(&mut m, 200, 60);
+    strip_pictures(&mut m);
+    let cells = easel::studio::strip::cells(&m);
+    assert_eq!(cells.len(), 3);
+    let buf = draw(&m, 200, 60).backend().buffer().clone();
+    let text = text_of(&buf);
+    assert!(text.contains(&format!("1 edit {short} #1")), "{text}");
+    assert!(text.contains("mask: mask-a1b2c3.png"), "{text}");
+    for c in &cells {
+        let blocks = (c.picture.y..c.picture.bottom())
+            .flat_map(|y| (c.picture.x..c.picture.right()).map(move |x| (x, y)))
+            .filter(|(x, y)| matches!(buf[(*x, *y)].symbol(), "▀" | "▄"))
+            .count();
+        assert!(blocks > 10, "input {} has no picture:\n{text}", c.index);
+    }
+}
+
+#[test]
+fn the_mask_overlay_tints_the_area_to_edit_and_outlines_the_shape() {
+    let (w, h) = (120, 40);
+    let mut m = mask_editor();
+    update(&mut m, Msg::Resize(w, h));
+    paint(&mut m);
+    let p = easel::studio::update::mask_placement(&m).unwrap();
+    let terminal = draw(&m, w, h);
+    let buf = terminal.backend().buffer();
+    let rgb = |c: Color| match c {
+        Color::Rgb(r, g, b) => (r, g, b),
+        other => panic!("{other:?}"),
+    };
+    let cells = p.cells();
+    // The left edge (in the rectangle, outside the ellipse) is tinted: red over grey.
+    let (r, g, b) = rgb(buf[(cells.x + 1, cells.y + 1)].fg);
+    assert!(r > g + 60 && b > g, "tinted: {:?}", (r, g, b));
+    // The right half is the picture as it is: grey.
+    let (r, g, b) = rgb(buf[(cells.right() - 2, cells.y + 2)].fg);
+    assert!(r == g && g == b, "untouched: {:?}", (r, g, b));
+    // The ellipse's centre, taken out, is grey too.
+    let (cx, cy) = (cells.x + cells.width / 4, cells.y + cells.height / 2);
+    let (r, g, b) = rgb(buf[(cx, cy)].fg);
+    assert!(r == g && g == b, "subtracted: {:?}", (r, g, b));
+    // The shape being placed is outlined in yellow somewhere.
+    let outlined = (cells.y..cells.bottom())
+        .flat_map(|y| (cells.x..cells.right()).map(move |x| (x, y)))
+        .any(|(x, y)| buf[(x, y)].fg == Color::Rgb(255, 230, 0));
+    assert!(outlined);
+    let text = text_of(buf);
+    assert!(text.contains("Mask · 0001.png · 1024x768"), "{text}");
+    assert!(text.contains("% of the picture to edit"), "{text}");
+    // Without truecolor, nothing RGB reaches the buffer.
+    m.truecolor = false;
+    assert_eq!(rgb_cells(draw(&m, w, h).backend().buffer()), 0);
+}
+
+#[test]
+fn the_mask_editor_and_strip_render_at_every_size() {
+    for w in [1u16, 10, 39, 40, 60, 80, 120, 200] {
+        for h in [1u16, 5, 11, 12, 13, 20, 24, 40] {
+            let mut m = mask_editor();
+            update(&mut m, Msg::Resize(w, h));
+            paint(&mut m);
+            draw(&m, w, h);
+            m.mask_edit = None;
+            draw(&m, w, h);
+            m.path_input = Some(easel::studio::model::PathInput {
+                kind: easel::studio::msg::InputKind::Reference,
+                text: "~/pictures/海边.png".into(),
+            });
+            draw(&m, w, h);
+        }
+    }
 }

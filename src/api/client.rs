@@ -1,7 +1,10 @@
-//! The HTTP client for `POST {base}/images/generations`: plain and streamed answers, downloads of
+//! The HTTP client for `POST {base}/images/generations` (and `/images/edits`,
+//! `/images/variations`, sent as multipart with the pictures streamed from disk): plain and
+//! streamed answers, downloads of
 //! URL results, retries, cancellation. Everything it returns is verified image bytes or an
 //! [`ApiError`].
 
+use super::edit::{self, EditFiles, Endpoint, Inspected};
 use super::error::{ApiError, ErrorKind};
 use super::payload::{self, ImageInfo};
 use super::request::CheckedRequest;
@@ -251,8 +254,90 @@ impl ImagesClient {
         &self.opts
     }
 
-    fn endpoint(&self) -> String {
-        format!("{}/images/generations", self.opts.base_url)
+    fn endpoint(&self, endpoint: Endpoint) -> String {
+        format!("{}{}", self.opts.base_url, endpoint.path())
+    }
+
+    /// Check the files of an edit again, as it is about to be sent (they may have changed since
+    /// the request was queued): nothing is sent when one fails.
+    async fn check_inputs(&self, files: &EditFiles) -> Result<Vec<Inspected>, ApiError> {
+        let files = files.clone();
+        let checked = tokio::task::spawn_blocking(move || edit::check_files(&files))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    &self.opts.provider,
+                    format!("checking the input pictures stopped: {e}"),
+                )
+            })?;
+        checked.map_err(|e| {
+            let mut error = ApiError::new(
+                ErrorKind::InvalidRequest,
+                &self.opts.provider,
+                format!("{}: {}", e.field, e.message),
+            );
+            error.code = Some(super::error::INPUT_FILE_CODE.to_string());
+            error
+        })
+    }
+
+    /// The multipart body of an edit or a variation: the text fields of `body`, then the
+    /// pictures and the mask, each streamed from its file (opened anew for every attempt).
+    async fn multipart(
+        &self,
+        request: &CheckedRequest,
+        files: &EditFiles,
+        inputs: &[Inspected],
+    ) -> Result<reqwest::multipart::Form, Failure> {
+        use reqwest::multipart::{Form, Part};
+        let mut form = Form::new();
+        for (key, value) in &request.body {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => continue,
+                other => other.to_string(),
+            };
+            form = form.text(key.clone(), text);
+        }
+        let pictures = inputs.len() - usize::from(files.mask.is_some());
+        for (k, input) in inputs.iter().enumerate() {
+            let field = if k < pictures {
+                files.image_field
+            } else {
+                "mask"
+            };
+            let file = tokio::fs::File::open(&input.path).await.map_err(|e| {
+                let mut error = ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    &self.opts.provider,
+                    format!(
+                        "{field}: {} cannot be read: {e}",
+                        crate::sanitize::line(&input.path.display().to_string())
+                    ),
+                );
+                error.code = Some(super::error::INPUT_FILE_CODE.to_string());
+                Failure::from(error)
+            })?;
+            let stream = tokio_util::codec::FramedRead::with_capacity(
+                file,
+                tokio_util::codec::BytesCodec::new(),
+                64 * 1024,
+            )
+            .map(|chunk| chunk.map(bytes::BytesMut::freeze));
+            let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), input.bytes)
+                .file_name(input.upload_name())
+                .mime_str(input.mime())
+                .map_err(|e| {
+                    Failure::from(ApiError::new(
+                        ErrorKind::InvalidRequest,
+                        &self.opts.provider,
+                        format!("could not build the request: {e}"),
+                    ))
+                })?;
+            form = form.part(field, part);
+        }
+        Ok(form)
     }
 
     /// Generate images. Partial images and retry notices go to `events` as they happen; the
@@ -263,6 +348,10 @@ impl ImagesClient {
         cancel: &CancellationToken,
         events: &UnboundedSender<ClientEvent>,
     ) -> Result<ApiOutput, ApiError> {
+        let inputs = match &request.edit {
+            Some(files) => self.check_inputs(files).await?,
+            None => Vec::new(),
+        };
         let retry_events = events.clone();
         let (answer, attempts) = retry::run(
             self.opts.max_retries,
@@ -275,7 +364,7 @@ impl ImagesClient {
                 };
                 let _ = retry_events.send(ClientEvent::Retrying(notice));
             },
-            |_| self.attempt(request, events),
+            |_| self.attempt(request, &inputs, events),
         )
         .await;
         // Errors say how many requests were sent, so history can record the retries made.
@@ -391,13 +480,17 @@ impl ImagesClient {
     async fn attempt(
         &self,
         request: &CheckedRequest,
+        inputs: &[Inspected],
         events: &UnboundedSender<ClientEvent>,
     ) -> Result<RawAnswer, Failure> {
-        let mut builder = self
+        let builder = self
             .http
-            .post(self.endpoint())
-            .timeout(self.opts.timeout)
-            .json(&request.body);
+            .post(self.endpoint(request.endpoint()))
+            .timeout(self.opts.timeout);
+        let mut builder = match &request.edit {
+            Some(files) => builder.multipart(self.multipart(request, files, inputs).await?),
+            None => builder.json(&request.body),
+        };
         if let Some(key) = &self.opts.api_key {
             builder = builder.bearer_auth(key.expose());
         }
@@ -485,7 +578,12 @@ impl ImagesClient {
     /// A 30x answer to an API request: never followed (see [`ImagesClient::new`]); say where it
     /// pointed and what to do.
     fn redirected(&self, status: u16, location: Option<&str>) -> ApiError {
-        let target = location.and_then(|l| Url::parse(&self.endpoint()).ok()?.join(l).ok());
+        let target = location.and_then(|l| {
+            Url::parse(&self.endpoint(Endpoint::Generations))
+                .ok()?
+                .join(l)
+                .ok()
+        });
         let message = match target {
             Some(mut url) => {
                 let _ = url.set_username("");
@@ -498,8 +596,9 @@ impl ImagesClient {
                     _ => url.to_string(),
                 };
                 let text = url.to_string();
-                let base = text
-                    .strip_suffix("/images/generations")
+                let base = [Endpoint::Generations, Endpoint::Edits, Endpoint::Variations]
+                    .iter()
+                    .find_map(|e| text.strip_suffix(e.path()))
                     .unwrap_or(&text)
                     .trim_end_matches('/')
                     .to_string();

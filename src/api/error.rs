@@ -5,6 +5,10 @@ use crate::sanitize;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The `code` of an error made before sending: an input picture of an edit failed its checks
+/// when the request was about to go (it changed after it was first checked).
+pub const INPUT_FILE_CODE: &str = "input_file";
+
 /// The class of a failure; decides retrying and the advice shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -183,6 +187,9 @@ impl ApiError {
             ErrorKind::Moderation => format!("{p} refused the prompt"),
             ErrorKind::InvalidRequest if self.status.is_some_and(|s| (300..400).contains(&s)) => {
                 format!("{p} redirected the request")
+            }
+            ErrorKind::InvalidRequest if self.code.as_deref() == Some(INPUT_FILE_CODE) => {
+                format!("easel did not send the request to {p}")
             }
             ErrorKind::InvalidRequest => format!("{p} rejected the request"),
             ErrorKind::RateLimited => format!("{p} is rate limiting requests"),

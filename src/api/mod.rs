@@ -1,6 +1,7 @@
 //! The OpenAI Images API: building requests, talking to the server, reading answers.
 
 pub mod client;
+pub mod edit;
 pub mod error;
 pub mod payload;
 pub mod request;
@@ -11,6 +12,7 @@ pub mod sse;
 pub use client::{
     ApiOutput, ClientEvent, ClientOptions, DownloadHosts, ImagesClient, ReceivedImage,
 };
+pub use edit::{Endpoint, InputImage};
 pub use error::{ApiError, ErrorKind};
 pub use request::{CheckedRequest, GenerationParams, ProviderRules, ValidationError};
 pub use response::Usage;

@@ -1,6 +1,7 @@
 //! What a user asks for, the checks it must pass against the catalogue, and the JSON body that
 //! goes on the wire. Pure: no I/O, so every combination is tested without a server.
 
+use super::edit::{EditFiles, Endpoint, InputImage, Limits};
 use crate::catalog::{self, Catalog, Dialect, Field, ModelSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -25,6 +26,20 @@ pub struct GenerationParams {
     pub stream: bool,
     pub partial_images: Option<u8>,
     pub user: Option<String>,
+    /// Input pictures: set, the request is an edit (`POST /images/edits`), the first picture
+    /// being the one edited and the others references.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<InputImage>,
+    /// Where to edit the first picture: a PNG whose transparent pixels mark the area.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<InputImage>,
+    /// Edits only: `high` or `low`, how closely to keep the input pictures' features.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_fidelity: Option<String>,
+    /// A variation of the one picture in `images` (`POST /images/variations`, DALL·E dialect):
+    /// no prompt.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub variation: bool,
 }
 
 impl Default for GenerationParams {
@@ -44,6 +59,10 @@ impl Default for GenerationParams {
             stream: false,
             partial_images: None,
             user: None,
+            images: Vec::new(),
+            mask: None,
+            input_fidelity: None,
+            variation: false,
         }
     }
 }
@@ -67,6 +86,7 @@ impl GenerationParams {
             (Field::Stream, self.stream),
             (Field::PartialImages, self.partial_images.is_some()),
             (Field::User, self.user.is_some()),
+            (Field::InputFidelity, self.input_fidelity.is_some()),
         ];
         out.extend(opts.iter().filter(|(_, set)| *set).map(|(f, _)| *f));
         out
@@ -75,6 +95,17 @@ impl GenerationParams {
     /// The image format the answer will have, when the request decides it.
     pub fn expected_format(&self) -> &str {
         self.output_format.as_deref().unwrap_or("png")
+    }
+
+    /// Where the request goes: a generation, an edit (input pictures) or a variation.
+    pub fn endpoint(&self) -> Endpoint {
+        if self.variation {
+            Endpoint::Variations
+        } else if self.images.is_empty() {
+            Endpoint::Generations
+        } else {
+            Endpoint::Edits
+        }
     }
 }
 
@@ -101,6 +132,17 @@ pub struct CheckedRequest {
     pub warnings: Vec<String>,
     /// Known to the catalogue (false: sent as written after generic checks only).
     pub known_model: bool,
+    /// The files of an edit or a variation (None: a generation, `body` is the whole request).
+    /// They are checked again, and streamed from disk, when the request is sent.
+    pub edit: Option<EditFiles>,
+}
+
+impl CheckedRequest {
+    pub fn endpoint(&self) -> Endpoint {
+        self.edit
+            .as_ref()
+            .map_or(Endpoint::Generations, |e| e.endpoint)
+    }
 }
 
 /// What the chosen provider takes: its dialect, and (when it says so) the only optional fields it
@@ -110,6 +152,8 @@ pub struct ProviderRules {
     pub name: String,
     pub dialect: Option<Dialect>,
     pub fields: Option<Vec<Field>>,
+    /// The provider serves `POST /images/variations` (a DALL·E-dialect server that says so).
+    pub variations: bool,
 }
 
 /// The most images one request may ask for, whatever the model.
@@ -166,11 +210,12 @@ pub fn check(
     if model.is_empty() {
         return Err(err("model", "no model given"));
     }
-    if params.prompt.trim().is_empty() {
+    if params.prompt.trim().is_empty() && !params.variation {
         return Err(err("prompt", "the prompt is empty"));
     }
     generic_checks(params)?;
     let spec = catalog.get(model);
+    let edit = edit_plan(params, spec, provider, &mut warnings)?;
     match spec {
         Some(spec) => {
             model_checks(params, spec, catalog)?;
@@ -205,12 +250,166 @@ pub fn check(
             }
         }
     }
+    let mut body = body(params, model);
+    match params.endpoint() {
+        Endpoint::Generations => {}
+        Endpoint::Edits => {
+            // Not part of an edit request (CreateImageEditRequest): left out, said once.
+            for (key, why) in [
+                ("moderation", "edits have no moderation setting"),
+                ("style", "edits have no style"),
+            ] {
+                if body.remove(key).is_some() {
+                    warnings.push(format!("{key} is left out: {why}"));
+                }
+            }
+        }
+        Endpoint::Variations => {
+            body.retain(|k, _| {
+                matches!(
+                    k.as_str(),
+                    "model" | "n" | "size" | "response_format" | "user"
+                )
+            });
+        }
+    }
     Ok(CheckedRequest {
-        body: body(params, model),
+        body,
         stream: params.stream,
         warnings,
         known_model: spec.is_some(),
+        edit,
     })
+}
+
+/// The files of an edit or a variation, and what the model and provider allow of them (the
+/// files themselves are read by [`super::edit::check_files`]).
+fn edit_plan(
+    p: &GenerationParams,
+    spec: Option<&ModelSpec>,
+    provider: &ProviderRules,
+    warnings: &mut Vec<String>,
+) -> Result<Option<EditFiles>, ValidationError> {
+    let endpoint = p.endpoint();
+    if endpoint == Endpoint::Generations {
+        if p.mask.is_some() {
+            return Err(err("mask", "a mask needs a picture to edit: add --image"));
+        }
+        if p.input_fidelity.is_some() {
+            return Err(err(
+                "input_fidelity",
+                "input fidelity applies to edits only: add --image",
+            ));
+        }
+        return Ok(None);
+    }
+    let model = p.model.trim();
+    let dialect = spec
+        .map(|s| s.dialect)
+        .or(provider.dialect)
+        .unwrap_or_default();
+    if let Some(f) = &p.input_fidelity
+        && f != "high"
+        && f != "low"
+    {
+        return Err(err(
+            "input_fidelity",
+            format!("\"{f}\" is not an input fidelity: high or low"),
+        ));
+    }
+    if endpoint == Endpoint::Variations {
+        if dialect != Dialect::Dalle {
+            return Err(err(
+                "variation",
+                format!(
+                    "variations are a DALL·E-dialect request, and {model} is a GPT image model: use an edit (--image) instead"
+                ),
+            ));
+        }
+        if !provider.variations {
+            return Err(err(
+                "variation",
+                format!(
+                    "provider {} does not offer variations (set variations = true in its profile if the server serves POST /images/variations)",
+                    provider.name
+                ),
+            ));
+        }
+        if p.mask.is_some() {
+            return Err(err("mask", "a variation takes no mask"));
+        }
+        if p.images.len() != 1 {
+            return Err(err(
+                "image",
+                format!("a variation takes one picture, not {}", p.images.len()),
+            ));
+        }
+        if let Some(f) = p.set_fields().into_iter().find(|f| {
+            !matches!(
+                f,
+                Field::N | Field::Size | Field::ResponseFormat | Field::User
+            )
+        }) {
+            return Err(err(
+                f.wire_name(),
+                format!("a variation takes n, size, response_format and user only, not {f}"),
+            ));
+        }
+        if !p.prompt.trim().is_empty() {
+            warnings.push("a variation takes no prompt: the prompt is not sent".into());
+        }
+        return Ok(Some(EditFiles {
+            endpoint,
+            images: p.images.iter().map(|i| i.path.clone()).collect(),
+            mask: None,
+            image_field: "image",
+            limits: Limits::dalle(),
+        }));
+    }
+    let max = match spec {
+        Some(s) => s.edit_images(),
+        None => catalog::dialect_edit_images(dialect),
+    };
+    if max == 0 {
+        return Err(err(
+            "image",
+            format!(
+                "{model} does not edit pictures: use a GPT image model (or dall-e-2 on a server that still has it)"
+            ),
+        ));
+    }
+    if p.images.len() > usize::from(max) {
+        return Err(err(
+            "image",
+            format!(
+                "{} pictures given: {model} takes at most {max} an edit",
+                p.images.len()
+            ),
+        ));
+    }
+    let (limits, image_field) = match dialect {
+        Dialect::Gpt => (
+            Limits {
+                max_images: usize::from(max),
+                ..Limits::gpt()
+            },
+            "image[]",
+        ),
+        Dialect::Dalle => (
+            Limits {
+                max_images: usize::from(max),
+                ..Limits::dalle()
+            },
+            "image",
+        ),
+    };
+    Ok(Some(EditFiles {
+        endpoint,
+        images: p.images.iter().map(|i| i.path.clone()).collect(),
+        mask: p.mask.as_ref().map(|m| m.path.clone()),
+        image_field,
+        limits,
+    }))
 }
 
 /// Checks that hold for any model, known or not.
@@ -269,6 +468,7 @@ fn dialect_checks(p: &GenerationParams, provider: &ProviderRules) -> Result<(), 
             Field::Moderation,
             Field::Stream,
             Field::PartialImages,
+            Field::InputFidelity,
         ],
         Some(Dialect::Gpt) => &[Field::Style, Field::ResponseFormat],
         None => &[],
@@ -386,6 +586,7 @@ fn body(p: &GenerationParams, model: &str) -> Map<String, Value> {
         ("style", &p.style),
         ("response_format", &p.response_format),
         ("user", &p.user),
+        ("input_fidelity", &p.input_fidelity),
     ];
     for (k, v) in strings {
         if let Some(v) = v {
@@ -589,6 +790,7 @@ mod tests {
             name: "local".into(),
             dialect: Some(Dialect::Dalle),
             fields: None,
+            variations: false,
         };
         let mut p = params("stablediffusion");
         p.stream = true;
@@ -598,6 +800,7 @@ mod tests {
             name: "x".into(),
             dialect: Some(Dialect::Gpt),
             fields: None,
+            variations: false,
         };
         let mut p = params("future-model");
         p.style = Some("vivid".into());
@@ -611,11 +814,167 @@ mod tests {
     }
 
     #[test]
+    fn edits_and_variations_are_planned_or_refused() {
+        use crate::api::edit::{Endpoint, InputImage};
+        let pic = |n: usize| -> Vec<InputImage> {
+            (0..n)
+                .map(|k| InputImage::file(format!("/p/{k}.png")))
+                .collect()
+        };
+        let dalle = ProviderRules {
+            name: "local".into(),
+            dialect: Some(Dialect::Dalle),
+            fields: None,
+            variations: true,
+        };
+        // An edit: multipart files, fidelity in the body, moderation left out with a warning.
+        let mut p = params("gpt-image-1.5");
+        p.images = pic(3);
+        p.mask = Some(InputImage::file("/p/mask.png"));
+        p.input_fidelity = Some("high".into());
+        p.moderation = Some("low".into());
+        let c = run(&p).unwrap();
+        let files = c.edit.as_ref().unwrap();
+        assert_eq!(files.endpoint, Endpoint::Edits);
+        assert_eq!(files.image_field, "image[]");
+        assert_eq!(files.images.len(), 3);
+        assert_eq!(c.body["input_fidelity"], "high");
+        assert!(c.body.get("moderation").is_none());
+        assert!(
+            c.warnings.iter().any(|w| w.contains("moderation")),
+            "{:?}",
+            c.warnings
+        );
+        // A variation: no prompt, only n/size/response_format/user.
+        let mut v = params("dall-e-2");
+        v.prompt.clear();
+        v.images = pic(1);
+        v.variation = true;
+        v.n = 2;
+        let c = check(&v, &Catalog::builtin(), &dalle).unwrap();
+        assert_eq!(c.endpoint(), Endpoint::Variations);
+        let keys: Vec<&str> = c.body.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["model", "n"]);
+        assert_eq!(c.edit.unwrap().image_field, "image");
+
+        type Edit = fn(&mut GenerationParams);
+        let cases: &[(&str, Edit, &str, &str)] = &[
+            (
+                "gpt-image-2",
+                |p| p.images = vec![InputImage::file("/a.png"); 17],
+                "image",
+                "at most 16",
+            ),
+            (
+                "dall-e-2",
+                |p| p.images = vec![InputImage::file("/a.png"); 2],
+                "image",
+                "at most 1",
+            ),
+            (
+                "dall-e-3",
+                |p| p.images = vec![InputImage::file("/a.png")],
+                "image",
+                "does not edit",
+            ),
+            (
+                "gpt-image-1-mini",
+                |p| {
+                    p.images = vec![InputImage::file("/a.png")];
+                    p.input_fidelity = Some("high".into())
+                },
+                "input_fidelity",
+                "does not take input_fidelity",
+            ),
+            (
+                "gpt-image-2",
+                |p| {
+                    p.images = vec![InputImage::file("/a.png")];
+                    p.input_fidelity = Some("medium".into())
+                },
+                "input_fidelity",
+                "high or low",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.input_fidelity = Some("high".into()),
+                "input_fidelity",
+                "edits only",
+            ),
+            (
+                "gpt-image-2",
+                |p| p.mask = Some(InputImage::file("/m.png")),
+                "mask",
+                "--image",
+            ),
+            (
+                "gpt-image-2",
+                |p| {
+                    p.images = vec![InputImage::file("/a.png")];
+                    p.variation = true
+                },
+                "variation",
+                "GPT image model",
+            ),
+            (
+                "dall-e-2",
+                |p| {
+                    p.images = vec![InputImage::file("/a.png")];
+                    p.variation = true
+                },
+                "variation",
+                "does not offer variations",
+            ),
+        ];
+        for (model, edit, field, needle) in cases {
+            let mut p = params(model);
+            edit(&mut p);
+            let e = run(&p).expect_err(&format!("{model} {p:?} should be refused"));
+            assert_eq!(e.field, *field, "{model}: {e}");
+            assert!(
+                e.to_string().contains(needle),
+                "{model}: {e} lacks {needle:?}"
+            );
+        }
+        // A variation with a mask or a quality is refused even where variations are offered.
+        let mut bad = v.clone();
+        bad.quality = Some("standard".into());
+        assert_eq!(
+            check(&bad, &Catalog::builtin(), &dalle).unwrap_err().field,
+            "quality"
+        );
+    }
+
+    #[test]
+    fn edit_fields_survive_serde_and_old_params_still_read() {
+        use crate::api::edit::InputImage;
+        let old = r#"{"prompt":"x","model":"gpt-image-2","n":1}"#;
+        let p: GenerationParams = serde_json::from_str(old).unwrap();
+        assert!(p.images.is_empty() && p.mask.is_none() && !p.variation);
+        // A generation writes none of the new keys.
+        let value = serde_json::to_value(&p).unwrap();
+        for key in ["images", "mask", "input_fidelity", "variation"] {
+            assert!(value.get(key).is_none(), "{value}");
+        }
+        let mut e = p.clone();
+        e.images = vec![InputImage {
+            path: "/a.png".into(),
+            record: Some("0190".into()),
+            index: Some(2),
+        }];
+        e.input_fidelity = Some("low".into());
+        let back: GenerationParams =
+            serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
     fn provider_field_list_is_enforced() {
         let rules = ProviderRules {
             name: "xai".into(),
             dialect: Some(Dialect::Dalle),
             fields: Some(vec![Field::N, Field::ResponseFormat]),
+            variations: false,
         };
         let mut p = params("grok-imagine-image");
         p.size = Some("1024x1024".into());

@@ -83,6 +83,73 @@ fn failed(message: String) -> ApiError {
     ApiError::new(ErrorKind::BadAnswer, NAME, message)
 }
 
+/// The pictures of a demo edit or variation: the inputs checked as a real request's are, then
+/// each output drawn from the first picture (resized to the output size) and its mask.
+async fn draw_edit(
+    files: crate::api::edit::EditFiles,
+    prompt: String,
+    n: u32,
+    size: Option<(u32, u32)>,
+    format: String,
+    compression: Option<u8>,
+) -> Result<(Vec<Bytes>, (u32, u32)), ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let inputs = crate::api::edit::check_files(&files).map_err(|e| {
+            let mut error = ApiError::new(
+                ErrorKind::InvalidRequest,
+                NAME,
+                format!("{}: {}", e.field, e.message),
+            );
+            error.code = Some(crate::api::error::INPUT_FILE_CODE.to_string());
+            error
+        })?;
+        let load = |path: &std::path::Path| {
+            image::ImageReader::open(path)
+                .and_then(|r| r.with_guessed_format())
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.decode().map_err(|e| e.to_string()))
+                .map(|i| i.to_rgba8())
+                .map_err(|e| {
+                    failed(format!(
+                        "the demo could not read {}: {e}",
+                        crate::sanitize::line(&path.display().to_string())
+                    ))
+                })
+        };
+        let first = load(&inputs[0].path)?;
+        let (w, h) = size.unwrap_or(first.dimensions());
+        let (w, h) = (w.clamp(16, 3840), h.clamp(16, 3840));
+        let resize = |img: &image::RgbaImage| {
+            if img.dimensions() == (w, h) {
+                img.clone()
+            } else {
+                image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle)
+            }
+        };
+        let source = resize(&first);
+        let mask = match &files.mask {
+            Some(path) => Some(resize(&load(path)?)),
+            None => None,
+        };
+        let mut out = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let img = match files.endpoint {
+                crate::api::Endpoint::Variations => demo_art::vary(&source, i),
+                _ => demo_art::edit(&source, mask.as_ref(), &prompt, i),
+            };
+            let bytes = demo_art::encode(&img, &format, compression).map_err(|e| {
+                failed(format!(
+                    "the demo renderer could not encode the picture: {e}"
+                ))
+            })?;
+            out.push(Bytes::from(bytes));
+        }
+        Ok((out, (w, h)))
+    })
+    .await
+    .map_err(|e| failed(format!("the demo renderer stopped: {e}")))?
+}
+
 async fn draw(
     prompt: String,
     index: u32,
@@ -142,6 +209,32 @@ impl Backend for DemoBackend {
             }
             tokio::time::sleep(step).await;
             let mut images = Vec::with_capacity(p.n as usize);
+            if let Some(files) = &request.edit {
+                let size = request
+                    .body
+                    .get("size")
+                    .and_then(|v| v.as_str())
+                    .and_then(parse_size);
+                let (drawn, _) = draw_edit(
+                    files.clone(),
+                    p.prompt.clone(),
+                    p.n,
+                    size,
+                    p.format.clone(),
+                    p.compression,
+                )
+                .await?;
+                for bytes in drawn {
+                    let info = verify_image(&bytes).map_err(failed)?;
+                    images.push(ReceivedImage {
+                        bytes,
+                        info,
+                        revised_prompt: None,
+                        source: "demo",
+                    });
+                }
+                return Ok::<_, ApiError>(images);
+            }
             for i in 0..p.n {
                 let bytes = draw(
                     p.prompt.clone(),
@@ -168,13 +261,18 @@ impl Backend for DemoBackend {
             _ = cancel.cancelled() => Err(ApiError::cancelled(NAME)),
             r = work => r,
         };
+        let images = result?;
+        let size = images
+            .first()
+            .map(|i| format!("{}x{}", i.info.width, i.info.height))
+            .unwrap_or_else(|| format!("{}x{}", p.width, p.height));
         Ok(ApiOutput {
-            images: result?,
+            images,
             usage: None,
             request_id: Some(format!("demo-{serial}")),
             created: Some(chrono::Utc::now().timestamp()),
             attempts: 1,
-            size: Some(format!("{}x{}", p.width, p.height)),
+            size: Some(size),
             quality: None,
             background: None,
             output_format: Some(p.format),
@@ -267,6 +365,84 @@ mod tests {
             .unwrap();
         assert_eq!(a1.images[0].bytes, a2.images[0].bytes);
         assert_ne!(a1.images[0].bytes, b.images[0].bytes);
+    }
+
+    #[tokio::test]
+    async fn edits_repaint_the_masked_area_and_variations_recolour() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.png");
+        let mask = dir.path().join("mask.png");
+        let grey = image::RgbaImage::from_pixel(64, 64, image::Rgba([128, 128, 128, 255]));
+        grey.save(&src).unwrap();
+        // Transparent (edit here) in the left half only.
+        let m = image::RgbaImage::from_fn(64, 64, |x, _| {
+            image::Rgba([0, 0, 0, if x < 32 { 0 } else { 255 }])
+        });
+        m.save(&mask).unwrap();
+        let demo = DemoBackend::new(Duration::ZERO, 0);
+        let (tx, _rx) = unbounded_channel();
+        let edit = checked(|p| {
+            p.images = vec![crate::api::InputImage::file(&src)];
+            p.mask = Some(crate::api::InputImage::file(&mask));
+        });
+        let a = demo
+            .generate(&edit, CancellationToken::new(), tx.clone())
+            .await
+            .unwrap();
+        let b = demo
+            .generate(&edit, CancellationToken::new(), tx.clone())
+            .await
+            .unwrap();
+        assert_eq!(a.images[0].bytes, b.images[0].bytes, "deterministic");
+        let out = image::load_from_memory(&a.images[0].bytes)
+            .unwrap()
+            .to_rgba8();
+        assert_eq!(
+            out.dimensions(),
+            (64, 64),
+            "the input's size when none is asked"
+        );
+        // Outside the mask (and away from the DEMO stamp) the source is kept exactly...
+        assert_eq!(out.get_pixel(40, 5).0, [128, 128, 128, 255]);
+        // ...inside it, repainted.
+        let changed = (0..32)
+            .flat_map(|x| (0..64).map(move |y| (x, y)))
+            .filter(|(x, y)| out.get_pixel(*x, *y).0 != [128, 128, 128, 255])
+            .count();
+        assert!(changed > 32 * 64 / 2, "only {changed} pixels repainted");
+
+        let vary = {
+            let mut p = GenerationParams {
+                prompt: String::new(),
+                model: "dall-e-2".into(),
+                images: vec![crate::api::InputImage::file(&src)],
+                variation: true,
+                n: 2,
+                ..Default::default()
+            };
+            p.size = None;
+            let rules = ProviderRules {
+                variations: true,
+                ..Default::default()
+            };
+            request::check(&p, &Catalog::builtin(), &rules).unwrap()
+        };
+        let v = demo
+            .generate(&vary, CancellationToken::new(), tx)
+            .await
+            .unwrap();
+        assert_eq!(v.images.len(), 2);
+        assert_ne!(v.images[0].bytes, v.images[1].bytes);
+
+        // A missing input is refused as a real request would be, nothing made.
+        let (tx, _rx) = unbounded_channel();
+        let gone =
+            checked(|p| p.images = vec![crate::api::InputImage::file(dir.path().join("gone.png"))]);
+        let e = demo
+            .generate(&gone, CancellationToken::new(), tx)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no such file"), "{e}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -27,8 +27,14 @@ use std::time::Instant;
 pub struct GenerateArgs {
     /// The prompt; `-` reads it from standard input. `{a|b}` and `__name__` expand it into
     /// several (docs/runs.md).
-    #[arg(required_unless_present = "prompts", conflicts_with = "prompts")]
+    #[arg(
+        required_unless_present_any = ["prompts", "variation"],
+        conflicts_with = "prompts"
+    )]
     pub prompt: Option<String>,
+    /// The edit flags: input pictures, mask, fidelity, variation (boxed, as the run flags).
+    #[command(flatten)]
+    pub edit: Box<EditArgs>,
     /// The run flags (boxed: they are rarely given, and keep the command small).
     #[command(flatten)]
     pub run: Box<RunArgs>,
@@ -80,6 +86,27 @@ pub struct GenerateArgs {
     /// Do not print the images inline.
     #[arg(long)]
     pub no_preview: bool,
+}
+
+/// What an edit or a variation starts from (docs/providers.md#edits-and-variations).
+#[derive(Debug, Args, Default)]
+pub struct EditArgs {
+    /// Edit a picture: a file, or a history image as ID[:N] (an id or unique prefix, and the
+    /// record's N-th image, 1-based). Repeat for reference pictures (up to 16); the first is
+    /// the one edited.
+    #[arg(long = "image", value_name = "PATH|ID[:N]")]
+    pub images: Vec<String>,
+    /// A PNG mask for the first --image: its transparent pixels (alpha 0) mark where to edit.
+    /// Same size as that picture, under 4 MB.
+    #[arg(long, value_name = "PATH|ID[:N]", requires = "images")]
+    pub mask: Option<String>,
+    /// How closely an edit keeps the input pictures' features (GPT image models but mini).
+    #[arg(long, value_name = "LEVEL", value_parser = ["high", "low"], requires = "images")]
+    pub input_fidelity: Option<String>,
+    /// Make variations of a picture (DALL·E-dialect providers that offer them; the demo): a
+    /// file or ID[:N]. Takes no prompt.
+    #[arg(long, value_name = "PATH|ID[:N]", conflicts_with_all = ["images", "mask", "prompts"])]
+    pub variation: Option<String>,
 }
 
 /// How a prompt becomes a run of several jobs (docs/runs.md).
@@ -229,13 +256,38 @@ pub fn prepare_out_dir(dir: &Path) -> Result<(), String> {
 /// The catalogue's estimate for a request, in US dollars (None for an unknown model).
 fn estimate(settings: &Settings, params: &GenerationParams) -> Option<f64> {
     let spec = settings.catalog.get(&params.model)?;
-    catalog::estimate_cost(
+    let made = catalog::estimate_cost(
         spec,
         &params.prompt,
         u32::from(params.n),
         params.size.as_deref().unwrap_or("auto"),
         params.quality.as_deref().unwrap_or("auto"),
-    )
+    )?;
+    // An edit's input pictures are billed as image input tokens.
+    Some(made + crate::generation::input_cost(spec, params))
+}
+
+/// The input files of an edit or a variation, as `--dry-run` shows them (checked already).
+fn dry_run_files(checked: &CheckedRequest) -> Vec<serde_json::Value> {
+    let Some(files) = &checked.edit else {
+        return Vec::new();
+    };
+    let inspected = crate::api::edit::check_files(files).unwrap_or_default();
+    let pictures = files.images.len();
+    inspected
+        .iter()
+        .enumerate()
+        .map(|(k, i)| {
+            serde_json::json!({
+                "field": if k < pictures { files.image_field } else { "mask" },
+                "path": i.path,
+                "format": i.format,
+                "width": i.width,
+                "height": i.height,
+                "bytes": i.bytes,
+            })
+        })
+        .collect()
 }
 
 /// `--dry-run`: what would be sent where, and what it would cost. Nothing is sent or written.
@@ -246,11 +298,12 @@ fn dry_run(
     checked: &CheckedRequest,
     json: bool,
 ) -> i32 {
-    let url = provider.generations_url();
+    let url = provider.endpoint_url(checked.endpoint());
     let cost = estimate(settings, params);
+    let files = dry_run_files(checked);
     let mut out = std::io::stdout().lock();
     if json {
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "dry_run": true,
             "provider": provider.name,
             "demo": provider.is_demo(),
@@ -260,12 +313,26 @@ fn dry_run(
             "estimated_cost_usd": cost.map(|c| (c * 1e6).round() / 1e6),
             "warnings": checked.warnings,
         });
+        if let (Some(m), false) = (line.as_object_mut(), files.is_empty()) {
+            m.insert(
+                "endpoint".into(),
+                serde_json::json!(checked.endpoint().path()),
+            );
+            m.insert("files".into(), serde_json::json!(files));
+        }
         let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));
         return 0;
     }
     let body = serde_json::to_string_pretty(&checked.body).unwrap_or_default();
     let target = match &url {
         Some(url) => format!("would send to {}: POST {url}", provider.name),
+        None if checked.edit.is_some() => format!(
+            "would run {} on the offline demo backend (no API call)",
+            match checked.endpoint() {
+                crate::api::Endpoint::Variations => "the variation",
+                _ => "the edit",
+            }
+        ),
         None => "would run on the offline demo backend (no API call)".to_string(),
     };
     let price = match (cost, provider.is_demo()) {
@@ -283,6 +350,24 @@ fn dry_run(
     };
     let _ = writeln!(out, "{}", sanitize::line(&target));
     let _ = writeln!(out, "{}", sanitize::json(&body));
+    for f in &files {
+        let line = format!(
+            "file {}: {} ({} {}x{}, {} bytes)",
+            f["field"].as_str().unwrap_or_default(),
+            f["path"].as_str().unwrap_or_default(),
+            f["format"].as_str().unwrap_or_default(),
+            f["width"],
+            f["height"],
+            f["bytes"]
+        );
+        let _ = writeln!(out, "{}", sanitize::line(&line));
+    }
+    if !files.is_empty() && !provider.is_demo() {
+        let _ = writeln!(
+            out,
+            "sent as multipart/form-data; the estimate counts the input pictures as image input tokens"
+        );
+    }
     let _ = writeln!(out, "{}", sanitize::line(&price));
     let _ = writeln!(out, "nothing was sent (--dry-run)");
     0
@@ -422,7 +507,10 @@ fn plan_run(
     provider: &Provider,
     args: &GenerateArgs,
     prompts: Vec<(String, String)>,
+    inputs: &super::inputs::Inputs,
 ) -> Result<(crate::runs::Expansion, Vec<Planned>), i32> {
+    // The files of the last job checked: the jobs of a run mostly share them.
+    let mut files_checked: Option<crate::api::edit::EditFiles> = None;
     let fail = |e: crate::runs::RunError| {
         super::report(&format!("not sent: {e}"), Some(&e.hint));
         1
@@ -447,13 +535,19 @@ fn plan_run(
     let of = expansion.jobs.len();
     let mut planned = Vec::with_capacity(of);
     for (k, job) in expansion.jobs.iter().enumerate() {
-        let overrides = with_axes(overrides(args), &job.values.axes);
-        let params = crate::setup::params(
+        let mut overrides = with_axes(overrides(args), &job.values.axes);
+        // Variations are a DALL·E-dialect request: without a model named, dall-e-2 (unless
+        // the provider names its own).
+        if inputs.variation && overrides.model.is_none() && provider.model.is_none() {
+            overrides.model = Some("dall-e-2".into());
+        }
+        let mut params = crate::setup::params(
             settings,
             provider.model.as_deref(),
             &overrides,
             job.prompt.clone(),
         );
+        inputs.apply(&mut params);
         let mut checked = match request::check(&params, &settings.catalog, &provider.rules) {
             Ok(c) => c,
             Err(e) => {
@@ -476,6 +570,24 @@ fn plan_run(
                 return Err(1);
             }
         };
+        // The input pictures, read before anything is sent: count, format, size, mask.
+        if let Some(files) = &checked.edit
+            && files_checked.as_ref() != Some(files)
+        {
+            if let Err(e) = crate::api::edit::check_files(files) {
+                let what = if of > 1 {
+                    format!(
+                        "not sent: {}: {e} (nothing of the run was queued)",
+                        job_label(k + 1, of, &job.values, &job.prompt)
+                    )
+                } else {
+                    format!("not sent: {e}")
+                };
+                super::report(&what, None);
+                return Err(1);
+            }
+            files_checked = Some(files.clone());
+        }
         // OpenAI's shutdown dates matter only when the request goes to OpenAI: compatible
         // servers may still serve those names.
         if provider.is_openai()
@@ -503,7 +615,9 @@ fn dry_run_run(
     planned: &[Planned],
     json: bool,
 ) -> i32 {
-    let url = provider.generations_url();
+    let url = planned
+        .first()
+        .and_then(|p| provider.endpoint_url(p.checked.endpoint()));
     let round = |c: f64| (c * 1e6).round() / 1e6;
     let of = planned.len();
     let images: u64 = planned.iter().map(|p| u64::from(p.params.n)).sum();
@@ -609,7 +723,20 @@ pub async fn run(
     if let Some(notice) = provider.notice.as_ref().filter(|_| !quiet) {
         eprintln!("easel: {}", sanitize::line(notice));
     }
-    let (expansion, planned) = match plan_run(settings, &provider, &args, prompts) {
+    let inputs = match super::inputs::resolve(
+        settings,
+        &args.edit.images,
+        args.edit.mask.as_deref(),
+        args.edit.variation.as_deref(),
+        args.edit.input_fidelity.as_deref(),
+    ) {
+        Ok(i) => i,
+        Err((code, why)) => {
+            super::report(&format!("not sent: {why}"), None);
+            return code;
+        }
+    };
+    let (expansion, planned) = match plan_run(settings, &provider, &args, prompts, &inputs) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -675,6 +802,7 @@ pub async fn run(
     let files = ImageFiles::new(&settings.paths.data_dir, args.out.as_deref());
     let is_demo = engine.demo;
     let backend_name = engine.backend_name.clone();
+    let store = engine.store.clone();
     let (handle, mut events) = (engine.scheduler, engine.events);
     let of = planned.len();
     let first_model = planned
@@ -751,13 +879,38 @@ pub async fn run(
                     }
                     _ => {}
                 }
-                if let Some(r) = ev.finished()
-                    && let Some(k) = job_of(r.id)
-                    && records[k].is_none()
-                {
-                    records[k] = Some(r.clone());
-                    done += 1;
-                    progress.detail = if of > 1 { format!(", {done}/{of} done") } else { String::new() };
+                let finished = match &ev {
+                    // Events were missed (a new service after the old one died, which recorded
+                    // the jobs it was running as interrupted before anyone listened; or this
+                    // client fell behind): how the jobs stand is in the store.
+                    JobEvent::Resync => {
+                        let pending: Vec<_> = ids
+                            .iter()
+                            .zip(&records)
+                            .filter(|(_, r)| r.is_none())
+                            .map(|(id, _)| *id)
+                            .collect();
+                        let store = store.clone();
+                        tokio::task::spawn_blocking(move || {
+                            pending
+                                .into_iter()
+                                .filter_map(|id| store.get(id).ok().flatten())
+                                .filter(|r| r.status.is_final())
+                                .collect()
+                        })
+                        .await
+                        .unwrap_or_default()
+                    }
+                    ev => ev.finished().cloned().into_iter().collect::<Vec<_>>(),
+                };
+                for r in finished {
+                    if let Some(k) = job_of(r.id)
+                        && records[k].is_none()
+                    {
+                        records[k] = Some(r);
+                        done += 1;
+                        progress.detail = if of > 1 { format!(", {done}/{of} done") } else { String::new() };
+                    }
                 }
                 progress.draw();
             }

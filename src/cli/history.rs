@@ -68,6 +68,19 @@ pub enum HistoryAction {
         #[arg(long)]
         no_preview: bool,
     },
+    /// Compose one PNG of many generations: thumbnails in a grid, each labelled with its
+    /// prompt, model, size, rating and id (for sharing a review).
+    #[command(after_help = "\
+Examples:
+  easel history sheet --tag keep --out keep.png
+  easel history sheet --min-rating 4 --cols 4 --size 384 --out best.png
+  easel history sheet bf45 fd22 1ddd --out three.png")]
+    Sheet(super::sheet::SheetArgs),
+    /// What one generation was made from and what was made from it, as a tree.
+    Tree {
+        /// An id, or any unique start of one.
+        id: String,
+    },
     /// Write all history as JSON lines (paths relative to the data folder).
     Export {
         /// File to write (default: standard output).
@@ -265,18 +278,22 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
         Ok(store) => run_on(settings, std::sync::Arc::new(store), action, true),
         // A read works without the service where the service cannot run (a read-only mount,
         // a full disk): straight from the store, read-only.
-        Err(e) if reads_only => {
-            eprintln!(
-                "easel: warning: reading without the service: {}",
-                sanitize::line(&e.to_string())
-            );
-            run_in_process(settings, action)
-        }
+        Err(e) if reads_only => match open(&settings.paths.data_dir, true) {
+            Ok(store) => {
+                eprintln!(
+                    "easel: warning: reading without the service: {}",
+                    sanitize::line(&e.to_string())
+                );
+                run_on(settings, std::sync::Arc::new(store), action, false)
+            }
+            // The same cause, said by the store itself (a damaged database names its repair).
+            Err(local) => {
+                super::report(&local.to_string(), None);
+                1
+            }
+        },
         Err(e) => {
-            super::report(
-                &e.to_string(),
-                Some("EASEL_SERVICE=off runs without the service (one easel at a time)"),
-            );
+            super::report(&e.to_string(), crate::service::hint(&e));
             1
         }
     }
@@ -289,6 +306,8 @@ fn is_read_only(action: &HistoryAction) -> bool {
             | HistoryAction::Tags
             | HistoryAction::Trash { .. }
             | HistoryAction::Show { .. }
+            | HistoryAction::Tree { .. }
+            | HistoryAction::Sheet(_)
             | HistoryAction::Stats { .. }
             | HistoryAction::Export { .. }
     )
@@ -340,6 +359,13 @@ fn run_on(
             &id,
             json,
             no_preview,
+        ),
+        HistoryAction::Tree { id } => super::lineage::tree_command(store.as_ref(), &id),
+        HistoryAction::Sheet(args) => super::sheet::run(
+            store.as_ref(),
+            &settings.paths.data_dir,
+            &settings.thumbs(),
+            args,
         ),
         HistoryAction::Export { out } => export(store.as_ref(), out),
         HistoryAction::Import { file } => import(store.as_ref(), settings, &file),
@@ -428,8 +454,8 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         })?),
         None => None,
     };
-    let q = Query {
-        text,
+    let mut q = Query {
+        text: None,
         model,
         status,
         starred,
@@ -439,6 +465,15 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         tag,
         by_rating: sort == SortBy::Rating,
     };
+    // The studio's search terms work in --query too (`tag:keep rating:4 fox`); flags win.
+    if let Some(text) = text {
+        let mut terms = Query::default();
+        let rest = crate::store::query::take_search_terms(&text, &mut terms);
+        q.tag = q.tag.or(terms.tag);
+        q.min_rating = q.min_rating.or(terms.min_rating);
+        q.by_rating |= terms.by_rating;
+        q.text = (!rest.trim().is_empty()).then_some(rest);
+    }
     let page = store.page(&q, cursor, limit)?;
     let mut out = std::io::stdout().lock();
     let width = crossterm::terminal::size()
@@ -641,8 +676,8 @@ fn show(
     let p = &r.params;
     let line = |k: &str, v: &str| println!("{k:<15}{}", sanitize::line(v));
     line("id", &r.id.to_string());
-    if let Some(parent) = r.parent_id {
-        line("parent", &parent.to_string());
+    for (k, v) in super::lineage::lines(store, &r) {
+        line(k, &v);
     }
     line("status", &format!("{} {}", status_icon(r.status), r.status));
     line("model", &r.model);

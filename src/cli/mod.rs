@@ -3,9 +3,12 @@
 pub mod config_cmd;
 pub mod generate;
 pub mod history;
+pub mod inputs;
+pub mod lineage;
 pub mod models;
 pub mod picture;
 pub mod service_cmd;
+pub mod sheet;
 
 use crate::config::{self, Paths, Settings};
 use clap::{Parser, Subcommand};

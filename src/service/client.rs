@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedReadHalf;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 /// How long a client waits for the service's welcome.
@@ -22,7 +22,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection to the service that completed the handshake.
 pub struct Client {
     reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
-    writer: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    writer: FramedWrite<wire::SocketWriter, LengthDelimitedCodec>,
     next_id: u64,
     events: VecDeque<Event>,
     welcome: Welcome,
@@ -75,7 +75,7 @@ impl Client {
         let (r, w) = stream.into_split();
         let mut client = Client {
             reader: FramedRead::new(r, wire::codec(MAX_SERVICE_FRAME)),
-            writer: FramedWrite::new(w, wire::codec(MAX_REQUEST_FRAME)),
+            writer: FramedWrite::new(wire::SocketWriter::new(w), wire::codec(MAX_REQUEST_FRAME)),
             next_id: 1,
             events: VecDeque::new(),
             welcome: Welcome {

@@ -344,6 +344,16 @@ pub async fn run(settings: &Settings) -> Result<(), StartError> {
         log(&format!("warning: {w}"));
     }
     let store: Arc<dyn HistoryStore> = Arc::new(store);
+    // Load the search index off the critical path, so a client's first search or filter does
+    // not wait for it (the newest page needs no index).
+    {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.warm() {
+                log(&format!("could not load the search index: {e}"));
+            }
+        });
+    }
     if settings.file.history.trash_days > 0 {
         let age = chrono::Duration::days(i64::from(settings.file.history.trash_days));
         if let Err(e) = store.empty_trash(Some(age)) {

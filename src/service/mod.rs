@@ -140,7 +140,7 @@ pub enum ServiceError {
     Closed,
 
     #[error(
-        "the easel service could not start: {detail} (its log: {}); `easel service run --foreground` shows why, or set EASEL_SERVICE=off to run without it",
+        "the easel service could not start: {detail} (its log: {})",
         shown(log)
     )]
     StartFailed { log: PathBuf, detail: String },
@@ -162,6 +162,16 @@ pub enum ServiceError {
 impl ServiceError {
     fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ServiceError {
         move |source| ServiceError::Io { what, source }
+    }
+}
+
+/// What to add to a failure to reach the service: a way around it, unless the message already
+/// says what to do (a service that could not start names its cause: a damaged database, a full
+/// disk).
+pub fn hint(e: &ServiceError) -> Option<&'static str> {
+    match e {
+        ServiceError::StartFailed { .. } | ServiceError::VersionMismatch { .. } => None,
+        _ => Some("EASEL_SERVICE=off runs without the service (one easel at a time)"),
     }
 }
 

@@ -425,6 +425,7 @@ mod tests {
                     dialect: None,
                     fields: None,
                     model: None,
+                    variations: false,
                 },
                 front: false,
                 parent: None,

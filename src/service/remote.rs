@@ -420,7 +420,9 @@ impl HistoryStore for RemoteStore {
     }
 
     fn warm(&self) -> Result<(), StoreError> {
-        self.store(StoreCall::Warm).map(|_| ())
+        // The service warms its own index when it starts; asking here would only make this
+        // client's next reads wait behind it on its connection.
+        Ok(())
     }
 
     fn len(&self) -> usize {

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -191,6 +190,14 @@ impl<H: Handler> Server<H> {
                 },
             }
         }
+        // Let the connections finish (bounded) before the caller goes on to end the process:
+        // each sends the answer it is working on — the `stopping` that answers a stop request
+        // among them — then the stopping event, and closes. Without this the process could
+        // exit first and the client that asked to stop would see a closed connection.
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.clients.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -211,7 +218,7 @@ impl Drop for Counted {
     }
 }
 
-type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
+type Writer = FramedWrite<wire::SocketWriter, LengthDelimitedCodec>;
 
 async fn send(writer: &mut Writer, frame: &ServerFrame, max: usize) -> bool {
     match wire::encode(frame, max) {
@@ -286,7 +293,10 @@ impl<H: Handler> Connection<H> {
         let cred = stream.peer_cred();
         let (r, w) = stream.into_split();
         let mut reader = FramedRead::new(r, wire::codec(self.config.max_request_frame));
-        let mut writer = FramedWrite::new(w, wire::codec(self.config.max_service_frame));
+        let mut writer = FramedWrite::new(
+            wire::SocketWriter::new(w),
+            wire::codec(self.config.max_service_frame),
+        );
         let max_out = self.config.max_service_frame;
         let refuse = |kind, message: String| ServerFrame::Refused {
             protocol: PROTOCOL_VERSION,

@@ -22,6 +22,9 @@ pub struct ProviderSpec {
     pub fields: Option<Vec<Field>>,
     #[serde(default)]
     pub model: Option<String>,
+    /// The provider offers `/images/variations`.
+    #[serde(default)]
+    pub variations: bool,
 }
 
 /// [`ClientOptions`] on the wire; durations in milliseconds.
@@ -77,6 +80,7 @@ impl ProviderSpec {
             dialect: p.rules.dialect,
             fields: p.rules.fields.clone(),
             model: p.model.clone(),
+            variations: p.rules.variations,
         }
     }
 
@@ -112,6 +116,7 @@ impl ProviderSpec {
                 name: self.name.clone(),
                 dialect: self.dialect,
                 fields: self.fields.clone(),
+                variations: self.variations,
             },
             model: self.model.clone(),
             notice: None,
@@ -137,6 +142,7 @@ mod tests {
                 name: "local".into(),
                 dialect: Some(Dialect::Dalle),
                 fields: Some(vec![Field::Size]),
+                variations: true,
             },
             model: Some("dall-e-2".into()),
             notice: None,

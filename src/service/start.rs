@@ -33,16 +33,20 @@ pub fn log_path(data_dir: &Path, socket: &Path) -> PathBuf {
     }
 }
 
-/// The last lines of the log, cleaned, for a message about a service that did not start.
-fn log_tail(log: &Path) -> String {
+/// Why the service with `pid` did not start, from its log: its own last line, without the
+/// timestamp and prefix (the log holds earlier services' lines too).
+fn start_failure(log: &Path, pid: u32) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(3).collect();
-    lines
-        .into_iter()
+    let tag = format!("easel service[{pid}]: ");
+    let line = text
+        .lines()
         .rev()
-        .map(|l| crate::sanitize::line(l).into_owned())
-        .collect::<Vec<_>>()
-        .join(" | ")
+        .find_map(|l| l.split_once(&tag).map(|(_, rest)| rest))
+        .map(|rest| rest.strip_prefix("could not start: ").unwrap_or(rest));
+    match line {
+        Some(why) => crate::sanitize::line(why).into_owned(),
+        None => "it stopped without saying why; `easel service run --foreground` shows it".into(),
+    }
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ServiceError {
@@ -97,49 +101,138 @@ pub fn spawn(settings: &Settings, socket: &Path) -> Result<std::process::Child, 
     cmd.spawn().map_err(io("starting the easel service"))
 }
 
-/// Connect to the data folder's service, starting it if nothing answers.
+/// Ask an older service (protocol `version`, after an upgrade) whether it is idle and, if so,
+/// to stop, speaking its version's frozen first frame and reading its answers loosely (a
+/// `status` and a `stop` request have this shape in every version that has them). True when it
+/// stopped and let the socket go; false when it is busy (its jobs are left to finish) or did
+/// not understand.
+pub async fn replace_idle_old_service(socket: &Path, version: u32, name: &str) -> bool {
+    use futures_util::{SinkExt, StreamExt};
+    let Ok(stream) = tokio::net::UnixStream::connect(socket).await else {
+        return false;
+    };
+    // Only our own service is asked anything.
+    if !stream.peer_cred().is_ok_and(|c| c.uid() == super::my_uid()) {
+        return false;
+    }
+    let mut conn = tokio_util::codec::Framed::new(stream, super::wire::codec(1 << 24));
+    let mut ask = async |frame: serde_json::Value| -> Option<serde_json::Value> {
+        let bytes = serde_json::to_vec(&frame).ok()?;
+        conn.send(bytes::Bytes::from(bytes)).await.ok()?;
+        // Skip events; the first reply or welcome is the answer.
+        for _ in 0..64 {
+            let got = tokio::time::timeout(Duration::from_secs(3), conn.next())
+                .await
+                .ok()??
+                .ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&got).ok()?;
+            match v["type"].as_str() {
+                Some("event") => continue,
+                _ => return Some(v),
+            }
+        }
+        None
+    };
+    let hello = serde_json::json!({"type": "hello", "protocol": version, "client": name});
+    match ask(hello).await {
+        Some(v) if v["type"] == "welcome" => {}
+        _ => return false,
+    }
+    let status = serde_json::json!({"type": "request", "id": 1, "request": {"op": "status"}});
+    let Some(reply) = ask(status).await else {
+        return false;
+    };
+    let running = reply["reply"]["jobs_running"].as_u64();
+    let queued = reply["reply"]["jobs_queued"].as_u64().unwrap_or(0);
+    if running != Some(0) {
+        return false;
+    }
+    let stop = serde_json::json!({"type": "request", "id": 2, "request": {"op": "stop"}});
+    match ask(stop).await {
+        Some(v) if v["reply"]["kind"] == "stopping" => {}
+        _ => return false,
+    }
+    drop(conn);
+    let until = Instant::now() + Duration::from_secs(10);
+    while socket.exists() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if queued > 0 {
+        // Its queued jobs stay stored: the new service picks them up.
+        eprintln!("easel: replaced the idle older service; its {queued} queued job(s) carry on");
+    }
+    !socket.exists()
+}
+
+/// Connect to the data folder's service, starting it if nothing answers. An idle service of an
+/// older protocol (left running across an upgrade) is stopped and replaced.
 pub async fn connect_or_start(settings: &Settings, name: &str) -> Result<Client, ServiceError> {
     let socket = socket_for(settings)?;
     match Client::connect(&socket, name).await {
-        Err(ServiceError::NotRunning { .. }) => {}
+        // Nothing listens, or a service on its way out closed on us.
+        Err(ServiceError::NotRunning { .. } | ServiceError::Closed) => {}
+        Err(ServiceError::VersionMismatch { client, service }) if service < client => {
+            if !replace_idle_old_service(&socket, service, name).await {
+                return Err(ServiceError::VersionMismatch { client, service });
+            }
+        }
         other => return other,
     }
     let mut child = spawn(settings, &socket)?;
     let log = log_path(&settings.paths.data_dir, &socket);
-    let mut deadline = Instant::now() + START_TIMEOUT;
-    let mut exited = None;
+    let deadline = Instant::now() + START_TIMEOUT;
+    // When the service started last found the data folder taken (exit 3).
+    let mut lost_at: Option<Instant> = None;
     loop {
         match Client::connect(&socket, name).await {
             Ok(c) => {
-                // Reaped later by nobody: the service is in its own session and outlives us;
-                // dropping the handle does not stop it.
-                drop(child);
+                reap(child);
                 return Ok(c);
             }
-            Err(ServiceError::NotRunning { .. }) => {}
+            // Nothing listens yet; or a service on its way out (killed: its socket takes
+            // connections until its last thread is gone) closed on us.
+            Err(ServiceError::NotRunning { .. } | ServiceError::Closed) => {}
             Err(e) => return Err(e),
         }
-        if exited.is_none()
+        if lost_at.is_none()
             && let Ok(Some(status)) = child.try_wait()
         {
-            // Exit 3: another service won the race for the data folder; it will listen soon.
-            exited = Some(status);
-            deadline = deadline.min(Instant::now() + Duration::from_secs(3));
             if status.code() != Some(3) {
                 return Err(ServiceError::StartFailed {
                     log: log.clone(),
-                    detail: log_tail(&log),
+                    detail: start_failure(&log, child.id()),
                 });
             }
+            lost_at = Some(Instant::now());
+        }
+        // Exit 3: another service holds the data folder — one that won the race, which
+        // listens soon, or one on its way out (killed, its lock not yet let go), which never
+        // will: when none listens a moment later, start one again.
+        if lost_at.is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
+            child = spawn(settings, &socket)?;
+            lost_at = None;
         }
         if Instant::now() > deadline {
+            reap(child);
             return Err(ServiceError::StartFailed {
                 log: log.clone(),
-                detail: format!("it did not start listening. {}", log_tail(&log)),
+                detail: format!(
+                    "it did not start listening within {} s; `easel service run --foreground` shows why, or EASEL_SERVICE=off runs without it",
+                    START_TIMEOUT.as_secs()
+                ),
             });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Wait for the service this client started, on a thread of its own, so that when it exits
+/// it does not stay a zombie for as long as this client lives (a studio): `easel service
+/// stop` waits for the process to be gone, and a zombie never is.
+fn reap(mut child: std::process::Child) {
+    let _ = std::thread::Builder::new()
+        .name("easel-service-reaper".into())
+        .spawn(move || child.wait());
 }
 
 /// Connect to the data folder's service if one runs (never starts one).

@@ -67,6 +67,60 @@ impl FirstFrame {
     }
 }
 
+/// The writing half of a connection that sends with `MSG_NOSIGNAL`: writing to a peer that has
+/// gone is an error (`EPIPE`) for this connection, never a SIGPIPE. The headless commands —
+/// the service among them — set SIGPIPE back to its default so that `easel history list | head`
+/// ends quietly; with plain writes, a client gone before its answer killed the service, and a
+/// client whose service had died was killed instead of reconnecting.
+pub struct SocketWriter(tokio::net::unix::OwnedWriteHalf);
+
+impl SocketWriter {
+    pub fn new(half: tokio::net::unix::OwnedWriteHalf) -> SocketWriter {
+        SocketWriter(half)
+    }
+}
+
+fn send_nosignal(fd: std::os::fd::RawFd, buf: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `fd` is the stream's open socket, borrowed for the call; `buf` is valid for
+    // `buf.len()` bytes.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
+impl tokio::io::AsyncWrite for SocketWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::os::fd::AsRawFd;
+        let stream: &tokio::net::UnixStream = self.0.as_ref();
+        loop {
+            std::task::ready!(stream.poll_write_ready(cx))?;
+            match stream.try_io(tokio::io::Interest::WRITABLE, || {
+                send_nosignal(stream.as_raw_fd(), buf)
+            }) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return std::task::Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,7 +72,7 @@ fn held(file: &mut File, data_dir: &Path) -> String {
         .map(|p| format!(", pid {p}"))
         .unwrap_or_default();
     format!(
-        "another easel is using {}{pid}; close it first (or set EASEL_DATA_DIR to use another folder)",
+        "another easel is using {}{pid}; close it first — if it is the background service, `easel service stop` (or run without EASEL_SERVICE=off to share it) — or set EASEL_DATA_DIR to use another folder",
         data_dir.display()
     )
 }

@@ -44,6 +44,39 @@ impl Query {
     }
 }
 
+/// Take the filter terms out of a search line and put them in `q`; the rest is the fuzzy
+/// text. Terms: `tag:NAME` (or `#NAME`), `rating:N` (or `rating:>=N`, `r:N`: at least N, 1–5),
+/// `sort:rating` (best rated first) and `sort:date`. A term that does not parse (`rating:9`)
+/// stays in the text, so nothing typed is silently dropped.
+pub fn take_search_terms(line: &str, q: &mut Query) -> String {
+    let mut rest = Vec::new();
+    for word in line.split_whitespace() {
+        let lower = word.to_lowercase();
+        let rating = lower
+            .strip_prefix("rating:")
+            .or_else(|| lower.strip_prefix("r:"))
+            .map(|r| r.trim_start_matches(">=").trim_start_matches('>'))
+            .and_then(|r| r.parse::<u8>().ok())
+            .filter(|n| (1..=5).contains(n));
+        let tag = word
+            .strip_prefix("tag:")
+            .or_else(|| word.strip_prefix('#'))
+            .filter(|t| !t.is_empty());
+        if let Some(n) = rating {
+            q.min_rating = Some(n);
+        } else if let Some(t) = tag {
+            q.tag = Some(t.to_string());
+        } else if lower == "sort:rating" {
+            q.by_rating = true;
+        } else if lower == "sort:date" {
+            q.by_rating = false;
+        } else {
+            rest.push(word);
+        }
+    }
+    rest.join(" ")
+}
+
 /// Where the next page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Cursor {
@@ -734,6 +767,34 @@ impl Index {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn search_terms_become_filters_and_the_rest_stays_text() {
+        /// (line, text left, tag, min rating, by rating)
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<u8>, bool);
+        let cases: &[Case] = &[
+            ("fox", "fox", None, None, false),
+            ("fox tag:keep", "fox", Some("keep"), None, false),
+            ("#keep fox", "fox", Some("keep"), None, false),
+            ("rating:4 fox", "fox", None, Some(4), false),
+            ("r:>=3", "", None, Some(3), false),
+            ("RATING:5 sort:rating", "", None, Some(5), true),
+            ("sort:rating sort:date", "", None, None, false),
+            // Not terms: kept as text rather than dropped.
+            ("rating:9 fox", "rating:9 fox", None, None, false),
+            ("rating:0", "rating:0", None, None, false),
+            ("# tag:", "# tag:", None, None, false),
+            ("夜晚 #海边", "夜晚", Some("海边"), None, false),
+        ];
+        for (line, text, tag, rating, by_rating) in cases {
+            let mut q = super::Query::default();
+            let rest = super::take_search_terms(line, &mut q);
+            assert_eq!(rest, *text, "{line}");
+            assert_eq!(q.tag.as_deref(), *tag, "{line}");
+            assert_eq!(q.min_rating, *rating, "{line}");
+            assert_eq!(q.by_rating, *by_rating, "{line}");
+        }
+    }
+
     use super::*;
 
     fn summary(prompt: &str, model: &str, status: Status, starred: bool, ms: i64) -> Summary {

@@ -98,6 +98,19 @@ fn record_of(id: Id, v: &Value, mut images: Vec<(usize, SavedImage)>) -> Generat
     if let Some(m) = text("model") {
         params.model = m;
     }
+    // An edit's or a variation's inputs, and its lineage (see generation.rs).
+    if let Some(inputs) = v.get("inputs").cloned() {
+        params.images = serde_json::from_value(inputs).unwrap_or_default();
+    }
+    if let Some(mask) = v.get("mask").cloned() {
+        params.mask = serde_json::from_value(mask).ok();
+    }
+    params.variation = text("endpoint").as_deref() == Some("/images/variations");
+    let parents: Vec<crate::store::record::Parent> = v
+        .get("parents")
+        .cloned()
+        .and_then(|p| serde_json::from_value(p).ok())
+        .unwrap_or_default();
     let demo = v.get("demo").and_then(Value::as_bool).unwrap_or(false);
     let provider =
         text("provider").unwrap_or_else(|| (if demo { "demo" } else { "openai" }).into());
@@ -106,6 +119,9 @@ fn record_of(id: Id, v: &Value, mut images: Vec<(usize, SavedImage)>) -> Generat
         .and_then(time)
         .unwrap_or_else(|| id_time(&id));
     let mut r = GenerationRecord::queued(id, params, &provider, demo, created);
+    if !parents.is_empty() {
+        r.parents = parents;
+    }
     r.status = Status::Succeeded;
     r.revised_prompt = text("revised_prompt");
     r.started = v.get("started_at").and_then(time);

@@ -126,9 +126,15 @@ impl From<&ApiError> for RecordedError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationRecord {
     pub id: Id,
-    /// The record this one re-runs, edits or varies.
+    /// The record this one re-runs (kept as it was; [`GenerationRecord::lineage`] lists every
+    /// parent with its role).
     #[serde(default)]
     pub parent_id: Option<Id>,
+    /// The records this one was made from, each with its role: the picture edited, the
+    /// references, the mask's source, the picture varied. (Records written before lineage have
+    /// none: they read as before.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<Parent>,
     pub prompt: String,
     #[serde(default)]
     pub revised_prompt: Option<String>,
@@ -176,6 +182,70 @@ pub struct GenerationRecord {
     /// them here so that doctor stops reporting them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<std::path::PathBuf>,
+}
+
+/// What a parent record was to its child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParentRole {
+    /// Its image is the picture the child edits.
+    Edited,
+    /// Its image is a reference picture of the edit.
+    Reference,
+    /// Its image is the edit's mask.
+    MaskSource,
+    /// Its image is the picture the child is a variation of.
+    VariationOf,
+    /// The child runs its request again.
+    RerunOf,
+    /// The child reuses its prompt and parameters.
+    ReusedFrom,
+}
+
+impl ParentRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParentRole::Edited => "edited",
+            ParentRole::Reference => "reference",
+            ParentRole::MaskSource => "mask source",
+            ParentRole::VariationOf => "variation of",
+            ParentRole::RerunOf => "rerun of",
+            ParentRole::ReusedFrom => "reused from",
+        }
+    }
+}
+
+/// One parent of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Parent {
+    pub id: Id,
+    pub role: ParentRole,
+}
+
+/// The parents an edit or a variation has through its input pictures (those that came from
+/// history), in order: the edited picture (or the varied one), the references, the mask.
+pub fn parents_of(params: &GenerationParams) -> Vec<Parent> {
+    let mut out: Vec<Parent> = Vec::new();
+    let mut add = |record: &Option<String>, role: ParentRole| {
+        if let Some(id) = record.as_deref().and_then(Id::parse) {
+            let p = Parent { id, role };
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    };
+    for (k, input) in params.images.iter().enumerate() {
+        let role = match (params.variation, k) {
+            (true, _) => ParentRole::VariationOf,
+            (false, 0) => ParentRole::Edited,
+            (false, _) => ParentRole::Reference,
+        };
+        add(&input.record, role);
+    }
+    if let Some(mask) = &params.mask {
+        add(&mask.record, ParentRole::MaskSource);
+    }
+    out
 }
 
 fn is_zero(v: &u8) -> bool {
@@ -256,6 +326,25 @@ impl GenerationRecord {
         self.notes = stored.notes.clone();
     }
 
+    /// Every parent with its role: those stored, and the record re-run (`parent_id`).
+    pub fn lineage(&self) -> Vec<Parent> {
+        let mut out = self.parents.clone();
+        if let Some(id) = self.parent_id
+            && !out.iter().any(|p| p.id == id)
+        {
+            out.push(Parent {
+                id,
+                role: ParentRole::RerunOf,
+            });
+        }
+        out
+    }
+
+    /// Whether `id` is one of this record's parents.
+    pub fn has_parent(&self, id: Id) -> bool {
+        self.parent_id == Some(id) || self.parents.iter().any(|p| p.id == id)
+    }
+
     /// A new queued record for `params`.
     pub fn queued(
         id: Id,
@@ -267,6 +356,7 @@ impl GenerationRecord {
         GenerationRecord {
             id,
             parent_id: None,
+            parents: parents_of(&params),
             prompt: params.prompt.clone(),
             revised_prompt: None,
             provider: provider.to_string(),

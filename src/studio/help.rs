@@ -37,6 +37,9 @@ const SEARCH_SYNTAX: &[(&str, &str)] = &[
         "'word ^start end$ !not",
         "as written, at the start, at the end, without",
     ),
+    ("tag:NAME  #NAME", "only records with that tag"),
+    ("rating:N", "only records rated N or more (1–5)"),
+    ("sort:rating", "best rated first (sort:date: newest first)"),
 ];
 
 fn bound(keymap: &Keymap, context: Context) -> Section {
@@ -69,6 +72,7 @@ pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
     for c in [
         Context::Global,
         Context::Editor,
+        Context::Inputs,
         Context::Params,
         Context::Queue,
         Context::History,
@@ -100,6 +104,11 @@ pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
     for (context, title) in [
         (Context::Popup, "popups (help, details)"),
         (Context::Confirm, "confirmations"),
+        (Context::Compare, "compare (c in the history)"),
+        (
+            Context::Mask,
+            "mask editor (m in the inputs, M in the history)",
+        ),
     ] {
         let mut s = bound(keymap, context);
         s.title = title.into();

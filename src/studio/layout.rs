@@ -13,6 +13,8 @@ pub const WIDE_HEIGHT: u16 = 30;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Areas {
     pub editor: Rect,
+    /// The reference strip (the edit's input pictures), under the editor; empty without inputs.
+    pub inputs: Rect,
     pub params: Rect,
     pub queue: Rect,
     pub history: Rect,
@@ -30,6 +32,49 @@ pub fn compute(width: u16, height: u16) -> Areas {
 /// The areas, or with `zoom` the zoomed layout: the preview takes the screen but for the queue
 /// (one job line) and the status line, so a picture can be judged without leaving the studio.
 pub fn compute_for(width: u16, height: u16, zoom: bool) -> Areas {
+    compute_with(width, height, zoom, 0)
+}
+
+/// Rows the reference strip takes: its border and one line of inputs.
+pub const STRIP_ROWS: u16 = 3;
+
+/// [`compute_for`], with the reference strip under the editor when `strip` is more than 0: the
+/// rows it would take (a compact screen gives it [`STRIP_ROWS`], a wide one up to `strip`).
+pub fn compute_with(width: u16, height: u16, zoom: bool, strip: u16) -> Areas {
+    let mut a = compute_plain(width, height, zoom);
+    if strip == 0 || a.too_small || zoom {
+        return a;
+    }
+    if a.compact_params {
+        // Compact: the strip takes rows from the lists below the parameters, which move down.
+        let take = STRIP_ROWS.min(a.history.height.saturating_sub(3));
+        if take < STRIP_ROWS {
+            return a;
+        }
+        a.inputs = Rect::new(0, a.params.bottom(), width, take);
+        for r in [&mut a.queue, &mut a.preview] {
+            if r.area() > 0 {
+                r.y += take;
+            }
+        }
+        a.history.y += take;
+        a.history.height -= take;
+        if a.preview.area() > 0 {
+            a.preview.height = a.preview.height.saturating_sub(take);
+        }
+    } else {
+        // Wide: the strip takes the editor's last rows.
+        let take = strip.max(STRIP_ROWS).min(a.editor.height.saturating_sub(4));
+        if take < STRIP_ROWS {
+            return a;
+        }
+        a.editor.height -= take;
+        a.inputs = Rect::new(a.editor.x, a.editor.bottom(), a.editor.width, take);
+    }
+    a
+}
+
+fn compute_plain(width: u16, height: u16, zoom: bool) -> Areas {
     let full = Rect::new(0, 0, width, height);
     if width < MIN_WIDTH || height < MIN_HEIGHT {
         return Areas {
@@ -64,6 +109,7 @@ pub fn compute_for(width: u16, height: u16, zoom: bool) -> Areas {
             Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(right);
         return Areas {
             editor,
+            inputs: Rect::default(),
             params,
             queue,
             history,
@@ -94,6 +140,7 @@ pub fn compute_for(width: u16, height: u16, zoom: bool) -> Areas {
         .areas(lists);
     Areas {
         editor,
+        inputs: Rect::default(),
         params,
         queue,
         history,
@@ -130,24 +177,32 @@ mod tests {
             (59, 20),
             (61, 13),
         ] {
-            let a = compute(w, h);
-            assert!(!a.too_small, "{w}x{h}");
-            let panes = [a.editor, a.params, a.queue, a.history, a.preview, a.status];
-            let screen = Rect::new(0, 0, w, h);
-            for (i, p) in panes.iter().enumerate() {
-                assert!(
-                    screen.contains(p.as_position()) || p.area() == 0,
-                    "{w}x{h} pane {i} {p:?}"
-                );
-                assert!(p.right() <= w && p.bottom() <= h, "{w}x{h} pane {i} {p:?}");
-                for q in &panes[i + 1..] {
-                    assert!(
-                        !p.intersects(*q) || p.area() == 0 || q.area() == 0,
-                        "{w}x{h}: {p:?} overlaps {q:?}"
-                    );
+            for strip in [0, STRIP_ROWS, 8] {
+                let a = compute_with(w, h, false, strip);
+                assert!(!a.too_small, "{w}x{h}");
+                if strip > 0 && h >= 20 {
+                    let rows = a.inputs.height;
+                    assert!((STRIP_ROWS..=strip).contains(&rows), "{w}x{h}: {rows}");
                 }
+                let panes = [
+                    a.editor, a.inputs, a.params, a.queue, a.history, a.preview, a.status,
+                ];
+                let screen = Rect::new(0, 0, w, h);
+                for (i, p) in panes.iter().enumerate() {
+                    assert!(
+                        screen.contains(p.as_position()) || p.area() == 0,
+                        "{w}x{h} pane {i} {p:?}"
+                    );
+                    assert!(p.right() <= w && p.bottom() <= h, "{w}x{h} pane {i} {p:?}");
+                    for q in &panes[i + 1..] {
+                        assert!(
+                            !p.intersects(*q) || p.area() == 0 || q.area() == 0,
+                            "{w}x{h}: {p:?} overlaps {q:?}"
+                        );
+                    }
+                }
+                assert!(a.history.height >= 3, "{w}x{h}");
             }
-            assert!(a.history.height >= 3, "{w}x{h}");
         }
         assert!(compute(39, 24).too_small);
         assert!(compute(80, 11).too_small);

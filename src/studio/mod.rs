@@ -5,9 +5,12 @@
 //! [`runtime`] hands effects to the scheduler, the store and the preview worker; [`view::view`]
 //! draws the model, one file per pane. See docs/architecture.md.
 
+pub mod compare;
+pub mod gallery;
 pub mod help;
 pub mod keymap;
 pub mod layout;
+pub mod mask;
 pub mod model;
 pub mod msg;
 pub mod notify;
@@ -15,6 +18,7 @@ pub mod params;
 pub mod preview;
 pub mod runtime;
 pub mod state;
+pub mod strip;
 pub mod update;
 pub mod view;
 pub mod viewer;

@@ -2,7 +2,8 @@
 
 use super::keymap::{Context, Keymap};
 use super::layout;
-use super::msg::{PreviewKey, PreviewSource};
+use super::mask::{Op, PixRect, Shape};
+use super::msg::{InputKind, PreviewKey, PreviewSource};
 use super::preview::Rendered;
 use crate::api::{GenerationParams, ProviderRules};
 use crate::catalog::Catalog;
@@ -11,23 +12,34 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ratatui_textarea::TextArea;
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The panes, in Tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
     Editor,
+    /// The input pictures of an edit (the reference strip under the editor): in the Tab order
+    /// only while there are some.
+    Inputs,
     Params,
     Queue,
     History,
 }
 
 impl Pane {
-    pub const ORDER: [Pane; 4] = [Pane::Editor, Pane::Params, Pane::Queue, Pane::History];
+    pub const ORDER: [Pane; 5] = [
+        Pane::Editor,
+        Pane::Inputs,
+        Pane::Params,
+        Pane::Queue,
+        Pane::History,
+    ];
 
     pub fn context(self) -> Context {
         match self {
             Pane::Editor => Context::Editor,
+            Pane::Inputs => Context::Inputs,
             Pane::Params => Context::Params,
             Pane::Queue => Context::Queue,
             Pane::History => Context::History,
@@ -80,6 +92,22 @@ impl QueueState {
     pub fn selected_job(&self) -> Option<&JobView> {
         self.jobs.get(self.selected)
     }
+}
+
+/// An image picked for comparing: a record and which of its images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marked {
+    pub record: GenerationRecord,
+    pub image: usize,
+}
+
+/// The compare screen: 2–4 images side by side, or one at a time in blink mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compared {
+    pub items: Vec<Marked>,
+    pub blink: bool,
+    /// The image shown in blink mode (and the one rate and reject act on).
+    pub shown: usize,
 }
 
 /// Quick filters cycled with `f`.
@@ -146,10 +174,10 @@ pub const KEEP: usize = 600;
 
 impl HistoryState {
     pub fn query(&self) -> Query {
-        let mut q = Query {
-            text: (!self.text.trim().is_empty()).then(|| self.text.clone()),
-            ..Query::default()
-        };
+        let mut q = Query::default();
+        // `tag:`, `#`, `rating:` and `sort:` terms of the search are filters, not text.
+        let text = crate::store::query::take_search_terms(&self.text, &mut q);
+        q.text = (!text.trim().is_empty()).then_some(text);
         match &self.filter {
             Filter::All => {}
             Filter::Starred => q.starred = true,
@@ -201,24 +229,44 @@ pub struct PreviewState {
     /// The last render asked for (so it is asked once).
     pub requested: Option<PreviewKey>,
     pub cache: Vec<(PreviewKey, Rendered)>,
+    /// Gallery cells, apart.
+    pub cells: Vec<(PreviewKey, Rendered)>,
     pub error: Option<(PreviewKey, String)>,
+    /// Gallery cells that could not be drawn, and why (kept so they are not asked for again).
+    pub failed_cells: Vec<(PreviewKey, String)>,
     /// The newest partial image of each running job.
     pub partials: HashMap<Id, (u32, Bytes)>,
 }
 
+/// Rows the reference strip takes with pictures (where the screen is wide enough).
+pub const STRIP_PICTURE_ROWS: u16 = 8;
+
 /// Cached preview renders kept.
 pub const PREVIEW_CACHE: usize = 8;
+/// Cached gallery cells kept (small pictures: a screenful or two).
+pub const CELL_CACHE: usize = 64;
 
 impl PreviewState {
     pub fn get(&self, key: &PreviewKey) -> Option<&Rendered> {
-        self.cache.iter().find(|(k, _)| k == key).map(|(_, r)| r)
+        self.cache
+            .iter()
+            .chain(&self.cells)
+            .find(|(k, _)| k == key)
+            .map(|(_, r)| r)
     }
 
     pub fn insert(&mut self, key: PreviewKey, r: Rendered) {
-        self.cache.retain(|(k, _)| *k != key);
-        self.cache.push((key, r));
-        if self.cache.len() > PREVIEW_CACHE {
-            self.cache.remove(0);
+        // Gallery cells have a cache of their own: a screenful of small pictures must not push
+        // out the large previews (nor the other way round).
+        let (cache, cap) = if key.source.is_cell() {
+            (&mut self.cells, CELL_CACHE)
+        } else {
+            (&mut self.cache, PREVIEW_CACHE)
+        };
+        cache.retain(|(k, _)| *k != key);
+        cache.push((key, r));
+        if cache.len() > cap {
+            cache.remove(0);
         }
     }
 }
@@ -274,8 +322,82 @@ pub struct Model {
     pub quitting: bool,
     /// Jobs belong to a service and keep running after the studio quits.
     pub jobs_outlive: bool,
+    /// Images marked for comparing (`m` in the history), at most 4.
+    pub marked: Vec<Marked>,
+    /// The compare screen, when it is open.
+    pub compare: Option<Compared>,
+    /// The history is shown as a grid of thumbnails on the whole screen.
+    pub gallery: bool,
     /// Where relative image paths are resolved.
     pub data_dir: std::path::PathBuf,
+    /// The input picture selected in the reference strip.
+    pub input_cursor: usize,
+    /// A path (or history id) being typed: a reference to add, or a mask file to load.
+    pub path_input: Option<PathInput>,
+    /// The mask editor, when it is open.
+    pub mask_edit: Option<MaskEdit>,
+    /// The selection the last mask was painted from, and on which picture: opening the editor
+    /// on that picture again goes on from it.
+    pub painted: Option<(PathBuf, Vec<Op>)>,
+}
+
+/// A path being typed in the reference strip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathInput {
+    pub kind: InputKind,
+    pub text: String,
+}
+
+/// The mask editor: a selection over the first input picture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskEdit {
+    /// The picture painted on.
+    pub path: PathBuf,
+    /// Its size in pixels, once it is read.
+    pub size: Option<(u32, u32)>,
+    /// The picture shrunk to the dots of its placement, for the area it was asked for.
+    pub base: Option<MaskBase>,
+    /// The area (columns, rows) a base was asked for, so it is asked once.
+    pub requested: Option<(u16, u16)>,
+    pub shape: Shape,
+    /// The shape being placed, in picture pixels.
+    pub cursor: PixRect,
+    pub ops: Vec<Op>,
+    /// A mouse drag: where it started (picture pixels), and whether it subtracts.
+    pub drag: Option<(u32, u32, bool)>,
+    /// Why the picture cannot be shown, when it cannot.
+    pub error: Option<String>,
+}
+
+/// A picture shrunk to `gw` × `gh` dots (RGB, row by row) for an area of `cols` × `rows` cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskBase {
+    pub cols: u16,
+    pub rows: u16,
+    pub gw: u32,
+    pub gh: u32,
+    pub dots: Vec<[u8; 3]>,
+}
+
+impl MaskEdit {
+    pub fn new(path: PathBuf, ops: Vec<Op>) -> MaskEdit {
+        MaskEdit {
+            path,
+            size: None,
+            base: None,
+            requested: None,
+            shape: Shape::Rect,
+            cursor: PixRect {
+                x0: 0,
+                y0: 0,
+                x1: 0,
+                y1: 0,
+            },
+            ops,
+            drag: None,
+            error: None,
+        }
+    }
 }
 
 impl Model {
@@ -320,13 +442,47 @@ impl Model {
             now,
             quitting: false,
             jobs_outlive: false,
+            marked: Vec::new(),
+            compare: None,
+            gallery: false,
             data_dir: std::path::PathBuf::new(),
+            input_cursor: 0,
+            path_input: None,
+            mask_edit: None,
+            painted: None,
         }
     }
 
     /// Where each pane goes now.
+    /// The gallery is on screen: chosen, with the history focused and no compare open.
+    pub fn gallery_shown(&self) -> bool {
+        self.gallery && self.focus == Pane::History && self.compare.is_none()
+    }
+
     pub fn areas(&self) -> layout::Areas {
-        layout::compute_for(self.width, self.height, self.zoom)
+        layout::compute_with(self.width, self.height, self.zoom, self.strip_rows())
+    }
+
+    /// The rows the reference strip asks for: none without inputs, a line of names, or (where
+    /// graphics show pictures) small pictures over their names.
+    pub fn strip_rows(&self) -> u16 {
+        if !self.strip_shown() {
+            0
+        } else if self.graphics == Graphics::None {
+            layout::STRIP_ROWS
+        } else {
+            STRIP_PICTURE_ROWS
+        }
+    }
+
+    /// The reference strip is on screen: there are inputs, or a path is being typed for one.
+    pub fn strip_shown(&self) -> bool {
+        self.has_inputs() || self.path_input.is_some()
+    }
+
+    /// The prompt has input pictures (or a mask): the next submit is an edit.
+    pub fn has_inputs(&self) -> bool {
+        !self.params.images.is_empty() || self.params.mask.is_some()
     }
 
     pub fn prompt(&self) -> String {
@@ -362,7 +518,7 @@ pub fn preview_key(m: &Model) -> Option<PreviewKey> {
     };
     let source = match m.focus {
         Pane::Queue => m.queue.selected_job().and_then(|j| partial_of(j.record.id)),
-        Pane::Editor | Pane::Params => m
+        Pane::Editor | Pane::Inputs | Pane::Params => m
             .queue
             .jobs
             .iter()

@@ -45,6 +45,26 @@ pub enum Msg {
     Problem(String),
     /// Something worth saying that is not a failure (which provider is used, say).
     Notice(String),
+    /// A typed path or history id turned into a picture (a reference to add, a mask to use).
+    InputResolved(InputKind, crate::api::InputImage),
+    /// The mask editor's picture, read: its size and its dots for an area of cells.
+    MaskBase {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        base: crate::studio::model::MaskBase,
+    },
+    /// The mask editor's picture could not be read.
+    MaskBaseFailed(PathBuf, String),
+    /// A painted mask was written to this file.
+    MaskSaved(PathBuf),
+}
+
+/// What a typed path is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Reference,
+    Mask,
 }
 
 /// The results of store operations the studio asked for.
@@ -71,9 +91,29 @@ pub enum PreviewSource {
     File(PathBuf),
     /// The newest partial image of a running job.
     Partial { id: Id, index: u32 },
+    /// An image file drawn small (the gallery): its cached thumbnail, named by its hash.
+    Thumb { path: PathBuf, sha256: String },
+    /// An input picture of the edit being written, drawn small in the reference strip.
+    Input(PathBuf),
+    /// An image of the compare screen, drawn large but into the frame's cells (several at once).
+    Compared(PathBuf),
+}
+
+impl PreviewSource {
+    /// A small picture of a grid (gallery cells, the strip's inputs), cached apart from the
+    /// large previews.
+    pub fn is_cell(&self) -> bool {
+        matches!(
+            self,
+            PreviewSource::Thumb { .. } | PreviewSource::Input(_) | PreviewSource::Compared(_)
+        )
+    }
 }
 
 /// Work for the runtime: the only way `update` causes I/O.
+// Effects are handed over one at a time: a large variant (a submission's parameters, with an
+// edit's input pictures) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Effect {
     Submit(Submission),
@@ -115,5 +155,25 @@ pub enum Effect {
     Suspend,
     /// Read the queue again (after the service restarted or events were missed).
     LoadQueue,
+    /// Turn what was typed (a path, `~/…`, or a history id with an optional `:N`) into an input
+    /// picture: answered with `InputResolved` or a `Problem`.
+    ResolveInput {
+        kind: InputKind,
+        text: String,
+    },
+    /// Read the mask editor's picture and shrink it to the dots of an area of cells.
+    LoadMaskBase {
+        path: PathBuf,
+        cols: u16,
+        rows: u16,
+    },
+    /// Build the mask PNG at the picture's size and write it, private, into `dir`: answered
+    /// with `MaskSaved`.
+    SaveMask {
+        width: u32,
+        height: u32,
+        ops: Vec<crate::studio::mask::Op>,
+        dir: PathBuf,
+    },
     Quit,
 }

@@ -233,6 +233,22 @@ impl Renderer {
         self.render_image(kind, img, cols, rows)
     }
 
+    /// Render a picture already decoded for a cell of a grid (gallery cells, compared images,
+    /// the strip's inputs): drawn into the frame's cells, never placed after it — kitty before
+    /// 0.28 places one picture (the preview), so its cells get half-blocks.
+    pub fn render_decoded(
+        &self,
+        img: DynamicImage,
+        cols: u16,
+        rows: u16,
+    ) -> Result<Rendered, String> {
+        let kind = match self.kind.ok_or("previews are off (EASEL_GRAPHICS=none)")? {
+            Wire::KittyDirect => Wire::Halfblocks,
+            k => k,
+        };
+        self.render_image(kind, img, cols, rows)
+    }
+
     fn render_image(
         &self,
         kind: Wire,

@@ -116,6 +116,8 @@ struct Edges {
     tx: UnboundedSender<Msg>,
     history_tx: UnboundedSender<HistoryRequest>,
     preview_tx: tokio::sync::watch::Sender<Option<PreviewRequest>>,
+    /// Where history images (and painted masks) live.
+    data_dir: std::path::PathBuf,
 }
 
 struct HistoryRequest {
@@ -337,9 +339,10 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         notify: settings.file.ui.notify,
         store: store.clone(),
         history_tx: spawn_history_worker(store.clone(), tx.clone()),
-        preview_tx: spawn_preview_worker(renderer, tx.clone()),
+        preview_tx: spawn_preview_worker(renderer, settings.thumbs(), tx.clone()),
         scheduler: scheduler.clone(),
         tx: tx.clone(),
+        data_dir: data_dir.clone(),
     };
     // The queue as stored (jobs resumed from an earlier run), and the search index, off the loop.
     {
@@ -721,6 +724,44 @@ async fn run_effect(
                     .map_err(|e| e.to_string())
             });
         }
+        Effect::ResolveInput { kind, text } => {
+            let (store, data_dir) = (edges.store.clone(), edges.data_dir.clone());
+            tokio::task::spawn_blocking(move || {
+                let msg = match resolve_input(store.as_ref(), &data_dir, &text) {
+                    Ok(input) => Msg::InputResolved(kind, input),
+                    Err(e) => Msg::Problem(e),
+                };
+                let _ = tx.send(msg);
+            });
+        }
+        Effect::LoadMaskBase { path, cols, rows } => {
+            tokio::task::spawn_blocking(move || {
+                let msg = match mask_base(&path, cols, rows) {
+                    Ok((width, height, base)) => Msg::MaskBase {
+                        path,
+                        width,
+                        height,
+                        base,
+                    },
+                    Err(e) => Msg::MaskBaseFailed(path, e),
+                };
+                let _ = tx.send(msg);
+            });
+        }
+        Effect::SaveMask {
+            width,
+            height,
+            ops,
+            dir,
+        } => {
+            tokio::task::spawn_blocking(move || {
+                let msg = match save_mask(width, height, &ops, &dir) {
+                    Ok(path) => Msg::MaskSaved(path),
+                    Err(e) => Msg::Problem(e),
+                };
+                let _ = tx.send(msg);
+            });
+        }
         Effect::Quit => return Flow::Quit,
     }
     // The window closed (or SSH dropped) while the studio was away from its screen: stop, since
@@ -741,6 +782,107 @@ fn terminal_gone() -> bool {
     // SAFETY: one valid pollfd, its length given; with no events asked nothing is consumed.
     let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
     ready > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// A typed input picture: `~/…` and relative paths made absolute (a queued job may run from
+/// another folder), or a history id (prefix) with an optional `:N`.
+fn resolve_input(
+    store: &dyn HistoryStore,
+    data_dir: &std::path::Path,
+    text: &str,
+) -> Result<crate::api::InputImage, String> {
+    use crate::cli::inputs::{Reference, parse_reference};
+    let shown = crate::sanitize::line(text).into_owned();
+    let expanded = match (text.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::PathBuf::from(home)
+            .join(rest)
+            .to_string_lossy()
+            .into_owned(),
+        _ => text.to_string(),
+    };
+    match parse_reference(&expanded)? {
+        Reference::File(path) => {
+            if std::fs::symlink_metadata(&path).is_err() {
+                return Err(format!("{shown}: no such file, and no history id"));
+            }
+            let path = std::path::absolute(&path).unwrap_or(path);
+            Ok(crate::api::InputImage::file(path))
+        }
+        Reference::Record { id, index } => {
+            let found = store
+                .resolve(&id)
+                .map_err(|e| format!("{shown}: no such file, and {e}"))?;
+            let record = store
+                .get(found)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{shown}: that record is gone from history"))?;
+            let saved = record.outputs.get(index as usize - 1).ok_or_else(|| {
+                format!(
+                    "record {} has {} image(s), not {index}",
+                    record.id.short(),
+                    record.outputs.len()
+                )
+            })?;
+            let files = crate::store::ImageFiles::new(data_dir, None);
+            Ok(crate::api::InputImage {
+                path: files.resolve(&saved.path),
+                record: Some(record.id.to_string()),
+                index: Some(index),
+            })
+        }
+    }
+}
+
+/// The mask editor's picture: its size, and its dots for an area of `cols` × `rows` cells.
+fn mask_base(
+    path: &std::path::Path,
+    cols: u16,
+    rows: u16,
+) -> Result<(u32, u32, super::model::MaskBase), String> {
+    let img = crate::picture::load(path)?;
+    let (width, height) = (img.width(), img.height());
+    let area = ratatui::layout::Rect::new(0, 0, cols, rows);
+    let p = super::mask::place(area, width, height)
+        .ok_or_else(|| "the picture has no pixels".to_string())?;
+    let small = img
+        .resize_exact(p.gw, p.gh, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let dots = small.pixels().map(|px| px.0).collect();
+    Ok((
+        width,
+        height,
+        super::model::MaskBase {
+            cols,
+            rows,
+            gw: p.gw,
+            gh: p.gh,
+            dots,
+        },
+    ))
+}
+
+/// Write a painted mask into `dir` under a new private name (mode 0600).
+fn save_mask(
+    width: u32,
+    height: u32,
+    ops: &[super::mask::Op],
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, String> {
+    let bytes = super::mask::png(width, height, ops)?;
+    let shown = crate::sanitize::line(&dir.display().to_string()).into_owned();
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {shown}: {e}"))?;
+    let mut file = tempfile::Builder::new()
+        .prefix("mask-")
+        .suffix(".png")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot write a mask in {shown}: {e}"))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|e| format!("cannot write the mask: {e}"))?;
+    let (_, path) = file
+        .keep()
+        .map_err(|e| format!("cannot keep the mask: {e}"))?;
+    Ok(path)
 }
 
 /// Leave the studio's screen, run `f` with a normal terminal, and come back with a full redraw.
@@ -923,8 +1065,13 @@ fn spawn_history_worker(
 }
 
 /// Previews on a worker thread: only the newest request matters ("single latest job").
+/// The thumbnails' size in pixels (the longer side): a gallery cell is about 24×20 pixels per
+/// 10 columns in most fonts, so this is sharp up to cells of about 25 columns at kitty's sizes.
+const THUMB_PX: u32 = 256;
+
 fn spawn_preview_worker(
     renderer: Renderer,
+    thumbs: crate::thumbs::Thumbs,
     tx: UnboundedSender<Msg>,
 ) -> tokio::sync::watch::Sender<Option<PreviewRequest>> {
     let (req_tx, mut req_rx) = tokio::sync::watch::channel::<Option<PreviewRequest>>(None);
@@ -935,13 +1082,37 @@ fn spawn_preview_worker(
             };
             let renderer = renderer.clone();
             let key = req.key.clone();
+            let thumbs = thumbs.clone();
             let result = tokio::task::spawn_blocking(move || {
+                // Gallery cells draw from the thumbnail cache: made once, small to decode.
+                // The strip's inputs: any picture file, drawn small.
+                if let PreviewSource::Input(path) | PreviewSource::Compared(path) = &req.key.source
+                {
+                    let img = crate::picture::load(path)?;
+                    return renderer.render_decoded(img, req.key.cols, req.key.rows);
+                }
+                if let PreviewSource::Thumb { path, sha256 } = &req.key.source {
+                    let img = thumbs.get(path, sha256, THUMB_PX)?;
+                    return renderer.render_decoded(
+                        image::DynamicImage::ImageRgba8(img),
+                        req.key.cols,
+                        req.key.rows,
+                    );
+                }
                 let bytes = match (&req.key.source, req.bytes) {
                     (_, Some(b)) => b.to_vec(),
                     (PreviewSource::File(path), None) => std::fs::read(path)
                         .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
                     (PreviewSource::Partial { .. }, None) => {
                         return Err("the partial image is gone".to_string());
+                    }
+                    (
+                        PreviewSource::Thumb { .. }
+                        | PreviewSource::Input(_)
+                        | PreviewSource::Compared(_),
+                        None,
+                    ) => {
+                        return Err("a thumbnail has no bytes of its own".to_string());
                     }
                 };
                 renderer.render(&bytes, req.key.cols, req.key.rows)
@@ -993,5 +1164,101 @@ impl Signals {
             },
             None => std::future::pending().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::studio::mask::{Op, PixRect, Shape};
+
+    #[test]
+    fn a_saved_mask_is_private_and_at_the_pictures_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let masks = dir.path().join("masks");
+        let sel = PixRect {
+            x0: 10,
+            y0: 5,
+            x1: 30,
+            y1: 25,
+        };
+        let path = save_mask(64, 48, &[Op::Add(Shape::Rect, sel)], &masks).unwrap();
+        assert_eq!(path.parent(), Some(masks.as_path()));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("mask-") && name.ends_with(".png"),
+            "{name}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "private: {mode:o}");
+        }
+        let img = image::open(&path).unwrap().to_rgba8();
+        assert_eq!(img.dimensions(), (64, 48));
+        for (x, y, p) in img.enumerate_pixels() {
+            let inside = (10..30).contains(&x) && (5..25).contains(&y);
+            assert_eq!(p.0[3], if inside { 0 } else { 255 }, "({x}, {y})");
+        }
+        // Two saves are two files.
+        let again = save_mask(64, 48, &[Op::Invert], &masks).unwrap();
+        assert_ne!(again, path);
+    }
+
+    #[test]
+    fn the_mask_editors_picture_is_shrunk_to_its_dots() {
+        let dir = tempfile::tempdir().unwrap();
+        let pic = dir.path().join("p.png");
+        std::fs::write(&pic, crate::api::payload::tiny_png(300, 150)).unwrap();
+        let (w, h, base) = mask_base(&pic, 40, 20).unwrap();
+        assert_eq!((w, h), (300, 150));
+        assert_eq!((base.cols, base.rows), (40, 20));
+        assert_eq!((base.gw, base.gh), (40, 20));
+        assert_eq!(base.dots.len(), 800);
+        assert!(mask_base(&dir.path().join("gone.png"), 40, 20).is_err());
+    }
+
+    #[test]
+    fn typed_inputs_resolve_to_absolute_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn HistoryStore> =
+            Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
+        let pic = dir.path().join("ref.png");
+        std::fs::write(&pic, b"x").unwrap();
+        let got = resolve_input(store.as_ref(), dir.path(), &pic.to_string_lossy()).unwrap();
+        assert_eq!(got, crate::api::InputImage::file(pic));
+        let err = resolve_input(store.as_ref(), dir.path(), "/no/such/file.png").unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
+        // An id that no record has.
+        let err = resolve_input(store.as_ref(), dir.path(), "0190abcd:2").unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
+        // A record's image by its id prefix and number: the file in the data folder.
+        let mut r = crate::store::GenerationRecord::queued(
+            crate::store::Id::new(),
+            crate::api::GenerationParams::default(),
+            "demo",
+            true,
+            chrono::Utc::now(),
+        );
+        r.status = crate::store::Status::Succeeded;
+        for n in 1..=2 {
+            r.outputs.push(crate::store::SavedImage {
+                path: std::path::PathBuf::from(format!("images/{n}.png")),
+                format: "png".into(),
+                width: 8,
+                height: 8,
+                bytes: 1,
+                sha256: String::new(),
+            });
+        }
+        store.put(&r).unwrap();
+        let prefix = r.id.short();
+        let got = resolve_input(store.as_ref(), dir.path(), &format!("{prefix}:2")).unwrap();
+        assert_eq!(got.path, dir.path().join("images/2.png"));
+        assert_eq!(got.record, Some(r.id.to_string()));
+        assert_eq!(got.index, Some(2));
+        let err = resolve_input(store.as_ref(), dir.path(), &format!("{prefix}:3")).unwrap_err();
+        assert!(err.contains("2 image(s), not 3"), "{err}");
     }
 }

@@ -28,11 +28,14 @@ pub struct Saved {
     pub search: String,
     #[serde(default)]
     pub selected: Option<Id>,
+    /// The history was shown as the gallery.
+    #[serde(default)]
+    pub gallery: bool,
 }
 
 fn pane_name(p: Pane) -> &'static str {
     match p {
-        Pane::Editor => "editor",
+        Pane::Editor | Pane::Inputs => "editor",
         Pane::Params => "params",
         Pane::Queue => "queue",
         Pane::History => "history",
@@ -59,6 +62,7 @@ pub fn capture(m: &Model) -> Saved {
         filter_model,
         search: m.history.text.clone(),
         selected: m.history.selected_id,
+        gallery: m.gallery,
     }
 }
 
@@ -77,6 +81,7 @@ pub fn restore(m: &mut Model, saved: Saved) {
             m.params.prompt.clear();
         }
     }
+    m.gallery = saved.gallery;
     m.focus = match saved.focus.as_deref() {
         Some("params") => Pane::Params,
         Some("queue") => Pane::Queue,

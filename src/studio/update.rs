@@ -3,12 +3,16 @@
 
 use super::keymap::{Action, Context, Key};
 use super::layout;
+use super::mask::{self, Op, PixRect, Shape};
 pub use super::model::preview_key;
 use super::model::{
-    Confirm, Filter, JobView, KEEP, Model, Notice, Overlay, PAGE, Pane, selected_image_path,
+    Compared, Confirm, Filter, JobView, KEEP, Marked, Model, Notice, Overlay, PAGE, Pane,
+    selected_image_path,
 };
-use super::msg::{Effect, Msg, PreviewSource, StoreOutcome};
+use super::model::{MaskBase, MaskEdit, PathInput};
+use super::msg::{Effect, InputKind, Msg, PreviewSource, StoreOutcome};
 use super::params;
+use crate::api::InputImage;
 use crate::api::request;
 use crate::queue::{JobEvent, Submission};
 use crate::sanitize;
@@ -81,7 +85,14 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             m.preview.insert(key, *rendered);
         }
         Msg::PreviewFailed(key, why) => {
-            m.preview.error = Some((key, why));
+            if key.source.is_cell() {
+                m.preview.failed_cells.push((key, why));
+                if m.preview.failed_cells.len() > super::model::CELL_CACHE {
+                    m.preview.failed_cells.remove(0);
+                }
+            } else {
+                m.preview.error = Some((key, why));
+            }
         }
         Msg::EditorClosed(text) => {
             set_editor_text(m, text.trim_end_matches('\n'));
@@ -108,7 +119,29 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         },
         Msg::Problem(p) => notice(m, p, true),
         Msg::Notice(text) => notice(m, text, false),
+        Msg::InputResolved(kind, input) => input_resolved(m, kind, input),
+        Msg::MaskBase {
+            path,
+            width,
+            height,
+            base,
+        } => mask_base(m, path, width, height, base),
+        Msg::MaskBaseFailed(path, why) => {
+            if let Some(e) = m.mask_edit.as_mut().filter(|e| e.path == path) {
+                e.error = Some(sanitize::line(&why).into_owned());
+            }
+        }
+        Msg::MaskSaved(path) => {
+            let shown = shown_path(m, &path);
+            m.params.mask = Some(InputImage::file(path));
+            notice(
+                m,
+                format!("mask saved ({shown}): the next submit edits its transparent area"),
+                false,
+            );
+        }
     }
+    want_mask_base(m, &mut fx);
     want_preview(m, &mut fx);
     fx
 }
@@ -180,6 +213,12 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                     Some(Action::PageDown) => Some(m.overlay_scroll.saturating_add(page)),
                     Some(Action::PageUp) => Some(m.overlay_scroll.saturating_sub(page)),
                     Some(Action::Top) => Some(0),
+                    Some(Action::JumpParent) => {
+                        if let Overlay::Details(r) = &overlay {
+                            jump_parent(m, r, fx);
+                        }
+                        return;
+                    }
                     _ => None,
                 };
                 if let Some(scroll) = scroll {
@@ -189,6 +228,25 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                 return;
             }
         }
+    }
+    // The mask editor takes the keys while it is open.
+    if m.mask_edit.is_some() {
+        if let Some(action) = m.keymap.lookup(Context::Mask, key) {
+            mask_act(m, action, fx);
+        }
+        return;
+    }
+    // A path being typed for the reference strip.
+    if m.path_input.is_some() {
+        path_key(m, k, fx);
+        return;
+    }
+    // The compare screen takes the keys while it is open.
+    if m.compare.is_some() {
+        if let Some(action) = m.keymap.lookup(Context::Compare, key) {
+            compare_act(m, action, fx);
+        }
+        return;
     }
     // The history search line is a text input of its own.
     if m.focus == Pane::History && m.history.search.is_some() {
@@ -235,9 +293,34 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
 fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) {
     use crossterm::event::{MouseButton, MouseEventKind};
     let at = ratatui::layout::Position::new(me.column, me.row);
+    if m.mask_edit.is_some() && m.overlay.is_none() {
+        mask_mouse(m, me);
+        return;
+    }
+    // The gallery: a click picks the cell under it, the wheel moves a row.
+    if m.gallery_shown() && m.overlay.is_none() {
+        let cols = super::gallery::geometry(m.width, m.height).cols;
+        let cols = i64::try_from(cols).unwrap_or(1);
+        match me.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                let hit = super::gallery::cells(m)
+                    .into_iter()
+                    .find(|c| c.picture.contains(at) || c.caption.contains(at));
+                if let Some(cell) = hit {
+                    let delta = cell.pos as i64 - m.history.selected as i64;
+                    move_history(m, delta, fx);
+                }
+            }
+            MouseEventKind::ScrollDown => move_history(m, cols, fx),
+            MouseEventKind::ScrollUp => move_history(m, -cols, fx),
+            _ => {}
+        }
+        return;
+    }
     let a = m.areas();
     let pane = [
         (Pane::Editor, a.editor),
+        (Pane::Inputs, a.inputs),
         (Pane::Params, a.params),
         (Pane::Queue, a.queue),
         (Pane::History, a.history),
@@ -475,11 +558,18 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         Action::NextPane | Action::PrevPane => {
             let i = Pane::ORDER.iter().position(|p| *p == m.focus).unwrap_or(0);
             let n = Pane::ORDER.len();
-            let next = if action == Action::NextPane {
-                (i + 1) % n
-            } else {
-                (i + n - 1) % n
-            };
+            let mut next = i;
+            // The reference strip is in the cycle only while there are inputs.
+            loop {
+                next = if action == Action::NextPane {
+                    (next + 1) % n
+                } else {
+                    (next + n - 1) % n
+                };
+                if Pane::ORDER[next] != Pane::Inputs || m.has_inputs() || next == i {
+                    break;
+                }
+            }
             m.focus = Pane::ORDER[next];
         }
         Action::Help => {
@@ -522,10 +612,20 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         | Action::PageDown
         | Action::Top
         | Action::Bottom => {
-            let page = i64::from(layout::inner(m.areas().history).height.max(1));
+            let page = if m.gallery_shown() {
+                i64::try_from(super::gallery::visible(m.width, m.height)).unwrap_or(1)
+            } else {
+                i64::from(layout::inner(m.areas().history).height.max(1))
+            };
+            // In the gallery, up and down move a row of the grid.
+            let row = if m.gallery_shown() && m.focus == Pane::History {
+                i64::try_from(super::gallery::geometry(m.width, m.height).cols).unwrap_or(1)
+            } else {
+                1
+            };
             let delta: i64 = match action {
-                Action::Up => -1,
-                Action::Down => 1,
+                Action::Up => -row,
+                Action::Down => row,
                 Action::PageUp => -page,
                 Action::PageDown => page,
                 Action::Top => i64::MIN / 2,
@@ -546,7 +646,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                     m.queue.selected = step_index(m.queue.selected, delta, m.queue.jobs.len())
                 }
                 Pane::History => move_history(m, delta, fx),
-                Pane::Editor => {}
+                Pane::Editor | Pane::Inputs => {}
             }
         }
         Action::TypeValue => {
@@ -731,6 +831,211 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                 m.history.image = (m.history.image + 1) % n;
             }
         }
+        Action::Mark => mark(m),
+        Action::Gallery => {
+            m.gallery = !m.gallery;
+            m.focus = Pane::History;
+            clamp_scroll(m);
+            load_visible(m, fx);
+        }
+        Action::Left | Action::Right if m.gallery_shown() => {
+            move_history(m, if action == Action::Left { -1 } else { 1 }, fx);
+        }
+        Action::Left | Action::Right if m.focus == Pane::Inputs => {
+            let n = m.params.images.len();
+            m.input_cursor = if action == Action::Left {
+                m.input_cursor.saturating_sub(1)
+            } else {
+                (m.input_cursor + 1).min(n.saturating_sub(1))
+            };
+        }
+        Action::Left | Action::Right => {}
+        Action::CompareMarked => open_compare(m),
+        Action::EditThis => edit_this(m),
+        Action::AddReference => add_reference(m),
+        Action::AddFile => {
+            m.path_input = Some(PathInput {
+                kind: InputKind::Reference,
+                text: String::new(),
+            });
+        }
+        Action::LoadMask => {
+            m.path_input = Some(PathInput {
+                kind: InputKind::Mask,
+                text: String::new(),
+            });
+        }
+        Action::JumpParent => {
+            if let Some(r) = m.history.selected_record().cloned() {
+                jump_parent(m, &r, fx);
+            }
+        }
+        Action::MoveLeft | Action::MoveRight => move_input(m, action == Action::MoveLeft),
+        Action::RemoveInput => remove_input(m),
+        Action::RemoveMask => {
+            if m.params.mask.take().is_some() {
+                notice(m, "mask removed: the whole picture may change", false);
+            }
+            if !m.has_inputs() {
+                m.focus = Pane::Editor;
+            }
+        }
+        Action::PaintMask => {
+            if m.focus == Pane::History {
+                edit_this(m);
+            }
+            open_mask(m, fx);
+        }
+        // Mask-editor actions do nothing elsewhere.
+        Action::Narrower
+        | Action::Wider
+        | Action::Shorter
+        | Action::Taller
+        | Action::MaskShape
+        | Action::MaskAdd
+        | Action::MaskSubtract
+        | Action::MaskInvert
+        | Action::MaskClear
+        | Action::MaskSave
+        | Action::MaskLeave => {}
+        // Compare-screen actions do nothing elsewhere.
+        Action::Blink
+        | Action::NextCompared
+        | Action::PrevCompared
+        | Action::Reject
+        | Action::CloseCompare => {}
+    }
+}
+
+/// Mark (or unmark) the selected history image for comparing.
+fn mark(m: &mut Model) {
+    let Some(r) = m.history.selected_record() else {
+        return;
+    };
+    if r.outputs.is_empty() {
+        notice(m, "no image to mark: this generation made none", false);
+        return;
+    }
+    let image = m.history.image.min(r.outputs.len() - 1);
+    let (id, short) = (r.id, r.id.short());
+    if let Some(i) = m
+        .marked
+        .iter()
+        .position(|x| x.record.id == id && x.image == image)
+    {
+        m.marked.remove(i);
+        notice(
+            m,
+            format!("unmarked {short} ({} marked)", m.marked.len()),
+            false,
+        );
+        return;
+    }
+    if m.marked.len() >= super::compare::MAX {
+        notice(
+            m,
+            format!(
+                "at most {} images are compared: unmark one first (m on it)",
+                super::compare::MAX
+            ),
+            true,
+        );
+        return;
+    }
+    let record = r.clone();
+    m.marked.push(Marked { record, image });
+    let n = m.marked.len();
+    let hint = m.keymap.hint(Context::History, Action::CompareMarked);
+    notice(
+        m,
+        if n >= 2 {
+            format!("marked {short}: {n} marked, {hint} compares them")
+        } else {
+            format!("marked {short}: mark another to compare")
+        },
+        false,
+    );
+}
+
+/// Open the compare screen: the marked images, or else the images of the selected generation.
+fn open_compare(m: &mut Model) {
+    let items: Vec<Marked> = if m.marked.len() >= 2 {
+        m.marked.clone()
+    } else {
+        match m.history.selected_record() {
+            Some(r) if r.outputs.len() >= 2 => (0..r.outputs.len().min(super::compare::MAX))
+                .map(|image| Marked {
+                    record: r.clone(),
+                    image,
+                })
+                .collect(),
+            _ => {
+                let mark = m.keymap.hint(Context::History, Action::Mark);
+                notice(
+                    m,
+                    format!(
+                        "nothing to compare: mark 2–4 images with {mark} (or select a generation of several images)"
+                    ),
+                    true,
+                );
+                return;
+            }
+        }
+    };
+    m.compare = Some(Compared {
+        items,
+        blink: false,
+        shown: 0,
+    });
+}
+
+fn compare_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
+    let Some(c) = m.compare.as_mut() else { return };
+    let n = c.items.len().max(1);
+    match action {
+        Action::ForceQuit => quit(m, fx),
+        Action::CloseCompare | Action::Quit => m.compare = None,
+        Action::Blink => c.blink = !c.blink,
+        Action::NextCompared => c.shown = (c.shown + 1) % n,
+        Action::PrevCompared => c.shown = (c.shown + n - 1) % n,
+        Action::Rate0
+        | Action::Rate1
+        | Action::Rate2
+        | Action::Rate3
+        | Action::Rate4
+        | Action::Rate5 => {
+            let rating = match action {
+                Action::Rate1 => 1,
+                Action::Rate2 => 2,
+                Action::Rate3 => 3,
+                Action::Rate4 => 4,
+                Action::Rate5 => 5,
+                _ => 0,
+            };
+            if let Some(item) = c.items.get(c.shown) {
+                fx.push(Effect::Edit(
+                    item.record.id,
+                    crate::store::UserEdit::Rating(rating),
+                ));
+            }
+        }
+        Action::Reject if c.shown < c.items.len() => {
+            let gone = c.items.remove(c.shown);
+            let id = gone.record.id;
+            // Every image of that generation goes with it (a record is deleted whole).
+            c.items.retain(|x| x.record.id != id);
+            c.shown = c.shown.min(c.items.len().saturating_sub(1));
+            m.marked.retain(|x| x.record.id != id);
+            fx.push(Effect::Delete(id));
+            if c.items.len() < 2 {
+                m.compare = None;
+            }
+        }
+        Action::Help => {
+            m.overlay = Some(Overlay::Help);
+            m.overlay_scroll = 0;
+        }
+        _ => {}
     }
 }
 
@@ -740,6 +1045,9 @@ fn overlay_len(m: &Model, overlay: &Overlay) -> u16 {
         Overlay::Help => super::help::line_count(&m.keymap, m.focus),
         Overlay::Details(r) => {
             24 + r.outputs.len()
+                + r.params.images.len()
+                + r.parents.len()
+                + 1
                 + r.prompt.lines().count()
                 + r.revised_prompt.as_deref().map_or(0, |p| p.lines().count())
                 + r.prompt.chars().count() / 60
@@ -788,6 +1096,10 @@ fn reuse(m: &mut Model, r: &GenerationRecord) {
     set_editor_text(m, &r.prompt);
     let mut p = r.params.clone();
     p.prompt.clear();
+    // A reused edit comes back with its pictures and mask, shown in the reference strip (a
+    // variation as an edit of its picture: the studio writes prompts).
+    p.variation = false;
+    m.input_cursor = 0;
     m.params = p;
     m.focus = Pane::Editor;
     notice(m, format!("loaded {} into the editor", r.id.short()), false);
@@ -884,10 +1196,17 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
                 j.record.starred = r.starred;
                 j.record.tags = r.tags.clone();
             }
+            let compared = m.compare.iter_mut().flat_map(|c| c.items.iter_mut());
+            for x in m.marked.iter_mut().chain(compared) {
+                if x.record.id == r.id {
+                    x.record = (*r).clone();
+                }
+            }
             replace_row(m, *r);
         }
         JobEvent::Deleted(id) => {
             m.queue.jobs.retain(|j| j.record.id != id);
+            m.marked.retain(|x| x.record.id != id);
             m.preview.partials.remove(&id);
             reload_history(m, fx, false);
         }
@@ -1087,10 +1406,19 @@ fn move_history(m: &mut Model, delta: i64, fx: &mut Vec<Effect>) {
 }
 
 fn visible_rows(m: &Model) -> usize {
+    if m.gallery_shown() {
+        return super::gallery::visible(m.width, m.height).max(1);
+    }
     usize::from(layout::inner(m.areas().history).height.max(1))
 }
 
 fn clamp_scroll(m: &mut Model) {
+    if m.gallery_shown() {
+        let g = super::gallery::geometry(m.width, m.height);
+        let h = &mut m.history;
+        h.scroll = super::gallery::scroll_for(h.selected, h.scroll, g.cols, g.rows, h.total);
+        return;
+    }
     let rows = visible_rows(m);
     let h = &mut m.history;
     if h.selected < h.scroll {
@@ -1157,8 +1485,36 @@ fn trim_rows(m: &mut Model) {
 }
 
 /// Decide what the preview should show, and ask for it if it is neither shown nor asked for.
+/// On the compare screen, its pictures, one request at a time (each render brings the next).
 fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
-    let Some(key) = preview_key(m) else { return };
+    let key = match &m.compare {
+        Some(c) => super::compare::cells(m, c)
+            .into_iter()
+            .filter_map(|cell| cell.key)
+            .find(|k| {
+                m.preview.get(k).is_none() && !m.preview.error.as_ref().is_some_and(|(e, _)| e == k)
+            }),
+        // The gallery's visible cells, the selected one first.
+        None if m.gallery_shown() => {
+            let mut cells = super::gallery::cells(m);
+            cells.sort_by_key(|c| c.pos != m.history.selected);
+            cells.into_iter().filter_map(|c| c.key).find(|k| {
+                m.preview.get(k).is_none() && !m.preview.failed_cells.iter().any(|(f, _)| f == k)
+            })
+        }
+        // The preview first; then the reference strip's pictures, one at a time.
+        None => preview_key(m)
+            .filter(|k| {
+                m.preview.get(k).is_none() && !m.preview.error.as_ref().is_some_and(|(e, _)| e == k)
+            })
+            .or_else(|| {
+                super::strip::cells(m).into_iter().map(|c| c.key).find(|k| {
+                    m.preview.get(k).is_none()
+                        && !m.preview.failed_cells.iter().any(|(f, _)| f == k)
+                })
+            }),
+    };
+    let Some(key) = key else { return };
     if m.preview.get(&key).is_some() || m.preview.requested.as_ref() == Some(&key) {
         return;
     }
@@ -1167,8 +1523,427 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
     }
     let bytes = match &key.source {
         PreviewSource::Partial { id, .. } => m.preview.partials.get(id).map(|(_, b)| b.clone()),
-        PreviewSource::File(_) => None,
+        PreviewSource::File(_)
+        | PreviewSource::Thumb { .. }
+        | PreviewSource::Input(_)
+        | PreviewSource::Compared(_) => None,
     };
     m.preview.requested = Some(key.clone());
     fx.push(Effect::RenderPreview { key, bytes });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edits (issue 12): input pictures, the reference strip, the mask editor, lineage
+
+/// A path as the studio shows it: inside the data folder, relative to it; cleaned for display.
+fn shown_path(m: &Model, path: &std::path::Path) -> String {
+    let rel = path.strip_prefix(&m.data_dir).unwrap_or(path);
+    sanitize::line(&rel.display().to_string()).into_owned()
+}
+
+/// How the strip names an input picture: a history image by its record and number, a file by
+/// its name.
+pub fn input_label(input: &InputImage) -> String {
+    match (&input.record, input.index) {
+        (Some(id), index) => {
+            let short = crate::store::Id::parse(id).map_or_else(
+                || sanitize::truncate(&sanitize::line(id), 8).into_owned(),
+                |i| i.short(),
+            );
+            format!("{short} #{}", index.unwrap_or(1))
+        }
+        (None, _) => input
+            .path
+            .file_name()
+            .map(|n| sanitize::line(&n.to_string_lossy()).into_owned())
+            .unwrap_or_else(|| sanitize::line(&input.path.display().to_string()).into_owned()),
+    }
+}
+
+/// The history selection's shown image, as an input picture.
+fn selected_input(m: &Model) -> Option<InputImage> {
+    let r = m.history.selected_record()?;
+    if r.outputs.is_empty() {
+        return None;
+    }
+    let image = m.history.image.min(r.outputs.len() - 1);
+    Some(InputImage {
+        path: selected_image_path(m)?,
+        record: Some(r.id.to_string()),
+        index: Some(u32::try_from(image + 1).unwrap_or(1)),
+    })
+}
+
+/// "Edit this": the selected history image becomes the first input picture (the one edited);
+/// the references stay, and the editor takes the focus.
+fn edit_this(m: &mut Model) {
+    let Some(input) = selected_input(m) else {
+        notice(m, "no image to edit: this generation made none", false);
+        return;
+    };
+    let before = m.params.images.first().map(|i| i.path.clone());
+    m.params.images.retain(|i| i.path != input.path);
+    m.params.images.insert(0, input.clone());
+    m.params.variation = false;
+    m.input_cursor = 0;
+    m.focus = Pane::Editor;
+    let mut text = format!(
+        "editing {}: write what to change, {} sends the edit",
+        input_label(&input),
+        m.keymap.hint(Context::Editor, Action::Submit)
+    );
+    if before.as_ref() != Some(&input.path) && m.params.mask.take().is_some() {
+        text.push_str(" (the mask was for another picture: removed)");
+    }
+    notice(m, text, false);
+}
+
+/// The selected history image joins the inputs as a reference picture.
+fn add_reference(m: &mut Model) {
+    let Some(input) = selected_input(m) else {
+        notice(m, "no image to add: this generation made none", false);
+        return;
+    };
+    add_input(m, input);
+}
+
+fn add_input(m: &mut Model, input: InputImage) {
+    let label = input_label(&input);
+    if m.params.images.iter().any(|i| i.path == input.path) {
+        notice(m, format!("{label} is already an input"), false);
+        return;
+    }
+    m.params.images.push(input);
+    m.params.variation = false;
+    let n = m.params.images.len();
+    m.input_cursor = n - 1;
+    let what = if n == 1 {
+        "the picture to edit".to_string()
+    } else {
+        format!("reference {}", n - 1)
+    };
+    notice(m, format!("added {label} as {what} ({n} inputs)"), false);
+}
+
+fn input_resolved(m: &mut Model, kind: InputKind, input: InputImage) {
+    match kind {
+        InputKind::Reference => add_input(m, input),
+        InputKind::Mask => {
+            let shown = input_label(&input);
+            m.params.mask = Some(input);
+            let hint = if m.params.images.is_empty() {
+                ": add the picture to edit (E on a history image)"
+            } else {
+                ""
+            };
+            notice(m, format!("mask {shown} set{hint}"), false);
+        }
+    }
+}
+
+/// Move the selected input picture left or right (the first one is the picture edited).
+fn move_input(m: &mut Model, left: bool) {
+    let n = m.params.images.len();
+    let i = m.input_cursor.min(n.saturating_sub(1));
+    let j = if left {
+        i.checked_sub(1)
+    } else {
+        (i + 1 < n).then_some(i + 1)
+    };
+    let Some(j) = j else { return };
+    m.params.images.swap(i, j);
+    m.input_cursor = j;
+    if (i == 0 || j == 0) && m.params.mask.is_some() {
+        notice(
+            m,
+            "the mask applies to the first picture: it must be that picture's size",
+            false,
+        );
+    }
+}
+
+fn remove_input(m: &mut Model) {
+    let n = m.params.images.len();
+    if n == 0 {
+        return;
+    }
+    let i = m.input_cursor.min(n - 1);
+    let gone = m.params.images.remove(i);
+    m.input_cursor = i.min(m.params.images.len().saturating_sub(1));
+    let mut text = format!("removed {}", input_label(&gone));
+    if m.params.images.is_empty() {
+        if m.params.mask.take().is_some() {
+            text.push_str(" and the mask: the prompt makes a new picture again");
+        } else {
+            text.push_str(": the prompt makes a new picture again");
+        }
+        m.focus = Pane::Editor;
+    }
+    notice(m, text, false);
+}
+
+/// Keys while a path is typed for the strip: Enter resolves it (in the runtime: files and
+/// history ids), Esc leaves.
+fn path_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
+    let Some(input) = m.path_input.as_mut() else {
+        return;
+    };
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    match k.code {
+        KeyCode::Esc => m.path_input = None,
+        KeyCode::Backspace => {
+            input.text.pop();
+        }
+        KeyCode::Char('c') if ctrl => quit(m, fx),
+        KeyCode::Char('u') if ctrl => input.text.clear(),
+        KeyCode::Char(c)
+            if !ctrl && !sanitize::is_unsafe(c) && input.text.chars().count() < 4096 =>
+        {
+            input.text.push(c);
+        }
+        KeyCode::Enter => {
+            let (kind, text) = (input.kind, input.text.trim().to_string());
+            m.path_input = None;
+            if !text.is_empty() {
+                fx.push(Effect::ResolveInput { kind, text });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Jump to a record's first parent in the history (a search or filter that would hide it is
+/// cleared).
+fn jump_parent(m: &mut Model, r: &GenerationRecord, fx: &mut Vec<Effect>) {
+    let Some(parent) = r.parents.first() else {
+        notice(m, format!("{} has no parent", r.id.short()), false);
+        return;
+    };
+    if !m.history.text.is_empty() || m.history.filter != Filter::All {
+        m.history.text.clear();
+        m.history.search = None;
+        m.history.filter = Filter::All;
+    }
+    m.overlay = None;
+    m.focus = Pane::History;
+    m.gallery = false;
+    m.history.selected_id = Some(parent.id);
+    m.history.image = 0;
+    reload_history(m, fx, false);
+    notice(
+        m,
+        format!(
+            "to {} ({} of {})",
+            parent.id.short(),
+            parent.role.as_str(),
+            r.id.short()
+        ),
+        false,
+    );
+}
+
+/// Open the mask editor on the first input picture (going on from the selection last painted
+/// on it).
+fn open_mask(m: &mut Model, fx: &mut Vec<Effect>) {
+    let Some(first) = m.params.images.first() else {
+        let hint = m.keymap.hint(Context::History, Action::EditThis);
+        notice(
+            m,
+            format!("no picture to paint a mask on: {hint} on a history image first"),
+            true,
+        );
+        return;
+    };
+    let ops = match &m.painted {
+        Some((path, ops)) if *path == first.path => ops.clone(),
+        _ => Vec::new(),
+    };
+    m.mask_edit = Some(MaskEdit::new(first.path.clone(), ops));
+    want_mask_base(m, fx);
+}
+
+/// Ask for the mask editor's picture at the size of its area, once per size.
+fn want_mask_base(m: &mut Model, fx: &mut Vec<Effect>) {
+    let area = mask::geometry(m.width, m.height).picture;
+    let Some(e) = m.mask_edit.as_mut() else {
+        return;
+    };
+    let want = (area.width, area.height);
+    if e.requested == Some(want) || area.area() == 0 {
+        return;
+    }
+    e.requested = Some(want);
+    fx.push(Effect::LoadMaskBase {
+        path: e.path.clone(),
+        cols: want.0,
+        rows: want.1,
+    });
+}
+
+fn mask_base(m: &mut Model, path: std::path::PathBuf, width: u32, height: u32, base: MaskBase) {
+    let area = mask::geometry(m.width, m.height).picture;
+    let Some(e) = m.mask_edit.as_mut().filter(|e| e.path == path) else {
+        return;
+    };
+    if e.size != Some((width, height)) {
+        e.size = Some((width, height));
+        // A shape in the middle, half the picture's width and height.
+        e.cursor = PixRect {
+            x0: width / 4,
+            y0: height / 4,
+            x1: width - width / 4,
+            y1: height - height / 4,
+        };
+        if let Some(p) = mask::place(area, width, height) {
+            e.cursor = snap(&p, &e.cursor);
+        }
+    }
+    if (base.cols, base.rows) == (area.width, area.height) {
+        e.base = Some(base);
+        e.error = None;
+    }
+}
+
+/// Where the mask editor's picture is now.
+pub fn mask_placement(m: &Model) -> Option<mask::Placement> {
+    let (w, h) = m.mask_edit.as_ref()?.size?;
+    mask::place(mask::geometry(m.width, m.height).picture, w, h)
+}
+
+/// A shape's rectangle on whole dots of the placement (at least one dot each way).
+fn snap(p: &mask::Placement, r: &PixRect) -> PixRect {
+    let (gx0, gy0, gx1, gy1) = p.to_dots(r);
+    p.dots_to_pixels(gx0, gy0, gx1, gy1)
+}
+
+fn mask_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
+    let placement = mask_placement(m);
+    let Some(e) = m.mask_edit.as_mut() else {
+        return;
+    };
+    match action {
+        Action::ForceQuit => quit(m, fx),
+        Action::Help => {
+            m.overlay = Some(Overlay::Help);
+            m.overlay_scroll = 0;
+        }
+        Action::MaskLeave => {
+            m.mask_edit = None;
+            notice(m, "mask editor left: nothing saved", false);
+        }
+        Action::MaskShape => {
+            e.shape = match e.shape {
+                Shape::Rect => Shape::Ellipse,
+                Shape::Ellipse => Shape::Rect,
+            }
+        }
+        Action::MaskAdd => e.ops.push(Op::Add(e.shape, e.cursor)),
+        Action::MaskSubtract => e.ops.push(Op::Subtract(e.shape, e.cursor)),
+        Action::MaskInvert => e.ops.push(Op::Invert),
+        Action::MaskClear => e.ops.clear(),
+        Action::Undo => {
+            e.ops.pop();
+        }
+        Action::MaskSave => {
+            let Some((width, height)) = e.size else {
+                notice(m, "the picture is not read yet", true);
+                return;
+            };
+            let any = placement.is_some_and(|p| {
+                (0..p.gh).any(|gy| {
+                    (0..p.gw).any(|gx| {
+                        let (x, y) = p.dot_centre(gx, gy);
+                        mask::selected(&e.ops, x, y)
+                    })
+                })
+            });
+            if !any {
+                let add = m.keymap.hint(Context::Mask, Action::MaskAdd);
+                notice(
+                    m,
+                    format!("nothing selected to edit: {add} adds the shape"),
+                    true,
+                );
+                return;
+            }
+            let ops = e.ops.clone();
+            m.painted = Some((e.path.clone(), ops.clone()));
+            m.mask_edit = None;
+            fx.push(Effect::SaveMask {
+                width,
+                height,
+                ops,
+                dir: m.data_dir.join("masks"),
+            });
+        }
+        Action::Left
+        | Action::Right
+        | Action::Up
+        | Action::Down
+        | Action::Narrower
+        | Action::Wider
+        | Action::Shorter
+        | Action::Taller => {
+            let Some(p) = placement else { return };
+            let (mut gx0, mut gy0, mut gx1, mut gy1) = p.to_dots(&e.cursor);
+            let (gw, gh) = (p.gw, p.gh);
+            match action {
+                Action::Left if gx0 > 0 => (gx0, gx1) = (gx0 - 1, gx1 - 1),
+                Action::Right if gx1 < gw => (gx0, gx1) = (gx0 + 1, gx1 + 1),
+                Action::Up if gy0 > 0 => (gy0, gy1) = (gy0 - 1, gy1 - 1),
+                Action::Down if gy1 < gh => (gy0, gy1) = (gy0 + 1, gy1 + 1),
+                Action::Narrower if gx1 > gx0 + 1 => gx1 -= 1,
+                Action::Wider if gx1 < gw => gx1 += 1,
+                Action::Wider if gx0 > 0 => gx0 -= 1,
+                Action::Shorter if gy1 > gy0 + 1 => gy1 -= 1,
+                Action::Taller if gy1 < gh => gy1 += 1,
+                Action::Taller if gy0 > 0 => gy0 -= 1,
+                _ => {}
+            }
+            e.cursor = p.dots_to_pixels(gx0, gy0, gx1, gy1);
+        }
+        _ => {}
+    }
+}
+
+/// The mouse in the mask editor: a drag draws the shape from corner to corner and adds it on
+/// release (the right button takes it out).
+fn mask_mouse(m: &mut Model, me: crossterm::event::MouseEvent) {
+    use crossterm::event::{MouseButton, MouseEventKind};
+    let Some(p) = mask_placement(m) else { return };
+    let Some(e) = m.mask_edit.as_mut() else {
+        return;
+    };
+    // Outside the picture, the nearest dot.
+    let cells = p.cells();
+    let col = me.column.clamp(cells.x, cells.right().saturating_sub(1));
+    let row = me.row.clamp(cells.y, cells.bottom().saturating_sub(1));
+    let inside = cells.contains(ratatui::layout::Position::new(me.column, me.row));
+    let Some((gx, gy)) = p.dot_at(col, row) else {
+        return;
+    };
+    let gy1 = (gy + 2).min(p.gh);
+    match me.kind {
+        MouseEventKind::Down(b @ (MouseButton::Left | MouseButton::Right)) if inside => {
+            e.drag = Some((gx, gy, b == MouseButton::Right));
+            e.cursor = p.dots_to_pixels(gx, gy, gx + 1, gy1);
+        }
+        MouseEventKind::Drag(_) => {
+            if let Some((ax, ay, _)) = e.drag {
+                let (x0, x1) = (ax.min(gx), ax.max(gx) + 1);
+                let (y0, y1) = (ay.min(gy), (ay + 2).max(gy1).min(p.gh));
+                e.cursor = p.dots_to_pixels(x0, y0, x1, y1);
+            }
+        }
+        MouseEventKind::Up(_) => {
+            if let Some((_, _, subtract)) = e.drag.take() {
+                e.ops.push(if subtract {
+                    Op::Subtract(e.shape, e.cursor)
+                } else {
+                    Op::Add(e.shape, e.cursor)
+                });
+            }
+        }
+        _ => {}
+    }
 }

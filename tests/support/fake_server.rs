@@ -66,9 +66,14 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// The `authorization` header, if any.
     pub authorization: Option<String>,
-    /// The body parsed as JSON, or `Value::Null` if it is empty or not JSON.
+    /// The body parsed as JSON, or `Value::Null` if it is empty or not JSON. A
+    /// `multipart/form-data` body (edits, variations) is given as JSON too: its text fields, typed
+    /// as the wire format types them (`n` a number, `stream` a boolean), and its files as
+    /// `"<binary: N bytes>"` strings (`image[]` parts gathered into an `image` array).
     pub body: Value,
     pub raw_body: Vec<u8>,
+    /// The parts of a `multipart/form-data` body, in order (empty for other bodies).
+    pub parts: Vec<FormPart>,
     /// When the request had been read completely (tokio clock, so it follows paused time).
     pub at: Instant,
 }
@@ -82,10 +87,49 @@ impl Recorded {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether this is a `POST …/images/generations`.
+    /// Whether this is a `POST …/images/generations` (or an edit or a variation: every request
+    /// that makes images).
     pub fn is_generation(&self) -> bool {
         self.method == "POST" && is_generation_path(&self.path)
     }
+
+    /// Whether this is a `POST …/images/edits`.
+    pub fn is_edit(&self) -> bool {
+        self.method == "POST" && self.path.ends_with("/images/edits")
+    }
+
+    /// Whether this is a `POST …/images/variations`.
+    pub fn is_variation(&self) -> bool {
+        self.method == "POST" && self.path.ends_with("/images/variations")
+    }
+
+    /// The file parts named `name`, in order.
+    pub fn files(&self, name: &str) -> Vec<&FormPart> {
+        self.parts
+            .iter()
+            .filter(|p| p.name == name && p.filename.is_some())
+            .collect()
+    }
+
+    /// How this multipart request breaks the wire format (`CreateImageEditRequest` or
+    /// `CreateImageVariationRequest`); empty when it keeps it.
+    pub fn contract_violations(&self) -> Vec<String> {
+        let schema = if self.is_variation() {
+            "CreateImageVariationRequest"
+        } else {
+            "CreateImageEditRequest"
+        };
+        multipart_violations(schema, &self.headers, &self.parts)
+    }
+}
+
+/// One part of a `multipart/form-data` body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormPart {
+    pub name: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub data: Vec<u8>,
 }
 
 /// What the server answers to one generation request. Build one with the constructors and adjust
@@ -1269,7 +1313,245 @@ fn error_json(error_type: &str, message: &str) -> String {
 }
 
 fn is_generation_path(path: &str) -> bool {
-    path == "/v1/images/generations" || path == "/images/generations"
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    matches!(
+        path,
+        "/images/generations" | "/images/edits" | "/images/variations"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multipart bodies (edits and variations) and their contract
+// ---------------------------------------------------------------------------------------------
+
+/// The parts of a `multipart/form-data` body; an error says what is malformed.
+pub fn parse_multipart(content_type: &str, body: &[u8]) -> Result<Vec<FormPart>, String> {
+    let boundary = content_type
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"').to_owned())
+        .ok_or("no boundary in the content type")?;
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut parts = Vec::new();
+    let mut rest = body;
+    let start = find(rest, &delimiter).ok_or("no first boundary")?;
+    rest = &rest[start + delimiter.len()..];
+    loop {
+        if rest.starts_with(b"--") {
+            return Ok(parts);
+        }
+        rest = rest
+            .strip_prefix(b"\r\n")
+            .ok_or("no CRLF after a boundary")?;
+        let head_end = find(rest, b"\r\n\r\n").ok_or("a part has no header end")?;
+        let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
+        rest = &rest[head_end + 4..];
+        let mut end_marker = b"\r\n".to_vec();
+        end_marker.extend_from_slice(&delimiter);
+        let end = find(rest, &end_marker).ok_or("a part is not closed by a boundary")?;
+        let data = rest[..end].to_vec();
+        rest = &rest[end + end_marker.len()..];
+        let mut part = FormPart {
+            name: String::new(),
+            filename: None,
+            content_type: None,
+            data,
+        };
+        for line in head.split("\r\n") {
+            let Some((name, value)) = line.split_once(':') else {
+                return Err(format!("malformed part header {line:?}"));
+            };
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-disposition" => {
+                    for attr in value.split(';').map(str::trim) {
+                        if let Some(v) = attr.strip_prefix("name=") {
+                            part.name = v.trim_matches('"').to_owned();
+                        } else if let Some(v) = attr.strip_prefix("filename=") {
+                            part.filename = Some(v.trim_matches('"').to_owned());
+                        }
+                    }
+                }
+                "content-type" => part.content_type = Some(value.trim().to_owned()),
+                _ => {}
+            }
+        }
+        if part.name.is_empty() {
+            return Err("a part has no name".into());
+        }
+        parts.push(part);
+    }
+}
+
+/// Fields the wire format types as integers or booleans (multipart sends text).
+const INTEGER_FIELDS: &[&str] = &["n", "output_compression", "partial_images"];
+const BOOLEAN_FIELDS: &[&str] = &["stream"];
+
+/// A multipart body as the JSON its schema describes: text fields typed, files as strings,
+/// `image[]` (or repeated `image`) parts gathered into an `image` array.
+pub fn multipart_as_json(parts: &[FormPart]) -> Value {
+    let mut out = Map::new();
+    let mut images = Vec::new();
+    for p in parts {
+        if p.filename.is_some() {
+            let v = Value::String(format!("<binary: {} bytes>", p.data.len()));
+            match p.name.as_str() {
+                "image[]" | "image" => images.push(v),
+                other => {
+                    out.insert(other.to_owned(), v);
+                }
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(&p.data).into_owned();
+        let value = if INTEGER_FIELDS.contains(&p.name.as_str()) {
+            text.parse::<i64>()
+                .map(Value::from)
+                .unwrap_or(Value::String(text))
+        } else if BOOLEAN_FIELDS.contains(&p.name.as_str()) {
+            match text.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => Value::String(text),
+            }
+        } else {
+            Value::String(text)
+        };
+        out.insert(p.name.clone(), value);
+    }
+    match images.len() {
+        0 => {}
+        1 if parts.iter().any(|p| p.name == "image") => {
+            out.insert("image".into(), images.remove(0));
+        }
+        _ => {
+            out.insert("image".into(), Value::Array(images));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The OpenAPI document: the shared reference folder beside the checkout (the authority), else
+/// the copy in the repository.
+fn contract_document() -> Option<&'static Value> {
+    static DOC: std::sync::OnceLock<Option<Value>> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        [
+            manifest.join("../shared/contracts/openai-images.openapi.json"),
+            manifest.join("shared/contracts/openai-images.openapi.json"),
+            manifest.join("tests/contracts/openai-images.openapi.json"),
+        ]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+    })
+    .as_ref()
+}
+
+/// OpenAPI 3.1 to JSON Schema 2020-12, as tests/contract.rs does it: `$ref`s into `$defs`,
+/// `nullable: true` as "null allowed".
+fn to_json_schema(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(to_json_schema).collect()),
+        Value::Object(map) => {
+            let mut out = Map::new();
+            let mut nullable = false;
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("nullable", Value::Bool(b)) => nullable = *b,
+                    ("$ref", Value::String(r)) => {
+                        let r = r.replacen("#/components/schemas/", "#/$defs/", 1);
+                        out.insert(k.clone(), Value::String(r));
+                    }
+                    _ => {
+                        out.insert(k.clone(), to_json_schema(v));
+                    }
+                }
+            }
+            if nullable {
+                json!({ "anyOf": [Value::Object(out), { "type": "null" }] })
+            } else {
+                Value::Object(out)
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+/// Check a multipart request against `schema` (a name under `components.schemas`): the body is
+/// multipart with a boundary, every field is one the schema names (its `properties`; the schema
+/// itself lets unknown keys through, a real server refuses them), the values validate, every
+/// file part has a file name and an image content type.
+pub fn multipart_violations(
+    schema: &str,
+    headers: &[(String, String)],
+    parts: &[FormPart],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let content_type = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    if !content_type.starts_with("multipart/form-data") {
+        out.push(format!(
+            "content type {content_type:?} is not multipart/form-data"
+        ));
+    }
+    let Some(doc) = contract_document() else {
+        out.push("the wire contract (openai-images.openapi.json) is missing".into());
+        return out;
+    };
+    let Some(schemas) = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    else {
+        out.push("the contract has no components.schemas".into());
+        return out;
+    };
+    let Some(raw) = schemas.get(schema) else {
+        out.push(format!("the contract has no {schema}"));
+        return out;
+    };
+    let known: Vec<&str> = raw
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    for p in parts {
+        let base = p.name.strip_suffix("[]").unwrap_or(&p.name);
+        if !known.contains(&base) {
+            out.push(format!("unknown field {:?} (not in {schema})", p.name));
+        }
+        if p.filename.is_some() {
+            let ct = p.content_type.as_deref().unwrap_or_default();
+            if !matches!(ct, "image/png" | "image/jpeg" | "image/webp") {
+                out.push(format!("file part {:?} has content type {ct:?}", p.name));
+            }
+        } else if matches!(base, "image" | "mask") {
+            out.push(format!("{:?} is sent as text, not as a file", p.name));
+        }
+    }
+    let defs: Map<String, Value> = schemas
+        .iter()
+        .map(|(k, v)| (k.clone(), to_json_schema(v)))
+        .collect();
+    let mut root = match to_json_schema(raw) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    root.insert("$defs".into(), Value::Object(defs));
+    match jsonschema::draft202012::new(&Value::Object(root)) {
+        Ok(validator) => {
+            let body = multipart_as_json(parts);
+            for e in validator.iter_errors(&body) {
+                out.push(format!("{e} at {}", e.instance_path()));
+            }
+        }
+        Err(e) => out.push(format!("the schema {schema} does not compile: {e}")),
+    }
+    out
 }
 
 fn unix_now() -> u64 {
@@ -1285,7 +1567,22 @@ fn unix_now() -> u64 {
 
 async fn handle(shared: &Arc<Shared>, conn: &mut Conn, request: Request) -> io::Result<After> {
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst) + 1;
-    let body = serde_json::from_slice::<Value>(&request.body).unwrap_or(Value::Null);
+    let content_type = request
+        .header("content-type")
+        .unwrap_or_default()
+        .to_owned();
+    let (body, parts, form_error) = if content_type.starts_with("multipart/form-data") {
+        match parse_multipart(&content_type, &request.body) {
+            Ok(parts) => (multipart_as_json(&parts), parts, None),
+            Err(e) => (Value::Null, Vec::new(), Some(e)),
+        }
+    } else {
+        (
+            serde_json::from_slice::<Value>(&request.body).unwrap_or(Value::Null),
+            Vec::new(),
+            None,
+        )
+    };
     let recorded = Recorded {
         id,
         connection: conn.id,
@@ -1296,14 +1593,38 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, request: Request) -> io::
         headers: request.headers.clone(),
         body: body.clone(),
         raw_body: request.body,
+        parts,
         at: Instant::now(),
     };
+    let edit_violations = if recorded.is_edit() || recorded.is_variation() {
+        let mut v = recorded.contract_violations();
+        v.extend(form_error);
+        v
+    } else {
+        Vec::new()
+    };
+    let input_images = (recorded.files("image[]").len() + recorded.files("image").len()) as u64;
+    let is_edit = recorded.is_edit();
     shared.lock().requests.push(recorded);
     shared.notify.notify_waiters();
 
     let method = request.method.as_str();
     let path = request.path.as_str();
     if method == "POST" && is_generation_path(path) {
+        if !edit_violations.is_empty() {
+            // As a real server refuses an unknown parameter or a bad value: 400, nothing made.
+            let message = format!("invalid multipart request: {}", edit_violations.join("; "));
+            let body = error_json("invalid_request_error", &message);
+            let headers = [request_id_header(id)];
+            conn.write_simple(400, "application/json", &headers, body.as_bytes(), false)
+                .await?;
+            return Ok(After::KeepAlive);
+        }
+        // What the replies need to know about an edit, beside its fields (never recorded).
+        let mut body = body;
+        if let Some(m) = body.as_object_mut().filter(|_| is_edit) {
+            m.insert(INTERNAL_EDIT.into(), json!(input_images));
+        }
         return generation(shared, conn, id, &body).await;
     }
     if method == "GET"
@@ -1417,7 +1738,15 @@ struct Params {
     stream: bool,
     partial_images: u8,
     wants_url: bool,
+    /// `image_generation` or `image_edit`: the stream events' prefix.
+    events: &'static str,
+    /// Input pictures of an edit, billed as image input tokens.
+    input_images: u64,
 }
+
+/// The key under which `handle` tells the replies that a request is an edit, with how many
+/// pictures it carries.
+const INTERNAL_EDIT: &str = "__fake_server_edit_images";
 
 fn normalise_format(format: &str) -> &'static str {
     match format.to_ascii_lowercase().as_str() {
@@ -1476,6 +1805,12 @@ impl Params {
                 .unwrap_or(0)
                 .min(3) as u8,
             wants_url: text("response_format") == Some("url"),
+            events: if body.get(INTERNAL_EDIT).is_some() {
+                "image_edit"
+            } else {
+                "image_generation"
+            },
+            input_images: body.get(INTERNAL_EDIT).and_then(Value::as_u64).unwrap_or(0),
         }
     }
 
@@ -1508,11 +1843,13 @@ impl Params {
     fn usage(&self, images: u64) -> Value {
         let text_tokens = self.prompt.split_whitespace().count().max(1) as u64;
         let output = self.output_tokens_per_image() * images;
+        // Each input picture of an edit as a 1024² one: 765 tokens.
+        let image_tokens = self.input_images * 765;
         json!({
-            "input_tokens": text_tokens,
+            "input_tokens": text_tokens + image_tokens,
             "output_tokens": output,
-            "total_tokens": text_tokens + output,
-            "input_tokens_details": { "text_tokens": text_tokens, "image_tokens": 0 },
+            "total_tokens": text_tokens + image_tokens + output,
+            "input_tokens_details": { "text_tokens": text_tokens, "image_tokens": image_tokens },
             "output_tokens_details": { "image_tokens": output, "text_tokens": 0 },
         })
     }
@@ -1842,10 +2179,10 @@ async fn stream(
         let seed = id * 16 + 8 + u64::from(index);
         let bytes = render_image(seed, w, h, params.output_format, transparent);
         let mut event = common(STANDARD.encode(&bytes));
-        event["type"] = "image_generation.partial_image".into();
+        let kind = format!("{}.partial_image", params.events);
+        event["type"] = kind.clone().into();
         event["partial_image_index"] = index.into();
-        conn.write_chunk(&sse_event("image_generation.partial_image", &event))
-            .await?;
+        conn.write_chunk(&sse_event(&kind, &event)).await?;
     }
 
     match end {
@@ -1854,12 +2191,12 @@ async fn stream(
                 pause(reply.event_delay, &mut first).await;
                 let bytes = render_image(id * 16 + index, w, h, params.output_format, transparent);
                 let mut event = common(STANDARD.encode(&bytes));
-                event["type"] = "image_generation.completed".into();
+                let kind = format!("{}.completed", params.events);
+                event["type"] = kind.clone().into();
                 if reply.usage {
                     event["usage"] = params.usage(1);
                 }
-                conn.write_chunk(&sse_event("image_generation.completed", &event))
-                    .await?;
+                conn.write_chunk(&sse_event(&kind, &event)).await?;
             }
             conn.write_chunk(b"data: [DONE]\n\n").await?;
             conn.finish_chunked().await?;

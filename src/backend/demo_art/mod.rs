@@ -89,3 +89,83 @@ pub fn render(prompt: &str, index: u32, width: u32, height: u32, stage: Stage) -
     stamp_demo_label(&mut img);
     img
 }
+
+/// A demo edit of `source`, with the prompt's picture of the same size: with a `mask` (the
+/// source's size; alpha 0 marks where to edit) the masked area is repainted with it and the
+/// rest kept; without one the whole picture is recoloured half-way toward it. Stamped DEMO.
+pub fn edit(source: &RgbaImage, mask: Option<&RgbaImage>, prompt: &str, index: u32) -> RgbaImage {
+    let (w, h) = source.dimensions();
+    if w == 0 || h == 0 {
+        return source.clone();
+    }
+    let mut art = Scene::new(prompt, index).paint(w, h, 1);
+    for (x, y, px) in art.enumerate_pixels_mut() {
+        let src = source.get_pixel(x, y).0;
+        let repaint = match mask {
+            Some(m) if m.dimensions() == (w, h) => m.get_pixel(x, y).0[3] == 0,
+            Some(_) => false,
+            // Recolour everywhere: half the source, half the prompt's picture.
+            None => {
+                for (out, s) in px.0.iter_mut().zip(src).take(3) {
+                    *out = ((u16::from(s) + u16::from(*out)) / 2) as u8;
+                }
+                px.0[3] = src[3];
+                continue;
+            }
+        };
+        if !repaint {
+            *px = image::Rgba(src);
+        }
+    }
+    stamp_demo_label(&mut art);
+    art
+}
+
+/// A demo variation of `source`: its hues turned by an angle that depends on `index`, and
+/// mirrored for odd indices. Stamped DEMO.
+pub fn vary(source: &RgbaImage, index: u32) -> RgbaImage {
+    let angle = (f32::from((index % 5) as u8) + 1.0) * 67.0_f32.to_radians();
+    let (cos, sin) = (angle.cos(), angle.sin());
+    // The standard hue-rotation matrix (luminance kept).
+    let m = [
+        [
+            0.213 + cos * 0.787 - sin * 0.213,
+            0.715 - cos * 0.715 - sin * 0.715,
+            0.072 - cos * 0.072 + sin * 0.928,
+        ],
+        [
+            0.213 - cos * 0.213 + sin * 0.143,
+            0.715 + cos * 0.285 + sin * 0.140,
+            0.072 - cos * 0.072 - sin * 0.283,
+        ],
+        [
+            0.213 - cos * 0.213 - sin * 0.787,
+            0.715 - cos * 0.715 + sin * 0.715,
+            0.072 + cos * 0.928 + sin * 0.072,
+        ],
+    ];
+    let tints = [
+        [230.0, 90.0, 60.0],
+        [60.0, 160.0, 230.0],
+        [90.0, 210.0, 110.0],
+        [220.0, 190.0, 60.0],
+        [170.0, 90.0, 220.0],
+    ];
+    let tint = tints[(index % 5) as usize];
+    let (w, _) = source.dimensions();
+    let mut out = source.clone();
+    for (x, y, px) in out.enumerate_pixels_mut() {
+        let sx = if index % 2 == 1 { w - 1 - x } else { x };
+        let src = source.get_pixel(sx, y).0;
+        let rgb = [f32::from(src[0]), f32::from(src[1]), f32::from(src[2])];
+        for (c, row) in m.iter().enumerate() {
+            let v = row[0] * rgb[0] + row[1] * rgb[1] + row[2] * rgb[2];
+            // A fifth of a tint of the variation's own, so grey pictures change too.
+            let v = v * 0.8 + tint[c] * 0.2;
+            px.0[c] = v.round().clamp(0.0, 255.0) as u8;
+        }
+        px.0[3] = src[3];
+    }
+    stamp_demo_label(&mut out);
+    out
+}

@@ -99,15 +99,28 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 0 => " ".to_string(),
                 n => n.to_string(),
             };
+            // With images marked for comparing, a column of their letters (A–D).
+            let mark = (!m.marked.is_empty()).then(|| {
+                m.marked
+                    .iter()
+                    .position(|x| x.record.id == r.id)
+                    .map_or(' ', crate::studio::compare::letter)
+            });
             let head = format!("{icon}{star}{rating} {when} ");
-            let room = width.saturating_sub(head.chars().count()).max(1);
+            let room = width
+                .saturating_sub(head.chars().count() + usize::from(mark.is_some()))
+                .max(1);
             let prompt = super::fit(&sanitize::line(&r.prompt), room).into_owned();
-            let mut spans = vec![
+            let mut spans = Vec::new();
+            if let Some(letter) = mark {
+                spans.push(Span::styled(letter.to_string(), theme::title(true)));
+            }
+            spans.extend([
                 Span::styled(icon.to_string(), style),
                 Span::styled(star.to_string(), theme::warn()),
                 Span::styled(format!("{rating} "), theme::key()),
                 Span::styled(format!("{when} "), theme::dim()),
-            ];
+            ]);
             match &search {
                 Some(search) => spans.extend(highlighted(&prompt, &search.highlight(&prompt))),
                 None => spans.push(Span::raw(prompt)),

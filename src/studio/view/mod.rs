@@ -1,7 +1,11 @@
 //! Drawing: a pure function of the model, one file per pane.
 
+pub mod compare;
 pub mod editor;
+pub mod gallery;
 pub mod history;
+pub mod inputs;
+pub mod mask;
 pub mod overlay;
 pub mod params;
 pub mod preview;
@@ -20,7 +24,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 /// Draw the whole screen.
 pub fn view(m: &Model, f: &mut Frame) {
     let area = f.area();
-    let a = layout::compute_for(area.width, area.height, m.zoom);
+    let a = layout::compute_with(area.width, area.height, m.zoom, m.strip_rows());
     if a.too_small {
         let msg = format!(
             "terminal too small: {}x{} (easel needs at least {}x{})",
@@ -35,7 +39,40 @@ pub fn view(m: &Model, f: &mut Frame) {
         );
         return;
     }
+    // So does the mask editor.
+    if let Some(e) = &m.mask_edit {
+        mask::draw(m, e, f);
+        status::draw(m, f, a.status);
+        overlay::draw(m, f, area);
+        if !m.truecolor {
+            to_256_colours(f.buffer_mut());
+        }
+        return;
+    }
+    // The compare screen takes the whole screen but the status line.
+    if let Some(c) = &m.compare {
+        compare::draw(m, c, f, area);
+        status::draw(m, f, a.status);
+        overlay::draw(m, f, area);
+        if !m.truecolor {
+            to_256_colours(f.buffer_mut());
+        }
+        return;
+    }
+    // The gallery too, when the history is focused.
+    if m.gallery_shown() {
+        gallery::draw(m, f);
+        status::draw(m, f, a.status);
+        overlay::draw(m, f, area);
+        if !m.truecolor {
+            to_256_colours(f.buffer_mut());
+        }
+        return;
+    }
     editor::draw(m, f, a.editor);
+    if m.strip_shown() {
+        inputs::draw(m, f, a.inputs);
+    }
     params::draw(m, f, a.params, a.compact_params);
     queue::draw(m, f, a.queue);
     history::draw(m, f, a.history);
@@ -57,10 +94,36 @@ pub fn kitty_placement(
     ratatui::layout::Rect,
 )> {
     let a = layout::compute_for(area.width, area.height, m.zoom);
-    if a.too_small || m.overlay.is_some() {
+    // The compare screen and the gallery draw their pictures into cells: nothing is placed.
+    if a.too_small || m.overlay.is_some() || m.compare.is_some() || m.gallery_shown() {
         return None;
     }
     preview::placed_picture(m, a.preview)
+}
+
+/// Draw a rendered picture centred in `area` (a cell of the gallery or the compare screen).
+pub fn draw_picture(
+    rendered: &crate::studio::preview::Rendered,
+    f: &mut Frame,
+    area: ratatui::layout::Rect,
+) {
+    use crate::studio::preview::Picture;
+    let size = rendered.picture.size();
+    let x = area.x + area.width.saturating_sub(size.width) / 2;
+    let y = area.y + area.height.saturating_sub(size.height) / 2;
+    let at = ratatui::layout::Rect::new(
+        x,
+        y,
+        size.width.min(area.width),
+        size.height.min(area.height),
+    )
+    .intersection(area);
+    match &rendered.picture {
+        Picture::Cells(p) => f.render_widget(ratatui_image::Image::new(p), at),
+        Picture::Text(rows) => preview::draw_cells(rows, f.buffer_mut(), at),
+        // Never made for cells (see `Renderer::render_decoded`); leave them blank.
+        Picture::Placed(_) => f.render_widget(ratatui::widgets::Clear, at),
+    }
 }
 
 /// Cut display text to at most `cols` terminal columns (wide characters such as CJK take two),

@@ -27,7 +27,13 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     match &m.overlay {
         None => {}
         Some(Overlay::Help) => help(m, f, area),
-        Some(Overlay::Details(r)) => details(r, f, area, m.overlay_scroll),
+        Some(Overlay::Details(r)) => {
+            let jump = m.keymap.hint(
+                crate::studio::keymap::Context::Popup,
+                crate::studio::keymap::Action::JumpParent,
+            );
+            details(r, &jump, f, area, m.overlay_scroll)
+        }
         Some(Overlay::Confirm(c)) => confirm(c, m.jobs_outlive, f, area),
     }
 }
@@ -87,7 +93,7 @@ fn help(m: &Model, f: &mut Frame, area: Rect) {
     popup(f, at, " Keys ", lines, footer, m.overlay_scroll);
 }
 
-fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
+fn details(r: &GenerationRecord, jump: &str, f: &mut Frame, area: Rect, scroll: u16) {
     let mut lines = Vec::new();
     let mut kv = |k: &str, v: String| {
         lines.push(Line::from(vec![
@@ -142,6 +148,27 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
     .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
     .collect();
     kv("parameters", params.join(" "));
+    // An edit's pictures, and where the record comes from (lineage).
+    for (i, input) in p.images.iter().enumerate() {
+        let role = if i == 0 { "edited" } else { "reference" };
+        kv(
+            &format!("input {}", i + 1),
+            format!("{role} · {}", input_text(input)),
+        );
+    }
+    if let Some(mask) = &p.mask {
+        kv("mask", input_text(mask));
+    }
+    for parent in &r.parents {
+        kv(
+            "parent",
+            format!(
+                "{} · {} ({jump} goes there)",
+                parent.role.as_str(),
+                parent.id.short()
+            ),
+        );
+    }
     if let Some(u) = &r.usage {
         kv(
             "usage",
@@ -227,6 +254,15 @@ fn details(r: &GenerationRecord, f: &mut Frame, area: Rect, scroll: u16) {
         " j/k scroll · any other key closes ",
         scroll,
     );
+}
+
+/// An input picture in details: its history record and number where it has one, and its path.
+fn input_text(input: &crate::api::InputImage) -> String {
+    let path = sanitize::line(&input.path.display().to_string()).into_owned();
+    match &input.record {
+        Some(_) => format!("{} · {path}", crate::studio::update::input_label(input)),
+        None => path,
+    }
 }
 
 fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {

@@ -32,7 +32,10 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             PreviewSource::Partial { index, .. } => {
                 format!("partial image {} (generating…)", index + 1)
             }
-            PreviewSource::File(_) => String::new(),
+            PreviewSource::File(_)
+            | PreviewSource::Thumb { .. }
+            | PreviewSource::Input(_)
+            | PreviewSource::Compared(_) => String::new(),
         },
         (_, Some(r)) => {
             let o = r
@@ -127,7 +130,11 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
 }
 
 /// Symbols drawn by easel (quadrants) into `at`.
-fn draw_cells(rows: &[Vec<crate::symbols::Cell>], buf: &mut ratatui::buffer::Buffer, at: Rect) {
+pub(crate) fn draw_cells(
+    rows: &[Vec<crate::symbols::Cell>],
+    buf: &mut ratatui::buffer::Buffer,
+    at: Rect,
+) {
     use ratatui::style::Color;
     let colour = |c: Option<[u8; 3]>| c.map_or(Color::Reset, |[r, g, b]| Color::Rgb(r, g, b));
     for (y, row) in (at.y..at.bottom()).zip(rows) {

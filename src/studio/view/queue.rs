@@ -77,8 +77,15 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 (None, Some(p)) => format!(" partial {}", p + 1),
                 _ => String::new(),
             };
+            // An edit says so, and how many pictures it sends.
+            let pictures = r.params.images.len();
+            let edit = match pictures {
+                0 => String::new(),
+                1 => " 1 ref".to_string(),
+                n => format!(" {n} refs"),
+            };
             let meta = format!(
-                " {} {} ×{} a{}{elapsed}",
+                "{edit} {} {} ×{} a{}{elapsed}",
                 sanitize::truncate(&sanitize::line(&r.model), 14),
                 sanitize::line(size),
                 r.params.n,
@@ -87,7 +94,12 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             let room = width
                 .saturating_sub(meta.chars().count() + extra.chars().count() + 2)
                 .max(4);
-            let prompt = super::pad(&sanitize::line(&r.prompt), room);
+            let prompt = if pictures > 0 {
+                format!("edit of {}", sanitize::line(&r.prompt))
+            } else {
+                sanitize::line(&r.prompt).into_owned()
+            };
+            let prompt = super::pad(&prompt, room);
             let extra = super::fit(
                 &extra,
                 width.saturating_sub(room + meta.chars().count() + 2),
