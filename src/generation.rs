@@ -18,6 +18,8 @@ pub struct Job {
     pub params: GenerationParams,
     pub checked: CheckedRequest,
     pub created: DateTime<Utc>,
+    /// Its place in a run (written into the sidecar).
+    pub run: Option<crate::store::RunInfo>,
 }
 
 /// How a generation ended.
@@ -165,6 +167,9 @@ pub async fn run(
             serde_json::json!(crate::store::record::parents_of(&job.params)),
         );
     }
+    if let (Some(m), Some(run)) = (sidecar.as_object_mut(), &job.run) {
+        m.insert("run".into(), serde_json::json!(run));
+    }
     if let (Some(m), false) = (sidecar.as_object_mut(), output.warnings.is_empty()) {
         m.insert("warnings".into(), serde_json::json!(output.warnings));
     }
@@ -270,6 +275,7 @@ mod tests {
             params,
             checked,
             created: chrono::Utc::now(),
+            run: None,
         };
         let backend = DemoBackend::new(Duration::ZERO, 0);
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();

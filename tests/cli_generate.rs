@@ -2130,3 +2130,88 @@ fn history_tree_draws_ancestors_and_descendants_and_survives_a_deleted_parent() 
     let show = s.run(&["history", "show", "--no-preview", &child]);
     assert!(show.stdout.contains("(parent deleted)"), "{}", show.stdout);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Runs as first-class things, budgets (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+/// The jobs of a run share a run id and each records its values: in the record, the sidecar,
+/// `history list --run` and `history show`.
+#[test]
+fn a_run_is_recorded_with_its_id_and_values() {
+    let s = Sandbox::new();
+    let run = s.run(&[
+        "generate",
+        "--json",
+        "--axis",
+        "size=256x256,512x512",
+        "a {cat|dog}",
+    ]);
+    run.expect_code(0);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{run:#?}");
+    let run_id = lines[0]["run"].as_str().unwrap().to_string();
+    assert!(lines.iter().all(|l| l["run"] == json!(run_id)), "{lines:?}");
+    let side = sidecar(Path::new(lines[3]["path"].as_str().unwrap()));
+    assert_eq!(side["run"]["index"], 4, "{side}");
+    assert_eq!(side["run"]["of"], 4);
+    assert_eq!(side["run"]["values"]["alternatives"][0]["value"], "dog");
+
+    // A single generation is no run, and is not listed with it.
+    s.run(&["generate", "a lone cat"]).expect_code(0);
+
+    let listed = s.run(&["history", "list", "--json", "--run", &run_id[..8]]);
+    listed.expect_code(0);
+    let records: Vec<Value> = listed
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4, "{listed:#?}");
+    let got: Vec<(u64, String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["run"]["index"].as_u64().unwrap(),
+                r["run"]["values"]["alternatives"][0]["value"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                r["run"]["values"]["axes"][0]["value"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "cat".into(), "256x256".into()),
+            (2, "cat".into(), "512x512".into()),
+            (3, "dog".into(), "256x256".into()),
+            (4, "dog".into(), "512x512".into()),
+        ]
+    );
+    let text = s.run(&["history", "list", "--run", &run_id]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("3/4  dog · size=256x256"), "{text:#?}");
+
+    let show = s.run(&[
+        "history",
+        "show",
+        "--no-preview",
+        records[2]["id"].as_str().unwrap(),
+    ]);
+    show.expect_code(0);
+    assert!(show.stdout.contains("job 3 of 4"), "{show:#?}");
+    assert!(show.stdout.contains("dog · size=256x256"), "{show:#?}");
+    assert!(show.stdout.contains("a {cat|dog}"), "{show:#?}");
+
+    let none = s.run(&["history", "list", "--run", "ffffffffffff"]);
+    none.expect_code(1);
+}

@@ -131,6 +131,7 @@ fn submission(i: usize) -> Submission {
         provider: "openai".into(),
         front: false,
         parent: None,
+        run: None,
     }
 }
 

@@ -64,6 +64,7 @@ fn job(prompt: &str, provider: &str) -> Submission {
         provider: provider.into(),
         front: false,
         parent: None,
+        run: None,
     }
 }
 

@@ -812,13 +812,22 @@ pub async fn run(
     // Every job of a run is queued, in order, before the first answer is awaited.
     let mut ids = Vec::with_capacity(of);
     let mut labels = Vec::with_capacity(of);
+    // The jobs of a run share a run id, and each records the values it used.
+    let run_id = crate::store::Id::new();
     for (k, p) in planned.into_iter().enumerate() {
+        let run = (of > 1).then(|| crate::store::RunInfo {
+            id: run_id,
+            index: u32::try_from(k + 1).unwrap_or(u32::MAX),
+            of: u32::try_from(of).unwrap_or(u32::MAX),
+            values: p.values.clone(),
+        });
         labels.push((job_label(k + 1, of, &p.values, &p.params.prompt), p.values));
         let submission = Submission {
             params: p.params,
             provider: provider.name.clone(),
             front: false,
             parent: None,
+            run,
         };
         match handle.submit_headless(submission).await {
             Ok(id) => ids.push(id),
@@ -981,6 +990,9 @@ fn report_outcome(
                 obj.insert("job".into(), serde_json::json!(k));
                 obj.insert("jobs".into(), serde_json::json!(of));
                 obj.insert("values".into(), serde_json::json!(values));
+                if let Some(run) = &record.run {
+                    obj.insert("run".into(), serde_json::json!(run.id));
+                }
             }
             // JSON keeps the exact path, with unsafe characters escaped.
             let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));

@@ -4,7 +4,7 @@ use crate::config::Settings;
 use crate::sanitize;
 use crate::store::transfer;
 use crate::store::{
-    Cursor, GenerationRecord, HistoryStore, Query, SledStore, Status, StoreError, UserEdit,
+    Cursor, GenerationRecord, HistoryStore, Id, Query, SledStore, Status, StoreError, UserEdit,
 };
 use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
 use clap::Subcommand;
@@ -49,6 +49,11 @@ pub struct ListArgs {
     /// "more: --after CURSOR").
     #[arg(long)]
     pub after: Option<String>,
+    /// Only the jobs of this run (its id, or any unique start of one, as `easel generate` and
+    /// `history show` print it), in run order; the other filters apply, --sort, --query and
+    /// --after do not.
+    #[arg(long)]
+    pub run: Option<String>,
     /// One JSON record per line, and nothing else on stdout; when there is more, the cursor
     /// goes to stderr as "easel: more: --after CURSOR".
     #[arg(long)]
@@ -419,6 +424,7 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         sort,
         since,
         after,
+        run,
         json,
     } = args;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -446,6 +452,9 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         tag,
         by_rating: sort == SortBy::Rating,
     };
+    if let Some(run) = run {
+        return list_run(store, &q, &run, limit, json);
+    }
     let page = store.page(&q, cursor, limit)?;
     let mut out = std::io::stdout().lock();
     let width = crossterm::terminal::size()
@@ -476,6 +485,97 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
                 " match"
             }
         );
+    }
+    Ok(())
+}
+
+/// The jobs of one run, found by a unique start of its id, in run order.
+pub fn run_records(
+    store: &dyn HistoryStore,
+    text: &str,
+) -> Result<(Id, Vec<GenerationRecord>), StoreError> {
+    let want = text.trim().to_ascii_lowercase();
+    if want.len() < 4 || !want.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(StoreError::Invalid(format!(
+            "\"{}\" is not a run id (give at least 4 of its hex digits)",
+            sanitize::line(text)
+        )));
+    }
+    let want = want.replace('-', "");
+    let mut runs: Vec<Id> = Vec::new();
+    let mut records = Vec::new();
+    store.for_each(&mut |r| {
+        if let Some(info) = &r.run
+            && info.id.to_string().replace('-', "").starts_with(&want)
+        {
+            if !runs.contains(&info.id) {
+                runs.push(info.id);
+            }
+            records.push(r);
+        }
+        Ok(())
+    })?;
+    match runs.as_slice() {
+        [] => Err(StoreError::NotFound(format!(
+            "run {}",
+            sanitize::line(text)
+        ))),
+        [one] => {
+            let one = *one;
+            records.sort_by_key(|r| r.run.as_ref().map_or(0, |i| i.index));
+            Ok((one, records))
+        }
+        _ => Err(StoreError::Invalid(format!(
+            "\"{}\" starts {} run ids: give more of it",
+            sanitize::line(text),
+            runs.len()
+        ))),
+    }
+}
+
+/// `history list --run ID`.
+fn list_run(
+    store: &dyn HistoryStore,
+    q: &Query,
+    text: &str,
+    limit: usize,
+    json: bool,
+) -> Result<(), StoreError> {
+    let (run, records) = run_records(store, text)?;
+    let keep = |r: &GenerationRecord| {
+        q.status.is_none_or(|s| r.status == s)
+            && q.model.as_deref().is_none_or(|m| r.model == m)
+            && (!q.starred || r.starred)
+            && q.min_rating.is_none_or(|m| r.rating >= m)
+            && q.tag
+                .as_deref()
+                .is_none_or(|t| r.tags.iter().any(|x| x == t))
+            && q.since.is_none_or(|s| r.created >= s)
+    };
+    let mut out = std::io::stdout().lock();
+    let width = crossterm::terminal::size()
+        .map(|(w, _)| usize::from(w))
+        .unwrap_or(100);
+    let of = records
+        .first()
+        .and_then(|r| r.run.as_ref())
+        .map_or(0, |i| i.of);
+    if !json {
+        writeln!(out, "run {run} · {} of {of} jobs in history", records.len()).map_err(out_err)?;
+    }
+    for r in records.iter().filter(|r| keep(r)).take(limit) {
+        if json {
+            let line = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            writeln!(out, "{}", sanitize::json(&line)).map_err(out_err)?;
+        } else {
+            let (index, values) = r
+                .run
+                .as_ref()
+                .map(|i| (i.index, i.values_label()))
+                .unwrap_or_default();
+            writeln!(out, "{index:>4}/{of}  {}", sanitize::line(&values)).map_err(out_err)?;
+            writeln!(out, "      {}", list_line(r, width.saturating_sub(6))).map_err(out_err)?;
+        }
     }
     Ok(())
 }
@@ -652,6 +752,16 @@ fn show(
         line(k, &v);
     }
     line("status", &format!("{} {}", status_icon(r.status), r.status));
+    if let Some(run) = &r.run {
+        line(
+            "run",
+            &format!("{} · job {} of {}", run.id, run.index, run.of),
+        );
+        line("run values", &run.values_label());
+        if run.values.template != r.prompt {
+            line("run template", &run.values.template);
+        }
+    }
     line("model", &r.model);
     line(
         "provider",

@@ -85,6 +85,8 @@ pub struct Submission {
     pub front: bool,
     /// The record this one re-runs or varies.
     pub parent: Option<Id>,
+    /// Its place in a run, and the values it used.
+    pub run: Option<crate::store::RunInfo>,
 }
 
 /// Orders for the scheduler.

@@ -593,6 +593,7 @@ impl Scheduler {
         );
         r.parent_id = s.parent;
         r.headless = headless;
+        r.run = s.run;
         let stored = r.clone();
         let front = s.front;
         blocking(&self.store, move |st| st.enqueue(&stored, front))
@@ -844,6 +845,7 @@ impl Worker {
             params: r.params.clone(),
             checked,
             created: r.created,
+            run: r.run.clone(),
         };
         let (tx, mut rx) = unbounded_channel();
         let events = self.events.clone();

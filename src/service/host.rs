@@ -99,6 +99,7 @@ impl EngineHandler {
             provider: job.provider.name.clone(),
             front: job.front,
             parent: job.parent,
+            run: job.run,
         };
         match self
             .scheduler

@@ -650,6 +650,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                         provider: m.provider.name.clone(),
                         front: false,
                         parent: Some(r.id),
+                        run: None,
                     }));
                 }
             }
@@ -813,6 +814,7 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
                 provider: m.provider.name.clone(),
                 front,
                 parent: None,
+                run: None,
             };
             // A model OpenAI has shut down: say so before anything is sent (a compatible
             // server may still serve the name, so only for OpenAI itself).

@@ -87,7 +87,19 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             let room = width
                 .saturating_sub(meta.chars().count() + extra.chars().count() + 2)
                 .max(4);
-            let prompt = super::pad(&sanitize::line(&r.prompt), room);
+            // A run's job says where it stands in its run and what sets it apart.
+            let label = match &r.run {
+                Some(run) => {
+                    let values = run.values_label();
+                    if values.is_empty() {
+                        format!("run {}/{} · {}", run.index, run.of, r.prompt)
+                    } else {
+                        format!("run {}/{} · {values} · {}", run.index, run.of, r.prompt)
+                    }
+                }
+                None => r.prompt.clone(),
+            };
+            let prompt = super::pad(&sanitize::line(&label), room);
             let extra = super::fit(
                 &extra,
                 width.saturating_sub(room + meta.chars().count() + 2),
