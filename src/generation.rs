@@ -75,6 +75,20 @@ pub fn cost(
     Some(made + input_cost(spec, params))
 }
 
+/// The catalogue's estimate for a request before it is sent, in US dollars (None for a model
+/// without prices). An edit's input pictures count as image input tokens.
+pub fn estimate(catalog: &Catalog, params: &GenerationParams) -> Option<f64> {
+    let spec = catalog.get(&params.model)?;
+    let made = catalog::estimate_cost(
+        spec,
+        &params.prompt,
+        u32::from(params.n),
+        params.size.as_deref().unwrap_or("auto"),
+        params.quality.as_deref().unwrap_or("auto"),
+    )?;
+    Some(made + input_cost(spec, params))
+}
+
 /// The estimated cost of the input pictures of an edit (0 for a generation).
 pub fn input_cost(spec: &catalog::ModelSpec, params: &GenerationParams) -> f64 {
     if params.images.is_empty() || params.variation {

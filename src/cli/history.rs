@@ -4,7 +4,8 @@ use crate::config::Settings;
 use crate::sanitize;
 use crate::store::transfer;
 use crate::store::{
-    Cursor, GenerationRecord, HistoryStore, Id, Query, SledStore, Status, StoreError, UserEdit,
+    Cursor, GenerationRecord, HistoryStore, Id, Query, SledStore, SpendLine, Status, StoreError,
+    UserEdit,
 };
 use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
 use clap::Subcommand;
@@ -393,7 +394,7 @@ fn run_on(
         HistoryAction::Tag { args } => tag(store.as_ref(), args),
         HistoryAction::Note { id, text } => note(store.as_ref(), &id, text),
         HistoryAction::Tags => list_tags(store.as_ref()),
-        HistoryAction::Stats { json } => stats(store.as_ref(), json),
+        HistoryAction::Stats { json } => stats(store.as_ref(), settings, json),
         HistoryAction::Doctor { .. } => Ok(()),
     };
     for bad in store.skipped() {
@@ -964,10 +965,44 @@ fn each(
     }
 }
 
-fn stats(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
+/// "$1.23 (0.80 from usage, 0.43 estimated; 5 jobs)".
+fn spend_text(l: &SpendLine) -> String {
+    if l.jobs == 0 {
+        return "$0.00".into();
+    }
+    format!(
+        "${:.2}  ({:.2} from usage, {:.2} estimated; {} job{})",
+        l.usd,
+        l.from_usage_usd,
+        l.estimated_usd,
+        l.jobs,
+        if l.jobs == 1 { "" } else { "s" }
+    )
+}
+
+fn stats(store: &dyn HistoryStore, settings: &Settings, json: bool) -> Result<(), StoreError> {
     let s = store.stats()?;
     if json {
-        return print_json(&s);
+        // The totals, the spend by day, month and model, and today's and this month's against
+        // the budgets.
+        let mut v = serde_json::to_value(&s).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let now = Utc::now();
+        let b = &settings.file.budget;
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "budget".into(),
+                serde_json::json!({
+                    "daily_usd": b.daily_usd,
+                    "monthly_usd": b.monthly_usd,
+                    "confirm_above_usd": b.confirm_above_usd,
+                    "today": crate::store::spend::day_key(now),
+                    "spent_today": s.spend.day(now),
+                    "month": crate::store::spend::month_key(now),
+                    "spent_this_month": s.spend.month(now),
+                }),
+            );
+        }
+        return print_json(&v);
     }
     println!("generations  {}", s.total);
     for (status, n) in &s.by_status {
@@ -983,7 +1018,51 @@ fn stats(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
         s.image_bytes as f64 / 1e6
     );
     println!("database     {:.1} MB", s.database_bytes as f64 / 1e6);
-    println!("spend        ${:.2} (estimated)", s.spend_usd);
+    let total = s
+        .spend
+        .by_month
+        .values()
+        .fold(SpendLine::default(), |mut a, l| {
+            a.usd += l.usd;
+            a.from_usage_usd += l.from_usage_usd;
+            a.estimated_usd += l.estimated_usd;
+            a.jobs += l.jobs;
+            a
+        });
+    println!("spend        {}", spend_text(&total));
+    let budget = &settings.file.budget;
+    let now = Utc::now();
+    let (today, month) = (s.spend.day(now), s.spend.month(now));
+    let of = |limit: Option<f64>| limit.map(|l| format!(" of ${l:.2}")).unwrap_or_default();
+    println!(
+        "  today      {}{}",
+        spend_text(&today),
+        of(budget.daily_usd)
+    );
+    println!(
+        "  this month {}{}",
+        spend_text(&month),
+        of(budget.monthly_usd)
+    );
+    let section = |name: &str,
+                   lines: &std::collections::BTreeMap<String, SpendLine>,
+                   newest_first: bool,
+                   max: usize| {
+        if lines.is_empty() {
+            return;
+        }
+        println!("spend by {name}");
+        let mut rows: Vec<_> = lines.iter().collect();
+        if newest_first {
+            rows.reverse();
+        }
+        for (k, l) in rows.into_iter().take(max) {
+            println!("  {:<24}{}", sanitize::line(k), spend_text(l));
+        }
+    };
+    section("day (latest 14)", &s.spend.by_day, true, 14);
+    section("month", &s.spend.by_month, true, usize::MAX);
+    section("model", &s.spend.by_model, false, usize::MAX);
     Ok(())
 }
 
