@@ -2449,3 +2449,91 @@ fn tags_are_typed_with_completion_and_applied_to_the_selected_record() {
     assert!(m.overlay.is_none() && !m.quitting);
     assert!(press(&mut m, plain(KeyCode::Esc)).is_empty());
 }
+
+/// Queueing something above `[budget] confirm_above_usd`, or that would pass a budget, asks
+/// first, with the figures; `y` queues it, any other key does not (issue 14).
+#[test]
+fn spending_above_the_threshold_or_a_budget_asks_first() {
+    let paid = || {
+        let mut m = model();
+        m.provider.demo = false;
+        m.params.model = "gpt-image-2".into();
+        m.params.quality = Some("high".into());
+        m.params.size = Some("1024x1024".into());
+        m
+    };
+    // ≈ $0.21 a picture: below the default threshold ($1.00), no budget: queued at once.
+    let mut m = paid();
+    type_text(&mut m, "a kite");
+    assert!(matches!(
+        press(&mut m, ctrl('s')).as_slice(),
+        [Effect::Submit(_)]
+    ));
+    // Eight pictures: ≈ $1.69, above the threshold.
+    m.params.n = 8;
+    let fx = press(&mut m, ctrl('s'));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(
+        matches!(&m.overlay, Some(Overlay::Confirm(Confirm::Spend(_, why))) if why[0].contains("above [budget] confirm_above_usd $1.00")),
+        "{:?}",
+        m.overlay
+    );
+    assert!(press(&mut m, ch('n')).is_empty());
+    assert!(m.overlay.is_none());
+    // A daily budget with $0.40 spent today: one more picture at ≈ $0.21 passes $0.50.
+    let mut m = paid();
+    m.budget.daily_usd = Some(0.5);
+    let mut spend = easel::store::Spend::default();
+    let mut spent = GenerationRecord::queued(
+        Id::new(),
+        GenerationParams::default(),
+        "openai",
+        false,
+        m.now,
+    );
+    spent.status = Status::Succeeded;
+    spent.finished = Some(m.now);
+    spent.cost_usd = Some(0.4);
+    spend.add(&spent);
+    update(&mut m, Msg::SpendLoaded(Box::new(spend)));
+    type_text(&mut m, "a kite");
+    assert!(press(&mut m, ctrl('s')).is_empty());
+    match &m.overlay {
+        Some(Overlay::Confirm(Confirm::Spend(_, why))) => {
+            assert_eq!(why.len(), 1, "{why:?}");
+            assert!(
+                why[0].contains("the daily budget is $0.50: ≈ $0.40 spent today"),
+                "{why:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let fx = press(&mut m, ch('y'));
+    assert!(
+        matches!(fx.as_slice(), [Effect::Submit(s)] if s.params.prompt == "a kite"),
+        "{fx:?}"
+    );
+    // The status line shows today's and this month's spend against the budget.
+    let mut t = Terminal::new(TestBackend::new(120, 30)).unwrap();
+    t.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let screen: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(
+        screen.contains("today ≈$0.40/$0.50 · month ≈$0.40"),
+        "{screen}"
+    );
+    // The demo is free: never asked.
+    let mut m = model();
+    m.params.n = 8;
+    m.budget.daily_usd = Some(0.0);
+    type_text(&mut m, "free");
+    assert!(matches!(
+        press(&mut m, ctrl('s')).as_slice(),
+        [Effect::Submit(_)]
+    ));
+}

@@ -32,6 +32,13 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::Focus(on) => m.focused = on,
         Msg::Mouse(me) => mouse(m, me, &mut fx),
         Msg::Tags(tags) => m.known_tags = tags,
+        Msg::SpendLoaded(spend) => {
+            let spent = crate::budget::Spent {
+                today: spend.day(m.now),
+                month: spend.month(m.now),
+            };
+            m.spend_history = Some((spent, m.spend));
+        }
         Msg::Job(ev) => job_event(m, ev, &mut fx),
         Msg::HistoryPage {
             generation,
@@ -146,7 +153,9 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                 match m.keymap.lookup(Context::Confirm, key) {
                     Some(Action::ForceQuit) => quit(m, fx),
                     Some(Action::Yes) => match what {
-                        Confirm::ShutDownModel(s, _) => fx.push(Effect::Submit(*s)),
+                        Confirm::ShutDownModel(s, _) | Confirm::Spend(s, _) => {
+                            fx.push(Effect::Submit(*s))
+                        }
                         Confirm::Delete(r) => fx.push(Effect::Delete(r.id)),
                         Confirm::Quit => quit(m, fx),
                     },
@@ -823,6 +832,15 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
                 .get(&submission.params.model)
                 .filter(|_| m.provider.openai)
                 .and_then(|spec| spec.openai_shutdown_warning(m.now.date_naive()));
+            let mut spend = spend_reasons(m, &submission.params);
+            if !spend.is_empty() {
+                spend.extend(warning);
+                m.overlay = Some(Overlay::Confirm(Confirm::Spend(
+                    Box::new(submission),
+                    spend,
+                )));
+                return;
+            }
             match warning {
                 Some(w) => {
                     m.overlay = Some(Overlay::Confirm(Confirm::ShutDownModel(
@@ -835,6 +853,30 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
         }
         Err(e) => notice(m, format!("not queued: {e}"), true),
     }
+}
+
+/// Why queueing `params` should be confirmed first: its estimate is above
+/// `[budget] confirm_above_usd`, or would pass the daily or monthly budget (with the figures).
+fn spend_reasons(m: &Model, params: &crate::api::GenerationParams) -> Vec<String> {
+    if m.provider.demo {
+        return Vec::new();
+    }
+    let Some(estimate) = crate::generation::estimate(&m.catalog, params) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if crate::budget::needs_confirmation(&m.budget, estimate) {
+        out.push(format!(
+            "This costs ≈ ${estimate:.3}, above [budget] confirm_above_usd ${:.2}.",
+            m.budget.confirm_above_usd.unwrap_or(0.0)
+        ));
+    }
+    if let Some(spent) = m.spent() {
+        for over in crate::budget::over(&m.budget, &spent, estimate) {
+            out.push(format!("It would pass a budget: {over}."));
+        }
+    }
+    out
 }
 
 fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
