@@ -221,10 +221,12 @@ async fn load_with_faults() {
                     ["server", "rate_limited", "connection"].contains(&e.kind.as_str()),
                     "unexpected failure: {e:?}"
                 );
-                assert_eq!(
-                    r.attempts,
-                    MAX_RETRIES + 1,
-                    "a retryable failure uses every attempt: {e:?}"
+                // Every attempt was used; a job put back in the queue after a 429 also counts
+                // the requests it sent before.
+                assert!(
+                    r.attempts >= MAX_RETRIES + 1,
+                    "a retryable failure uses every attempt: {} for {e:?}",
+                    r.attempts
                 );
             }
             other => panic!("{} ended {other}", r.id),

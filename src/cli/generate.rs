@@ -946,6 +946,9 @@ pub async fn run(
                     JobEvent::Retrying { id: j, retry, wait, reason } => if let Some(k) = job_of(*j) {
                         progress.detail = format!("{}, retry {retry} in {:.1}s after: {}", of_run(k), wait.as_secs_f64(), sanitize::truncate(reason, 80));
                     },
+                    JobEvent::RateLimited { wait, .. } => {
+                        progress.detail = format!(", rate limited · resuming in {:.0} s", wait.as_secs_f64().ceil());
+                    }
                     JobEvent::Problem(p) => {
                         progress.clear();
                         super::report(p, None);

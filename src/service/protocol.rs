@@ -293,6 +293,11 @@ pub enum Event {
         wait_ms: u64,
         reason: String,
     },
+    /// A provider answered 429: its jobs wait this long.
+    RateLimited {
+        provider: String,
+        wait_ms: u64,
+    },
     Finished {
         record: Box<GenerationRecord>,
     },

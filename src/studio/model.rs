@@ -269,6 +269,8 @@ pub struct Model {
     /// What history had spent when it was read (today and this month, at `spend_read_at`), and
     /// the session's `spend` then: spent today is that plus what the session spent since.
     pub spend_history: Option<(crate::budget::Spent, f64)>,
+    /// A provider answered 429: its jobs wait until then (the status line counts down).
+    pub rate_limited_until: Option<DateTime<Utc>>,
     pub width: u16,
     pub height: u16,
     pub graphics: Graphics,
@@ -337,6 +339,7 @@ impl Model {
             spend_estimated: false,
             budget: crate::config::Budget::default(),
             spend_history: None,
+            rate_limited_until: None,
             width: 80,
             height: 24,
             graphics: Graphics::Halfblocks,

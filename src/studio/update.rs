@@ -883,12 +883,27 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
     // The queue's selection stays on its job while jobs are added, moved and ended.
     let selected = m.queue.selected_job().map(|j| j.record.id);
     match ev {
+        JobEvent::RateLimited { wait, .. } => {
+            let until = m.now
+                + chrono::Duration::from_std(wait)
+                    .unwrap_or_else(|_| chrono::Duration::seconds(60));
+            if m.rate_limited_until.is_none_or(|u| u < until) {
+                m.rate_limited_until = Some(until);
+            }
+        }
         JobEvent::Queued(r) => {
+            // A job back in the queue (after a 429) keeps what its row said ("retry 1 in 2s").
+            let note = m
+                .queue
+                .jobs
+                .iter()
+                .find(|j| j.record.id == r.id)
+                .and_then(|j| j.note.clone());
             m.queue.jobs.retain(|j| j.record.id != r.id);
             m.queue.jobs.push(JobView {
                 record: *r,
                 partial: None,
-                note: None,
+                note,
             });
             sort_queue(m);
         }

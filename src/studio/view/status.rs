@@ -31,6 +31,13 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     if m.queue.paused {
         spans.push(Span::styled(" paused", theme::warn()));
     }
+    if let Some(until) = m.rate_limited_until.filter(|u| *u > m.now) {
+        let secs = ((until - m.now).num_milliseconds().max(0) + 999) / 1000;
+        spans.push(Span::styled(
+            format!("  rate limited · resuming in {secs} s"),
+            theme::warn(),
+        ));
+    }
     match m.spent() {
         // Today's and this month's spend (history and this session), against the budgets.
         Some(spent) => {
