@@ -2537,3 +2537,48 @@ fn spending_above_the_threshold_or_a_budget_asks_first() {
         [Effect::Submit(_)]
     ));
 }
+
+/// A 429 shows on the status line as "rate limited · resuming in N s", counting down, and a
+/// job put back in the queue keeps its row's note.
+#[test]
+fn a_rate_limit_is_shown_on_the_status_line_until_it_is_over() {
+    let mut m = model();
+    let screen = |m: &Model| {
+        let mut t = Terminal::new(TestBackend::new(140, 30)).unwrap();
+        t.draw(|f| easel::studio::view::view(m, f)).unwrap();
+        t.backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect::<String>()
+    };
+    let r = rec(5, "a patient fox", Status::Running);
+    update(&mut m, Msg::Job(JobEvent::Started(Box::new(r.clone()))));
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Retrying {
+            id: r.id,
+            retry: 1,
+            wait: std::time::Duration::from_secs(12),
+            reason: "rate limited".into(),
+        }),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::RateLimited {
+            provider: "openai".into(),
+            wait: std::time::Duration::from_secs(12),
+        }),
+    );
+    let mut queued = r.clone();
+    queued.status = Status::Queued;
+    update(&mut m, Msg::Job(JobEvent::Queued(Box::new(queued))));
+    assert!(m.queue.jobs[0].note.is_some(), "the row says it waits");
+    assert!(screen(&m).contains("rate limited · resuming in 12 s"));
+    let t = m.now;
+    update(&mut m, Msg::Tick(t + Duration::seconds(5)));
+    assert!(screen(&m).contains("rate limited · resuming in 7 s"));
+    update(&mut m, Msg::Tick(t + Duration::seconds(13)));
+    assert!(!screen(&m).contains("rate limited"));
+}
