@@ -5,7 +5,8 @@
 //! - `load_with_faults`: `EASEL_LOAD_JOBS` jobs (default 120; `scripts/reliability` runs 500)
 //!   queued at once, concurrency 16, random server latency 1–30 ms and 20 % injected retryable
 //!   faults (500, 503, 429 or a reset). Every job must end in a final state, succeeded + failed
-//!   must equal submitted, no job may use more than max_retries + 1 attempts a run (a 429 puts it back in the queue for another run, at most MAX_REQUEUES times), and the attempts
+//!   must equal submitted, no job may use more than max_retries + 1 attempts a run (a 429 puts
+//!   it back in the queue for another run, at most MAX_REQUEUES times), and the attempts
 //!   recorded must add up to the requests the server received. Prints a `load summary:` line
 //!   with the peak RSS (VmHWM) and the elapsed time.
 //! - `soak` (ignored; `EASEL_SOAK_JOBS`, default 10,000): fast jobs in batches of 500; RSS
