@@ -125,6 +125,48 @@ impl Default for Ui {
     }
 }
 
+/// What may be spent (docs/configuration.md#budget). Spend is counted from history: the cost
+/// priced from the usage a server reported, else the catalogue's estimate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Budget {
+    /// Dollars a day (local time) may cost; unset: no limit.
+    pub daily_usd: Option<f64>,
+    /// Dollars a calendar month (local time) may cost; unset: no limit.
+    pub monthly_usd: Option<f64>,
+    /// The studio asks before queueing anything estimated above this (0: always asks).
+    pub confirm_above_usd: Option<f64>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            daily_usd: None,
+            monthly_usd: None,
+            confirm_above_usd: Some(1.0),
+        }
+    }
+}
+
+impl Budget {
+    fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("daily_usd", self.daily_usd),
+            ("monthly_usd", self.monthly_usd),
+            ("confirm_above_usd", self.confirm_above_usd),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && v >= 0.0)
+            {
+                return Err(format!(
+                    "budget.{name} must be a number of dollars, 0 or more (not {v})"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct History {
@@ -241,6 +283,7 @@ pub struct ConfigFile {
     pub network: Network,
     pub queue: Queue,
     pub history: History,
+    pub budget: Budget,
     pub service: Service,
     pub ui: Ui,
     pub demo: Demo,
@@ -404,6 +447,12 @@ impl Settings {
         let keymap = crate::studio::keymap::Keymap::with_config(&file.keys).map_err(|e| {
             ConfigError(format!("config file {}: {e}", paths.config_file.display()))
         })?;
+        if let Err(e) = file.budget.check() {
+            return Err(ConfigError(format!(
+                "config file {}: {e}",
+                paths.config_file.display()
+            )));
+        }
         if file.queue.concurrency == 0 {
             return Err(ConfigError(format!(
                 "config file {}: queue.concurrency must be at least 1",

@@ -18,6 +18,8 @@ pub struct Job {
     pub params: GenerationParams,
     pub checked: CheckedRequest,
     pub created: DateTime<Utc>,
+    /// Its place in a run (written into the sidecar).
+    pub run: Option<crate::store::RunInfo>,
 }
 
 /// How a generation ended.
@@ -70,6 +72,20 @@ pub fn cost(
         params.quality.as_deref().unwrap_or("auto"),
     )?;
     // An edit's input pictures are billed too, as image input tokens.
+    Some(made + input_cost(spec, params))
+}
+
+/// The catalogue's estimate for a request before it is sent, in US dollars (None for a model
+/// without prices). An edit's input pictures count as image input tokens.
+pub fn estimate(catalog: &Catalog, params: &GenerationParams) -> Option<f64> {
+    let spec = catalog.get(&params.model)?;
+    let made = catalog::estimate_cost(
+        spec,
+        &params.prompt,
+        u32::from(params.n),
+        params.size.as_deref().unwrap_or("auto"),
+        params.quality.as_deref().unwrap_or("auto"),
+    )?;
     Some(made + input_cost(spec, params))
 }
 
@@ -164,6 +180,9 @@ pub async fn run(
             "parents".into(),
             serde_json::json!(crate::store::record::parents_of(&job.params)),
         );
+    }
+    if let (Some(m), Some(run)) = (sidecar.as_object_mut(), &job.run) {
+        m.insert("run".into(), serde_json::json!(run));
     }
     if let (Some(m), false) = (sidecar.as_object_mut(), output.warnings.is_empty()) {
         m.insert("warnings".into(), serde_json::json!(output.warnings));
@@ -270,6 +289,7 @@ mod tests {
             params,
             checked,
             created: chrono::Utc::now(),
+            run: None,
         };
         let backend = DemoBackend::new(Duration::ZERO, 0);
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod colour;

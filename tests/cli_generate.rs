@@ -2166,3 +2166,166 @@ fn history_sheet_composes_the_images_of_what_matched() {
     run.expect_code(1);
     assert!(run.stderr.contains("no/such/dir"), "{}", run.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Runs as first-class things, budgets (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+/// The jobs of a run share a run id and each records its values: in the record, the sidecar,
+/// `history list --run` and `history show`.
+#[test]
+fn a_run_is_recorded_with_its_id_and_values() {
+    let s = Sandbox::new();
+    let run = s.run(&[
+        "generate",
+        "--json",
+        "--axis",
+        "size=256x256,512x512",
+        "a {cat|dog}",
+    ]);
+    run.expect_code(0);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{run:#?}");
+    let run_id = lines[0]["run"].as_str().unwrap().to_string();
+    assert!(lines.iter().all(|l| l["run"] == json!(run_id)), "{lines:?}");
+    let side = sidecar(Path::new(lines[3]["path"].as_str().unwrap()));
+    assert_eq!(side["run"]["index"], 4, "{side}");
+    assert_eq!(side["run"]["of"], 4);
+    assert_eq!(side["run"]["values"]["alternatives"][0]["value"], "dog");
+
+    // A single generation is no run, and is not listed with it.
+    s.run(&["generate", "a lone cat"]).expect_code(0);
+
+    let listed = s.run(&["history", "list", "--json", "--run", &run_id[..8]]);
+    listed.expect_code(0);
+    let records: Vec<Value> = listed
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4, "{listed:#?}");
+    let got: Vec<(u64, String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["run"]["index"].as_u64().unwrap(),
+                r["run"]["values"]["alternatives"][0]["value"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                r["run"]["values"]["axes"][0]["value"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "cat".into(), "256x256".into()),
+            (2, "cat".into(), "512x512".into()),
+            (3, "dog".into(), "256x256".into()),
+            (4, "dog".into(), "512x512".into()),
+        ]
+    );
+    let text = s.run(&["history", "list", "--run", &run_id]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("3/4  dog · size=256x256"), "{text:#?}");
+
+    let show = s.run(&[
+        "history",
+        "show",
+        "--no-preview",
+        records[2]["id"].as_str().unwrap(),
+    ]);
+    show.expect_code(0);
+    assert!(show.stdout.contains("job 3 of 4"), "{show:#?}");
+    assert!(show.stdout.contains("dog · size=256x256"), "{show:#?}");
+    assert!(show.stdout.contains("a {cat|dog}"), "{show:#?}");
+
+    let none = s.run(&["history", "list", "--run", "ffffffffffff"]);
+    none.expect_code(1);
+}
+
+/// `[budget]`: spend so far (from usage, or estimated) plus a run's estimate may not pass the
+/// daily budget: the run is refused with the figures and nothing is sent; `history stats`
+/// shows the spend by day, month and model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_the_daily_budget_is_refused_with_the_figures() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::new();
+    s.write_config("[demo]\nlatency_ms = 50\n\n[budget]\ndaily_usd = 0.50\n");
+    let key = unique_key();
+    // $0.1248 priced from the usage, then $0.211 estimated (no usage in the answer).
+    server.push(Reply::image());
+    server.push(Reply::image().without_usage());
+    let high = |prompt: &'static str| ["generate", "-q", "high", "-s", "1024x1024", prompt];
+    for _ in 0..2 {
+        Run::of_async(s.command_with_key(&server, &key, &high("a cat")))
+            .await
+            .expect_code(0);
+    }
+    assert_eq!(server.generation_requests().len(), 2);
+
+    // Two more at ≈ $0.21 each: $0.336 + $0.421 > $0.50.
+    let run = Run::of_async(s.command_with_key(&server, &key, &high("a {red|blue} kite"))).await;
+    run.expect_code(1);
+    for want in [
+        "not sent: this run (2 jobs, ≈ $0.421 estimated) would pass the budget",
+        "the daily budget is $0.50: ≈ $0.34 spent today + ≈ $0.421 estimated = $0.757",
+        "spent today ≈ $0.34, this month ≈ $0.34",
+    ] {
+        assert!(run.stderr.contains(want), "{want:?} in {}", run.stderr);
+    }
+    assert!(run.stdout.is_empty());
+    assert_eq!(server.generation_requests().len(), 2, "nothing was sent");
+
+    // The spend, by day, month and model, from usage and estimated, labelled.
+    let stats = s.run(&["history", "stats", "--json"]);
+    stats.expect_code(0);
+    let v: Value = serde_json::from_str(stats.stdout.trim()).unwrap();
+    let today = &v["budget"]["spent_today"];
+    assert!(
+        (today["usd"].as_f64().unwrap() - 0.3358).abs() < 0.001,
+        "{v}"
+    );
+    assert!((today["from_usage_usd"].as_f64().unwrap() - 0.1248).abs() < 0.0005);
+    assert!((today["estimated_usd"].as_f64().unwrap() - 0.211).abs() < 0.001);
+    assert_eq!(today["jobs"], 2);
+    assert_eq!(v["budget"]["daily_usd"], 0.5);
+    let month = v["budget"]["month"].as_str().unwrap();
+    assert_eq!(v["spend"]["by_month"][month]["jobs"], 2, "{v}");
+    assert_eq!(v["spend"]["by_model"]["gpt-image-2"]["jobs"], 2, "{v}");
+    let text = s.run(&["history", "stats"]);
+    assert!(
+        text.stdout
+            .contains("today      $0.34  (0.12 from usage, 0.21 estimated; 2 jobs) of $0.50"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("spend by model"), "{}", text.stdout);
+
+    // A cheap request still fits.
+    server.push(Reply::image());
+    let cheap = ["generate", "-q", "low", "-s", "1024x1024", "a small cat"];
+    Run::of_async(s.command_with_key(&server, &key, &cheap))
+        .await
+        .expect_code(0);
+    assert_eq!(server.generation_requests().len(), 3);
+
+    // The monthly budget counts the same way.
+    s.write_config("[budget]\nmonthly_usd = 0.40\n");
+    let run = Run::of_async(s.command_with_key(&server, &key, &high("a dog"))).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("the monthly budget is $0.40"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.generation_requests().len(), 3, "nothing was sent");
+}

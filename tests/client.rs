@@ -8,7 +8,7 @@ mod support;
 use easel::api::request::{GenerationParams, ProviderRules, check};
 use easel::api::{
     ApiError, ApiOutput, CheckedRequest, ClientEvent, ClientOptions, DownloadHosts, ErrorKind,
-    ImagesClient,
+    ImagesClient, RateHints,
 };
 use easel::catalog::Catalog;
 use easel::secret::ApiKey;
@@ -117,7 +117,7 @@ fn retries(events: &[ClientEvent]) -> Vec<(u32, Duration, ErrorKind)> {
         .iter()
         .filter_map(|e| match e {
             ClientEvent::Retrying(n) => Some((n.retry, n.wait, n.reason.kind)),
-            ClientEvent::Partial { .. } => None,
+            ClientEvent::Partial { .. } | ClientEvent::RateLimit(_) => None,
         })
         .collect()
 }
@@ -127,7 +127,7 @@ fn partial_indexes(events: &[ClientEvent]) -> Vec<u32> {
         .iter()
         .filter_map(|e| match e {
             ClientEvent::Partial { index, .. } => Some(*index),
-            ClientEvent::Retrying(_) => None,
+            ClientEvent::Retrying(_) | ClientEvent::RateLimit(_) => None,
         })
         .collect()
 }
@@ -872,10 +872,14 @@ async fn cancel_during_a_retry_wait() {
         let (client, cancel) = (client.clone(), cancel.clone());
         async move { client.generate(&request, &cancel, &tx).await }
     });
-    let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+    // (What the 429 said about the rate limit comes first.)
+    let mut ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap()
         .unwrap();
+    if matches!(ev, ClientEvent::RateLimit(_)) {
+        ev = rx.recv().await.unwrap();
+    }
     let ClientEvent::Retrying(notice) = ev else {
         panic!("expected a retry notice, got {ev:?}")
     };
@@ -975,7 +979,7 @@ async fn the_key_never_appears_in_errors() {
         .iter()
         .filter_map(|e| match e {
             ClientEvent::Retrying(n) => Some(&n.reason),
-            ClientEvent::Partial { .. } => None,
+            ClientEvent::Partial { .. } | ClientEvent::RateLimit(_) => None,
         })
         .collect();
     assert_eq!(notices.len(), 1);
@@ -1349,4 +1353,61 @@ async fn downloads_follow_a_bounded_number_of_redirects() {
     let (e, _) = expect_error(options(&server), &simple()).await;
     assert_eq!(e.kind, ErrorKind::BadAnswer, "{e}");
     assert!(e.message.contains("more than 5 redirects"), "{e}");
+}
+
+/// Every answer's `x-ratelimit-*` headers reach the caller; with `defer_rate_limits` a 429 is
+/// returned at once (the scheduler waits and sends it again) with its retry-after, and out of
+/// credit is not called a rate limit.
+#[tokio::test]
+async fn rate_limit_headers_are_reported_and_429s_can_be_deferred() {
+    let server = FakeServer::start().await;
+    server.set_rate_limit(60, 1);
+    let (ok, events) = generate(options(&server), &simple()).await;
+    assert!(ok.is_ok());
+    let hints: Vec<RateHints> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::RateLimit(h) => Some(h.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hints.len(), 1, "{events:?}");
+    assert_eq!(hints[0].limit_requests, Some(60));
+    assert_eq!(hints[0].remaining_requests, Some(0));
+    assert!(!hints[0].limited);
+
+    // The bucket is empty: a 429 that says when.
+    let mut opts = options(&server);
+    opts.defer_rate_limits = true;
+    opts.max_retries = 2;
+    let (refused, events) = generate(opts, &simple()).await;
+    let e = refused.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::RateLimited);
+    assert_eq!(e.attempts, 1, "not retried here");
+    let limited: Vec<&RateHints> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::RateLimit(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(limited.len(), 1);
+    assert!(limited[0].limited);
+    let wait = limited[0].retry_after.unwrap();
+    assert!(
+        wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
+        "{wait:?}"
+    );
+    assert_eq!(server.rate_limit_counts(), (1, 1));
+
+    let server = FakeServer::start().await;
+    server.push(Reply::insufficient_quota());
+    let (broke, events) = generate(options(&server), &simple()).await;
+    assert_eq!(broke.unwrap_err().kind, ErrorKind::QuotaExceeded);
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, ClientEvent::RateLimit(h) if h.limited)),
+        "{events:?}"
+    );
 }

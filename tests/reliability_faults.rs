@@ -543,6 +543,7 @@ async fn run_case(case: Case) -> Observed {
         provider: provider.into(),
         front: false,
         parent: None,
+        run: None,
     };
     let faulty = handle
         .submit(submit("a lighthouse in a storm", "faulty", case.stream))

@@ -64,6 +64,7 @@ fn job(prompt: &str, provider: &str) -> Submission {
         provider: provider.into(),
         front: false,
         parent: None,
+        run: None,
     }
 }
 
@@ -100,6 +101,7 @@ fn label(ev: &JobEvent, names: &HashMap<Id, String>) -> String {
             format!("needs {provider} {}", name(id))
         }
         JobEvent::Resync => "resync".into(),
+        JobEvent::RateLimited { provider, .. } => format!("rate limited {provider}"),
     }
 }
 
@@ -214,9 +216,11 @@ impl Rig {
             JobEvent::Started(r) => (r, Status::Running),
             JobEvent::Succeeded(r) | JobEvent::Failed(r) | JobEvent::Cancelled(r) => (r, r.status),
             JobEvent::Partial { id, .. } | JobEvent::Retrying { id, .. } => {
-                let now = self.stored(*id).status;
+                let stored = self.stored(*id);
+                let now = stored.status;
+                // (Or put back in the queue after a 429, its request counted.)
                 assert!(
-                    rank(now) >= 1,
+                    rank(now) >= 1 || (now == Status::Queued && stored.attempts >= 1),
                     "{} while the store says {now}",
                     label(ev, &self.names)
                 );
@@ -232,8 +236,12 @@ impl Rig {
             r.status
         );
         let stored = self.stored(r.id);
+        // A job refused with a 429 goes from running back to queued (with the request it
+        // sent counted): the one transition that goes back.
+        let put_back =
+            stored.status == Status::Queued && stored.attempts > r.attempts.saturating_sub(1);
         assert!(
-            rank(stored.status) >= rank(want),
+            rank(stored.status) >= rank(want) || put_back,
             "{} announced while the store still says {}",
             label(ev, &self.names),
             stored.status
@@ -1479,5 +1487,92 @@ async fn a_job_without_a_key_waits_until_a_client_provides_one() {
         1,
         "said once: {:?}",
         rig.seen
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+/// The OpenAI backend as the engine builds it: 429s come back to the scheduler at once.
+fn paced_slot(server: &FakeServer, max_retries: u32, limit: usize) -> ProviderSlot {
+    let mut opts = ClientOptions::new("OpenAI", &server.base_url());
+    opts.api_key = ApiKey::new("sk-test-scheduler");
+    opts.max_retries = max_retries;
+    opts.defer_rate_limits = true;
+    ProviderSlot {
+        backend: Arc::new(OpenAiBackend::new(opts).unwrap()),
+        rules: ProviderRules::default(),
+        limit,
+    }
+}
+
+/// A 429 puts the job back in the queue instead of using up its retries: with no retries at
+/// all it still succeeds once the wait is over, and the wait is announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_requeues_the_job_without_using_its_retries() {
+    let server = FakeServer::start().await;
+    server.push_all([
+        Reply::rate_limited(Some(300), None),
+        Reply::rate_limited(Some(300), None),
+        Reply::image(),
+    ]);
+    let mut rig = Rig::new(vec![("openai", paced_slot(&server, 0, 2))], 2).await;
+    let started = std::time::Instant::now();
+    let id = rig.submit(job("patient", "openai")).await;
+    let r = rig.finished(id).await;
+    assert_eq!(r.status, Status::Succeeded, "{:?}", rig.seen);
+    assert_eq!(r.attempts, 3, "every request counted");
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "the waits were kept: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.generation_count(), 3);
+    assert_eq!(rig.seen_starting("rate limited").len(), 2, "{:?}", rig.seen);
+    assert_eq!(rig.seen_starting("started").len(), 3, "{:?}", rig.seen);
+    assert_eq!(rig.seen_starting("retrying").len(), 2, "{:?}", rig.seen);
+
+    // Out of credit is a 429 too, but waiting does not help it: it fails at once.
+    server.push(Reply::insufficient_quota());
+    let id = rig.submit(job("broke", "openai")).await;
+    let r = rig.finished(id).await;
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(r.error.unwrap().kind, "quota_exceeded");
+}
+
+/// A run wider than the provider's limit: the scheduler halves its concurrency on the first
+/// 429s and then spaces starts by the rate-limit headers, so every job succeeds (with no
+/// retries) and few requests are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_rides_a_rate_limit_without_a_storm_of_429s() {
+    let server = FakeServer::start().await;
+    // 10 a second, a burst of 3; 50 ms an image.
+    server.set_rate_limit(600, 3);
+    server.set_latency(Duration::from_millis(50), Duration::from_millis(50));
+    let mut rig = Rig::new(vec![("openai", paced_slot(&server, 0, 8))], 8).await;
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..15 {
+        ids.push(rig.submit(job(&format!("job {i}"), "openai")).await);
+    }
+    // They end in any order (a refused job runs again later).
+    let mut ended = std::collections::HashSet::new();
+    while ended.len() < ids.len() {
+        let ev = rig.until(|e| e.finished().is_some()).await;
+        let r = ev.finished().unwrap();
+        assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+        ended.insert(r.id);
+    }
+    let elapsed = started.elapsed();
+    let (refused, admitted) = server.rate_limit_counts();
+    assert_eq!(admitted, 15);
+    // The first burst meets the limit (8 sent, 3 pass); after that, starts are paced.
+    assert!(refused <= 8, "{refused} 429s; seen {:?}", rig.seen);
+    assert!(!rig.seen_starting("rate limited").is_empty());
+    // 3 at once, then 12 at 10 a second: about 1.2 s (never the 429 storm of a fixed loop).
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "{elapsed:?} for 15 jobs at 10/s"
     );
 }

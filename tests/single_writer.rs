@@ -115,6 +115,7 @@ fn run(ops: Vec<Op>) {
                         provider: if latency_ms < 200 { "fast" } else { "slow" }.into(),
                         front: false,
                         parent: None,
+                        run: None,
                     };
                     let id = handle.submit(s).await.unwrap();
                     ids.push(id);

@@ -3148,3 +3148,136 @@ fn the_strip_asks_for_its_pictures_after_the_preview_one_at_a_time() {
     press(&mut m, ch('E'));
     assert!(easel::studio::strip::cells(&m).is_empty());
 }
+
+/// Queueing something above `[budget] confirm_above_usd`, or that would pass a budget, asks
+/// first, with the figures; `y` queues it, any other key does not (issue 14).
+#[test]
+fn spending_above_the_threshold_or_a_budget_asks_first() {
+    let paid = || {
+        let mut m = model();
+        m.provider.demo = false;
+        m.params.model = "gpt-image-2".into();
+        m.params.quality = Some("high".into());
+        m.params.size = Some("1024x1024".into());
+        m
+    };
+    // ≈ $0.21 a picture: below the default threshold ($1.00), no budget: queued at once.
+    let mut m = paid();
+    type_text(&mut m, "a kite");
+    assert!(matches!(
+        press(&mut m, ctrl('s')).as_slice(),
+        [Effect::Submit(_)]
+    ));
+    // Eight pictures: ≈ $1.69, above the threshold.
+    m.params.n = 8;
+    let fx = press(&mut m, ctrl('s'));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(
+        matches!(&m.overlay, Some(Overlay::Confirm(Confirm::Spend(_, why))) if why[0].contains("above [budget] confirm_above_usd $1.00")),
+        "{:?}",
+        m.overlay
+    );
+    assert!(press(&mut m, ch('n')).is_empty());
+    assert!(m.overlay.is_none());
+    // A daily budget with $0.40 spent today: one more picture at ≈ $0.21 passes $0.50.
+    let mut m = paid();
+    m.budget.daily_usd = Some(0.5);
+    let mut spend = easel::store::Spend::default();
+    let mut spent = GenerationRecord::queued(
+        Id::new(),
+        GenerationParams::default(),
+        "openai",
+        false,
+        m.now,
+    );
+    spent.status = Status::Succeeded;
+    spent.finished = Some(m.now);
+    spent.cost_usd = Some(0.4);
+    spend.add(&spent);
+    update(&mut m, Msg::SpendLoaded(Box::new(spend)));
+    type_text(&mut m, "a kite");
+    assert!(press(&mut m, ctrl('s')).is_empty());
+    match &m.overlay {
+        Some(Overlay::Confirm(Confirm::Spend(_, why))) => {
+            assert_eq!(why.len(), 1, "{why:?}");
+            assert!(
+                why[0].contains("the daily budget is $0.50: ≈ $0.40 spent today"),
+                "{why:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let fx = press(&mut m, ch('y'));
+    assert!(
+        matches!(fx.as_slice(), [Effect::Submit(s)] if s.params.prompt == "a kite"),
+        "{fx:?}"
+    );
+    // The status line shows today's and this month's spend against the budget.
+    let mut t = Terminal::new(TestBackend::new(120, 30)).unwrap();
+    t.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let screen: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(
+        screen.contains("today ≈$0.40/$0.50 · month ≈$0.40"),
+        "{screen}"
+    );
+    // The demo is free: never asked.
+    let mut m = model();
+    m.params.n = 8;
+    m.budget.daily_usd = Some(0.0);
+    type_text(&mut m, "free");
+    assert!(matches!(
+        press(&mut m, ctrl('s')).as_slice(),
+        [Effect::Submit(_)]
+    ));
+}
+
+/// A 429 shows on the status line as "rate limited · resuming in N s", counting down, and a
+/// job put back in the queue keeps its row's note.
+#[test]
+fn a_rate_limit_is_shown_on_the_status_line_until_it_is_over() {
+    let mut m = model();
+    let screen = |m: &Model| {
+        let mut t = Terminal::new(TestBackend::new(140, 30)).unwrap();
+        t.draw(|f| easel::studio::view::view(m, f)).unwrap();
+        t.backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect::<String>()
+    };
+    let r = rec(5, "a patient fox", Status::Running);
+    update(&mut m, Msg::Job(JobEvent::Started(Box::new(r.clone()))));
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Retrying {
+            id: r.id,
+            retry: 1,
+            wait: std::time::Duration::from_secs(12),
+            reason: "rate limited".into(),
+        }),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::RateLimited {
+            provider: "openai".into(),
+            wait: std::time::Duration::from_secs(12),
+        }),
+    );
+    let mut queued = r.clone();
+    queued.status = Status::Queued;
+    update(&mut m, Msg::Job(JobEvent::Queued(Box::new(queued))));
+    assert!(m.queue.jobs[0].note.is_some(), "the row says it waits");
+    assert!(screen(&m).contains("rate limited · resuming in 12 s"));
+    let t = m.now;
+    update(&mut m, Msg::Tick(t + Duration::seconds(5)));
+    assert!(screen(&m).contains("rate limited · resuming in 7 s"));
+    update(&mut m, Msg::Tick(t + Duration::seconds(13)));
+    assert!(!screen(&m).contains("rate limited"));
+}

@@ -1303,3 +1303,43 @@ fn the_mask_editor_and_strip_render_at_every_size() {
         }
     }
 }
+
+/// A run's job says where it stands in its run and what sets it apart (issue 14).
+#[test]
+fn a_run_job_is_labelled_with_its_place_and_values() {
+    let mut m = model();
+    let mut r = rec(9, "a red fox", Status::Queued);
+    r.run = Some(easel::store::RunInfo {
+        id: id(99),
+        index: 3,
+        of: 12,
+        values: easel::runs::JobValues {
+            prompt_index: 1,
+            template: "a {red|blue} {fox|owl}".into(),
+            combination: 2,
+            alternatives: vec![
+                easel::runs::AltValue {
+                    column: 3,
+                    value: "red".into(),
+                },
+                easel::runs::AltValue {
+                    column: 14,
+                    value: "fox".into(),
+                },
+            ],
+            wildcards: vec![],
+            axes: vec![easel::runs::AxisValue {
+                name: "size".into(),
+                value: "1024x1024".into(),
+            }],
+            repeat: 1,
+        },
+    });
+    update(&mut m, Msg::Job(JobEvent::Queued(Box::new(r))));
+    resize(&mut m, 160, 30);
+    let screen = text_of(draw(&m, 160, 30).backend().buffer());
+    assert!(
+        screen.contains("│· run 3/12 · red, fox · size=1024x10… gpt-image-2"),
+        "{screen}"
+    );
+}

@@ -70,6 +70,9 @@ pub struct ClientOptions {
     pub download_hosts: DownloadHosts,
     /// Redirects a download may follow (API requests follow none).
     pub download_max_redirects: u32,
+    /// A 429 rate limit (not out of credit) is not retried here but returned at once: the
+    /// scheduler puts the job back in its queue and paces the provider (off for direct use).
+    pub defer_rate_limits: bool,
 }
 
 impl ClientOptions {
@@ -89,6 +92,7 @@ impl ClientOptions {
             max_response_bytes: 512 * 1024 * 1024,
             download_hosts: DownloadHosts::Public,
             download_max_redirects: 5,
+            defer_rate_limits: false,
         }
     }
 }
@@ -131,6 +135,9 @@ pub enum ClientEvent {
         bytes: Bytes,
     },
     Retrying(RetryNotice),
+    /// What an answer said about the rate limits (sent for every answer that said anything,
+    /// and for every 429).
+    RateLimit(super::ratelimit::RateHints),
 }
 
 /// An answer before its images are decoded and verified.
@@ -364,7 +371,17 @@ impl ImagesClient {
                 };
                 let _ = retry_events.send(ClientEvent::Retrying(notice));
             },
-            |_| self.attempt(request, &inputs, events),
+            |_| async {
+                let mut outcome = self.attempt(request, &inputs, events).await;
+                // Deferred: the scheduler waits and sends it again, without using a retry.
+                if let Err(f) = &mut outcome
+                    && self.opts.defer_rate_limits
+                    && f.error.kind == super::error::ErrorKind::RateLimited
+                {
+                    f.should_retry = Some(false);
+                }
+                outcome
+            },
         )
         .await;
         // Errors say how many requests were sent, so history can record the retries made.
@@ -509,6 +526,10 @@ impl ImagesClient {
                 .map(str::to_string)
         };
         let request_id = header("x-request-id");
+        let mut hints = super::ratelimit::RateHints::from_headers(header);
+        if status != 429 && !hints.is_empty() {
+            let _ = events.send(ClientEvent::RateLimit(hints.clone()));
+        }
         if resp.status().is_redirection() {
             return Err(Failure::from(
                 self.redirected(status, header("location").as_deref())
@@ -523,15 +544,22 @@ impl ImagesClient {
                 None => body.to_vec(),
             };
             let error = ApiError::from_response(&self.opts.provider, status, &body, request_id);
+            let retry_after = retry::parse_retry_after(
+                header("retry-after-ms").as_deref(),
+                header("retry-after").as_deref(),
+                chrono::Utc::now(),
+            );
+            if status == 429 {
+                // A rate limit (out of credit is a 429 too, but waiting does not help it).
+                hints.limited = error.kind == super::error::ErrorKind::RateLimited;
+                hints.retry_after = retry_after;
+                let _ = events.send(ClientEvent::RateLimit(hints));
+            }
             return Err(Failure {
                 error,
                 should_retry: header("x-should-retry")
                     .map(|v| v.trim().eq_ignore_ascii_case("true")),
-                retry_after: retry::parse_retry_after(
-                    header("retry-after-ms").as_deref(),
-                    header("retry-after").as_deref(),
-                    chrono::Utc::now(),
-                ),
+                retry_after,
                 stream_started: false,
             });
         }

@@ -4,6 +4,7 @@ pub mod client;
 pub mod edit;
 pub mod error;
 pub mod payload;
+pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod retry;
@@ -14,5 +15,6 @@ pub use client::{
 };
 pub use edit::{Endpoint, InputImage};
 pub use error::{ApiError, ErrorKind};
+pub use ratelimit::RateHints;
 pub use request::{CheckedRequest, GenerationParams, ProviderRules, ValidationError};
 pub use response::Usage;

@@ -25,6 +25,8 @@ pub enum BackendEvent {
         wait: Duration,
         reason: String,
     },
+    /// What an answer said about the provider's rate limits (a 429 among them).
+    RateLimit(crate::api::RateHints),
 }
 
 /// Something that generates images.
@@ -54,6 +56,11 @@ pub fn for_provider(
             Duration::from_millis(demo.latency_ms),
             demo.partial_images,
         )),
-        ProviderKind::Http(opts) => Arc::new(openai::OpenAiBackend::new((**opts).clone())?),
+        ProviderKind::Http(opts) => {
+            let mut opts = (**opts).clone();
+            // Jobs run through the scheduler, which paces 429s without using up retries.
+            opts.defer_rate_limits = true;
+            Arc::new(openai::OpenAiBackend::new(opts)?)
+        }
     })
 }

@@ -45,6 +45,7 @@ impl Backend for OpenAiBackend {
                         wait: n.wait,
                         reason: n.reason.to_string(),
                     },
+                    ClientEvent::RateLimit(h) => BackendEvent::RateLimit(h),
                 };
                 let _ = forward.send(out);
             }

@@ -255,16 +255,7 @@ pub fn prepare_out_dir(dir: &Path) -> Result<(), String> {
 
 /// The catalogue's estimate for a request, in US dollars (None for an unknown model).
 fn estimate(settings: &Settings, params: &GenerationParams) -> Option<f64> {
-    let spec = settings.catalog.get(&params.model)?;
-    let made = catalog::estimate_cost(
-        spec,
-        &params.prompt,
-        u32::from(params.n),
-        params.size.as_deref().unwrap_or("auto"),
-        params.quality.as_deref().unwrap_or("auto"),
-    )?;
-    // An edit's input pictures are billed as image input tokens.
-    Some(made + crate::generation::input_cost(spec, params))
+    crate::generation::estimate(&settings.catalog, params)
 }
 
 /// The input files of an edit or a variation, as `--dry-run` shows them (checked already).
@@ -470,6 +461,65 @@ fn within_budget(
         ));
     }
     Ok(())
+}
+
+/// The budgets of `[budget]` against history's spend and the run's estimate: `Some(why)` when
+/// the run would pass one (with the figures).
+async fn check_budgets(
+    settings: &Settings,
+    store: &std::sync::Arc<dyn crate::store::HistoryStore>,
+    planned: &[Planned],
+    quiet: bool,
+) -> Option<String> {
+    let mut total = 0.0;
+    let mut unpriced: Vec<&str> = Vec::new();
+    for p in planned {
+        match estimate(settings, &p.params) {
+            Some(c) => total += c,
+            None if !unpriced.contains(&p.params.model.as_str()) => unpriced.push(&p.params.model),
+            None => {}
+        }
+    }
+    if !unpriced.is_empty() && !quiet {
+        eprintln!(
+            "easel: warning: the budget cannot count {}: no prices in the catalogue",
+            sanitize::line(&unpriced.join(", "))
+        );
+    }
+    let store = store.clone();
+    let stats = tokio::task::spawn_blocking(move || store.stats()).await;
+    let spend = match stats {
+        Ok(Ok(s)) => s.spend,
+        Ok(Err(e)) => return Some(format!("the budget cannot be checked: {e}")),
+        Err(e) => return Some(format!("the budget cannot be checked: {e}")),
+    };
+    let now = chrono::Utc::now();
+    let spent = crate::budget::Spent {
+        today: spend.day(now),
+        month: spend.month(now),
+    };
+    let over = crate::budget::over(&settings.file.budget, &spent, total);
+    if over.is_empty() {
+        return None;
+    }
+    let jobs = planned.len();
+    let mut why = format!(
+        "this run ({jobs} job{}, ≈ ${total:.3} estimated) would pass the budget: ",
+        if jobs == 1 { "" } else { "s" }
+    );
+    why.push_str(
+        &over
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    why.push_str(&format!(
+        " (spent today {}, this month {})",
+        spent.today.label(),
+        spent.month.label()
+    ));
+    Some(why)
 }
 
 /// One request of a run, built and checked.
@@ -799,6 +849,21 @@ pub async fn run(
         Err(code) => return code,
     };
     crate::setup::print_warnings(&engine.warnings);
+    // [budget]: what history has spent today and this month, plus this run's estimate, must
+    // stay within the budgets; otherwise nothing is sent.
+    if !engine.demo && crate::budget::has_limits(&settings.file.budget) {
+        let refused = check_budgets(settings, &engine.store, &planned, quiet).await;
+        if let Some(why) = refused {
+            super::report(
+                &format!("not sent: {why}"),
+                Some(
+                    "raise [budget] daily_usd / monthly_usd in the config file (easel config path), wait for the next day or month, or ask for fewer or cheaper images (--dry-run shows each)",
+                ),
+            );
+            engine.scheduler.shutdown().await;
+            return 1;
+        }
+    }
     let files = ImageFiles::new(&settings.paths.data_dir, args.out.as_deref());
     let is_demo = engine.demo;
     let backend_name = engine.backend_name.clone();
@@ -813,13 +878,22 @@ pub async fn run(
     // Every job of a run is queued, in order, before the first answer is awaited.
     let mut ids = Vec::with_capacity(of);
     let mut labels = Vec::with_capacity(of);
+    // The jobs of a run share a run id, and each records the values it used.
+    let run_id = crate::store::Id::new();
     for (k, p) in planned.into_iter().enumerate() {
+        let run = (of > 1).then(|| crate::store::RunInfo {
+            id: run_id,
+            index: u32::try_from(k + 1).unwrap_or(u32::MAX),
+            of: u32::try_from(of).unwrap_or(u32::MAX),
+            values: p.values.clone(),
+        });
         labels.push((job_label(k + 1, of, &p.values, &p.params.prompt), p.values));
         let submission = Submission {
             params: p.params,
             provider: provider.name.clone(),
             front: false,
             parent: None,
+            run,
         };
         match handle.submit_headless(submission).await {
             Ok(id) => ids.push(id),
@@ -873,6 +947,9 @@ pub async fn run(
                     JobEvent::Retrying { id: j, retry, wait, reason } => if let Some(k) = job_of(*j) {
                         progress.detail = format!("{}, retry {retry} in {:.1}s after: {}", of_run(k), wait.as_secs_f64(), sanitize::truncate(reason, 80));
                     },
+                    JobEvent::RateLimited { wait, .. } => {
+                        progress.detail = format!(", rate limited · resuming in {:.0} s", wait.as_secs_f64().ceil());
+                    }
                     JobEvent::Problem(p) => {
                         progress.clear();
                         super::report(p, None);
@@ -1007,6 +1084,9 @@ fn report_outcome(
                 obj.insert("job".into(), serde_json::json!(k));
                 obj.insert("jobs".into(), serde_json::json!(of));
                 obj.insert("values".into(), serde_json::json!(values));
+                if let Some(run) = &record.run {
+                    obj.insert("run".into(), serde_json::json!(run.id));
+                }
             }
             // JSON keeps the exact path, with unsafe characters escaped.
             let _ = writeln!(out, "{}", sanitize::json(&line.to_string()));

@@ -4,7 +4,8 @@ use crate::config::Settings;
 use crate::sanitize;
 use crate::store::transfer;
 use crate::store::{
-    Cursor, GenerationRecord, HistoryStore, Query, SledStore, Status, StoreError, UserEdit,
+    Cursor, GenerationRecord, HistoryStore, Id, Query, SledStore, SpendLine, Status, StoreError,
+    UserEdit,
 };
 use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
 use clap::Subcommand;
@@ -49,6 +50,11 @@ pub struct ListArgs {
     /// "more: --after CURSOR").
     #[arg(long)]
     pub after: Option<String>,
+    /// Only the jobs of this run (its id, or any unique start of one, as `easel generate` and
+    /// `history show` print it), in run order; the other filters apply, --sort, --query and
+    /// --after do not.
+    #[arg(long)]
+    pub run: Option<String>,
     /// One JSON record per line, and nothing else on stdout; when there is more, the cursor
     /// goes to stderr as "easel: more: --after CURSOR".
     #[arg(long)]
@@ -407,7 +413,7 @@ fn run_on(
         HistoryAction::Tag { args } => tag(store.as_ref(), args),
         HistoryAction::Note { id, text } => note(store.as_ref(), &id, text),
         HistoryAction::Tags => list_tags(store.as_ref()),
-        HistoryAction::Stats { json } => stats(store.as_ref(), json),
+        HistoryAction::Stats { json } => stats(store.as_ref(), settings, json),
         HistoryAction::Doctor { .. } => Ok(()),
     };
     for bad in store.skipped() {
@@ -438,6 +444,7 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         sort,
         since,
         after,
+        run,
         json,
     } = args;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -474,6 +481,9 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
         q.by_rating |= terms.by_rating;
         q.text = (!rest.trim().is_empty()).then_some(rest);
     }
+    if let Some(run) = run {
+        return list_run(store, &q, &run, limit, json);
+    }
     let page = store.page(&q, cursor, limit)?;
     let mut out = std::io::stdout().lock();
     let width = crossterm::terminal::size()
@@ -504,6 +514,97 @@ fn list(store: &dyn HistoryStore, args: ListArgs) -> Result<(), StoreError> {
                 " match"
             }
         );
+    }
+    Ok(())
+}
+
+/// The jobs of one run, found by a unique start of its id, in run order.
+pub fn run_records(
+    store: &dyn HistoryStore,
+    text: &str,
+) -> Result<(Id, Vec<GenerationRecord>), StoreError> {
+    let want = text.trim().to_ascii_lowercase();
+    if want.len() < 4 || !want.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(StoreError::Invalid(format!(
+            "\"{}\" is not a run id (give at least 4 of its hex digits)",
+            sanitize::line(text)
+        )));
+    }
+    let want = want.replace('-', "");
+    let mut runs: Vec<Id> = Vec::new();
+    let mut records = Vec::new();
+    store.for_each(&mut |r| {
+        if let Some(info) = &r.run
+            && info.id.to_string().replace('-', "").starts_with(&want)
+        {
+            if !runs.contains(&info.id) {
+                runs.push(info.id);
+            }
+            records.push(r);
+        }
+        Ok(())
+    })?;
+    match runs.as_slice() {
+        [] => Err(StoreError::NotFound(format!(
+            "run {}",
+            sanitize::line(text)
+        ))),
+        [one] => {
+            let one = *one;
+            records.sort_by_key(|r| r.run.as_ref().map_or(0, |i| i.index));
+            Ok((one, records))
+        }
+        _ => Err(StoreError::Invalid(format!(
+            "\"{}\" starts {} run ids: give more of it",
+            sanitize::line(text),
+            runs.len()
+        ))),
+    }
+}
+
+/// `history list --run ID`.
+fn list_run(
+    store: &dyn HistoryStore,
+    q: &Query,
+    text: &str,
+    limit: usize,
+    json: bool,
+) -> Result<(), StoreError> {
+    let (run, records) = run_records(store, text)?;
+    let keep = |r: &GenerationRecord| {
+        q.status.is_none_or(|s| r.status == s)
+            && q.model.as_deref().is_none_or(|m| r.model == m)
+            && (!q.starred || r.starred)
+            && q.min_rating.is_none_or(|m| r.rating >= m)
+            && q.tag
+                .as_deref()
+                .is_none_or(|t| r.tags.iter().any(|x| x == t))
+            && q.since.is_none_or(|s| r.created >= s)
+    };
+    let mut out = std::io::stdout().lock();
+    let width = crossterm::terminal::size()
+        .map(|(w, _)| usize::from(w))
+        .unwrap_or(100);
+    let of = records
+        .first()
+        .and_then(|r| r.run.as_ref())
+        .map_or(0, |i| i.of);
+    if !json {
+        writeln!(out, "run {run} · {} of {of} jobs in history", records.len()).map_err(out_err)?;
+    }
+    for r in records.iter().filter(|r| keep(r)).take(limit) {
+        if json {
+            let line = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            writeln!(out, "{}", sanitize::json(&line)).map_err(out_err)?;
+        } else {
+            let (index, values) = r
+                .run
+                .as_ref()
+                .map(|i| (i.index, i.values_label()))
+                .unwrap_or_default();
+            writeln!(out, "{index:>4}/{of}  {}", sanitize::line(&values)).map_err(out_err)?;
+            writeln!(out, "      {}", list_line(r, width.saturating_sub(6))).map_err(out_err)?;
+        }
     }
     Ok(())
 }
@@ -680,6 +781,16 @@ fn show(
         line(k, &v);
     }
     line("status", &format!("{} {}", status_icon(r.status), r.status));
+    if let Some(run) = &r.run {
+        line(
+            "run",
+            &format!("{} · job {} of {}", run.id, run.index, run.of),
+        );
+        line("run values", &run.values_label());
+        if run.values.template != r.prompt {
+            line("run template", &run.values.template);
+        }
+    }
     line("model", &r.model);
     line(
         "provider",
@@ -882,10 +993,44 @@ fn each(
     }
 }
 
-fn stats(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
+/// "$1.23 (0.80 from usage, 0.43 estimated; 5 jobs)".
+fn spend_text(l: &SpendLine) -> String {
+    if l.jobs == 0 {
+        return "$0.00".into();
+    }
+    format!(
+        "${:.2}  ({:.2} from usage, {:.2} estimated; {} job{})",
+        l.usd,
+        l.from_usage_usd,
+        l.estimated_usd,
+        l.jobs,
+        if l.jobs == 1 { "" } else { "s" }
+    )
+}
+
+fn stats(store: &dyn HistoryStore, settings: &Settings, json: bool) -> Result<(), StoreError> {
     let s = store.stats()?;
     if json {
-        return print_json(&s);
+        // The totals, the spend by day, month and model, and today's and this month's against
+        // the budgets.
+        let mut v = serde_json::to_value(&s).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let now = Utc::now();
+        let b = &settings.file.budget;
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "budget".into(),
+                serde_json::json!({
+                    "daily_usd": b.daily_usd,
+                    "monthly_usd": b.monthly_usd,
+                    "confirm_above_usd": b.confirm_above_usd,
+                    "today": crate::store::spend::day_key(now),
+                    "spent_today": s.spend.day(now),
+                    "month": crate::store::spend::month_key(now),
+                    "spent_this_month": s.spend.month(now),
+                }),
+            );
+        }
+        return print_json(&v);
     }
     println!("generations  {}", s.total);
     for (status, n) in &s.by_status {
@@ -901,7 +1046,51 @@ fn stats(store: &dyn HistoryStore, json: bool) -> Result<(), StoreError> {
         s.image_bytes as f64 / 1e6
     );
     println!("database     {:.1} MB", s.database_bytes as f64 / 1e6);
-    println!("spend        ${:.2} (estimated)", s.spend_usd);
+    let total = s
+        .spend
+        .by_month
+        .values()
+        .fold(SpendLine::default(), |mut a, l| {
+            a.usd += l.usd;
+            a.from_usage_usd += l.from_usage_usd;
+            a.estimated_usd += l.estimated_usd;
+            a.jobs += l.jobs;
+            a
+        });
+    println!("spend        {}", spend_text(&total));
+    let budget = &settings.file.budget;
+    let now = Utc::now();
+    let (today, month) = (s.spend.day(now), s.spend.month(now));
+    let of = |limit: Option<f64>| limit.map(|l| format!(" of ${l:.2}")).unwrap_or_default();
+    println!(
+        "  today      {}{}",
+        spend_text(&today),
+        of(budget.daily_usd)
+    );
+    println!(
+        "  this month {}{}",
+        spend_text(&month),
+        of(budget.monthly_usd)
+    );
+    let section = |name: &str,
+                   lines: &std::collections::BTreeMap<String, SpendLine>,
+                   newest_first: bool,
+                   max: usize| {
+        if lines.is_empty() {
+            return;
+        }
+        println!("spend by {name}");
+        let mut rows: Vec<_> = lines.iter().collect();
+        if newest_first {
+            rows.reverse();
+        }
+        for (k, l) in rows.into_iter().take(max) {
+            println!("  {:<24}{}", sanitize::line(k), spend_text(l));
+        }
+    };
+    section("day (latest 14)", &s.spend.by_day, true, 14);
+    section("month", &s.spend.by_month, true, usize::MAX);
+    section("model", &s.spend.by_model, false, usize::MAX);
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! was running when the process died or was stopped. Every transition is stored (and flushed)
 //! before it is announced.
 
+pub mod pace;
 pub mod scheduler;
 
 pub use scheduler::{ProviderSlot, Scheduler, SchedulerConfig, SchedulerHandle};
@@ -31,6 +32,12 @@ pub enum JobEvent {
         retry: u32,
         wait: Duration,
         reason: String,
+    },
+    /// A provider answered 429: its jobs wait `wait` (those that were refused are back in the
+    /// queue, at its front) and it runs fewer at once for a while.
+    RateLimited {
+        provider: String,
+        wait: Duration,
     },
     Succeeded(Box<GenerationRecord>),
     Failed(Box<GenerationRecord>),
@@ -85,6 +92,8 @@ pub struct Submission {
     pub front: bool,
     /// The record this one re-runs or varies.
     pub parent: Option<Id>,
+    /// Its place in a run, and the values it used.
+    pub run: Option<crate::store::RunInfo>,
 }
 
 /// Orders for the scheduler.

@@ -214,6 +214,23 @@ struct Running {
 /// What a worker says when its job ends.
 struct WorkerDone {
     id: Id,
+    end: WorkerEnd,
+}
+
+enum WorkerEnd {
+    /// Succeeded.
+    Clean,
+    /// Failed, cancelled, or dropped.
+    Other,
+    /// Refused with a 429 and stored as queued again: back to the queue, with its provider
+    /// and its folder, to start when the provider's pace allows.
+    RateLimited(Box<(GenerationRecord, ProviderSlot, ImageFiles)>),
+}
+
+/// What an answer said about its provider's rate limits, from a worker.
+struct RateNote {
+    provider: String,
+    hints: crate::api::RateHints,
 }
 
 /// A worker asks the scheduler to store its job's record: the scheduler is the one writer of
@@ -249,6 +266,13 @@ pub struct Scheduler {
     /// Jobs already announced as waiting for a key.
     waiting_noted: std::collections::HashSet<Id>,
     interrupting: Arc<std::sync::Mutex<Vec<Id>>>,
+    /// Each provider's pace: concurrency after 429s, starts spaced by its rate limits.
+    paces: HashMap<String, super::pace::Pace>,
+    /// Times each job went back to the queue after a 429.
+    requeues: HashMap<Id, u32>,
+    rates_tx: UnboundedSender<RateNote>,
+    /// When a job held back by its provider's pace may start.
+    wake: Option<tokio::time::Instant>,
 }
 
 /// Run a store call off the async threads.
@@ -276,6 +300,7 @@ impl Scheduler {
         let (events, events_rx) = unbounded_channel();
         let (done_tx, done_rx) = unbounded_channel();
         let (writes_tx, writes_rx) = unbounded_channel();
+        let (rates_tx, rates_rx) = unbounded_channel();
         let (tx, rx) = unbounded_channel();
         let mut sched = Scheduler {
             store,
@@ -295,6 +320,10 @@ impl Scheduler {
             job_files: HashMap::new(),
             waiting_noted: std::collections::HashSet::new(),
             interrupting: Arc::new(std::sync::Mutex::new(Vec::new())),
+            paces: HashMap::new(),
+            requeues: HashMap::new(),
+            rates_tx,
+            wake: None,
         };
         if sched.cfg.resume_queue {
             for mut r in blocking(&sched.store, |s| s.queue()).await? {
@@ -318,7 +347,7 @@ impl Scheduler {
                 }
             }
         }
-        tokio::spawn(sched.run(rx, done_rx, writes_rx));
+        tokio::spawn(sched.run(rx, done_rx, writes_rx, rates_rx));
         Ok((SchedulerHandle { tx }, events_rx))
     }
 
@@ -331,14 +360,18 @@ impl Scheduler {
         mut commands: UnboundedReceiver<Command>,
         mut done: UnboundedReceiver<WorkerDone>,
         mut writes: UnboundedReceiver<WorkerWrite>,
+        mut rates: UnboundedReceiver<RateNote>,
     ) {
         self.pump();
         loop {
+            let wake = self.wake;
             tokio::select! {
                 // Workers' writes first: a job's own transitions are stored before a later
                 // command about it is applied.
                 biased;
                 Some(w) = writes.recv() => self.write(w).await,
+                // Before a job's end: the 429 that put it back is known when it is requeued.
+                Some(n) = rates.recv() => self.rate_note(n),
                 c = commands.recv() => match c {
                     Some(Command::Shutdown(reply)) => {
                         self.shutdown(&mut done, &mut writes).await;
@@ -352,12 +385,79 @@ impl Scheduler {
                         return;
                     }
                 },
-                Some(d) = done.recv() => {
-                    self.running.remove(&d.id);
-                    self.deleted.remove(&d.id);
-                }
+                Some(d) = done.recv() => self.worker_done(d).await,
+                // A job held back by its provider's pace may start now.
+                () = sleep_until_some(wake) => {}
             }
             self.pump();
+        }
+    }
+
+    /// What an answer said about its provider's rate limits.
+    fn rate_note(&mut self, n: RateNote) {
+        let limit = self.limit_of(&n.provider);
+        let now = tokio::time::Instant::now();
+        let pace = self.paces.entry(n.provider.clone()).or_default();
+        if let Some(wait) = pace.hints(&n.hints, now, limit) {
+            self.emit(JobEvent::RateLimited {
+                provider: n.provider,
+                wait,
+            });
+        }
+    }
+
+    /// The configured limit of a provider's jobs at once.
+    fn limit_of(&self, provider: &str) -> usize {
+        self.providers
+            .get(provider)
+            .map(|s| s.limit)
+            .or_else(|| {
+                self.job_slots
+                    .values()
+                    .find(|s| s.backend.name() == provider)
+                    .map(|s| s.limit)
+            })
+            .unwrap_or(self.cfg.concurrency)
+            .max(1)
+    }
+
+    async fn worker_done(&mut self, d: WorkerDone) {
+        let run = self.running.remove(&d.id);
+        self.deleted.remove(&d.id);
+        let provider = run.as_ref().map(|r| r.provider.clone()).unwrap_or_default();
+        match d.end {
+            WorkerEnd::Clean => {
+                let limit = self.limit_of(&provider);
+                self.paces.entry(provider).or_default().clean_answer(limit);
+                self.requeues.remove(&d.id);
+            }
+            WorkerEnd::Other => {
+                self.requeues.remove(&d.id);
+            }
+            WorkerEnd::RateLimited(job) => {
+                let (mut record, slot, files) = *job;
+                let id = record.id;
+                // Cancelled (or stopped) while it was being put back: it ends here.
+                if run.is_none_or(|r| r.cancel.is_cancelled()) {
+                    self.requeues.remove(&id);
+                    record.status = Status::Cancelled;
+                    record.finished = Some(Utc::now());
+                    let stored = record.clone();
+                    match blocking(&self.store, move |s| s.put(&stored)).await {
+                        Ok(()) => self.emit(JobEvent::Cancelled(Box::new(record))),
+                        Err(e) => self.emit(JobEvent::Problem(e.to_string())),
+                    }
+                    return;
+                }
+                *self.requeues.entry(id).or_default() += 1;
+                // It ran before the jobs waiting now: it goes first.
+                self.order.insert(0, id);
+                self.queued.insert(id, record.clone());
+                self.job_slots.insert(id, slot);
+                self.job_files.insert(id, files);
+                self.emit(JobEvent::Queued(Box::new(record)));
+                self.emit(JobEvent::Reordered(self.order.clone()));
+            }
         }
     }
 
@@ -593,6 +693,7 @@ impl Scheduler {
         );
         r.parent_id = s.parent;
         r.headless = headless;
+        r.run = s.run;
         let stored = r.clone();
         let front = s.front;
         blocking(&self.store, move |st| st.enqueue(&stored, front))
@@ -670,9 +771,11 @@ impl Scheduler {
 
     /// Start every job that may start now, in queue order.
     fn pump(&mut self) {
+        self.wake = None;
         if self.paused {
             return;
         }
+        let now = tokio::time::Instant::now();
         let mut i = 0;
         while i < self.order.len() && self.running.len() < self.cfg.concurrency {
             let id = self.order[i];
@@ -703,10 +806,18 @@ impl Scheduler {
                 .values()
                 .filter(|r| r.provider == provider)
                 .count();
-            if busy >= slot.limit.max(1) {
+            // The provider's pace: fewer at once after 429s, starts spaced by its rate limit.
+            let pace = self.paces.entry(provider.clone()).or_default();
+            if busy >= pace.allowed(slot.limit) {
                 i += 1;
                 continue;
             }
+            if let Some(at) = pace.ready_at(now) {
+                self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+                i += 1;
+                continue;
+            }
+            pace.started(now);
             self.order.remove(i);
             // The key is held only while the job needs it: the worker takes it now.
             self.job_slots.remove(&id);
@@ -732,7 +843,11 @@ impl Scheduler {
                 provider: record.provider.clone(),
             },
         );
+        let may_requeue =
+            self.requeues.get(&record.id).copied().unwrap_or(0) < super::pace::MAX_REQUEUES;
         let worker = Worker {
+            rates: self.rates_tx.clone(),
+            may_requeue,
             writes: self.writes_tx.clone(),
             catalog: self.catalog.clone(),
             files: files.unwrap_or_else(|| self.files.clone()),
@@ -743,8 +858,8 @@ impl Scheduler {
         let done = self.done_tx.clone();
         tokio::spawn(async move {
             let id = record.id;
-            worker.run(record, cancel).await;
-            let _ = done.send(WorkerDone { id });
+            let end = worker.run(record, cancel).await;
+            let _ = done.send(WorkerDone { id, end });
         });
     }
 
@@ -777,8 +892,19 @@ impl Scheduler {
     }
 }
 
+/// Wait until `at`, or for ever.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs one job: records it running, generates, saves, records how it ended.
 struct Worker {
+    rates: UnboundedSender<RateNote>,
+    /// A 429 puts the job back in the queue (until it has been put back too often).
+    may_requeue: bool,
     writes: UnboundedSender<WorkerWrite>,
     catalog: Arc<Catalog>,
     files: ImageFiles,
@@ -805,7 +931,7 @@ impl Worker {
             .map_err(|_| StoreError::Io("the scheduler has stopped".into()))?
     }
 
-    async fn run(self, mut r: GenerationRecord, cancel: CancellationToken) {
+    async fn run(self, mut r: GenerationRecord, cancel: CancellationToken) -> WorkerEnd {
         r.status = Status::Running;
         r.started = Some(Utc::now());
         r.finished = None;
@@ -813,7 +939,7 @@ impl Worker {
         match self.put(&r).await {
             Ok(Some(stored)) => r = stored,
             // Deleted before it started: nothing to run.
-            Ok(None) => return,
+            Ok(None) => return WorkerEnd::Other,
             Err(e) => {
                 // It never ran: say so as a failure (not a row left "queued" for ever), and try
                 // to record that.
@@ -823,7 +949,8 @@ impl Worker {
                     format!("could not record the start of the job: {e}"),
                 );
                 r.attempts = r.attempts.saturating_sub(1);
-                return self.finish_failed(r, &err).await;
+                self.finish_failed(r, &err).await;
+                return WorkerEnd::Other;
             }
         }
         self.emit(JobEvent::Started(Box::new(r.clone())));
@@ -836,7 +963,8 @@ impl Worker {
                     self.slot.backend.name(),
                     format!("not sent: {e}"),
                 );
-                return self.finish_failed(r, &err).await;
+                self.finish_failed(r, &err).await;
+                return WorkerEnd::Other;
             }
         };
         let job = Job {
@@ -844,13 +972,27 @@ impl Worker {
             params: r.params.clone(),
             checked,
             created: r.created,
+            run: r.run.clone(),
         };
         let (tx, mut rx) = unbounded_channel();
         let events = self.events.clone();
         let id = r.id;
+        let (rates, provider) = (self.rates.clone(), r.provider.clone());
+        // Relays progress; returns the wait the last 429 asked for.
         let relay = tokio::spawn(async move {
+            let mut asked = None;
             while let Some(ev) = rx.recv().await {
                 let out = match ev {
+                    BackendEvent::RateLimit(hints) => {
+                        if hints.limited {
+                            asked = Some(hints.retry_after.unwrap_or(super::pace::DEFAULT_WAIT));
+                        }
+                        let _ = rates.send(RateNote {
+                            provider: provider.clone(),
+                            hints,
+                        });
+                        continue;
+                    }
                     BackendEvent::Partial { index, bytes } => {
                         JobEvent::Partial { id, index, bytes }
                     }
@@ -867,6 +1009,7 @@ impl Worker {
                 };
                 let _ = events.send(out);
             }
+            asked
         });
         let result = generation::run(
             self.slot.backend.as_ref(),
@@ -877,7 +1020,7 @@ impl Worker {
             tx,
         )
         .await;
-        let _ = relay.await;
+        let asked = relay.await.ok().flatten();
         match result {
             Ok(outcome) => {
                 // Said, not swallowed: images dropped beyond `n`, and the like.
@@ -901,7 +1044,10 @@ impl Worker {
                     hint: Some("free disk space or fix the data folder's permissions".into()),
                 });
                 match self.put(&r).await {
-                    Ok(Some(stored)) => self.emit(JobEvent::Succeeded(Box::new(stored))),
+                    Ok(Some(stored)) => {
+                        self.emit(JobEvent::Succeeded(Box::new(stored)));
+                        return WorkerEnd::Clean;
+                    }
                     Ok(None) => {
                         // Deleted while it ran: its images go with it.
                         for out in &outcome.images {
@@ -950,8 +1096,39 @@ impl Worker {
                     Err(e) => self.emit(JobEvent::Problem(e.to_string())),
                 }
             }
+            // A rate limit: back to the queue (its retries are not used up), to start when
+            // the provider's pace allows.
+            Err(f) if f.error.kind == ErrorKind::RateLimited && self.may_requeue => {
+                if f.error.attempts > 0 {
+                    r.attempts = r.attempts.saturating_sub(1) + f.error.attempts;
+                }
+                // Said while it is still running; the scheduler announces it queued again.
+                self.emit(JobEvent::Retrying {
+                    id: r.id,
+                    retry: r.attempts,
+                    wait: asked.unwrap_or(super::pace::DEFAULT_WAIT),
+                    reason: f.error.to_string(),
+                });
+                r.status = Status::Queued;
+                r.started = None;
+                match self.put(&r).await {
+                    Ok(Some(stored)) => {
+                        return WorkerEnd::RateLimited(Box::new((stored, self.slot, self.files)));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let err = ApiError::new(
+                            ErrorKind::Storage,
+                            self.slot.backend.name(),
+                            format!("could not put the job back in the queue: {e}"),
+                        );
+                        self.finish_failed(r, &err).await;
+                    }
+                }
+            }
             Err(f) => self.finish_failed(r, &f.error).await,
         }
+        WorkerEnd::Other
     }
 
     async fn finish_failed(&self, mut r: GenerationRecord, error: &ApiError) {

@@ -99,6 +99,7 @@ impl EngineHandler {
             provider: job.provider.name.clone(),
             front: job.front,
             parent: job.parent,
+            run: job.run,
         };
         match self
             .scheduler
@@ -244,6 +245,10 @@ pub fn to_event(e: JobEvent) -> Option<Event> {
             wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             reason,
         },
+        JobEvent::RateLimited { provider, wait } => Event::RateLimited {
+            provider,
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        },
         JobEvent::Succeeded(record) | JobEvent::Failed(record) | JobEvent::Cancelled(record) => {
             Event::Finished { record }
         }
@@ -282,6 +287,10 @@ pub fn from_event(e: Event) -> Option<JobEvent> {
             retry,
             wait: Duration::from_millis(wait_ms),
             reason: crate::sanitize::line(&reason).into_owned(),
+        },
+        Event::RateLimited { provider, wait_ms } => JobEvent::RateLimited {
+            provider: crate::sanitize::line(&provider).into_owned(),
+            wait: Duration::from_millis(wait_ms),
         },
         Event::Finished { record } => match record.status {
             Status::Succeeded => JobEvent::Succeeded(record),

@@ -174,6 +174,9 @@ pub struct SubmitJob {
     /// Where its images go instead of the data folder (`easel generate --out`).
     #[serde(default)]
     pub out_dir: Option<PathBuf>,
+    /// Its place in a run, and the values it used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<crate::store::RunInfo>,
 }
 
 /// An API key in transit over the private socket. It serialises the key (that is its one
@@ -289,6 +292,11 @@ pub enum Event {
         retry: u32,
         wait_ms: u64,
         reason: String,
+    },
+    /// A provider answered 429: its jobs wait this long.
+    RateLimited {
+        provider: String,
+        wait_ms: u64,
     },
     Finished {
         record: Box<GenerationRecord>,
@@ -430,6 +438,7 @@ mod tests {
                 front: false,
                 parent: None,
                 out_dir: None,
+                run: None,
             })),
         };
         let json = serde_json::to_string(&frame).unwrap();

@@ -537,6 +537,7 @@ async fn bridge(
                     front: s.front,
                     parent: s.parent,
                     out_dir: ctx.out_dir.clone(),
+                    run: s.run,
                 };
                 let r = send!(Request::Submit(Box::new(job)));
                 let _ = reply.send(answer(r, |r| match r {

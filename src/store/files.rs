@@ -165,6 +165,7 @@ pub fn sidecar_of(r: &super::GenerationRecord) -> serde_json::Value {
         "request_id": r.request_id,
         "usage": r.usage,
         "estimated_cost_usd": r.cost_usd,
+        "run": r.run,
     })
 }
 

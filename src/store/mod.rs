@@ -8,13 +8,15 @@ pub mod query;
 pub mod rebuild;
 pub mod record;
 pub mod sled_store;
+pub mod spend;
 pub mod transfer;
 
 pub use files::{ImageFiles, SavedImage};
 pub use id::Id;
 pub use query::{Cursor, Located, Query};
-pub use record::{GenerationRecord, RecordedError, Status, UserEdit};
+pub use record::{GenerationRecord, RecordedError, RunInfo, Status, UserEdit};
 pub use sled_store::SledStore;
+pub use spend::{Spend, SpendLine};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -84,6 +86,9 @@ pub struct Stats {
     pub database_bytes: u64,
     pub spend_usd: f64,
     pub skipped: usize,
+    /// Spend by day, month and model (from usage, or estimated).
+    #[serde(default)]
+    pub spend: Spend,
 }
 
 /// What `easel history doctor` found (and, with repair, fixed).

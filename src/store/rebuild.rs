@@ -122,6 +122,10 @@ fn record_of(id: Id, v: &Value, mut images: Vec<(usize, SavedImage)>) -> Generat
     if !parents.is_empty() {
         r.parents = parents;
     }
+    r.run = v
+        .get("run")
+        .cloned()
+        .and_then(|x| serde_json::from_value(x).ok());
     r.status = Status::Succeeded;
     r.revised_prompt = text("revised_prompt");
     r.started = v.get("started_at").and_then(time);

@@ -182,6 +182,54 @@ pub struct GenerationRecord {
     /// them here so that doctor stops reporting them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<std::path::PathBuf>,
+    /// The run this job belongs to (`easel generate` with `{a|b}`, wildcards, axes, repeats):
+    /// its id, its place in the run and the values it used. None for a single request (and for
+    /// records written before runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
+}
+
+/// A job's place in a run (docs/runs.md): the jobs of one run share `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: Id,
+    /// 1-based.
+    pub index: u32,
+    /// How many jobs the run has.
+    pub of: u32,
+    /// The alternatives, wildcard lines, axis values and repeat this job used.
+    pub values: crate::runs::JobValues,
+}
+
+impl RunInfo {
+    /// "cat, fox · size=1024x1024 · repeat 2": what sets this job apart in its run (the chosen
+    /// alternatives and wildcard lines, the axis values, the repeat).
+    pub fn values_label(&self) -> String {
+        let v = &self.values;
+        let mut parts: Vec<String> = Vec::new();
+        let chosen: Vec<&str> = v
+            .alternatives
+            .iter()
+            .map(|a| a.value.trim())
+            .chain(v.wildcards.iter().map(|w| w.value.trim()))
+            .collect();
+        if !chosen.is_empty() {
+            parts.push(
+                chosen
+                    .iter()
+                    .map(|c| if c.is_empty() { "(none)" } else { c })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        for a in &v.axes {
+            parts.push(format!("{}={}", a.name, a.value));
+        }
+        if v.repeat > 1 {
+            parts.push(format!("repeat {}", v.repeat));
+        }
+        crate::sanitize::line(&parts.join(" · ")).into_owned()
+    }
 }
 
 /// What a parent record was to its child.
@@ -379,6 +427,7 @@ impl GenerationRecord {
             notes: String::new(),
             headless: false,
             missing: Vec::new(),
+            run: None,
         }
     }
 }

@@ -1158,6 +1158,7 @@ impl HistoryStore for SledStore {
             stats.images += r.outputs.len();
             stats.image_bytes += r.outputs.iter().map(|o| o.bytes).sum::<u64>();
             stats.spend_usd += r.cost_usd.unwrap_or(0.0);
+            stats.spend.add(&r);
             Ok(())
         })?;
         stats.database_bytes = self.db.size_on_disk().unwrap_or(0);

@@ -213,6 +213,9 @@ pub enum Confirm {
     ShutDownModel(Box<crate::queue::Submission>, String),
     /// The record as shown when `d` was pressed: the popup names it, and that record is deleted.
     Delete(Box<GenerationRecord>),
+    /// Queue a request that costs more than `[budget] confirm_above_usd`, or would pass a
+    /// budget? Says why, with the figures.
+    Spend(Box<crate::queue::Submission>, Vec<String>),
     Quit,
 }
 
@@ -309,6 +312,13 @@ pub struct Model {
     pub spend: f64,
     /// Part of `spend` is an estimate (no usage in the answer).
     pub spend_estimated: bool,
+    /// `[budget]` from the config.
+    pub budget: crate::config::Budget,
+    /// What history had spent when it was read (today and this month, at `spend_read_at`), and
+    /// the session's `spend` then: spent today is that plus what the session spent since.
+    pub spend_history: Option<(crate::budget::Spent, f64)>,
+    /// A provider answered 429: its jobs wait until then (the status line counts down).
+    pub rate_limited_until: Option<DateTime<Utc>>,
     pub width: u16,
     pub height: u16,
     pub graphics: Graphics,
@@ -401,6 +411,22 @@ impl MaskEdit {
 }
 
 impl Model {
+    /// Spent so far today and this month: history as read at start plus what finished since
+    /// (None until history was read).
+    pub fn spent(&self) -> Option<crate::budget::Spent> {
+        let (mut spent, session_then) = self.spend_history?;
+        let since = (self.spend - session_then).max(0.0);
+        for line in [&mut spent.today, &mut spent.month] {
+            line.usd += since;
+            if self.spend_estimated {
+                line.estimated_usd += since;
+            } else {
+                line.from_usage_usd += since;
+            }
+        }
+        Some(spent)
+    }
+
     pub fn new(
         keymap: Keymap,
         catalog: Arc<Catalog>,
@@ -433,6 +459,9 @@ impl Model {
             overlay_scroll: 0,
             spend: 0.0,
             spend_estimated: false,
+            budget: crate::config::Budget::default(),
+            spend_history: None,
+            rate_limited_until: None,
             width: 80,
             height: 24,
             graphics: Graphics::Halfblocks,

@@ -34,6 +34,8 @@ pub enum Msg {
     },
     /// The queue as stored, at start.
     QueueLoaded(Vec<GenerationRecord>),
+    /// What history has spent (by day, month, model), read at start for the budgets.
+    SpendLoaded(Box<crate::store::Spend>),
     /// A preview picture is ready for this key.
     PreviewReady(PreviewKey, Box<crate::studio::preview::Rendered>),
     PreviewFailed(PreviewKey, String),

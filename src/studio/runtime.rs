@@ -318,6 +318,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
     model.jobs_outlive = jobs_outlive;
     model.truecolor = truecolor;
     model.data_dir = data_dir.clone();
+    model.budget = settings.file.budget.clone();
     let state_file = data_dir.join(super::state::FILE);
     if !fresh && let Some(saved) = read_state(&state_file) {
         super::state::restore(&mut model, saved);
@@ -354,6 +355,19 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
             // Load the search index now, so the first `/` search does not wait for it.
             if let Err(e) = store.warm() {
                 let _ = tx.send(Msg::Problem(e.to_string()));
+            }
+        });
+    }
+    // What history has spent, for the status line and the budgets (a walk over every record:
+    // on its own thread, so the queue and the search index do not wait for it).
+    {
+        let (store, tx) = (store.clone(), tx.clone());
+        tokio::task::spawn_blocking(move || match store.stats() {
+            Ok(s) => {
+                let _ = tx.send(Msg::SpendLoaded(Box::new(s.spend)));
+            }
+            Err(e) => {
+                let _ = tx.send(Msg::Problem(format!("spend so far unknown: {e}")));
             }
         });
     }

@@ -36,6 +36,13 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::Focus(on) => m.focused = on,
         Msg::Mouse(me) => mouse(m, me, &mut fx),
         Msg::Tags(tags) => m.known_tags = tags,
+        Msg::SpendLoaded(spend) => {
+            let spent = crate::budget::Spent {
+                today: spend.day(m.now),
+                month: spend.month(m.now),
+            };
+            m.spend_history = Some((spent, m.spend));
+        }
         Msg::Job(ev) => job_event(m, ev, &mut fx),
         Msg::HistoryPage {
             generation,
@@ -179,7 +186,9 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                 match m.keymap.lookup(Context::Confirm, key) {
                     Some(Action::ForceQuit) => quit(m, fx),
                     Some(Action::Yes) => match what {
-                        Confirm::ShutDownModel(s, _) => fx.push(Effect::Submit(*s)),
+                        Confirm::ShutDownModel(s, _) | Confirm::Spend(s, _) => {
+                            fx.push(Effect::Submit(*s))
+                        }
                         Confirm::Delete(r) => fx.push(Effect::Delete(r.id)),
                         Confirm::Quit => quit(m, fx),
                     },
@@ -750,6 +759,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                         provider: m.provider.name.clone(),
                         front: false,
                         parent: Some(r.id),
+                        run: None,
                     }));
                 }
             }
@@ -1119,6 +1129,7 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
                 provider: m.provider.name.clone(),
                 front,
                 parent: None,
+                run: None,
             };
             // A model OpenAI has shut down: say so before anything is sent (a compatible
             // server may still serve the name, so only for OpenAI itself).
@@ -1127,6 +1138,15 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
                 .get(&submission.params.model)
                 .filter(|_| m.provider.openai)
                 .and_then(|spec| spec.openai_shutdown_warning(m.now.date_naive()));
+            let mut spend = spend_reasons(m, &submission.params);
+            if !spend.is_empty() {
+                spend.extend(warning);
+                m.overlay = Some(Overlay::Confirm(Confirm::Spend(
+                    Box::new(submission),
+                    spend,
+                )));
+                return;
+            }
             match warning {
                 Some(w) => {
                     m.overlay = Some(Overlay::Confirm(Confirm::ShutDownModel(
@@ -1141,16 +1161,55 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
     }
 }
 
+/// Why queueing `params` should be confirmed first: its estimate is above
+/// `[budget] confirm_above_usd`, or would pass the daily or monthly budget (with the figures).
+fn spend_reasons(m: &Model, params: &crate::api::GenerationParams) -> Vec<String> {
+    if m.provider.demo {
+        return Vec::new();
+    }
+    let Some(estimate) = crate::generation::estimate(&m.catalog, params) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if crate::budget::needs_confirmation(&m.budget, estimate) {
+        out.push(format!(
+            "This costs ≈ ${estimate:.3}, above [budget] confirm_above_usd ${:.2}.",
+            m.budget.confirm_above_usd.unwrap_or(0.0)
+        ));
+    }
+    if let Some(spent) = m.spent() {
+        for over in crate::budget::over(&m.budget, &spent, estimate) {
+            out.push(format!("It would pass a budget: {over}."));
+        }
+    }
+    out
+}
+
 fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
     // The queue's selection stays on its job while jobs are added, moved and ended.
     let selected = m.queue.selected_job().map(|j| j.record.id);
     match ev {
+        JobEvent::RateLimited { wait, .. } => {
+            let until = m.now
+                + chrono::Duration::from_std(wait)
+                    .unwrap_or_else(|_| chrono::Duration::seconds(60));
+            if m.rate_limited_until.is_none_or(|u| u < until) {
+                m.rate_limited_until = Some(until);
+            }
+        }
         JobEvent::Queued(r) => {
+            // A job back in the queue (after a 429) keeps what its row said ("retry 1 in 2s").
+            let note = m
+                .queue
+                .jobs
+                .iter()
+                .find(|j| j.record.id == r.id)
+                .and_then(|j| j.note.clone());
             m.queue.jobs.retain(|j| j.record.id != r.id);
             m.queue.jobs.push(JobView {
                 record: *r,
                 partial: None,
-                note: None,
+                note,
             });
             sort_queue(m);
         }

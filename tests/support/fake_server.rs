@@ -725,6 +725,7 @@ impl FakeServer {
                 fault: None,
                 faults_injected: 0,
                 real_sizes: false,
+                rate: None,
             }),
         });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -833,6 +834,29 @@ impl FakeServer {
             None
         };
         state.latency_rng = fastrand::Rng::with_seed(seed ^ 0x5EED_1A7E);
+    }
+
+    /// Limit generation requests to `per_minute` a minute with a burst of `burst` (a token
+    /// bucket): beyond it, 429 `rate_limit_exceeded` with `retry-after-ms` (when the next
+    /// request would pass); every answer carries `x-ratelimit-{limit,remaining,reset}-requests`.
+    pub fn set_rate_limit(&self, per_minute: u32, burst: u32) {
+        self.shared.lock().rate = Some(RateLimit {
+            per_minute: per_minute.max(1),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            at: tokio::time::Instant::now(),
+            refused: 0,
+            admitted: 0,
+        });
+    }
+
+    /// Generation requests the rate limit refused (429) and let through.
+    pub fn rate_limit_counts(&self) -> (usize, usize) {
+        self.shared
+            .lock()
+            .rate
+            .as_ref()
+            .map_or((0, 0), |r| (r.refused, r.admitted))
     }
 
     /// How many faults [`FakeServer::set_fault_rate`] has injected.
@@ -946,6 +970,67 @@ struct State {
     fault: Option<(f64, fastrand::Rng)>,
     faults_injected: usize,
     real_sizes: bool,
+    rate: Option<RateLimit>,
+}
+
+/// An images-per-minute limit with a burst: a token bucket of `burst` requests refilled at
+/// `per_minute / 60` a second, checked when a generation request arrives.
+struct RateLimit {
+    per_minute: u32,
+    burst: f64,
+    tokens: f64,
+    at: tokio::time::Instant,
+    /// 429s sent, and requests let through.
+    refused: usize,
+    admitted: usize,
+}
+
+impl RateLimit {
+    fn per_sec(&self) -> f64 {
+        f64::from(self.per_minute) / 60.0
+    }
+
+    /// Take a request: `Ok(headers)` when it may go on, `Err(reply)` for a 429.
+    fn take(&mut self) -> Result<Vec<(String, String)>, Box<Reply>> {
+        let now = tokio::time::Instant::now();
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.per_sec()).min(self.burst);
+        self.at = now;
+        let admitted = self.tokens >= 1.0;
+        if admitted {
+            self.tokens -= 1.0;
+            self.admitted += 1;
+        } else {
+            self.refused += 1;
+        }
+        // OpenAI's headers: the limit a minute, what is left, when it is whole again.
+        let ms = |secs: f64| format!("{}ms", (secs * 1000.0).ceil().max(0.0) as u64);
+        let headers = vec![
+            (
+                "x-ratelimit-limit-requests".to_string(),
+                self.per_minute.to_string(),
+            ),
+            (
+                "x-ratelimit-remaining-requests".to_string(),
+                (self.tokens.max(0.0).floor() as u64).to_string(),
+            ),
+            (
+                "x-ratelimit-reset-requests".to_string(),
+                ms((self.burst - self.tokens) / self.per_sec()),
+            ),
+        ];
+        if admitted {
+            return Ok(headers);
+        }
+        let wait_ms = ((1.0 - self.tokens) / self.per_sec() * 1000.0)
+            .ceil()
+            .max(1.0) as u64;
+        let mut reply = Reply::rate_limited(Some(wait_ms), None);
+        for (k, v) in headers {
+            reply = reply.with_header(k, v);
+        }
+        Err(Box::new(reply))
+    }
 }
 
 impl Shared {
@@ -1690,21 +1775,33 @@ async fn generation(
         if fault.is_some() {
             state.faults_injected += 1;
         }
-        let reply = if fault.is_some() {
-            None
+        let limited = state.rate.as_mut().map(RateLimit::take);
+        if let Some(Err(refusal)) = limited {
+            // Refused at once: no latency, nothing taken from the script.
+            (Some(*refusal), None, Duration::ZERO, state.real_sizes)
         } else {
-            Some(match state.script.pop_front() {
-                Some(reply) => reply,
-                None => state.default.clone(),
-            })
-        };
-        let (min, max) = state.latency;
-        let delay = if max > min {
-            min + (max - min).mul_f64(state.latency_rng.f64())
-        } else {
-            min
-        };
-        (reply, fault, delay, state.real_sizes)
+            let reply = if fault.is_some() {
+                None
+            } else {
+                let mut reply = match state.script.pop_front() {
+                    Some(reply) => reply,
+                    None => state.default.clone(),
+                };
+                if let Some(Ok(headers)) = limited {
+                    for (k, v) in headers {
+                        reply = reply.with_header(k, v);
+                    }
+                }
+                Some(reply)
+            };
+            let (min, max) = state.latency;
+            let delay = if max > min {
+                min + (max - min).mul_f64(state.latency_rng.f64())
+            } else {
+                min
+            };
+            (reply, fault, delay, state.real_sizes)
+        }
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

@@ -275,6 +275,14 @@ fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
             )),
             Line::from("Queue it anyway? y / n"),
         ],
+        Confirm::Spend(_, why) => {
+            let mut lines: Vec<Line> = why
+                .iter()
+                .map(|w| Line::from(Span::styled(sanitize::line(w).into_owned(), theme::warn())))
+                .collect();
+            lines.push(Line::from("Queue it anyway? y / n"));
+            lines
+        }
         Confirm::Quit if jobs_outlive => vec![Line::from(
             "Jobs are running or queued. Quit and let them go on in the background (the next easel shows them), or cancel them?",
         )],
@@ -293,7 +301,9 @@ fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
         lines,
         match c {
             Confirm::Delete(_) => " y deletes · any other key keeps ",
-            Confirm::ShutDownModel(..) => " y queues · any other key does not ",
+            Confirm::ShutDownModel(..) | Confirm::Spend(..) => {
+                " y queues · any other key does not "
+            }
             Confirm::Quit if jobs_outlive => {
                 " y quits · c cancels and quits · any other key stays "
             }

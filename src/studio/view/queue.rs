@@ -94,12 +94,25 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             let room = width
                 .saturating_sub(meta.chars().count() + extra.chars().count() + 2)
                 .max(4);
-            let prompt = if pictures > 0 {
-                format!("edit of {}", sanitize::line(&r.prompt))
+            // A run's job says where it stands in its run and what sets it apart; an edit
+            // says so.
+            let what = if pictures > 0 {
+                format!("edit of {}", r.prompt)
             } else {
-                sanitize::line(&r.prompt).into_owned()
+                r.prompt.clone()
             };
-            let prompt = super::pad(&prompt, room);
+            let label = match &r.run {
+                Some(run) => {
+                    let values = run.values_label();
+                    if values.is_empty() {
+                        format!("run {}/{} · {what}", run.index, run.of)
+                    } else {
+                        format!("run {}/{} · {values} · {what}", run.index, run.of)
+                    }
+                }
+                None => what,
+            };
+            let prompt = super::pad(&sanitize::line(&label), room);
             let extra = super::fit(
                 &extra,
                 width.saturating_sub(room + meta.chars().count() + 2),

@@ -31,11 +31,46 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     if m.queue.paused {
         spans.push(Span::styled(" paused", theme::warn()));
     }
-    let approx = if m.spend_estimated { "≈" } else { "" };
-    spans.push(Span::styled(
-        format!("  {approx}${:.2}", m.spend),
-        theme::dim(),
-    ));
+    if let Some(until) = m.rate_limited_until.filter(|u| *u > m.now) {
+        let secs = ((until - m.now).num_milliseconds().max(0) + 999) / 1000;
+        spans.push(Span::styled(
+            format!("  rate limited · resuming in {secs} s"),
+            theme::warn(),
+        ));
+    }
+    match m.spent() {
+        // Today's and this month's spend (history and this session), against the budgets.
+        Some(spent) => {
+            let of = |limit: Option<f64>| limit.map(|l| format!("/${l:.2}")).unwrap_or_default();
+            let over = |line: &crate::store::SpendLine, limit: Option<f64>| {
+                limit.is_some_and(|l| line.usd >= l)
+            };
+            let style = if over(&spent.today, m.budget.daily_usd)
+                || over(&spent.month, m.budget.monthly_usd)
+            {
+                theme::warn()
+            } else {
+                theme::dim()
+            };
+            spans.push(Span::styled(
+                format!(
+                    "  today {}{} · month {}{}",
+                    spent.today.label().replace("≈ ", "≈"),
+                    of(m.budget.daily_usd),
+                    spent.month.label().replace("≈ ", "≈"),
+                    of(m.budget.monthly_usd)
+                ),
+                style,
+            ));
+        }
+        None => {
+            let approx = if m.spend_estimated { "≈" } else { "" };
+            spans.push(Span::styled(
+                format!("  {approx}${:.2}", m.spend),
+                theme::dim(),
+            ));
+        }
+    }
     match m.current_notice() {
         Some(n) => {
             spans.push(Span::raw("  "));
