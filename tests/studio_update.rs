@@ -3148,3 +3148,73 @@ fn the_strip_asks_for_its_pictures_after_the_preview_one_at_a_time() {
     press(&mut m, ch('E'));
     assert!(easel::studio::strip::cells(&m).is_empty());
 }
+
+#[test]
+fn details_read_the_family_and_c_cycles_through_the_children() {
+    use easel::studio::model::Family;
+    let mut m = history_at(0);
+    // Enter asks for the record's lineage.
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadFamily(i) if *i == id(1))),
+        "{fx:?}"
+    );
+    let family = Family {
+        id: id(1),
+        parents: vec![],
+        children: vec![
+            (id(20), ParentRole::Edited, "at night".into()),
+            (id(21), ParentRole::Reference, "in snow".into()),
+        ],
+    };
+    update(&mut m, Msg::Family(family.clone()));
+    // C in the details goes to the first child...
+    let fx = press(&mut m, ch('C'));
+    assert!(m.overlay.is_none());
+    assert_eq!(m.history.selected_id, Some(id(20)));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(20)))
+    );
+    assert!(m.current_notice().unwrap().text.contains("1/2"));
+    // ...and, back on the parent, to the next one, then round again.
+    m.history.selected_id = Some(id(1));
+    m.history.anchor = None;
+    page(&mut m, 0, 4, history_records());
+    press(&mut m, ch('g'));
+    press(&mut m, ch('C'));
+    assert_eq!(m.history.selected_id, Some(id(21)));
+    m.history.anchor = None;
+    page(&mut m, 0, 4, history_records());
+    press(&mut m, ch('g'));
+    press(&mut m, ch('C'));
+    assert_eq!(m.history.selected_id, Some(id(20)));
+    // C on a record whose family is not read yet reads it, then goes.
+    let mut m = history_at(0);
+    let fx = press(&mut m, ch('C'));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadFamily(i) if *i == id(1)))
+    );
+    assert_eq!(m.history.selected_id, Some(id(1)));
+    update(&mut m, Msg::Family(family));
+    assert_eq!(m.history.selected_id, Some(id(20)));
+    // A record nothing was made from says so.
+    let mut m = history_at(0);
+    update(
+        &mut m,
+        Msg::Family(Family {
+            id: id(1),
+            parents: vec![],
+            children: vec![],
+        }),
+    );
+    press(&mut m, ch('C'));
+    assert!(
+        m.current_notice()
+            .unwrap()
+            .text
+            .contains("nothing was made")
+    );
+}

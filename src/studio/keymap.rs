@@ -117,6 +117,8 @@ pub enum Action {
     AddFile,
     /// Jump to the record's parent (lineage).
     JumpParent,
+    /// Jump to the record's next child (again: the one after).
+    JumpChild,
     MoveLeft,
     MoveRight,
     RemoveInput,
@@ -209,6 +211,7 @@ impl Action {
             Action::AddReference => "add this image as a reference picture of the edit",
             Action::AddFile => "add a reference picture: type its path (or a history id[:N])",
             Action::JumpParent => "go to the parent (lineage)",
+            Action::JumpChild => "go to a record made from this one (again: the next)",
             Action::MoveLeft => "move the picture left (the first is the one edited)",
             Action::MoveRight => "move the picture right",
             Action::RemoveInput => "remove the picture from the edit",
@@ -494,6 +497,7 @@ impl Default for Keymap {
             (History, ch('R'), AddReference),
             (History, ch('M'), PaintMask),
             (History, ch('P'), JumpParent),
+            (History, ch('C'), JumpChild),
             (Editor, Key::new(KeyCode::Char('a'), A), AddFile),
             (Inputs, ch('h'), Left),
             (Inputs, k(KeyCode::Left), Left),
@@ -565,6 +569,7 @@ impl Default for Keymap {
             (Popup, ch('g'), Top),
             (Popup, k(KeyCode::Home), Top),
             (Popup, ch('P'), JumpParent),
+            (Popup, ch('C'), JumpChild),
             (Confirm, ch('y'), Yes),
             (Confirm, ch('Y'), Yes),
             (Confirm, k(KeyCode::Enter), Yes),

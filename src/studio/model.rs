@@ -339,6 +339,22 @@ pub struct Model {
     /// The selection the last mask was painted from, and on which picture: opening the editor
     /// on that picture again goes on from it.
     pub painted: Option<(PathBuf, Vec<Op>)>,
+    /// The lineage of the record whose details are open (or whose child is wanted).
+    pub family: Option<Family>,
+    /// A record's child to go to once its family is read (`C` before it was).
+    pub pending_child: Option<Id>,
+    /// The last child gone to with `C`, and whose: `C` on the same parent goes to the next.
+    pub child_cycle: Option<(Id, usize)>,
+}
+
+/// A record's parents and children, read from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub id: Id,
+    /// Each parent with its role, and its prompt (`None`: deleted).
+    pub parents: Vec<(crate::store::record::Parent, Option<String>)>,
+    /// The records made from it, oldest first: id, what it was to them, prompt.
+    pub children: Vec<(Id, crate::store::record::ParentRole, String)>,
 }
 
 /// A path being typed in the reference strip.
@@ -450,6 +466,9 @@ impl Model {
             path_input: None,
             mask_edit: None,
             painted: None,
+            family: None,
+            pending_child: None,
+            child_cycle: None,
         }
     }
 

@@ -58,6 +58,8 @@ pub enum Msg {
     MaskBaseFailed(PathBuf, String),
     /// A painted mask was written to this file.
     MaskSaved(PathBuf),
+    /// A record's parents and children.
+    Family(crate::studio::model::Family),
 }
 
 /// What a typed path is for.
@@ -156,6 +158,8 @@ pub enum Effect {
         kind: InputKind,
         text: String,
     },
+    /// Read a record's parents and children (answered with `Family`).
+    LoadFamily(Id),
     /// Read the mask editor's picture and shrink it to the dots of an area of cells.
     LoadMaskBase {
         path: PathBuf,

@@ -682,6 +682,16 @@ async fn run_effect(
                 let _ = tx.send(msg);
             });
         }
+        Effect::LoadFamily(id) => {
+            let store = edges.store.clone();
+            tokio::task::spawn_blocking(move || {
+                let msg = match load_family(store.as_ref(), id) {
+                    Ok(f) => Msg::Family(f),
+                    Err(e) => Msg::Problem(e),
+                };
+                let _ = tx.send(msg);
+            });
+        }
         Effect::LoadMaskBase { path, cols, rows } => {
             tokio::task::spawn_blocking(move || {
                 let msg = match mask_base(&path, cols, rows) {
@@ -762,6 +772,50 @@ fn resolve_input(
             })
         }
     }
+}
+
+/// How many of the newest records are searched for a record's children.
+const CHILDREN_SCAN: usize = 20_000;
+
+/// A record's parents (with their prompts, `None` when deleted) and the records made from it.
+fn load_family(
+    store: &dyn HistoryStore,
+    id: crate::store::Id,
+) -> Result<super::model::Family, String> {
+    let record = store
+        .get(id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is gone from history", id.short()))?;
+    let parents = record
+        .lineage()
+        .into_iter()
+        .map(|p| {
+            let prompt = store.get(p.id).ok().flatten().map(|r| r.prompt);
+            (p, prompt)
+        })
+        .collect();
+    let page = store
+        .page(&crate::store::Query::default(), None, CHILDREN_SCAN)
+        .map_err(|e| e.to_string())?;
+    let mut children: Vec<(
+        crate::store::Id,
+        crate::store::record::ParentRole,
+        String,
+        _,
+    )> = page
+        .records
+        .into_iter()
+        .filter_map(|c| {
+            let role = c.lineage().into_iter().find(|p| p.id == id)?.role;
+            Some((c.id, role, c.prompt, c.created))
+        })
+        .collect();
+    children.sort_by_key(|c| c.3);
+    Ok(super::model::Family {
+        id,
+        parents,
+        children: children.into_iter().map(|(i, r, p, _)| (i, r, p)).collect(),
+    })
 }
 
 /// The mask editor's picture: its size, and its dots for an area of `cols` × `rows` cells.
@@ -1118,6 +1172,60 @@ mod tests {
         assert_eq!((base.gw, base.gh), (40, 20));
         assert_eq!(base.dots.len(), 800);
         assert!(mask_base(&dir.path().join("gone.png"), 40, 20).is_err());
+    }
+
+    #[test]
+    fn a_family_is_its_parents_and_the_records_made_from_it() {
+        use crate::store::record::{Parent, ParentRole};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        let t = chrono::Utc::now();
+        let rec = |prompt: &str, minutes: i64| {
+            let mut r = crate::store::GenerationRecord::queued(
+                crate::store::Id::new(),
+                crate::api::GenerationParams::default(),
+                "demo",
+                true,
+                t + chrono::Duration::minutes(minutes),
+            );
+            r.prompt = prompt.into();
+            r.status = crate::store::Status::Succeeded;
+            r
+        };
+        let gone = rec("deleted", 0);
+        let parent = rec("a fox", 1);
+        let mut child = rec("at night", 3);
+        child.parents = vec![
+            Parent {
+                id: parent.id,
+                role: ParentRole::Edited,
+            },
+            Parent {
+                id: gone.id,
+                role: ParentRole::Reference,
+            },
+        ];
+        let mut rerun = rec("a fox", 2);
+        rerun.parent_id = Some(parent.id);
+        let other = rec("unrelated", 4);
+        for r in [&parent, &child, &rerun, &other] {
+            store.put(r).unwrap();
+        }
+        let f = load_family(&store, parent.id).unwrap();
+        assert!(f.parents.is_empty());
+        // Oldest first, with what each is of the parent.
+        assert_eq!(
+            f.children,
+            vec![
+                (rerun.id, ParentRole::RerunOf, "a fox".to_string()),
+                (child.id, ParentRole::Edited, "at night".to_string()),
+            ]
+        );
+        let f = load_family(&store, child.id).unwrap();
+        assert_eq!(f.parents.len(), 2);
+        assert_eq!(f.parents[0].1.as_deref(), Some("a fox"));
+        assert_eq!(f.parents[1].1, None, "a deleted parent");
+        assert!(load_family(&store, gone.id).is_err());
     }
 
     #[test]

@@ -131,6 +131,13 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 e.error = Some(sanitize::line(&why).into_owned());
             }
         }
+        Msg::Family(family) => {
+            let id = family.id;
+            m.family = Some(family);
+            if m.pending_child.take() == Some(id) {
+                jump_child(m, id, &mut fx);
+            }
+        }
         Msg::MaskSaved(path) => {
             let shown = shown_path(m, &path);
             m.params.mask = Some(InputImage::file(path));
@@ -216,6 +223,12 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                     Some(Action::JumpParent) => {
                         if let Overlay::Details(r) = &overlay {
                             jump_parent(m, r, fx);
+                        }
+                        return;
+                    }
+                    Some(Action::JumpChild) => {
+                        if let Overlay::Details(r) = &overlay {
+                            jump_child(m, r.id, fx);
                         }
                         return;
                     }
@@ -723,8 +736,14 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::Details => {
             if let Some(r) = m.history.selected_record() {
+                let id = r.id;
                 m.overlay = Some(Overlay::Details(Box::new(r.clone())));
                 m.overlay_scroll = 0;
+                // Its lineage (parents' prompts, children) is read from the store.
+                if m.family.as_ref().is_none_or(|f| f.id != id) {
+                    m.family = None;
+                    fx.push(Effect::LoadFamily(id));
+                }
             }
         }
         Action::Reuse => {
@@ -868,6 +887,11 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         Action::JumpParent => {
             if let Some(r) = m.history.selected_record().cloned() {
                 jump_parent(m, &r, fx);
+            }
+        }
+        Action::JumpChild => {
+            if let Some(id) = m.history.selected_record().map(|r| r.id) {
+                jump_child(m, id, fx);
             }
         }
         Action::MoveLeft | Action::MoveRight => move_input(m, action == Action::MoveLeft),
@@ -1046,7 +1070,8 @@ fn overlay_len(m: &Model, overlay: &Overlay) -> u16 {
         Overlay::Details(r) => {
             24 + r.outputs.len()
                 + r.params.images.len()
-                + r.parents.len()
+                + r.lineage().len()
+                + m.family.as_ref().map_or(1, |f| f.children.len().min(13))
                 + 1
                 + r.prompt.lines().count()
                 + r.revised_prompt.as_deref().map_or(0, |p| p.lines().count())
@@ -1712,10 +1737,25 @@ fn path_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
 /// Jump to a record's first parent in the history (a search or filter that would hide it is
 /// cleared).
 fn jump_parent(m: &mut Model, r: &GenerationRecord, fx: &mut Vec<Effect>) {
-    let Some(parent) = r.parents.first() else {
+    let Some(parent) = r.lineage().into_iter().next() else {
         notice(m, format!("{} has no parent", r.id.short()), false);
         return;
     };
+    go_to(m, parent.id, fx);
+    notice(
+        m,
+        format!(
+            "to {} ({} of {})",
+            parent.id.short(),
+            parent.role.as_str(),
+            r.id.short()
+        ),
+        false,
+    );
+}
+
+/// Select a record in the history (a search or filter that might hide it is cleared).
+fn go_to(m: &mut Model, id: crate::store::Id, fx: &mut Vec<Effect>) {
     if !m.history.text.is_empty() || m.history.filter != Filter::All {
         m.history.text.clear();
         m.history.search = None;
@@ -1724,16 +1764,39 @@ fn jump_parent(m: &mut Model, r: &GenerationRecord, fx: &mut Vec<Effect>) {
     m.overlay = None;
     m.focus = Pane::History;
     m.gallery = false;
-    m.history.selected_id = Some(parent.id);
+    m.history.selected_id = Some(id);
     m.history.image = 0;
     reload_history(m, fx, false);
+}
+
+/// Go to a record made from `id`: the first, or after one, the next (cycling).
+fn jump_child(m: &mut Model, id: crate::store::Id, fx: &mut Vec<Effect>) {
+    let Some(family) = m.family.as_ref().filter(|f| f.id == id) else {
+        // Read first; the jump happens when it arrives.
+        m.pending_child = Some(id);
+        fx.push(Effect::LoadFamily(id));
+        return;
+    };
+    let n = family.children.len();
+    if n == 0 {
+        notice(m, format!("nothing was made from {}", id.short()), false);
+        return;
+    }
+    let next = match m.child_cycle {
+        Some((parent, i)) if parent == id => (i + 1) % n,
+        _ => 0,
+    };
+    let (child, role, _) = family.children[next].clone();
+    m.child_cycle = Some((id, next));
+    go_to(m, child, fx);
     notice(
         m,
         format!(
-            "to {} ({} of {})",
-            parent.id.short(),
-            parent.role.as_str(),
-            r.id.short()
+            "to {} ({} of {}; {}/{n})",
+            child.short(),
+            role.as_str(),
+            id.short(),
+            next + 1
         ),
         false,
     );
