@@ -3218,3 +3218,36 @@ fn details_read_the_family_and_c_cycles_through_the_children() {
             .contains("nothing was made")
     );
 }
+
+#[test]
+fn a_pasted_path_goes_to_the_path_line_and_a_click_picks_an_input() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    press(&mut m, key(KeyCode::Char('a'), KeyModifiers::ALT));
+    update(&mut m, Msg::Paste("  /home/u/My Pictures/ref.png\n".into()));
+    assert_eq!(
+        m.path_input.as_ref().unwrap().text,
+        "/home/u/My Pictures/ref.png"
+    );
+    assert_eq!(m.prompt(), "", "not into the prompt");
+    press(&mut m, plain(KeyCode::Esc));
+    // In the wide strip with pictures, a click on the second input selects it.
+    update(&mut m, Msg::Resize(120, 40));
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    press(&mut m, ch('R'));
+    m.input_cursor = 0;
+    let cells = easel::studio::strip::cells(&m);
+    let at = cells[1].caption;
+    update(
+        &mut m,
+        Msg::Mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: at.x + 1,
+            row: at.y,
+            modifiers: KeyModifiers::NONE,
+        }),
+    );
+    assert_eq!(m.focus, Pane::Inputs);
+    assert_eq!(m.input_cursor, 1);
+}

@@ -349,6 +349,14 @@ fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) 
             }
             let Some(pane) = pane else { return };
             m.focus = pane;
+            // A click on an input of the strip selects it.
+            if pane == Pane::Inputs
+                && let Some(cell) = super::strip::cells(m)
+                    .into_iter()
+                    .find(|c| c.picture.contains(at) || c.caption.contains(at))
+            {
+                m.input_cursor = cell.index;
+            }
             let inner = layout::inner(match pane {
                 Pane::Queue => a.queue,
                 Pane::History => a.history,
@@ -548,6 +556,15 @@ fn set_search(m: &mut Model, text: String, fx: &mut Vec<Effect>) {
 
 fn paste(m: &mut Model, text: &str, fx: &mut Vec<Effect>) {
     let clean = sanitize::text(text);
+    // A path being typed for the strip takes a pasted path (one line, trimmed).
+    if let Some(input) = m.path_input.as_mut() {
+        input.text.push_str(sanitize::line(clean.trim()).as_ref());
+        return;
+    }
+    // The mask editor takes no text.
+    if m.mask_edit.is_some() {
+        return;
+    }
     if m.focus == Pane::History
         && let Some(search) = m.history.search.as_mut()
     {
