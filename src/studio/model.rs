@@ -3,6 +3,7 @@
 use super::keymap::{Context, Keymap};
 use super::layout;
 use super::mask::{Op, PixRect, Shape};
+pub use super::msg::{Family, MaskBase};
 use super::msg::{InputKind, PreviewKey, PreviewSource};
 use super::preview::Rendered;
 use crate::api::{GenerationParams, ProviderRules};
@@ -347,16 +348,6 @@ pub struct Model {
     pub child_cycle: Option<(Id, usize)>,
 }
 
-/// A record's parents and children, read from the store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Family {
-    pub id: Id,
-    /// Each parent with its role, and its prompt (`None`: deleted).
-    pub parents: Vec<(crate::store::record::Parent, Option<String>)>,
-    /// The records made from it, oldest first: id, what it was to them, prompt.
-    pub children: Vec<(Id, crate::store::record::ParentRole, String)>,
-}
-
 /// A path being typed in the reference strip.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathInput {
@@ -383,16 +374,6 @@ pub struct MaskEdit {
     pub drag: Option<(u32, u32, bool)>,
     /// Why the picture cannot be shown, when it cannot.
     pub error: Option<String>,
-}
-
-/// A picture shrunk to `gw` × `gh` dots (RGB, row by row) for an area of `cols` × `rows` cells.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MaskBase {
-    pub cols: u16,
-    pub rows: u16,
-    pub gw: u32,
-    pub gh: u32,
-    pub dots: Vec<[u8; 3]>,
 }
 
 impl MaskEdit {

@@ -725,6 +725,43 @@ async fn run_effect(
     Flow::Continue
 }
 
+/// What a typed input names (as `easel generate --image` reads it; the CLI is not imported:
+/// the studio stays below it in the module tree).
+enum Typed {
+    File(std::path::PathBuf),
+    Record { id: String, index: u32 },
+}
+
+/// An existing path (even a dangling symlink) is a file; else `ID` or `ID:N` with a
+/// hexadecimal id (prefix) is a history image; anything else is a file that does not exist.
+fn typed_reference(text: &str) -> Result<Typed, String> {
+    let path = std::path::Path::new(text);
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(Typed::File(path.to_path_buf()));
+    }
+    let shown = crate::sanitize::line(text).into_owned();
+    let (id, index) = match text.rsplit_once(':') {
+        Some((id, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            let index: u32 = n
+                .parse()
+                .map_err(|_| format!("{shown}: the image number is too large"))?;
+            if index == 0 {
+                return Err(format!("{shown}: images are numbered from 1"));
+            }
+            (id, index)
+        }
+        _ => (text, 1),
+    };
+    if id.len() >= 4 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        Ok(Typed::Record {
+            id: id.to_string(),
+            index,
+        })
+    } else {
+        Ok(Typed::File(path.to_path_buf()))
+    }
+}
+
 /// A typed input picture: `~/…` and relative paths made absolute (a queued job may run from
 /// another folder), or a history id (prefix) with an optional `:N`.
 fn resolve_input(
@@ -732,7 +769,6 @@ fn resolve_input(
     data_dir: &std::path::Path,
     text: &str,
 ) -> Result<crate::api::InputImage, String> {
-    use crate::cli::inputs::{Reference, parse_reference};
     let shown = crate::sanitize::line(text).into_owned();
     let expanded = match (text.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => std::path::PathBuf::from(home)
@@ -741,15 +777,15 @@ fn resolve_input(
             .into_owned(),
         _ => text.to_string(),
     };
-    match parse_reference(&expanded)? {
-        Reference::File(path) => {
+    match typed_reference(&expanded)? {
+        Typed::File(path) => {
             if std::fs::symlink_metadata(&path).is_err() {
                 return Err(format!("{shown}: no such file, and no history id"));
             }
             let path = std::path::absolute(&path).unwrap_or(path);
             Ok(crate::api::InputImage::file(path))
         }
-        Reference::Record { id, index } => {
+        Typed::Record { id, index } => {
             let found = store
                 .resolve(&id)
                 .map_err(|e| format!("{shown}: no such file, and {e}"))?;
