@@ -2917,6 +2917,25 @@ fn the_mask_editor_adds_subtracts_inverts_and_saves() {
     press(&mut m, ch('J'));
     assert!(cursor(&m).height() > moved.height());
     press(&mut m, ch('K'));
+    // Shift-arrows go 8 dots at a time, and stop at the edge.
+    let p = easel::studio::update::mask_placement(&m).unwrap();
+    press(&mut m, key(KeyCode::Right, KeyModifiers::SHIFT));
+    assert_eq!(p.to_dots(&cursor(&m)).0, p.to_dots(&moved).0 + 8);
+    for _ in 0..20 {
+        press(&mut m, key(KeyCode::Right, KeyModifiers::SHIFT));
+    }
+    assert_eq!(p.to_dots(&cursor(&m)).2, p.gw, "at the right edge");
+    assert_eq!(cursor(&m).width(), moved.width(), "the same size");
+    for _ in 0..20 {
+        press(&mut m, key(KeyCode::Left, KeyModifiers::SHIFT));
+    }
+    assert_eq!(cursor(&m).x0, 0);
+    // Back where it was, a dot at a time.
+    let back = p.to_dots(&moved).0;
+    for _ in 0..back {
+        press(&mut m, ch('l'));
+    }
+    assert_eq!(cursor(&m), moved);
     // s switches to an ellipse, - subtracts it, i inverts.
     press(&mut m, ch('s'));
     press(&mut m, ch('-'));

@@ -928,7 +928,11 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             open_mask(m, fx);
         }
         // Mask-editor actions do nothing elsewhere.
-        Action::Narrower
+        Action::FarLeft
+        | Action::FarRight
+        | Action::FarUp
+        | Action::FarDown
+        | Action::Narrower
         | Action::Wider
         | Action::Shorter
         | Action::Taller
@@ -1957,6 +1961,10 @@ fn mask_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         | Action::Right
         | Action::Up
         | Action::Down
+        | Action::FarLeft
+        | Action::FarRight
+        | Action::FarUp
+        | Action::FarDown
         | Action::Narrower
         | Action::Wider
         | Action::Shorter
@@ -1964,11 +1972,29 @@ fn mask_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             let Some(p) = placement else { return };
             let (mut gx0, mut gy0, mut gx1, mut gy1) = p.to_dots(&e.cursor);
             let (gw, gh) = (p.gw, p.gh);
+            // A far move goes 8 dots, or to the edge.
+            let far = |room: u32| room.min(8);
             match action {
                 Action::Left if gx0 > 0 => (gx0, gx1) = (gx0 - 1, gx1 - 1),
                 Action::Right if gx1 < gw => (gx0, gx1) = (gx0 + 1, gx1 + 1),
                 Action::Up if gy0 > 0 => (gy0, gy1) = (gy0 - 1, gy1 - 1),
                 Action::Down if gy1 < gh => (gy0, gy1) = (gy0 + 1, gy1 + 1),
+                Action::FarLeft => {
+                    let d = far(gx0);
+                    (gx0, gx1) = (gx0 - d, gx1 - d);
+                }
+                Action::FarRight => {
+                    let d = far(gw.saturating_sub(gx1));
+                    (gx0, gx1) = (gx0 + d, gx1 + d);
+                }
+                Action::FarUp => {
+                    let d = far(gy0);
+                    (gy0, gy1) = (gy0 - d, gy1 - d);
+                }
+                Action::FarDown => {
+                    let d = far(gh.saturating_sub(gy1));
+                    (gy0, gy1) = (gy0 + d, gy1 + d);
+                }
                 Action::Narrower if gx1 > gx0 + 1 => gx1 -= 1,
                 Action::Wider if gx1 < gw => gx1 += 1,
                 Action::Wider if gx0 > 0 => gx0 -= 1,
