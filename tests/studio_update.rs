@@ -3028,6 +3028,14 @@ fn the_mask_editor_needs_a_picture_and_follows_resizes() {
         .collect();
     assert_eq!(asked.len(), 1, "{fx:?}");
     assert!(update(&mut m, Msg::Tick(t0())).is_empty());
+    // M on a failed generation (no image) does not open the editor on the inputs already there.
+    let mut m2 = history_at(0);
+    press(&mut m2, ch('E'));
+    m2.focus = Pane::History;
+    press(&mut m2, ch('j'));
+    let fx = press(&mut m2, ch('M'));
+    assert!(m2.mask_edit.is_none(), "{fx:?}");
+    assert_eq!(m2.params.images, vec![history_input(1)]);
     // A picture that cannot be read says why.
     update(
         &mut m,

@@ -887,7 +887,9 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::Left | Action::Right => {}
         Action::CompareMarked => open_compare(m),
-        Action::EditThis => edit_this(m),
+        Action::EditThis => {
+            edit_this(m);
+        }
         Action::AddReference => add_reference(m),
         Action::AddFile => {
             m.path_input = Some(PathInput {
@@ -922,10 +924,10 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::PaintMask => {
-            if m.focus == Pane::History {
-                edit_this(m);
+            // From the history, on the selected image (and only if it has one).
+            if m.focus != Pane::History || edit_this(m) {
+                open_mask(m, fx);
             }
-            open_mask(m, fx);
         }
         // Mask-editor actions do nothing elsewhere.
         Action::FarLeft
@@ -1619,10 +1621,10 @@ fn selected_input(m: &Model) -> Option<InputImage> {
 
 /// "Edit this": the selected history image becomes the first input picture (the one edited);
 /// the references stay, and the editor takes the focus.
-fn edit_this(m: &mut Model) {
+fn edit_this(m: &mut Model) -> bool {
     let Some(input) = selected_input(m) else {
         notice(m, "no image to edit: this generation made none", false);
-        return;
+        return false;
     };
     let before = m.params.images.first().map(|i| i.path.clone());
     m.params.images.retain(|i| i.path != input.path);
@@ -1639,6 +1641,7 @@ fn edit_this(m: &mut Model) {
         text.push_str(" (the mask was for another picture: removed)");
     }
     notice(m, text, false);
+    true
 }
 
 /// The selected history image joins the inputs as a reference picture.
