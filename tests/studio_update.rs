@@ -2770,9 +2770,24 @@ fn references_from_history_reorder_and_remove_in_the_strip() {
     press(&mut m, ch('x'));
     assert_eq!(m.params.images, vec![history_input(1)]);
     assert_eq!(m.input_cursor, 0);
-    // The last one goes with the mask (a mask alone cannot be sent), back to the editor.
+    // f cycles the input fidelity: high, low, default.
+    press(&mut m, ch('f'));
+    assert_eq!(m.params.input_fidelity.as_deref(), Some("high"));
+    press(&mut m, ch('f'));
+    assert_eq!(m.params.input_fidelity.as_deref(), Some("low"));
+    press(&mut m, ch('f'));
+    assert_eq!(m.params.input_fidelity, None);
+    press(&mut m, ch('f'));
+    // The last one goes with the mask and the fidelity (a generation takes neither), back to
+    // the editor; and a prompt queues as a generation again.
     press(&mut m, plain(KeyCode::Delete));
     assert!(m.params.images.is_empty() && m.params.mask.is_none());
+    assert_eq!(m.params.input_fidelity, None);
+    type_text(&mut m, "a new picture");
+    assert!(matches!(
+        press(&mut m, ctrl('s')).as_slice(),
+        [Effect::Submit(_)]
+    ));
     assert_eq!(m.focus, Pane::Editor);
     assert!(!m.has_inputs());
 }

@@ -127,6 +127,8 @@ pub enum Action {
     /// Type the path of a mask file to use.
     LoadMask,
     RemoveMask,
+    /// Input fidelity: default, high, low.
+    Fidelity,
     // The mask editor
     FarLeft,
     FarRight,
@@ -222,6 +224,7 @@ impl Action {
             Action::PaintMask => "paint a mask over the first picture",
             Action::LoadMask => "use a mask file: type its path",
             Action::RemoveMask => "remove the mask",
+            Action::Fidelity => "input fidelity: default → high → low (where the model takes it)",
             Action::FarLeft => "left 8 dots",
             Action::FarRight => "right 8 dots",
             Action::FarUp => "up 8 dots",
@@ -519,6 +522,7 @@ impl Default for Keymap {
             (Inputs, ch('m'), PaintMask),
             (Inputs, ch('o'), LoadMask),
             (Inputs, ch('X'), RemoveMask),
+            (Inputs, ch('f'), Fidelity),
             (Inputs, k(KeyCode::Esc), FocusEditor),
             (Mask, ch('h'), Left),
             (Mask, k(KeyCode::Left), Left),

@@ -915,6 +915,34 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::MoveLeft | Action::MoveRight => move_input(m, action == Action::MoveLeft),
         Action::RemoveInput => remove_input(m),
+        Action::Fidelity => {
+            let model = m.params.model.clone();
+            let takes = m
+                .catalog
+                .get(&model)
+                .is_none_or(|s| s.accepts(crate::catalog::Field::InputFidelity));
+            if !takes {
+                notice(
+                    m,
+                    format!("{} takes no input fidelity", sanitize::line(&model)),
+                    false,
+                );
+            } else if m.params.images.is_empty() {
+                notice(m, "input fidelity is for edits: add a picture first", false);
+            } else {
+                m.params.input_fidelity = match m.params.input_fidelity.as_deref() {
+                    None => Some("high".to_string()),
+                    Some("high") => Some("low".to_string()),
+                    _ => None,
+                };
+                let shown = m.params.input_fidelity.as_deref().unwrap_or("default");
+                notice(
+                    m,
+                    format!("input fidelity {shown}: how closely the pictures' features are kept"),
+                    false,
+                );
+            }
+        }
         Action::RemoveMask => {
             if m.params.mask.take().is_some() {
                 notice(m, "mask removed: the whole picture may change", false);
@@ -1718,6 +1746,8 @@ fn remove_input(m: &mut Model) {
     m.input_cursor = i.min(m.params.images.len().saturating_sub(1));
     let mut text = format!("removed {}", input_label(&gone));
     if m.params.images.is_empty() {
+        // What only an edit takes goes with the last picture.
+        m.params.input_fidelity = None;
         if m.params.mask.take().is_some() {
             text.push_str(" and the mask: the prompt makes a new picture again");
         } else {
