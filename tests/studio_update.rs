@@ -2770,9 +2770,24 @@ fn references_from_history_reorder_and_remove_in_the_strip() {
     press(&mut m, ch('x'));
     assert_eq!(m.params.images, vec![history_input(1)]);
     assert_eq!(m.input_cursor, 0);
-    // The last one goes with the mask (a mask alone cannot be sent), back to the editor.
+    // f cycles the input fidelity: high, low, default.
+    press(&mut m, ch('f'));
+    assert_eq!(m.params.input_fidelity.as_deref(), Some("high"));
+    press(&mut m, ch('f'));
+    assert_eq!(m.params.input_fidelity.as_deref(), Some("low"));
+    press(&mut m, ch('f'));
+    assert_eq!(m.params.input_fidelity, None);
+    press(&mut m, ch('f'));
+    // The last one goes with the mask and the fidelity (a generation takes neither), back to
+    // the editor; and a prompt queues as a generation again.
     press(&mut m, plain(KeyCode::Delete));
     assert!(m.params.images.is_empty() && m.params.mask.is_none());
+    assert_eq!(m.params.input_fidelity, None);
+    type_text(&mut m, "a new picture");
+    assert!(matches!(
+        press(&mut m, ctrl('s')).as_slice(),
+        [Effect::Submit(_)]
+    ));
     assert_eq!(m.focus, Pane::Editor);
     assert!(!m.has_inputs());
 }
@@ -2917,6 +2932,25 @@ fn the_mask_editor_adds_subtracts_inverts_and_saves() {
     press(&mut m, ch('J'));
     assert!(cursor(&m).height() > moved.height());
     press(&mut m, ch('K'));
+    // Shift-arrows go 8 dots at a time, and stop at the edge.
+    let p = easel::studio::update::mask_placement(&m).unwrap();
+    press(&mut m, key(KeyCode::Right, KeyModifiers::SHIFT));
+    assert_eq!(p.to_dots(&cursor(&m)).0, p.to_dots(&moved).0 + 8);
+    for _ in 0..20 {
+        press(&mut m, key(KeyCode::Right, KeyModifiers::SHIFT));
+    }
+    assert_eq!(p.to_dots(&cursor(&m)).2, p.gw, "at the right edge");
+    assert_eq!(cursor(&m).width(), moved.width(), "the same size");
+    for _ in 0..20 {
+        press(&mut m, key(KeyCode::Left, KeyModifiers::SHIFT));
+    }
+    assert_eq!(cursor(&m).x0, 0);
+    // Back where it was, a dot at a time.
+    let back = p.to_dots(&moved).0;
+    for _ in 0..back {
+        press(&mut m, ch('l'));
+    }
+    assert_eq!(cursor(&m), moved);
     // s switches to an ellipse, - subtracts it, i inverts.
     press(&mut m, ch('s'));
     press(&mut m, ch('-'));
@@ -3009,6 +3043,14 @@ fn the_mask_editor_needs_a_picture_and_follows_resizes() {
         .collect();
     assert_eq!(asked.len(), 1, "{fx:?}");
     assert!(update(&mut m, Msg::Tick(t0())).is_empty());
+    // M on a failed generation (no image) does not open the editor on the inputs already there.
+    let mut m2 = history_at(0);
+    press(&mut m2, ch('E'));
+    m2.focus = Pane::History;
+    press(&mut m2, ch('j'));
+    let fx = press(&mut m2, ch('M'));
+    assert!(m2.mask_edit.is_none(), "{fx:?}");
+    assert_eq!(m2.params.images, vec![history_input(1)]);
     // A picture that cannot be read says why.
     update(
         &mut m,
@@ -3280,4 +3322,107 @@ fn a_rate_limit_is_shown_on_the_status_line_until_it_is_over() {
     assert!(screen(&m).contains("rate limited · resuming in 7 s"));
     update(&mut m, Msg::Tick(t + Duration::seconds(13)));
     assert!(!screen(&m).contains("rate limited"));
+}
+
+#[test]
+fn details_read_the_family_and_c_cycles_through_the_children() {
+    use easel::studio::model::Family;
+    let mut m = history_at(0);
+    // Enter asks for the record's lineage.
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadFamily(i) if *i == id(1))),
+        "{fx:?}"
+    );
+    let family = Family {
+        id: id(1),
+        parents: vec![],
+        children: vec![
+            (id(20), ParentRole::Edited, "at night".into()),
+            (id(21), ParentRole::Reference, "in snow".into()),
+        ],
+    };
+    update(&mut m, Msg::Family(family.clone()));
+    // C in the details goes to the first child...
+    let fx = press(&mut m, ch('C'));
+    assert!(m.overlay.is_none());
+    assert_eq!(m.history.selected_id, Some(id(20)));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(20)))
+    );
+    assert!(m.current_notice().unwrap().text.contains("1/2"));
+    // ...and, back on the parent, to the next one, then round again.
+    m.history.selected_id = Some(id(1));
+    m.history.anchor = None;
+    page(&mut m, 0, 4, history_records());
+    press(&mut m, ch('g'));
+    press(&mut m, ch('C'));
+    assert_eq!(m.history.selected_id, Some(id(21)));
+    m.history.anchor = None;
+    page(&mut m, 0, 4, history_records());
+    press(&mut m, ch('g'));
+    press(&mut m, ch('C'));
+    assert_eq!(m.history.selected_id, Some(id(20)));
+    // C on a record whose family is not read yet reads it, then goes.
+    let mut m = history_at(0);
+    let fx = press(&mut m, ch('C'));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadFamily(i) if *i == id(1)))
+    );
+    assert_eq!(m.history.selected_id, Some(id(1)));
+    update(&mut m, Msg::Family(family));
+    assert_eq!(m.history.selected_id, Some(id(20)));
+    // A record nothing was made from says so.
+    let mut m = history_at(0);
+    update(
+        &mut m,
+        Msg::Family(Family {
+            id: id(1),
+            parents: vec![],
+            children: vec![],
+        }),
+    );
+    press(&mut m, ch('C'));
+    assert!(
+        m.current_notice()
+            .unwrap()
+            .text
+            .contains("nothing was made")
+    );
+}
+
+#[test]
+fn a_pasted_path_goes_to_the_path_line_and_a_click_picks_an_input() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    press(&mut m, key(KeyCode::Char('a'), KeyModifiers::ALT));
+    update(&mut m, Msg::Paste("  /home/u/My Pictures/ref.png\n".into()));
+    assert_eq!(
+        m.path_input.as_ref().unwrap().text,
+        "/home/u/My Pictures/ref.png"
+    );
+    assert_eq!(m.prompt(), "", "not into the prompt");
+    press(&mut m, plain(KeyCode::Esc));
+    // In the wide strip with pictures, a click on the second input selects it.
+    update(&mut m, Msg::Resize(120, 40));
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    press(&mut m, ch('R'));
+    m.input_cursor = 0;
+    let cells = easel::studio::strip::cells(&m);
+    let at = cells[1].caption;
+    update(
+        &mut m,
+        Msg::Mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: at.x + 1,
+            row: at.y,
+            modifiers: KeyModifiers::NONE,
+        }),
+    );
+    assert_eq!(m.focus, Pane::Inputs);
+    assert_eq!(m.input_cursor, 1);
 }

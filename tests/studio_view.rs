@@ -1343,3 +1343,51 @@ fn a_run_job_is_labelled_with_its_place_and_values() {
         "{screen}"
     );
 }
+
+#[test]
+fn details_show_parents_and_children() {
+    use easel::store::record::{Parent, ParentRole};
+    use easel::studio::model::Family;
+    let mut m = model();
+    let mut r = rec(1, "the same harbour at night", Status::Succeeded);
+    r.parents = vec![Parent {
+        id: id(2),
+        role: ParentRole::Edited,
+    }];
+    r.params.images = vec![InputImage {
+        path: PathBuf::from("/data/easel/images/2025/03/14/0002.png"),
+        record: Some(id(2).to_string()),
+        index: Some(1),
+    }];
+    r.params.mask = Some(InputImage::file("/data/easel/masks/mask-a1.png"));
+    page(&mut m, 1, vec![r]);
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Enter));
+    resize(&mut m, 120, 40);
+    let text = text_of(draw(&m, 120, 40).backend().buffer());
+    assert!(text.contains("reading…"), "{text}");
+    update(
+        &mut m,
+        Msg::Family(Family {
+            id: id(1),
+            parents: vec![(
+                Parent {
+                    id: id(2),
+                    role: ParentRole::Edited,
+                },
+                Some("a harbour".into()),
+            )],
+            children: vec![(id(3), ParentRole::Reference, "in the rain".into())],
+        }),
+    );
+    let text = text_of(draw(&m, 120, 40).backend().buffer());
+    let short = id(2).short();
+    assert!(
+        text.contains(&format!("edited {short} · a harbour (P goes there)")),
+        "{text}"
+    );
+    assert!(text.contains("uses this as a reference"), "{text}");
+    assert!(text.contains("in the rain (C: next)"), "{text}");
+    assert!(text.contains("input 1"), "{text}");
+    assert!(text.contains("masks/mask-a1.png"), "{text}");
+}

@@ -292,9 +292,14 @@ pub fn run(settings: &Settings, action: HistoryAction) -> i32 {
                 );
                 run_on(settings, std::sync::Arc::new(store), action, false)
             }
-            // The same cause, said by the store itself (a damaged database names its repair).
+            // A service that could not start said why (a damaged database names its repair);
+            // otherwise both reasons count (a busy older service holds the folder, say).
             Err(local) => {
-                super::report(&local.to_string(), None);
+                let message = match e {
+                    crate::service::ServiceError::StartFailed { .. } => e.to_string(),
+                    _ => format!("{e}; reading the history directly failed too: {local}"),
+                };
+                super::report(&message, crate::service::hint(&e));
                 1
             }
         },

@@ -669,7 +669,7 @@ async fn relay(ctx: Arc<Context>, mut client: Client, tx: UnboundedSender<JobEve
             }
         };
         let _ = tx.send(JobEvent::Problem(
-            "reconnected to the easel service; jobs that were running when it stopped are interrupted (r retries)".into(),
+            "reconnected to the easel service; jobs that were running when it stopped are recorded as interrupted (they can be retried)".into(),
         ));
         let _ = tx.send(JobEvent::Resync);
     }

@@ -80,11 +80,8 @@ impl SocketWriter {
     }
 }
 
-fn send_nosignal(fd: std::os::fd::RawFd, buf: &[u8]) -> std::io::Result<usize> {
-    // SAFETY: `fd` is the stream's open socket, borrowed for the call; `buf` is valid for
-    // `buf.len()` bytes.
-    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+fn send_nosignal(fd: std::os::fd::BorrowedFd<'_>, buf: &[u8]) -> std::io::Result<usize> {
+    rustix::net::send(fd, buf, rustix::net::SendFlags::NOSIGNAL).map_err(std::io::Error::from)
 }
 
 impl tokio::io::AsyncWrite for SocketWriter {
@@ -93,12 +90,12 @@ impl tokio::io::AsyncWrite for SocketWriter {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        use std::os::fd::AsRawFd;
+        use std::os::fd::AsFd;
         let stream: &tokio::net::UnixStream = self.0.as_ref();
         loop {
             std::task::ready!(stream.poll_write_ready(cx))?;
             match stream.try_io(tokio::io::Interest::WRITABLE, || {
-                send_nosignal(stream.as_raw_fd(), buf)
+                send_nosignal(stream.as_fd(), buf)
             }) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 r => return std::task::Poll::Ready(r),

@@ -3,6 +3,7 @@
 use super::keymap::{Context, Keymap};
 use super::layout;
 use super::mask::{Op, PixRect, Shape};
+pub use super::msg::{Family, MaskBase};
 use super::msg::{InputKind, PreviewKey, PreviewSource};
 use super::preview::Rendered;
 use crate::api::{GenerationParams, ProviderRules};
@@ -349,6 +350,12 @@ pub struct Model {
     /// The selection the last mask was painted from, and on which picture: opening the editor
     /// on that picture again goes on from it.
     pub painted: Option<(PathBuf, Vec<Op>)>,
+    /// The lineage of the record whose details are open (or whose child is wanted).
+    pub family: Option<Family>,
+    /// A record's child to go to once its family is read (`C` before it was).
+    pub pending_child: Option<Id>,
+    /// The last child gone to with `C`, and whose: `C` on the same parent goes to the next.
+    pub child_cycle: Option<(Id, usize)>,
 }
 
 /// A path being typed in the reference strip.
@@ -377,16 +384,6 @@ pub struct MaskEdit {
     pub drag: Option<(u32, u32, bool)>,
     /// Why the picture cannot be shown, when it cannot.
     pub error: Option<String>,
-}
-
-/// A picture shrunk to `gw` × `gh` dots (RGB, row by row) for an area of `cols` × `rows` cells.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MaskBase {
-    pub cols: u16,
-    pub rows: u16,
-    pub gw: u32,
-    pub gh: u32,
-    pub dots: Vec<[u8; 3]>,
 }
 
 impl MaskEdit {
@@ -479,6 +476,9 @@ impl Model {
             path_input: None,
             mask_edit: None,
             painted: None,
+            family: None,
+            pending_child: None,
+            child_cycle: None,
         }
     }
 

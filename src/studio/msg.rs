@@ -54,12 +54,14 @@ pub enum Msg {
         path: PathBuf,
         width: u32,
         height: u32,
-        base: crate::studio::model::MaskBase,
+        base: MaskBase,
     },
     /// The mask editor's picture could not be read.
     MaskBaseFailed(PathBuf, String),
     /// A painted mask was written to this file.
     MaskSaved(PathBuf),
+    /// A record's parents and children.
+    Family(Family),
 }
 
 /// What a typed path is for.
@@ -163,6 +165,8 @@ pub enum Effect {
         kind: InputKind,
         text: String,
     },
+    /// Read a record's parents and children (answered with `Family`).
+    LoadFamily(Id),
     /// Read the mask editor's picture and shrink it to the dots of an area of cells.
     LoadMaskBase {
         path: PathBuf,
@@ -178,4 +182,24 @@ pub enum Effect {
         dir: PathBuf,
     },
     Quit,
+}
+
+/// A picture shrunk to `gw` × `gh` dots (RGB, row by row) for an area of `cols` × `rows` cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskBase {
+    pub cols: u16,
+    pub rows: u16,
+    pub gw: u32,
+    pub gh: u32,
+    pub dots: Vec<[u8; 3]>,
+}
+
+/// A record's parents and children, read from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub id: Id,
+    /// Each parent with its role, and its prompt (`None`: deleted).
+    pub parents: Vec<(crate::store::record::Parent, Option<String>)>,
+    /// The records made from it, oldest first: id, what it was to them, prompt.
+    pub children: Vec<(Id, crate::store::record::ParentRole, String)>,
 }

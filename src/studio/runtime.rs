@@ -748,6 +748,16 @@ async fn run_effect(
                 let _ = tx.send(msg);
             });
         }
+        Effect::LoadFamily(id) => {
+            let store = edges.store.clone();
+            tokio::task::spawn_blocking(move || {
+                let msg = match load_family(store.as_ref(), id) {
+                    Ok(f) => Msg::Family(f),
+                    Err(e) => Msg::Problem(e),
+                };
+                let _ = tx.send(msg);
+            });
+        }
         Effect::LoadMaskBase { path, cols, rows } => {
             tokio::task::spawn_blocking(move || {
                 let msg = match mask_base(&path, cols, rows) {
@@ -798,6 +808,43 @@ fn terminal_gone() -> bool {
     ready > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }
 
+/// What a typed input names (as `easel generate --image` reads it; the CLI is not imported:
+/// the studio stays below it in the module tree).
+enum Typed {
+    File(std::path::PathBuf),
+    Record { id: String, index: u32 },
+}
+
+/// An existing path (even a dangling symlink) is a file; else `ID` or `ID:N` with a
+/// hexadecimal id (prefix) is a history image; anything else is a file that does not exist.
+fn typed_reference(text: &str) -> Result<Typed, String> {
+    let path = std::path::Path::new(text);
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(Typed::File(path.to_path_buf()));
+    }
+    let shown = crate::sanitize::line(text).into_owned();
+    let (id, index) = match text.rsplit_once(':') {
+        Some((id, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            let index: u32 = n
+                .parse()
+                .map_err(|_| format!("{shown}: the image number is too large"))?;
+            if index == 0 {
+                return Err(format!("{shown}: images are numbered from 1"));
+            }
+            (id, index)
+        }
+        _ => (text, 1),
+    };
+    if id.len() >= 4 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        Ok(Typed::Record {
+            id: id.to_string(),
+            index,
+        })
+    } else {
+        Ok(Typed::File(path.to_path_buf()))
+    }
+}
+
 /// A typed input picture: `~/…` and relative paths made absolute (a queued job may run from
 /// another folder), or a history id (prefix) with an optional `:N`.
 fn resolve_input(
@@ -805,7 +852,6 @@ fn resolve_input(
     data_dir: &std::path::Path,
     text: &str,
 ) -> Result<crate::api::InputImage, String> {
-    use crate::cli::inputs::{Reference, parse_reference};
     let shown = crate::sanitize::line(text).into_owned();
     let expanded = match (text.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => std::path::PathBuf::from(home)
@@ -814,15 +860,15 @@ fn resolve_input(
             .into_owned(),
         _ => text.to_string(),
     };
-    match parse_reference(&expanded)? {
-        Reference::File(path) => {
+    match typed_reference(&expanded)? {
+        Typed::File(path) => {
             if std::fs::symlink_metadata(&path).is_err() {
                 return Err(format!("{shown}: no such file, and no history id"));
             }
             let path = std::path::absolute(&path).unwrap_or(path);
             Ok(crate::api::InputImage::file(path))
         }
-        Reference::Record { id, index } => {
+        Typed::Record { id, index } => {
             let found = store
                 .resolve(&id)
                 .map_err(|e| format!("{shown}: no such file, and {e}"))?;
@@ -845,6 +891,50 @@ fn resolve_input(
             })
         }
     }
+}
+
+/// How many of the newest records are searched for a record's children.
+const CHILDREN_SCAN: usize = 20_000;
+
+/// A record's parents (with their prompts, `None` when deleted) and the records made from it.
+fn load_family(
+    store: &dyn HistoryStore,
+    id: crate::store::Id,
+) -> Result<super::model::Family, String> {
+    let record = store
+        .get(id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is gone from history", id.short()))?;
+    let parents = record
+        .lineage()
+        .into_iter()
+        .map(|p| {
+            let prompt = store.get(p.id).ok().flatten().map(|r| r.prompt);
+            (p, prompt)
+        })
+        .collect();
+    let page = store
+        .page(&crate::store::Query::default(), None, CHILDREN_SCAN)
+        .map_err(|e| e.to_string())?;
+    let mut children: Vec<(
+        crate::store::Id,
+        crate::store::record::ParentRole,
+        String,
+        _,
+    )> = page
+        .records
+        .into_iter()
+        .filter_map(|c| {
+            let role = c.lineage().into_iter().find(|p| p.id == id)?.role;
+            Some((c.id, role, c.prompt, c.created))
+        })
+        .collect();
+    children.sort_by_key(|c| c.3);
+    Ok(super::model::Family {
+        id,
+        parents,
+        children: children.into_iter().map(|(i, r, p, _)| (i, r, p)).collect(),
+    })
 }
 
 /// The mask editor's picture: its size, and its dots for an area of `cols` × `rows` cells.
@@ -1231,6 +1321,60 @@ mod tests {
         assert_eq!((base.gw, base.gh), (40, 20));
         assert_eq!(base.dots.len(), 800);
         assert!(mask_base(&dir.path().join("gone.png"), 40, 20).is_err());
+    }
+
+    #[test]
+    fn a_family_is_its_parents_and_the_records_made_from_it() {
+        use crate::store::record::{Parent, ParentRole};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        let t = chrono::Utc::now();
+        let rec = |prompt: &str, minutes: i64| {
+            let mut r = crate::store::GenerationRecord::queued(
+                crate::store::Id::new(),
+                crate::api::GenerationParams::default(),
+                "demo",
+                true,
+                t + chrono::Duration::minutes(minutes),
+            );
+            r.prompt = prompt.into();
+            r.status = crate::store::Status::Succeeded;
+            r
+        };
+        let gone = rec("deleted", 0);
+        let parent = rec("a fox", 1);
+        let mut child = rec("at night", 3);
+        child.parents = vec![
+            Parent {
+                id: parent.id,
+                role: ParentRole::Edited,
+            },
+            Parent {
+                id: gone.id,
+                role: ParentRole::Reference,
+            },
+        ];
+        let mut rerun = rec("a fox", 2);
+        rerun.parent_id = Some(parent.id);
+        let other = rec("unrelated", 4);
+        for r in [&parent, &child, &rerun, &other] {
+            store.put(r).unwrap();
+        }
+        let f = load_family(&store, parent.id).unwrap();
+        assert!(f.parents.is_empty());
+        // Oldest first, with what each is of the parent.
+        assert_eq!(
+            f.children,
+            vec![
+                (rerun.id, ParentRole::RerunOf, "a fox".to_string()),
+                (child.id, ParentRole::Edited, "at night".to_string()),
+            ]
+        );
+        let f = load_family(&store, child.id).unwrap();
+        assert_eq!(f.parents.len(), 2);
+        assert_eq!(f.parents[0].1.as_deref(), Some("a fox"));
+        assert_eq!(f.parents[1].1, None, "a deleted parent");
+        assert!(load_family(&store, gone.id).is_err());
     }
 
     #[test]

@@ -138,6 +138,13 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 e.error = Some(sanitize::line(&why).into_owned());
             }
         }
+        Msg::Family(family) => {
+            let id = family.id;
+            m.family = Some(family);
+            if m.pending_child.take() == Some(id) {
+                jump_child(m, id, &mut fx);
+            }
+        }
         Msg::MaskSaved(path) => {
             let shown = shown_path(m, &path);
             m.params.mask = Some(InputImage::file(path));
@@ -225,6 +232,12 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                     Some(Action::JumpParent) => {
                         if let Overlay::Details(r) = &overlay {
                             jump_parent(m, r, fx);
+                        }
+                        return;
+                    }
+                    Some(Action::JumpChild) => {
+                        if let Overlay::Details(r) = &overlay {
+                            jump_child(m, r.id, fx);
                         }
                         return;
                     }
@@ -345,6 +358,14 @@ fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) 
             }
             let Some(pane) = pane else { return };
             m.focus = pane;
+            // A click on an input of the strip selects it.
+            if pane == Pane::Inputs
+                && let Some(cell) = super::strip::cells(m)
+                    .into_iter()
+                    .find(|c| c.picture.contains(at) || c.caption.contains(at))
+            {
+                m.input_cursor = cell.index;
+            }
             let inner = layout::inner(match pane {
                 Pane::Queue => a.queue,
                 Pane::History => a.history,
@@ -544,6 +565,15 @@ fn set_search(m: &mut Model, text: String, fx: &mut Vec<Effect>) {
 
 fn paste(m: &mut Model, text: &str, fx: &mut Vec<Effect>) {
     let clean = sanitize::text(text);
+    // A path being typed for the strip takes a pasted path (one line, trimmed).
+    if let Some(input) = m.path_input.as_mut() {
+        input.text.push_str(sanitize::line(clean.trim()).as_ref());
+        return;
+    }
+    // The mask editor takes no text.
+    if m.mask_edit.is_some() {
+        return;
+    }
     if m.focus == Pane::History
         && let Some(search) = m.history.search.as_mut()
     {
@@ -732,8 +762,14 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::Details => {
             if let Some(r) = m.history.selected_record() {
+                let id = r.id;
                 m.overlay = Some(Overlay::Details(Box::new(r.clone())));
                 m.overlay_scroll = 0;
+                // Its lineage (parents' prompts, children) is read from the store.
+                if m.family.as_ref().is_none_or(|f| f.id != id) {
+                    m.family = None;
+                    fx.push(Effect::LoadFamily(id));
+                }
             }
         }
         Action::Reuse => {
@@ -861,7 +897,9 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::Left | Action::Right => {}
         Action::CompareMarked => open_compare(m),
-        Action::EditThis => edit_this(m),
+        Action::EditThis => {
+            edit_this(m);
+        }
         Action::AddReference => add_reference(m),
         Action::AddFile => {
             m.path_input = Some(PathInput {
@@ -880,8 +918,41 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                 jump_parent(m, &r, fx);
             }
         }
+        Action::JumpChild => {
+            if let Some(id) = m.history.selected_record().map(|r| r.id) {
+                jump_child(m, id, fx);
+            }
+        }
         Action::MoveLeft | Action::MoveRight => move_input(m, action == Action::MoveLeft),
         Action::RemoveInput => remove_input(m),
+        Action::Fidelity => {
+            let model = m.params.model.clone();
+            let takes = m
+                .catalog
+                .get(&model)
+                .is_none_or(|s| s.accepts(crate::catalog::Field::InputFidelity));
+            if !takes {
+                notice(
+                    m,
+                    format!("{} takes no input fidelity", sanitize::line(&model)),
+                    false,
+                );
+            } else if m.params.images.is_empty() {
+                notice(m, "input fidelity is for edits: add a picture first", false);
+            } else {
+                m.params.input_fidelity = match m.params.input_fidelity.as_deref() {
+                    None => Some("high".to_string()),
+                    Some("high") => Some("low".to_string()),
+                    _ => None,
+                };
+                let shown = m.params.input_fidelity.as_deref().unwrap_or("default");
+                notice(
+                    m,
+                    format!("input fidelity {shown}: how closely the pictures' features are kept"),
+                    false,
+                );
+            }
+        }
         Action::RemoveMask => {
             if m.params.mask.take().is_some() {
                 notice(m, "mask removed: the whole picture may change", false);
@@ -891,13 +962,17 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::PaintMask => {
-            if m.focus == Pane::History {
-                edit_this(m);
+            // From the history, on the selected image (and only if it has one).
+            if m.focus != Pane::History || edit_this(m) {
+                open_mask(m, fx);
             }
-            open_mask(m, fx);
         }
         // Mask-editor actions do nothing elsewhere.
-        Action::Narrower
+        Action::FarLeft
+        | Action::FarRight
+        | Action::FarUp
+        | Action::FarDown
+        | Action::Narrower
         | Action::Wider
         | Action::Shorter
         | Action::Taller
@@ -1056,7 +1131,8 @@ fn overlay_len(m: &Model, overlay: &Overlay) -> u16 {
         Overlay::Details(r) => {
             24 + r.outputs.len()
                 + r.params.images.len()
-                + r.parents.len()
+                + r.lineage().len()
+                + m.family.as_ref().map_or(1, |f| f.children.len().min(13))
                 + 1
                 + r.prompt.lines().count()
                 + r.revised_prompt.as_deref().map_or(0, |p| p.lines().count())
@@ -1635,10 +1711,10 @@ fn selected_input(m: &Model) -> Option<InputImage> {
 
 /// "Edit this": the selected history image becomes the first input picture (the one edited);
 /// the references stay, and the editor takes the focus.
-fn edit_this(m: &mut Model) {
+fn edit_this(m: &mut Model) -> bool {
     let Some(input) = selected_input(m) else {
         notice(m, "no image to edit: this generation made none", false);
-        return;
+        return false;
     };
     let before = m.params.images.first().map(|i| i.path.clone());
     m.params.images.retain(|i| i.path != input.path);
@@ -1655,6 +1731,7 @@ fn edit_this(m: &mut Model) {
         text.push_str(" (the mask was for another picture: removed)");
     }
     notice(m, text, false);
+    true
 }
 
 /// The selected history image joins the inputs as a reference picture.
@@ -1731,6 +1808,8 @@ fn remove_input(m: &mut Model) {
     m.input_cursor = i.min(m.params.images.len().saturating_sub(1));
     let mut text = format!("removed {}", input_label(&gone));
     if m.params.images.is_empty() {
+        // What only an edit takes goes with the last picture.
+        m.params.input_fidelity = None;
         if m.params.mask.take().is_some() {
             text.push_str(" and the mask: the prompt makes a new picture again");
         } else {
@@ -1774,10 +1853,25 @@ fn path_key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
 /// Jump to a record's first parent in the history (a search or filter that would hide it is
 /// cleared).
 fn jump_parent(m: &mut Model, r: &GenerationRecord, fx: &mut Vec<Effect>) {
-    let Some(parent) = r.parents.first() else {
+    let Some(parent) = r.lineage().into_iter().next() else {
         notice(m, format!("{} has no parent", r.id.short()), false);
         return;
     };
+    go_to(m, parent.id, fx);
+    notice(
+        m,
+        format!(
+            "to {} ({} of {})",
+            parent.id.short(),
+            parent.role.as_str(),
+            r.id.short()
+        ),
+        false,
+    );
+}
+
+/// Select a record in the history (a search or filter that might hide it is cleared).
+fn go_to(m: &mut Model, id: crate::store::Id, fx: &mut Vec<Effect>) {
     if !m.history.text.is_empty() || m.history.filter != Filter::All {
         m.history.text.clear();
         m.history.search = None;
@@ -1786,16 +1880,39 @@ fn jump_parent(m: &mut Model, r: &GenerationRecord, fx: &mut Vec<Effect>) {
     m.overlay = None;
     m.focus = Pane::History;
     m.gallery = false;
-    m.history.selected_id = Some(parent.id);
+    m.history.selected_id = Some(id);
     m.history.image = 0;
     reload_history(m, fx, false);
+}
+
+/// Go to a record made from `id`: the first, or after one, the next (cycling).
+fn jump_child(m: &mut Model, id: crate::store::Id, fx: &mut Vec<Effect>) {
+    let Some(family) = m.family.as_ref().filter(|f| f.id == id) else {
+        // Read first; the jump happens when it arrives.
+        m.pending_child = Some(id);
+        fx.push(Effect::LoadFamily(id));
+        return;
+    };
+    let n = family.children.len();
+    if n == 0 {
+        notice(m, format!("nothing was made from {}", id.short()), false);
+        return;
+    }
+    let next = match m.child_cycle {
+        Some((parent, i)) if parent == id => (i + 1) % n,
+        _ => 0,
+    };
+    let (child, role, _) = family.children[next].clone();
+    m.child_cycle = Some((id, next));
+    go_to(m, child, fx);
     notice(
         m,
         format!(
-            "to {} ({} of {})",
-            parent.id.short(),
-            parent.role.as_str(),
-            r.id.short()
+            "to {} ({} of {}; {}/{n})",
+            child.short(),
+            role.as_str(),
+            id.short(),
+            next + 1
         ),
         false,
     );
@@ -1939,6 +2056,10 @@ fn mask_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         | Action::Right
         | Action::Up
         | Action::Down
+        | Action::FarLeft
+        | Action::FarRight
+        | Action::FarUp
+        | Action::FarDown
         | Action::Narrower
         | Action::Wider
         | Action::Shorter
@@ -1946,11 +2067,29 @@ fn mask_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             let Some(p) = placement else { return };
             let (mut gx0, mut gy0, mut gx1, mut gy1) = p.to_dots(&e.cursor);
             let (gw, gh) = (p.gw, p.gh);
+            // A far move goes 8 dots, or to the edge.
+            let far = |room: u32| room.min(8);
             match action {
                 Action::Left if gx0 > 0 => (gx0, gx1) = (gx0 - 1, gx1 - 1),
                 Action::Right if gx1 < gw => (gx0, gx1) = (gx0 + 1, gx1 + 1),
                 Action::Up if gy0 > 0 => (gy0, gy1) = (gy0 - 1, gy1 - 1),
                 Action::Down if gy1 < gh => (gy0, gy1) = (gy0 + 1, gy1 + 1),
+                Action::FarLeft => {
+                    let d = far(gx0);
+                    (gx0, gx1) = (gx0 - d, gx1 - d);
+                }
+                Action::FarRight => {
+                    let d = far(gw.saturating_sub(gx1));
+                    (gx0, gx1) = (gx0 + d, gx1 + d);
+                }
+                Action::FarUp => {
+                    let d = far(gy0);
+                    (gy0, gy1) = (gy0 - d, gy1 - d);
+                }
+                Action::FarDown => {
+                    let d = far(gh.saturating_sub(gy1));
+                    (gy0, gy1) = (gy0 + d, gy1 + d);
+                }
                 Action::Narrower if gx1 > gx0 + 1 => gx1 -= 1,
                 Action::Wider if gx1 < gw => gx1 += 1,
                 Action::Wider if gx0 > 0 => gx0 -= 1,

@@ -18,10 +18,16 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     }
     let focused = m.focus == Pane::Inputs;
     let n = m.params.images.len();
+    let fidelity = m
+        .params
+        .input_fidelity
+        .as_deref()
+        .map(|f| format!("· fidelity {} ", sanitize::line(f)))
+        .unwrap_or_default();
     let title = match n {
         0 => " Inputs ".to_string(),
-        1 => " Edit of 1 picture ".to_string(),
-        _ => format!(" Edit of {n} pictures ({} references) ", n - 1),
+        1 => format!(" Edit of 1 picture {fidelity}"),
+        _ => format!(" Edit of {n} pictures ({} references) {fidelity}", n - 1),
     };
     let key = |a| m.keymap.hint(Context::Inputs, a);
     let hint = if focused {

@@ -28,11 +28,13 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         None => {}
         Some(Overlay::Help) => help(m, f, area),
         Some(Overlay::Details(r)) => {
-            let jump = m.keymap.hint(
-                crate::studio::keymap::Context::Popup,
-                crate::studio::keymap::Action::JumpParent,
+            let key = |a| m.keymap.hint(crate::studio::keymap::Context::Popup, a);
+            let keys = (
+                key(crate::studio::keymap::Action::JumpParent),
+                key(crate::studio::keymap::Action::JumpChild),
             );
-            details(r, &jump, f, area, m.overlay_scroll)
+            let family = m.family.as_ref().filter(|fam| fam.id == r.id);
+            details(r, family, &keys, f, area, m.overlay_scroll)
         }
         Some(Overlay::Confirm(c)) => confirm(c, m.jobs_outlive, f, area),
     }
@@ -93,7 +95,15 @@ fn help(m: &Model, f: &mut Frame, area: Rect) {
     popup(f, at, " Keys ", lines, footer, m.overlay_scroll);
 }
 
-fn details(r: &GenerationRecord, jump: &str, f: &mut Frame, area: Rect, scroll: u16) {
+fn details(
+    r: &GenerationRecord,
+    family: Option<&crate::studio::model::Family>,
+    keys: &(String, String),
+    f: &mut Frame,
+    area: Rect,
+    scroll: u16,
+) {
+    let (to_parent, to_child) = keys;
     let mut lines = Vec::new();
     let mut kv = |k: &str, v: String| {
         lines.push(Line::from(vec![
@@ -159,15 +169,51 @@ fn details(r: &GenerationRecord, jump: &str, f: &mut Frame, area: Rect, scroll: 
     if let Some(mask) = &p.mask {
         kv("mask", input_text(mask));
     }
-    for parent in &r.parents {
+    // Lineage: the parents (with their prompts once read), then the records made from this.
+    for (i, parent) in r.lineage().iter().enumerate() {
+        let prompt = match family.and_then(|fam| fam.parents.get(i)) {
+            Some((_, Some(p))) => format!(" · {}", sanitize::truncate(&sanitize::line(p), 50)),
+            Some((_, None)) => " · (parent deleted)".to_string(),
+            None => String::new(),
+        };
+        let hint = if i == 0 {
+            format!(" ({to_parent} goes there)")
+        } else {
+            String::new()
+        };
         kv(
             "parent",
             format!(
-                "{} · {} ({jump} goes there)",
+                "{} {}{prompt}{hint}",
                 parent.role.as_str(),
                 parent.id.short()
             ),
         );
+    }
+    match family.map(|fam| &fam.children) {
+        Some(children) if !children.is_empty() => {
+            for (i, (id, role, prompt)) in children.iter().take(12).enumerate() {
+                let hint = if i == 0 {
+                    format!(" ({to_child}: next)")
+                } else {
+                    String::new()
+                };
+                kv(
+                    "child",
+                    format!(
+                        "{} {} · {}{hint}",
+                        child_role(*role),
+                        id.short(),
+                        sanitize::truncate(&sanitize::line(prompt), 50)
+                    ),
+                );
+            }
+            if children.len() > 12 {
+                kv("", format!("and {} more", children.len() - 12));
+            }
+        }
+        Some(_) => {}
+        None => kv("children", "reading…".to_string()),
     }
     if let Some(u) = &r.usage {
         kv(
@@ -254,6 +300,19 @@ fn details(r: &GenerationRecord, jump: &str, f: &mut Frame, area: Rect, scroll: 
         " j/k scroll · any other key closes ",
         scroll,
     );
+}
+
+/// What a child is of the record shown.
+fn child_role(role: crate::store::record::ParentRole) -> &'static str {
+    use crate::store::record::ParentRole;
+    match role {
+        ParentRole::Edited => "edit of this",
+        ParentRole::Reference => "uses this as a reference",
+        ParentRole::MaskSource => "uses this as its mask",
+        ParentRole::VariationOf => "variation of this",
+        ParentRole::RerunOf => "rerun of this",
+        ParentRole::ReusedFrom => "reuses this",
+    }
 }
 
 /// An input picture in details: its history record and number where it has one, and its path.
