@@ -1902,7 +1902,9 @@ fn jump_child(m: &mut Model, id: crate::store::Id, fx: &mut Vec<Effect>) {
         Some((parent, i)) if parent == id => (i + 1) % n,
         _ => 0,
     };
-    let (child, role, _) = family.children[next].clone();
+    let Some((child, role, _)) = family.children.get(next).cloned() else {
+        return;
+    };
     m.child_cycle = Some((id, next));
     go_to(m, child, fx);
     notice(
