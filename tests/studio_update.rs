@@ -2507,7 +2507,7 @@ fn marked_images_open_side_by_side_and_blink_switches_between_them() {
     // The pictures are asked for one render at a time: A first, at the size of its cell.
     let asked = m.preview.requested.clone().expect("a render asked for");
     match &asked.source {
-        easel::studio::msg::PreviewSource::File(p) => {
+        easel::studio::msg::PreviewSource::Compared(p) => {
             assert!(p.ends_with("images/2025/03/14/1.png"), "{p:?}")
         }
         other => panic!("{other:?}"),
