@@ -3426,3 +3426,21 @@ fn a_pasted_path_goes_to_the_path_line_and_a_click_picks_an_input() {
     assert_eq!(m.focus, Pane::Inputs);
     assert_eq!(m.input_cursor, 1);
 }
+
+/// From compare, `E` edits the shown image: it becomes the first input and the editor is focused.
+#[test]
+fn edit_from_the_shown_image_in_compare() {
+    let mut m = comparing();
+    press(&mut m, ch('b'));
+    press(&mut m, ch(' '));
+    press(&mut m, ch('E'));
+    assert!(m.compare.is_none());
+    assert_eq!(m.focus, Pane::Editor);
+    let first = m.params.images.first().expect("an input");
+    assert_eq!(first.record.as_deref(), Some(id(4).to_string().as_str()));
+    assert!(
+        first.path.ends_with("images/2025/03/14/4.png"),
+        "{:?}",
+        first.path
+    );
+}

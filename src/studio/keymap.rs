@@ -568,6 +568,7 @@ impl Default for Keymap {
             (Compare, ch('4'), Rate4),
             (Compare, ch('5'), Rate5),
             (Compare, ch('x'), Reject),
+            (Compare, ch('E'), EditThis),
             (Compare, k(KeyCode::Esc), CloseCompare),
             (Compare, ch('c'), CloseCompare),
             (SearchLine, k(KeyCode::Enter), KeepSearch),

@@ -1120,6 +1120,26 @@ fn compare_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             m.overlay = Some(Overlay::Help);
             m.overlay_scroll = 0;
         }
+        // Edit from the shown one: it becomes the picture to edit.
+        Action::EditThis => {
+            let shown = c.items.get(c.shown).and_then(|item| {
+                let out = item.record.outputs.get(item.image)?;
+                let path = if out.path.is_absolute() {
+                    out.path.clone()
+                } else {
+                    m.data_dir.join(&out.path)
+                };
+                Some(InputImage {
+                    path,
+                    record: Some(item.record.id.to_string()),
+                    index: Some(u32::try_from(item.image + 1).unwrap_or(1)),
+                })
+            });
+            if let Some(input) = shown {
+                m.compare = None;
+                edit_input(m, input);
+            }
+        }
         _ => {}
     }
 }
@@ -1716,6 +1736,11 @@ fn edit_this(m: &mut Model) -> bool {
         notice(m, "no image to edit: this generation made none", false);
         return false;
     };
+    edit_input(m, input)
+}
+
+/// `input` becomes the first input picture (the one edited), and the editor takes the focus.
+fn edit_input(m: &mut Model, input: InputImage) -> bool {
     let before = m.params.images.first().map(|i| i.path.clone());
     m.params.images.retain(|i| i.path != input.path);
     m.params.images.insert(0, input.clone());
