@@ -67,9 +67,14 @@ async fn request(
 
 type Call = (Request, mpsc::SyncSender<Result<Reply, ServiceError>>);
 
+/// Connections a [`RemoteStore`] keeps: calls from different threads (the studio's history
+/// pages, its spend walk, the queue) run side by side, so a long one (a walk over every record)
+/// does not hold the others back.
+const CONNECTIONS: usize = 4;
+
 /// The history, read (and changed) through the service.
 pub struct RemoteStore {
-    calls: mpsc::Sender<Call>,
+    calls: tokio::sync::mpsc::UnboundedSender<Call>,
 }
 
 impl RemoteStore {
@@ -79,7 +84,7 @@ impl RemoteStore {
         name: &str,
         start: bool,
     ) -> Result<RemoteStore, ServiceError> {
-        let (calls, rx) = mpsc::channel::<Call>();
+        let (calls, mut rx) = tokio::sync::mpsc::unbounded_channel::<Call>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let settings = settings.clone();
         let name = name.to_string();
@@ -105,20 +110,41 @@ impl RemoteStore {
                     } else {
                         super::start::connect_running(&settings, &name).await
                     };
-                    let mut client = match first {
+                    let first = match first {
                         Ok(c) => {
                             let _ = ready_tx.send(Ok(()));
-                            Some(c)
+                            c
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
                             return;
                         }
                     };
-                    // This thread does nothing else: waiting here blocks no one.
-                    while let Ok((req, reply)) = rx.recv() {
-                        let r = request(&mut client, &settings, &name, req).await;
-                        let _ = reply.send(r);
+                    // The first connection now, the others when calls overlap.
+                    type Slot = std::sync::Arc<tokio::sync::Mutex<Option<Client>>>;
+                    let pool: Vec<Slot> = std::iter::once(Some(first))
+                        .chain(std::iter::repeat_with(|| None))
+                        .take(CONNECTIONS)
+                        .map(|c| std::sync::Arc::new(tokio::sync::Mutex::new(c)))
+                        .collect();
+                    let settings = std::sync::Arc::new(settings);
+                    let mut turn = 0;
+                    while let Some((req, reply)) = rx.recv().await {
+                        // A free connection if there is one, else the next in turn.
+                        let slot = pool
+                            .iter()
+                            .find(|s| s.try_lock().is_ok())
+                            .cloned()
+                            .unwrap_or_else(|| {
+                                turn = (turn + 1) % pool.len();
+                                pool[turn].clone()
+                            });
+                        let (settings, name) = (settings.clone(), name.clone());
+                        tokio::spawn(async move {
+                            let mut client = slot.lock().await;
+                            let r = request(&mut client, &settings, &name, req).await;
+                            let _ = reply.send(r);
+                        });
                     }
                 });
             });
