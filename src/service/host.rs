@@ -86,6 +86,7 @@ impl EngineHandler {
             jobs_waiting: to_u32(counts.waiting),
             data_dir: self.data_dir.display().to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            batches: self.scheduler.batches().await,
         }
     }
 
@@ -143,6 +144,52 @@ impl Handler for EngineHandler {
         match request {
             Request::Status => Reply::Status(self.status().await),
             Request::Submit(job) => self.submit(*job).await,
+            Request::SubmitBatch(b) => {
+                let b = *b;
+                let slot = match self.slot(&b.provider) {
+                    Ok(s) => s,
+                    Err(r) => return r,
+                };
+                let name = b.provider.name.clone();
+                let nb = crate::queue::NewBatch {
+                    batch_id: b.batch_id,
+                    jobs: b
+                        .jobs
+                        .into_iter()
+                        .map(|(id, params, run)| {
+                            (
+                                id,
+                                Submission {
+                                    params,
+                                    provider: name.clone(),
+                                    front: false,
+                                    parent: None,
+                                    run,
+                                },
+                            )
+                        })
+                        .collect(),
+                    slot: Some(slot),
+                };
+                match self.scheduler.submit_batch(nb).await {
+                    Ok(jobs) => Reply::BatchSubmitted { jobs },
+                    Err(e) => failed(ErrorKind::Invalid, e),
+                }
+            }
+            Request::Batches { poll } => {
+                if poll {
+                    self.scheduler.poll_batches().await;
+                }
+                Reply::Batches {
+                    batches: self.scheduler.batches().await,
+                }
+            }
+            Request::CancelBatch { batch } => match self.scheduler.cancel_batch(batch).await {
+                Ok(info) => Reply::Batches {
+                    batches: vec![info],
+                },
+                Err(e) => failed(ErrorKind::Invalid, e),
+            },
             Request::Provide { provider } => match self.slot(&provider) {
                 Ok(slot) => {
                     self.scheduler
