@@ -1,0 +1,362 @@
+//! The Batch API end to end (issue 14, docs/batch.md): `easel generate --batch` against the
+//! fake server's files and batches, the batch polled by later commands (each one a new owner of
+//! the data folder: the restart case), its images saved as live ones, a failed line recorded
+//! with its error, cancellation, and the contract of the JSONL lines (with a negative control).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::process::Command;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use support::fake_server::{FakeServer, batch_line_violations};
+use support::sandbox::Sandbox;
+
+const BIN: &str = env!("CARGO_BIN_EXE_easel");
+const KEY: &str = "sk-batch-test-0123456789abcdefghijklmnop";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+async fn run(s: &Sandbox, server: &FakeServer, args: &[&str]) -> Run {
+    let mut cmd: Command = s.clean_command(BIN);
+    cmd.args(args)
+        .env("OPENAI_BASE_URL", server.base_url())
+        .env("OPENAI_API_KEY", KEY);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+async fn records(s: &Sandbox, server: &FakeServer) -> Vec<Value> {
+    let r = run(s, server, &["history", "list", "--json", "--limit", "100"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    json_lines(&r.stdout)
+}
+
+/// Batch: validating → in_progress → completed with one failed line; every image is saved as
+/// a live one (exact bytes, sidecar, cost at half price), the failed job keeps its error. Each
+/// command is a new owner of the data folder, so the batch is found again in the store each
+/// time (the restart case).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_completes_with_one_failed_line() {
+    let server = FakeServer::start().await;
+    server.set_batch_failures(vec![1]);
+    server.set_batch_auto_advance(false);
+    let s = Sandbox::folders();
+    let args = [
+        "generate",
+        "--batch",
+        "--json",
+        "-q",
+        "low",
+        "-s",
+        "1024x1024",
+        "a {red|green|blue} kite",
+    ];
+    // The live estimate, for the half-price check.
+    let dry = run(
+        &s,
+        &server,
+        &[
+            "generate",
+            "--dry-run",
+            "--json",
+            "-q",
+            "low",
+            "-s",
+            "1024x1024",
+            "a {red|green|blue} kite",
+        ],
+    )
+    .await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    let live_total = json_lines(&dry.stdout)
+        .last()
+        .unwrap()
+        .get("estimated_cost_usd")
+        .and_then(Value::as_f64)
+        .unwrap();
+
+    let sent = run(&s, &server, &args).await;
+    assert_eq!(sent.code, 0, "{sent:?}");
+    let answer = &json_lines(&sent.stdout)[0];
+    let batch_id = answer["batch"].as_str().unwrap().to_string();
+    assert!(batch_id.starts_with("batch_"), "{answer}");
+    assert_eq!(answer["status"], "validating");
+    assert_eq!(answer["jobs"].as_array().unwrap().len(), 3);
+    let half = answer["estimated_cost_usd"].as_f64().unwrap();
+    assert!(
+        (half - live_total / 2.0).abs() < 1e-6,
+        "batch estimate {half} is half of {live_total}"
+    );
+    assert!(!sent.stderr.contains(KEY) && !sent.stdout.contains(KEY));
+
+    // What was uploaded: one line per job, custom_id = the record id, and the live body.
+    let lines = server.batch_input_lines();
+    assert_eq!(lines.len(), 3);
+    let ids: Vec<String> = answer["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for (line, id) in lines.iter().zip(&ids) {
+        assert_eq!(line["custom_id"].as_str(), Some(id.as_str()));
+        assert_eq!(line["body"]["model"], "gpt-image-2");
+    }
+    assert!(
+        server.batch_violations().is_empty(),
+        "{:?}",
+        server.batch_violations()
+    );
+    // The jobs are queued, each with its batch.
+    let queued = records(&s, &server).await;
+    assert_eq!(queued.len(), 3, "{queued:?}");
+    for r in &queued {
+        assert_eq!(r["status"], "queued");
+        assert_eq!(r["batch"]["id"].as_str(), Some(batch_id.as_str()));
+    }
+
+    // A new process polls it: in_progress.
+    server.advance_batch(&batch_id);
+    let st = run(&s, &server, &["batch", "status", &batch_id, "--json"]).await;
+    assert_eq!(st.code, 0, "{st:?}");
+    let v = &json_lines(&st.stdout)[0];
+    assert_eq!(v["status"], "in_progress", "{st:?}");
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 3);
+    let listed = run(&s, &server, &["batch", "list"]).await;
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert!(listed.stdout.contains(&batch_id), "{listed:?}");
+
+    // And again, another process: completed, results saved.
+    server.advance_batch(&batch_id);
+    let st = run(&s, &server, &["batch", "status", &batch_id, "--json"]).await;
+    assert_eq!(st.code, 0, "{st:?}");
+    let v = &json_lines(&st.stdout)[0];
+    assert_eq!(v["open"], false, "{st:?}");
+    assert_eq!(v["succeeded"], 2, "{st:?}");
+    assert_eq!(v["failed"], 1, "{st:?}");
+    let states: Vec<String> = server.batch_states().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(states, ["completed"]);
+
+    // The output file as the server sent it: the exact bytes of each image.
+    let done = records(&s, &server).await;
+    assert_eq!(done.len(), 3);
+    let by_id = |id: &str| done.iter().find(|r| r["id"] == id).unwrap().clone();
+    let failed = by_id(&ids[1]);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("safety system"),
+        "{failed}"
+    );
+    assert_eq!(failed["error"]["code"], "moderation_blocked");
+    let out_text = batch_output(&server).await;
+    for k in [0usize, 2] {
+        let r = by_id(&ids[k]);
+        assert_eq!(r["status"], "succeeded", "{r}");
+        let outputs = r["outputs"].as_array().unwrap();
+        assert_eq!(outputs.len(), 1);
+        let path = s.data.join(outputs[0]["path"].as_str().unwrap());
+        let bytes = std::fs::read(&path).unwrap();
+        let line = out_text.iter().find(|l| l["custom_id"] == ids[k]).unwrap();
+        let sent = STANDARD
+            .decode(
+                line["response"]["body"]["data"][0]["b64_json"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(bytes, sent, "exact bytes");
+        let sidecar: Value =
+            serde_json::from_slice(&std::fs::read(path.with_extension("json")).unwrap()).unwrap();
+        assert_eq!(sidecar["batch"]["id"].as_str(), Some(batch_id.as_str()));
+        assert_eq!(sidecar["id"].as_str(), Some(ids[k].as_str()));
+        // Cost at batch prices: the live figure for the same usage, halved.
+        let cost = r["cost_usd"].as_f64().unwrap();
+        let live = sidecar["estimated_cost_usd"].as_f64().unwrap();
+        assert!((cost - live).abs() < 1e-9, "{cost} {live}");
+        assert!(cost > 0.0);
+        assert_eq!(
+            r["request_id"].as_str().unwrap(),
+            line["response"]["request_id"].as_str().unwrap()
+        );
+    }
+    // The batch is no longer open.
+    let listed = run(&s, &server, &["batch", "list", "--json"]).await;
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert!(listed.stdout.trim().is_empty(), "{listed:?}");
+}
+
+/// The successful lines of the batch's output file, fetched as easel does.
+async fn batch_output(server: &FakeServer) -> Vec<Value> {
+    let (id, _) = server.batch_states().pop().unwrap();
+    let url = format!("{}/batches/{id}", server.base_url());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let b: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    let file = b["output_file_id"].as_str().unwrap();
+    let text = http
+        .get(format!("{}/files/{file}/content", server.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    json_lines(&text)
+}
+
+/// `--wait` waits across polls and prints what the batch made, as a live run does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_wait_prints_the_saved_paths() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::folders();
+    let mut cmd: Command = s.clean_command(BIN);
+    cmd.args(["generate", "--batch", "--wait", "a lighthouse"])
+        .env("OPENAI_BASE_URL", server.base_url())
+        .env("OPENAI_API_KEY", KEY)
+        .env("EASEL_BATCH_POLL_MS", "20");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("batch_"), "{stdout}");
+    assert!(
+        lines.iter().any(|l| std::path::Path::new(l).is_file()),
+        "a saved path: {stdout}"
+    );
+}
+
+/// Cancel: the server is asked, the batch goes cancelling → cancelled, its jobs end cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_cancel_cancels_its_jobs() {
+    let server = FakeServer::start().await;
+    server.set_batch_auto_advance(false);
+    let s = Sandbox::folders();
+    let sent = run(
+        &s,
+        &server,
+        &["generate", "--batch", "--json", "--repeat", "2", "a moth"],
+    )
+    .await;
+    assert_eq!(sent.code, 0, "{sent:?}");
+    let batch_id = json_lines(&sent.stdout)[0]["batch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = run(&s, &server, &["batch", "cancel", &batch_id]).await;
+    assert_eq!(c.code, 0, "{c:?}");
+    assert!(c.stdout.contains("cancelling"), "{c:?}");
+    server.advance_batch(&batch_id);
+    let st = run(&s, &server, &["batch", "status", &batch_id, "--json"]).await;
+    assert_eq!(st.code, 0, "{st:?}");
+    let v = &json_lines(&st.stdout)[0];
+    assert_eq!(v["status"], "cancelled", "{st:?}");
+    assert_eq!(v["cancelled"], 2, "{st:?}");
+    for r in records(&s, &server).await {
+        assert_eq!(r["status"], "cancelled", "{r}");
+    }
+    // Unknown ids are refused, with no request that could leave the path.
+    let bad = run(&s, &server, &["batch", "cancel", "../files"]).await;
+    assert_eq!(bad.code, 1, "{bad:?}");
+}
+
+/// `--dry-run` shows the batch lines and the half-price estimate; the demo and edits refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_dry_run_and_refusals() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::folders();
+    let dry = run(
+        &s,
+        &server,
+        &["generate", "--batch", "--dry-run", "a {fox|hare}"],
+    )
+    .await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    let lines: Vec<Value> = dry
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{dry:?}");
+    for l in &lines {
+        assert!(batch_line_violations(l).is_empty(), "{l}");
+    }
+    assert!(dry.stdout.contains("at batch prices"), "{dry:?}");
+    assert_eq!(server.request_count(), 0, "nothing sent");
+
+    let demo = s
+        .clean_command(BIN)
+        .args(["generate", "--batch", "a fox"])
+        .output()
+        .unwrap();
+    assert_eq!(demo.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&demo.stderr).contains("Batch API"));
+}
+
+/// The contract check of the lines' bodies: what easel builds validates against
+/// `CreateImageRequest`; a line with a bad body does not (the negative control).
+#[test]
+fn batch_lines_keep_the_images_contract() {
+    let good = json!({
+        "custom_id": "0192", "method": "POST", "url": "/v1/images/generations",
+        "body": {"model": "gpt-image-1", "prompt": "a fox", "n": 1, "size": "1024x1024", "quality": "low"},
+    });
+    assert!(
+        batch_line_violations(&good).is_empty(),
+        "{:?}",
+        batch_line_violations(&good)
+    );
+    for bad in [
+        json!({"custom_id": "a", "method": "POST", "url": "/v1/images/generations",
+               "body": {"model": "gpt-image-1", "prompt": "a fox", "n": "one"}}),
+        json!({"custom_id": "a", "method": "POST", "url": "/v1/images/generations",
+               "body": {"prompt": 7}}),
+        json!({"custom_id": "a", "method": "GET", "url": "/v1/images/generations",
+               "body": {"model": "gpt-image-1", "prompt": "a fox"}}),
+        json!({"method": "POST", "url": "/v1/images/edits",
+               "body": {"model": "gpt-image-1", "prompt": "a fox"}}),
+    ] {
+        assert!(!batch_line_violations(&bad).is_empty(), "{bad} must fail");
+    }
+}
