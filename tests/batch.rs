@@ -360,3 +360,78 @@ fn batch_lines_keep_the_images_contract() {
         assert!(!batch_line_violations(&bad).is_empty(), "{bad} must fail");
     }
 }
+
+/// Stops the sandbox's service when the test ends, however it ends.
+struct StopService<'a>(&'a Sandbox);
+
+impl Drop for StopService<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .clean_command(BIN)
+            .args(["service", "stop", "--force"])
+            .env("EASEL_SERVICE", "on")
+            .output();
+    }
+}
+
+async fn run_service(s: &Sandbox, server: &FakeServer, args: &[&str]) -> Run {
+    let mut cmd: Command = s.clean_command(BIN);
+    cmd.args(args)
+        .env("EASEL_SERVICE", "on")
+        .env("OPENAI_BASE_URL", server.base_url())
+        .env("OPENAI_API_KEY", KEY);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Through the service: the batch is recorded by the service, shown by `easel service
+/// status`, survives the service being stopped, and a new service (started by the next
+/// command, which offers its key) polls it to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_resumes_after_the_service_restarts() {
+    let server = FakeServer::start().await;
+    server.set_batch_auto_advance(false);
+    let s = Sandbox::folders();
+    let _stop = StopService(&s);
+    let sent = run_service(&s, &server, &["generate", "--batch", "--json", "a heron"]).await;
+    assert_eq!(sent.code, 0, "{sent:?}");
+    let batch_id = json_lines(&sent.stdout)[0]["batch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = run_service(&s, &server, &["service", "status", "--json"]).await;
+    assert_eq!(status.code, 0, "{status:?}");
+    let v: Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    assert_eq!(
+        v["batches"][0]["id"].as_str(),
+        Some(batch_id.as_str()),
+        "{v}"
+    );
+    let text = run_service(&s, &server, &["service", "status"]).await;
+    assert!(text.stdout.contains("batches  1 open"), "{text:?}");
+
+    let stop = run_service(&s, &server, &["service", "stop", "--force"]).await;
+    assert_eq!(stop.code, 0, "{stop:?}");
+    server.advance_batch(&batch_id);
+    server.advance_batch(&batch_id);
+
+    let st = run_service(&s, &server, &["batch", "status", &batch_id, "--json"]).await;
+    assert_eq!(st.code, 0, "{st:?}");
+    let v = &json_lines(&st.stdout)[0];
+    assert_eq!(v["open"], false, "{st:?}");
+    assert_eq!(v["succeeded"], 1, "{st:?}");
+    let list = run_service(&s, &server, &["history", "list", "--json"]).await;
+    assert_eq!(list.code, 0, "{list:?}");
+    let done = json_lines(&list.stdout);
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["status"], "succeeded");
+    let path = s.data.join(done[0]["outputs"][0]["path"].as_str().unwrap());
+    assert!(path.is_file(), "{path:?}");
+}
