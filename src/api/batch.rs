@@ -367,9 +367,13 @@ impl ImagesClient {
         })
     }
 
+    fn clean_text(&self, s: String) -> String {
+        crate::sanitize::line(&self.redact_text(&s)).into_owned()
+    }
+
     fn clean_batch(&self, mut b: Batch) -> Batch {
-        let clean = |s: String| crate::sanitize::line(&self.redact_text(&s)).into_owned();
-        b.id = clean(b.id);
+        let clean = |s: String| self.clean_text(s);
+        b.id = self.clean_text(b.id);
         for f in [
             &mut b.endpoint,
             &mut b.input_file_id,

@@ -791,6 +791,12 @@ impl Scheduler {
             return;
         }
         let Some(mut r) = self.queued.remove(&id) else {
+            if let Some(batch) = self.batch_of(id) {
+                self.emit(JobEvent::Problem(format!(
+                    "{} is a line of batch {batch}: `easel batch cancel {batch}` cancels the batch",
+                    id.short()
+                )));
+            }
             return;
         };
         self.order.retain(|x| *x != id);

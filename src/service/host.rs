@@ -491,7 +491,8 @@ pub async fn run(settings: &Settings) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Stop after `idle` with no client and nothing to run, or when the data folder is gone.
+/// Stop after `idle` with no client, nothing to run and no batch to poll, or when the data
+/// folder is gone.
 async fn watch_idle(
     scheduler: SchedulerHandle,
     clients: Arc<AtomicUsize>,
@@ -512,9 +513,11 @@ async fn watch_idle(
             return;
         }
         let counts = scheduler.counts().await;
+        // An open batch it holds a key for keeps it: it polls the batch until it ends.
         let busy = clients.load(Ordering::Relaxed) > 0
             || counts.running > 0
-            || counts.queued > counts.waiting;
+            || counts.queued > counts.waiting
+            || scheduler.batches().await.iter().any(|b| b.has_key);
         if busy || idle.is_zero() {
             idle_since = None;
             continue;

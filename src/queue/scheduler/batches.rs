@@ -205,9 +205,15 @@ impl Scheduler {
 
     /// Whether a record waits in an open batch.
     pub(super) fn in_batch(&self, id: Id) -> bool {
+        self.batch_of(id).is_some()
+    }
+
+    /// The open batch a record waits in.
+    pub(super) fn batch_of(&self, id: Id) -> Option<String> {
         self.batches
-            .values()
-            .any(|b| b.records.iter().any(|r| r.id == id))
+            .iter()
+            .find(|(_, b)| b.records.iter().any(|r| r.id == id))
+            .map(|(k, _)| k.clone())
     }
 
     /// Start a poll of every open batch that is due (all of them with `now`).
