@@ -12,7 +12,7 @@ use std::process::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use support::fake_server::{FakeServer, batch_line_violations};
+use support::fake_server::{FakeServer, batch_line_violations, batch_request_violations};
 use support::sandbox::Sandbox;
 
 const BIN: &str = env!("CARGO_BIN_EXE_easel");
@@ -359,6 +359,24 @@ fn batch_lines_keep_the_images_contract() {
     ] {
         assert!(!batch_line_violations(&bad).is_empty(), "{bad} must fail");
     }
+    // The batch's creation, against `CreateBatchRequest` of the batch contract.
+    let create = json!({"input_file_id": "file-1", "endpoint": "/v1/images/generations",
+                        "completion_window": "24h", "metadata": {"jobs": "2"}});
+    assert!(
+        batch_request_violations(&create).is_empty(),
+        "{:?}",
+        batch_request_violations(&create)
+    );
+    for bad in [
+        json!({"input_file_id": "file-1", "endpoint": "/v1/images/generations", "completion_window": "48h"}),
+        json!({"endpoint": "/v1/images/generations", "completion_window": "24h"}),
+        json!({"input_file_id": "file-1", "endpoint": "/v1/images/generations", "completion_window": "24h", "metadata": {"jobs": 2}}),
+    ] {
+        assert!(
+            !batch_request_violations(&bad).is_empty(),
+            "{bad} must fail"
+        );
+    }
 }
 
 /// Stops the sandbox's service when the test ends, however it ends.
@@ -434,4 +452,134 @@ async fn batch_resumes_after_the_service_restarts() {
     assert_eq!(done[0]["status"], "succeeded");
     let path = s.data.join(done[0]["outputs"][0]["path"].as_str().unwrap());
     assert!(path.is_file(), "{path:?}");
+}
+
+/// The scheduler itself: a batch's records are written by it (a star set while the batch is
+/// open is kept when the results are stored), and a scheduler started again on the same store
+/// finds the open batch and completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_scheduler_completes_an_open_batch_and_keeps_user_fields() {
+    use easel::api::batch::input_line;
+    use easel::api::{ClientOptions, Endpoint, GenerationParams, ImagesClient, ProviderRules};
+    use easel::backend::Backend;
+    use easel::backend::openai::OpenAiBackend;
+    use easel::catalog::Catalog;
+    use easel::queue::{NewBatch, ProviderSlot, Scheduler, SchedulerConfig, Submission};
+    use easel::store::{HistoryStore, Id, ImageFiles, SledStore, Status};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+
+    let server = FakeServer::start().await;
+    server.set_batch_auto_advance(false);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = Arc::new(SledStore::open(&data).unwrap());
+    let mut opts = ClientOptions::new("OpenAI", &server.base_url());
+    opts.api_key = easel::secret::ApiKey::new(KEY);
+    let client = ImagesClient::new(opts.clone()).unwrap();
+    let slot = || ProviderSlot {
+        backend: Arc::new(OpenAiBackend::new(opts.clone()).unwrap()) as Arc<dyn Backend>,
+        rules: ProviderRules::default(),
+        limit: 1,
+    };
+    let catalog = Arc::new(Catalog::builtin());
+    let start = |store: Arc<SledStore>| {
+        let providers = HashMap::from([("openai".to_string(), slot())]);
+        let catalog = catalog.clone();
+        let data = data.clone();
+        async move {
+            let s: Arc<dyn HistoryStore> = store;
+            Scheduler::start(
+                s,
+                catalog,
+                ImageFiles::new(&data, None),
+                providers,
+                SchedulerConfig {
+                    concurrency: 1,
+                    resume_queue: true,
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let params = |p: &str| GenerationParams {
+        prompt: p.into(),
+        model: "gpt-image-2".into(),
+        size: Some("1024x1024".into()),
+        quality: Some("low".into()),
+        ..Default::default()
+    };
+    let ids = [Id::new(), Id::new()];
+    let checked: Vec<_> = ["a wren", "a finch"]
+        .iter()
+        .map(|p| {
+            easel::api::request::check(&params(p), &catalog, &ProviderRules::default()).unwrap()
+        })
+        .collect();
+    let jsonl = dir.path().join("in.jsonl");
+    let text: String = ids
+        .iter()
+        .zip(&checked)
+        .map(|(id, c)| input_line(&id.to_string(), Endpoint::Generations, &c.body) + "\n")
+        .collect();
+    std::fs::write(&jsonl, text).unwrap();
+    let cancel = CancellationToken::new();
+    let file = client.upload_batch_file(&jsonl, &cancel).await.unwrap();
+    let batch = client
+        .create_batch(&file, Endpoint::Generations, &Default::default(), &cancel)
+        .await
+        .unwrap();
+
+    let (handle, _events) = start(store.clone()).await;
+    let jobs = ids
+        .iter()
+        .zip(["a wren", "a finch"])
+        .map(|(id, p)| {
+            (
+                *id,
+                Submission {
+                    params: params(p),
+                    provider: "openai".into(),
+                    front: false,
+                    parent: None,
+                },
+            )
+        })
+        .collect();
+    let recorded = handle
+        .submit_batch(NewBatch {
+            batch_id: batch.id.clone(),
+            jobs,
+            slot: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(recorded, ids);
+    handle.star(ids[0], true).await.unwrap();
+    handle.poll_batches().await;
+    let open = handle.batches().await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].status.map(|s| s.as_str()), Some("validating"));
+    handle.shutdown().await;
+
+    // Started again: the batch is found in the store, polled, and its results stored.
+    server.advance_batch(&batch.id);
+    server.advance_batch(&batch.id);
+    let (handle, _events) = start(store.clone()).await;
+    let open = handle.batches().await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0].has_key);
+    handle.poll_batches().await;
+    assert!(handle.batches().await.is_empty());
+    for id in ids {
+        let r = store.get(id).unwrap().unwrap();
+        assert_eq!(r.status, Status::Succeeded, "{r:?}");
+        assert_eq!(r.outputs.len(), 1);
+        assert!(data.join(&r.outputs[0].path).is_file());
+        assert_eq!(r.starred, id == ids[0], "the star set meanwhile is kept");
+    }
+    assert!(store.queue().unwrap().is_empty());
+    handle.shutdown().await;
 }

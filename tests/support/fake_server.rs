@@ -2703,6 +2703,11 @@ pub fn json_violations(doc: Option<&Value>, schema: &str, value: &Value) -> Vec<
     }
 }
 
+/// How a `POST /batches` body breaks `CreateBatchRequest` (empty when it keeps it).
+pub fn batch_request_violations(body: &Value) -> Vec<String> {
+    json_violations(batch_contract(), "CreateBatchRequest", body)
+}
+
 /// How one input line breaks the batch line format, its body checked against
 /// `CreateImageRequest` (the same body as a live request).
 pub fn batch_line_violations(line: &Value) -> Vec<String> {
@@ -2777,7 +2782,7 @@ fn batch_route(
     }
     if method == "POST" && path == "/batches" {
         let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        for v in json_violations(batch_contract(), "CreateBatchRequest", &req) {
+        for v in batch_request_violations(&req) {
             fb.violations.push(format!("CreateBatchRequest: {v}"));
         }
         let input = req["input_file_id"]
