@@ -583,3 +583,82 @@ async fn a_restarted_scheduler_completes_an_open_batch_and_keeps_user_fields() {
     assert!(store.queue().unwrap().is_empty());
     handle.shutdown().await;
 }
+
+/// The client: the retry contract applies to the Batch API calls (a 500 and a 429 are retried,
+/// a 404 is not), errors are typed, and the key never appears in one even when the server
+/// echoes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_client_retries_types_errors_and_redacts_the_key() {
+    use easel::api::{ClientOptions, Endpoint, ErrorKind, ImagesClient};
+    use tokio_util::sync::CancellationToken;
+
+    let server = FakeServer::start().await;
+    let mut opts = ClientOptions::new("OpenAI", &server.base_url());
+    opts.api_key = easel::secret::ApiKey::new(KEY);
+    opts.max_retries = 2;
+    let client = ImagesClient::new(opts).unwrap();
+    let cancel = CancellationToken::new();
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("in.jsonl");
+    std::fs::write(
+        &jsonl,
+        json!({"custom_id": "a", "method": "POST", "url": "/v1/images/generations",
+               "body": {"model": "gpt-image-2", "prompt": "a fox"}})
+        .to_string()
+            + "\n",
+    )
+    .unwrap();
+
+    server.push_batch_faults([500, 429]);
+    let file = client.upload_batch_file(&jsonl, &cancel).await.unwrap();
+    let uploads: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/files")
+        .collect();
+    assert_eq!(uploads.len(), 3, "two retries, then the upload");
+    let up = uploads.last().unwrap();
+    assert_eq!(
+        up.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    let uploaded = String::from_utf8_lossy(&up.files("file")[0].data).into_owned();
+    assert!(uploaded.contains("\"custom_id\":\"a\""), "{uploaded}");
+    assert_eq!(
+        up.parts
+            .iter()
+            .find(|p| p.name == "purpose")
+            .map(|p| p.data.as_slice()),
+        Some(&b"batch"[..])
+    );
+
+    // A 400 is final at once, typed, and the key the server echoes is redacted.
+    let before = server.request_count();
+    let e = client
+        .create_batch(KEY, Endpoint::Generations, &Default::default(), &cancel)
+        .await
+        .unwrap_err();
+    assert_eq!(server.request_count(), before + 1, "not retried");
+    assert_eq!(e.status, Some(400));
+    assert_eq!(e.kind, ErrorKind::InvalidRequest, "{e:?}");
+    let shown = format!("{e} {e:?}");
+    assert!(shown.contains("No such File object"), "{shown}");
+    assert!(!shown.contains(KEY), "{shown}");
+    let sent = server.requests().pop().unwrap();
+    assert!(
+        String::from_utf8_lossy(&sent.raw_body).contains(KEY),
+        "the server did get (and echo) the key as the file id"
+    );
+
+    let b = client
+        .create_batch(&file, Endpoint::Generations, &Default::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(b.status.as_str(), "validating");
+    let e = client.get_batch("batch_nope", &cancel).await.unwrap_err();
+    assert_eq!(e.status, Some(404));
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e:?}");
+    let got = client.cancel_batch(&b.id, &cancel).await.unwrap();
+    assert_eq!(got.status.as_str(), "cancelling");
+    assert!(client.file_content("../etc", &cancel).await.is_err());
+}

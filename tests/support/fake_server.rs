@@ -907,6 +907,12 @@ impl FakeServer {
             .collect()
     }
 
+    /// Batch API: the next requests to the files and batches routes get these statuses (an
+    /// OpenAI error body, `retry-after-ms: 1`) instead of their answer, one each.
+    pub fn push_batch_faults(&self, statuses: impl IntoIterator<Item = u16>) {
+        self.shared.lock().batches.faults.extend(statuses);
+    }
+
     /// Batch API: the lines of every uploaded batch input file, parsed.
     pub fn batch_input_lines(&self) -> Vec<Value> {
         let state = self.shared.lock();
@@ -1771,7 +1777,10 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, request: Request) -> io::
     }
     if let Some(answer) = batch_route(shared, method, path, &request.body, &content_type) {
         let (status, value) = answer;
-        let headers = [request_id_header(id)];
+        let mut headers = vec![request_id_header(id)];
+        if status >= 400 {
+            headers.push(("retry-after-ms".to_owned(), "1".to_owned()));
+        }
         let (ct, bytes) = match value {
             BatchBody::Json(v) => ("application/json", v.to_string().into_bytes()),
             BatchBody::Raw(b) => ("application/jsonl", b),
@@ -2495,6 +2504,8 @@ struct FakeBatches {
     fail_lines: Vec<usize>,
     manual: bool,
     violations: Vec<String>,
+    /// The next Batch API requests answered with this status (and `retry-after-ms: 1`).
+    faults: VecDeque<u16>,
 }
 
 /// What a Batch API route answers.
@@ -2740,8 +2751,18 @@ fn batch_route(
     content_type: &str,
 ) -> Option<(u16, BatchBody)> {
     let path = path.strip_prefix("/v1").unwrap_or(path);
+    let is_batch_route = path == "/files"
+        || path == "/batches"
+        || path.starts_with("/batches/")
+        || (path.starts_with("/files/") && path.ends_with("/content"));
+    if !is_batch_route {
+        return None;
+    }
     let mut state = shared.lock();
     let fb = &mut state.batches;
+    if let Some(status) = fb.faults.pop_front() {
+        return Some(batch_error(status, "fake fault (push_batch_faults)"));
+    }
     if method == "POST" && path == "/files" {
         let parts = match parse_multipart(content_type, body) {
             Ok(p) => p,
