@@ -662,3 +662,36 @@ async fn the_batch_client_retries_types_errors_and_redacts_the_key() {
     assert_eq!(got.status.as_str(), "cancelling");
     assert!(client.file_content("../etc", &cancel).await.is_err());
 }
+
+/// An expired batch: its jobs fail as `expired`, with a hint to send them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_batch_fails_its_jobs_as_expired() {
+    let server = FakeServer::start().await;
+    server.set_batch_auto_advance(false);
+    let s = Sandbox::folders();
+    let sent = run(
+        &s,
+        &server,
+        &["generate", "--batch", "--json", "a {vole|shrew}"],
+    )
+    .await;
+    assert_eq!(sent.code, 0, "{sent:?}");
+    let batch_id = json_lines(&sent.stdout)[0]["batch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.expire_batch(&batch_id);
+    let st = run(&s, &server, &["batch", "status", &batch_id, "--json"]).await;
+    assert_eq!(st.code, 0, "{st:?}");
+    let v = &json_lines(&st.stdout)[0];
+    assert_eq!(v["status"], "expired", "{st:?}");
+    assert_eq!(v["failed"], 2, "{st:?}");
+    for r in records(&s, &server).await {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert_eq!(r["error"]["kind"], "expired", "{r}");
+        assert!(
+            r["error"]["hint"].as_str().unwrap().contains("retry"),
+            "{r}"
+        );
+    }
+}

@@ -890,6 +890,13 @@ impl FakeServer {
         b.advance(id);
     }
 
+    /// Batch API: the batch expires now (24 h passed): no output file; its lines never ran.
+    pub fn expire_batch(&self, id: &str) {
+        if let Some(b) = self.shared.lock().batches.batches.get_mut(id) {
+            b.status = "expired".into();
+        }
+    }
+
     /// Batch API: every batch's id and status, in creation order.
     pub fn batch_states(&self) -> Vec<(String, String)> {
         let state = self.shared.lock();
