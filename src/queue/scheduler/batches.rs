@@ -105,7 +105,6 @@ pub(super) enum BatchUpdate {
     /// Ended: the records as they end (their images already saved).
     Done {
         id: String,
-        batch: Batch,
         records: Vec<GenerationRecord>,
     },
 }
@@ -289,7 +288,7 @@ impl Scheduler {
                     }
                 }
             }
-            BatchUpdate::Done { id, batch, records } => {
+            BatchUpdate::Done { id, records } => {
                 self.batches.remove(&id);
                 for mut r in records {
                     let rid = r.id;
@@ -321,7 +320,6 @@ impl Scheduler {
                         ))),
                     }
                 }
-                let _ = batch;
             }
         }
         self.answer_poll_waiters();
@@ -482,7 +480,6 @@ async fn poll_one(
     }
     BatchUpdate::Done {
         id: id.to_string(),
-        batch,
         records: out,
     }
 }
