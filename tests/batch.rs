@@ -144,6 +144,9 @@ async fn batch_completes_with_one_failed_line() {
     for r in &queued {
         assert_eq!(r["status"], "queued");
         assert_eq!(r["batch"]["id"].as_str(), Some(batch_id.as_str()));
+        // A run sent as a batch is still one run.
+        assert_eq!(r["run"]["id"], queued[0]["run"]["id"], "{r}");
+        assert_eq!(r["run"]["of"], 3, "{r}");
     }
 
     // A new process polls it: in_progress.
@@ -544,6 +547,7 @@ async fn a_restarted_scheduler_completes_an_open_batch_and_keeps_user_fields() {
                     provider: "openai".into(),
                     front: false,
                     parent: None,
+                    run: None,
                 },
             )
         })
@@ -694,4 +698,24 @@ async fn an_expired_batch_fails_its_jobs_as_expired() {
             "{r}"
         );
     }
+}
+
+/// `[budget]` applies to a batch, at batch prices: over it, nothing is uploaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_the_budget_is_refused() {
+    let server = FakeServer::start().await;
+    let s = Sandbox::folders();
+    let file = s.config_file();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "[budget]\ndaily_usd = 0.0001\n").unwrap();
+    let r = run(
+        &s,
+        &server,
+        &["generate", "--batch", "-q", "high", "a {lynx|puma}"],
+    )
+    .await;
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("budget"), "{r:?}");
+    assert!(server.batch_states().is_empty(), "nothing created");
+    assert!(server.batch_input_lines().is_empty(), "nothing uploaded");
 }

@@ -215,6 +215,27 @@ pub(super) async fn send(
     };
     crate::setup::print_warnings(&engine.warnings);
     let handle = engine.scheduler;
+    // [budget]: as for a live run, at batch prices.
+    if crate::budget::has_limits(&settings.file.budget) {
+        let refused = super::generate::check_budgets(
+            settings,
+            &engine.store,
+            &planned,
+            quiet,
+            BATCH_PRICE_FACTOR,
+        )
+        .await;
+        if let Some(why) = refused {
+            super::report(
+                &format!("not sent: {why}"),
+                Some(
+                    "raise [budget] daily_usd / monthly_usd in the config file (easel config path), or ask for fewer or cheaper images (--dry-run shows each)",
+                ),
+            );
+            handle.shutdown().await;
+            return 1;
+        }
+    }
     // The JSONL file, written in the data folder (it holds the prompts) and streamed up.
     let ids: Vec<Id> = planned.iter().map(|_| Id::new()).collect();
     let mut file = match tempfile::Builder::new()

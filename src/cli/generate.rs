@@ -478,11 +478,12 @@ fn within_budget(
 
 /// The budgets of `[budget]` against history's spend and the run's estimate: `Some(why)` when
 /// the run would pass one (with the figures).
-async fn check_budgets(
+pub(super) async fn check_budgets(
     settings: &Settings,
     store: &std::sync::Arc<dyn crate::store::HistoryStore>,
     planned: &[Planned],
     quiet: bool,
+    price_factor: f64,
 ) -> Option<String> {
     let mut total = 0.0;
     let mut unpriced: Vec<&str> = Vec::new();
@@ -493,6 +494,8 @@ async fn check_budgets(
             None => {}
         }
     }
+    // A batch's requests cost less (half).
+    total *= price_factor;
     if !unpriced.is_empty() && !quiet {
         eprintln!(
             "easel: warning: the budget cannot count {}: no prices in the catalogue",
@@ -868,7 +871,7 @@ pub async fn run(
     // [budget]: what history has spent today and this month, plus this run's estimate, must
     // stay within the budgets; otherwise nothing is sent.
     if !engine.demo && crate::budget::has_limits(&settings.file.budget) {
-        let refused = check_budgets(settings, &engine.store, &planned, quiet).await;
+        let refused = check_budgets(settings, &engine.store, &planned, quiet, 1.0).await;
         if let Some(why) = refused {
             super::report(
                 &format!("not sent: {why}"),
