@@ -134,7 +134,38 @@ pub async fn run(
             });
         }
     };
-    let demo = backend.is_demo();
+    let made = Made {
+        provider: backend.name(),
+        demo: backend.is_demo(),
+        started,
+        batch: None,
+    };
+    save_output(&made, files, catalog, job, output, &cancel).await
+}
+
+/// Who made an answer, for [`save_output`].
+pub struct Made<'a> {
+    pub provider: &'a str,
+    pub demo: bool,
+    pub started: DateTime<Utc>,
+    /// Made by a Batch API batch: priced at half, and the sidecar says which batch.
+    pub batch: Option<&'a crate::store::BatchRef>,
+}
+
+/// The price of a batch request relative to a live one.
+pub const BATCH_PRICE_FACTOR: f64 = 0.5;
+
+/// Save the images of an answer with their sidecars, as a live generation does (a batch's
+/// results go through here too, so they land in history exactly the same way).
+pub async fn save_output(
+    made: &Made<'_>,
+    files: &ImageFiles,
+    catalog: &Catalog,
+    job: &Job,
+    output: crate::api::ApiOutput,
+    cancel: &CancellationToken,
+) -> Result<Outcome, Failure> {
+    let (started, demo) = (made.started, made.demo);
     let revised_prompt = output.images.iter().find_map(|i| i.revised_prompt.clone());
     let cost_usd = cost(
         catalog,
@@ -142,14 +173,21 @@ pub async fn run(
         output.usage.as_ref(),
         output.images.len(),
         demo,
-    );
+    )
+    .map(|c| {
+        if made.batch.is_some() {
+            c * BATCH_PRICE_FACTOR
+        } else {
+            c
+        }
+    });
     let sidecar = serde_json::json!({
         "easel_sidecar": 1,
         "id": job.id.to_string(),
         "prompt": job.params.prompt,
         "revised_prompt": revised_prompt,
         "model": job.params.model,
-        "provider": backend.name(),
+        "provider": made.provider,
         "backend": if demo { "demo" } else { "openai-compatible" },
         "demo": demo,
         "request": job.checked.body,
@@ -183,6 +221,9 @@ pub async fn run(
     }
     if let (Some(m), Some(run)) = (sidecar.as_object_mut(), &job.run) {
         m.insert("run".into(), serde_json::json!(run));
+    }
+    if let (Some(m), Some(batch)) = (sidecar.as_object_mut(), made.batch) {
+        m.insert("batch".into(), serde_json::json!(batch));
     }
     if let (Some(m), false) = (sidecar.as_object_mut(), output.warnings.is_empty()) {
         m.insert("warnings".into(), serde_json::json!(output.warnings));
@@ -230,13 +271,13 @@ pub async fn run(
             files.remove(s);
         }
         return Err(Failure {
-            error: ApiError::cancelled(backend.name()),
+            error: ApiError::cancelled(made.provider),
             started,
             finished: Utc::now(),
         });
     }
     if images.is_empty() && !save_errors.is_empty() {
-        let mut error = ApiError::new(ErrorKind::Storage, backend.name(), save_errors.join("; "))
+        let mut error = ApiError::new(ErrorKind::Storage, made.provider, save_errors.join("; "))
             .with_request_id(output.request_id.clone());
         error.attempts = output.attempts;
         return Err(Failure {

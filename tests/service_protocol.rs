@@ -64,6 +64,7 @@ impl Handler for TestHandler {
                 jobs_waiting: 0,
                 data_dir: String::new(),
                 version: String::new(),
+                batches: Vec::new(),
             }),
             Request::Cancel { job } => {
                 self.entered.notify_one();

@@ -157,11 +157,11 @@ struct RawAnswer {
 /// The Images API client. Cheap to clone; share one per provider.
 #[derive(Debug, Clone)]
 pub struct ImagesClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     downloads: reqwest::Client,
     provider_downloads: reqwest::Client,
     policy: DownloadPolicy,
-    opts: ClientOptions,
+    pub(super) opts: ClientOptions,
 }
 
 /// Install the pure-Rust TLS provider once per process (reqwest is built without one so that no
@@ -430,14 +430,14 @@ impl ImagesClient {
 
     /// Text with every run of 20 or more characters of the key replaced (see
     /// [`ApiKey::redact`]).
-    fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+    pub(super) fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         match &self.opts.api_key {
             Some(key) => key.redact(text),
             None => Cow::Borrowed(text),
         }
     }
 
-    fn redact_opt(&self, text: Option<String>) -> Option<String> {
+    pub(super) fn redact_opt(&self, text: Option<String>) -> Option<String> {
         text.map(|t| match self.redact_text(&t) {
             Cow::Borrowed(_) => t,
             Cow::Owned(o) => o,
@@ -446,7 +446,7 @@ impl ImagesClient {
 
     /// Errors never show the key, even when a server or proxy echoes it back (in its message,
     /// an HTML page, a URL).
-    fn redact(&self, mut e: ApiError) -> ApiError {
+    pub(super) fn redact(&self, mut e: ApiError) -> ApiError {
         let Some(key) = self.opts.api_key.as_ref() else {
             return e;
         };
@@ -471,13 +471,22 @@ impl ImagesClient {
         e
     }
 
-    fn bad_answer(&self, message: impl AsRef<str>, request_id: &Option<String>) -> ApiError {
+    pub(super) fn bad_answer(
+        &self,
+        message: impl AsRef<str>,
+        request_id: &Option<String>,
+    ) -> ApiError {
         ApiError::new(ErrorKind::BadAnswer, &self.opts.provider, message)
             .with_request_id(request_id.clone())
     }
 
     /// `limit` is the timeout that applied (the request's, or the download's).
-    fn transport_error(&self, e: &reqwest::Error, during: &str, limit: Duration) -> ApiError {
+    pub(super) fn transport_error(
+        &self,
+        e: &reqwest::Error,
+        during: &str,
+        limit: Duration,
+    ) -> ApiError {
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
         } else {
@@ -807,7 +816,7 @@ impl ImagesClient {
     }
 
     /// Decode, download and verify every image of an answer.
-    async fn collect_images(
+    pub(super) async fn collect_images(
         &self,
         data: Vec<response::ImageData>,
     ) -> Result<Vec<ReceivedImage>, ApiError> {
@@ -1201,13 +1210,13 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-enum ReadError {
+pub(super) enum ReadError {
     TooBig,
     Http(reqwest::Error),
 }
 
 /// Read a body, refusing to hold more than `cap` bytes.
-async fn read_capped(resp: reqwest::Response, cap: u64) -> Result<Bytes, ReadError> {
+pub(super) async fn read_capped(resp: reqwest::Response, cap: u64) -> Result<Bytes, ReadError> {
     // A body that says its length up front is read in one go.
     if let Some(len) = resp.content_length() {
         if len > cap {

@@ -1,5 +1,6 @@
 //! The OpenAI Images API: building requests, talking to the server, reading answers.
 
+pub mod batch;
 pub mod client;
 pub mod edit;
 pub mod error;

@@ -36,6 +36,10 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &str;
     /// True for the offline demo backend, whose output must always be labelled as such.
     fn is_demo(&self) -> bool;
+    /// The Images API client behind it, for the Batch API (none for the demo).
+    fn images_client(&self) -> Option<&crate::api::ImagesClient> {
+        None
+    }
     /// Generate. Progress goes to `events`; cancelling ends the work at once and leaves nothing
     /// behind.
     async fn generate(

@@ -27,6 +27,10 @@ impl Backend for OpenAiBackend {
         false
     }
 
+    fn images_client(&self) -> Option<&ImagesClient> {
+        Some(&self.client)
+    }
+
     async fn generate(
         &self,
         request: &CheckedRequest,

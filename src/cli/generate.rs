@@ -86,6 +86,14 @@ pub struct GenerateArgs {
     /// Do not print the images inline.
     #[arg(long)]
     pub no_preview: bool,
+    /// Send the request (or the run) through the Batch API: half price, results within 24 h.
+    /// Prints the batch id and exits; the images land in history when the batch ends
+    /// (docs/batch.md).
+    #[arg(long)]
+    pub batch: bool,
+    /// With --batch: wait for the batch to end and print what it made.
+    #[arg(long, requires = "batch")]
+    pub wait: bool,
 }
 
 /// What an edit or a variation starts from (docs/providers.md#edits-and-variations).
@@ -254,7 +262,7 @@ pub fn prepare_out_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// The catalogue's estimate for a request, in US dollars (None for an unknown model).
-fn estimate(settings: &Settings, params: &GenerationParams) -> Option<f64> {
+pub(super) fn estimate(settings: &Settings, params: &GenerationParams) -> Option<f64> {
     crate::generation::estimate(&settings.catalog, params)
 }
 
@@ -438,6 +446,7 @@ fn within_budget(
     provider: &config::Provider,
     planned: &[Planned],
     max: f64,
+    batch: bool,
 ) -> Result<(), String> {
     if !(max.is_finite() && max >= 0.0) {
         return Err(format!("--max-cost must be a number of dollars, not {max}"));
@@ -454,6 +463,10 @@ fn within_budget(
             )
         })?;
     }
+    if batch {
+        // Batch requests cost half.
+        total *= crate::generation::BATCH_PRICE_FACTOR;
+    }
     if total > max {
         return Err(format!(
             "the estimated cost, ${total:.3} for {} job(s), is above --max-cost ${max:.2}",
@@ -465,11 +478,12 @@ fn within_budget(
 
 /// The budgets of `[budget]` against history's spend and the run's estimate: `Some(why)` when
 /// the run would pass one (with the figures).
-async fn check_budgets(
+pub(super) async fn check_budgets(
     settings: &Settings,
     store: &std::sync::Arc<dyn crate::store::HistoryStore>,
     planned: &[Planned],
     quiet: bool,
+    price_factor: f64,
 ) -> Option<String> {
     let mut total = 0.0;
     let mut unpriced: Vec<&str> = Vec::new();
@@ -480,6 +494,8 @@ async fn check_budgets(
             None => {}
         }
     }
+    // A batch's requests cost less (half).
+    total *= price_factor;
     if !unpriced.is_empty() && !quiet {
         eprintln!(
             "easel: warning: the budget cannot count {}: no prices in the catalogue",
@@ -523,10 +539,10 @@ async fn check_budgets(
 }
 
 /// One request of a run, built and checked.
-struct Planned {
-    values: crate::runs::JobValues,
-    params: GenerationParams,
-    checked: CheckedRequest,
+pub(super) struct Planned {
+    pub(super) values: crate::runs::JobValues,
+    pub(super) params: GenerationParams,
+    pub(super) checked: CheckedRequest,
 }
 
 /// "job 3 of 8 (size=1024x1024, quality=low): a red fox": which job, for messages.
@@ -803,13 +819,16 @@ pub async fn run(
         }
     }
     if let Some(max) = args.run.max_cost
-        && let Err(why) = within_budget(settings, &provider, &planned, max)
+        && let Err(why) = within_budget(settings, &provider, &planned, max, args.batch)
     {
         super::report(
             &format!("not sent: {why}"),
             Some("raise --max-cost, or ask for fewer or cheaper images (--dry-run shows each)"),
         );
         return 1;
+    }
+    if args.batch {
+        return super::batch::send(settings, &provider, &args, planned, quiet).await;
     }
     if args.dry_run {
         return match planned.as_slice() {
@@ -852,7 +871,7 @@ pub async fn run(
     // [budget]: what history has spent today and this month, plus this run's estimate, must
     // stay within the budgets; otherwise nothing is sent.
     if !engine.demo && crate::budget::has_limits(&settings.file.budget) {
-        let refused = check_budgets(settings, &engine.store, &planned, quiet).await;
+        let refused = check_budgets(settings, &engine.store, &planned, quiet, 1.0).await;
         if let Some(why) = refused {
             super::report(
                 &format!("not sent: {why}"),
@@ -1030,7 +1049,7 @@ pub async fn run(
 }
 
 /// Print what a finished job made (or why it failed) and choose the exit status.
-fn report_outcome(
+pub(super) fn report_outcome(
     record: &GenerationRecord,
     files: &ImageFiles,
     args: &GenerateArgs,

@@ -1,5 +1,6 @@
 //! The command line: argument parsing and the headless commands.
 
+pub mod batch;
 pub mod config_cmd;
 pub mod generate;
 pub mod history;
@@ -98,6 +99,11 @@ pub enum Command {
         rows: Option<u32>,
     },
     /// List the models easel knows and what each accepts.
+    /// Batch API batches sent with `easel generate --batch`: list, status, cancel.
+    Batch {
+        #[command(subcommand)]
+        action: batch::BatchAction,
+    },
     /// The background service that owns the data folder's queue and history.
     Service {
         #[command(subcommand)]
@@ -212,6 +218,10 @@ pub async fn run(mut cli: Cli) -> i32 {
                 }
             }
         }
+        Some(Command::Batch { action }) => match settings_or_report(&cli) {
+            Some(settings) => batch::run(&settings, cli.provider.as_deref(), action).await,
+            None => 1,
+        },
         Some(Command::Service { action }) => match settings_or_report(&cli) {
             Some(settings) => service_cmd::run(&settings, action).await,
             None => 1,

@@ -160,6 +160,7 @@ async fn status(settings: &Settings, json: bool) -> i32 {
                     "  jobs     {} running, {} queued{waiting}",
                     s.jobs_running, s.jobs_queued
                 );
+                println!("  batches  {}", super::batch::summary(&s.batches));
             }
             0
         }

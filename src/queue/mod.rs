@@ -9,7 +9,9 @@
 pub mod pace;
 pub mod scheduler;
 
-pub use scheduler::{ProviderSlot, Scheduler, SchedulerConfig, SchedulerHandle};
+pub use scheduler::{
+    BATCH_POLL, BatchInfo, NewBatch, ProviderSlot, Scheduler, SchedulerConfig, SchedulerHandle,
+};
 
 use crate::api::GenerationParams;
 use crate::store::{GenerationRecord, Id, QueueMove};
@@ -158,6 +160,21 @@ pub enum Command {
     IsLive(Id, tokio::sync::oneshot::Sender<Option<bool>>),
     Pause,
     Resume,
+    /// Record the jobs of a Batch API batch just created: queued with their batch, polled (not
+    /// run) until it ends; the ids in the reply are those given.
+    SubmitBatch(
+        NewBatch,
+        tokio::sync::oneshot::Sender<Result<Vec<Id>, String>>,
+    ),
+    /// Poll every open batch now; the reply comes when those polls are applied.
+    PollBatches(tokio::sync::oneshot::Sender<()>),
+    /// The open batches.
+    Batches(tokio::sync::oneshot::Sender<Vec<BatchInfo>>),
+    /// Ask the server to cancel an open batch (its jobs end when it does).
+    CancelBatch(
+        String,
+        tokio::sync::oneshot::Sender<Result<BatchInfo, String>>,
+    ),
     /// Stop: running jobs become interrupted, queued ones stay queued for next time.
     Shutdown(tokio::sync::oneshot::Sender<()>),
 }

@@ -16,6 +16,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+mod batches;
+pub use batches::{BATCH_POLL, BatchInfo, NewBatch, poll_period};
+
 /// A provider the scheduler can run jobs on.
 #[derive(Clone)]
 pub struct ProviderSlot {
@@ -198,6 +201,33 @@ impl SchedulerHandle {
     }
 
     /// Stop: running jobs are cancelled and recorded as interrupted; queued jobs stay queued.
+    /// Record the jobs of a batch just created (see [`Command::SubmitBatch`]).
+    pub async fn submit_batch(&self, nb: NewBatch) -> Result<Vec<Id>, String> {
+        self.ask(move |tx| Command::SubmitBatch(nb, tx)).await
+    }
+
+    /// Poll every open batch now, and return when those polls are applied.
+    pub async fn poll_batches(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::PollBatches(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The open batches.
+    pub async fn batches(&self) -> Vec<BatchInfo> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Batches(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Ask the server to cancel an open batch.
+    pub async fn cancel_batch(&self, id: String) -> Result<BatchInfo, String> {
+        self.ask(move |tx| Command::CancelBatch(id, tx)).await
+    }
+
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Command::Shutdown(tx)).is_ok() {
@@ -273,6 +303,12 @@ pub struct Scheduler {
     rates_tx: UnboundedSender<RateNote>,
     /// When a job held back by its provider's pace may start.
     wake: Option<tokio::time::Instant>,
+    /// Open Batch API batches, by id.
+    batches: HashMap<String, batches::OpenBatch>,
+    batch_tx: UnboundedSender<batches::BatchUpdate>,
+    batch_poll: std::time::Duration,
+    /// Those waiting for a round of batch polls to end.
+    poll_waiters: Vec<oneshot::Sender<()>>,
 }
 
 /// Run a store call off the async threads.
@@ -302,6 +338,7 @@ impl Scheduler {
         let (writes_tx, writes_rx) = unbounded_channel();
         let (rates_tx, rates_rx) = unbounded_channel();
         let (tx, rx) = unbounded_channel();
+        let (batch_tx, batch_rx) = unbounded_channel();
         let mut sched = Scheduler {
             store,
             catalog,
@@ -324,9 +361,23 @@ impl Scheduler {
             requeues: HashMap::new(),
             rates_tx,
             wake: None,
+            batches: HashMap::new(),
+            batch_tx,
+            batch_poll: poll_period(),
+            poll_waiters: Vec::new(),
         };
+        // Open batches are polled whatever `resume_queue` says: their requests are already
+        // sent (and paid for); only their results are awaited.
+        for r in blocking(&sched.store, |s| s.queue()).await? {
+            if r.status == Status::Queued && r.batch.is_some() {
+                sched.adopt_batch_record(r);
+            }
+        }
         if sched.cfg.resume_queue {
             for mut r in blocking(&sched.store, |s| s.queue()).await? {
+                if r.batch.is_some() {
+                    continue;
+                }
                 if r.status == Status::Queued && r.headless {
                     r.status = Status::Interrupted;
                     r.finished = Some(Utc::now());
@@ -347,7 +398,7 @@ impl Scheduler {
                 }
             }
         }
-        tokio::spawn(sched.run(rx, done_rx, writes_rx, rates_rx));
+        tokio::spawn(sched.run(rx, done_rx, writes_rx, rates_rx, batch_rx));
         Ok((SchedulerHandle { tx }, events_rx))
     }
 
@@ -361,8 +412,12 @@ impl Scheduler {
         mut done: UnboundedReceiver<WorkerDone>,
         mut writes: UnboundedReceiver<WorkerWrite>,
         mut rates: UnboundedReceiver<RateNote>,
+        mut batch_updates: UnboundedReceiver<batches::BatchUpdate>,
     ) {
         self.pump();
+        let tick_every = self.batch_poll.min(std::time::Duration::from_secs(5));
+        let mut batch_tick = tokio::time::interval(tick_every);
+        batch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.wake;
             tokio::select! {
@@ -388,6 +443,8 @@ impl Scheduler {
                 Some(d) = done.recv() => self.worker_done(d).await,
                 // A job held back by its provider's pace may start now.
                 () = sleep_until_some(wake) => {}
+                Some(u) = batch_updates.recv() => self.batch_update(u).await,
+                _ = batch_tick.tick(), if !self.batches.is_empty() => self.poll_batches(false),
             }
             self.pump();
         }
@@ -560,6 +617,7 @@ impl Scheduler {
                 for id in waiting {
                     self.job_slots.insert(id, slot.clone());
                 }
+                self.provide_batches(&name, &slot);
             }
             Command::RetryWith(id, slot) => {
                 if self.retry(id).await {
@@ -622,6 +680,18 @@ impl Scheduler {
             Command::Resume => {
                 self.paused = false;
                 self.emit(JobEvent::Paused(false));
+            }
+            Command::SubmitBatch(nb, reply) => {
+                let r = self.submit_batch(nb).await;
+                let _ = reply.send(r);
+            }
+            Command::PollBatches(reply) => self.wait_for_polls(reply),
+            Command::Batches(reply) => {
+                let _ = reply.send(self.batch_infos());
+            }
+            Command::CancelBatch(id, reply) => {
+                let r = self.cancel_batch(id).await;
+                let _ = reply.send(r);
             }
             Command::Shutdown(_) => {}
         }
@@ -721,6 +791,12 @@ impl Scheduler {
             return;
         }
         let Some(mut r) = self.queued.remove(&id) else {
+            if let Some(batch) = self.batch_of(id) {
+                self.emit(JobEvent::Problem(format!(
+                    "{} is a line of batch {batch}: `easel batch cancel {batch}` cancels the batch",
+                    id.short()
+                )));
+            }
             return;
         };
         self.order.retain(|x| *x != id);
@@ -753,9 +829,14 @@ impl Scheduler {
                 return false;
             }
         };
+        if self.in_batch(id) {
+            return false;
+        }
         r.status = Status::Queued;
         r.error = None;
         r.finished = None;
+        // Retried, it is sent live: it is no longer a line of its batch.
+        r.batch = None;
         // Retried here, it belongs to this scheduler's user now.
         r.headless = false;
         let stored = r.clone();

@@ -86,6 +86,7 @@ impl EngineHandler {
             jobs_waiting: to_u32(counts.waiting),
             data_dir: self.data_dir.display().to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            batches: self.scheduler.batches().await,
         }
     }
 
@@ -143,6 +144,52 @@ impl Handler for EngineHandler {
         match request {
             Request::Status => Reply::Status(self.status().await),
             Request::Submit(job) => self.submit(*job).await,
+            Request::SubmitBatch(b) => {
+                let b = *b;
+                let slot = match self.slot(&b.provider) {
+                    Ok(s) => s,
+                    Err(r) => return r,
+                };
+                let name = b.provider.name.clone();
+                let nb = crate::queue::NewBatch {
+                    batch_id: b.batch_id,
+                    jobs: b
+                        .jobs
+                        .into_iter()
+                        .map(|(id, params, run)| {
+                            (
+                                id,
+                                Submission {
+                                    params,
+                                    provider: name.clone(),
+                                    front: false,
+                                    parent: None,
+                                    run,
+                                },
+                            )
+                        })
+                        .collect(),
+                    slot: Some(slot),
+                };
+                match self.scheduler.submit_batch(nb).await {
+                    Ok(jobs) => Reply::BatchSubmitted { jobs },
+                    Err(e) => failed(ErrorKind::Invalid, e),
+                }
+            }
+            Request::Batches { poll } => {
+                if poll {
+                    self.scheduler.poll_batches().await;
+                }
+                Reply::Batches {
+                    batches: self.scheduler.batches().await,
+                }
+            }
+            Request::CancelBatch { batch } => match self.scheduler.cancel_batch(batch).await {
+                Ok(info) => Reply::Batches {
+                    batches: vec![info],
+                },
+                Err(e) => failed(ErrorKind::Invalid, e),
+            },
             Request::Provide { provider } => match self.slot(&provider) {
                 Ok(slot) => {
                     self.scheduler
@@ -444,7 +491,8 @@ pub async fn run(settings: &Settings) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Stop after `idle` with no client and nothing to run, or when the data folder is gone.
+/// Stop after `idle` with no client, nothing to run and no batch to poll, or when the data
+/// folder is gone.
 async fn watch_idle(
     scheduler: SchedulerHandle,
     clients: Arc<AtomicUsize>,
@@ -465,9 +513,11 @@ async fn watch_idle(
             return;
         }
         let counts = scheduler.counts().await;
+        // An open batch it holds a key for keeps it: it polls the batch until it ends.
         let busy = clients.load(Ordering::Relaxed) > 0
             || counts.running > 0
-            || counts.queued > counts.waiting;
+            || counts.queued > counts.waiting
+            || scheduler.batches().await.iter().any(|b| b.has_key);
         if busy || idle.is_zero() {
             idle_since = None;
             continue;

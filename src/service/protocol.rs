@@ -23,7 +23,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: the Batch API requests (`SubmitBatch`, `Batches`, `CancelBatch`).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame the service reads from a client. Requests are small (a prompt is at most
 /// 32,000 characters; reference images travel as paths, not bytes).
@@ -144,6 +145,19 @@ pub enum Request {
     Restore {
         record: Id,
     },
+    /// Record the jobs of a Batch API batch the client created (`easel generate --batch`): the
+    /// service keeps the provider (and key) to poll it until it ends.
+    SubmitBatch(Box<SubmitBatch>),
+    /// The open batches (polled first with `poll`; the answer comes when the polls are
+    /// applied).
+    Batches {
+        #[serde(default)]
+        poll: bool,
+    },
+    /// Ask the server to cancel an open batch.
+    CancelBatch {
+        batch: String,
+    },
     /// A read of the history (or a write that is not a job's: an import, emptying the trash).
     Store {
         call: StoreCall,
@@ -177,6 +191,15 @@ pub struct SubmitJob {
     /// Its place in a run, and the values it used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<crate::store::RunInfo>,
+}
+
+/// The jobs of a batch, with the ids used as its lines' `custom_id`s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitBatch {
+    pub batch_id: String,
+    /// Each job's id (its line's `custom_id`), request, and place in its run.
+    pub jobs: Vec<(Id, GenerationParams, Option<crate::store::RunInfo>)>,
+    pub provider: ProviderSpec,
 }
 
 /// An API key in transit over the private socket. It serialises the key (that is its one
@@ -236,6 +259,14 @@ pub enum Reply {
     Store {
         result: Result<StoreAnswer, StoreError>,
     },
+    /// The jobs of a batch are recorded.
+    BatchSubmitted {
+        jobs: Vec<Id>,
+    },
+    /// The open batches (or the one cancelled).
+    Batches {
+        batches: Vec<crate::queue::BatchInfo>,
+    },
     /// The service stops now.
     Stopping,
     /// Jobs are running; `Stop` with `force` interrupts them.
@@ -269,6 +300,9 @@ pub struct ServiceStatus {
     pub data_dir: String,
     #[serde(default)]
     pub version: String,
+    /// Open Batch API batches it polls.
+    #[serde(default)]
+    pub batches: Vec<crate::queue::BatchInfo>,
 }
 
 /// What a subscribed client hears, mirroring the scheduler's events.

@@ -12,7 +12,7 @@
 //!   service goes away it reconnects (starting a new one) and asks the studio to reload.
 
 use super::host::from_event;
-use super::protocol::{Reply, Request, SubmitJob};
+use super::protocol::{Reply, Request, SubmitBatch, SubmitJob};
 use super::spec::ProviderSpec;
 use super::start::connect_or_start;
 use super::store_call::{StoreAnswer, StoreCall};
@@ -636,6 +636,43 @@ async fn bridge(
                 let _ = reply.send(Err("not available through the service".into()));
             }
             Command::Provide(..) | Command::RetryWith(..) => {}
+            Command::SubmitBatch(nb, reply) => {
+                let job = SubmitBatch {
+                    batch_id: nb.batch_id,
+                    jobs: nb
+                        .jobs
+                        .into_iter()
+                        .map(|(id, s)| (id, s.params, s.run))
+                        .collect(),
+                    provider: ctx.spec.clone(),
+                };
+                let r = send!(Request::SubmitBatch(Box::new(job)));
+                let _ = reply.send(answer(r, |r| match r {
+                    Reply::BatchSubmitted { jobs } => Some(jobs),
+                    _ => None,
+                }));
+            }
+            Command::PollBatches(reply) => {
+                let _ = send!(Request::Batches { poll: true });
+                let _ = reply.send(());
+            }
+            Command::Batches(reply) => {
+                let r = send!(Request::Batches { poll: false });
+                let _ = reply.send(
+                    answer(r, |r| match r {
+                        Reply::Batches { batches } => Some(batches),
+                        _ => None,
+                    })
+                    .unwrap_or_default(),
+                );
+            }
+            Command::CancelBatch(batch, reply) => {
+                let r = send!(Request::CancelBatch { batch });
+                let _ = reply.send(answer(r, |r| match r {
+                    Reply::Batches { mut batches } => batches.pop(),
+                    _ => None,
+                }));
+            }
         }
     }
 }

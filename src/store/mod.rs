@@ -14,7 +14,7 @@ pub mod transfer;
 pub use files::{ImageFiles, SavedImage};
 pub use id::Id;
 pub use query::{Cursor, Located, Query};
-pub use record::{GenerationRecord, RecordedError, RunInfo, Status, UserEdit};
+pub use record::{BatchRef, GenerationRecord, RecordedError, RunInfo, Status, UserEdit};
 pub use sled_store::SledStore;
 pub use spend::{Spend, SpendLine};
 

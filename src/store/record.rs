@@ -187,6 +187,11 @@ pub struct GenerationRecord {
     /// records written before runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunInfo>,
+    /// Sent through the Batch API (`easel generate --batch`): the batch it is a line of. A
+    /// queued record with a batch is not run by the scheduler; it waits for its batch's
+    /// result, which whoever owns the store polls (docs/batch.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchRef>,
 }
 
 /// A job's place in a run (docs/runs.md): the jobs of one run share `id`.
@@ -230,6 +235,15 @@ impl RunInfo {
         }
         crate::sanitize::line(&parts.join(" · ")).into_owned()
     }
+}
+
+/// A record's place in a Batch API batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRef {
+    /// The batch's id (`batch_…`).
+    pub id: String,
+    /// The line's `custom_id`: the record's id.
+    pub custom_id: String,
 }
 
 /// What a parent record was to its child.
@@ -428,6 +442,7 @@ impl GenerationRecord {
             headless: false,
             missing: Vec::new(),
             run: None,
+            batch: None,
         }
     }
 }

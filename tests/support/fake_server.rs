@@ -726,6 +726,7 @@ impl FakeServer {
                 faults_injected: 0,
                 real_sizes: false,
                 rate: None,
+                batches: FakeBatches::default(),
             }),
         });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -869,6 +870,74 @@ impl FakeServer {
         self.shared.lock().real_sizes = on;
     }
 
+    /// Batch API: which lines (0-based, in the input file) fail when a batch completes (with a
+    /// 400 `invalid_request_error` in the error file). Applies to batches created afterwards.
+    pub fn set_batch_failures(&self, lines: Vec<usize>) {
+        self.shared.lock().batches.fail_lines = lines;
+    }
+
+    /// Batch API: whether `GET /batches/{id}` moves a batch one step on (validating →
+    /// in_progress → completed) each time it is polled (the default). Off, only
+    /// [`FakeServer::advance_batch`] moves it.
+    pub fn set_batch_auto_advance(&self, on: bool) {
+        self.shared.lock().batches.manual = !on;
+    }
+
+    /// Batch API: move a batch one step on (the test hook).
+    pub fn advance_batch(&self, id: &str) {
+        let mut state = self.shared.lock();
+        let b = &mut state.batches;
+        b.advance(id);
+    }
+
+    /// Batch API: the batch expires now (24 h passed): no output file; its lines never ran.
+    pub fn expire_batch(&self, id: &str) {
+        if let Some(b) = self.shared.lock().batches.batches.get_mut(id) {
+            b.status = "expired".into();
+        }
+    }
+
+    /// Batch API: every batch's id and status, in creation order.
+    pub fn batch_states(&self) -> Vec<(String, String)> {
+        let state = self.shared.lock();
+        state
+            .batches
+            .order
+            .iter()
+            .filter_map(|id| {
+                state
+                    .batches
+                    .batches
+                    .get(id)
+                    .map(|b| (id.clone(), b.status.clone()))
+            })
+            .collect()
+    }
+
+    /// Batch API: the next requests to the files and batches routes get these statuses (an
+    /// OpenAI error body, `retry-after-ms: 1`) instead of their answer, one each.
+    pub fn push_batch_faults(&self, statuses: impl IntoIterator<Item = u16>) {
+        self.shared.lock().batches.faults.extend(statuses);
+    }
+
+    /// Batch API: the lines of every uploaded batch input file, parsed.
+    pub fn batch_input_lines(&self) -> Vec<Value> {
+        let state = self.shared.lock();
+        state
+            .batches
+            .inputs
+            .iter()
+            .flat_map(|f| f.iter().cloned())
+            .collect()
+    }
+
+    /// Batch API: how the uploads and batch creations broke the contract (input lines whose
+    /// body is not a `CreateImageRequest`, a `CreateBatchRequest` that does not match); empty
+    /// when they kept it.
+    pub fn batch_violations(&self) -> Vec<String> {
+        self.shared.lock().batches.violations.clone()
+    }
+
     /// Connections currently open (a client that gave up on a hung request closes its one).
     pub fn open_connections(&self) -> usize {
         self.shared.open_connections.load(Ordering::SeqCst)
@@ -971,6 +1040,7 @@ struct State {
     faults_injected: usize,
     real_sizes: bool,
     rate: Option<RateLimit>,
+    batches: FakeBatches,
 }
 
 /// An images-per-minute limit with a burst: a token bucket of `burst` requests refilled at
@@ -1677,7 +1747,7 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, request: Request) -> io::
         authorization: request.header("authorization").map(str::to_owned),
         headers: request.headers.clone(),
         body: body.clone(),
-        raw_body: request.body,
+        raw_body: request.body.clone(),
         parts,
         at: Instant::now(),
     };
@@ -1711,6 +1781,20 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, request: Request) -> io::
             m.insert(INTERNAL_EDIT.into(), json!(input_images));
         }
         return generation(shared, conn, id, &body).await;
+    }
+    if let Some(answer) = batch_route(shared, method, path, &request.body, &content_type) {
+        let (status, value) = answer;
+        let mut headers = vec![request_id_header(id)];
+        if status >= 400 {
+            headers.push(("retry-after-ms".to_owned(), "1".to_owned()));
+        }
+        let (ct, bytes) = match value {
+            BatchBody::Json(v) => ("application/json", v.to_string().into_bytes()),
+            BatchBody::Raw(b) => ("application/jsonl", b),
+        };
+        conn.write_simple(status, ct, &headers, &bytes, false)
+            .await?;
+        return Ok(After::KeepAlive);
     }
     if method == "GET"
         && (path == "/v1/files/goto" || path == "/files/goto")
@@ -2398,4 +2482,405 @@ async fn stream_huge(
     } else {
         After::Close
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Batch API: files and batches (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+/// A batch as the fake keeps it.
+#[derive(Debug, Clone)]
+struct FakeBatch {
+    status: String,
+    input_file_id: String,
+    lines: Vec<Value>,
+    output_file_id: Option<String>,
+    error_file_id: Option<String>,
+    fail_lines: Vec<usize>,
+    errors: Vec<String>,
+    created_at: u64,
+}
+
+#[derive(Debug, Default)]
+struct FakeBatches {
+    files: HashMap<String, Vec<u8>>,
+    inputs: Vec<Vec<Value>>,
+    batches: HashMap<String, FakeBatch>,
+    order: Vec<String>,
+    next: u64,
+    fail_lines: Vec<usize>,
+    manual: bool,
+    violations: Vec<String>,
+    /// The next Batch API requests answered with this status (and `retry-after-ms: 1`).
+    faults: VecDeque<u16>,
+}
+
+/// What a Batch API route answers.
+pub enum BatchBody {
+    Json(Value),
+    Raw(Vec<u8>),
+}
+
+impl FakeBatches {
+    fn next_id(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}{:06}", self.next)
+    }
+
+    /// One step on: validating → in_progress → completed, cancelling → cancelled.
+    fn advance(&mut self, id: &str) {
+        let Some(b) = self.batches.get(id) else {
+            return;
+        };
+        let next = match b.status.as_str() {
+            "validating" if !b.errors.is_empty() => "failed",
+            "validating" => "in_progress",
+            "in_progress" | "finalizing" => "completed",
+            "cancelling" => "cancelled",
+            other => other,
+        }
+        .to_string();
+        if next == "completed" {
+            let (out, err) = self.results(id);
+            let out_id = self.next_id("file-out");
+            self.files.insert(out_id.clone(), out);
+            let err_id = match err.is_empty() {
+                true => None,
+                false => {
+                    let e = self.next_id("file-err");
+                    self.files.insert(e.clone(), err);
+                    Some(e)
+                }
+            };
+            if let Some(b) = self.batches.get_mut(id) {
+                b.output_file_id = Some(out_id);
+                b.error_file_id = err_id;
+            }
+        }
+        if let Some(b) = self.batches.get_mut(id) {
+            b.status = next;
+        }
+    }
+
+    /// The output file (successful lines) and the error file (failed ones) of a batch.
+    fn results(&self, id: &str) -> (Vec<u8>, Vec<u8>) {
+        let Some(b) = self.batches.get(id) else {
+            return (Vec::new(), Vec::new());
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        for (k, line) in b.lines.iter().enumerate() {
+            let custom = line["custom_id"].clone();
+            let req = format!("req_batch_{id}_{k}");
+            let text = if b.fail_lines.contains(&k) {
+                json!({
+                    "id": format!("batch_req_{k}"),
+                    "custom_id": custom,
+                    "response": {
+                        "status_code": 400,
+                        "request_id": req,
+                        "body": {"error": {
+                            "message": "Your request was rejected by the safety system (fake batch line).",
+                            "type": "invalid_request_error",
+                            "param": null,
+                            "code": "moderation_blocked",
+                        }},
+                    },
+                    "error": null,
+                })
+            } else {
+                let body = &line["body"];
+                let n = body["n"].as_u64().unwrap_or(1).max(1);
+                let format = body["output_format"].as_str().unwrap_or("png");
+                let data: Vec<Value> = (0..n)
+                    .map(|i| {
+                        let bytes = render_image(self_seed(id, k, i), 48, 32, format, false);
+                        json!({"b64_json": STANDARD.encode(bytes)})
+                    })
+                    .collect();
+                json!({
+                    "id": format!("batch_req_{k}"),
+                    "custom_id": custom,
+                    "response": {
+                        "status_code": 200,
+                        "request_id": req,
+                        "body": {
+                            "created": unix_now(),
+                            "data": data,
+                            "usage": {
+                                "input_tokens": 10, "output_tokens": 272 * n, "total_tokens": 10 + 272 * n,
+                                "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+                            },
+                        },
+                    },
+                    "error": null,
+                })
+            };
+            let target = if b.fail_lines.contains(&k) {
+                &mut err
+            } else {
+                &mut out
+            };
+            target.extend_from_slice(text.to_string().as_bytes());
+            target.push(b'\n');
+        }
+        (out, err)
+    }
+
+    fn describe(&self, id: &str) -> Option<Value> {
+        let b = self.batches.get(id)?;
+        let total = b.lines.len();
+        let done = b.status == "completed";
+        let failed = if done {
+            b.fail_lines.iter().filter(|k| **k < total).count()
+        } else {
+            0
+        };
+        let mut v = json!({
+            "id": id,
+            "object": "batch",
+            "endpoint": "/v1/images/generations",
+            "input_file_id": b.input_file_id,
+            "completion_window": "24h",
+            "status": b.status,
+            "output_file_id": b.output_file_id,
+            "error_file_id": b.error_file_id,
+            "created_at": b.created_at,
+            "request_counts": {
+                "total": total,
+                "completed": if done { total - failed } else { 0 },
+                "failed": failed,
+            },
+        });
+        if !b.errors.is_empty() {
+            v["errors"] = json!({
+                "object": "list",
+                "data": b.errors.iter().map(|e| json!({"code": "invalid_request", "message": e})).collect::<Vec<_>>(),
+            });
+        }
+        Some(v)
+    }
+}
+
+fn self_seed(id: &str, k: usize, i: u64) -> u64 {
+    id.bytes().fold(k as u64 * 31 + i, |h, b| {
+        h.wrapping_mul(131).wrapping_add(u64::from(b))
+    })
+}
+
+fn batch_error(status: u16, message: &str) -> (u16, BatchBody) {
+    (
+        status,
+        BatchBody::Json(
+            serde_json::from_str(&error_json("invalid_request_error", message)).unwrap_or_default(),
+        ),
+    )
+}
+
+/// The batch contract: the shared reference folder, else the copy in the repository.
+fn batch_contract() -> Option<&'static Value> {
+    static DOC: std::sync::OnceLock<Option<Value>> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        [
+            manifest.join("../shared/contracts/openai-batch-files.openapi.json"),
+            manifest.join("tests/contracts/openai-batch-files.openapi.json"),
+        ]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+    })
+    .as_ref()
+}
+
+/// How `value` breaks `components.schemas.<schema>` of `doc` (empty when it keeps it).
+pub fn json_violations(doc: Option<&Value>, schema: &str, value: &Value) -> Vec<String> {
+    let Some(schemas) = doc
+        .and_then(|d| d.pointer("/components/schemas"))
+        .and_then(Value::as_object)
+    else {
+        return vec!["the contract is missing".into()];
+    };
+    let Some(raw) = schemas.get(schema) else {
+        return vec![format!("the contract has no {schema}")];
+    };
+    let defs: Map<String, Value> = schemas
+        .iter()
+        .map(|(k, v)| (k.clone(), to_json_schema(v)))
+        .collect();
+    let mut root = match to_json_schema(raw) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    root.insert("$defs".into(), Value::Object(defs));
+    match jsonschema::draft202012::new(&Value::Object(root)) {
+        Ok(v) => v
+            .iter_errors(value)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect(),
+        Err(e) => vec![format!("the schema {schema} does not compile: {e}")],
+    }
+}
+
+/// How a `POST /batches` body breaks `CreateBatchRequest` (empty when it keeps it).
+pub fn batch_request_violations(body: &Value) -> Vec<String> {
+    json_violations(batch_contract(), "CreateBatchRequest", body)
+}
+
+/// How one input line breaks the batch line format, its body checked against
+/// `CreateImageRequest` (the same body as a live request).
+pub fn batch_line_violations(line: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if !line["custom_id"].is_string() {
+        out.push("custom_id is missing".into());
+    }
+    if line["method"] != "POST" {
+        out.push(format!("method is {} (not POST)", line["method"]));
+    }
+    if line["url"] != "/v1/images/generations" {
+        out.push(format!(
+            "url is {} (not /v1/images/generations)",
+            line["url"]
+        ));
+    }
+    for v in json_violations(contract_document(), "CreateImageRequest", &line["body"]) {
+        out.push(format!("body: {v}"));
+    }
+    out
+}
+
+/// The Batch API routes: `POST /files`, `GET /files/{id}/content`, `POST /batches`,
+/// `GET /batches/{id}`, `POST /batches/{id}/cancel`. `None`: not one of them.
+fn batch_route(
+    shared: &Arc<Shared>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    content_type: &str,
+) -> Option<(u16, BatchBody)> {
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    let is_batch_route = path == "/files"
+        || path == "/batches"
+        || path.starts_with("/batches/")
+        || (path.starts_with("/files/") && path.ends_with("/content"));
+    if !is_batch_route {
+        return None;
+    }
+    let mut state = shared.lock();
+    let fb = &mut state.batches;
+    if let Some(status) = fb.faults.pop_front() {
+        return Some(batch_error(status, "fake fault (push_batch_faults)"));
+    }
+    if method == "POST" && path == "/files" {
+        let parts = match parse_multipart(content_type, body) {
+            Ok(p) => p,
+            Err(e) => return Some(batch_error(400, &format!("invalid multipart upload: {e}"))),
+        };
+        let purpose = parts
+            .iter()
+            .find(|p| p.name == "purpose")
+            .map(|p| String::from_utf8_lossy(&p.data).into_owned());
+        if purpose.as_deref() != Some("batch") {
+            return Some(batch_error(400, "purpose must be batch"));
+        }
+        let Some(file) = parts
+            .iter()
+            .find(|p| p.name == "file" && p.filename.is_some())
+        else {
+            return Some(batch_error(400, "no file part"));
+        };
+        let id = fb.next_id("file-in");
+        fb.files.insert(id.clone(), file.data.clone());
+        return Some((
+            200,
+            BatchBody::Json(json!({
+                "id": id, "object": "file", "bytes": file.data.len(),
+                "created_at": unix_now(), "filename": file.filename, "purpose": "batch",
+            })),
+        ));
+    }
+    if method == "GET"
+        && let Some(id) = path
+            .strip_prefix("/files/")
+            .and_then(|r| r.strip_suffix("/content"))
+    {
+        return Some(match fb.files.get(id) {
+            Some(bytes) => (200, BatchBody::Raw(bytes.clone())),
+            None => batch_error(404, &format!("No such File object: {id}")),
+        });
+    }
+    if method == "POST" && path == "/batches" {
+        let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        for v in batch_request_violations(&req) {
+            fb.violations.push(format!("CreateBatchRequest: {v}"));
+        }
+        let input = req["input_file_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let Some(bytes) = fb.files.get(&input).cloned() else {
+            return Some(batch_error(400, &format!("No such File object: {input}")));
+        };
+        let mut lines = Vec::new();
+        let mut errors = Vec::new();
+        for (k, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let line: Value = match serde_json::from_slice(raw) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.push(format!("line {}: not JSON: {e}", k + 1));
+                    continue;
+                }
+            };
+            for v in batch_line_violations(&line) {
+                errors.push(format!("line {}: {v}", k + 1));
+            }
+            lines.push(line);
+        }
+        fb.violations.extend(errors.iter().cloned());
+        fb.inputs.push(lines.clone());
+        let id = fb.next_id("batch_");
+        let fail_lines = fb.fail_lines.clone();
+        fb.batches.insert(
+            id.clone(),
+            FakeBatch {
+                status: "validating".into(),
+                input_file_id: input,
+                lines,
+                output_file_id: None,
+                error_file_id: None,
+                fail_lines,
+                errors,
+                created_at: unix_now(),
+            },
+        );
+        fb.order.push(id.clone());
+        return fb.describe(&id).map(|v| (200, BatchBody::Json(v)));
+    }
+    if let Some(rest) = path.strip_prefix("/batches/") {
+        let (id, cancel) = match rest.strip_suffix("/cancel") {
+            Some(id) => (id.to_string(), true),
+            None => (rest.to_string(), false),
+        };
+        if !fb.batches.contains_key(&id) {
+            return Some(batch_error(404, &format!("No such Batch object: {id}")));
+        }
+        if cancel && method == "POST" {
+            if let Some(b) = fb.batches.get_mut(&id)
+                && matches!(
+                    b.status.as_str(),
+                    "validating" | "in_progress" | "finalizing"
+                )
+            {
+                b.status = "cancelling".into();
+            }
+        } else if method == "GET" && !fb.manual {
+            fb.advance(&id);
+        } else if method != "GET" {
+            return None;
+        }
+        return fb.describe(&id).map(|v| (200, BatchBody::Json(v)));
+    }
+    None
 }

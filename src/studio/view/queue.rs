@@ -75,6 +75,14 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             let extra = match (&j.note, j.partial) {
                 (Some(note), _) => format!(" {note}"),
                 (None, Some(p)) => format!(" partial {}", p + 1),
+                // Sent through the Batch API: it waits for its batch, polled by the service.
+                (None, None) if r.batch.is_some() => format!(
+                    " in batch {}",
+                    r.batch
+                        .as_ref()
+                        .map(|b| sanitize::truncate(&sanitize::line(&b.id), 20).into_owned())
+                        .unwrap_or_default()
+                ),
                 _ => String::new(),
             };
             // An edit says so, and how many pictures it sends.
