@@ -1466,3 +1466,50 @@ fn paint_a_mask_and_send_an_edit() {
         assert_eq!(mode & 0o077, 0, "the mask is private: {mode:o}");
     }
 }
+
+/// Issue 13, end to end in tmux: rate, tag, delete to the trash and undo, as a user would; the
+/// history (read by `easel history list` afterwards) has the rating and the tag, and the
+/// deleted record back.
+#[test]
+fn rate_tag_delete_and_undo_in_the_studio() {
+    let sb = Sandbox::new(10);
+    for p in ["a kite over the dunes", "a boat at dawn"] {
+        assert!(sb.easel(&["generate", "--no-preview", p]).status.success());
+    }
+    let studio = Studio::open(&sb, "review-1");
+    studio.wait_for("two entries", |s| s.history_entries().len() == 2);
+    studio.leave_editor();
+    // The newest (a boat at dawn) is selected: rate it 4 and tag it.
+    studio.keys(&["4"]);
+    studio.keys(&["t"]);
+    studio.wait_for("the tags line", |s| s.contains("+add -remove"));
+    studio.type_text("+keep");
+    studio.keys(&["Enter"]);
+    // Delete the other one, then undo.
+    studio.keys(&["j"]);
+    studio.keys(&["d"]);
+    studio.wait_for("the delete confirmation", |s| {
+        s.contains("a kite over the dunes") && s.contains("trash")
+    });
+    studio.keys(&["y"]);
+    studio.wait_for("one entry left", |s| s.history_entries().len() == 1);
+    studio.keys(&["u"]);
+    studio.wait_for("both entries again", |s| s.history_entries().len() == 2);
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+
+    let records = sb.history();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let boat = records
+        .iter()
+        .find(|r| r["prompt"] == "a boat at dawn")
+        .expect("the boat");
+    assert_eq!(boat["rating"], 4, "{boat}");
+    assert_eq!(boat["tags"], serde_json::json!(["keep"]), "{boat}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["prompt"] == "a kite over the dunes"),
+        "the deleted one is back: {records:?}"
+    );
+}
