@@ -33,6 +33,10 @@ def fmt(v, unit):
         return f"{v:.2f}"
     if unit == "MB":
         return f"{v:.1f} MB"
+    if unit.startswith("%"):
+        return f"{v:.1f} {unit}"
+    if unit not in ("ms", ""):
+        return f"{v:.3g} {unit}"
     return f"{v:.3f} ms" if v < 10 else f"{v:.1f} ms"
 
 

@@ -107,15 +107,20 @@ def send(sock, obj):
     sock.sendall(struct.pack(">I", len(b)) + b)
 
 
-def subscriber(path, seen, ready, stop_at):
+def subscriber(path, protocol, seen, ready, stop_at):
     s = socket.socket(socket.AF_UNIX)
-    s.connect(path)
-    send(s, {"type": "hello", "protocol": 2, "client": "bench"})
-    it = frames(s)
-    next(it)
-    send(s, {"type": "request", "id": 1, "request": {"op": "subscribe"}})
-    next(it)
-    ready.release()
+    try:
+        s.connect(path)
+        send(s, {"type": "hello", "protocol": protocol, "client": "bench"})
+        it = frames(s)
+        welcome = next(it)
+        if welcome.get("type") != "welcome":
+            raise SystemExit(f"the service refused the benchmark's client: {welcome}")
+        send(s, {"type": "request", "id": 1, "request": {"op": "subscribe"}})
+        next(it)
+    finally:
+        # Never leave the main thread waiting for a subscriber that failed.
+        ready.release()
     s.settimeout(1.0)
     try:
         for f in it:
@@ -188,7 +193,7 @@ with open(out, "a") as o:
     seen = [dict() for _ in range(4)]
     ready = threading.Semaphore(0)
     stop_at = time.time() + 60
-    threads = [threading.Thread(target=subscriber, args=(st["socket"], seen[i], ready, stop_at), daemon=True) for i in range(4)]
+    threads = [threading.Thread(target=subscriber, args=(st["socket"], st["protocol"], seen[i], ready, stop_at), daemon=True) for i in range(4)]
     for t in threads:
         t.start()
     for _ in threads:
