@@ -817,14 +817,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         | Action::Rate3
         | Action::Rate4
         | Action::Rate5 => {
-            let n = match action {
-                Action::Rate1 => 1,
-                Action::Rate2 => 2,
-                Action::Rate3 => 3,
-                Action::Rate4 => 4,
-                Action::Rate5 => 5,
-                _ => 0,
-            };
+            let n = rating_of(action);
             if let Some(r) = m.history.selected_record() {
                 fx.push(Effect::Edit(r.id, crate::store::UserEdit::Rating(n)));
             }
@@ -992,6 +985,18 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
     }
 }
 
+/// The rating a `rateN` action gives (0 clears).
+fn rating_of(action: Action) -> u8 {
+    match action {
+        Action::Rate1 => 1,
+        Action::Rate2 => 2,
+        Action::Rate3 => 3,
+        Action::Rate4 => 4,
+        Action::Rate5 => 5,
+        _ => 0,
+    }
+}
+
 /// Mark (or unmark) the selected history image for comparing.
 fn mark(m: &mut Model) {
     let Some(r) = m.history.selected_record() else {
@@ -1089,14 +1094,7 @@ fn compare_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         | Action::Rate3
         | Action::Rate4
         | Action::Rate5 => {
-            let rating = match action {
-                Action::Rate1 => 1,
-                Action::Rate2 => 2,
-                Action::Rate3 => 3,
-                Action::Rate4 => 4,
-                Action::Rate5 => 5,
-                _ => 0,
-            };
+            let rating = rating_of(action);
             if let Some(item) = c.items.get(c.shown) {
                 fx.push(Effect::Edit(
                     item.record.id,
