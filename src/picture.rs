@@ -222,21 +222,27 @@ impl Code {
     }
 }
 
-/// What the terminal answered, once a process: the studio stores its own detection here (the
-/// event reader owns stdin afterwards); commands ask on first use.
-static DETECTION: std::sync::OnceLock<Option<Detection>> = std::sync::OnceLock::new();
+/// What the terminal answered: the studio stores its own detection here (the event reader
+/// owns stdin afterwards), again after it asked anew (a tmux client of another terminal);
+/// commands ask on first use.
+static DETECTION: std::sync::Mutex<Option<Option<Detection>>> = std::sync::Mutex::new(None);
 
 /// Use `d` for pictures outside the studio's pane (the studio detects before its event reader
-/// starts).
+/// starts, and again on the redraw key or a tmux attach).
 pub fn remember_detection(d: Detection) {
-    let _ = DETECTION.set(Some(d));
+    *DETECTION
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Some(d));
 }
 
 /// The graphics for printed pictures: none when stdout is not a terminal or EASEL_GRAPHICS says
 /// half-blocks (or none); otherwise the terminal's answers.
-fn detection() -> Option<&'static Detection> {
-    DETECTION
-        .get_or_init(|| {
+fn detection() -> Option<Detection> {
+    let mut known = DETECTION
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    known
+        .get_or_insert_with(|| {
             let setting = std::env::var("EASEL_GRAPHICS").ok();
             if setting.as_deref().is_some_and(|v| {
                 matches!(
@@ -250,7 +256,7 @@ fn detection() -> Option<&'static Detection> {
                 && io::IsTerminal::is_terminal(&io::stdin());
             terminal.then(|| crate::termcaps::detect(setting.as_deref()).0)
         })
-        .as_ref()
+        .clone()
 }
 
 /// The largest picture file easel reads (the Images API's own inputs stay under 50 MB).
@@ -338,7 +344,7 @@ pub fn show(out: &mut impl Write, img: &DynamicImage, cols: u32, rows: u32) -> R
     let written = match detection() {
         Some(d) if d.protocol != Protocol::Halfblocks => {
             let font = d.cell.unwrap_or((10, 20));
-            write_graphics(out, img, cols, rows, d, font)
+            write_graphics(out, img, cols, rows, &d, font)
         }
         _ => write_symbols(out, img, cols, rows, truecolor_env()),
     };

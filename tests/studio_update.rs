@@ -3444,3 +3444,87 @@ fn edit_from_the_shown_image_in_compare() {
         first.path
     );
 }
+
+/// Ctrl-L and F5 redraw and ask the terminal again what it can show; inside tmux a resize or
+/// focus coming back checks whether another client (another terminal) attached; new answers
+/// draw the pictures again, the new way.
+#[test]
+fn redraw_and_redetect() {
+    use easel::studio::model::Graphics;
+    let redetect = |fx: &[Effect]| -> Vec<bool> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Redetect { always } => Some(*always),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut m = rich();
+    update(&mut m, Msg::Resize(120, 40));
+    m.focus = Pane::History;
+    assert_eq!(redetect(&press(&mut m, ctrl('l'))), vec![true]);
+    assert_eq!(redetect(&press(&mut m, plain(KeyCode::F(5)))), vec![true]);
+    // In the editor Ctrl-L clears the prompt (as it always did); F5 still redraws.
+    m.focus = Pane::Editor;
+    type_text(&mut m, "a fox");
+    assert!(redetect(&press(&mut m, ctrl('l'))).is_empty());
+    assert_eq!(m.prompt(), "");
+    assert_eq!(redetect(&press(&mut m, plain(KeyCode::F(5)))), vec![true]);
+    m.focus = Pane::History;
+
+    // Outside tmux a resize is only a resize.
+    assert!(redetect(&update(&mut m, Msg::Resize(100, 30))).is_empty());
+    assert!(redetect(&update(&mut m, Msg::Focus(true))).is_empty());
+    m.in_tmux = true;
+    assert_eq!(redetect(&update(&mut m, Msg::Resize(120, 40))), vec![false]);
+    assert_eq!(redetect(&update(&mut m, Msg::Focus(true))), vec![false]);
+    assert!(redetect(&update(&mut m, Msg::Focus(false))).is_empty());
+
+    // The picture on show, drawn in half-blocks.
+    m.graphics = Graphics::Halfblocks;
+    update(&mut m, Msg::Tick(t0()));
+    let key = preview_key(&m).expect("a preview for the selected record");
+    let r = easel::studio::preview::Renderer::halfblocks()
+        .render(&png(64, 64), key.cols, key.rows)
+        .unwrap();
+    update(&mut m, Msg::PreviewReady(key.clone(), Box::new(r)));
+    assert!(m.preview.get(&key).is_some());
+
+    // The same answer changes nothing; asked for, it says so.
+    let fx = update(
+        &mut m,
+        Msg::GraphicsDetected {
+            graphics: Graphics::Halfblocks,
+            terminal: "tmux 3.3a".into(),
+            asked: true,
+        },
+    );
+    assert!(m.preview.get(&key).is_some());
+    assert!(!fx.iter().any(|e| matches!(e, Effect::RenderPreview { .. })));
+    assert!(
+        m.current_notice()
+            .is_some_and(|n| n.text.contains("redrawn") && n.text.contains("half-blocks"))
+    );
+
+    // Another terminal: what was drawn goes, and is drawn again the new way.
+    let fx = update(
+        &mut m,
+        Msg::GraphicsDetected {
+            graphics: Graphics::Sixel,
+            terminal: "XTerm(388)\x1b[2J".into(),
+            asked: false,
+        },
+    );
+    assert_eq!(m.graphics, Graphics::Sixel);
+    assert!(m.preview.get(&key).is_none());
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::RenderPreview { .. })),
+        "{fx:?}"
+    );
+    let n = m.current_notice().unwrap();
+    assert!(
+        n.text.contains("sixel") && n.text.contains("half-blocks") && !n.text.contains('\x1b'),
+        "{}",
+        n.text
+    );
+}

@@ -42,6 +42,9 @@ pub enum Action {
     Quit,
     ForceQuit,
     Suspend,
+    /// Redraw the whole screen and ask the terminal again what it can show (after a tmux
+    /// attach from another terminal, or a screen messed up by another program).
+    Redraw,
     Zoom,
     FocusEditor,
     // Editor
@@ -157,6 +160,7 @@ impl Action {
             Action::Quit => "quit (asks first while jobs run)",
             Action::ForceQuit => "quit now",
             Action::Suspend => "suspend to the shell (fg returns)",
+            Action::Redraw => "redraw, and detect the terminal's graphics again",
             Action::Zoom => "zoom: the preview takes the screen (again: back)",
             Action::FocusEditor => "edit the prompt",
             Action::Submit => "queue the prompt",
@@ -432,6 +436,9 @@ impl Default for Keymap {
             (Global, ch('q'), Quit),
             (Global, Key::new(KeyCode::Char('c'), C), ForceQuit),
             (Global, Key::new(KeyCode::Char('z'), C), Suspend),
+            // Ctrl-L as in a shell (in the editor it clears the prompt: F5 works there too).
+            (Global, Key::new(KeyCode::Char('l'), C), Redraw),
+            (Global, k(KeyCode::F(5)), Redraw),
             (Global, ch('i'), FocusEditor),
             (Global, ch('Z'), Zoom),
             (Global, k(KeyCode::F(2)), Zoom),

@@ -8,6 +8,7 @@
 pub mod compare;
 pub mod gallery;
 pub mod help;
+pub mod input;
 pub mod keymap;
 pub mod layout;
 pub mod mask;

@@ -327,6 +327,8 @@ pub struct Model {
     pub zoom: bool,
     /// Whether the terminal has focus (terminals that do not report it count as focused).
     pub focused: bool,
+    /// The studio runs inside tmux, where another client (another terminal) may attach.
+    pub in_tmux: bool,
     /// Whether the terminal shows 24-bit colour (else colours are mapped to the 256 palette).
     pub truecolor: bool,
     pub now: DateTime<Utc>,
@@ -464,6 +466,7 @@ impl Model {
             graphics: Graphics::Halfblocks,
             zoom: false,
             focused: true,
+            in_tmux: false,
             truecolor: true,
             now,
             quitting: false,

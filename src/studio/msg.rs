@@ -15,6 +15,14 @@ pub enum Msg {
     Resize(u16, u16),
     /// The terminal gained (true) or lost (false) focus.
     Focus(bool),
+    /// The terminal was asked again what it can show (`asked`: by the redraw key; otherwise
+    /// because another tmux client attached).
+    GraphicsDetected {
+        graphics: crate::studio::preview::Graphics,
+        /// The terminal, as detection names it ("kitty 0.26.5", "tmux 3.3a in XTerm(388)").
+        terminal: String,
+        asked: bool,
+    },
     /// The tags in use (for completion).
     Tags(Vec<String>),
     /// A click or the wheel (when `[ui] mouse` is on).
@@ -157,6 +165,11 @@ pub enum Effect {
     /// Open this image in the system's viewer (or, with no display, copy its path).
     OpenViewer(PathBuf),
     Suspend,
+    /// Redraw the whole screen; with `always`, ask the terminal what it can show again;
+    /// otherwise only when the tmux client in front of the studio changed.
+    Redetect {
+        always: bool,
+    },
     /// Read the queue again (after the service restarted or events were missed).
     LoadQueue,
     /// Turn what was typed (a path, `~/…`, or a history id with an optional `:N`) into an input

@@ -4,6 +4,7 @@
 //! everything that is waiting, the loop draws at most once per frame and only when something
 //! changed. Nothing here blocks the loop: the store, previews and the network run on workers.
 
+use super::input::TerminalInput;
 use super::model::{Graphics, Model, ProviderInfo};
 use super::msg::{Effect, Msg, PreviewSource, StoreOutcome};
 use super::preview::{KittyPlacer, Renderer};
@@ -12,10 +13,9 @@ use super::view::view;
 use crate::config::{Provider, Settings};
 use crate::queue::SchedulerHandle;
 use crate::store::HistoryStore;
-use crossterm::event::{Event, EventStream, KeyboardEnhancementFlags};
+use crossterm::event::{Event, KeyboardEnhancementFlags};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use crossterm::{execute, terminal};
-use futures_util::StreamExt;
 use ratatui::DefaultTerminal;
 use ratatui::layout::Rect;
 use std::io::Write;
@@ -118,6 +118,13 @@ struct Edges {
     preview_tx: tokio::sync::watch::Sender<Option<PreviewRequest>>,
     /// Where history images (and painted masks) live.
     data_dir: std::path::PathBuf,
+    /// How pictures are drawn, shared with the preview worker: detection may change it.
+    renderer: Arc<std::sync::Mutex<Renderer>>,
+    /// What detection needs again: `EASEL_GRAPHICS` and `[ui] symbols`.
+    graphics_setting: Option<String>,
+    symbols: crate::symbols::Symbols,
+    /// The tmux client last seen in front of the studio (its tty and terminal).
+    tmux_client: std::sync::Mutex<Option<String>>,
 }
 
 struct HistoryRequest {
@@ -336,7 +343,13 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
     for w in settings.warnings.iter().chain(&store_warnings) {
         let _ = tx.send(Msg::Problem(w.clone()));
     }
+    let renderer = Arc::new(std::sync::Mutex::new(renderer));
+    model.in_tmux = std::env::var_os("TMUX").is_some();
     let edges = Edges {
+        renderer: renderer.clone(),
+        graphics_setting: graphics_setting.clone(),
+        symbols: settings.file.ui.symbols,
+        tmux_client: std::sync::Mutex::new(model.in_tmux.then(tmux_client).flatten()),
         notify: settings.file.ui.notify,
         store: store.clone(),
         history_tx: spawn_history_worker(store.clone(), tx.clone()),
@@ -386,7 +399,7 @@ struct EventLoop<'a> {
     edges: &'a Edges,
     rx: UnboundedReceiver<Msg>,
     jobs: UnboundedReceiver<crate::queue::JobEvent>,
-    events: EventStream,
+    events: TerminalInput,
     tick: tokio::time::Interval,
     signals: Signals,
     /// Messages to hand to `update` on the next turn.
@@ -424,7 +437,7 @@ async fn event_loop(
         edges,
         rx,
         jobs,
-        events: EventStream::new(),
+        events: TerminalInput::start(),
         tick,
         signals,
         pending: vec![
@@ -454,7 +467,7 @@ impl EventLoop<'_> {
                     self.dirty = true;
                 }
                 for e in effects {
-                    match run_effect(e, self.edges, self.terminal, &mut self.events).await {
+                    match run_effect(e, self.edges, self.terminal, &self.events).await {
                         Flow::Continue => {}
                         Flow::Quit => return 0,
                     }
@@ -591,7 +604,7 @@ async fn run_effect(
     e: Effect,
     edges: &Edges,
     terminal: &mut DefaultTerminal,
-    events: &mut EventStream,
+    events: &TerminalInput,
 ) -> Flow {
     let tx = edges.tx.clone();
     match e {
@@ -731,6 +744,7 @@ async fn run_effect(
                 }
             }
         }
+        Effect::Redetect { always } => redetect(edges, terminal, events, always),
         Effect::Suspend => {
             let _ = outside_the_studio(terminal, events, || {
                 // Stop like any shell job; `fg` continues here.
@@ -989,21 +1003,95 @@ fn save_mask(
     Ok(path)
 }
 
+/// The tmux client in front of the studio ("tty terminal"), when tmux says.
+fn tmux_client() -> Option<String> {
+    let out = std::process::Command::new("tmux")
+        .args([
+            "display-message",
+            "-p",
+            "#{client_tty} #{client_termname} #{client_termtype}",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// Whether the tmux client in front of the studio is another one than last seen (remembering
+/// it). No answer (a detached session, tmux gone) changes nothing: there is nobody to ask.
+fn client_changed(seen: &mut Option<String>, now: Option<String>) -> bool {
+    if now.is_none() || *seen == now {
+        return false;
+    }
+    *seen = now;
+    true
+}
+
+/// Ask the terminal again what it can show (always, or when another tmux client came in
+/// front), redraw everything, and tell `update` what it found.
+fn redetect(edges: &Edges, terminal: &mut DefaultTerminal, events: &TerminalInput, always: bool) {
+    if !always {
+        let mut seen = edges
+            .tmux_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !client_changed(&mut seen, tmux_client()) {
+            return;
+        }
+    }
+    // The answers come on stdin: the input reader must not take them.
+    events.pause();
+    let (renderer, graphics, _warning, detection) =
+        Renderer::detect(edges.graphics_setting.as_deref());
+    events.resume();
+    let renderer = renderer.with_symbols(edges.symbols);
+    let graphics = match (graphics, edges.symbols) {
+        (Graphics::Halfblocks, crate::symbols::Symbols::Quadrant) => Graphics::Quadrants,
+        (g, _) => g,
+    };
+    // A picture placed by id belongs to the old way of drawing.
+    if let Ok(mut guard) = KITTY.lock()
+        && let Some(placer) = guard.as_mut()
+    {
+        placer.clear(&mut std::io::stdout());
+    }
+    let terminal_name = detection
+        .as_ref()
+        .map(|d| d.terminal.clone())
+        .unwrap_or_else(|| "not asked".into());
+    if let Some(d) = detection {
+        crate::picture::remember_detection(d);
+    }
+    *edges
+        .renderer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = renderer;
+    let _ = terminal.clear();
+    let _ = edges.tx.send(Msg::GraphicsDetected {
+        graphics,
+        terminal: terminal_name,
+        asked: always,
+    });
+}
+
 /// Leave the studio's screen, run `f` with a normal terminal, and come back with a full redraw.
 fn outside_the_studio<T>(
     terminal: &mut DefaultTerminal,
-    events: &mut EventStream,
+    events: &TerminalInput,
     f: impl FnOnce() -> Result<T, String>,
 ) -> Result<T, String> {
-    // Stop reading keys: the editor (or the shell) must get them.
-    *events = EventStream::new();
+    // Stop reading keys: the editor (or the shell, or the full view) must get them.
+    events.pause();
     restore_screen();
     let result = f();
-    if let Err(e) = setup_screen() {
+    let back = setup_screen();
+    events.resume();
+    if let Err(e) = back {
         return Err(format!("cannot take the terminal back: {e}"));
     }
     let _ = terminal.clear();
-    *events = EventStream::new();
     result
 }
 
@@ -1174,7 +1262,7 @@ fn spawn_history_worker(
 const THUMB_PX: u32 = 256;
 
 fn spawn_preview_worker(
-    renderer: Renderer,
+    renderer: Arc<std::sync::Mutex<Renderer>>,
     thumbs: crate::thumbs::Thumbs,
     tx: UnboundedSender<Msg>,
 ) -> tokio::sync::watch::Sender<Option<PreviewRequest>> {
@@ -1184,7 +1272,10 @@ fn spawn_preview_worker(
             let Some(req) = req_rx.borrow_and_update().clone() else {
                 continue;
             };
-            let renderer = renderer.clone();
+            let renderer = renderer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             let key = req.key.clone();
             let thumbs = thumbs.clone();
             let result = tokio::task::spawn_blocking(move || {
@@ -1275,6 +1366,31 @@ impl Signals {
 mod tests {
     use super::*;
     use crate::studio::mask::{Op, PixRect, Shape};
+
+    /// Detection runs again only when another tmux client came in front (an attach from
+    /// another terminal), not on every resize, and never with nobody attached.
+    #[test]
+    fn another_tmux_client_means_asking_again() {
+        let a = || Some("/dev/pts/3 xterm-256color XTerm(388)".to_string());
+        let b = || Some("/dev/pts/7 xterm-kitty kitty(0.35.2)".to_string());
+        type Case = (Option<String>, Option<String>, bool, Option<String>);
+        let cases: [Case; 5] = [
+            (None, a(), true, a()),
+            (a(), a(), false, a()),
+            (a(), b(), true, b()),
+            (a(), None, false, a()),
+            (None, None, false, None),
+        ];
+        for (before, now, changed, after) in cases {
+            let mut seen = before.clone();
+            assert_eq!(
+                client_changed(&mut seen, now.clone()),
+                changed,
+                "{before:?} → {now:?}"
+            );
+            assert_eq!(seen, after, "{before:?} → {now:?}");
+        }
+    }
 
     #[test]
     fn a_saved_mask_is_private_and_at_the_pictures_size() {

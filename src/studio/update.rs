@@ -6,7 +6,7 @@ use super::layout;
 use super::mask::{self, Op, PixRect, Shape};
 pub use super::model::preview_key;
 use super::model::{
-    Compared, Confirm, Filter, JobView, KEEP, Marked, Model, Notice, Overlay, PAGE, Pane,
+    Compared, Confirm, Filter, Graphics, JobView, KEEP, Marked, Model, Notice, Overlay, PAGE, Pane,
     selected_image_path,
 };
 use super::model::{MaskBase, MaskEdit, PathInput};
@@ -31,9 +31,24 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             m.height = h;
             clamp_scroll(m);
             load_visible(m, &mut fx);
+            // Inside tmux a resize often means another client attached, perhaps from a
+            // terminal with other graphics.
+            if m.in_tmux {
+                fx.push(Effect::Redetect { always: false });
+            }
         }
         Msg::Tick(now) => m.now = now,
-        Msg::Focus(on) => m.focused = on,
+        Msg::Focus(on) => {
+            m.focused = on;
+            if on && m.in_tmux {
+                fx.push(Effect::Redetect { always: false });
+            }
+        }
+        Msg::GraphicsDetected {
+            graphics,
+            terminal,
+            asked,
+        } => graphics_detected(m, graphics, &terminal, asked),
         Msg::Mouse(me) => mouse(m, me, &mut fx),
         Msg::Tags(tags) => m.known_tags = tags,
         Msg::SpendLoaded(spend) => {
@@ -633,6 +648,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::Suspend => fx.push(Effect::Suspend),
+        Action::Redraw => fx.push(Effect::Redetect { always: true }),
         Action::Zoom => {
             m.zoom = !m.zoom;
             clamp_scroll(m);
@@ -1207,6 +1223,37 @@ fn reuse(m: &mut Model, r: &GenerationRecord) {
     m.params = p;
     m.focus = Pane::Editor;
     notice(m, format!("loaded {} into the editor", r.id.short()), false);
+}
+
+/// The terminal answered again: pictures already drawn for the old way are drawn again.
+fn graphics_detected(m: &mut Model, graphics: Graphics, terminal: &str, asked: bool) {
+    let terminal = sanitize::line(terminal).into_owned();
+    if graphics == m.graphics {
+        if asked {
+            notice(
+                m,
+                format!("redrawn · pictures: {} ({terminal})", graphics.label()),
+                false,
+            );
+        }
+        return;
+    }
+    let was = m.graphics;
+    m.graphics = graphics;
+    m.preview.cache.clear();
+    m.preview.cells.clear();
+    m.preview.failed_cells.clear();
+    m.preview.error = None;
+    m.preview.requested = None;
+    notice(
+        m,
+        format!(
+            "pictures: {} ({terminal}), were {}",
+            graphics.label(),
+            was.label()
+        ),
+        false,
+    );
 }
 
 fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
