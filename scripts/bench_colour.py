@@ -245,14 +245,22 @@ for k in ("COLORTERM", "KITTY_WINDOW_ID", "TERM_PROGRAM"):
 base["EASEL_GRAPHICS"] = "halfblocks"
 base.setdefault("TERM", "xterm-256color")
 modes = {"256 colours": ({}, "256"), "truecolor": ({"COLORTERM": "truecolor"}, "full")}
+# easel twice: with its default symbols (half-blocks) and with `[ui] symbols = "quadrant"`.
+quadrant_config = os.path.join(work, "config-quadrant")
+os.makedirs(os.path.join(quadrant_config, "easel"), exist_ok=True)
+with open(os.path.join(quadrant_config, "easel", "config.toml"), "w") as f:
+    f.write('[ui]\nsymbols = "quadrant"\n')
+EASEL_TOOLS = {"easel view": "", "easel view (quadrant symbols)": ", [ui] symbols = quadrant"}
 tools = {
-    "easel view": lambda f, mode: [easel, "view", f, "--cols", "80", "--rows", "40"],
-    "chafa (default symbols)": lambda f, mode: ["chafa", "--format", "symbols", "--size", "80x40", "-c", mode, f],
+    "easel view": ({}, lambda f, mode: [easel, "view", f, "--cols", "80", "--rows", "40"]),
+    "easel view (quadrant symbols)": ({"XDG_CONFIG_HOME": quadrant_config},
+                                      lambda f, mode: [easel, "view", f, "--cols", "80", "--rows", "40"]),
+    "chafa (default symbols)": ({}, lambda f, mode: ["chafa", "--format", "symbols", "--size", "80x40", "-c", mode, f]),
 }
 results = {}
 for mode, (extra, chafa_mode) in modes.items():
-    env = dict(base, **extra)
-    for tool, cmd in tools.items():
+    for tool, (tool_env, cmd) in tools.items():
+        env = dict(base, **extra, **tool_env)
         for name, path in photos:
             out = run(cmd(path, chafa_mode), env)
             rows = parse(out.decode("utf-8", errors="replace"))
@@ -262,25 +270,26 @@ for mode, (extra, chafa_mode) in modes.items():
             fine = delta(pool(pic, CH // 4, CW // 2), pool(ref, CH // 4, CW // 2))
             results[(mode, tool, name)] = {"bytes": len(out), "cells": f"{w}x{h}", "half": half, "fine": fine}
             if show:
-                print(f"{mode:12} {tool:24} {name:10} {w}x{h} {len(out):6} B  half-cell dE00 {half[0]:.2f} dE76 {half[1]:.2f}"
+                print(f"{mode:12} {tool:30} {name:10} {w}x{h} {len(out):6} B  half-cell dE00 {half[0]:.2f} dE76 {half[1]:.2f}"
                       f"  fine dE00 {fine[0]:.2f} dE76 {fine[1]:.2f}")
 
 names = [n for n, _ in photos]
 with open(out_path, "a") as o:
     for mode in modes:
-        e = [results[(mode, "easel view", n)] for n in names]
         c = [results[(mode, "chafa (default symbols)", n)] for n in names]
-        for grid, label in (("half", "half-cell grid"), ("fine", "2x4-per-cell grid")):
-            for k, metric in ((0, "CIEDE2000"), (1, "CIE76")):
-                ev = sum(r[grid][k] for r in e) / len(e)
-                cv = sum(r[grid][k] for r in c) / len(c)
-                per = ", ".join(f"{n} {a[grid][k]:.1f} vs {b[grid][k]:.1f}" for n, a, b in zip(names, e, c))
-                o.write(json.dumps({"name": f"colour: mean {metric} ΔE of easel view at 80x40, {mode}, {label} ({per})",
-                                    "unit": "ΔE", "easel": ev, "baseline_name": "chafa default symbols", "baseline": cv,
-                                    "ratio": ev / cv, "target": "≤ 1× (ΔE ≤ chafa's)", "samples": len(names)}) + "\n")
-        eb = sum(r["bytes"] for r in e) / len(e)
-        cb = sum(r["bytes"] for r in c) / len(c)
-        o.write(json.dumps({"name": f"colour: bytes of easel view at 80x40, {mode} (mean of {', '.join(names)})", "unit": "bytes",
-                            "easel": eb, "baseline_name": "chafa default symbols", "baseline": cb, "ratio": eb / cb,
-                            "target": "≤ 1× (bytes ≤ chafa's)", "samples": len(names)}) + "\n")
+        for tool, suffix in EASEL_TOOLS.items():
+            e = [results[(mode, tool, n)] for n in names]
+            for grid, label in (("half", "half-cell grid"), ("fine", "2x4-per-cell grid")):
+                for k, metric in ((0, "CIEDE2000"), (1, "CIE76")):
+                    ev = sum(r[grid][k] for r in e) / len(e)
+                    cv = sum(r[grid][k] for r in c) / len(c)
+                    per = ", ".join(f"{n} {a[grid][k]:.1f} vs {b[grid][k]:.1f}" for n, a, b in zip(names, e, c))
+                    o.write(json.dumps({"name": f"colour: mean {metric} ΔE of easel view at 80x40{suffix}, {mode}, {label} ({per})",
+                                        "unit": "ΔE", "easel": ev, "baseline_name": "chafa default symbols", "baseline": cv,
+                                        "ratio": ev / cv, "target": "≤ 1× (ΔE ≤ chafa's)", "samples": len(names)}) + "\n")
+            eb = sum(r["bytes"] for r in e) / len(e)
+            cb = sum(r["bytes"] for r in c) / len(c)
+            o.write(json.dumps({"name": f"colour: bytes of easel view at 80x40{suffix}, {mode} (mean of {', '.join(names)})", "unit": "bytes",
+                                "easel": eb, "baseline_name": "chafa default symbols", "baseline": cb, "ratio": eb / cb,
+                                "target": "≤ 1× (bytes ≤ chafa's)", "samples": len(names)}) + "\n")
 print("colour fidelity measured on " + ", ".join(names))

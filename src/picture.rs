@@ -132,9 +132,8 @@ pub fn write_quadrants(
     for row in crate::symbols::quadrant_cells(&small) {
         let (mut fg, mut bg): (Option<Code>, Option<Code>) = (None, None);
         for cell in row {
-            let (want_fg, want_bg) = (code(cell.fg), code(cell.bg));
-            // A space shows only its background: keep whatever foreground is set.
-            let want_fg = if cell.glyph == ' ' { fg } else { want_fg };
+            let (glyph, want_fg, want_bg) =
+                cheapest_quadrant(&cell, code(cell.fg), code(cell.bg), fg, bg);
             let mut params: Vec<String> = Vec::new();
             if want_bg.is_none() && bg.is_some() {
                 params.push("49".into());
@@ -156,11 +155,61 @@ pub fn write_quadrants(
                 let _ = write!(buf, "\x1b[{}m", params.join(";"));
             }
             let mut utf8 = [0u8; 4];
-            buf.extend_from_slice(cell.glyph.encode_utf8(&mut utf8).as_bytes());
+            buf.extend_from_slice(glyph.encode_utf8(&mut utf8).as_bytes());
         }
         buf.extend_from_slice(b"\x1b[0m\n");
     }
     out.write_all(&buf)
+}
+
+/// How a quadrant cell is written with the fewest colour codes, given the colours already set:
+/// the glyph and the foreground and background it then needs. A cell of two colours may be
+/// drawn as its mask with (fg, bg) or as the complementary mask with the colours swapped; a
+/// cell of one colour as a space on it or a full block in it; a colour too close to tell from
+/// one already set takes that one's code (no visible change, fewer bytes).
+fn cheapest_quadrant(
+    cell: &crate::symbols::Cell,
+    want_fg: Option<Code>,
+    want_bg: Option<Code>,
+    fg: Option<Code>,
+    bg: Option<Code>,
+) -> (char, Option<Code>, Option<Code>) {
+    let snap = |c: Option<Code>| {
+        [fg, bg]
+            .into_iter()
+            .find(|o| close_within(c, *o, QUADRANT_SAME))
+            .unwrap_or(c)
+    };
+    let (want_fg, want_bg) = (snap(want_fg), snap(want_bg));
+    // Transparent parts show the terminal's background: only one way to draw them.
+    if want_bg.is_none() {
+        let want_fg = if cell.glyph == ' ' { fg } else { want_fg };
+        return (cell.glyph, want_fg, None);
+    }
+    let cost = |f: Option<Code>, b: Option<Code>| -> usize {
+        let one = |want: Option<Code>, have: Option<Code>, fore: bool| match want {
+            Some(c) if want != have => c.sgr(fore).len() + 1,
+            _ => 0,
+        };
+        one(f, fg, true) + one(b, bg, false)
+    };
+    let candidates: [(char, Option<Code>, Option<Code>); 2] = if cell.glyph == ' ' {
+        // One colour: a space shows only its background, a full block only its foreground.
+        [(' ', fg, want_bg), ('█', want_bg, bg)]
+    } else {
+        let mask = crate::symbols::QUADRANTS
+            .iter()
+            .position(|q| *q == cell.glyph)
+            .unwrap_or(15);
+        [
+            (cell.glyph, want_fg, want_bg),
+            (crate::symbols::QUADRANTS[15 - mask], want_bg, want_fg),
+        ]
+    };
+    candidates
+        .into_iter()
+        .min_by_key(|(_, f, b)| cost(*f, *b))
+        .unwrap_or((cell.glyph, want_fg, want_bg))
 }
 
 /// The symbols printed pictures use without graphics (`[ui] symbols`), set once by the commands
@@ -192,14 +241,22 @@ const SAME_COLOUR: f32 = 1.0;
 
 /// Whether two truecolor codes are too close to tell apart.
 fn close(a: Option<Code>, b: Option<Code>) -> bool {
+    close_within(a, b, SAME_COLOUR)
+}
+
+/// Quadrant cells are drawn from pixels already averaged in pairs, so a shared code costs more
+/// of the detail they add: a tighter bound than half-blocks'.
+const QUADRANT_SAME: f32 = 0.5;
+
+/// Whether two truecolor codes are within `limit` (CIE76) of each other.
+fn close_within(a: Option<Code>, b: Option<Code>, limit: f32) -> bool {
     match (a, b) {
         (Some(Code::Rgb(r1, g1, b1)), Some(Code::Rgb(r2, g2, b2))) => {
             let (x, y) = (
                 crate::colour::lab(r1, g1, b1),
                 crate::colour::lab(r2, g2, b2),
             );
-            (x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2)
-                < SAME_COLOUR * SAME_COLOUR
+            (x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2) < limit * limit
         }
         _ => false,
     }
@@ -590,6 +647,79 @@ mod tests {
 
     /// Issue 15: quadrants draw a picture in the same cells as half-blocks, with twice the
     /// detail across: a thin vertical stripe half a cell wide is a half-cell block.
+    /// What a quadrant cell shows in each of its four pixels (None: the terminal's background).
+    fn shown(glyph: char, fg: Option<Code>, bg: Option<Code>) -> [Option<Code>; 4] {
+        let mask = if glyph == '█' {
+            15
+        } else {
+            crate::symbols::QUADRANTS
+                .iter()
+                .position(|q| *q == glyph)
+                .unwrap()
+        };
+        std::array::from_fn(|i| if mask & 1 << i != 0 { fg } else { bg })
+    }
+
+    /// Every cell, whatever colours are already set, is drawn with the same four pixels, and a
+    /// cell whose two colours are set the other way round (or whose one colour is the
+    /// foreground) needs no code at all.
+    #[test]
+    fn quadrant_cells_reuse_the_colours_already_set() {
+        let (a, b, c) = (Code::Indexed(20), Code::Indexed(200), Code::Indexed(99));
+        let states = [
+            (None, None),
+            (Some(a), Some(b)),
+            (Some(b), Some(a)),
+            (Some(c), Some(a)),
+            (Some(b), None),
+        ];
+        for mask in 0..16usize {
+            let cell = crate::symbols::Cell {
+                glyph: crate::symbols::QUADRANTS[mask],
+                fg: Some([1, 2, 3]),
+                bg: Some([4, 5, 6]),
+            };
+            let (want_fg, want_bg) = if mask == 0 {
+                (None, Some(b))
+            } else if mask == 15 {
+                (Some(a), Some(a))
+            } else {
+                (Some(a), Some(b))
+            };
+            let cell = if mask == 0 {
+                crate::symbols::Cell {
+                    glyph: ' ',
+                    fg: None,
+                    ..cell
+                }
+            } else {
+                cell
+            };
+            let expect = shown(cell.glyph, want_fg, want_bg);
+            for (fg, bg) in states {
+                let (glyph, f, g) = cheapest_quadrant(&cell, want_fg, want_bg, fg, bg);
+                assert_eq!(
+                    shown(glyph, f, g),
+                    expect,
+                    "mask {mask} drawn as {glyph:?} from {fg:?}/{bg:?}"
+                );
+                if (fg, bg) == (Some(b), Some(a)) && (1..15).contains(&mask) {
+                    assert_eq!((f, g), (fg, bg), "mask {mask}: a code written for nothing");
+                }
+            }
+        }
+        // One colour that is the foreground already: a full block, no code.
+        let one = crate::symbols::Cell {
+            glyph: ' ',
+            fg: None,
+            bg: Some([9, 9, 9]),
+        };
+        assert_eq!(
+            cheapest_quadrant(&one, None, Some(c), Some(c), Some(a)),
+            ('█', Some(c), Some(a))
+        );
+    }
+
     #[test]
     fn quadrants_take_the_same_cells_with_more_detail() {
         let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(16, 8, |x, _| {

@@ -27,7 +27,7 @@ pub struct Cell {
 }
 
 /// The quadrant characters by mask: bit 0 top left, 1 top right, 2 bottom left, 3 bottom right.
-const QUADRANTS: [char; 16] = [
+pub const QUADRANTS: [char; 16] = [
     ' ', '▘', '▝', '▀', '▖', '▌', '▞', '▛', '▗', '▚', '▐', '▜', '▄', '▙', '▟', '█',
 ];
 
