@@ -1480,6 +1480,67 @@ fn paint_a_mask_and_send_an_edit() {
     }
 }
 
+/// Issue 12: queueing an edit checks its files first, as the CLI does. The picture edited is
+/// deleted after it was put in the strip: Ctrl-S says so on the status line and queues nothing.
+#[test]
+fn an_edit_whose_picture_was_deleted_is_not_queued() {
+    let sb = Sandbox::new(1500);
+    let studio = Studio::open(&sb, "gone");
+    studio.submit("a red fox in the snow");
+    studio.wait_for("the picture in history", |s| {
+        s.history_entries()
+            .first()
+            .is_some_and(|r| r.starts_with('✓'))
+    });
+    studio.leave_editor();
+    studio.keys(&["E"]);
+    studio.wait_for("the picture in the strip", |s| {
+        s.contains("Edit of 1 picture")
+    });
+    // The one picture in the data folder (history is the studio's while it runs).
+    fn pictures(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                pictures(&p, out);
+            } else if p.extension().is_some_and(|x| x == "png") {
+                out.push(p);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    pictures(&sb.data.join("images"), &mut found);
+    assert_eq!(found.len(), 1, "{found:?}");
+    std::fs::remove_file(&found[0]).unwrap();
+    studio.keys(&["C-l"]);
+    studio.type_text("the same fox at night");
+    studio.keys(&["C-s"]);
+    let screen = studio.wait_for("the refusal on the status line", |s| {
+        s.status_line().contains("not queued")
+    });
+    assert!(
+        screen.status_line().contains("image"),
+        "{}",
+        screen.status_line()
+    );
+    // Nothing was queued (history, read after the studio quit, holds the first picture only).
+    assert!(
+        screen
+            .pane_rows("Queue")
+            .iter()
+            .all(|r| !r.contains("edit of")),
+        "{}",
+        screen.text()
+    );
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+    assert_eq!(
+        sb.history().len(),
+        1,
+        "only the first picture is in history"
+    );
+}
+
 /// Issue 13, end to end in tmux: rate, tag, delete to the trash and undo, as a user would; the
 /// history (read by `easel history list` afterwards) has the rating and the tag, and the
 /// deleted record back.

@@ -2695,7 +2695,22 @@ fn edit_this_puts_the_selected_image_in_the_inputs_and_submits_an_edit() {
     assert_eq!(m.focus, Pane::Editor, "the editor takes the focus");
     assert!(m.current_notice().unwrap().text.contains("editing"));
     type_text(&mut m, "the same, at night");
-    match press(&mut m, ctrl('s')).as_slice() {
+    // The files are checked first (in the runtime); it is queued when they pass.
+    let submission = match press(&mut m, ctrl('s')).pop() {
+        Some(Effect::CheckInputs { files, submission }) => {
+            assert_eq!(files.images, vec![history_input(1).path]);
+            submission
+        }
+        other => panic!("{other:?}"),
+    };
+    let fx = update(
+        &mut m,
+        Msg::InputsChecked {
+            submission,
+            result: Ok(()),
+        },
+    );
+    match fx.as_slice() {
         [Effect::Submit(s)] => {
             assert_eq!(s.params.prompt, "the same, at night");
             assert_eq!(s.params.images, vec![history_input(1)]);
@@ -2715,6 +2730,66 @@ fn edit_this_puts_the_selected_image_in_the_inputs_and_submits_an_edit() {
     press(&mut m, ch('G'));
     press(&mut m, ch('E'));
     assert_eq!(m.params.images, vec![history_input(4), history_input(1)]);
+}
+
+/// Queueing an edit runs the CLI's checks on its files first (in the runtime, not in
+/// `update`): nothing is queued until they pass, and a failure (a file deleted after it was
+/// added to the strip) is a notice that says what to do, with nothing queued.
+#[test]
+fn queueing_an_edit_checks_its_files_first_and_a_failure_queues_nothing() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    type_text(&mut m, "the same, at night");
+    let fx = press(&mut m, ctrl('s'));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::Submit(_))),
+        "queued before its files were checked: {fx:?}"
+    );
+    let submission = match fx.as_slice() {
+        [Effect::CheckInputs { files, submission }] => {
+            assert_eq!(files.images, vec![history_input(1).path]);
+            assert_eq!(files.mask, None);
+            submission.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(submission.params.prompt, "the same, at night");
+    // The file is gone: a notice, nothing queued, the edit still in the editor.
+    let fx = update(
+        &mut m,
+        Msg::InputsChecked {
+            submission: submission.clone(),
+            result: Err("image: /data/easel/images/2025/03/14/1.png: no such file".into()),
+        },
+    );
+    assert!(fx.is_empty(), "{fx:?}");
+    let n = m.current_notice().unwrap();
+    assert!(n.error);
+    assert!(n.text.starts_with("not queued: image: "), "{}", n.text);
+    assert!(n.text.contains("no such file"), "{}", n.text);
+    assert!(n.text.contains("removes an input"), "{}", n.text);
+    assert_eq!(m.params.images, vec![history_input(1)]);
+    assert_eq!(m.prompt(), "the same, at night");
+    // Checked and passed: queued (a costly one still asks first, as any other).
+    let fx = update(
+        &mut m,
+        Msg::InputsChecked {
+            submission,
+            result: Ok(()),
+        },
+    );
+    assert!(
+        matches!(fx.as_slice(), [Effect::Submit(s)] if s.params.images == vec![history_input(1)]),
+        "{fx:?}"
+    );
+    // A generation (no inputs) is queued at once, as before.
+    let mut m = idle();
+    m.focus = Pane::Editor;
+    type_text(&mut m, "a kite");
+    assert!(matches!(
+        press(&mut m, ctrl('s')).as_slice(),
+        [Effect::Submit(_)]
+    ));
 }
 
 #[test]

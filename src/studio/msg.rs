@@ -62,6 +62,11 @@ pub enum Msg {
     MaskSaved(PathBuf),
     /// A record's parents and children.
     Family(Family),
+    /// The input pictures (and mask) of an edit were read and checked: queue it, or say why not.
+    InputsChecked {
+        submission: Box<Submission>,
+        result: Result<(), String>,
+    },
 }
 
 /// What a typed path is for.
@@ -167,6 +172,13 @@ pub enum Effect {
     },
     /// Read a record's parents and children (answered with `Family`).
     LoadFamily(Id),
+    /// Read and check an edit's files as the CLI does (count, format from the bytes, size, the
+    /// mask's size and alpha, missing files, directories, symlinks), before anything is queued:
+    /// answered with `InputsChecked`.
+    CheckInputs {
+        files: crate::api::edit::EditFiles,
+        submission: Box<Submission>,
+    },
     /// Read the mask editor's picture and shrink it to the dots of an area of cells.
     LoadMaskBase {
         path: PathBuf,

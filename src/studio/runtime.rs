@@ -758,6 +758,12 @@ async fn run_effect(
                 let _ = tx.send(msg);
             });
         }
+        Effect::CheckInputs { files, submission } => {
+            tokio::task::spawn_blocking(move || {
+                let result = check_inputs(&files);
+                let _ = tx.send(Msg::InputsChecked { submission, result });
+            });
+        }
         Effect::LoadMaskBase { path, cols, rows } => {
             tokio::task::spawn_blocking(move || {
                 let msg = match mask_base(&path, cols, rows) {
@@ -891,6 +897,13 @@ fn resolve_input(
             })
         }
     }
+}
+
+/// An edit's files, read and checked as the CLI checks them before anything is sent.
+fn check_inputs(files: &crate::api::edit::EditFiles) -> Result<(), String> {
+    crate::api::edit::check_files(files)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// How many of the newest records are searched for a record's children.
@@ -1308,6 +1321,33 @@ mod tests {
         // Two saves are two files.
         let again = save_mask(64, 48, &[Op::Invert], &masks).unwrap();
         assert_ne!(again, path);
+    }
+
+    /// The studio's check at queue time is the CLI's: a file deleted after it was added to the
+    /// strip, a directory, a bad mask each give their message; good files pass.
+    #[test]
+    fn an_edits_files_are_checked_as_the_cli_checks_them() {
+        use crate::api::edit::{EditFiles, Endpoint, Limits};
+        let dir = tempfile::tempdir().unwrap();
+        let pic = dir.path().join("p.png");
+        std::fs::write(&pic, crate::api::payload::tiny_png(64, 64)).unwrap();
+        let files = |images: Vec<std::path::PathBuf>, mask: Option<std::path::PathBuf>| EditFiles {
+            endpoint: Endpoint::Edits,
+            images,
+            mask,
+            image_field: "image[]",
+            limits: Limits::gpt(),
+        };
+        assert_eq!(check_inputs(&files(vec![pic.clone()], None)), Ok(()));
+        let gone = dir.path().join("gone.png");
+        let e = check_inputs(&files(vec![pic.clone(), gone], None)).unwrap_err();
+        assert!(e.contains("gone.png"), "{e}");
+        let e = check_inputs(&files(vec![dir.path().to_path_buf()], None)).unwrap_err();
+        assert!(e.contains("is a folder"), "{e}");
+        // A mask of another size than the picture.
+        let mask = dir.path().join("m.png");
+        std::fs::write(&mask, crate::api::payload::tiny_png(32, 32)).unwrap();
+        assert!(check_inputs(&files(vec![pic], Some(mask))).is_err());
     }
 
     #[test]

@@ -145,6 +145,9 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 jump_child(m, id, &mut fx);
             }
         }
+        Msg::InputsChecked { submission, result } => {
+            inputs_checked(m, *submission, result, &mut fx)
+        }
         Msg::MaskSaved(path) => {
             let shown = shown_path(m, &path);
             m.params.mask = Some(InputImage::file(path));
@@ -1217,7 +1220,7 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
         return;
     }
     match request::check(&p, &m.catalog, &m.provider.rules) {
-        Ok(_) => {
+        Ok(checked) => {
             let submission = Submission {
                 params: p,
                 provider: m.provider.name.clone(),
@@ -1225,33 +1228,69 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
                 parent: None,
                 run: None,
             };
-            // A model OpenAI has shut down: say so before anything is sent (a compatible
-            // server may still serve the name, so only for OpenAI itself).
-            let warning = m
-                .catalog
-                .get(&submission.params.model)
-                .filter(|_| m.provider.openai)
-                .and_then(|spec| spec.openai_shutdown_warning(m.now.date_naive()));
-            let mut spend = spend_reasons(m, &submission.params);
-            if !spend.is_empty() {
-                spend.extend(warning);
-                m.overlay = Some(Overlay::Confirm(Confirm::Spend(
-                    Box::new(submission),
-                    spend,
-                )));
-                return;
-            }
-            match warning {
-                Some(w) => {
-                    m.overlay = Some(Overlay::Confirm(Confirm::ShutDownModel(
-                        Box::new(submission),
-                        w,
-                    )))
-                }
-                None => fx.push(Effect::Submit(submission)),
+            match checked.edit {
+                // An edit's files are read and checked in the runtime first (as the CLI does):
+                // it is queued when they pass (`InputsChecked`).
+                Some(files) => fx.push(Effect::CheckInputs {
+                    files,
+                    submission: Box::new(submission),
+                }),
+                None => queue_checked(m, submission, fx),
             }
         }
         Err(e) => notice(m, format!("not queued: {e}"), true),
+    }
+}
+
+/// An edit's files were checked: queue it, or say why not (nothing is queued).
+fn inputs_checked(
+    m: &mut Model,
+    submission: Submission,
+    result: Result<(), String>,
+    fx: &mut Vec<Effect>,
+) {
+    match result {
+        Ok(()) => queue_checked(m, submission, fx),
+        Err(e) => {
+            let strip = m.keymap.hint(Context::Inputs, Action::RemoveInput);
+            notice(
+                m,
+                format!(
+                    "not queued: {e} (fix or replace the file; {strip} in the strip removes an input)"
+                ),
+                true,
+            );
+        }
+    }
+}
+
+/// A request that passed its checks: confirm first where it costs much or its model is shut
+/// down, else queue it.
+fn queue_checked(m: &mut Model, submission: Submission, fx: &mut Vec<Effect>) {
+    // A model OpenAI has shut down: say so before anything is sent (a compatible server may
+    // still serve the name, so only for OpenAI itself).
+    let warning = m
+        .catalog
+        .get(&submission.params.model)
+        .filter(|_| m.provider.openai)
+        .and_then(|spec| spec.openai_shutdown_warning(m.now.date_naive()));
+    let mut spend = spend_reasons(m, &submission.params);
+    if !spend.is_empty() {
+        spend.extend(warning);
+        m.overlay = Some(Overlay::Confirm(Confirm::Spend(
+            Box::new(submission),
+            spend,
+        )));
+        return;
+    }
+    match warning {
+        Some(w) => {
+            m.overlay = Some(Overlay::Confirm(Confirm::ShutDownModel(
+                Box::new(submission),
+                w,
+            )))
+        }
+        None => fx.push(Effect::Submit(submission)),
     }
 }
 
