@@ -1480,6 +1480,71 @@ fn paint_a_mask_and_send_an_edit() {
     }
 }
 
+/// Issue 12: the lineage view. Generate, edit it (E, then queue), open the view on the edit
+/// (L): both prompts are in the tree, the edited picture above the edit; Enter goes to the
+/// selected record, Esc leaves.
+#[test]
+fn the_lineage_view_shows_an_edit_and_its_picture() {
+    let sb = Sandbox::new(1500);
+    let studio = Studio::open(&sb, "lineage");
+    studio.submit("a red fox in the snow");
+    studio.wait_for("the picture in history", |s| {
+        s.history_entries()
+            .first()
+            .is_some_and(|r| r.starts_with('✓'))
+    });
+    studio.leave_editor();
+    studio.keys(&["E"]);
+    studio.wait_for("the picture in the strip", |s| {
+        s.contains("Edit of 1 picture")
+    });
+    studio.keys(&["C-l"]);
+    studio.type_text("the same fox at night");
+    studio.keys(&["C-s"]);
+    studio.wait_for("the edit in history", |s| {
+        s.history_entries().len() == 2 && s.history_entries().iter().all(|r| r.starts_with('✓'))
+    });
+    // The edit is the newest: the history's first row.
+    studio.leave_editor();
+    studio.keys(&["g", "L"]);
+    let screen = studio.wait_for("the tree in the lineage view", |s| {
+        s.contains("Lineage of")
+            && s.contains("the same fox at night")
+            && s.contains("a red fox in the snow")
+    });
+    let text = screen.text();
+    let parent = text.find("a red fox in the snow").unwrap();
+    let edit = text.find("the same fox at night").unwrap();
+    assert!(
+        parent < edit,
+        "the edited picture is above the edit: {text}"
+    );
+    assert!(text.contains("edited"), "{text}");
+    assert!(text.contains("● "), "the record is marked: {text}");
+    // Up to the parent, Enter: the history goes to it (its prompt on the selected row).
+    studio.keys(&["k", "Enter"]);
+    studio.wait_for("the history on the parent", |s| {
+        !s.contains("Lineage of")
+            && s.history_entries().len() == 2
+            && s.history_entries()[1].contains("a red fox")
+    });
+    // The view on the parent: it is the record marked, the edit below it.
+    studio.keys(&["L"]);
+    let screen = studio.wait_for("the view of the parent", |s| {
+        s.contains("Lineage of") && s.contains("the same fox at night")
+    });
+    let text = screen.text();
+    let mark = text.find("● ").unwrap();
+    assert!(
+        mark < text.find("a red fox in the snow").unwrap(),
+        "the parent is the record marked: {text}"
+    );
+    studio.keys(&["Escape"]);
+    studio.wait_for("the history again", |s| !s.contains("Lineage of"));
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+}
+
 /// Issue 12: queueing an edit checks its files first, as the CLI does. The picture edited is
 /// deleted after it was put in the strip: Ctrl-S says so on the status line and queues nothing.
 #[test]

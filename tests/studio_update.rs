@@ -3519,3 +3519,174 @@ fn edit_from_the_shown_image_in_compare() {
         first.path
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The lineage view (issue 12)
+
+use easel::studio::lineage::{Node, Tree};
+
+fn lineage_node(prompt: &str, image: bool) -> Node {
+    Node {
+        prompt: prompt.into(),
+        created: t0(),
+        status: Status::Succeeded,
+        image: image.then(|| {
+            (
+                PathBuf::from(format!("/data/easel/{prompt}.png")),
+                "cd".repeat(32),
+            )
+        }),
+    }
+}
+
+/// Record 1 was edited from record 7 (since deleted) with record 8 as a reference, and
+/// `children` records were made from it (ids 100…).
+fn family_of_1(children: u128) -> Tree {
+    let mut t = Tree {
+        focus: Some(id(1)),
+        ..Tree::default()
+    };
+    t.nodes.insert(id(1), lineage_node("the one", true));
+    t.nodes.insert(id(8), lineage_node("the reference", true));
+    t.parents.insert(
+        id(1),
+        vec![(id(7), ParentRole::Edited), (id(8), ParentRole::Reference)],
+    );
+    let kids: Vec<(Id, ParentRole)> = (0..children)
+        .map(|k| (id(100 + k), ParentRole::RerunOf))
+        .collect();
+    for (k, (c, _)) in kids.iter().enumerate() {
+        t.nodes
+            .insert(*c, lineage_node(&format!("child {k}"), true));
+    }
+    t.children.insert(id(1), kids);
+    t
+}
+
+#[test]
+fn l_opens_the_lineage_view_and_enter_goes_to_a_node() {
+    let mut m = history_at(0);
+    let fx = press(&mut m, ch('L'));
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadLineage(i)] if *i == id(1)),
+        "{fx:?}"
+    );
+    let view = m.lineage.as_ref().unwrap();
+    assert!(view.tree.is_none() && view.rows.is_empty());
+    // A family for another record (an old answer) is dropped.
+    update(&mut m, Msg::Lineage(id(2), Ok(Box::new(family_of_1(2)))));
+    assert!(m.lineage.as_ref().unwrap().tree.is_none());
+    update(&mut m, Msg::Lineage(id(1), Ok(Box::new(family_of_1(2)))));
+    let view = m.lineage.as_ref().unwrap();
+    // Parents above (read upwards), the record, its children below; the record selected.
+    let ids: Vec<Id> = view.rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![id(8), id(7), id(1), id(100), id(101)]);
+    assert_eq!(view.cursor, 2);
+    assert!(view.rows[1].deleted && !view.rows[0].deleted);
+    // j and k move; the view keeps the keys (k is not the history's up).
+    press(&mut m, ch('j'));
+    assert_eq!(m.lineage.as_ref().unwrap().cursor, 3);
+    press(&mut m, ch('G'));
+    assert_eq!(m.lineage.as_ref().unwrap().cursor, 4);
+    press(&mut m, ch('g'));
+    assert_eq!(m.lineage.as_ref().unwrap().cursor, 0);
+    assert_eq!(m.history.selected, 0);
+    // Enter on the deleted parent: says so, stays.
+    press(&mut m, ch('j'));
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(m.lineage.is_some());
+    let n = m.current_notice().unwrap();
+    assert!(n.error && n.text.contains("was deleted"), "{}", n.text);
+    // Enter on a child: the history goes to it, the view closes.
+    press(&mut m, ch('G'));
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    assert!(m.lineage.is_none());
+    assert_eq!(m.focus, Pane::History);
+    assert_eq!(m.history.selected_id, Some(id(101)));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(101))),
+        "{fx:?}"
+    );
+    // Esc goes back, nothing else changes.
+    let mut m = history_at(0);
+    press(&mut m, ch('L'));
+    let fx = press(&mut m, plain(KeyCode::Esc));
+    assert!(m.lineage.is_none() && fx.is_empty(), "{fx:?}");
+    assert_eq!(m.history.selected, 0);
+    // From the details popup too.
+    let mut m = history_at(0);
+    press(&mut m, plain(KeyCode::Enter));
+    assert!(matches!(m.overlay, Some(Overlay::Details(_))));
+    let fx = press(&mut m, ch('L'));
+    assert!(m.overlay.is_none());
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadLineage(i) if *i == id(1)))
+    );
+    // A family that cannot be read says why.
+    update(
+        &mut m,
+        Msg::Lineage(id(1), Err("01 is gone from history".into())),
+    );
+    assert_eq!(
+        m.lineage.as_ref().unwrap().error.as_deref(),
+        Some("01 is gone from history")
+    );
+}
+
+/// A family of hundreds: only the visible nodes are drawn and only their pictures asked for;
+/// moving down scrolls a node at a time.
+#[test]
+fn a_large_family_stays_windowed() {
+    let mut m = history_at(0);
+    m.graphics = easel::studio::model::Graphics::Halfblocks;
+    press(&mut m, ch('L'));
+    let fx = update(&mut m, Msg::Lineage(id(1), Ok(Box::new(family_of_1(500)))));
+    let g = easel::studio::lineage::geometry(m.width, m.height, m.graphics);
+    let view = m.lineage.as_ref().unwrap();
+    assert_eq!(view.rows.len(), 503);
+    let shown = easel::studio::lineage::visible(&m, view);
+    assert_eq!(shown.len(), g.visible);
+    assert!(g.visible < 10, "{g:?}");
+    // One thumbnail asked for at a time, the selected record's first.
+    let thumbs: Vec<&PathBuf> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RenderPreview { key, .. } => match &key.source {
+                PreviewSource::Thumb { path, .. } => Some(path),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        thumbs,
+        vec![&PathBuf::from("/data/easel/the one.png")],
+        "{fx:?}"
+    );
+    // Down to the 300th child: the view follows, the cursor on its last visible node.
+    for _ in 0..300 {
+        press(&mut m, ch('j'));
+    }
+    let view = m.lineage.as_ref().unwrap();
+    assert_eq!(view.cursor, 302);
+    assert_eq!(view.scroll, 302 + 1 - g.visible);
+    let shown = easel::studio::lineage::visible(&m, view);
+    assert_eq!(shown.last().map(|(i, _)| *i), Some(302));
+    // Its draw holds the visible nodes only.
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let screen: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("child 299 "), "{screen}");
+    assert!(!screen.contains("child 0 "), "{screen}");
+    assert!(!screen.contains("the one"), "{screen}");
+    assert!(screen.contains("303/503"), "{screen}");
+}

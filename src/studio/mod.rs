@@ -10,6 +10,7 @@ pub mod gallery;
 pub mod help;
 pub mod keymap;
 pub mod layout;
+pub mod lineage;
 pub mod mask;
 pub mod model;
 pub mod msg;

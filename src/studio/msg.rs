@@ -62,6 +62,8 @@ pub enum Msg {
     MaskSaved(PathBuf),
     /// A record's parents and children.
     Family(Family),
+    /// A record's whole family, for the lineage view (or why it could not be read).
+    Lineage(Id, Result<Box<crate::studio::lineage::Tree>, String>),
     /// The input pictures (and mask) of an edit were read and checked: queue it, or say why not.
     InputsChecked {
         submission: Box<Submission>,
@@ -172,6 +174,8 @@ pub enum Effect {
     },
     /// Read a record's parents and children (answered with `Family`).
     LoadFamily(Id),
+    /// Read a record's whole family, ancestors and descendants (answered with `Lineage`).
+    LoadLineage(Id),
     /// Read and check an edit's files as the CLI does (count, format from the bytes, size, the
     /// mask's size and alpha, missing files, directories, symlinks), before anything is queued:
     /// answered with `InputsChecked`.

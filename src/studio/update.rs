@@ -29,6 +29,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::Resize(w, h) => {
             m.width = w;
             m.height = h;
+            lineage_scroll(m);
             clamp_scroll(m);
             load_visible(m, &mut fx);
         }
@@ -145,6 +146,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 jump_child(m, id, &mut fx);
             }
         }
+        Msg::Lineage(id, tree) => lineage_loaded(m, id, tree),
         Msg::InputsChecked { submission, result } => {
             inputs_checked(m, *submission, result, &mut fx)
         }
@@ -244,6 +246,12 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                         }
                         return;
                     }
+                    Some(Action::ShowLineage) => {
+                        if let Overlay::Details(r) = &overlay {
+                            open_lineage(m, r.id, fx);
+                        }
+                        return;
+                    }
                     _ => None,
                 };
                 if let Some(scroll) = scroll {
@@ -258,6 +266,13 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     if m.mask_edit.is_some() {
         if let Some(action) = m.keymap.lookup(Context::Mask, key) {
             mask_act(m, action, fx);
+        }
+        return;
+    }
+    // The lineage view takes the keys while it is open.
+    if m.lineage.is_some() {
+        if let Some(action) = m.keymap.lookup(Context::Lineage, key) {
+            lineage_act(m, action, fx);
         }
         return;
     }
@@ -320,6 +335,14 @@ fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) 
     let at = ratatui::layout::Position::new(me.column, me.row);
     if m.mask_edit.is_some() && m.overlay.is_none() {
         mask_mouse(m, me);
+        return;
+    }
+    if m.lineage.is_some() && m.overlay.is_none() {
+        match me.kind {
+            MouseEventKind::ScrollDown => lineage_act(m, Action::Down, fx),
+            MouseEventKind::ScrollUp => lineage_act(m, Action::Up, fx),
+            _ => {}
+        }
         return;
     }
     // The gallery: a click picks the cell under it, the wheel moves a row.
@@ -909,6 +932,12 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                 text: String::new(),
             });
         }
+        Action::ShowLineage => {
+            if let Some(id) = m.history.selected_record().map(|r| r.id) {
+                open_lineage(m, id, fx);
+            }
+        }
+        Action::GoToRecord | Action::CloseLineage => {}
         Action::JumpParent => {
             if let Some(r) = m.history.selected_record().cloned() {
                 jump_parent(m, &r, fx);
@@ -1686,6 +1715,8 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
             .find(|k| {
                 m.preview.get(k).is_none() && !m.preview.error.as_ref().is_some_and(|(e, _)| e == k)
             }),
+        // The lineage view's visible pictures, the selected one first.
+        None if m.lineage.is_some() => lineage_thumb_wanted(m),
         // The gallery's visible cells, the selected one first.
         None if m.gallery_shown() => {
             let mut cells = super::gallery::cells(m);
@@ -2208,4 +2239,96 @@ fn mask_mouse(m: &mut Model, me: crossterm::event::MouseEvent) {
         }
         _ => {}
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lineage view (issue 12)
+
+/// Open the lineage view on a record: its family is read from the store (`LoadLineage`).
+fn open_lineage(m: &mut Model, id: crate::store::Id, fx: &mut Vec<Effect>) {
+    m.overlay = None;
+    m.lineage = Some(super::lineage::LineageView::loading(id));
+    fx.push(Effect::LoadLineage(id));
+}
+
+fn lineage_loaded(
+    m: &mut Model,
+    id: crate::store::Id,
+    tree: Result<Box<super::lineage::Tree>, String>,
+) {
+    let Some(view) = m.lineage.as_mut().filter(|v| v.id == Some(id)) else {
+        return;
+    };
+    match tree {
+        Ok(tree) => view.set_tree(*tree),
+        Err(e) => view.error = Some(sanitize::line(&e).into_owned()),
+    }
+    lineage_scroll(m);
+}
+
+/// Keep the selected node in view.
+fn lineage_scroll(m: &mut Model) {
+    let g = super::lineage::geometry(m.width, m.height, m.graphics);
+    if let Some(v) = m.lineage.as_mut() {
+        v.scroll = super::lineage::scroll_for(v.cursor, v.scroll, g.visible, v.rows.len());
+    }
+}
+
+fn lineage_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
+    let page = super::lineage::geometry(m.width, m.height, m.graphics).visible;
+    let Some(view) = m.lineage.as_mut() else {
+        return;
+    };
+    let n = view.rows.len();
+    let delta: i64 = match action {
+        Action::Up => -1,
+        Action::Down => 1,
+        Action::PageUp => -(page as i64),
+        Action::PageDown => page as i64,
+        Action::Top => i64::MIN / 2,
+        Action::Bottom => i64::MAX / 2,
+        Action::ForceQuit => return quit(m, fx),
+        Action::Help => {
+            m.overlay = Some(Overlay::Help);
+            m.overlay_scroll = 0;
+            return;
+        }
+        Action::CloseLineage => {
+            m.lineage = None;
+            return;
+        }
+        Action::GoToRecord => {
+            let Some(row) = view.selected().cloned() else {
+                return;
+            };
+            if row.deleted {
+                notice(
+                    m,
+                    format!(
+                        "{} was deleted: it is not in history (`easel history restore ID` brings it back from the trash while it is there)",
+                        row.id.short()
+                    ),
+                    true,
+                );
+                return;
+            }
+            m.lineage = None;
+            go_to(m, row.id, fx);
+            return;
+        }
+        _ => return,
+    };
+    view.cursor = step_index(view.cursor, delta, n);
+    lineage_scroll(m);
+}
+
+/// The first visible picture of the lineage view not yet drawn nor failed, the selected first.
+fn lineage_thumb_wanted(m: &Model) -> Option<super::msg::PreviewKey> {
+    let view = m.lineage.as_ref()?;
+    let mut shown = super::lineage::visible(m, view);
+    shown.sort_by_key(|(i, _)| *i != view.cursor);
+    shown
+        .into_iter()
+        .filter_map(|(i, _)| super::lineage::thumb_key(m, view, i))
+        .find(|k| m.preview.get(k).is_none() && !m.preview.failed_cells.iter().any(|(f, _)| f == k))
 }
