@@ -3690,3 +3690,60 @@ fn a_large_family_stays_windowed() {
     assert!(!screen.contains("the one"), "{screen}");
     assert!(screen.contains("303/503"), "{screen}");
 }
+
+/// A mask file loaded in the strip is read (in the runtime) and becomes the mask editor's
+/// selection: `m` opens on it, and it can be added to and taken from; a file that cannot be a
+/// mask says why and is not kept.
+#[test]
+fn a_loaded_mask_file_becomes_the_selection() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    m.focus = Pane::Inputs;
+    // (o, a path typed, Enter: resolved in the runtime.)
+    let mask = InputImage::file("/tmp/mask.png");
+    let fx = update(&mut m, Msg::InputResolved(InputKind::Mask, mask.clone()));
+    assert_eq!(m.params.mask, Some(mask.clone()));
+    assert!(
+        matches!(fx.as_slice(), [Effect::ImportMask(p)] if *p == mask.path),
+        "the file is read as a selection: {fx:?}"
+    );
+    // Its transparent area: a 1024² file with the left half clear.
+    let mut img = image::RgbaImage::from_pixel(1024, 1024, image::Rgba([0, 0, 0, 255]));
+    for y in 0..1024 {
+        for x in 0..512 {
+            img.put_pixel(x, y, image::Rgba([0, 0, 0, 0]));
+        }
+    }
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    let op = easel::studio::mask::import(bytes.get_ref()).unwrap();
+    update(&mut m, Msg::MaskImported(mask.path.clone(), Ok(op.clone())));
+    assert!(
+        m.current_notice().unwrap().text.contains("selection"),
+        "{:?}",
+        m.current_notice()
+    );
+    // The mask editor opens on it: the selection is the file's, and it is edited on.
+    press(&mut m, ch('m'));
+    assert_eq!(ops(&m), vec![op.clone()]);
+    press(&mut m, ch('i'));
+    assert_eq!(ops(&m), vec![op, Op::Invert]);
+    // A file with nothing transparent: said, and not kept as the mask.
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    update(&mut m, Msg::InputResolved(InputKind::Mask, mask.clone()));
+    update(
+        &mut m,
+        Msg::MaskImported(
+            mask.path.clone(),
+            Err("it has no fully transparent pixel".into()),
+        ),
+    );
+    let n = m.current_notice().unwrap();
+    assert!(
+        n.error && n.text.contains("no fully transparent pixel"),
+        "{}",
+        n.text
+    );
+    assert_eq!(m.params.mask, None);
+}

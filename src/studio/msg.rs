@@ -60,6 +60,8 @@ pub enum Msg {
     MaskBaseFailed(PathBuf, String),
     /// A painted mask was written to this file.
     MaskSaved(PathBuf),
+    /// A mask file was read as a selection (its transparent area), or why it could not be.
+    MaskImported(PathBuf, Result<crate::studio::mask::Op, String>),
     /// A record's parents and children.
     Family(Family),
     /// A record's whole family, for the lineage view (or why it could not be read).
@@ -174,6 +176,8 @@ pub enum Effect {
     },
     /// Read a record's parents and children (answered with `Family`).
     LoadFamily(Id),
+    /// Read a mask file as a selection for the mask editor (answered with `MaskImported`).
+    ImportMask(PathBuf),
     /// Read a record's whole family, ancestors and descendants (answered with `Lineage`).
     LoadLineage(Id),
     /// Read and check an edit's files as the CLI does (count, format from the bytes, size, the

@@ -758,6 +758,12 @@ async fn run_effect(
                 let _ = tx.send(msg);
             });
         }
+        Effect::ImportMask(path) => {
+            tokio::task::spawn_blocking(move || {
+                let op = import_mask(&path);
+                let _ = tx.send(Msg::MaskImported(path, op));
+            });
+        }
         Effect::LoadLineage(id) => {
             let (store, data_dir) = (edges.store.clone(), edges.data_dir.clone());
             tokio::task::spawn_blocking(move || {
@@ -994,6 +1000,22 @@ fn load_lineage(
         );
     }
     Ok(tree)
+}
+
+/// Largest mask file read as a selection (the API takes masks under 4 MB).
+const MASK_READ_MAX: u64 = 64 * 1024 * 1024;
+
+/// A mask file as a selection (its transparent area).
+fn import_mask(path: &std::path::Path) -> Result<super::mask::Op, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    if meta.len() > MASK_READ_MAX {
+        return Err(format!("it is {} bytes: too large for a mask", meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    super::mask::import(&bytes)
 }
 
 /// An edit's files, read and checked as the CLI checks them before anything is sent.
@@ -1577,6 +1599,29 @@ mod tests {
         assert!(tree.nodes.contains_key(&root.id));
         assert!(!tree.nodes.contains_key(&leaf2.id));
         assert!(load_lineage(&store, dir.path(), gone.id).is_err());
+    }
+
+    #[test]
+    fn a_mask_file_is_read_as_a_selection() {
+        let dir = tempfile::tempdir().unwrap();
+        let sel = PixRect {
+            x0: 3,
+            y0: 2,
+            x1: 9,
+            y1: 7,
+        };
+        let path = save_mask(16, 12, &[Op::Add(Shape::Ellipse, sel)], dir.path()).unwrap();
+        let op = import_mask(&path).unwrap();
+        assert_eq!(
+            crate::studio::mask::build(16, 12, &[op]),
+            crate::studio::mask::build(16, 12, &[Op::Add(Shape::Ellipse, sel)])
+        );
+        assert!(
+            import_mask(dir.path())
+                .unwrap_err()
+                .contains("not a regular file")
+        );
+        assert!(import_mask(&dir.path().join("gone.png")).is_err());
     }
 
     #[test]

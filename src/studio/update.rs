@@ -127,7 +127,13 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         },
         Msg::Problem(p) => notice(m, p, true),
         Msg::Notice(text) => notice(m, text, false),
-        Msg::InputResolved(kind, input) => input_resolved(m, kind, input),
+        Msg::InputResolved(kind, input) => {
+            // A mask file is also read as a selection, for the mask editor.
+            if kind == InputKind::Mask {
+                fx.push(Effect::ImportMask(input.path.clone()));
+            }
+            input_resolved(m, kind, input)
+        }
         Msg::MaskBase {
             path,
             width,
@@ -147,6 +153,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             }
         }
         Msg::Lineage(id, tree) => lineage_loaded(m, id, tree),
+        Msg::MaskImported(path, op) => mask_imported(m, path, op),
         Msg::InputsChecked { submission, result } => {
             inputs_checked(m, *submission, result, &mut fx)
         }
@@ -2026,7 +2033,8 @@ fn open_mask(m: &mut Model, fx: &mut Vec<Effect>) {
         return;
     };
     let ops = match &m.painted {
-        Some((path, ops)) if *path == first.path => ops.clone(),
+        // (A mask loaded before any picture was added goes with the first one.)
+        Some((path, ops)) if *path == first.path || path.as_os_str().is_empty() => ops.clone(),
         _ => Vec::new(),
     };
     m.mask_edit = Some(MaskEdit::new(first.path.clone(), ops));
@@ -2331,4 +2339,41 @@ fn lineage_thumb_wanted(m: &Model) -> Option<super::msg::PreviewKey> {
         .into_iter()
         .filter_map(|(i, _)| super::lineage::thumb_key(m, view, i))
         .find(|k| m.preview.get(k).is_none() && !m.preview.failed_cells.iter().any(|(f, _)| f == k))
+}
+
+/// A mask file read as a selection: the mask editor opens on it (on the first picture).
+fn mask_imported(m: &mut Model, path: std::path::PathBuf, op: Result<mask::Op, String>) {
+    // Only the mask still set (another may have been loaded since).
+    if m.params.mask.as_ref().is_none_or(|k| k.path != path) {
+        return;
+    }
+    let shown = shown_path(m, &path);
+    match op {
+        Ok(op) => {
+            // Kept for the first picture; with none yet, for the one added next.
+            let on = m
+                .params
+                .images
+                .first()
+                .map(|i| i.path.clone())
+                .unwrap_or_default();
+            m.painted = Some((on, vec![op]));
+            let paint = m.keymap.hint(Context::Inputs, Action::PaintMask);
+            notice(
+                m,
+                format!(
+                    "mask {shown} loaded: its transparent area is the selection ({paint} paints over it)"
+                ),
+                false,
+            );
+        }
+        Err(e) => {
+            m.params.mask = None;
+            notice(
+                m,
+                format!("mask {shown} not used: {e} (load another, or paint one)"),
+                true,
+            );
+        }
+    }
 }
