@@ -1521,6 +1521,22 @@ fn the_lineage_view_shows_an_edit_and_its_picture() {
     );
     assert!(text.contains("edited"), "{text}");
     assert!(text.contains("● "), "the record is marked: {text}");
+    // A small picture by each of the two nodes (half-blocks in tmux), in the column at the left.
+    studio.wait_for("a picture by each node", |s| {
+        let Some(pane) = s.pane("Lineage of") else {
+            return false;
+        };
+        let pictures = s.pane_cells("Lineage of");
+        let rows_with_blocks = pictures
+            .iter()
+            .filter(|row| {
+                row.iter()
+                    .filter(|c| c.col <= pane.left + 7)
+                    .any(|c| matches!(c.ch, '▀' | '▄') && matches!(c.style.bg, Colour::Rgb(..)))
+            })
+            .count();
+        rows_with_blocks >= 4
+    });
     // Up to the parent, Enter: the history goes to it (its prompt on the selected row).
     studio.keys(&["k", "Enter"]);
     studio.wait_for("the history on the parent", |s| {
