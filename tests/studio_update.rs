@@ -3644,10 +3644,10 @@ fn a_large_family_stays_windowed() {
     m.graphics = easel::studio::model::Graphics::Halfblocks;
     press(&mut m, ch('L'));
     let fx = update(&mut m, Msg::Lineage(id(1), Ok(Box::new(family_of_1(500)))));
-    let g = easel::studio::lineage::geometry(m.width, m.height, m.graphics);
+    let g = easel::studio::update::lineage_geometry(&m);
     let view = m.lineage.as_ref().unwrap();
     assert_eq!(view.rows.len(), 503);
-    let shown = easel::studio::lineage::visible(&m, view);
+    let shown = easel::studio::lineage::visible(&g, view);
     assert_eq!(shown.len(), g.visible);
     assert!(g.visible < 10, "{g:?}");
     // One thumbnail asked for at a time, the selected record's first.
@@ -3673,7 +3673,7 @@ fn a_large_family_stays_windowed() {
     let view = m.lineage.as_ref().unwrap();
     assert_eq!(view.cursor, 302);
     assert_eq!(view.scroll, 302 + 1 - g.visible);
-    let shown = easel::studio::lineage::visible(&m, view);
+    let shown = easel::studio::lineage::visible(&g, view);
     assert_eq!(shown.last().map(|(i, _)| *i), Some(302));
     // Its draw holds the visible nodes only.
     let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();

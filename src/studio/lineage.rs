@@ -4,8 +4,6 @@
 //! rows; where the rows go on the screen, and which are visible (only those are drawn, and
 //! only their pictures asked for, so a family of hundreds stays cheap).
 
-use super::model::{Graphics, Model};
-use super::msg::{PreviewKey, PreviewSource};
 use crate::store::Id;
 use crate::store::record::ParentRole;
 use chrono::{DateTime, Utc};
@@ -242,14 +240,15 @@ pub struct Geometry {
     pub thumb_w: u16,
 }
 
-pub fn geometry(width: u16, height: u16, graphics: Graphics) -> Geometry {
+/// `pictures`: whether the terminal shows pictures (else the view is text only).
+pub fn geometry(width: u16, height: u16, pictures: bool) -> Geometry {
     let frame = Rect::new(0, 0, width, height.saturating_sub(1));
     let body = super::layout::inner(frame);
     // Two lines a node (what and when; the prompt), or the picture's height.
-    let (node_h, thumb_w) = if graphics == Graphics::None {
-        (2, 0)
-    } else {
+    let (node_h, thumb_w) = if pictures {
         (THUMB_H, THUMB_W + 1)
+    } else {
+        (2, 0)
     };
     let visible = usize::from((body.height / node_h).max(1));
     Geometry {
@@ -276,8 +275,7 @@ pub fn scroll_for(cursor: usize, scroll: usize, visible: usize, total: usize) ->
 }
 
 /// The visible nodes: index of the row, and where its lines go.
-pub fn visible(m: &Model, view: &LineageView) -> Vec<(usize, Rect)> {
-    let g = geometry(m.width, m.height, m.graphics);
+pub fn visible(g: &Geometry, view: &LineageView) -> Vec<(usize, Rect)> {
     (view.scroll..view.rows.len())
         .take(g.visible)
         .enumerate()
@@ -288,20 +286,10 @@ pub fn visible(m: &Model, view: &LineageView) -> Vec<(usize, Rect)> {
         .collect()
 }
 
-/// The picture of a visible row (its record's first image, as a cached thumbnail), where
-/// graphics show pictures.
-pub fn thumb_key(m: &Model, view: &LineageView, index: usize) -> Option<PreviewKey> {
-    if m.graphics == Graphics::None {
-        return None;
-    }
+/// The picture of a row: its record's first image (path and hash, for the thumbnail cache).
+pub fn image_of(view: &LineageView, index: usize) -> Option<&(PathBuf, String)> {
     let row = view.rows.get(index)?;
-    let node = view.tree.as_ref()?.nodes.get(&row.id)?;
-    let (path, sha256) = node.image.clone()?;
-    Some(PreviewKey {
-        source: PreviewSource::Thumb { path, sha256 },
-        cols: THUMB_W,
-        rows: THUMB_H,
-    })
+    view.tree.as_ref()?.nodes.get(&row.id)?.image.as_ref()
 }
 
 #[cfg(test)]

@@ -2276,14 +2276,14 @@ fn lineage_loaded(
 
 /// Keep the selected node in view.
 fn lineage_scroll(m: &mut Model) {
-    let g = super::lineage::geometry(m.width, m.height, m.graphics);
+    let g = lineage_geometry(m);
     if let Some(v) = m.lineage.as_mut() {
         v.scroll = super::lineage::scroll_for(v.cursor, v.scroll, g.visible, v.rows.len());
     }
 }
 
 fn lineage_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
-    let page = super::lineage::geometry(m.width, m.height, m.graphics).visible;
+    let page = lineage_geometry(m).visible;
     let Some(view) = m.lineage.as_mut() else {
         return;
     };
@@ -2330,14 +2330,36 @@ fn lineage_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
     lineage_scroll(m);
 }
 
+/// Where the lineage view goes on this screen.
+pub fn lineage_geometry(m: &Model) -> super::lineage::Geometry {
+    super::lineage::geometry(
+        m.width,
+        m.height,
+        m.graphics != super::model::Graphics::None,
+    )
+}
+
+/// The picture of a row of the lineage view (a cached thumbnail), where graphics show them.
+pub fn lineage_thumb(m: &Model, index: usize) -> Option<super::msg::PreviewKey> {
+    if m.graphics == super::model::Graphics::None {
+        return None;
+    }
+    let (path, sha256) = super::lineage::image_of(m.lineage.as_ref()?, index)?.clone();
+    Some(super::msg::PreviewKey {
+        source: PreviewSource::Thumb { path, sha256 },
+        cols: super::lineage::THUMB_W,
+        rows: super::lineage::THUMB_H,
+    })
+}
+
 /// The first visible picture of the lineage view not yet drawn nor failed, the selected first.
 fn lineage_thumb_wanted(m: &Model) -> Option<super::msg::PreviewKey> {
     let view = m.lineage.as_ref()?;
-    let mut shown = super::lineage::visible(m, view);
+    let mut shown = super::lineage::visible(&lineage_geometry(m), view);
     shown.sort_by_key(|(i, _)| *i != view.cursor);
     shown
         .into_iter()
-        .filter_map(|(i, _)| super::lineage::thumb_key(m, view, i))
+        .filter_map(|(i, _)| lineage_thumb(m, i))
         .find(|k| m.preview.get(k).is_none() && !m.preview.failed_cells.iter().any(|(f, _)| f == k))
 }
 

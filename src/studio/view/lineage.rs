@@ -15,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 pub fn draw(m: &Model, view: &LineageView, f: &mut Frame) {
-    let g = lineage::geometry(m.width, m.height, m.graphics);
+    let g = crate::studio::update::lineage_geometry(m);
     f.render_widget(Clear, g.frame);
     let key = |a| m.keymap.hint(Context::Lineage, a);
     let of = view.id.map(|id| id.short()).unwrap_or_default();
@@ -55,7 +55,7 @@ pub fn draw(m: &Model, view: &LineageView, f: &mut Frame) {
         );
         return;
     };
-    for (i, area) in lineage::visible(m, view) {
+    for (i, area) in lineage::visible(&g, view) {
         let Some(row) = view.rows.get(i) else {
             continue;
         };
@@ -72,7 +72,7 @@ pub fn draw(m: &Model, view: &LineageView, f: &mut Frame) {
                 lineage::THUMB_W.min(area.width),
                 area.height,
             );
-            picture(m, view, i, node.is_some_and(|n| n.image.is_none()), f, pic);
+            picture(m, i, node.is_some_and(|n| n.image.is_none()), f, pic);
         }
         let what = match (row.place, row.role) {
             (Place::Focus, _) | (_, None) => "this one".to_string(),
@@ -117,8 +117,8 @@ pub fn draw(m: &Model, view: &LineageView, f: &mut Frame) {
     }
 }
 
-fn picture(m: &Model, view: &LineageView, index: usize, no_image: bool, f: &mut Frame, at: Rect) {
-    let Some(key) = lineage::thumb_key(m, view, index) else {
+fn picture(m: &Model, index: usize, no_image: bool, f: &mut Frame, at: Rect) {
+    let Some(key) = crate::studio::update::lineage_thumb(m, index) else {
         let text = if no_image { "  —" } else { "" };
         f.render_widget(Paragraph::new(Span::styled(text, theme::dim())), at);
         return;
