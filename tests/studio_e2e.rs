@@ -1469,6 +1469,148 @@ fn paint_a_mask_and_send_an_edit() {
     }
 }
 
+/// Issue 12: the lineage view. Generate, edit it (E, then queue), open the view on the edit
+/// (L): both prompts are in the tree, the edited picture above the edit; Enter goes to the
+/// selected record, Esc leaves.
+#[test]
+fn the_lineage_view_shows_an_edit_and_its_picture() {
+    let sb = Sandbox::new(1500);
+    let studio = Studio::open(&sb, "lineage");
+    studio.submit("a red fox in the snow");
+    studio.wait_for("the picture in history", |s| {
+        s.history_entries()
+            .first()
+            .is_some_and(|r| r.starts_with('✓'))
+    });
+    studio.leave_editor();
+    studio.keys(&["E"]);
+    studio.wait_for("the picture in the strip", |s| {
+        s.contains("Edit of 1 picture")
+    });
+    studio.keys(&["C-l"]);
+    studio.type_text("the same fox at night");
+    studio.keys(&["C-s"]);
+    studio.wait_for("the edit in history", |s| {
+        s.history_entries().len() == 2 && s.history_entries().iter().all(|r| r.starts_with('✓'))
+    });
+    // The edit is the newest: the history's first row.
+    studio.leave_editor();
+    studio.keys(&["g", "L"]);
+    let screen = studio.wait_for("the tree in the lineage view", |s| {
+        s.contains("Lineage of")
+            && s.contains("the same fox at night")
+            && s.contains("a red fox in the snow")
+    });
+    let text = screen.text();
+    let parent = text.find("a red fox in the snow").unwrap();
+    let edit = text.find("the same fox at night").unwrap();
+    assert!(
+        parent < edit,
+        "the edited picture is above the edit: {text}"
+    );
+    assert!(text.contains("edited"), "{text}");
+    assert!(text.contains("● "), "the record is marked: {text}");
+    // A small picture by each of the two nodes (half-blocks in tmux), in the column at the left.
+    studio.wait_for("a picture by each node", |s| {
+        let Some(pane) = s.pane("Lineage of") else {
+            return false;
+        };
+        let pictures = s.pane_cells("Lineage of");
+        let rows_with_blocks = pictures
+            .iter()
+            .filter(|row| {
+                row.iter()
+                    .filter(|c| c.col <= pane.left + 7)
+                    .any(|c| matches!(c.ch, '▀' | '▄') && matches!(c.style.bg, Colour::Rgb(..)))
+            })
+            .count();
+        rows_with_blocks >= 4
+    });
+    // Up to the parent, Enter: the history goes to it (its prompt on the selected row).
+    studio.keys(&["k", "Enter"]);
+    studio.wait_for("the history on the parent", |s| {
+        !s.contains("Lineage of")
+            && s.history_entries().len() == 2
+            && s.history_entries()[1].contains("a red fox")
+    });
+    // The view on the parent: it is the record marked, the edit below it.
+    studio.keys(&["L"]);
+    let screen = studio.wait_for("the view of the parent", |s| {
+        s.contains("Lineage of") && s.contains("the same fox at night")
+    });
+    let text = screen.text();
+    let mark = text.find("● ").unwrap();
+    assert!(
+        mark < text.find("a red fox in the snow").unwrap(),
+        "the parent is the record marked: {text}"
+    );
+    studio.keys(&["Escape"]);
+    studio.wait_for("the history again", |s| !s.contains("Lineage of"));
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+}
+
+/// Issue 12: queueing an edit checks its files first, as the CLI does. The picture edited is
+/// deleted after it was put in the strip: Ctrl-S says so on the status line and queues nothing.
+#[test]
+fn an_edit_whose_picture_was_deleted_is_not_queued() {
+    let sb = Sandbox::new(1500);
+    let studio = Studio::open(&sb, "gone");
+    studio.submit("a red fox in the snow");
+    studio.wait_for("the picture in history", |s| {
+        s.history_entries()
+            .first()
+            .is_some_and(|r| r.starts_with('✓'))
+    });
+    studio.leave_editor();
+    studio.keys(&["E"]);
+    studio.wait_for("the picture in the strip", |s| {
+        s.contains("Edit of 1 picture")
+    });
+    // The one picture in the data folder (history is the studio's while it runs).
+    fn pictures(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                pictures(&p, out);
+            } else if p.extension().is_some_and(|x| x == "png") {
+                out.push(p);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    pictures(&sb.data.join("images"), &mut found);
+    assert_eq!(found.len(), 1, "{found:?}");
+    std::fs::remove_file(&found[0]).unwrap();
+    studio.keys(&["C-l"]);
+    studio.type_text("the same fox at night");
+    studio.keys(&["C-s"]);
+    let screen = studio.wait_for("the refusal on the status line", |s| {
+        s.status_line().contains("not queued")
+    });
+    assert!(
+        screen.status_line().contains("image"),
+        "{}",
+        screen.status_line()
+    );
+    // Nothing was queued (history, read after the studio quit, holds the first picture only).
+    assert!(
+        screen
+            .pane_rows("Queue")
+            .iter()
+            .all(|r| !r.contains("edit of")),
+        "{}",
+        screen.text()
+    );
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+    assert_eq!(
+        sb.history().len(),
+        1,
+        "only the first picture is in history"
+    );
+}
+
 /// Issue 13, end to end in tmux: rate, tag, delete to the trash and undo, as a user would; the
 /// history (read by `easel history list` afterwards) has the rating and the tag, and the
 /// deleted record back.

@@ -930,7 +930,7 @@ fn config_rebinding_changes_keys_and_the_help_lists_it() {
 
     // The help screen shows the new keys (tall enough to hold every binding).
     m.overlay = Some(Overlay::Help);
-    let lines = help_text(&m, 200, 100);
+    let lines = help_text(&m, 200, 140);
     let find = |what: &str| {
         lines
             .iter()
@@ -2695,7 +2695,22 @@ fn edit_this_puts_the_selected_image_in_the_inputs_and_submits_an_edit() {
     assert_eq!(m.focus, Pane::Editor, "the editor takes the focus");
     assert!(m.current_notice().unwrap().text.contains("editing"));
     type_text(&mut m, "the same, at night");
-    match press(&mut m, ctrl('s')).as_slice() {
+    // The files are checked first (in the runtime); it is queued when they pass.
+    let submission = match press(&mut m, ctrl('s')).pop() {
+        Some(Effect::CheckInputs { files, submission }) => {
+            assert_eq!(files.images, vec![history_input(1).path]);
+            submission
+        }
+        other => panic!("{other:?}"),
+    };
+    let fx = update(
+        &mut m,
+        Msg::InputsChecked {
+            submission,
+            result: Ok(()),
+        },
+    );
+    match fx.as_slice() {
         [Effect::Submit(s)] => {
             assert_eq!(s.params.prompt, "the same, at night");
             assert_eq!(s.params.images, vec![history_input(1)]);
@@ -2715,6 +2730,66 @@ fn edit_this_puts_the_selected_image_in_the_inputs_and_submits_an_edit() {
     press(&mut m, ch('G'));
     press(&mut m, ch('E'));
     assert_eq!(m.params.images, vec![history_input(4), history_input(1)]);
+}
+
+/// Queueing an edit runs the CLI's checks on its files first (in the runtime, not in
+/// `update`): nothing is queued until they pass, and a failure (a file deleted after it was
+/// added to the strip) is a notice that says what to do, with nothing queued.
+#[test]
+fn queueing_an_edit_checks_its_files_first_and_a_failure_queues_nothing() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    type_text(&mut m, "the same, at night");
+    let fx = press(&mut m, ctrl('s'));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::Submit(_))),
+        "queued before its files were checked: {fx:?}"
+    );
+    let submission = match fx.as_slice() {
+        [Effect::CheckInputs { files, submission }] => {
+            assert_eq!(files.images, vec![history_input(1).path]);
+            assert_eq!(files.mask, None);
+            submission.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(submission.params.prompt, "the same, at night");
+    // The file is gone: a notice, nothing queued, the edit still in the editor.
+    let fx = update(
+        &mut m,
+        Msg::InputsChecked {
+            submission: submission.clone(),
+            result: Err("image: /data/easel/images/2025/03/14/1.png: no such file".into()),
+        },
+    );
+    assert!(fx.is_empty(), "{fx:?}");
+    let n = m.current_notice().unwrap();
+    assert!(n.error);
+    assert!(n.text.starts_with("not queued: image: "), "{}", n.text);
+    assert!(n.text.contains("no such file"), "{}", n.text);
+    assert!(n.text.contains("removes an input"), "{}", n.text);
+    assert_eq!(m.params.images, vec![history_input(1)]);
+    assert_eq!(m.prompt(), "the same, at night");
+    // Checked and passed: queued (a costly one still asks first, as any other).
+    let fx = update(
+        &mut m,
+        Msg::InputsChecked {
+            submission,
+            result: Ok(()),
+        },
+    );
+    assert!(
+        matches!(fx.as_slice(), [Effect::Submit(s)] if s.params.images == vec![history_input(1)]),
+        "{fx:?}"
+    );
+    // A generation (no inputs) is queued at once, as before.
+    let mut m = idle();
+    m.focus = Pane::Editor;
+    type_text(&mut m, "a kite");
+    assert!(matches!(
+        press(&mut m, ctrl('s')).as_slice(),
+        [Effect::Submit(_)]
+    ));
 }
 
 #[test]
@@ -3527,4 +3602,232 @@ fn redraw_and_redetect() {
         "{}",
         n.text
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lineage view (issue 12)
+
+use easel::studio::lineage::{Node, Tree};
+
+fn lineage_node(prompt: &str, image: bool) -> Node {
+    Node {
+        prompt: prompt.into(),
+        created: t0(),
+        status: Status::Succeeded,
+        image: image.then(|| {
+            (
+                PathBuf::from(format!("/data/easel/{prompt}.png")),
+                "cd".repeat(32),
+            )
+        }),
+    }
+}
+
+/// Record 1 was edited from record 7 (since deleted) with record 8 as a reference, and
+/// `children` records were made from it (ids 100…).
+fn family_of_1(children: u128) -> Tree {
+    let mut t = Tree {
+        focus: Some(id(1)),
+        ..Tree::default()
+    };
+    t.nodes.insert(id(1), lineage_node("the one", true));
+    t.nodes.insert(id(8), lineage_node("the reference", true));
+    t.parents.insert(
+        id(1),
+        vec![(id(7), ParentRole::Edited), (id(8), ParentRole::Reference)],
+    );
+    let kids: Vec<(Id, ParentRole)> = (0..children)
+        .map(|k| (id(100 + k), ParentRole::RerunOf))
+        .collect();
+    for (k, (c, _)) in kids.iter().enumerate() {
+        t.nodes
+            .insert(*c, lineage_node(&format!("child {k}"), true));
+    }
+    t.children.insert(id(1), kids);
+    t
+}
+
+#[test]
+fn l_opens_the_lineage_view_and_enter_goes_to_a_node() {
+    let mut m = history_at(0);
+    let fx = press(&mut m, ch('L'));
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadLineage(i)] if *i == id(1)),
+        "{fx:?}"
+    );
+    let view = m.lineage.as_ref().unwrap();
+    assert!(view.tree.is_none() && view.rows.is_empty());
+    // A family for another record (an old answer) is dropped.
+    update(&mut m, Msg::Lineage(id(2), Ok(Box::new(family_of_1(2)))));
+    assert!(m.lineage.as_ref().unwrap().tree.is_none());
+    update(&mut m, Msg::Lineage(id(1), Ok(Box::new(family_of_1(2)))));
+    let view = m.lineage.as_ref().unwrap();
+    // Parents above (read upwards), the record, its children below; the record selected.
+    let ids: Vec<Id> = view.rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![id(8), id(7), id(1), id(100), id(101)]);
+    assert_eq!(view.cursor, 2);
+    assert!(view.rows[1].deleted && !view.rows[0].deleted);
+    // j and k move; the view keeps the keys (k is not the history's up).
+    press(&mut m, ch('j'));
+    assert_eq!(m.lineage.as_ref().unwrap().cursor, 3);
+    press(&mut m, ch('G'));
+    assert_eq!(m.lineage.as_ref().unwrap().cursor, 4);
+    press(&mut m, ch('g'));
+    assert_eq!(m.lineage.as_ref().unwrap().cursor, 0);
+    assert_eq!(m.history.selected, 0);
+    // Enter on the deleted parent: says so, stays.
+    press(&mut m, ch('j'));
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(m.lineage.is_some());
+    let n = m.current_notice().unwrap();
+    assert!(n.error && n.text.contains("was deleted"), "{}", n.text);
+    // Enter on a child: the history goes to it, the view closes.
+    press(&mut m, ch('G'));
+    let fx = press(&mut m, plain(KeyCode::Enter));
+    assert!(m.lineage.is_none());
+    assert_eq!(m.focus, Pane::History);
+    assert_eq!(m.history.selected_id, Some(id(101)));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadHistory { anchor: Some(a), .. } if *a == id(101))),
+        "{fx:?}"
+    );
+    // Esc goes back, nothing else changes.
+    let mut m = history_at(0);
+    press(&mut m, ch('L'));
+    let fx = press(&mut m, plain(KeyCode::Esc));
+    assert!(m.lineage.is_none() && fx.is_empty(), "{fx:?}");
+    assert_eq!(m.history.selected, 0);
+    // From the details popup too.
+    let mut m = history_at(0);
+    press(&mut m, plain(KeyCode::Enter));
+    assert!(matches!(m.overlay, Some(Overlay::Details(_))));
+    let fx = press(&mut m, ch('L'));
+    assert!(m.overlay.is_none());
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadLineage(i) if *i == id(1)))
+    );
+    // A family that cannot be read says why.
+    update(
+        &mut m,
+        Msg::Lineage(id(1), Err("01 is gone from history".into())),
+    );
+    assert_eq!(
+        m.lineage.as_ref().unwrap().error.as_deref(),
+        Some("01 is gone from history")
+    );
+}
+
+/// A family of hundreds: only the visible nodes are drawn and only their pictures asked for;
+/// moving down scrolls a node at a time.
+#[test]
+fn a_large_family_stays_windowed() {
+    let mut m = history_at(0);
+    m.graphics = easel::studio::model::Graphics::Halfblocks;
+    press(&mut m, ch('L'));
+    let fx = update(&mut m, Msg::Lineage(id(1), Ok(Box::new(family_of_1(500)))));
+    let g = easel::studio::update::lineage_geometry(&m);
+    let view = m.lineage.as_ref().unwrap();
+    assert_eq!(view.rows.len(), 503);
+    let shown = easel::studio::lineage::visible(&g, view);
+    assert_eq!(shown.len(), g.visible);
+    assert!(g.visible < 10, "{g:?}");
+    // One thumbnail asked for at a time, the selected record's first.
+    let thumbs: Vec<&PathBuf> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RenderPreview { key, .. } => match &key.source {
+                PreviewSource::Thumb { path, .. } => Some(path),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        thumbs,
+        vec![&PathBuf::from("/data/easel/the one.png")],
+        "{fx:?}"
+    );
+    // Down to the 300th child: the view follows, the cursor on its last visible node.
+    for _ in 0..300 {
+        press(&mut m, ch('j'));
+    }
+    let view = m.lineage.as_ref().unwrap();
+    assert_eq!(view.cursor, 302);
+    assert_eq!(view.scroll, 302 + 1 - g.visible);
+    let shown = easel::studio::lineage::visible(&g, view);
+    assert_eq!(shown.last().map(|(i, _)| *i), Some(302));
+    // Its draw holds the visible nodes only.
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let screen: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("child 299 "), "{screen}");
+    assert!(!screen.contains("child 0 "), "{screen}");
+    assert!(!screen.contains("the one"), "{screen}");
+    assert!(screen.contains("303/503"), "{screen}");
+}
+
+/// A mask file loaded in the strip is read (in the runtime) and becomes the mask editor's
+/// selection: `m` opens on it, and it can be added to and taken from; a file that cannot be a
+/// mask says why and is not kept.
+#[test]
+fn a_loaded_mask_file_becomes_the_selection() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    m.focus = Pane::Inputs;
+    // (o, a path typed, Enter: resolved in the runtime.)
+    let mask = InputImage::file("/tmp/mask.png");
+    let fx = update(&mut m, Msg::InputResolved(InputKind::Mask, mask.clone()));
+    assert_eq!(m.params.mask, Some(mask.clone()));
+    assert!(
+        matches!(fx.as_slice(), [Effect::ImportMask(p)] if *p == mask.path),
+        "the file is read as a selection: {fx:?}"
+    );
+    // Its transparent area: a 1024² file with the left half clear.
+    let mut img = image::RgbaImage::from_pixel(1024, 1024, image::Rgba([0, 0, 0, 255]));
+    for y in 0..1024 {
+        for x in 0..512 {
+            img.put_pixel(x, y, image::Rgba([0, 0, 0, 0]));
+        }
+    }
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    let op = easel::studio::mask::import(bytes.get_ref()).unwrap();
+    update(&mut m, Msg::MaskImported(mask.path.clone(), Ok(op.clone())));
+    assert!(
+        m.current_notice().unwrap().text.contains("selection"),
+        "{:?}",
+        m.current_notice()
+    );
+    // The mask editor opens on it: the selection is the file's, and it is edited on.
+    press(&mut m, ch('m'));
+    assert_eq!(ops(&m), vec![op.clone()]);
+    press(&mut m, ch('i'));
+    assert_eq!(ops(&m), vec![op, Op::Invert]);
+    // A file with nothing transparent: said, and not kept as the mask.
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    update(&mut m, Msg::InputResolved(InputKind::Mask, mask.clone()));
+    update(
+        &mut m,
+        Msg::MaskImported(
+            mask.path.clone(),
+            Err("it has no fully transparent pixel".into()),
+        ),
+    );
+    let n = m.current_notice().unwrap();
+    assert!(
+        n.error && n.text.contains("no fully transparent pixel"),
+        "{}",
+        n.text
+    );
+    assert_eq!(m.params.mask, None);
 }

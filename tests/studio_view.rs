@@ -366,6 +366,55 @@ fn gallery_screen() -> Model {
     m
 }
 
+/// The lineage view (issue 12) in text (no graphics): the record's parents above it (one
+/// deleted, one with a parent of its own), the record, what was made from it below.
+fn lineage_screen() -> Model {
+    use easel::store::record::ParentRole::*;
+    use easel::studio::lineage::{Node, Tree};
+    let mut m = model();
+    m.graphics = Graphics::None;
+    let fam = |k: u128| id((0xa000_0000 + k) << 24);
+    let mut r = rec(1, "a watercolour fox in the snow", Status::Succeeded);
+    r.id = fam(1);
+    page(&mut m, 1, vec![r]);
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('L')));
+    let node = |prompt: &str, minutes: i64| Node {
+        prompt: prompt.into(),
+        created: t0() - Duration::minutes(minutes),
+        status: Status::Succeeded,
+        image: None,
+    };
+    let mut t = Tree {
+        focus: Some(fam(1)),
+        ..Tree::default()
+    };
+    for (k, prompt, minutes) in [
+        (1, "a watercolour fox in the snow", 30),
+        (3, "a fox, pencil sketch", 50),
+        (4, "a fox", 60),
+        (5, "the same fox at night", 20),
+        (6, "at night, with the moon \u{1b}[31mred", 10),
+        (7, "the same fox at dawn", 15),
+    ] {
+        t.nodes.insert(fam(k), node(prompt, minutes));
+    }
+    t.parents
+        .insert(fam(1), vec![(fam(2), Edited), (fam(3), Reference)]);
+    t.parents.insert(fam(3), vec![(fam(4), RerunOf)]);
+    t.children
+        .insert(fam(1), vec![(fam(5), Edited), (fam(7), VariationOf)]);
+    t.children.insert(fam(5), vec![(fam(6), MaskSource)]);
+    update(&mut m, Msg::Lineage(fam(1), Ok(Box::new(t))));
+    assert!(m.lineage.as_ref().is_some_and(|l| l.rows.len() == 7));
+    m
+}
+
+#[test]
+fn snapshot_lineage_view() {
+    snapshot("lineage", lineage_screen);
+}
+
 fn snapshot(name: &str, scene: fn() -> Model) {
     for (w, h) in SIZES {
         let mut m = scene();

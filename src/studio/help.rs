@@ -109,6 +109,7 @@ pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
             Context::Mask,
             "mask editor (m in the inputs, M in the history)",
         ),
+        (Context::Lineage, "lineage view (L in the history)"),
     ] {
         let mut s = bound(keymap, context);
         s.title = title.into();

@@ -29,6 +29,8 @@ pub enum Context {
     Inputs,
     /// The mask editor (a selection painted over the first input picture).
     Mask,
+    /// The lineage view (a record's family as a tree).
+    Lineage,
 }
 
 /// Everything a key can do.
@@ -148,6 +150,12 @@ pub enum Action {
     MaskClear,
     MaskSave,
     MaskLeave,
+    // Lineage
+    /// The record's family as a tree, on the whole screen.
+    ShowLineage,
+    /// Go to the selected record of the tree in the history.
+    GoToRecord,
+    CloseLineage,
 }
 
 impl Action {
@@ -244,6 +252,9 @@ impl Action {
             Action::MaskClear => "clear the area",
             Action::MaskSave => "save the mask and use it",
             Action::MaskLeave => "leave without saving",
+            Action::ShowLineage => "lineage: the family tree of this record",
+            Action::GoToRecord => "go to this record in the history",
+            Action::CloseLineage => "back",
         }
     }
 }
@@ -594,6 +605,21 @@ impl Default for Keymap {
             (Popup, k(KeyCode::Home), Top),
             (Popup, ch('P'), JumpParent),
             (Popup, ch('C'), JumpChild),
+            (Popup, ch('L'), ShowLineage),
+            (History, ch('L'), ShowLineage),
+            (Context::Lineage, ch('k'), Up),
+            (Context::Lineage, k(KeyCode::Up), Up),
+            (Context::Lineage, ch('j'), Down),
+            (Context::Lineage, k(KeyCode::Down), Down),
+            (Context::Lineage, k(KeyCode::PageUp), PageUp),
+            (Context::Lineage, k(KeyCode::PageDown), PageDown),
+            (Context::Lineage, ch('g'), Top),
+            (Context::Lineage, k(KeyCode::Home), Top),
+            (Context::Lineage, ch('G'), Bottom),
+            (Context::Lineage, k(KeyCode::End), Bottom),
+            (Context::Lineage, k(KeyCode::Enter), GoToRecord),
+            (Context::Lineage, k(KeyCode::Esc), CloseLineage),
+            (Context::Lineage, ch('L'), CloseLineage),
             (Confirm, ch('y'), Yes),
             (Confirm, ch('Y'), Yes),
             (Confirm, k(KeyCode::Enter), Yes),
@@ -697,6 +723,7 @@ pub fn context_name(c: Context) -> &'static str {
         Context::Compare => "compare",
         Context::Inputs => "inputs",
         Context::Mask => "mask",
+        Context::Lineage => "lineage",
     }
 }
 

@@ -33,11 +33,58 @@ impl PixRect {
 }
 
 /// One step of a selection.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Add(Shape, PixRect),
     Subtract(Shape, PixRect),
     Invert,
+    /// The transparent area of a mask file, added (a loaded mask becomes the selection).
+    Loaded(std::sync::Arc<Loaded>),
+}
+
+/// The pixels a mask file marks to edit (alpha 0), at the file's size.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub width: u32,
+    pub height: u32,
+    clear: Vec<bool>,
+}
+
+impl Loaded {
+    /// Whether pixel (x, y) is transparent in the file (outside it: no).
+    pub fn get(&self, x: u32, y: u32) -> bool {
+        if x >= self.width || y >= self.height {
+            return false;
+        }
+        let i = y as usize * self.width as usize + x as usize;
+        self.clear.get(i).copied().unwrap_or(false)
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.clear.iter().filter(|c| **c).count();
+        write!(f, "Loaded({}x{}, {n} to edit)", self.width, self.height)
+    }
+}
+
+/// A mask file (PNG with transparency) as a selection: its pixels of alpha 0.
+pub fn import(bytes: &[u8]) -> Result<Op, String> {
+    let img = image::load_from_memory(bytes)
+        .map_err(|e| format!("not a picture easel can read: {e}"))?
+        .to_rgba8();
+    let clear: Vec<bool> = img.pixels().map(|p| p.0[3] == 0).collect();
+    if !clear.iter().any(|c| *c) {
+        return Err(
+            "it has no fully transparent pixel: nothing would be edited (alpha 0 marks where to edit)"
+                .into(),
+        );
+    }
+    Ok(Op::Loaded(std::sync::Arc::new(Loaded {
+        width: img.width(),
+        height: img.height(),
+        clear,
+    })))
 }
 
 /// Whether pixel (x, y) is inside `shape` drawn in `r` (an ellipse by its pixel's centre).
@@ -63,6 +110,7 @@ pub fn selected(ops: &[Op], x: u32, y: u32) -> bool {
         Op::Add(s, r) => on || inside(*s, r, x, y),
         Op::Subtract(s, r) => on && !inside(*s, r, x, y),
         Op::Invert => !on,
+        Op::Loaded(l) => on || l.get(x, y),
     })
 }
 
@@ -307,6 +355,47 @@ mod tests {
         let img = image::load_from_memory(&bytes).unwrap().to_rgba8();
         assert_eq!(img, build(100, 80, &ops));
         assert_eq!(crate::api::edit::sniff(&bytes), Some("png"));
+    }
+
+    /// A mask file loaded becomes the selection: exporting it gives back the same alpha (0
+    /// where the file is transparent, 255 elsewhere), and it can be added to and taken from.
+    #[test]
+    fn a_loaded_mask_exports_the_same_alpha_and_can_be_edited() {
+        // A file with an odd shape: an ellipse minus a rectangle, plus a lone pixel.
+        let shape = [
+            Op::Add(Shape::Ellipse, r(5, 4, 60, 40)),
+            Op::Subtract(Shape::Rect, r(20, 10, 30, 20)),
+            Op::Add(Shape::Rect, r(70, 45, 71, 46)),
+        ];
+        let file = png(80, 50, &shape).unwrap();
+        let op = import(&file).unwrap();
+        let ops = vec![op.clone()];
+        assert_eq!(build(80, 50, &ops), build(80, 50, &shape));
+        assert_eq!(png(80, 50, &ops).unwrap(), file, "the same file again");
+        // Edited on: a rectangle added, another taken out.
+        let mut more = ops.clone();
+        more.push(Op::Add(Shape::Rect, r(0, 0, 4, 4)));
+        more.push(Op::Subtract(Shape::Rect, r(30, 20, 40, 30)));
+        let mut want = shape.to_vec();
+        want.push(Op::Add(Shape::Rect, r(0, 0, 4, 4)));
+        want.push(Op::Subtract(Shape::Rect, r(30, 20, 40, 30)));
+        assert_eq!(build(80, 50, &more), build(80, 50, &want));
+        // Partly transparent pixels are kept (only alpha 0 is edited), as the API reads them.
+        let mut img = image::RgbaImage::from_pixel(4, 4, image::Rgba([0, 0, 0, 255]));
+        img.put_pixel(1, 1, image::Rgba([0, 0, 0, 0]));
+        img.put_pixel(2, 2, image::Rgba([0, 0, 0, 128]));
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+        let op = import(bytes.get_ref()).unwrap();
+        assert_eq!(clear_pixels(&build(4, 4, &[op])), vec![(1, 1)]);
+        // A file without a transparent pixel, or not a picture, says why.
+        let opaque = png(4, 4, &[]).unwrap();
+        assert!(
+            import(&opaque)
+                .unwrap_err()
+                .contains("no fully transparent pixel")
+        );
+        assert!(import(b"not a png").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod help;
 pub mod input;
 pub mod keymap;
 pub mod layout;
+pub mod lineage;
 pub mod mask;
 pub mod model;
 pub mod msg;

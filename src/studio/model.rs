@@ -358,6 +358,8 @@ pub struct Model {
     pub pending_child: Option<Id>,
     /// The last child gone to with `C`, and whose: `C` on the same parent goes to the next.
     pub child_cycle: Option<(Id, usize)>,
+    /// The lineage view, when it is open.
+    pub lineage: Option<super::lineage::LineageView>,
 }
 
 /// A path being typed in the reference strip.
@@ -482,6 +484,7 @@ impl Model {
             family: None,
             pending_child: None,
             child_cycle: None,
+            lineage: None,
         }
     }
 

@@ -68,8 +68,17 @@ pub enum Msg {
     MaskBaseFailed(PathBuf, String),
     /// A painted mask was written to this file.
     MaskSaved(PathBuf),
+    /// A mask file was read as a selection (its transparent area), or why it could not be.
+    MaskImported(PathBuf, Result<crate::studio::mask::Op, String>),
     /// A record's parents and children.
     Family(Family),
+    /// A record's whole family, for the lineage view (or why it could not be read).
+    Lineage(Id, Result<Box<crate::studio::lineage::Tree>, String>),
+    /// The input pictures (and mask) of an edit were read and checked: queue it, or say why not.
+    InputsChecked {
+        submission: Box<Submission>,
+        result: Result<(), String>,
+    },
 }
 
 /// What a typed path is for.
@@ -180,6 +189,17 @@ pub enum Effect {
     },
     /// Read a record's parents and children (answered with `Family`).
     LoadFamily(Id),
+    /// Read a mask file as a selection for the mask editor (answered with `MaskImported`).
+    ImportMask(PathBuf),
+    /// Read a record's whole family, ancestors and descendants (answered with `Lineage`).
+    LoadLineage(Id),
+    /// Read and check an edit's files as the CLI does (count, format from the bytes, size, the
+    /// mask's size and alpha, missing files, directories, symlinks), before anything is queued:
+    /// answered with `InputsChecked`.
+    CheckInputs {
+        files: crate::api::edit::EditFiles,
+        submission: Box<Submission>,
+    },
     /// Read the mask editor's picture and shrink it to the dots of an area of cells.
     LoadMaskBase {
         path: PathBuf,

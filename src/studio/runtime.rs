@@ -772,6 +772,25 @@ async fn run_effect(
                 let _ = tx.send(msg);
             });
         }
+        Effect::ImportMask(path) => {
+            tokio::task::spawn_blocking(move || {
+                let op = import_mask(&path);
+                let _ = tx.send(Msg::MaskImported(path, op));
+            });
+        }
+        Effect::LoadLineage(id) => {
+            let (store, data_dir) = (edges.store.clone(), edges.data_dir.clone());
+            tokio::task::spawn_blocking(move || {
+                let tree = load_lineage(store.as_ref(), &data_dir, id).map(Box::new);
+                let _ = tx.send(Msg::Lineage(id, tree));
+            });
+        }
+        Effect::CheckInputs { files, submission } => {
+            tokio::task::spawn_blocking(move || {
+                let result = check_inputs(&files);
+                let _ = tx.send(Msg::InputsChecked { submission, result });
+            });
+        }
         Effect::LoadMaskBase { path, cols, rows } => {
             tokio::task::spawn_blocking(move || {
                 let msg = match mask_base(&path, cols, rows) {
@@ -905,6 +924,119 @@ fn resolve_input(
             })
         }
     }
+}
+
+/// A record's whole family for the lineage view: its ancestors up to their roots and its
+/// descendants down to the leaves (as deep as the view draws), with who was made from whom.
+fn load_lineage(
+    store: &dyn HistoryStore,
+    data_dir: &std::path::Path,
+    id: crate::store::Id,
+) -> Result<super::lineage::Tree, String> {
+    use super::lineage::{Node, TREE_DEPTH, Tree};
+    use crate::store::{GenerationRecord, Id};
+    use std::collections::HashMap;
+    let focus = store
+        .get(id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is gone from history", id.short()))?;
+    let page = store
+        .page(&crate::store::Query::default(), None, CHILDREN_SCAN)
+        .map_err(|e| e.to_string())?;
+    let mut all: HashMap<Id, GenerationRecord> =
+        page.records.into_iter().map(|r| (r.id, r)).collect();
+    all.insert(focus.id, focus);
+    let mut made_from: HashMap<Id, Vec<(Id, crate::store::record::ParentRole)>> = HashMap::new();
+    for r in all.values() {
+        for p in r.lineage() {
+            made_from.entry(p.id).or_default().push((r.id, p.role));
+        }
+    }
+    for list in made_from.values_mut() {
+        list.sort_by_key(|(c, _)| all.get(c).map(|r| r.created));
+    }
+    let mut tree = Tree {
+        focus: Some(id),
+        ..Tree::default()
+    };
+    // Up: each record's parents (one older than the records scanned is read on its own).
+    let mut level = vec![id];
+    for _ in 0..=TREE_DEPTH {
+        let mut next = Vec::new();
+        for at in level {
+            if tree.parents.contains_key(&at) {
+                continue;
+            }
+            if !all.contains_key(&at)
+                && let Ok(Some(r)) = store.get(at)
+            {
+                all.insert(at, r);
+            }
+            let parents: Vec<_> = all
+                .get(&at)
+                .map(|r| r.lineage().into_iter().map(|p| (p.id, p.role)).collect())
+                .unwrap_or_default();
+            next.extend(parents.iter().map(|(p, _)| *p));
+            tree.parents.insert(at, parents);
+        }
+        level = next;
+    }
+    // Down: the records made from each.
+    let mut level = vec![id];
+    for _ in 0..=TREE_DEPTH {
+        let mut next = Vec::new();
+        for at in level {
+            if tree.children.contains_key(&at) {
+                continue;
+            }
+            let children = made_from.get(&at).cloned().unwrap_or_default();
+            next.extend(children.iter().map(|(c, _)| *c));
+            tree.children.insert(at, children);
+        }
+        level = next;
+    }
+    let files = crate::store::ImageFiles::new(data_dir, None);
+    for at in tree.parents.keys().chain(tree.children.keys()) {
+        let Some(r) = all.get(at) else { continue };
+        let image = r
+            .outputs
+            .first()
+            .filter(|o| !r.missing.contains(&o.path))
+            .map(|o| (files.resolve(&o.path), o.sha256.clone()));
+        tree.nodes.insert(
+            *at,
+            Node {
+                prompt: r.prompt.clone(),
+                created: r.created,
+                status: r.status,
+                image,
+            },
+        );
+    }
+    Ok(tree)
+}
+
+/// Largest mask file read as a selection (the API takes masks under 4 MB).
+const MASK_READ_MAX: u64 = 64 * 1024 * 1024;
+
+/// A mask file as a selection (its transparent area).
+fn import_mask(path: &std::path::Path) -> Result<super::mask::Op, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    if meta.len() > MASK_READ_MAX {
+        return Err(format!("it is {} bytes: too large for a mask", meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    super::mask::import(&bytes)
+}
+
+/// An edit's files, read and checked as the CLI checks them before anything is sent.
+fn check_inputs(files: &crate::api::edit::EditFiles) -> Result<(), String> {
+    crate::api::edit::check_files(files)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// How many of the newest records are searched for a record's children.
@@ -1426,6 +1558,33 @@ mod tests {
         assert_ne!(again, path);
     }
 
+    /// The studio's check at queue time is the CLI's: a file deleted after it was added to the
+    /// strip, a directory, a bad mask each give their message; good files pass.
+    #[test]
+    fn an_edits_files_are_checked_as_the_cli_checks_them() {
+        use crate::api::edit::{EditFiles, Endpoint, Limits};
+        let dir = tempfile::tempdir().unwrap();
+        let pic = dir.path().join("p.png");
+        std::fs::write(&pic, crate::api::payload::tiny_png(64, 64)).unwrap();
+        let files = |images: Vec<std::path::PathBuf>, mask: Option<std::path::PathBuf>| EditFiles {
+            endpoint: Endpoint::Edits,
+            images,
+            mask,
+            image_field: "image[]",
+            limits: Limits::gpt(),
+        };
+        assert_eq!(check_inputs(&files(vec![pic.clone()], None)), Ok(()));
+        let gone = dir.path().join("gone.png");
+        let e = check_inputs(&files(vec![pic.clone(), gone], None)).unwrap_err();
+        assert!(e.contains("gone.png"), "{e}");
+        let e = check_inputs(&files(vec![dir.path().to_path_buf()], None)).unwrap_err();
+        assert!(e.contains("is a folder"), "{e}");
+        // A mask of another size than the picture.
+        let mask = dir.path().join("m.png");
+        std::fs::write(&mask, crate::api::payload::tiny_png(32, 32)).unwrap();
+        assert!(check_inputs(&files(vec![pic], Some(mask))).is_err());
+    }
+
     #[test]
     fn the_mask_editors_picture_is_shrunk_to_its_dots() {
         let dir = tempfile::tempdir().unwrap();
@@ -1491,6 +1650,94 @@ mod tests {
         assert_eq!(f.parents[0].1.as_deref(), Some("a fox"));
         assert_eq!(f.parents[1].1, None, "a deleted parent");
         assert!(load_family(&store, gone.id).is_err());
+    }
+
+    /// The lineage view's family: ancestors up to the roots, descendants down to the leaves,
+    /// nothing unrelated; a deleted parent is an edge without a record.
+    #[test]
+    fn a_lineage_is_the_whole_family_up_and_down() {
+        use crate::store::record::{Parent, ParentRole};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        let t = chrono::Utc::now();
+        let rec = |prompt: &str, minutes: i64, parents: Vec<(crate::store::Id, ParentRole)>| {
+            let mut r = crate::store::GenerationRecord::queued(
+                crate::store::Id::new(),
+                crate::api::GenerationParams::default(),
+                "demo",
+                true,
+                t + chrono::Duration::minutes(minutes),
+            );
+            r.prompt = prompt.into();
+            r.status = crate::store::Status::Succeeded;
+            r.parents = parents
+                .into_iter()
+                .map(|(id, role)| Parent { id, role })
+                .collect();
+            r
+        };
+        let gone = rec("deleted", 0, vec![]);
+        let root = rec("root", 1, vec![]);
+        let mid = rec(
+            "mid",
+            2,
+            vec![
+                (root.id, ParentRole::Edited),
+                (gone.id, ParentRole::Reference),
+            ],
+        );
+        let leaf = rec("leaf", 3, vec![(mid.id, ParentRole::VariationOf)]);
+        let leaf2 = rec("leaf2", 4, vec![(mid.id, ParentRole::RerunOf)]);
+        let grand = rec("grand", 5, vec![(leaf.id, ParentRole::MaskSource)]);
+        let other = rec("unrelated", 6, vec![]);
+        for r in [&root, &mid, &leaf, &leaf2, &grand, &other] {
+            store.put(r).unwrap();
+        }
+        let tree = load_lineage(&store, dir.path(), mid.id).unwrap();
+        let rows = crate::studio::lineage::rows(&tree);
+        let got: Vec<(crate::store::Id, bool)> = rows.iter().map(|r| (r.id, r.deleted)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (gone.id, true),
+                (root.id, false),
+                (mid.id, false),
+                (leaf.id, false),
+                (grand.id, false),
+                (leaf2.id, false),
+            ]
+        );
+        assert!(!tree.nodes.contains_key(&other.id));
+        assert_eq!(tree.nodes[&grand.id].prompt, "grand");
+        // From the leaf: up through mid to root and the deleted one; mid's other child is not
+        // the leaf's family.
+        let tree = load_lineage(&store, dir.path(), grand.id).unwrap();
+        assert!(tree.nodes.contains_key(&root.id));
+        assert!(!tree.nodes.contains_key(&leaf2.id));
+        assert!(load_lineage(&store, dir.path(), gone.id).is_err());
+    }
+
+    #[test]
+    fn a_mask_file_is_read_as_a_selection() {
+        let dir = tempfile::tempdir().unwrap();
+        let sel = PixRect {
+            x0: 3,
+            y0: 2,
+            x1: 9,
+            y1: 7,
+        };
+        let path = save_mask(16, 12, &[Op::Add(Shape::Ellipse, sel)], dir.path()).unwrap();
+        let op = import_mask(&path).unwrap();
+        assert_eq!(
+            crate::studio::mask::build(16, 12, &[op]),
+            crate::studio::mask::build(16, 12, &[Op::Add(Shape::Ellipse, sel)])
+        );
+        assert!(
+            import_mask(dir.path())
+                .unwrap_err()
+                .contains("not a regular file")
+        );
+        assert!(import_mask(&dir.path().join("gone.png")).is_err());
     }
 
     #[test]

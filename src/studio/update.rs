@@ -29,6 +29,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::Resize(w, h) => {
             m.width = w;
             m.height = h;
+            lineage_scroll(m);
             clamp_scroll(m);
             load_visible(m, &mut fx);
             // Inside tmux a resize often means another client attached, perhaps from a
@@ -141,7 +142,13 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         },
         Msg::Problem(p) => notice(m, p, true),
         Msg::Notice(text) => notice(m, text, false),
-        Msg::InputResolved(kind, input) => input_resolved(m, kind, input),
+        Msg::InputResolved(kind, input) => {
+            // A mask file is also read as a selection, for the mask editor.
+            if kind == InputKind::Mask {
+                fx.push(Effect::ImportMask(input.path.clone()));
+            }
+            input_resolved(m, kind, input)
+        }
         Msg::MaskBase {
             path,
             width,
@@ -159,6 +166,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             if m.pending_child.take() == Some(id) {
                 jump_child(m, id, &mut fx);
             }
+        }
+        Msg::Lineage(id, tree) => lineage_loaded(m, id, tree),
+        Msg::MaskImported(path, op) => mask_imported(m, path, op),
+        Msg::InputsChecked { submission, result } => {
+            inputs_checked(m, *submission, result, &mut fx)
         }
         Msg::MaskSaved(path) => {
             let shown = shown_path(m, &path);
@@ -256,6 +268,12 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                         }
                         return;
                     }
+                    Some(Action::ShowLineage) => {
+                        if let Overlay::Details(r) = &overlay {
+                            open_lineage(m, r.id, fx);
+                        }
+                        return;
+                    }
                     _ => None,
                 };
                 if let Some(scroll) = scroll {
@@ -270,6 +288,13 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     if m.mask_edit.is_some() {
         if let Some(action) = m.keymap.lookup(Context::Mask, key) {
             mask_act(m, action, fx);
+        }
+        return;
+    }
+    // The lineage view takes the keys while it is open.
+    if m.lineage.is_some() {
+        if let Some(action) = m.keymap.lookup(Context::Lineage, key) {
+            lineage_act(m, action, fx);
         }
         return;
     }
@@ -332,6 +357,14 @@ fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) 
     let at = ratatui::layout::Position::new(me.column, me.row);
     if m.mask_edit.is_some() && m.overlay.is_none() {
         mask_mouse(m, me);
+        return;
+    }
+    if m.lineage.is_some() && m.overlay.is_none() {
+        match me.kind {
+            MouseEventKind::ScrollDown => lineage_act(m, Action::Down, fx),
+            MouseEventKind::ScrollUp => lineage_act(m, Action::Up, fx),
+            _ => {}
+        }
         return;
     }
     // The gallery: a click picks the cell under it, the wheel moves a row.
@@ -922,6 +955,12 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
                 text: String::new(),
             });
         }
+        Action::ShowLineage => {
+            if let Some(id) = m.history.selected_record().map(|r| r.id) {
+                open_lineage(m, id, fx);
+            }
+        }
+        Action::GoToRecord | Action::CloseLineage => {}
         Action::JumpParent => {
             if let Some(r) = m.history.selected_record().cloned() {
                 jump_parent(m, &r, fx);
@@ -1264,7 +1303,7 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
         return;
     }
     match request::check(&p, &m.catalog, &m.provider.rules) {
-        Ok(_) => {
+        Ok(checked) => {
             let submission = Submission {
                 params: p,
                 provider: m.provider.name.clone(),
@@ -1272,33 +1311,69 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
                 parent: None,
                 run: None,
             };
-            // A model OpenAI has shut down: say so before anything is sent (a compatible
-            // server may still serve the name, so only for OpenAI itself).
-            let warning = m
-                .catalog
-                .get(&submission.params.model)
-                .filter(|_| m.provider.openai)
-                .and_then(|spec| spec.openai_shutdown_warning(m.now.date_naive()));
-            let mut spend = spend_reasons(m, &submission.params);
-            if !spend.is_empty() {
-                spend.extend(warning);
-                m.overlay = Some(Overlay::Confirm(Confirm::Spend(
-                    Box::new(submission),
-                    spend,
-                )));
-                return;
-            }
-            match warning {
-                Some(w) => {
-                    m.overlay = Some(Overlay::Confirm(Confirm::ShutDownModel(
-                        Box::new(submission),
-                        w,
-                    )))
-                }
-                None => fx.push(Effect::Submit(submission)),
+            match checked.edit {
+                // An edit's files are read and checked in the runtime first (as the CLI does):
+                // it is queued when they pass (`InputsChecked`).
+                Some(files) => fx.push(Effect::CheckInputs {
+                    files,
+                    submission: Box::new(submission),
+                }),
+                None => queue_checked(m, submission, fx),
             }
         }
         Err(e) => notice(m, format!("not queued: {e}"), true),
+    }
+}
+
+/// An edit's files were checked: queue it, or say why not (nothing is queued).
+fn inputs_checked(
+    m: &mut Model,
+    submission: Submission,
+    result: Result<(), String>,
+    fx: &mut Vec<Effect>,
+) {
+    match result {
+        Ok(()) => queue_checked(m, submission, fx),
+        Err(e) => {
+            let strip = m.keymap.hint(Context::Inputs, Action::RemoveInput);
+            notice(
+                m,
+                format!(
+                    "not queued: {e} (fix or replace the file; {strip} in the strip removes an input)"
+                ),
+                true,
+            );
+        }
+    }
+}
+
+/// A request that passed its checks: confirm first where it costs much or its model is shut
+/// down, else queue it.
+fn queue_checked(m: &mut Model, submission: Submission, fx: &mut Vec<Effect>) {
+    // A model OpenAI has shut down: say so before anything is sent (a compatible server may
+    // still serve the name, so only for OpenAI itself).
+    let warning = m
+        .catalog
+        .get(&submission.params.model)
+        .filter(|_| m.provider.openai)
+        .and_then(|spec| spec.openai_shutdown_warning(m.now.date_naive()));
+    let mut spend = spend_reasons(m, &submission.params);
+    if !spend.is_empty() {
+        spend.extend(warning);
+        m.overlay = Some(Overlay::Confirm(Confirm::Spend(
+            Box::new(submission),
+            spend,
+        )));
+        return;
+    }
+    match warning {
+        Some(w) => {
+            m.overlay = Some(Overlay::Confirm(Confirm::ShutDownModel(
+                Box::new(submission),
+                w,
+            )))
+        }
+        None => fx.push(Effect::Submit(submission)),
     }
 }
 
@@ -1694,6 +1769,8 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
             .find(|k| {
                 m.preview.get(k).is_none() && !m.preview.error.as_ref().is_some_and(|(e, _)| e == k)
             }),
+        // The lineage view's visible pictures, the selected one first.
+        None if m.lineage.is_some() => lineage_thumb_wanted(m),
         // The gallery's visible cells, the selected one first.
         None if m.gallery_shown() => {
             let mut cells = super::gallery::cells(m);
@@ -2003,7 +2080,8 @@ fn open_mask(m: &mut Model, fx: &mut Vec<Effect>) {
         return;
     };
     let ops = match &m.painted {
-        Some((path, ops)) if *path == first.path => ops.clone(),
+        // (A mask loaded before any picture was added goes with the first one.)
+        Some((path, ops)) if *path == first.path || path.as_os_str().is_empty() => ops.clone(),
         _ => Vec::new(),
     };
     m.mask_edit = Some(MaskEdit::new(first.path.clone(), ops));
@@ -2215,5 +2293,156 @@ fn mask_mouse(m: &mut Model, me: crossterm::event::MouseEvent) {
             }
         }
         _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lineage view (issue 12)
+
+/// Open the lineage view on a record: its family is read from the store (`LoadLineage`).
+fn open_lineage(m: &mut Model, id: crate::store::Id, fx: &mut Vec<Effect>) {
+    m.overlay = None;
+    m.lineage = Some(super::lineage::LineageView::loading(id));
+    fx.push(Effect::LoadLineage(id));
+}
+
+fn lineage_loaded(
+    m: &mut Model,
+    id: crate::store::Id,
+    tree: Result<Box<super::lineage::Tree>, String>,
+) {
+    let Some(view) = m.lineage.as_mut().filter(|v| v.id == Some(id)) else {
+        return;
+    };
+    match tree {
+        Ok(tree) => view.set_tree(*tree),
+        Err(e) => view.error = Some(sanitize::line(&e).into_owned()),
+    }
+    lineage_scroll(m);
+}
+
+/// Keep the selected node in view.
+fn lineage_scroll(m: &mut Model) {
+    let g = lineage_geometry(m);
+    if let Some(v) = m.lineage.as_mut() {
+        v.scroll = super::lineage::scroll_for(v.cursor, v.scroll, g.visible, v.rows.len());
+    }
+}
+
+fn lineage_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
+    let page = lineage_geometry(m).visible;
+    let Some(view) = m.lineage.as_mut() else {
+        return;
+    };
+    let n = view.rows.len();
+    let delta: i64 = match action {
+        Action::Up => -1,
+        Action::Down => 1,
+        Action::PageUp => -(page as i64),
+        Action::PageDown => page as i64,
+        Action::Top => i64::MIN / 2,
+        Action::Bottom => i64::MAX / 2,
+        Action::ForceQuit => return quit(m, fx),
+        Action::Help => {
+            m.overlay = Some(Overlay::Help);
+            m.overlay_scroll = 0;
+            return;
+        }
+        Action::CloseLineage => {
+            m.lineage = None;
+            return;
+        }
+        Action::GoToRecord => {
+            let Some(row) = view.selected().cloned() else {
+                return;
+            };
+            if row.deleted {
+                notice(
+                    m,
+                    format!(
+                        "{} was deleted: it is not in history (`easel history restore ID` brings it back from the trash while it is there)",
+                        row.id.short()
+                    ),
+                    true,
+                );
+                return;
+            }
+            m.lineage = None;
+            go_to(m, row.id, fx);
+            return;
+        }
+        _ => return,
+    };
+    view.cursor = step_index(view.cursor, delta, n);
+    lineage_scroll(m);
+}
+
+/// Where the lineage view goes on this screen.
+pub fn lineage_geometry(m: &Model) -> super::lineage::Geometry {
+    super::lineage::geometry(
+        m.width,
+        m.height,
+        m.graphics != super::model::Graphics::None,
+    )
+}
+
+/// The picture of a row of the lineage view (a cached thumbnail), where graphics show them.
+pub fn lineage_thumb(m: &Model, index: usize) -> Option<super::msg::PreviewKey> {
+    if m.graphics == super::model::Graphics::None {
+        return None;
+    }
+    let (path, sha256) = super::lineage::image_of(m.lineage.as_ref()?, index)?.clone();
+    Some(super::msg::PreviewKey {
+        source: PreviewSource::Thumb { path, sha256 },
+        cols: super::lineage::THUMB_W,
+        rows: super::lineage::THUMB_H,
+    })
+}
+
+/// The first visible picture of the lineage view not yet drawn nor failed, the selected first.
+fn lineage_thumb_wanted(m: &Model) -> Option<super::msg::PreviewKey> {
+    let view = m.lineage.as_ref()?;
+    let mut shown = super::lineage::visible(&lineage_geometry(m), view);
+    shown.sort_by_key(|(i, _)| *i != view.cursor);
+    shown
+        .into_iter()
+        .filter_map(|(i, _)| lineage_thumb(m, i))
+        .find(|k| m.preview.get(k).is_none() && !m.preview.failed_cells.iter().any(|(f, _)| f == k))
+}
+
+/// A mask file read as a selection: the mask editor opens on it (on the first picture).
+fn mask_imported(m: &mut Model, path: std::path::PathBuf, op: Result<mask::Op, String>) {
+    // Only the mask still set (another may have been loaded since).
+    if m.params.mask.as_ref().is_none_or(|k| k.path != path) {
+        return;
+    }
+    let shown = shown_path(m, &path);
+    match op {
+        Ok(op) => {
+            // Kept for the first picture; with none yet, for the one added next.
+            let on = m
+                .params
+                .images
+                .first()
+                .map(|i| i.path.clone())
+                .unwrap_or_default();
+            m.painted = Some((on, vec![op]));
+            let paint = m.keymap.hint(Context::Inputs, Action::PaintMask);
+            notice(
+                m,
+                format!(
+                    "mask {shown} loaded: its transparent area is the selection ({paint} paints over it)"
+                ),
+                false,
+            );
+        }
+        Err(e) => {
+            m.params.mask = None;
+            notice(
+                m,
+                format!("mask {shown} not used: {e} (load another, or paint one)"),
+                true,
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod editor;
 pub mod gallery;
 pub mod history;
 pub mod inputs;
+pub mod lineage;
 pub mod mask;
 pub mod overlay;
 pub mod params;
@@ -42,6 +43,16 @@ pub fn view(m: &Model, f: &mut Frame) {
     // So does the mask editor.
     if let Some(e) = &m.mask_edit {
         mask::draw(m, e, f);
+        status::draw(m, f, a.status);
+        overlay::draw(m, f, area);
+        if !m.truecolor {
+            to_256_colours(f.buffer_mut());
+        }
+        return;
+    }
+    // The lineage view takes the whole screen but the status line.
+    if let Some(l) = &m.lineage {
+        lineage::draw(m, l, f);
         status::draw(m, f, a.status);
         overlay::draw(m, f, area);
         if !m.truecolor {
@@ -95,7 +106,12 @@ pub fn kitty_placement(
 )> {
     let a = layout::compute_for(area.width, area.height, m.zoom);
     // The compare screen and the gallery draw their pictures into cells: nothing is placed.
-    if a.too_small || m.overlay.is_some() || m.compare.is_some() || m.gallery_shown() {
+    if a.too_small
+        || m.overlay.is_some()
+        || m.compare.is_some()
+        || m.gallery_shown()
+        || m.lineage.is_some()
+    {
         return None;
     }
     preview::placed_picture(m, a.preview)
