@@ -100,6 +100,8 @@ pub enum Action {
     CompareMarked,
     /// The history as a grid of thumbnails (again: the list).
     Gallery,
+    /// The selected record's run as a labelled grid (again, or Esc: back).
+    RunGrid,
     Left,
     Right,
     // Compare
@@ -205,6 +207,7 @@ impl Action {
             Action::NextImage => "next image of the generation",
             Action::Mark => "mark the image for comparing (2–4)",
             Action::Gallery => "gallery: the history as a grid of thumbnails (again: the list)",
+            Action::RunGrid => "the run of this record as a labelled grid (Esc: back)",
             Action::Left => "left (gallery)",
             Action::Right => "right (gallery)",
             Action::CompareMarked => "compare the marked images (or the images of this generation)",
@@ -464,6 +467,7 @@ impl Default for Keymap {
             (Queue, ch('F'), MoveFront),
             (Queue, ch('p'), PauseAll),
             (Queue, ch('e'), Reuse),
+            (Queue, ch('V'), RunGrid),
             (History, ch('k'), Up),
             (History, k(KeyCode::Up), Up),
             (History, ch('j'), Down),
@@ -499,6 +503,7 @@ impl Default for Keymap {
             (History, ch('x'), Cancel),
             (History, ch('m'), Mark),
             (History, ch('v'), Gallery),
+            (History, ch('V'), RunGrid),
             (History, ch('h'), Left),
             (History, k(KeyCode::Left), Left),
             (History, ch('l'), Right),

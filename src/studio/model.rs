@@ -356,6 +356,10 @@ pub struct Model {
     pub pending_child: Option<Id>,
     /// The last child gone to with `C`, and whose: `C` on the same parent goes to the next.
     pub child_cycle: Option<(Id, usize)>,
+    /// A run shown as a labelled grid (`V`), when it is open.
+    pub run_grid: Option<super::run_grid::RunGrid>,
+    /// The run whose jobs all ended last in this session (`V` opens it from anywhere).
+    pub run_done: Option<Id>,
 }
 
 /// A path being typed in the reference strip.
@@ -479,6 +483,8 @@ impl Model {
             family: None,
             pending_child: None,
             child_cycle: None,
+            run_grid: None,
+            run_done: None,
         }
     }
 

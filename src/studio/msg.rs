@@ -62,6 +62,8 @@ pub enum Msg {
     MaskSaved(PathBuf),
     /// A record's parents and children.
     Family(Family),
+    /// The records of a run, for its grid (answer to `Effect::LoadRun`).
+    RunLoaded(Id, Vec<GenerationRecord>),
 }
 
 /// What a typed path is for.
@@ -167,6 +169,8 @@ pub enum Effect {
     },
     /// Read a record's parents and children (answered with `Family`).
     LoadFamily(Id),
+    /// Read the records of a run (answered with `RunLoaded`).
+    LoadRun(Id),
     /// Read the mask editor's picture and shrink it to the dots of an area of cells.
     LoadMaskBase {
         path: PathBuf,

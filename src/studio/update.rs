@@ -145,6 +145,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 jump_child(m, id, &mut fx);
             }
         }
+        Msg::RunLoaded(run, records) => super::run_grid::loaded(m, run, records),
         Msg::MaskSaved(path) => {
             let shown = shown_path(m, &path);
             m.params.mask = Some(InputImage::file(path));
@@ -267,6 +268,17 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     if m.compare.is_some() {
         if let Some(action) = m.keymap.lookup(Context::Compare, key) {
             compare_act(m, action, fx);
+        }
+        return;
+    }
+    // A run's grid takes the history's keys while it is open.
+    if m.run_grid.is_some() {
+        match m.keymap.lookup(Context::History, key) {
+            Some(a @ (Action::Quit | Action::ForceQuit | Action::Help | Action::Suspend)) => {
+                act(m, a, fx)
+            }
+            Some(a) => super::run_grid::act(m, a, fx),
+            None => {}
         }
         return;
     }
@@ -871,6 +883,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::Mark => mark(m),
+        Action::RunGrid => super::run_grid::open(m, fx),
         Action::Gallery => {
             m.gallery = !m.gallery;
             m.focus = Pane::History;
@@ -1478,6 +1491,7 @@ fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
             );
         }
     }
+    super::run_grid::job_finished(m, &r, fx);
     // The newest record appears at the top of history: show it when the list is at the top.
     reload_history(m, fx, false);
 }
@@ -1647,6 +1661,8 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
             .find(|k| {
                 m.preview.get(k).is_none() && !m.preview.error.as_ref().is_some_and(|(e, _)| e == k)
             }),
+        // A run's grid: its visible cells, the selected one first.
+        None if m.run_grid.is_some() => super::run_grid::wanted_thumb(m),
         // The gallery's visible cells, the selected one first.
         None if m.gallery_shown() => {
             let mut cells = super::gallery::cells(m);

@@ -10,6 +10,7 @@ pub mod overlay;
 pub mod params;
 pub mod preview;
 pub mod queue;
+pub mod run_grid;
 pub mod status;
 pub mod theme;
 
@@ -59,6 +60,16 @@ pub fn view(m: &Model, f: &mut Frame) {
         }
         return;
     }
+    // A run as a labelled grid.
+    if let Some(g) = &m.run_grid {
+        run_grid::draw(m, g, f);
+        status::draw(m, f, a.status);
+        overlay::draw(m, f, area);
+        if !m.truecolor {
+            to_256_colours(f.buffer_mut());
+        }
+        return;
+    }
     // The gallery too, when the history is focused.
     if m.gallery_shown() {
         gallery::draw(m, f);
@@ -95,7 +106,12 @@ pub fn kitty_placement(
 )> {
     let a = layout::compute_for(area.width, area.height, m.zoom);
     // The compare screen and the gallery draw their pictures into cells: nothing is placed.
-    if a.too_small || m.overlay.is_some() || m.compare.is_some() || m.gallery_shown() {
+    if a.too_small
+        || m.overlay.is_some()
+        || m.compare.is_some()
+        || m.gallery_shown()
+        || m.run_grid.is_some()
+    {
         return None;
     }
     preview::placed_picture(m, a.preview)
