@@ -207,7 +207,7 @@ impl Action {
             Action::NextImage => "next image of the generation",
             Action::Mark => "mark the image for comparing (2–4)",
             Action::Gallery => "gallery: the history as a grid of thumbnails (again: the list)",
-            Action::RunGrid => "the run of this record as a labelled grid (Esc: back)",
+            Action::RunGrid => "this record's run as a labelled grid",
             Action::Left => "left (gallery)",
             Action::Right => "right (gallery)",
             Action::CompareMarked => "compare the marked images (or the images of this generation)",
