@@ -2735,6 +2735,28 @@ fn v_opens_the_run_of_the_selected_record_as_a_grid_moved_cell_by_cell() {
         }
         other => panic!("{other:?}"),
     }
+    // A click picks the cell under it.
+    let target = {
+        let g = m.run_grid.as_ref().unwrap();
+        easel::studio::run_grid::cells(&m, g)
+            .into_iter()
+            .find(|c| (c.row, c.col) == (1, 0))
+            .unwrap()
+    };
+    update(
+        &mut m,
+        Msg::Mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: target.picture.x + 2,
+            row: target.picture.y + 1,
+            modifiers: KeyModifiers::NONE,
+        }),
+    );
+    let g = m.run_grid.as_ref().unwrap();
+    assert_eq!((g.row, g.col), (1, 0), "clicked");
+    assert_eq!(m.history.selected, 3, "the history underneath stays");
+    press(&mut m, ch('k'));
+    press(&mut m, ch('l'));
     // Down and right: job 6, missing: nothing to show.
     press(&mut m, ch('j'));
     press(&mut m, plain(KeyCode::Right));

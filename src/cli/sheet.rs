@@ -522,6 +522,32 @@ fn cross(img: &mut RgbaImage, x: u32, y: u32, size: u32, colour: Rgba<u8>) {
     }
 }
 
+/// The most pixels a run sheet may have (256 MB of RGBA): a run of thousands of jobs at a large
+/// size would otherwise take all the memory.
+const MAX_RUN_PIXELS: u64 = 64 * 1024 * 1024;
+
+/// Refuse a sheet too large to draw, saying what would make it fit.
+fn check_run_size(l: &crate::runs::layout::Layout, size: u32) -> Result<(), StoreError> {
+    let g = run_geometry(l, size);
+    let pixels = u64::from(g.width) * u64::from(g.height);
+    if pixels <= MAX_RUN_PIXELS && g.width <= 65_535 && g.height <= 65_535 {
+        return Ok(());
+    }
+    Err(StoreError::Invalid(format!(
+        "the run's sheet would be {}x{} pixels ({} rows × {} columns{}), too large to draw: \
+         give a smaller --size (64 is the least), or look at the run in the studio (V)",
+        g.width,
+        g.height,
+        l.row_count(),
+        l.col_count(),
+        if l.pages.len() > 1 {
+            format!(", {} pages", l.pages.len())
+        } else {
+            String::new()
+        }
+    )))
+}
+
 /// The cache key of a run's sheet: the run, the size, each record (id, status) with the hash
 /// of each image file and whether it is missing. The same records make the same sheet.
 fn run_key(run: crate::store::Id, size: u32, records: &[GenerationRecord]) -> String {
@@ -568,6 +594,7 @@ fn run_sheet(
         })
         .collect();
     let l = layout::layout(&entries);
+    check_run_size(&l, size)?;
     let of = records
         .first()
         .and_then(|r| r.run.as_ref())
@@ -858,6 +885,31 @@ mod tests {
         assert!(lit(&img, x0, y0 + 76, 64, 64, MARK) > 4 * 60);
         assert!(lit(&img, x0 + 76, y0 + 76, 64, 64, MARK) > 100);
         assert_eq!(lit(&img, x0 + 76, y0, 64, 64, MARK), 0);
+    }
+
+    #[test]
+    fn a_run_too_large_to_draw_is_refused_with_what_to_do() {
+        use crate::runs::layout::{Layout, Page, Side};
+        let wide = |n: usize| Layout {
+            rows: Side {
+                name: String::new(),
+                labels: vec![String::new()],
+            },
+            cols: Side {
+                name: "__word__".into(),
+                labels: (0..n).map(|k| format!("w{k}")).collect(),
+            },
+            pages: vec![Page {
+                label: String::new(),
+                cells: vec![Vec::new(); n],
+            }],
+        };
+        assert!(check_run_size(&wide(100), 256).is_ok());
+        let e = check_run_size(&wide(5000), 256).unwrap_err().to_string();
+        assert!(
+            e.contains("1 rows × 5000 columns") && e.contains("--size"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -526,6 +526,19 @@ mod tests {
     }
 
     #[test]
+    fn labels_never_carry_control_characters() {
+        let l = lay(&[
+            job(&["red\u{1b}[2J"], &[("size", "a\u{202e}b")], 1),
+            job(&["blue\n"], &[("size", "c")], 1),
+        ]);
+        for label in l.rows.labels.iter().chain(&l.cols.labels) {
+            assert!(!label.chars().any(crate::sanitize::is_unsafe), "{label:?}");
+        }
+        // Two values that change together are one dimension (the axis folded into the choice).
+        assert_eq!(l.cols.labels, ["red[2J · ab", "blue · c"]);
+    }
+
+    #[test]
     fn prompts_of_a_file_and_wildcards_are_dimensions() {
         let mut a = job(&[], &[("size", "s1")], 1);
         a.template = "a kite".into();

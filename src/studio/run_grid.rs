@@ -234,6 +234,33 @@ pub fn act(m: &mut Model, action: super::keymap::Action, fx: &mut Vec<Effect>) {
     }
 }
 
+/// A click picks the cell under it; the wheel moves a row.
+pub fn mouse(m: &mut Model, me: crossterm::event::MouseEvent) {
+    use crossterm::event::{MouseButton, MouseEventKind};
+    let Some(g) = m.run_grid.as_ref() else { return };
+    let at = ratatui::layout::Position::new(me.column, me.row);
+    let (row, col) = match me.kind {
+        MouseEventKind::Down(MouseButton::Left) => {
+            match cells(m, g)
+                .into_iter()
+                .find(|c| c.picture.contains(at) || c.caption.contains(at))
+            {
+                Some(c) => (c.row, c.col),
+                None => return,
+            }
+        }
+        MouseEventKind::ScrollDown => (
+            (g.row + 1).min(g.layout.row_count().saturating_sub(1)),
+            g.col,
+        ),
+        MouseEventKind::ScrollUp => (g.row.saturating_sub(1), g.col),
+        _ => return,
+    };
+    if let Some(g) = m.run_grid.as_mut() {
+        (g.row, g.col) = (row, col);
+    }
+}
+
 /// The first image of a record, as a path.
 fn image_path(m: &Model, r: &GenerationRecord) -> Option<std::path::PathBuf> {
     let out = r.outputs.first()?;

@@ -331,6 +331,11 @@ fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) 
         mask_mouse(m, me);
         return;
     }
+    // A run's grid: a click picks the cell under it.
+    if m.run_grid.is_some() && m.overlay.is_none() {
+        super::run_grid::mouse(m, me);
+        return;
+    }
     // The gallery: a click picks the cell under it, the wheel moves a row.
     if m.gallery_shown() && m.overlay.is_none() {
         let cols = super::gallery::geometry(m.width, m.height).cols;
