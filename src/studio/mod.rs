@@ -17,6 +17,7 @@ pub mod notify;
 pub mod params;
 pub mod preview;
 pub mod run_grid;
+pub mod run_state;
 pub mod runtime;
 pub mod state;
 pub mod strip;

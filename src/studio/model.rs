@@ -357,7 +357,7 @@ pub struct Model {
     /// The last child gone to with `C`, and whose: `C` on the same parent goes to the next.
     pub child_cycle: Option<(Id, usize)>,
     /// A run shown as a labelled grid (`V`), when it is open.
-    pub run_grid: Option<super::run_grid::RunGrid>,
+    pub run_grid: Option<super::run_state::RunGrid>,
     /// The run whose jobs all ended last in this session (`V` opens it from anywhere).
     pub run_done: Option<Id>,
 }
