@@ -467,7 +467,6 @@ impl Default for Keymap {
             (Queue, ch('F'), MoveFront),
             (Queue, ch('p'), PauseAll),
             (Queue, ch('e'), Reuse),
-            (Queue, ch('V'), RunGrid),
             (History, ch('k'), Up),
             (History, k(KeyCode::Up), Up),
             (History, ch('j'), Down),
