@@ -2831,14 +2831,14 @@ fn when_the_last_job_of_a_run_ends_a_notice_offers_the_grid() {
         format!("run {} done · press V to see the grid", id(900).short())
     );
     assert_eq!(m.run_done, Some(id(900)));
-    // V on a record of no run opens that run.
+    // V on a record of no run opens that run, from the queue too (V is global).
     page(
         &mut m,
         0,
         1,
         vec![rec(6, "a lone lighthouse", Status::Succeeded)],
     );
-    m.focus = Pane::History;
+    m.focus = Pane::Queue;
     let fx = press(&mut m, ch('V'));
     assert!(
         fx.iter()

@@ -1,6 +1,5 @@
-//! A run as a labelled grid (issue 14): `V` on a record of a run in the history (or on a job
-//! in the queue, where `run_grid` is bound there)
-//! shows all the run's jobs on the whole screen, laid out by `runs::layout` (the rows and
+//! A run as a labelled grid (issue 14): `V` (global) on a record of a run in the history, or on
+//! a job of one in the queue, shows all the run's jobs on the whole screen, laid out by `runs::layout` (the rows and
 //! columns are the run's choices and axes), with the gallery's thumbnails in the cells. The
 //! selection moves cell by cell; Enter and `z` act on the cell's record as in the gallery; Esc
 //! goes back. Pure but for `load`, which the runtime calls on a worker.
