@@ -485,6 +485,24 @@ fn snapshot_run_grid() {
 }
 
 #[test]
+fn a_run_job_still_running_is_not_shown_as_failed_in_the_grid() {
+    let mut m = model();
+    m.graphics = Graphics::None;
+    let records = vec![
+        run_rec(1, 2, "cat", "1536x1024", Status::Running),
+        run_rec(2, 1, "cat", "1024x1024", Status::Succeeded),
+    ];
+    page(&mut m, 2, records.clone());
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('V')));
+    update(&mut m, Msg::RunLoaded(id(900), records));
+    resize(&mut m, 120, 40);
+    let text = text_of(draw(&m, 120, 40).backend().buffer());
+    assert!(text.contains("… running"), "{text}");
+    assert!(!text.contains("✗"), "{text}");
+}
+
+#[test]
 fn snapshot_too_small() {
     for (w, h) in [(39, 12), (80, 11), (30, 6)] {
         let mut m = chinese_prompt();

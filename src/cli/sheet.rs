@@ -305,6 +305,8 @@ pub enum RunCell {
     Failed(String),
     /// No record of the job in history.
     Missing,
+    /// The job has not ended yet: its state ("queued", "running").
+    Pending(String),
 }
 
 /// The width of `text` drawn with Unifont, as `draw_text` draws it.
@@ -477,6 +479,9 @@ pub fn compose_run(
                         );
                         draw_text(&mut img, cx + 6, cy + size / 2, &why, size - 12, DIM);
                     }
+                    RunCell::Pending(what) => {
+                        draw_text(&mut img, cx + 6, cy + size / 2 - 8, &what, size - 12, DIM);
+                    }
                     RunCell::Missing => {
                         cross(&mut img, cx, cy, size, MARK);
                         draw_text(
@@ -604,11 +609,13 @@ fn run_sheet(
             .get(i)
             .is_some_and(|r| r.status == crate::store::Status::Succeeded && !r.outputs.is_empty())
     };
-    let (mut missing, mut failed) = (0, 0);
+    let ended = |i: usize| records.get(i).is_none_or(|r| r.status.is_final());
+    let (mut missing, mut failed, mut pending) = (0, 0, 0);
     for page in &l.pages {
         for c in &page.cells {
             match layout::mark(c, made) {
                 Mark::Missing => missing += 1,
+                Mark::Failed(i) if !ended(i) => pending += 1,
                 Mark::Failed(_) => failed += 1,
                 Mark::Done(_) => {}
             }
@@ -619,11 +626,15 @@ fn run_sheet(
     } else {
         String::new()
     };
-    let marks = [(missing, "missing"), (failed, "failed")]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!(", {n} {what}"))
-        .collect::<String>();
+    let marks = [
+        (missing, "missing"),
+        (failed, "failed"),
+        (pending, "not finished"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!(", {n} {what}"))
+    .collect::<String>();
     let summary = format!(
         "{} rows × {} columns{pages}, {} of {of} jobs{marks}",
         l.row_count(),
@@ -666,6 +677,11 @@ fn run_sheet(
     let cell = |p: usize, r: usize, c: usize| -> RunCell {
         match layout::mark(l.cell(p, r, c), made) {
             Mark::Missing => RunCell::Missing,
+            Mark::Failed(i) if !ended(i) => RunCell::Pending(
+                records
+                    .get(i)
+                    .map_or_else(String::new, |r| r.status.to_string()),
+            ),
             Mark::Failed(i) => RunCell::Failed(
                 records
                     .get(i)
@@ -885,6 +901,30 @@ mod tests {
         assert!(lit(&img, x0, y0 + 76, 64, 64, MARK) > 4 * 60);
         assert!(lit(&img, x0 + 76, y0 + 76, 64, 64, MARK) > 100);
         assert_eq!(lit(&img, x0 + 76, y0, 64, 64, MARK), 0);
+    }
+
+    #[test]
+    fn a_cell_still_running_is_not_marked_failed() {
+        use crate::runs::layout::{Layout, Page, Side};
+        let l = Layout {
+            rows: Side {
+                name: String::new(),
+                labels: vec![String::new()],
+            },
+            cols: Side {
+                name: "size".into(),
+                labels: vec!["a".into()],
+            },
+            pages: vec![Page {
+                label: String::new(),
+                cells: vec![vec![0]],
+            }],
+        };
+        let img = compose_run(&l, 64, "run", &|_, _, _| RunCell::Pending("running".into()));
+        let g = run_geometry(&l, 64);
+        let (x0, y0) = (PAD + g.label_w, g.top + g.header_h);
+        assert_eq!(lit(&img, x0, y0, 64, 64, MARK), 0, "marked as failed");
+        assert!(lit(&img, x0, y0, 64, 64, DIM) > 20, "says nothing");
     }
 
     #[test]

@@ -106,7 +106,11 @@ pub fn draw(m: &Model, g: &RunGrid, f: &mut Frame) {
         let selected = (cell.row, cell.col) == (g.row, g.col);
         let mark = g.mark(g.page, cell.row, cell.col);
         let record = g.record(g.page, cell.row, cell.col);
+        // A job not ended yet (queued, running) is no failure.
+        let pending =
+            matches!(mark, Mark::Failed(_)) && record.is_some_and(|r| !r.status.is_final());
         let caption = match (mark, record) {
+            (Mark::Failed(_), Some(r)) if pending => format!("… {}", r.status),
             (Mark::Done(_), Some(r)) => {
                 let rating = if r.rating > 0 {
                     format!(" {}", "★".repeat(usize::from(r.rating.min(5))))
@@ -120,7 +124,7 @@ pub fn draw(m: &Model, g: &RunGrid, f: &mut Frame) {
         };
         let style = match (selected, mark) {
             (true, _) => theme::selected(),
-            (false, Mark::Failed(_)) => theme::error(),
+            (false, Mark::Failed(_)) if !pending => theme::error(),
             (false, _) => theme::dim(),
         };
         f.render_widget(
@@ -147,6 +151,7 @@ pub fn draw(m: &Model, g: &RunGrid, f: &mut Frame) {
             continue;
         }
         let (text, style) = match (mark, record) {
+            (Mark::Failed(_), Some(r)) if pending => (r.prompt.clone(), theme::dim()),
             (Mark::Failed(_), Some(r)) => (
                 r.error
                     .as_ref()
