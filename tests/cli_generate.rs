@@ -2167,6 +2167,99 @@ fn history_sheet_composes_the_images_of_what_matched() {
     assert!(run.stderr.contains("no/such/dir"), "{}", run.stderr);
 }
 
+/// `history sheet --run`: a 2×2 run as a grid with its row and column labels; the same
+/// records again reuse the sheet; a deleted job leaves a marked cell in a sheet made anew.
+#[test]
+fn history_sheet_of_a_run_is_a_labelled_grid_and_is_reused() {
+    let s = Sandbox::new();
+    let run = s.run(&[
+        "generate",
+        "--json",
+        "--axis",
+        "size=256x256,512x512",
+        "a {cat|dog}",
+    ]);
+    run.expect_code(0);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let run_id = lines[0]["run"].as_str().unwrap().to_string();
+    let out = s.root.path().join("run.png");
+    let out_s = out.to_str().unwrap();
+    let sheet = s.run(&[
+        "history",
+        "sheet",
+        "--run",
+        &run_id[..8],
+        "--size",
+        "128",
+        "--out",
+        out_s,
+    ]);
+    sheet.expect_code(0);
+    assert!(sheet.stdout.contains(out_s), "{}", sheet.stdout);
+    assert!(
+        sheet.stdout.contains("2 rows × 2 columns"),
+        "{}",
+        sheet.stdout
+    );
+    let img = image::open(&out).unwrap().to_rgba8();
+    let (w, h) = (img.width(), img.height());
+    // Two columns and two rows of 128 px cells with 12 px around each, plus a margin on the
+    // left for the row labels and one on top for the heading and the column labels.
+    let label_w = w.checked_sub(12 + 2 * (128 + 12)).unwrap();
+    let top = h.checked_sub(2 * (128 + 12)).unwrap();
+    assert!((24..=160).contains(&label_w), "{w}x{h}");
+    assert!((40..=120).contains(&top), "{w}x{h}");
+    let background = *img.get_pixel(0, 0);
+    let ink = |x0: u32, y0: u32, x1: u32, y1: u32| {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| *img.get_pixel(x, y) != background)
+            .count()
+    };
+    // The row labels ("cat", "dog") left of the cells, the column labels above them.
+    assert!(
+        ink(0, top, 12 + label_w - 6, top + 128) > 20,
+        "no row label"
+    );
+    assert!(
+        ink(0, top + 140, 12 + label_w - 6, top + 268) > 20,
+        "no row label"
+    );
+    assert!(ink(12 + label_w, top - 30, w, top) > 40, "no column labels");
+    // The same records: the sheet is reused, and says so.
+    std::fs::remove_file(&out).unwrap();
+    let again = s.run(&[
+        "history", "sheet", "--run", &run_id, "--size", "128", "--out", out_s,
+    ]);
+    again.expect_code(0);
+    assert!(again.stdout.contains("reused"), "{}", again.stdout);
+    assert_eq!(image::open(&out).unwrap().to_rgba8(), img);
+    // A job deleted: made anew, the same grid, its cell marked missing.
+    let id = lines[1]["id"].as_str().unwrap();
+    s.run(&["history", "rm", "--yes", id]).expect_code(0);
+    let third = s.run(&[
+        "history", "sheet", "--run", &run_id, "--size", "128", "--out", out_s,
+    ]);
+    third.expect_code(0);
+    assert!(!third.stdout.contains("reused"), "{}", third.stdout);
+    assert!(third.stdout.contains("1 missing"), "{}", third.stdout);
+    let marked = image::open(&out).unwrap().to_rgba8();
+    assert_eq!((marked.width(), marked.height()), (w, h));
+    // Without --out, the sheet stays in the cache and its path is printed.
+    let cached = s.run(&["history", "sheet", "--run", &run_id, "--size", "128"]);
+    cached.expect_code(0);
+    assert!(cached.stdout.contains("reused"), "{}", cached.stdout);
+    assert!(cached.stdout.contains(".png"), "{}", cached.stdout);
+    // An unknown run is named, with nothing written.
+    let none = s.run(&["history", "sheet", "--run", "ffffffffff", "--out", out_s]);
+    none.expect_code(1);
+    assert!(none.stderr.contains("ffffffffff"), "{}", none.stderr);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runs as first-class things, budgets (issue 14)
 // ---------------------------------------------------------------------------------------------

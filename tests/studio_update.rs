@@ -2660,6 +2660,194 @@ fn gallery_cells_ask_for_thumbnails_one_at_a_time_selected_first() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A run as a labelled grid (issue 14)
+
+/// Job `index` of a 2×3 run (`a {cat|dog}` × three sizes) with id 900.
+fn run_rec(n: u128, index: u32, animal: &str, size: &str, status: Status) -> GenerationRecord {
+    use easel::runs::{AltValue, AxisValue, JobValues};
+    let mut r = rec(n, &format!("a {animal}"), status);
+    r.run = Some(easel::store::RunInfo {
+        id: id(900),
+        index,
+        of: 6,
+        values: JobValues {
+            prompt_index: 1,
+            template: "a {cat|dog}".into(),
+            combination: u64::from(index - 1),
+            alternatives: vec![AltValue {
+                column: 3,
+                value: animal.into(),
+            }],
+            wildcards: Vec::new(),
+            axes: vec![AxisValue {
+                name: "size".into(),
+                value: size.into(),
+            }],
+            repeat: 1,
+        },
+    });
+    r
+}
+
+/// The run's records as history has them (newest first): job 5 failed, job 6 is not there.
+fn run_history() -> Vec<GenerationRecord> {
+    vec![
+        run_rec(1, 5, "dog", "1536x1024", Status::Failed),
+        run_rec(2, 4, "dog", "1024x1024", Status::Succeeded),
+        run_rec(3, 3, "cat", "1024x1536", Status::Succeeded),
+        run_rec(4, 2, "cat", "1536x1024", Status::Succeeded),
+        run_rec(5, 1, "cat", "1024x1024", Status::Succeeded),
+    ]
+}
+
+#[test]
+fn v_opens_the_run_of_the_selected_record_as_a_grid_moved_cell_by_cell() {
+    let mut m = model();
+    update(&mut m, Msg::Resize(120, 40));
+    let mut records = run_history();
+    records.push(rec(6, "a lone lighthouse", Status::Succeeded));
+    page(&mut m, 0, 6, records);
+    m.focus = Pane::History;
+    // On job 2 (cat, 1536x1024): V asks for the run's records.
+    press(&mut m, ch('j'));
+    press(&mut m, ch('j'));
+    press(&mut m, ch('j'));
+    let fx = press(&mut m, ch('V'));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadRun(r) if *r == id(900))),
+        "{fx:?}"
+    );
+    assert!(m.run_grid.as_ref().is_some_and(|g| g.records.is_none()));
+    update(&mut m, Msg::RunLoaded(id(900), run_history()));
+    let g = m.run_grid.as_ref().unwrap();
+    assert_eq!(g.layout.rows.labels, ["cat", "dog"]);
+    assert_eq!(
+        g.layout.cols.labels,
+        ["1024x1024", "1536x1024", "1024x1536"]
+    );
+    assert_eq!((g.row, g.col), (0, 1), "the selection starts on job 2");
+    assert_eq!(g.selected().map(|r| r.id), Some(id(4)));
+    // Its thumbnail is asked for first.
+    match m.preview.requested.as_ref().map(|k| &k.source) {
+        Some(PreviewSource::Thumb { path, .. }) => {
+            assert!(path.ends_with("images/2025/03/14/4.png"), "{path:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A click picks the cell under it.
+    let target = {
+        let g = m.run_grid.as_ref().unwrap();
+        easel::studio::run_grid::cells(&m, g)
+            .into_iter()
+            .find(|c| (c.row, c.col) == (1, 0))
+            .unwrap()
+    };
+    update(
+        &mut m,
+        Msg::Mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: target.picture.x + 2,
+            row: target.picture.y + 1,
+            modifiers: KeyModifiers::NONE,
+        }),
+    );
+    let g = m.run_grid.as_ref().unwrap();
+    assert_eq!((g.row, g.col), (1, 0), "clicked");
+    assert_eq!(m.history.selected, 3, "the history underneath stays");
+    press(&mut m, ch('k'));
+    press(&mut m, ch('l'));
+    // Down and right: job 6, missing: nothing to show.
+    press(&mut m, ch('j'));
+    press(&mut m, plain(KeyCode::Right));
+    press(&mut m, ch('l'));
+    let g = m.run_grid.as_ref().unwrap();
+    assert_eq!((g.row, g.col), (1, 2), "clamped at the last column");
+    assert!(g.selected().is_none());
+    let fx = press(&mut m, ch('z'));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::FullView(_))),
+        "{fx:?}"
+    );
+    // Left: job 5, failed: Enter shows its details.
+    press(&mut m, ch('h'));
+    press(&mut m, plain(KeyCode::Enter));
+    match &m.overlay {
+        Some(Overlay::Details(r)) => assert_eq!(r.id, id(1)),
+        other => panic!("{other:?}"),
+    }
+    press(&mut m, plain(KeyCode::Esc));
+    assert!(
+        m.overlay.is_none() && m.run_grid.is_some(),
+        "Esc closes the popup first"
+    );
+    // Left again: job 4; z shows its image full screen.
+    press(&mut m, ch('h'));
+    let fx = press(&mut m, ch('z'));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::FullView(p) if p.ends_with("images/2025/03/14/2.png"))),
+        "{fx:?}"
+    );
+    // Esc: back to the history, where it was.
+    press(&mut m, plain(KeyCode::Esc));
+    assert!(m.run_grid.is_none());
+    assert_eq!(m.history.selected, 3);
+    // A record of no run says what makes one.
+    press(&mut m, ch('G'));
+    let fx = press(&mut m, ch('V'));
+    assert!(m.run_grid.is_none() && fx.is_empty(), "{fx:?}");
+    assert!(
+        m.current_notice()
+            .is_some_and(|n| n.text.contains("not part of a run")),
+        "{:?}",
+        m.notices
+    );
+}
+
+#[test]
+fn when_the_last_job_of_a_run_ends_a_notice_offers_the_grid() {
+    let mut m = model();
+    let a = run_rec(11, 1, "cat", "1024x1024", Status::Running);
+    let b = run_rec(12, 2, "cat", "1536x1024", Status::Running);
+    update(&mut m, Msg::Job(JobEvent::Started(Box::new(a.clone()))));
+    update(&mut m, Msg::Job(JobEvent::Started(Box::new(b.clone()))));
+    let mut done = a.clone();
+    done.status = Status::Succeeded;
+    done.outputs = vec![image("images/a.png")];
+    update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(done))));
+    assert!(
+        !m.notices.iter().any(|n| n.text.contains("run ")),
+        "one job still runs: {:?}",
+        m.notices
+    );
+    assert_eq!(m.run_done, None);
+    let mut failed = b.clone();
+    failed.status = Status::Failed;
+    update(&mut m, Msg::Job(JobEvent::Failed(Box::new(failed))));
+    let n = m.current_notice().unwrap();
+    assert_eq!(
+        n.text,
+        format!("run {} done · press V to see the grid", id(900).short())
+    );
+    assert_eq!(m.run_done, Some(id(900)));
+    // V on a record of no run opens that run, from the queue too (V is global).
+    page(
+        &mut m,
+        0,
+        1,
+        vec![rec(6, "a lone lighthouse", Status::Succeeded)],
+    );
+    m.focus = Pane::Queue;
+    let fx = press(&mut m, ch('V'));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadRun(r) if *r == id(900))),
+        "{fx:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Edits (issue 12): "edit this", the reference strip, the mask editor, lineage
 
 use easel::api::InputImage;

@@ -415,6 +415,56 @@ fn snapshot_lineage_view() {
     snapshot("lineage", lineage_screen);
 }
 
+/// Job `index` of a 2×3 run (`a {cat|dog}` × three sizes).
+fn run_rec(n: u128, index: u32, animal: &str, size: &str, status: Status) -> GenerationRecord {
+    use easel::runs::{AltValue, AxisValue, JobValues};
+    let mut r = rec(n, &format!("a {animal} in the snow"), status);
+    r.run = Some(easel::store::RunInfo {
+        id: id(900),
+        index,
+        of: 6,
+        values: JobValues {
+            prompt_index: 1,
+            template: "a {cat|dog} in the snow".into(),
+            combination: u64::from(index - 1),
+            alternatives: vec![AltValue {
+                column: 3,
+                value: animal.into(),
+            }],
+            wildcards: Vec::new(),
+            axes: vec![AxisValue {
+                name: "size".into(),
+                value: size.into(),
+            }],
+            repeat: 1,
+        },
+    });
+    r
+}
+
+/// A 2×3 run as a grid, on a terminal without graphics: labels on the left and on top, job 5
+/// failed, job 6 missing, the selection on job 2.
+fn run_grid_screen() -> Model {
+    let mut m = model();
+    m.graphics = Graphics::None;
+    let records = vec![
+        run_rec(1, 5, "dog", "1536x1024", Status::Failed),
+        run_rec(2, 4, "dog", "1024x1024", Status::Succeeded),
+        run_rec(3, 3, "cat", "1024x1536", Status::Succeeded),
+        run_rec(4, 2, "cat", "1536x1024", Status::Succeeded),
+        run_rec(5, 1, "cat", "1024x1024", Status::Succeeded),
+    ];
+    page(&mut m, 5, records.clone());
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('j')));
+    update(&mut m, key(KeyCode::Char('j')));
+    update(&mut m, key(KeyCode::Char('j')));
+    update(&mut m, key(KeyCode::Char('V')));
+    update(&mut m, Msg::RunLoaded(id(900), records));
+    assert!(m.run_grid.as_ref().is_some_and(|g| g.records.is_some()));
+    m
+}
+
 fn snapshot(name: &str, scene: fn() -> Model) {
     for (w, h) in SIZES {
         let mut m = scene();
@@ -462,6 +512,43 @@ fn snapshot_compare_side_by_side() {
 #[test]
 fn snapshot_gallery() {
     snapshot("gallery", gallery_screen);
+}
+
+#[test]
+fn snapshot_run_grid() {
+    snapshot("run_grid", run_grid_screen);
+    // The labels are on screen at every size, and the marked cells say what they are.
+    for (w, h) in SIZES {
+        let mut m = run_grid_screen();
+        resize(&mut m, w, h);
+        let text = text_of(draw(&m, w, h).backend().buffer());
+        for label in ["cat", "1024x1024", "1536x1024", "Run 00000000", "6 jobs"] {
+            assert!(text.contains(label), "{w}x{h}: no {label:?}\n{text}");
+        }
+        if h >= 40 {
+            for label in ["dog", "1024x1536", "✗ failed", "· missing"] {
+                assert!(text.contains(label), "{w}x{h}: no {label:?}\n{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_run_job_still_running_is_not_shown_as_failed_in_the_grid() {
+    let mut m = model();
+    m.graphics = Graphics::None;
+    let records = vec![
+        run_rec(1, 2, "cat", "1536x1024", Status::Running),
+        run_rec(2, 1, "cat", "1024x1024", Status::Succeeded),
+    ];
+    page(&mut m, 2, records.clone());
+    m.focus = Pane::History;
+    update(&mut m, key(KeyCode::Char('V')));
+    update(&mut m, Msg::RunLoaded(id(900), records));
+    resize(&mut m, 120, 40);
+    let text = text_of(draw(&m, 120, 40).backend().buffer());
+    assert!(text.contains("… running"), "{text}");
+    assert!(!text.contains("✗"), "{text}");
 }
 
 #[test]

@@ -75,12 +75,14 @@ pub enum HistoryAction {
         no_preview: bool,
     },
     /// Compose one PNG of many generations: thumbnails in a grid, each labelled with its
-    /// prompt, model, size, rating and id (for sharing a review).
+    /// prompt, model, size, rating and id (for sharing a review); or, with --run, a run's jobs
+    /// as a grid labelled with its choices and axes.
     #[command(after_help = "\
 Examples:
   easel history sheet --tag keep --out keep.png
   easel history sheet --min-rating 4 --cols 4 --size 384 --out best.png
-  easel history sheet bf45 fd22 1ddd --out three.png")]
+  easel history sheet bf45 fd22 1ddd --out three.png
+  easel history sheet --run 0195a1 --out run.png      # a run as a labelled grid")]
     Sheet(super::sheet::SheetArgs),
     /// What one generation was made from and what was made from it, as a tree.
     Tree {

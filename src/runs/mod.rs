@@ -13,6 +13,7 @@
 //! combinations never lists them all. Each job records the values it used (`JobValues`).
 //! The syntax is documented in docs/runs.md.
 
+pub mod layout;
 pub mod parse;
 pub mod wildcards;
 

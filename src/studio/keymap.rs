@@ -105,6 +105,8 @@ pub enum Action {
     CompareMarked,
     /// The history as a grid of thumbnails (again: the list).
     Gallery,
+    /// The selected record's run as a labelled grid (again, or Esc: back).
+    RunGrid,
     Left,
     Right,
     // Compare
@@ -217,6 +219,7 @@ impl Action {
             Action::NextImage => "next image of the generation",
             Action::Mark => "mark the image for comparing (2–4)",
             Action::Gallery => "gallery: the history as a grid of thumbnails (again: the list)",
+            Action::RunGrid => "this record's run as a labelled grid",
             Action::Left => "left (gallery)",
             Action::Right => "right (gallery)",
             Action::CompareMarked => "compare the marked images (or the images of this generation)",
@@ -452,6 +455,7 @@ impl Default for Keymap {
             (Global, k(KeyCode::F(5)), Redraw),
             (Global, ch('i'), FocusEditor),
             (Global, ch('Z'), Zoom),
+            (Global, ch('V'), RunGrid),
             (Global, k(KeyCode::F(2)), Zoom),
             (Editor, Key::new(KeyCode::Char('s'), C), Submit),
             (Editor, Key::new(KeyCode::Enter, A), Submit),

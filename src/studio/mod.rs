@@ -18,6 +18,8 @@ pub mod msg;
 pub mod notify;
 pub mod params;
 pub mod preview;
+pub mod run_grid;
+pub mod run_state;
 pub mod runtime;
 pub mod state;
 pub mod strip;

@@ -360,6 +360,10 @@ pub struct Model {
     pub child_cycle: Option<(Id, usize)>,
     /// The lineage view, when it is open.
     pub lineage: Option<super::lineage::LineageView>,
+    /// A run shown as a labelled grid (`V`), when it is open.
+    pub run_grid: Option<super::run_state::RunGrid>,
+    /// The run whose jobs all ended last in this session (`V` opens it from anywhere).
+    pub run_done: Option<Id>,
 }
 
 /// A path being typed in the reference strip.
@@ -485,6 +489,8 @@ impl Model {
             pending_child: None,
             child_cycle: None,
             lineage: None,
+            run_grid: None,
+            run_done: None,
         }
     }
 

@@ -79,6 +79,8 @@ pub enum Msg {
         submission: Box<Submission>,
         result: Result<(), String>,
     },
+    /// The records of a run, for its grid (answer to `Effect::LoadRun`).
+    RunLoaded(Id, Vec<GenerationRecord>),
 }
 
 /// What a typed path is for.
@@ -200,6 +202,8 @@ pub enum Effect {
         files: crate::api::edit::EditFiles,
         submission: Box<Submission>,
     },
+    /// Read the records of a run (answered with `RunLoaded`).
+    LoadRun(Id),
     /// Read the mask editor's picture and shrink it to the dots of an area of cells.
     LoadMaskBase {
         path: PathBuf,

@@ -791,6 +791,16 @@ async fn run_effect(
                 let _ = tx.send(Msg::InputsChecked { submission, result });
             });
         }
+        Effect::LoadRun(run) => {
+            let store = edges.store.clone();
+            tokio::task::spawn_blocking(move || {
+                let msg = match super::run_grid::load(store.as_ref(), run) {
+                    Ok(records) => Msg::RunLoaded(run, records),
+                    Err(e) => Msg::Problem(e),
+                };
+                let _ = tx.send(msg);
+            });
+        }
         Effect::LoadMaskBase { path, cols, rows } => {
             tokio::task::spawn_blocking(move || {
                 let msg = match mask_base(&path, cols, rows) {

@@ -172,6 +172,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::InputsChecked { submission, result } => {
             inputs_checked(m, *submission, result, &mut fx)
         }
+        Msg::RunLoaded(run, records) => super::run_grid::loaded(m, run, records),
         Msg::MaskSaved(path) => {
             let shown = shown_path(m, &path);
             m.params.mask = Some(InputImage::file(path));
@@ -310,6 +311,17 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
         }
         return;
     }
+    // A run's grid takes the history's keys while it is open.
+    if m.run_grid.is_some() {
+        match m.keymap.lookup(Context::History, key) {
+            Some(a @ (Action::Quit | Action::ForceQuit | Action::Help | Action::Suspend)) => {
+                act(m, a, fx)
+            }
+            Some(a) => super::run_grid::act(m, a, fx),
+            None => {}
+        }
+        return;
+    }
     // The history search line is a text input of its own.
     if m.focus == Pane::History && m.history.search.is_some() {
         search_key(m, k, fx);
@@ -365,6 +377,11 @@ fn mouse(m: &mut Model, me: crossterm::event::MouseEvent, fx: &mut Vec<Effect>) 
             MouseEventKind::ScrollUp => lineage_act(m, Action::Up, fx),
             _ => {}
         }
+        return;
+    }
+    // A run's grid: a click picks the cell under it.
+    if m.run_grid.is_some() && m.overlay.is_none() {
+        super::run_grid::mouse(m, me);
         return;
     }
     // The gallery: a click picks the cell under it, the wheel moves a row.
@@ -920,6 +937,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::Mark => mark(m),
+        Action::RunGrid => super::run_grid::open(m, fx),
         Action::Gallery => {
             m.gallery = !m.gallery;
             m.focus = Pane::History;
@@ -1600,6 +1618,7 @@ fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
             );
         }
     }
+    super::run_grid::job_finished(m, &r, fx);
     // The newest record appears at the top of history: show it when the list is at the top.
     reload_history(m, fx, false);
 }
@@ -1771,6 +1790,8 @@ fn want_preview(m: &mut Model, fx: &mut Vec<Effect>) {
             }),
         // The lineage view's visible pictures, the selected one first.
         None if m.lineage.is_some() => lineage_thumb_wanted(m),
+        // A run's grid: its visible cells, the selected one first.
+        None if m.run_grid.is_some() => super::run_grid::wanted_thumb(m),
         // The gallery's visible cells, the selected one first.
         None if m.gallery_shown() => {
             let mut cells = super::gallery::cells(m);

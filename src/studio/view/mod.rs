@@ -11,6 +11,7 @@ pub mod overlay;
 pub mod params;
 pub mod preview;
 pub mod queue;
+pub mod run_grid;
 pub mod status;
 pub mod theme;
 
@@ -70,6 +71,16 @@ pub fn view(m: &Model, f: &mut Frame) {
         }
         return;
     }
+    // A run as a labelled grid.
+    if let Some(g) = &m.run_grid {
+        run_grid::draw(m, g, f);
+        status::draw(m, f, a.status);
+        overlay::draw(m, f, area);
+        if !m.truecolor {
+            to_256_colours(f.buffer_mut());
+        }
+        return;
+    }
     // The gallery too, when the history is focused.
     if m.gallery_shown() {
         gallery::draw(m, f);
@@ -111,6 +122,7 @@ pub fn kitty_placement(
         || m.compare.is_some()
         || m.gallery_shown()
         || m.lineage.is_some()
+        || m.run_grid.is_some()
     {
         return None;
     }
