@@ -930,7 +930,7 @@ fn config_rebinding_changes_keys_and_the_help_lists_it() {
 
     // The help screen shows the new keys (tall enough to hold every binding).
     m.overlay = Some(Overlay::Help);
-    let lines = help_text(&m, 200, 100);
+    let lines = help_text(&m, 200, 140);
     let find = |what: &str| {
         lines
             .iter()

@@ -61,6 +61,8 @@ pub enum JobEvent {
     /// The queue's order changed: the waiting jobs, in the order they will run.
     Reordered(Vec<Id>),
     Paused(bool),
+    /// The queued jobs of a run are held (true) or released.
+    RunPaused(Id, bool),
     /// Something the scheduler could not do (a store write failed, an unknown id…).
     Problem(String),
 }
@@ -160,6 +162,9 @@ pub enum Command {
     IsLive(Id, tokio::sync::oneshot::Sender<Option<bool>>),
     Pause,
     Resume,
+    /// Hold (true) or release the queued jobs of a run (by run id): held jobs do not start,
+    /// the others go on.
+    PauseRun(Id, bool),
     /// Record the jobs of a Batch API batch just created: queued with their batch, polled (not
     /// run) until it ends; the ids in the reply are those given.
     SubmitBatch(

@@ -192,6 +192,11 @@ impl SchedulerHandle {
         self.send(Command::Move(id, how));
     }
 
+    /// Hold or release the queued jobs of a run.
+    pub fn pause_run(&self, run: Id, paused: bool) {
+        self.send(Command::PauseRun(run, paused));
+    }
+
     pub fn pause(&self, paused: bool) {
         self.send(if paused {
             Command::Pause
@@ -284,6 +289,8 @@ pub struct Scheduler {
     queued: HashMap<Id, GenerationRecord>,
     running: HashMap<Id, Running>,
     paused: bool,
+    /// Runs whose queued jobs are held.
+    paused_runs: std::collections::HashSet<Id>,
     events: UnboundedSender<JobEvent>,
     done_tx: UnboundedSender<WorkerDone>,
     writes_tx: UnboundedSender<WorkerWrite>,
@@ -349,6 +356,7 @@ impl Scheduler {
             queued: HashMap::new(),
             running: HashMap::new(),
             paused: false,
+            paused_runs: Default::default(),
             events,
             done_tx,
             writes_tx,
@@ -681,6 +689,16 @@ impl Scheduler {
                 self.paused = false;
                 self.emit(JobEvent::Paused(false));
             }
+            Command::PauseRun(run, paused) => {
+                let changed = if paused {
+                    self.paused_runs.insert(run)
+                } else {
+                    self.paused_runs.remove(&run)
+                };
+                if changed {
+                    self.emit(JobEvent::RunPaused(run, paused));
+                }
+            }
             Command::SubmitBatch(nb, reply) => {
                 let r = self.submit_batch(nb).await;
                 let _ = reply.send(r);
@@ -860,6 +878,17 @@ impl Scheduler {
         let mut i = 0;
         while i < self.order.len() && self.running.len() < self.cfg.concurrency {
             let id = self.order[i];
+            // A held run's jobs wait; the others go on.
+            if !self.paused_runs.is_empty()
+                && self
+                    .queued
+                    .get(&id)
+                    .and_then(|r| r.run.as_ref())
+                    .is_some_and(|run| self.paused_runs.contains(&run.id))
+            {
+                i += 1;
+                continue;
+            }
             let provider = self
                 .queued
                 .get(&id)

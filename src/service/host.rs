@@ -220,6 +220,10 @@ impl Handler for EngineHandler {
                 self.scheduler.pause(paused);
                 Reply::Done
             }
+            Request::PauseRun { run, paused } => {
+                self.scheduler.pause_run(run, paused);
+                Reply::Done
+            }
             Request::Star { record, starred } => {
                 record_reply(self.scheduler.star(record, starred).await)
             }
@@ -304,6 +308,7 @@ pub fn to_event(e: JobEvent) -> Option<Event> {
         JobEvent::Restored(record) => Event::Restored { record },
         JobEvent::Reordered(queue) => Event::Reordered { queue },
         JobEvent::Paused(paused) => Event::Paused { paused },
+        JobEvent::RunPaused(run, paused) => Event::RunPaused { run, paused },
         JobEvent::NeedsCredential { id, provider } => Event::NeedsCredential { job: id, provider },
         JobEvent::Problem(message) => Event::Problem { message },
         JobEvent::Resync => return None,
@@ -349,6 +354,7 @@ pub fn from_event(e: Event) -> Option<JobEvent> {
         Event::Restored { record } => JobEvent::Restored(record),
         Event::Reordered { queue } => JobEvent::Reordered(queue),
         Event::Paused { paused } => JobEvent::Paused(paused),
+        Event::RunPaused { run, paused } => JobEvent::RunPaused(run, paused),
         Event::NeedsCredential { job, provider } => JobEvent::NeedsCredential {
             id: job,
             provider: crate::sanitize::line(&provider).into_owned(),

@@ -68,6 +68,12 @@ pub enum Action {
     MoveDown,
     MoveFront,
     PauseAll,
+    /// Hold or release the queued jobs of the selected job's run.
+    PauseRun,
+    /// Cancel every queued or running job of the selected job's run.
+    CancelRun,
+    /// Retry the failed (and interrupted) jobs of the selected job's run.
+    RetryRun,
     // History
     Search,
     ClearSearch,
@@ -179,6 +185,9 @@ impl Action {
             Action::MoveDown => "move the job down",
             Action::MoveFront => "move the job to the front",
             Action::PauseAll => "pause or resume the queue",
+            Action::PauseRun => "pause or resume the job's run (its queued jobs wait)",
+            Action::CancelRun => "cancel every queued and running job of the job's run",
+            Action::RetryRun => "retry the failed jobs of the job's run",
             Action::Search => "search prompts ('exact ^start end$ !not)",
             Action::ClearSearch => "clear the search",
             Action::KeepSearch => "keep the search, back to the list",
@@ -463,6 +472,9 @@ impl Default for Keymap {
             (Queue, ch('J'), MoveDown),
             (Queue, ch('F'), MoveFront),
             (Queue, ch('p'), PauseAll),
+            (Queue, ch('P'), PauseRun),
+            (Queue, ch('X'), CancelRun),
+            (Queue, ch('R'), RetryRun),
             (Queue, ch('e'), Reuse),
             (History, ch('k'), Up),
             (History, k(KeyCode::Up), Up),

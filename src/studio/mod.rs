@@ -16,6 +16,7 @@ pub mod msg;
 pub mod notify;
 pub mod params;
 pub mod preview;
+pub mod runs;
 pub mod runtime;
 pub mod state;
 pub mod strip;

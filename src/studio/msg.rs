@@ -62,6 +62,8 @@ pub enum Msg {
     MaskSaved(PathBuf),
     /// A record's parents and children.
     Family(Family),
+    /// Wildcard files read: each name with its values, or why it has none.
+    WildcardsLoaded(Vec<(String, Result<Vec<String>, crate::runs::parse::ErrorKind>)>),
 }
 
 /// What a typed path is for.
@@ -121,6 +123,13 @@ impl PreviewSource {
 #[derive(Debug)]
 pub enum Effect {
     Submit(Submission),
+    /// The jobs of a run (sharing a run id), queued in order, whole or not at all: when one
+    /// is refused, those already queued are cancelled.
+    SubmitRun(Vec<Submission>),
+    /// Hold (true) or release the queued jobs of a run.
+    PauseRun(Id, bool),
+    /// Read these wildcard files (answered with `WildcardsLoaded`).
+    LoadWildcards(Vec<String>),
     Cancel(Id),
     Retry(Id),
     MoveJob(Id, QueueMove),

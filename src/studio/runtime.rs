@@ -118,6 +118,8 @@ struct Edges {
     preview_tx: tokio::sync::watch::Sender<Option<PreviewRequest>>,
     /// Where history images (and painted masks) live.
     data_dir: std::path::PathBuf,
+    /// Where `__name__` wildcard files are read from.
+    wildcard_dir: std::path::PathBuf,
 }
 
 struct HistoryRequest {
@@ -344,6 +346,7 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         scheduler: scheduler.clone(),
         tx: tx.clone(),
         data_dir: data_dir.clone(),
+        wildcard_dir: crate::runs::wildcards::folder(&crate::config::real_env),
     };
     // The queue as stored (jobs resumed from an earlier run), and the search index, off the loop.
     {
@@ -602,6 +605,50 @@ async fn run_effect(
                 if let Err(e) = queued.await {
                     let _ = tx.send(Msg::Problem(format!("not queued: {e}")));
                 }
+            });
+        }
+        Effect::SubmitRun(jobs) => {
+            // Sent now, in order; when one is refused, those queued before it are cancelled: a
+            // run is queued whole or not at all.
+            let queued: Vec<_> = jobs
+                .into_iter()
+                .map(|s| edges.scheduler.submit_in_order(s))
+                .collect();
+            let scheduler = edges.scheduler.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                let mut refused = None;
+                for q in queued {
+                    match q.await {
+                        Ok(id) => ids.push(id),
+                        Err(e) => {
+                            refused.get_or_insert(e);
+                        }
+                    }
+                }
+                if let Some(e) = refused {
+                    for id in ids {
+                        scheduler.cancel(id);
+                    }
+                    let _ = tx.send(Msg::Problem(format!(
+                        "not queued: {e} (the jobs of the run that were queued are cancelled)"
+                    )));
+                }
+            });
+        }
+        Effect::PauseRun(run, paused) => edges.scheduler.pause_run(run, paused),
+        Effect::LoadWildcards(names) => {
+            let dir = edges.wildcard_dir.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut files = crate::runs::Wildcards::new(dir);
+                let answers = names
+                    .into_iter()
+                    .map(|n| {
+                        let r = files.load(&n);
+                        (n, r)
+                    })
+                    .collect();
+                let _ = tx.send(Msg::WildcardsLoaded(answers));
             });
         }
         Effect::Cancel(id) => edges.scheduler.cancel(id),

@@ -47,11 +47,23 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     } else {
         String::new()
     };
+    // What a run expands to (or why it cannot) takes the place of the hint: it matters more.
+    let (hint, hint_style) = match m.run_preview.label() {
+        Some((text, warning)) => (
+            super::fit(&format!(" {} ", crate::sanitize::line(&text)), room).into_owned(),
+            if warning {
+                theme::warn()
+            } else {
+                theme::title(false)
+            },
+        ),
+        None => (hint, theme::dim()),
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(focused))
         .title(Span::styled(" Prompt ", theme::title(focused)))
-        .title_bottom(Line::from(Span::styled(hint, theme::dim())))
+        .title_bottom(Line::from(Span::styled(hint, hint_style)))
         .title_bottom(
             Line::from(Span::styled(
                 counter,
