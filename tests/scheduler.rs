@@ -96,6 +96,7 @@ fn label(ev: &JobEvent, names: &HashMap<Id, String>) -> String {
             ids.iter().map(name).collect::<Vec<_>>().join(",")
         ),
         JobEvent::Paused(p) => format!("paused {p}"),
+        JobEvent::RunPaused(run, p) => format!("run paused {} {p}", run.short()),
         JobEvent::Problem(m) => format!("problem {m}"),
         JobEvent::NeedsCredential { id, provider } => {
             format!("needs {provider} {}", name(id))
@@ -589,6 +590,53 @@ async fn paused_with(names: &[&str]) -> (Rig, Vec<Id>) {
         ids.push(rig.submit(job(name, "demo")).await);
     }
     (rig, ids)
+}
+
+/// A job of run `run` (issue 14).
+fn run_job(name: &str, run: Id, index: u32) -> Submission {
+    let mut s = job(name, "demo");
+    s.run = Some(easel::store::RunInfo {
+        id: run,
+        index,
+        of: 2,
+        values: easel::runs::JobValues {
+            prompt_index: 1,
+            template: "r{1|2}".into(),
+            combination: u64::from(index - 1),
+            alternatives: vec![],
+            wildcards: vec![],
+            axes: vec![],
+            repeat: 1,
+        },
+    });
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_run_holds_its_jobs_and_the_others_go_on() {
+    let (mut rig, _) = paused_with(&[]).await;
+    let run = Id::new();
+    rig.handle.pause_run(run, true);
+    rig.until(|e| matches!(e, JobEvent::RunPaused(r, true) if *r == run))
+        .await;
+    let r1 = rig.submit(run_job("r1", run, 1)).await;
+    let r2 = rig.submit(run_job("r2", run, 2)).await;
+    let other = rig.submit(job("other", "demo")).await;
+    rig.handle.pause(false);
+    // The run's jobs are first in the queue, yet the job after them runs.
+    rig.finished(other).await;
+    rig.quiet(Duration::from_secs(5)).await;
+    assert_eq!(rig.seen_starting("started"), ["started other"]);
+    assert_eq!(rig.stored(r1).status, Status::Queued);
+    assert_eq!(rig.stored(r2).status, Status::Queued);
+    // Released, they run in their order.
+    rig.handle.pause_run(run, false);
+    rig.finished(r2).await;
+    assert_eq!(
+        rig.seen_starting("started"),
+        ["started other", "started r1", "started r2"]
+    );
+    assert_eq!(rig.stored(r1).status, Status::Succeeded);
 }
 
 #[tokio::test(start_paused = true)]
