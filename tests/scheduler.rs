@@ -97,6 +97,7 @@ fn label(ev: &JobEvent, names: &HashMap<Id, String>) -> String {
         ),
         JobEvent::Paused(p) => format!("paused {p}"),
         JobEvent::RunPaused(run, p) => format!("run paused {} {p}", run.short()),
+        JobEvent::BatchState { batch, state } => format!("batch {batch} {state}"),
         JobEvent::Problem(m) => format!("problem {m}"),
         JobEvent::NeedsCredential { id, provider } => {
             format!("needs {provider} {}", name(id))

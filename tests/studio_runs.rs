@@ -466,3 +466,95 @@ fn the_queue_counts_a_run_and_keys_act_on_all_of_it() {
         .unwrap();
     assert!(press(&mut m, ch('X')).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Send as batch
+
+#[test]
+fn the_demo_backend_has_no_batch_api_and_says_so() {
+    let mut m = model_with(true);
+    type_text(&mut m, "a {red|blue} kite");
+    let fx = press(&mut m, ctrl('b'));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(m.overlay.is_none());
+    let n = m.current_notice().unwrap();
+    assert!(
+        n.error
+            && n.text.contains("demo backend has no Batch API")
+            && n.text.contains("--provider openai"),
+        "{n:?}"
+    );
+}
+
+#[test]
+fn a_run_is_sent_as_one_batch_after_a_confirmation() {
+    let mut m = model_with(false);
+    type_text(&mut m, "a {red|blue} kite");
+    assert!(press(&mut m, ctrl('b')).is_empty());
+    let Some(Overlay::Confirm(Confirm::Batch(lines, why))) = &m.overlay else {
+        panic!("{:?}", m.overlay);
+    };
+    assert_eq!(lines.len(), 2);
+    assert!(
+        why[0].starts_with("Send 2 jobs (4 images) to openai as one batch: ≈ $")
+            && why[0].contains("at batch prices (half the live price); results within 24 h"),
+        "{why:?}"
+    );
+    let fx = press(&mut m, ch('y'));
+    let [Effect::SendBatch(lines)] = fx.as_slice() else {
+        panic!("{fx:?}");
+    };
+    let run = lines[0].submission.run.as_ref().unwrap().id;
+    for (k, l) in lines.iter().enumerate() {
+        let info = l.submission.run.as_ref().unwrap();
+        assert_eq!((info.id, info.index, info.of), (run, k as u32 + 1, 2));
+        // The body sent is the checked request of that job.
+        assert_eq!(l.body["prompt"], l.submission.params.prompt.as_str());
+        assert_eq!(l.body["model"], "gpt-image-1");
+    }
+    assert_eq!(lines[1].submission.params.prompt, "a blue kite");
+    // A single prompt goes as a batch of one, without a run.
+    let mut m = model_with(false);
+    type_text(&mut m, "a kite");
+    press(&mut m, ctrl('b'));
+    let fx = press(&mut m, ch('y'));
+    let [Effect::SendBatch(lines)] = fx.as_slice() else {
+        panic!("{fx:?}");
+    };
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].submission.run.is_none());
+}
+
+#[test]
+fn a_batch_job_in_the_queue_shows_its_batch_and_state() {
+    let mut m = model_with(false);
+    let mut r = run_record(60, id(901), 1, 1, Status::Queued);
+    r.run = None;
+    r.prompt = "a kite".into();
+    r.batch = Some(easel::store::BatchRef {
+        id: "batch_abc".into(),
+        custom_id: id(60).to_string(),
+    });
+    queued(&mut m, r);
+    update(
+        &mut m,
+        Msg::Job(JobEvent::BatchState {
+            batch: "batch_abc".into(),
+            state: "in_progress".into(),
+        }),
+    );
+    m.focus = Pane::Queue;
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 40)).unwrap();
+    terminal.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(
+        screen.contains("in batch batch_abc · in_progress"),
+        "{screen}"
+    );
+}

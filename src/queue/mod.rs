@@ -8,6 +8,7 @@
 
 pub mod pace;
 pub mod scheduler;
+pub mod send;
 
 pub use scheduler::{
     BATCH_POLL, BatchInfo, NewBatch, ProviderSlot, Scheduler, SchedulerConfig, SchedulerHandle,
@@ -63,6 +64,12 @@ pub enum JobEvent {
     Paused(bool),
     /// The queued jobs of a run are held (true) or released.
     RunPaused(Id, bool),
+    /// A Batch API batch was polled and its state changed (`validating`, `in_progress`,
+    /// `finalizing`…): its queued jobs wait for it.
+    BatchState {
+        batch: String,
+        state: String,
+    },
     /// Something the scheduler could not do (a store write failed, an unknown id…).
     Problem(String),
 }

@@ -309,6 +309,7 @@ pub fn to_event(e: JobEvent) -> Option<Event> {
         JobEvent::Reordered(queue) => Event::Reordered { queue },
         JobEvent::Paused(paused) => Event::Paused { paused },
         JobEvent::RunPaused(run, paused) => Event::RunPaused { run, paused },
+        JobEvent::BatchState { batch, state } => Event::BatchState { batch, state },
         JobEvent::NeedsCredential { id, provider } => Event::NeedsCredential { job: id, provider },
         JobEvent::Problem(message) => Event::Problem { message },
         JobEvent::Resync => return None,
@@ -355,6 +356,10 @@ pub fn from_event(e: Event) -> Option<JobEvent> {
         Event::Reordered { queue } => JobEvent::Reordered(queue),
         Event::Paused { paused } => JobEvent::Paused(paused),
         Event::RunPaused { run, paused } => JobEvent::RunPaused(run, paused),
+        Event::BatchState { batch, state } => JobEvent::BatchState {
+            batch: crate::sanitize::line(&batch).into_owned(),
+            state: crate::sanitize::line(&state).into_owned(),
+        },
         Event::NeedsCredential { job, provider } => JobEvent::NeedsCredential {
             id: job,
             provider: crate::sanitize::line(&provider).into_owned(),

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 /// The protocol version this build speaks.
 /// 3: the Batch API requests (`SubmitBatch`, `Batches`, `CancelBatch`).
-/// 4: a run's jobs held or released (`PauseRun`, `RunPaused`).
+/// 4: a run's jobs held or released (`PauseRun`, `RunPaused`); a batch's state (`BatchState`).
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The largest frame the service reads from a client. Requests are small (a prompt is at most
@@ -360,6 +360,11 @@ pub enum Event {
     RunPaused {
         run: Id,
         paused: bool,
+    },
+    /// A batch's state changed (as the service polled it).
+    BatchState {
+        batch: String,
+        state: String,
     },
     /// A job waits for a client with this provider's key ("needs OPENAI_API_KEY").
     NeedsCredential {

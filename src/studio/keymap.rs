@@ -50,6 +50,8 @@ pub enum Action {
     LeaveEditor,
     ExternalEditor,
     ClearPrompt,
+    /// Send the prompt (a run or one request) through the Batch API: half price, within 24 h.
+    SendBatch,
     // Lists
     Up,
     Down,
@@ -185,6 +187,9 @@ impl Action {
             Action::MoveDown => "move the job down",
             Action::MoveFront => "move the job to the front",
             Action::PauseAll => "pause or resume the queue",
+            Action::SendBatch => {
+                "send the prompt (or its run) as one Batch API batch: half price, results within 24 h (asks first)"
+            }
             Action::PauseRun => "pause or resume the job's run (its queued jobs wait)",
             Action::CancelRun => "cancel every queued and running job of the job's run",
             Action::RetryRun => "retry the failed jobs of the job's run",
@@ -451,6 +456,7 @@ impl Default for Keymap {
             (Editor, k(KeyCode::Esc), LeaveEditor),
             (Editor, Key::new(KeyCode::Char('o'), C), ExternalEditor),
             (Editor, Key::new(KeyCode::Char('l'), C), ClearPrompt),
+            (Editor, Key::new(KeyCode::Char('b'), C), SendBatch),
             (Editor, k(KeyCode::F(1)), Help),
             (Params, ch('k'), Up),
             (Params, k(KeyCode::Up), Up),

@@ -75,6 +75,8 @@ pub struct QueueState {
     pub paused: bool,
     /// The runs with jobs in the pane, by run id (their header rows).
     pub runs: HashMap<Id, super::runs::RunTally>,
+    /// The state of each Batch API batch as last polled (`in_progress`…), by batch id.
+    pub batch_states: HashMap<String, String>,
 }
 
 impl QueueState {
@@ -248,6 +250,9 @@ pub enum Confirm {
     /// Queue a run (all its jobs, whole or not at all) that costs more than `[budget]
     /// confirm_above_usd`, or would pass a budget? Says why, with the run's total.
     Run(Vec<crate::queue::Submission>, Vec<String>),
+    /// Send these jobs as one Batch API batch? Says how many, the estimate at batch prices,
+    /// and any budget it would pass.
+    Batch(Vec<crate::queue::send::BatchLine>, Vec<String>),
     Quit,
 }
 

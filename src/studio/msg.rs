@@ -126,6 +126,9 @@ pub enum Effect {
     /// The jobs of a run (sharing a run id), queued in order, whole or not at all: when one
     /// is refused, those already queued are cancelled.
     SubmitRun(Vec<Submission>),
+    /// Send these jobs through the Batch API as one batch (answered with a `Notice` naming the
+    /// batch, or a `Problem`).
+    SendBatch(Vec<crate::queue::send::BatchLine>),
     /// Hold (true) or release the queued jobs of a run.
     PauseRun(Id, bool),
     /// Read these wildcard files (answered with `WildcardsLoaded`).

@@ -248,6 +248,7 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                             fx.push(Effect::Submit(*s))
                         }
                         Confirm::Run(jobs, _) => fx.push(Effect::SubmitRun(jobs)),
+                        Confirm::Batch(lines, _) => fx.push(Effect::SendBatch(lines)),
                         Confirm::Delete(r) => fx.push(Effect::Delete(r.id)),
                         Confirm::Quit => quit(m, fx),
                     },
@@ -806,6 +807,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::PauseAll => fx.push(Effect::Pause(!m.queue.paused)),
         Action::PauseRun | Action::CancelRun | Action::RetryRun => run_act(m, action, fx),
+        Action::SendBatch => send_batch(m, fx),
         Action::Search => m.history.search = Some(m.history.text.clone()),
         Action::ClearSearch => {
             if !m.history.text.is_empty() {
@@ -1294,6 +1296,125 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
     }
 }
 
+/// "Send as batch": the prompt (a run, or one request) built and checked as for queueing it,
+/// then, once confirmed, sent through the Batch API as `easel generate --batch` sends it.
+fn send_batch(m: &mut Model, fx: &mut Vec<Effect>) {
+    let refuse = |m: &mut Model, why: &str| notice(m, format!("not sent: {why}"), true);
+    if m.provider.demo {
+        refuse(
+            m,
+            "the offline demo backend has no Batch API: start the studio with a provider that has one (easel studio --provider openai)",
+        );
+        return;
+    }
+    if m.has_inputs() {
+        refuse(
+            m,
+            "edits are sent as multipart and cannot go in a batch: queue them live",
+        );
+        return;
+    }
+    let text = m.prompt();
+    if text.trim().is_empty() {
+        notice(m, "the prompt is empty: type something first", true);
+        return;
+    }
+    let target = crate::plan::Target {
+        catalog: &m.catalog,
+        rules: &m.provider.rules,
+        openai: m.provider.openai,
+        today: m.now.date_naive(),
+    };
+    let planned = match super::runs::plan(&text, &m.params, &target, &m.wildcards) {
+        Ok(super::runs::Planned::Run(planned)) => planned,
+        Ok(super::runs::Planned::Single(prompt)) => {
+            let params = crate::api::GenerationParams {
+                prompt,
+                ..m.params.clone()
+            };
+            match request::check(&params, &m.catalog, &m.provider.rules) {
+                Ok(checked) => vec![crate::plan::Planned {
+                    values: crate::runs::JobValues {
+                        prompt_index: 1,
+                        template: text.clone(),
+                        combination: 0,
+                        alternatives: Vec::new(),
+                        wildcards: Vec::new(),
+                        axes: Vec::new(),
+                        repeat: 1,
+                    },
+                    params,
+                    checked,
+                }],
+                Err(e) => {
+                    refuse(m, &e.to_string());
+                    return;
+                }
+            }
+        }
+        Err(refusal) => {
+            if !refusal.read.is_empty() {
+                m.wildcards.asked.extend(refusal.read.iter().cloned());
+                fx.push(Effect::LoadWildcards(refusal.read));
+            }
+            refuse(m, &refusal.message);
+            return;
+        }
+    };
+    if planned.iter().any(|p| p.checked.stream) {
+        refuse(
+            m,
+            "a batch cannot stream: turn stream (and partial images) off in the parameters",
+        );
+        return;
+    }
+    let of = planned.len();
+    let run_id = (of > 1).then(|| {
+        m.runs_made += 1;
+        super::runs::new_run_id(m.now, m.runs_made, &text)
+    });
+    let mut total = Some(0.0);
+    let mut images = 0u64;
+    let mut lines = Vec::with_capacity(of);
+    for (k, p) in planned.into_iter().enumerate() {
+        total = total.and_then(|t| {
+            crate::generation::estimate(&m.catalog, &p.params)
+                .map(|c| t + c * crate::generation::BATCH_PRICE_FACTOR)
+        });
+        images += u64::from(p.params.n);
+        let run = run_id.map(|id| crate::store::RunInfo {
+            id,
+            index: u32::try_from(k + 1).unwrap_or(u32::MAX),
+            of: u32::try_from(of).unwrap_or(u32::MAX),
+            values: p.values,
+        });
+        lines.push(crate::queue::send::BatchLine {
+            body: p.checked.body,
+            submission: Submission {
+                params: p.params,
+                provider: m.provider.name.clone(),
+                front: false,
+                parent: None,
+                run,
+            },
+        });
+    }
+    let cost = match total {
+        Some(t) => format!("≈ ${t:.3} at batch prices (half the live price)"),
+        None => "cost unknown (no prices in the catalogue)".to_string(),
+    };
+    let mut why = vec![format!(
+        "Send {of} job{} ({images} image{}) to {} as one batch: {cost}; results within 24 h.",
+        if of == 1 { "" } else { "s" },
+        if images == 1 { "" } else { "s" },
+        m.provider.name
+    )];
+    if let Some(t) = total {
+        why.extend(spend_reasons_for(m, t, Some(of)));
+    }
+    m.overlay = Some(Overlay::Confirm(Confirm::Batch(lines, why)));
+}
+
 /// Queue the jobs of a run, whole or not at all, with one run id; above `[budget]
 /// confirm_above_usd` (or past a budget) the run's total is confirmed first.
 fn submit_run(
@@ -1537,6 +1658,9 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
                 },
                 false,
             );
+        }
+        JobEvent::BatchState { batch, state } => {
+            m.queue.batch_states.insert(batch, state);
         }
         JobEvent::RunPaused(run, paused) => {
             if let Some(t) = m.queue.runs.get_mut(&run) {

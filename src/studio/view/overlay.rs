@@ -334,7 +334,7 @@ fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
             )),
             Line::from("Queue it anyway? y / n"),
         ],
-        Confirm::Spend(_, why) | Confirm::Run(_, why) => {
+        Confirm::Spend(_, why) | Confirm::Run(_, why) | Confirm::Batch(_, why) => {
             let mut lines: Vec<Line> = why
                 .iter()
                 .map(|w| Line::from(Span::styled(sanitize::line(w).into_owned(), theme::warn())))
@@ -365,6 +365,7 @@ fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
         lines,
         match c {
             Confirm::Delete(_) => " y deletes · any other key keeps ",
+            Confirm::Batch(..) => " y sends · any other key does not ",
             Confirm::ShutDownModel(..) | Confirm::Spend(..) | Confirm::Run(..) => {
                 " y queues · any other key does not "
             }

@@ -109,13 +109,19 @@ fn job_line(
                 (Some(note), _) => format!(" {note}"),
                 (None, Some(p)) => format!(" partial {}", p + 1),
                 // Sent through the Batch API: it waits for its batch, polled by the service.
-                (None, None) if r.batch.is_some() => format!(
-                    " in batch {}",
-                    r.batch
-                        .as_ref()
-                        .map(|b| sanitize::truncate(&sanitize::line(&b.id), 20).into_owned())
-                        .unwrap_or_default()
-                ),
+                (None, None) if r.batch.is_some() => {
+                    let id = r.batch.as_ref().map(|b| b.id.as_str()).unwrap_or_default();
+                    let state = m
+                        .queue
+                        .batch_states
+                        .get(id)
+                        .map(|s| format!(" · {}", sanitize::line(s)))
+                        .unwrap_or_default();
+                    format!(
+                        " in batch {}{state}",
+                        sanitize::truncate(&sanitize::line(id), 20)
+                    )
+                }
                 _ => String::new(),
             };
             // An edit says so, and how many pictures it sends.
