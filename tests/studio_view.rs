@@ -1408,8 +1408,14 @@ fn a_run_job_is_labelled_with_its_place_and_values() {
     update(&mut m, Msg::Job(JobEvent::Queued(Box::new(r))));
     resize(&mut m, 160, 30);
     let screen = text_of(draw(&m, 160, 30).backend().buffer());
+    // Under its run's header (issue 14: the queue groups a run), the row says its place and
+    // values.
     assert!(
-        screen.contains("│· run 3/12 · red, fox · size=1024x10… gpt-image-2"),
+        screen.contains("│▾ run · 0/12 done · 1 queued · a {red|blue} {fox|owl}"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("│·   3/12 · red, fox · size=1024x1024… gpt-image-2"),
         "{screen}"
     );
 }

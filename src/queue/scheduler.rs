@@ -690,14 +690,14 @@ impl Scheduler {
                 self.emit(JobEvent::Paused(false));
             }
             Command::PauseRun(run, paused) => {
-                let changed = if paused {
-                    self.paused_runs.insert(run)
+                if paused {
+                    self.paused_runs.insert(run);
                 } else {
-                    self.paused_runs.remove(&run)
-                };
-                if changed {
-                    self.emit(JobEvent::RunPaused(run, paused));
+                    self.paused_runs.remove(&run);
                 }
+                // Said even when it was so already: a studio that started after the pause
+                // learns how the run stands.
+                self.emit(JobEvent::RunPaused(run, paused));
             }
             Command::SubmitBatch(nb, reply) => {
                 let r = self.submit_batch(nb).await;
