@@ -565,3 +565,38 @@ async fn watch_signals(stop: CancellationToken) {
     }
     stop.cancel();
 }
+
+#[cfg(test)]
+mod run_event_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::store::Id;
+
+    /// A run held or released, and a batch's state, cross the socket and come back as they
+    /// left (issue 14); text from the service is made safe on the way in.
+    #[test]
+    fn run_and_batch_events_cross_the_protocol() {
+        let run = Id::new();
+        let wire = |e: JobEvent| {
+            let ev = to_event(e).unwrap();
+            let text = serde_json::to_string(&ev).unwrap();
+            from_event(serde_json::from_str(&text).unwrap()).unwrap()
+        };
+        assert!(
+            matches!(wire(JobEvent::RunPaused(run, true)), JobEvent::RunPaused(r, true) if r == run)
+        );
+        match wire(JobEvent::BatchState {
+            batch: "batch_1\u{1b}[2J".into(),
+            state: "in_progress".into(),
+        }) {
+            JobEvent::BatchState { batch, state } => {
+                assert!(!batch.contains('\u{1b}'), "{batch:?}");
+                assert_eq!(state, "in_progress");
+            }
+            other => panic!("{other:?}"),
+        }
+        let req = Request::PauseRun { run, paused: false };
+        let back: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        assert!(matches!(back, Request::PauseRun { run: r, paused: false } if r == run));
+    }
+}
