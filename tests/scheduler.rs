@@ -641,6 +641,39 @@ async fn a_paused_run_holds_its_jobs_and_the_others_go_on() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_run_is_queued_whole_or_not_at_all() {
+    let (mut rig, _) = paused_with(&[]).await;
+    let run = Id::new();
+    let mut refused = run_job("r2", run, 2);
+    refused.provider = "nowhere".into();
+    let answer = rig
+        .handle
+        .submit_run(vec![run_job("r1", run, 1), refused, run_job("r3", run, 1)])
+        .await;
+    assert_eq!(answer, Err("no provider named nowhere".to_string()));
+    // The two that were queued are cancelled, and nothing runs once the queue goes on.
+    rig.until(|e| matches!(e, JobEvent::Cancelled(r) if r.prompt == "r3"))
+        .await;
+    rig.handle.pause(false);
+    rig.until(|e| matches!(e, JobEvent::Paused(false))).await;
+    rig.quiet(Duration::from_secs(5)).await;
+    assert!(rig.seen_starting("started").is_empty(), "{:?}", rig.seen);
+    assert_eq!(
+        rig.seen_starting("cancelled"),
+        ["cancelled r1", "cancelled r3"]
+    );
+    // A run the scheduler takes whole: every id, in order.
+    let ids = rig
+        .handle
+        .submit_run(vec![run_job("s1", run, 1), run_job("s2", run, 2)])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    let last = rig.finished(ids[1]).await;
+    assert_eq!(last.status, Status::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
 async fn enqueue_at_the_front() {
     let (mut rig, ids) = paused_with(&["a", "b", "c"]).await;
     let mut urgent = job("urgent", "demo");

@@ -136,6 +136,38 @@ impl SchedulerHandle {
         self.ask(move |tx| Command::Submit(s, tx))
     }
 
+    /// Queue the jobs of a run, in order, whole or not at all: they are sent now (so they keep
+    /// their order against other submissions); when one is refused, those queued are cancelled
+    /// and the first refusal is the answer.
+    pub fn submit_run(
+        &self,
+        jobs: Vec<Submission>,
+    ) -> impl std::future::Future<Output = Result<Vec<Id>, String>> + Send + 'static {
+        let queued: Vec<_> = jobs.into_iter().map(|s| self.submit_in_order(s)).collect();
+        let handle = self.clone();
+        async move {
+            let mut ids = Vec::with_capacity(queued.len());
+            let mut refused = None;
+            for q in queued {
+                match q.await {
+                    Ok(id) => ids.push(id),
+                    Err(e) => {
+                        refused.get_or_insert(e);
+                    }
+                }
+            }
+            match refused {
+                None => Ok(ids),
+                Some(e) => {
+                    for id in ids {
+                        handle.cancel(id);
+                    }
+                    Err(e)
+                }
+            }
+        }
+    }
+
     /// Star or unstar a record, through the one writer of records.
     pub fn star(
         &self,

@@ -622,26 +622,9 @@ async fn run_effect(
         Effect::SubmitRun(jobs) => {
             // Sent now, in order; when one is refused, those queued before it are cancelled: a
             // run is queued whole or not at all.
-            let queued: Vec<_> = jobs
-                .into_iter()
-                .map(|s| edges.scheduler.submit_in_order(s))
-                .collect();
-            let scheduler = edges.scheduler.clone();
+            let queued = edges.scheduler.submit_run(jobs);
             tokio::spawn(async move {
-                let mut ids = Vec::new();
-                let mut refused = None;
-                for q in queued {
-                    match q.await {
-                        Ok(id) => ids.push(id),
-                        Err(e) => {
-                            refused.get_or_insert(e);
-                        }
-                    }
-                }
-                if let Some(e) = refused {
-                    for id in ids {
-                        scheduler.cancel(id);
-                    }
+                if let Err(e) = queued.await {
                     let _ = tx.send(Msg::Problem(format!(
                         "not queued: {e} (the jobs of the run that were queued are cancelled)"
                     )));
