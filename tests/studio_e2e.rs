@@ -1536,7 +1536,7 @@ fn a_run_typed_in_the_studio_is_queued_as_one_run() {
     let studio = Studio::open(&sb, "run");
     studio.type_text("a {red|blue} kite");
     studio.wait_for("the run's count under the prompt", |s| {
-        s.text().contains("expands to 2 prompts · 2 images")
+        s.text().contains("2 prompts · 2 images · $0 (demo)")
     });
     studio.keys(&["C-s"]);
     studio.wait_for("both jobs of the run in history", |s| {

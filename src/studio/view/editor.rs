@@ -49,14 +49,24 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     };
     // What a run expands to (or why it cannot) takes the place of the hint: it matters more.
     let (hint, hint_style) = match m.run_preview.label() {
-        Some((text, warning)) => (
-            super::fit(&format!(" {} ", crate::sanitize::line(&text)), room).into_owned(),
-            if warning {
+        Some((text, warning)) => {
+            let text = crate::sanitize::line(&text).into_owned();
+            // Where the whole does not fit, the figures without "expands to".
+            let short = text
+                .strip_prefix("expands to ")
+                .unwrap_or(&text)
+                .to_string();
+            let shown = [format!(" {text} "), format!(" {short} ")]
+                .into_iter()
+                .find(|h| unicode_width::UnicodeWidthStr::width(h.as_str()) <= room)
+                .unwrap_or_else(|| super::fit(&format!(" {short} "), room).into_owned());
+            let style = if warning {
                 theme::warn()
             } else {
                 theme::title(false)
-            },
-        ),
+            };
+            (shown, style)
+        }
         None => (hint, theme::dim()),
     };
     let block = Block::default()
