@@ -17,6 +17,7 @@ pub mod config;
 pub mod cost;
 pub mod generation;
 pub mod picture;
+pub mod plan;
 pub mod queue;
 pub mod runs;
 pub mod sanitize;

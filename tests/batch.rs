@@ -719,3 +719,120 @@ async fn a_batch_over_the_budget_is_refused() {
     assert!(server.batch_states().is_empty(), "nothing created");
     assert!(server.batch_input_lines().is_empty(), "nothing uploaded");
 }
+
+/// "Send as batch" from the studio goes through `queue::send::send_batch` (as `easel generate
+/// --batch` does): the lines uploaded, the batch created and recorded with one run id, and each
+/// change of the batch's state announced to the queue (`JobEvent::BatchState`) as it is polled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_sent_like_the_studio_announces_its_states() {
+    use easel::api::{ClientOptions, GenerationParams, ImagesClient, ProviderRules};
+    use easel::backend::Backend;
+    use easel::backend::openai::OpenAiBackend;
+    use easel::catalog::Catalog;
+    use easel::queue::send::{BatchLine, send_batch};
+    use easel::queue::{JobEvent, ProviderSlot, Scheduler, SchedulerConfig, Submission};
+    use easel::store::{HistoryStore, Id, ImageFiles, SledStore};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    let server = FakeServer::start().await;
+    server.set_batch_auto_advance(false);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store: Arc<dyn HistoryStore> = Arc::new(SledStore::open(&data).unwrap());
+    let mut opts = ClientOptions::new("OpenAI", &server.base_url());
+    opts.api_key = easel::secret::ApiKey::new(KEY);
+    let client = ImagesClient::new(opts.clone()).unwrap();
+    let slot = ProviderSlot {
+        backend: Arc::new(OpenAiBackend::new(opts.clone()).unwrap()) as Arc<dyn Backend>,
+        rules: ProviderRules::default(),
+        limit: 1,
+    };
+    let catalog = Arc::new(Catalog::builtin());
+    let (handle, mut events) = Scheduler::start(
+        store.clone(),
+        catalog.clone(),
+        ImageFiles::new(&data, None),
+        HashMap::from([("openai".to_string(), slot)]),
+        SchedulerConfig {
+            concurrency: 1,
+            resume_queue: true,
+        },
+    )
+    .await
+    .unwrap();
+    let run = Id::new();
+    let lines: Vec<BatchLine> = ["a wren", "a finch"]
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let params = GenerationParams {
+                prompt: (*p).into(),
+                model: "gpt-image-2".into(),
+                size: Some("1024x1024".into()),
+                quality: Some("low".into()),
+                ..Default::default()
+            };
+            let checked =
+                easel::api::request::check(&params, &catalog, &ProviderRules::default()).unwrap();
+            BatchLine {
+                body: checked.body,
+                submission: Submission {
+                    params,
+                    provider: "openai".into(),
+                    front: false,
+                    parent: None,
+                    run: Some(easel::store::RunInfo {
+                        id: run,
+                        index: k as u32 + 1,
+                        of: 2,
+                        values: easel::runs::JobValues {
+                            prompt_index: 1,
+                            template: "a {wren|finch}".into(),
+                            combination: k as u64,
+                            alternatives: vec![],
+                            wildcards: vec![],
+                            axes: vec![],
+                            repeat: 1,
+                        },
+                    }),
+                },
+            }
+        })
+        .collect();
+    let sent = send_batch(&client, &handle, &data, lines).await.unwrap();
+    assert_eq!(sent.batch.status.as_str(), "validating");
+    assert_eq!(sent.ids.len(), 2);
+    for id in &sent.ids {
+        let r = store.get(*id).unwrap().unwrap();
+        assert_eq!(r.run.as_ref().map(|x| x.id), Some(run));
+        assert_eq!(
+            r.batch.as_ref().map(|b| b.id.as_str()),
+            Some(sent.batch.id.as_str())
+        );
+    }
+    // The JSONL file holds prompts: it does not stay in the data folder.
+    let left: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".batch-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let mut states = Vec::new();
+    let mut poll_and_collect = async |states: &mut Vec<String>| {
+        handle.poll_batches().await;
+        while let Ok(ev) = events.try_recv() {
+            if let JobEvent::BatchState { batch, state } = ev {
+                assert_eq!(batch, sent.batch.id);
+                states.push(state);
+            }
+        }
+    };
+    poll_and_collect(&mut states).await;
+    // Polled again without a change: nothing new is said.
+    poll_and_collect(&mut states).await;
+    server.advance_batch(&sent.batch.id);
+    poll_and_collect(&mut states).await;
+    assert_eq!(states, ["validating", "in_progress"]);
+    handle.shutdown().await;
+}

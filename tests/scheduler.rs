@@ -96,6 +96,8 @@ fn label(ev: &JobEvent, names: &HashMap<Id, String>) -> String {
             ids.iter().map(name).collect::<Vec<_>>().join(",")
         ),
         JobEvent::Paused(p) => format!("paused {p}"),
+        JobEvent::RunPaused(run, p) => format!("run paused {} {p}", run.short()),
+        JobEvent::BatchState { batch, state } => format!("batch {batch} {state}"),
         JobEvent::Problem(m) => format!("problem {m}"),
         JobEvent::NeedsCredential { id, provider } => {
             format!("needs {provider} {}", name(id))
@@ -589,6 +591,86 @@ async fn paused_with(names: &[&str]) -> (Rig, Vec<Id>) {
         ids.push(rig.submit(job(name, "demo")).await);
     }
     (rig, ids)
+}
+
+/// A job of run `run` (issue 14).
+fn run_job(name: &str, run: Id, index: u32) -> Submission {
+    let mut s = job(name, "demo");
+    s.run = Some(easel::store::RunInfo {
+        id: run,
+        index,
+        of: 2,
+        values: easel::runs::JobValues {
+            prompt_index: 1,
+            template: "r{1|2}".into(),
+            combination: u64::from(index - 1),
+            alternatives: vec![],
+            wildcards: vec![],
+            axes: vec![],
+            repeat: 1,
+        },
+    });
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_run_holds_its_jobs_and_the_others_go_on() {
+    let (mut rig, _) = paused_with(&[]).await;
+    let run = Id::new();
+    rig.handle.pause_run(run, true);
+    rig.until(|e| matches!(e, JobEvent::RunPaused(r, true) if *r == run))
+        .await;
+    let r1 = rig.submit(run_job("r1", run, 1)).await;
+    let r2 = rig.submit(run_job("r2", run, 2)).await;
+    let other = rig.submit(job("other", "demo")).await;
+    rig.handle.pause(false);
+    // The run's jobs are first in the queue, yet the job after them runs.
+    rig.finished(other).await;
+    rig.quiet(Duration::from_secs(5)).await;
+    assert_eq!(rig.seen_starting("started"), ["started other"]);
+    assert_eq!(rig.stored(r1).status, Status::Queued);
+    assert_eq!(rig.stored(r2).status, Status::Queued);
+    // Released, they run in their order.
+    rig.handle.pause_run(run, false);
+    rig.finished(r2).await;
+    assert_eq!(
+        rig.seen_starting("started"),
+        ["started other", "started r1", "started r2"]
+    );
+    assert_eq!(rig.stored(r1).status, Status::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_is_queued_whole_or_not_at_all() {
+    let (mut rig, _) = paused_with(&[]).await;
+    let run = Id::new();
+    let mut refused = run_job("r2", run, 2);
+    refused.provider = "nowhere".into();
+    let answer = rig
+        .handle
+        .submit_run(vec![run_job("r1", run, 1), refused, run_job("r3", run, 1)])
+        .await;
+    assert_eq!(answer, Err("no provider named nowhere".to_string()));
+    // The two that were queued are cancelled, and nothing runs once the queue goes on.
+    rig.until(|e| matches!(e, JobEvent::Cancelled(r) if r.prompt == "r3"))
+        .await;
+    rig.handle.pause(false);
+    rig.until(|e| matches!(e, JobEvent::Paused(false))).await;
+    rig.quiet(Duration::from_secs(5)).await;
+    assert!(rig.seen_starting("started").is_empty(), "{:?}", rig.seen);
+    assert_eq!(
+        rig.seen_starting("cancelled"),
+        ["cancelled r1", "cancelled r3"]
+    );
+    // A run the scheduler takes whole: every id, in order.
+    let ids = rig
+        .handle
+        .submit_run(vec![run_job("s1", run, 1), run_job("s2", run, 2)])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    let last = rig.finished(ids[1]).await;
+    assert_eq!(last.status, Status::Succeeded);
 }
 
 #[tokio::test(start_paused = true)]

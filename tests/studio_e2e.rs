@@ -1690,3 +1690,63 @@ fn the_redraw_key_asks_the_terminal_again() {
     studio.keys(&["q"]);
     studio.expect_clean_exit();
 }
+
+/// A run typed in the studio (issue 14): `a {red|blue} kite` on the demo backend says what it
+/// expands to under the prompt, is queued as two jobs with one run id, and `easel history list
+/// --run` finds both.
+#[test]
+fn a_run_typed_in_the_studio_is_queued_as_one_run() {
+    let sb = Sandbox::new(300);
+    let studio = Studio::open(&sb, "run");
+    studio.type_text("a {red|blue} kite");
+    studio.wait_for("the run's count under the prompt", |s| {
+        s.text().contains("2 prompts · 2 images · $0 (demo)")
+    });
+    studio.keys(&["C-s"]);
+    studio.wait_for("both jobs of the run in history", |s| {
+        s.history_entries()
+            .iter()
+            .filter(|r| r.starts_with('✓'))
+            .count()
+            == 2
+    });
+    studio.keys(&["C-c"]);
+    studio.expect_clean_exit();
+
+    let records = sb.history();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let run = records[0]["run"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!run.is_empty(), "{records:#?}");
+    assert_eq!(records[1]["run"]["id"], run.as_str(), "{records:#?}");
+    let mut prompts: Vec<&str> = records
+        .iter()
+        .map(|r| r["prompt"].as_str().unwrap_or_default())
+        .collect();
+    prompts.sort_unstable();
+    assert_eq!(prompts, ["a blue kite", "a red kite"]);
+    for r in &records {
+        assert_eq!(r["run"]["of"], 2, "{r:#}");
+        assert_eq!(r["run"]["values"]["template"], "a {red|blue} kite", "{r:#}");
+    }
+
+    let out = sb.easel(&["history", "list", "--run", &run[..8], "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("next").is_none())
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    let indexes: Vec<u64> = listed
+        .iter()
+        .map(|r| r["run"]["index"].as_u64().unwrap_or_default())
+        .collect();
+    assert_eq!(indexes, [1, 2], "in run order: {listed:#?}");
+}

@@ -273,6 +273,71 @@ fn failed_job() -> Model {
     m
 }
 
+/// A job of a run of four (issue 14).
+fn run_job(n: u128, index: u32, status: Status) -> GenerationRecord {
+    let values = ["red", "blue", "green", "gold"];
+    let v = values[index as usize - 1];
+    let mut r = rec(n, &format!("a {v} fox in the snow"), status);
+    r.run = Some(easel::store::RunInfo {
+        id: id(900),
+        index,
+        of: 4,
+        values: easel::runs::JobValues {
+            prompt_index: 1,
+            template: "a {red|blue|green|gold} fox in the snow".into(),
+            combination: u64::from(index - 1),
+            alternatives: vec![easel::runs::AltValue {
+                column: 3,
+                value: v.into(),
+            }],
+            wildcards: vec![],
+            axes: vec![],
+            repeat: 1,
+        },
+    });
+    r
+}
+
+/// A run in the queue under its header (one done, one running, two waiting), a single job
+/// after it, and a run being typed in the editor with what it expands to.
+fn run_in_queue() -> Model {
+    let mut m = model();
+    for k in 1..=4 {
+        update(
+            &mut m,
+            Msg::Job(JobEvent::Queued(Box::new(run_job(
+                20 + k,
+                k as u32,
+                Status::Queued,
+            )))),
+        );
+    }
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Queued(Box::new(rec(
+            30,
+            "a lighthouse at dusk",
+            Status::Queued,
+        )))),
+    );
+    for (n, k, status) in [
+        (21, 1, Status::Running),
+        (21, 1, Status::Succeeded),
+        (22, 2, Status::Running),
+    ] {
+        let mut r = run_job(n, k, status);
+        r.started = Some(t0() - Duration::seconds(4));
+        let ev = match status {
+            Status::Running => JobEvent::Started(Box::new(r)),
+            _ => JobEvent::Succeeded(Box::new(r)),
+        };
+        update(&mut m, Msg::Job(ev));
+    }
+    page(&mut m, 6, history_rows());
+    type_text(&mut m, "a {cat|dog|owl} at {dawn|dusk}");
+    m
+}
+
 fn help_overlay() -> Model {
     let mut m = chinese_prompt();
     m.focus = Pane::History;
@@ -472,6 +537,11 @@ fn snapshot(name: &str, scene: fn() -> Model) {
         let terminal = draw(&m, w, h);
         insta::assert_snapshot!(format!("{name}_{w}x{h}"), terminal.backend());
     }
+}
+
+#[test]
+fn snapshot_run_in_queue() {
+    snapshot("run_in_queue", run_in_queue);
 }
 
 #[test]
@@ -1474,8 +1544,14 @@ fn a_run_job_is_labelled_with_its_place_and_values() {
     update(&mut m, Msg::Job(JobEvent::Queued(Box::new(r))));
     resize(&mut m, 160, 30);
     let screen = text_of(draw(&m, 160, 30).backend().buffer());
+    // Under its run's header (issue 14: the queue groups a run), the row says its place and
+    // values.
     assert!(
-        screen.contains("│· run 3/12 · red, fox · size=1024x10… gpt-image-2"),
+        screen.contains("│▾ run · 0/12 done · 1 queued · a {red|blue} {fox|owl}"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("│·   3/12 · red, fox · size=1024x1024… gpt-image-2"),
         "{screen}"
     );
 }

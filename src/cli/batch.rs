@@ -7,7 +7,7 @@ use super::generate::{GenerateArgs, Planned, estimate, report_outcome};
 use crate::api::{ImagesClient, batch};
 use crate::config::{self, Provider, Settings};
 use crate::generation::BATCH_PRICE_FACTOR;
-use crate::queue::{BatchInfo, NewBatch, Submission};
+use crate::queue::{BatchInfo, Submission};
 use crate::sanitize;
 use crate::store::{Id, ImageFiles, Status};
 use clap::Subcommand;
@@ -236,114 +236,40 @@ pub(super) async fn send(
             return 1;
         }
     }
-    // The JSONL file, written in the data folder (it holds the prompts) and streamed up.
-    let ids: Vec<Id> = planned.iter().map(|_| Id::new()).collect();
-    let mut file = match tempfile::Builder::new()
-        .prefix(".batch-")
-        .suffix(".jsonl")
-        .tempfile_in(&settings.paths.data_dir)
-    {
-        Ok(f) => f,
-        Err(e) => {
-            super::report(
-                &format!("not sent: cannot write the batch file in the data folder: {e}"),
-                None,
-            );
-            handle.shutdown().await;
-            return 1;
-        }
-    };
-    for (id, p) in ids.iter().zip(&planned) {
-        let l = batch::input_line(&id.to_string(), endpoint, &p.checked.body);
-        if let Err(e) = writeln!(file, "{l}") {
-            super::report(&format!("not sent: cannot write the batch file: {e}"), None);
-            handle.shutdown().await;
-            return 1;
-        }
-    }
-    if let Err(e) = file.flush() {
-        super::report(&format!("not sent: cannot write the batch file: {e}"), None);
-        handle.shutdown().await;
-        return 1;
-    }
-    let cancel = CancellationToken::new();
-    let file_id = match client.upload_batch_file(file.path(), &cancel).await {
-        Ok(id) => id,
-        Err(e) => {
-            super::report(&format!("not sent: the upload failed: {e}"), e.hint());
-            handle.shutdown().await;
-            return 1;
-        }
-    };
-    drop(file);
-    let mut metadata = serde_json::Map::new();
-    metadata.insert(
-        "created_by".into(),
-        format!("easel {}", env!("CARGO_PKG_VERSION")).into(),
-    );
-    metadata.insert("jobs".into(), of.to_string().into());
-    let created = match client
-        .create_batch(&file_id, endpoint, &metadata, &cancel)
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => {
-            super::report(
-                &format!("not sent: creating the batch failed: {e}"),
-                e.hint(),
-            );
-            handle.shutdown().await;
-            return 1;
-        }
-    };
     // The jobs of a run share a run id, as a live run's do.
     let run_id = Id::new();
-    let jobs = ids
-        .iter()
-        .zip(planned)
+    let lines = planned
+        .into_iter()
         .enumerate()
-        .map(|(k, (id, p))| {
+        .map(|(k, p)| {
             let run = (of > 1).then(|| crate::store::RunInfo {
                 id: run_id,
                 index: u32::try_from(k + 1).unwrap_or(u32::MAX),
                 of: u32::try_from(of).unwrap_or(u32::MAX),
                 values: p.values.clone(),
             });
-            (
-                *id,
-                Submission {
+            crate::queue::send::BatchLine {
+                body: p.checked.body,
+                submission: Submission {
                     params: p.params,
                     provider: provider.name.clone(),
                     front: false,
                     parent: None,
                     run,
                 },
-            )
+            }
         })
         .collect();
-    let nb = NewBatch {
-        batch_id: created.id.clone(),
-        jobs,
-        slot: None,
+    let sent =
+        crate::queue::send::send_batch(&client, &handle, &settings.paths.data_dir, lines).await;
+    let (created, ids) = match sent {
+        Ok(s) => (s.batch, s.ids),
+        Err(e) => {
+            super::report(&e.message, e.hint.as_deref());
+            handle.shutdown().await;
+            return 1;
+        }
     };
-    if let Err(e) = handle.submit_batch(nb).await {
-        // Not recorded: nobody would collect it, so it is not left running (and paid for).
-        let cancelled = client.cancel_batch(&created.id, &cancel).await.is_ok();
-        super::report(
-            &format!(
-                "batch {} was created but could not be recorded: {e}; {}",
-                created.id,
-                if cancelled {
-                    "it was cancelled"
-                } else {
-                    "cancel it in the provider's dashboard"
-                }
-            ),
-            None,
-        );
-        handle.shutdown().await;
-        return 1;
-    }
     let mut out = std::io::stdout().lock();
     if args.json {
         let v = serde_json::json!({

@@ -11,7 +11,7 @@
 //! Sent, the jobs are queued in order and run one at a time; the exit status counts the run as a
 //! whole (0 every image saved, 2 some, 1 none), and each message names its job.
 
-use crate::api::{CheckedRequest, GenerationParams, request};
+use crate::api::{CheckedRequest, GenerationParams};
 use crate::catalog;
 use crate::config::{self, Provider, Settings};
 use crate::cost::CostBasis;
@@ -402,18 +402,7 @@ fn read_run_prompts(args: &GenerateArgs) -> Result<Vec<(String, String)>, String
 
 /// The wildcard folder: `$XDG_CONFIG_HOME/easel/wildcards`, else `~/.config/easel/wildcards`.
 pub fn wildcard_dir(env: config::Env) -> PathBuf {
-    env("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            env("HOME")
-                .map(PathBuf::from)
-                .or_else(|| etcetera::home_dir().ok())
-                .map(|h| h.join(".config"))
-        })
-        .unwrap_or_else(|| PathBuf::from("/nonexistent"))
-        .join("easel")
-        .join("wildcards")
+    crate::runs::wildcards::folder(env)
 }
 
 /// The flags with a job's axis values in place of theirs (values were checked by `parse_axis`).
@@ -538,33 +527,7 @@ pub(super) async fn check_budgets(
     Some(why)
 }
 
-/// One request of a run, built and checked.
-pub(super) struct Planned {
-    pub(super) values: crate::runs::JobValues,
-    pub(super) params: GenerationParams,
-    pub(super) checked: CheckedRequest,
-}
-
-/// "job 3 of 8 (size=1024x1024, quality=low): a red fox": which job, for messages.
-fn job_label(k: usize, of: usize, values: &crate::runs::JobValues, prompt: &str) -> String {
-    let mut parts: Vec<String> = values
-        .axes
-        .iter()
-        .map(|a| format!("{}={}", a.name, a.value))
-        .collect();
-    if values.repeat > 1 {
-        parts.push(format!("repeat {}", values.repeat));
-    }
-    let which = if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join(", "))
-    };
-    format!(
-        "job {k} of {of}{which}: {}",
-        sanitize::truncate(&sanitize::line(prompt), 60)
-    )
-}
+pub(super) use crate::plan::{Planned, job_label};
 
 /// Expand the run and build and check every request, before anything is sent. On failure the
 /// problem is printed and the exit status returned.
@@ -598,78 +561,47 @@ fn plan_run(
     };
     let mut wildcards = crate::runs::Wildcards::new(wildcard_dir(&config::real_env));
     let expansion = crate::runs::expand(&spec, &mut wildcards).map_err(fail)?;
-    let of = expansion.jobs.len();
-    let mut planned = Vec::with_capacity(of);
-    for (k, job) in expansion.jobs.iter().enumerate() {
-        let mut overrides = with_axes(overrides(args), &job.values.axes);
-        // Variations are a DALL·E-dialect request: without a model named, dall-e-2 (unless
-        // the provider names its own).
-        if inputs.variation && overrides.model.is_none() && provider.model.is_none() {
-            overrides.model = Some("dall-e-2".into());
-        }
-        let mut params = crate::setup::params(
-            settings,
-            provider.model.as_deref(),
-            &overrides,
-            job.prompt.clone(),
-        );
-        inputs.apply(&mut params);
-        let mut checked = match request::check(&params, &settings.catalog, &provider.rules) {
-            Ok(c) => c,
-            Err(e) => {
-                // The catalogue helps only when the refusal is about what this model takes (the
-                // message then names it), not for an empty prompt or a range any model has.
-                let hint = format!(
-                    "`easel models` lists what {} and the other models accept",
-                    params.model
-                );
-                let about_model = e.message.contains(params.model.trim());
-                let what = if of > 1 {
-                    format!(
-                        "not sent: {}: {e} (nothing of the run was queued)",
-                        job_label(k + 1, of, &job.values, &job.prompt)
-                    )
-                } else {
-                    format!("not sent: {e}")
-                };
-                super::report(&what, about_model.then_some(hint.as_str()));
-                return Err(1);
+    let target = crate::plan::Target {
+        catalog: &settings.catalog,
+        rules: &provider.rules,
+        openai: provider.is_openai(),
+        today: catalog::today(),
+    };
+    let planned = crate::plan::plan(
+        &expansion.jobs,
+        &target,
+        &mut |job| {
+            let mut overrides = with_axes(overrides(args), &job.values.axes);
+            // Variations are a DALL·E-dialect request: without a model named, dall-e-2 (unless
+            // the provider names its own).
+            if inputs.variation && overrides.model.is_none() && provider.model.is_none() {
+                overrides.model = Some("dall-e-2".into());
             }
-        };
-        // The input pictures, read before anything is sent: count, format, size, mask.
-        if let Some(files) = &checked.edit
-            && files_checked.as_ref() != Some(files)
-        {
-            if let Err(e) = crate::api::edit::check_files(files) {
-                let what = if of > 1 {
-                    format!(
-                        "not sent: {}: {e} (nothing of the run was queued)",
-                        job_label(k + 1, of, &job.values, &job.prompt)
-                    )
-                } else {
-                    format!("not sent: {e}")
-                };
-                super::report(&what, None);
-                return Err(1);
+            let mut params = crate::setup::params(
+                settings,
+                provider.model.as_deref(),
+                &overrides,
+                job.prompt.clone(),
+            );
+            inputs.apply(&mut params);
+            params
+        },
+        // The input pictures, read before anything is sent: count, format, size, mask (the
+        // files of the last job checked: the jobs of a run mostly share them).
+        &mut |checked| {
+            if let Some(files) = &checked.edit
+                && files_checked.as_ref() != Some(files)
+            {
+                crate::api::edit::check_files(files).map_err(|e| e.to_string())?;
+                files_checked = Some(files.clone());
             }
-            files_checked = Some(files.clone());
-        }
-        // OpenAI's shutdown dates matter only when the request goes to OpenAI: compatible
-        // servers may still serve those names.
-        if provider.is_openai()
-            && let Some(w) = settings
-                .catalog
-                .get(&params.model)
-                .and_then(|spec| spec.openai_shutdown_warning(catalog::today()))
-        {
-            checked.warnings.push(w);
-        }
-        planned.push(Planned {
-            values: job.values.clone(),
-            params,
-            checked,
-        });
-    }
+            Ok(())
+        },
+    )
+    .map_err(|e| {
+        super::report(&format!("not sent: {}", e.message), e.hint.as_deref());
+        1
+    })?;
     Ok((expansion, planned))
 }
 

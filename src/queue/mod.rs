@@ -8,6 +8,7 @@
 
 pub mod pace;
 pub mod scheduler;
+pub mod send;
 
 pub use scheduler::{
     BATCH_POLL, BatchInfo, NewBatch, ProviderSlot, Scheduler, SchedulerConfig, SchedulerHandle,
@@ -61,6 +62,14 @@ pub enum JobEvent {
     /// The queue's order changed: the waiting jobs, in the order they will run.
     Reordered(Vec<Id>),
     Paused(bool),
+    /// The queued jobs of a run are held (true) or released.
+    RunPaused(Id, bool),
+    /// A Batch API batch was polled and its state changed (`validating`, `in_progress`,
+    /// `finalizing`…): its queued jobs wait for it.
+    BatchState {
+        batch: String,
+        state: String,
+    },
     /// Something the scheduler could not do (a store write failed, an unknown id…).
     Problem(String),
 }
@@ -160,6 +169,9 @@ pub enum Command {
     IsLive(Id, tokio::sync::oneshot::Sender<Option<bool>>),
     Pause,
     Resume,
+    /// Hold (true) or release the queued jobs of a run (by run id): held jobs do not start,
+    /// the others go on.
+    PauseRun(Id, bool),
     /// Record the jobs of a Batch API batch just created: queued with their batch, polled (not
     /// run) until it ends; the ids in the reply are those given.
     SubmitBatch(

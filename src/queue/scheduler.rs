@@ -136,6 +136,38 @@ impl SchedulerHandle {
         self.ask(move |tx| Command::Submit(s, tx))
     }
 
+    /// Queue the jobs of a run, in order, whole or not at all: they are sent now (so they keep
+    /// their order against other submissions); when one is refused, those queued are cancelled
+    /// and the first refusal is the answer.
+    pub fn submit_run(
+        &self,
+        jobs: Vec<Submission>,
+    ) -> impl std::future::Future<Output = Result<Vec<Id>, String>> + Send + 'static {
+        let queued: Vec<_> = jobs.into_iter().map(|s| self.submit_in_order(s)).collect();
+        let handle = self.clone();
+        async move {
+            let mut ids = Vec::with_capacity(queued.len());
+            let mut refused = None;
+            for q in queued {
+                match q.await {
+                    Ok(id) => ids.push(id),
+                    Err(e) => {
+                        refused.get_or_insert(e);
+                    }
+                }
+            }
+            match refused {
+                None => Ok(ids),
+                Some(e) => {
+                    for id in ids {
+                        handle.cancel(id);
+                    }
+                    Err(e)
+                }
+            }
+        }
+    }
+
     /// Star or unstar a record, through the one writer of records.
     pub fn star(
         &self,
@@ -190,6 +222,11 @@ impl SchedulerHandle {
 
     pub fn move_job(&self, id: Id, how: QueueMove) {
         self.send(Command::Move(id, how));
+    }
+
+    /// Hold or release the queued jobs of a run.
+    pub fn pause_run(&self, run: Id, paused: bool) {
+        self.send(Command::PauseRun(run, paused));
     }
 
     pub fn pause(&self, paused: bool) {
@@ -284,6 +321,8 @@ pub struct Scheduler {
     queued: HashMap<Id, GenerationRecord>,
     running: HashMap<Id, Running>,
     paused: bool,
+    /// Runs whose queued jobs are held.
+    paused_runs: std::collections::HashSet<Id>,
     events: UnboundedSender<JobEvent>,
     done_tx: UnboundedSender<WorkerDone>,
     writes_tx: UnboundedSender<WorkerWrite>,
@@ -349,6 +388,7 @@ impl Scheduler {
             queued: HashMap::new(),
             running: HashMap::new(),
             paused: false,
+            paused_runs: Default::default(),
             events,
             done_tx,
             writes_tx,
@@ -681,6 +721,16 @@ impl Scheduler {
                 self.paused = false;
                 self.emit(JobEvent::Paused(false));
             }
+            Command::PauseRun(run, paused) => {
+                if paused {
+                    self.paused_runs.insert(run);
+                } else {
+                    self.paused_runs.remove(&run);
+                }
+                // Said even when it was so already: a studio that started after the pause
+                // learns how the run stands.
+                self.emit(JobEvent::RunPaused(run, paused));
+            }
             Command::SubmitBatch(nb, reply) => {
                 let r = self.submit_batch(nb).await;
                 let _ = reply.send(r);
@@ -860,6 +910,17 @@ impl Scheduler {
         let mut i = 0;
         while i < self.order.len() && self.running.len() < self.cfg.concurrency {
             let id = self.order[i];
+            // A held run's jobs wait; the others go on.
+            if !self.paused_runs.is_empty()
+                && self
+                    .queued
+                    .get(&id)
+                    .and_then(|r| r.run.as_ref())
+                    .is_some_and(|run| self.paused_runs.contains(&run.id))
+            {
+                i += 1;
+                continue;
+            }
             let provider = self
                 .queued
                 .get(&id)

@@ -17,7 +17,7 @@ pub mod layout;
 pub mod parse;
 pub mod wildcards;
 
-use parse::{Node, SyntaxError};
+use parse::{ErrorKind, Node, SyntaxError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 pub use wildcards::Wildcards;
@@ -309,6 +309,84 @@ fn nth_node(node: &Node, mut index: u128, out: &mut String, values: &mut JobValu
 
 /// Parse every prompt, read its wildcards, and expand the run.
 pub fn expand(spec: &RunSpec, wildcards: &mut Wildcards) -> Result<Expansion, RunError> {
+    expand_with(spec, &mut |name| wildcards.load(name))
+}
+
+/// The values of a wildcard, or why there are none: where `expand_with` and `count_with` get
+/// them (the CLI reads the files; the studio answers from what it has read already).
+pub type WildcardSource<'a> = dyn FnMut(&str) -> Result<Vec<String>, ErrorKind> + 'a;
+
+/// How many jobs a run has, counted without listing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunCount {
+    /// Every combination (before `pick` and `repeat`).
+    pub combinations: u128,
+    /// The jobs the run would have: the combinations (or the `pick` of them) times `repeat`.
+    pub jobs: u128,
+}
+
+impl RunCount {
+    /// Whether this many jobs may be queued, and if not, why (the same limits as `expand`).
+    pub fn check(&self, allow_large: bool) -> Result<(), RunError> {
+        check_size(self.jobs, 1, allow_large)
+    }
+}
+
+/// Count the jobs of a run without building them: cheap for any size (a product of a million
+/// combinations is a few multiplications), for the studio's count as the prompt is typed.
+pub fn count_with(spec: &RunSpec, load: &mut WildcardSource<'_>) -> Result<RunCount, RunError> {
+    let (_, _, total) = prepare(spec, load)?;
+    let picked = match spec.pick {
+        Some(n) => total.min(u128::from(n)),
+        None => total,
+    };
+    Ok(RunCount {
+        combinations: total,
+        jobs: picked.saturating_mul(u128::from(spec.repeat)),
+    })
+}
+
+/// Expand a run whose wildcards come from `load`.
+pub fn expand_with(spec: &RunSpec, load: &mut WildcardSource<'_>) -> Result<Expansion, RunError> {
+    let (templates, axis_count, total) = prepare(spec, load)?;
+    let (indices, seed) = match spec.pick {
+        Some(n) if u128::from(n) < total => {
+            let seed = spec.seed.unwrap_or_else(|| fastrand::u64(..));
+            (draw(total, n, seed, spec.allow_large)?, Some(seed))
+        }
+        _ => {
+            check_size(total, spec.repeat, spec.allow_large)?;
+            // check_size bounds total by MAX_JOBS.
+            ((0..total).collect(), None)
+        }
+    };
+    check_size(indices.len() as u128, spec.repeat, spec.allow_large)?;
+
+    let mut jobs = Vec::with_capacity(indices.len() * spec.repeat as usize);
+    for index in indices {
+        let (prompt, values) = combination(&templates, &spec.axes, axis_count, index);
+        for r in 1..=spec.repeat {
+            let mut values = values.clone();
+            values.repeat = r;
+            jobs.push(Job {
+                prompt: prompt.clone(),
+                values,
+            });
+        }
+    }
+    Ok(Expansion {
+        jobs,
+        combinations: u64::try_from(total).unwrap_or(u64::MAX),
+        seed,
+    })
+}
+
+/// Check the spec, parse every prompt and fill in its wildcards: the templates, the number of
+/// axis combinations and the number of all combinations.
+fn prepare(
+    spec: &RunSpec,
+    load: &mut WildcardSource<'_>,
+) -> Result<(Vec<Template>, u128, u128), RunError> {
     if spec.prompts.is_empty() {
         return Err(RunError::plain(
             "the run",
@@ -344,8 +422,7 @@ pub fn expand(spec: &RunSpec, wildcards: &mut Wildcards) -> Result<Expansion, Ru
     let mut templates = Vec::new();
     for (origin, text) in &spec.prompts {
         let mut nodes = parse::parse(text).map_err(|e| RunError::syntax(origin, e))?;
-        parse::resolve(&mut nodes, &mut |name| wildcards.load(name))
-            .map_err(|e| RunError::syntax(origin, e))?;
+        parse::resolve(&mut nodes, load).map_err(|e| RunError::syntax(origin, e))?;
         let count = count_seq(&nodes).ok_or_else(|| too_many(origin))?;
         templates.push(Template {
             text: text.clone(),
@@ -364,37 +441,7 @@ pub fn expand(spec: &RunSpec, wildcards: &mut Wildcards) -> Result<Expansion, Ru
             acc.checked_add(t.count.checked_mul(axis_count)?)
         })
         .ok_or_else(|| too_many("the run"))?;
-
-    let (indices, seed) = match spec.pick {
-        Some(n) if u128::from(n) < total => {
-            let seed = spec.seed.unwrap_or_else(|| fastrand::u64(..));
-            (draw(total, n, seed, spec.allow_large)?, Some(seed))
-        }
-        _ => {
-            check_size(total, spec.repeat, spec.allow_large)?;
-            // check_size bounds total by MAX_JOBS.
-            ((0..total).collect(), None)
-        }
-    };
-    check_size(indices.len() as u128, spec.repeat, spec.allow_large)?;
-
-    let mut jobs = Vec::with_capacity(indices.len() * spec.repeat as usize);
-    for index in indices {
-        let (prompt, values) = combination(&templates, &spec.axes, axis_count, index);
-        for r in 1..=spec.repeat {
-            let mut values = values.clone();
-            values.repeat = r;
-            jobs.push(Job {
-                prompt: prompt.clone(),
-                values,
-            });
-        }
-    }
-    Ok(Expansion {
-        jobs,
-        combinations: u64::try_from(total).unwrap_or(u64::MAX),
-        seed,
-    })
+    Ok((templates, axis_count, total))
 }
 
 fn too_many(origin: &str) -> RunError {

@@ -253,6 +253,35 @@ fn parse_seq(chars: &[char], i: &mut usize, inside: bool) -> Result<Vec<Node>, S
     Ok(seq)
 }
 
+/// The names of the wildcards in `nodes`, each once, in the order they appear.
+pub fn wildcard_names(nodes: &[Node]) -> Vec<String> {
+    fn walk(nodes: &[Node], out: &mut Vec<String>) {
+        for node in nodes {
+            match node {
+                Node::Text(_) => {}
+                Node::Alt { options, .. } => {
+                    for option in options {
+                        walk(option, out);
+                    }
+                }
+                Node::Wildcard { name, .. } => {
+                    if !out.contains(name) {
+                        out.push(name.clone());
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(nodes, &mut out);
+    out
+}
+
+/// Whether `nodes` is plain text: no choice, no wildcard (escapes may have been removed).
+pub fn is_plain(nodes: &[Node]) -> bool {
+    nodes.iter().all(|n| matches!(n, Node::Text(_)))
+}
+
 /// Fill in the values of every wildcard with `load(name)`, which gives the values or the error
 /// kind. The error carries the wildcard's column.
 pub fn resolve(

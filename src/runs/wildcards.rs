@@ -13,6 +13,23 @@ pub struct Wildcards {
     cache: HashMap<String, Vec<String>>,
 }
 
+/// The wildcard folder: `$XDG_CONFIG_HOME/easel/wildcards`, else `~/.config/easel/wildcards`
+/// (`env` reads an environment variable).
+pub fn folder(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    env("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            env("HOME")
+                .map(PathBuf::from)
+                .or_else(|| etcetera::home_dir().ok())
+                .map(|h| h.join(".config"))
+        })
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"))
+        .join("easel")
+        .join("wildcards")
+}
+
 /// The values in the text of a wildcard file.
 pub fn values_of(text: &str) -> Vec<String> {
     text.lines()

@@ -220,6 +220,10 @@ impl Handler for EngineHandler {
                 self.scheduler.pause(paused);
                 Reply::Done
             }
+            Request::PauseRun { run, paused } => {
+                self.scheduler.pause_run(run, paused);
+                Reply::Done
+            }
             Request::Star { record, starred } => {
                 record_reply(self.scheduler.star(record, starred).await)
             }
@@ -304,6 +308,8 @@ pub fn to_event(e: JobEvent) -> Option<Event> {
         JobEvent::Restored(record) => Event::Restored { record },
         JobEvent::Reordered(queue) => Event::Reordered { queue },
         JobEvent::Paused(paused) => Event::Paused { paused },
+        JobEvent::RunPaused(run, paused) => Event::RunPaused { run, paused },
+        JobEvent::BatchState { batch, state } => Event::BatchState { batch, state },
         JobEvent::NeedsCredential { id, provider } => Event::NeedsCredential { job: id, provider },
         JobEvent::Problem(message) => Event::Problem { message },
         JobEvent::Resync => return None,
@@ -349,6 +355,11 @@ pub fn from_event(e: Event) -> Option<JobEvent> {
         Event::Restored { record } => JobEvent::Restored(record),
         Event::Reordered { queue } => JobEvent::Reordered(queue),
         Event::Paused { paused } => JobEvent::Paused(paused),
+        Event::RunPaused { run, paused } => JobEvent::RunPaused(run, paused),
+        Event::BatchState { batch, state } => JobEvent::BatchState {
+            batch: crate::sanitize::line(&batch).into_owned(),
+            state: crate::sanitize::line(&state).into_owned(),
+        },
         Event::NeedsCredential { job, provider } => JobEvent::NeedsCredential {
             id: job,
             provider: crate::sanitize::line(&provider).into_owned(),
@@ -553,4 +564,39 @@ async fn watch_signals(stop: CancellationToken) {
         }
     }
     stop.cancel();
+}
+
+#[cfg(test)]
+mod run_event_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::store::Id;
+
+    /// A run held or released, and a batch's state, cross the socket and come back as they
+    /// left (issue 14); text from the service is made safe on the way in.
+    #[test]
+    fn run_and_batch_events_cross_the_protocol() {
+        let run = Id::new();
+        let wire = |e: JobEvent| {
+            let ev = to_event(e).unwrap();
+            let text = serde_json::to_string(&ev).unwrap();
+            from_event(serde_json::from_str(&text).unwrap()).unwrap()
+        };
+        assert!(
+            matches!(wire(JobEvent::RunPaused(run, true)), JobEvent::RunPaused(r, true) if r == run)
+        );
+        match wire(JobEvent::BatchState {
+            batch: "batch_1\u{1b}[2J".into(),
+            state: "in_progress".into(),
+        }) {
+            JobEvent::BatchState { batch, state } => {
+                assert!(!batch.contains('\u{1b}'), "{batch:?}");
+                assert_eq!(state, "in_progress");
+            }
+            other => panic!("{other:?}"),
+        }
+        let req = Request::PauseRun { run, paused: false };
+        let back: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        assert!(matches!(back, Request::PauseRun { run: r, paused: false } if r == run));
+    }
 }

@@ -24,7 +24,8 @@ use std::path::PathBuf;
 
 /// The protocol version this build speaks.
 /// 3: the Batch API requests (`SubmitBatch`, `Batches`, `CancelBatch`).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: a run's jobs held or released (`PauseRun`, `RunPaused`); a batch's state (`BatchState`).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The largest frame the service reads from a client. Requests are small (a prompt is at most
 /// 32,000 characters; reference images travel as paths, not bytes).
@@ -118,6 +119,11 @@ pub enum Request {
         how: QueueMove,
     },
     Pause {
+        paused: bool,
+    },
+    /// Hold or release the queued jobs of a run.
+    PauseRun {
+        run: Id,
         paused: bool,
     },
     Star {
@@ -350,6 +356,15 @@ pub enum Event {
     },
     Paused {
         paused: bool,
+    },
+    RunPaused {
+        run: Id,
+        paused: bool,
+    },
+    /// A batch's state changed (as the service polled it).
+    BatchState {
+        batch: String,
+        state: String,
     },
     /// A job waits for a client with this provider's key ("needs OPENAI_API_KEY").
     NeedsCredential {

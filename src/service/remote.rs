@@ -582,6 +582,9 @@ async fn bridge(
             Command::Move(job, how) => report(&events, send!(Request::Move { job, how })),
             Command::Pause => report(&events, send!(Request::Pause { paused: true })),
             Command::Resume => report(&events, send!(Request::Pause { paused: false })),
+            Command::PauseRun(run, paused) => {
+                report(&events, send!(Request::PauseRun { run, paused }))
+            }
             Command::Star(id, starred, reply) => {
                 let r = send!(Request::Star {
                     record: id,

@@ -27,6 +27,20 @@ const EDITING: &[(&str, &str)] = &[
     ("Enter", "new line"),
 ];
 
+/// The prompt syntax of a run (docs/runs.md).
+const RUN_SYNTAX: &[(&str, &str)] = &[
+    ("{red|blue}", "a choice: one job for each (choices nest)"),
+    (
+        "__name__",
+        "each line of $XDG_CONFIG_HOME/easel/wildcards/name.txt",
+    ),
+    (r"\{ \} \| \_ \\", "the character itself"),
+    (
+        "",
+        "every combination is one job of the run; the prompt's edge says how many and the estimate",
+    ),
+];
+
 /// What the search line takes besides its keys.
 const SEARCH_SYNTAX: &[(&str, &str)] = &[
     (
@@ -82,7 +96,8 @@ pub fn sections(keymap: &Keymap, focus: Pane) -> Vec<Section> {
         }
     }
     let mut out: Vec<Section> = contexts.into_iter().map(|c| bound(keymap, c)).collect();
-    let editing = fixed("editor text", EDITING);
+    let mut editing = fixed("editor text", EDITING);
+    editing.rows.extend(fixed("", RUN_SYNTAX).rows);
     let mut search = bound(keymap, Context::SearchLine);
     search.title = "history search line".into();
     search.rows.extend(fixed("", SEARCH_SYNTAX).rows);

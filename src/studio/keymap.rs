@@ -55,6 +55,8 @@ pub enum Action {
     LeaveEditor,
     ExternalEditor,
     ClearPrompt,
+    /// Send the prompt (a run or one request) through the Batch API: half price, within 24 h.
+    SendBatch,
     // Lists
     Up,
     Down,
@@ -73,6 +75,12 @@ pub enum Action {
     MoveDown,
     MoveFront,
     PauseAll,
+    /// Hold or release the queued jobs of the selected job's run.
+    PauseRun,
+    /// Cancel every queued or running job of the selected job's run.
+    CancelRun,
+    /// Retry the failed (and interrupted) jobs of the selected job's run.
+    RetryRun,
     // History
     Search,
     ClearSearch,
@@ -193,6 +201,12 @@ impl Action {
             Action::MoveDown => "move the job down",
             Action::MoveFront => "move the job to the front",
             Action::PauseAll => "pause or resume the queue",
+            Action::SendBatch => {
+                "send the prompt (or its run) as one Batch API batch: half price, results within 24 h (asks first)"
+            }
+            Action::PauseRun => "pause or resume the job's run (its queued jobs wait)",
+            Action::CancelRun => "cancel every queued and running job of the job's run",
+            Action::RetryRun => "retry the failed jobs of the job's run",
             Action::Search => "search prompts ('exact ^start end$ !not)",
             Action::ClearSearch => "clear the search",
             Action::KeepSearch => "keep the search, back to the list",
@@ -464,6 +478,7 @@ impl Default for Keymap {
             (Editor, k(KeyCode::Esc), LeaveEditor),
             (Editor, Key::new(KeyCode::Char('o'), C), ExternalEditor),
             (Editor, Key::new(KeyCode::Char('l'), C), ClearPrompt),
+            (Editor, Key::new(KeyCode::Char('b'), C), SendBatch),
             (Editor, k(KeyCode::F(1)), Help),
             (Params, ch('k'), Up),
             (Params, k(KeyCode::Up), Up),
@@ -485,6 +500,9 @@ impl Default for Keymap {
             (Queue, ch('J'), MoveDown),
             (Queue, ch('F'), MoveFront),
             (Queue, ch('p'), PauseAll),
+            (Queue, ch('P'), PauseRun),
+            (Queue, ch('X'), CancelRun),
+            (Queue, ch('R'), RetryRun),
             (Queue, ch('e'), Reuse),
             (History, ch('k'), Up),
             (History, k(KeyCode::Up), Up),

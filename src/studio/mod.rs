@@ -20,6 +20,7 @@ pub mod params;
 pub mod preview;
 pub mod run_grid;
 pub mod run_state;
+pub mod runs;
 pub mod runtime;
 pub mod state;
 pub mod strip;

@@ -73,6 +73,10 @@ pub struct QueueState {
     pub jobs: Vec<JobView>,
     pub selected: usize,
     pub paused: bool,
+    /// The runs with jobs in the pane, by run id (their header rows).
+    pub runs: HashMap<Id, super::runs::RunTally>,
+    /// The state of each Batch API batch as last polled (`in_progress`…), by batch id.
+    pub batch_states: HashMap<String, String>,
 }
 
 impl QueueState {
@@ -92,6 +96,32 @@ impl QueueState {
 
     pub fn selected_job(&self) -> Option<&JobView> {
         self.jobs.get(self.selected)
+    }
+
+    /// A run's counts as its header shows them: done from the tally, the rest from the pane.
+    pub fn run_counts(&self, run: Id) -> super::runs::RunCounts {
+        let mut c = super::runs::RunCounts {
+            done: self.runs.get(&run).map_or(0, |t| t.done),
+            ..Default::default()
+        };
+        for j in self
+            .jobs
+            .iter()
+            .filter(|j| j.record.run.as_ref().is_some_and(|r| r.id == run))
+        {
+            match j.record.status {
+                Status::Running => c.running += 1,
+                Status::Queued => c.queued += 1,
+                Status::Failed | Status::Interrupted => c.failed += 1,
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// The run of the selected job, if it is part of one.
+    pub fn selected_run(&self) -> Option<Id> {
+        self.selected_job()?.record.run.as_ref().map(|r| r.id)
     }
 }
 
@@ -217,6 +247,12 @@ pub enum Confirm {
     /// Queue a request that costs more than `[budget] confirm_above_usd`, or would pass a
     /// budget? Says why, with the figures.
     Spend(Box<crate::queue::Submission>, Vec<String>),
+    /// Queue a run (all its jobs, whole or not at all) that costs more than `[budget]
+    /// confirm_above_usd`, or would pass a budget? Says why, with the run's total.
+    Run(Vec<crate::queue::Submission>, Vec<String>),
+    /// Send these jobs as one Batch API batch? Says how many, the estimate at batch prices,
+    /// and any budget it would pass.
+    Batch(Vec<crate::queue::send::BatchLine>, Vec<String>),
     Quit,
 }
 
@@ -364,6 +400,14 @@ pub struct Model {
     pub run_grid: Option<super::run_state::RunGrid>,
     /// The run whose jobs all ended last in this session (`V` opens it from anywhere).
     pub run_done: Option<Id>,
+    /// The wildcard files read so far (for runs typed in the editor).
+    pub wildcards: super::runs::WildcardCache,
+    /// What the prompt being typed expands to, and what it was worked out for (the prompt and
+    /// the parameters that change the count or the cost).
+    pub run_preview: super::runs::RunPreview,
+    pub run_preview_for: String,
+    /// Runs queued from the studio so far (to make each run's id).
+    pub runs_made: u64,
 }
 
 /// A path being typed in the reference strip.
@@ -491,6 +535,10 @@ impl Model {
             lineage: None,
             run_grid: None,
             run_done: None,
+            wildcards: Default::default(),
+            run_preview: Default::default(),
+            run_preview_for: String::new(),
+            runs_made: 0,
         }
     }
 

@@ -81,6 +81,8 @@ pub enum Msg {
     },
     /// The records of a run, for its grid (answer to `Effect::LoadRun`).
     RunLoaded(Id, Vec<GenerationRecord>),
+    /// Wildcard files read: each name with its values, or why it has none.
+    WildcardsLoaded(Vec<(String, Result<Vec<String>, crate::runs::parse::ErrorKind>)>),
 }
 
 /// What a typed path is for.
@@ -140,6 +142,16 @@ impl PreviewSource {
 #[derive(Debug)]
 pub enum Effect {
     Submit(Submission),
+    /// The jobs of a run (sharing a run id), queued in order, whole or not at all: when one
+    /// is refused, those already queued are cancelled.
+    SubmitRun(Vec<Submission>),
+    /// Send these jobs through the Batch API as one batch (answered with a `Notice` naming the
+    /// batch, or a `Problem`).
+    SendBatch(Vec<crate::queue::send::BatchLine>),
+    /// Hold (true) or release the queued jobs of a run.
+    PauseRun(Id, bool),
+    /// Read these wildcard files (answered with `WildcardsLoaded`).
+    LoadWildcards(Vec<String>),
     Cancel(Id),
     Retry(Id),
     MoveJob(Id, QueueMove),

@@ -125,6 +125,10 @@ struct Edges {
     symbols: crate::symbols::Symbols,
     /// The tmux client last seen in front of the studio (its tty and terminal).
     tmux_client: std::sync::Mutex<Option<String>>,
+    /// Where `__name__` wildcard files are read from.
+    wildcard_dir: std::path::PathBuf,
+    /// The provider's client for the Batch API (none for the demo backend), or why not.
+    batch_client: Result<Arc<crate::api::ImagesClient>, String>,
 }
 
 struct HistoryRequest {
@@ -357,6 +361,17 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         scheduler: scheduler.clone(),
         tx: tx.clone(),
         data_dir: data_dir.clone(),
+        wildcard_dir: crate::runs::wildcards::folder(&crate::config::real_env),
+        batch_client: match &provider.kind {
+            crate::config::ProviderKind::Http(opts) => {
+                crate::api::ImagesClient::new((**opts).clone())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            }
+            crate::config::ProviderKind::Demo => {
+                Err("the offline demo backend has no Batch API".to_string())
+            }
+        },
     };
     // The queue as stored (jobs resumed from an earlier run), and the search index, off the loop.
     {
@@ -615,6 +630,70 @@ async fn run_effect(
                 if let Err(e) = queued.await {
                     let _ = tx.send(Msg::Problem(format!("not queued: {e}")));
                 }
+            });
+        }
+        Effect::SubmitRun(jobs) => {
+            // Sent now, in order; when one is refused, those queued before it are cancelled: a
+            // run is queued whole or not at all.
+            let queued = edges.scheduler.submit_run(jobs);
+            tokio::spawn(async move {
+                if let Err(e) = queued.await {
+                    let _ = tx.send(Msg::Problem(format!(
+                        "not queued: {e} (the jobs of the run that were queued are cancelled)"
+                    )));
+                }
+            });
+        }
+        Effect::PauseRun(run, paused) => edges.scheduler.pause_run(run, paused),
+        Effect::SendBatch(lines) => {
+            let client = edges.batch_client.clone();
+            let (scheduler, data_dir) = (edges.scheduler.clone(), edges.data_dir.clone());
+            tokio::spawn(async move {
+                let client = match client {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Msg::Problem(format!("not sent: {e}")));
+                        return;
+                    }
+                };
+                let of = lines.len();
+                let msg = match crate::queue::send::send_batch(
+                    &client, &scheduler, &data_dir, lines,
+                )
+                .await
+                {
+                    Ok(sent) => {
+                        let _ = tx.send(Msg::Job(crate::queue::JobEvent::BatchState {
+                            batch: sent.batch.id.clone(),
+                            state: sent.batch.status.as_str().to_string(),
+                        }));
+                        Msg::Notice(format!(
+                            "sent {of} job{} as batch {} · {}: results within 24 h (the queue shows its state)",
+                            if of == 1 { "" } else { "s" },
+                            sent.batch.id,
+                            sent.batch.status.as_str()
+                        ))
+                    }
+                    Err(e) => Msg::Problem(match e.hint {
+                        Some(h) => format!("{} ({h})", e.message),
+                        None => e.message,
+                    }),
+                };
+                let _ = tx.send(msg);
+            });
+        }
+        Effect::LoadWildcards(names) => {
+            let dir = edges.wildcard_dir.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut files = crate::runs::Wildcards::new(dir);
+                let answers = names
+                    .into_iter()
+                    .map(|n| {
+                        let r = files.load(&n);
+                        (n, r)
+                    })
+                    .collect();
+                let _ = tx.send(Msg::WildcardsLoaded(answers));
             });
         }
         Effect::Cancel(id) => edges.scheduler.cancel(id),

@@ -103,6 +103,30 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                     note: None,
                 })
                 .collect();
+            group_runs(&mut m.queue.jobs);
+            // A run found in the queue at start: the jobs of it not there have ended before
+            // (counted as done; the failed ones were left in history).
+            m.queue.runs.clear();
+            tally_runs(m);
+            let present: Vec<(crate::store::Id, u32)> = m
+                .queue
+                .runs
+                .keys()
+                .map(|id| {
+                    let n = m
+                        .queue
+                        .jobs
+                        .iter()
+                        .filter(|j| j.record.run.as_ref().is_some_and(|r| r.id == *id))
+                        .count();
+                    (*id, u32::try_from(n).unwrap_or(u32::MAX))
+                })
+                .collect();
+            for (id, n) in present {
+                if let Some(t) = m.queue.runs.get_mut(&id) {
+                    t.done = t.of.saturating_sub(n);
+                }
+            }
         }
         Msg::PreviewReady(key, rendered) => {
             m.preview.insert(key, *rendered);
@@ -173,6 +197,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             inputs_checked(m, *submission, result, &mut fx)
         }
         Msg::RunLoaded(run, records) => super::run_grid::loaded(m, run, records),
+        Msg::WildcardsLoaded(answers) => {
+            m.wildcards.loaded(answers);
+            // Worked out again with the values.
+            m.run_preview_for.clear();
+        }
         Msg::MaskSaved(path) => {
             let shown = shown_path(m, &path);
             m.params.mask = Some(InputImage::file(path));
@@ -185,7 +214,29 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
     }
     want_mask_base(m, &mut fx);
     want_preview(m, &mut fx);
+    want_run_preview(m, &mut fx);
     fx
+}
+
+/// Work out again what the prompt expands to when it (or a parameter that changes the count or
+/// the cost) changed, and ask for the wildcard files it names that were not read.
+fn want_run_preview(m: &mut Model, fx: &mut Vec<Effect>) {
+    let text = m.prompt();
+    let p = &m.params;
+    let key = format!(
+        "{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{:?}",
+        text, p.model, p.n, p.size, p.quality
+    );
+    if key == m.run_preview_for {
+        return;
+    }
+    let missing = m.wildcards.missing(&text);
+    if !missing.is_empty() {
+        m.wildcards.asked.extend(missing.iter().cloned());
+        fx.push(Effect::LoadWildcards(missing));
+    }
+    m.run_preview = super::runs::preview(&text, p, &m.catalog, m.provider.demo, &m.wildcards);
+    m.run_preview_for = key;
 }
 
 fn notice(m: &mut Model, text: impl AsRef<str>, error: bool) {
@@ -224,6 +275,8 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                         Confirm::ShutDownModel(s, _) | Confirm::Spend(s, _) => {
                             fx.push(Effect::Submit(*s))
                         }
+                        Confirm::Run(jobs, _) => fx.push(Effect::SubmitRun(jobs)),
+                        Confirm::Batch(lines, _) => fx.push(Effect::SendBatch(lines)),
                         Confirm::Delete(r) => fx.push(Effect::Delete(r.id)),
                         Confirm::Quit => quit(m, fx),
                     },
@@ -819,6 +872,8 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::PauseAll => fx.push(Effect::Pause(!m.queue.paused)),
+        Action::PauseRun | Action::CancelRun | Action::RetryRun => run_act(m, action, fx),
+        Action::SendBatch => send_batch(m, fx),
         Action::Search => m.history.search = Some(m.history.text.clone()),
         Action::ClearSearch => {
             if !m.history.text.is_empty() {
@@ -1314,12 +1369,216 @@ fn graphics_detected(m: &mut Model, graphics: Graphics, terminal: &str, asked: b
 }
 
 fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
-    let mut p = m.params.clone();
-    p.prompt = m.prompt();
-    if p.prompt.trim().is_empty() {
+    let text = m.prompt();
+    if text.trim().is_empty() {
         notice(m, "the prompt is empty: type something first", true);
         return;
     }
+    // A prompt with choices or wildcards is a run: every job built and checked first.
+    let target = crate::plan::Target {
+        catalog: &m.catalog,
+        rules: &m.provider.rules,
+        openai: m.provider.openai,
+        today: m.now.date_naive(),
+    };
+    let planned = super::runs::plan(&text, &m.params, &target, &m.wildcards);
+    match planned {
+        Ok(super::runs::Planned::Single(prompt)) => submit_one(m, prompt, front, fx),
+        Ok(super::runs::Planned::Run(planned)) => submit_run(m, &text, planned, front, fx),
+        Err(refusal) => {
+            if !refusal.read.is_empty() {
+                // A file may have been written since it was read: read it again.
+                for n in &refusal.read {
+                    if !m.wildcards.asked.contains(n) {
+                        m.wildcards.asked.push(n.clone());
+                    }
+                }
+                fx.push(Effect::LoadWildcards(refusal.read));
+            }
+            notice(m, format!("not queued: {}", refusal.message), true);
+        }
+    }
+}
+
+/// "Send as batch": the prompt (a run, or one request) built and checked as for queueing it,
+/// then, once confirmed, sent through the Batch API as `easel generate --batch` sends it.
+fn send_batch(m: &mut Model, fx: &mut Vec<Effect>) {
+    let refuse = |m: &mut Model, why: &str| notice(m, format!("not sent: {why}"), true);
+    if m.provider.demo {
+        refuse(
+            m,
+            "the offline demo backend has no Batch API: start the studio with a provider that has one (easel studio --provider openai)",
+        );
+        return;
+    }
+    if m.has_inputs() {
+        refuse(
+            m,
+            "edits are sent as multipart and cannot go in a batch: queue them live",
+        );
+        return;
+    }
+    let text = m.prompt();
+    if text.trim().is_empty() {
+        notice(m, "the prompt is empty: type something first", true);
+        return;
+    }
+    let target = crate::plan::Target {
+        catalog: &m.catalog,
+        rules: &m.provider.rules,
+        openai: m.provider.openai,
+        today: m.now.date_naive(),
+    };
+    let planned = match super::runs::plan(&text, &m.params, &target, &m.wildcards) {
+        Ok(super::runs::Planned::Run(planned)) => planned,
+        Ok(super::runs::Planned::Single(prompt)) => {
+            let params = crate::api::GenerationParams {
+                prompt,
+                ..m.params.clone()
+            };
+            match request::check(&params, &m.catalog, &m.provider.rules) {
+                Ok(checked) => vec![crate::plan::Planned {
+                    values: crate::runs::JobValues {
+                        prompt_index: 1,
+                        template: text.clone(),
+                        combination: 0,
+                        alternatives: Vec::new(),
+                        wildcards: Vec::new(),
+                        axes: Vec::new(),
+                        repeat: 1,
+                    },
+                    params,
+                    checked,
+                }],
+                Err(e) => {
+                    refuse(m, &e.to_string());
+                    return;
+                }
+            }
+        }
+        Err(refusal) => {
+            if !refusal.read.is_empty() {
+                m.wildcards.asked.extend(refusal.read.iter().cloned());
+                fx.push(Effect::LoadWildcards(refusal.read));
+            }
+            refuse(m, &refusal.message);
+            return;
+        }
+    };
+    if planned.iter().any(|p| p.checked.stream) {
+        refuse(
+            m,
+            "a batch cannot stream: turn stream (and partial images) off in the parameters",
+        );
+        return;
+    }
+    let of = planned.len();
+    let run_id = (of > 1).then(|| {
+        m.runs_made += 1;
+        super::runs::new_run_id(m.now, m.runs_made, &text)
+    });
+    let mut total = Some(0.0);
+    let mut images = 0u64;
+    let mut lines = Vec::with_capacity(of);
+    for (k, p) in planned.into_iter().enumerate() {
+        total = total.and_then(|t| {
+            crate::generation::estimate(&m.catalog, &p.params)
+                .map(|c| t + c * crate::generation::BATCH_PRICE_FACTOR)
+        });
+        images += u64::from(p.params.n);
+        let run = run_id.map(|id| crate::store::RunInfo {
+            id,
+            index: u32::try_from(k + 1).unwrap_or(u32::MAX),
+            of: u32::try_from(of).unwrap_or(u32::MAX),
+            values: p.values,
+        });
+        lines.push(crate::queue::send::BatchLine {
+            body: p.checked.body,
+            submission: Submission {
+                params: p.params,
+                provider: m.provider.name.clone(),
+                front: false,
+                parent: None,
+                run,
+            },
+        });
+    }
+    let cost = match total {
+        Some(t) => format!("≈ ${t:.3} at batch prices (half the live price)"),
+        None => "cost unknown (no prices in the catalogue)".to_string(),
+    };
+    let mut why = vec![format!(
+        "Send {of} job{} ({images} image{}) to {} as one batch: {cost}; results within 24 h.",
+        if of == 1 { "" } else { "s" },
+        if images == 1 { "" } else { "s" },
+        m.provider.name
+    )];
+    if let Some(t) = total {
+        why.extend(spend_reasons_for(m, t, Some(of)));
+    }
+    m.overlay = Some(Overlay::Confirm(Confirm::Batch(lines, why)));
+}
+
+/// Queue the jobs of a run, whole or not at all, with one run id; above `[budget]
+/// confirm_above_usd` (or past a budget) the run's total is confirmed first.
+fn submit_run(
+    m: &mut Model,
+    text: &str,
+    planned: Vec<crate::plan::Planned>,
+    front: bool,
+    fx: &mut Vec<Effect>,
+) {
+    let run_id = super::runs::new_run_id(m.now, m.runs_made, text);
+    m.runs_made += 1;
+    let of = u32::try_from(planned.len()).unwrap_or(u32::MAX);
+    let mut total = Some(0.0);
+    let mut warnings: Vec<String> = Vec::new();
+    let mut jobs = Vec::with_capacity(planned.len());
+    for (k, p) in planned.into_iter().enumerate() {
+        total =
+            total.and_then(|t| crate::generation::estimate(&m.catalog, &p.params).map(|c| t + c));
+        // A model OpenAI has shut down: said once, before anything is sent.
+        if let Some(w) = m
+            .catalog
+            .get(&p.params.model)
+            .filter(|_| m.provider.openai)
+            .and_then(|spec| spec.openai_shutdown_warning(m.now.date_naive()))
+            && !warnings.contains(&w)
+        {
+            warnings.push(w);
+        }
+        jobs.push(Submission {
+            params: p.params,
+            provider: m.provider.name.clone(),
+            front,
+            parent: None,
+            run: Some(crate::store::RunInfo {
+                id: run_id,
+                index: u32::try_from(k + 1).unwrap_or(u32::MAX),
+                of,
+                values: p.values,
+            }),
+        });
+    }
+    // At the front, the run keeps its order: the last job goes first.
+    if front {
+        jobs.reverse();
+    }
+    let mut why = match total {
+        Some(t) => spend_reasons_for(m, t, Some(jobs.len())),
+        None => Vec::new(),
+    };
+    why.extend(warnings);
+    if why.is_empty() {
+        fx.push(Effect::SubmitRun(jobs));
+    } else {
+        m.overlay = Some(Overlay::Confirm(Confirm::Run(jobs, why)));
+    }
+}
+
+fn submit_one(m: &mut Model, prompt: String, front: bool, fx: &mut Vec<Effect>) {
+    let mut p = m.params.clone();
+    p.prompt = prompt;
     match request::check(&p, &m.catalog, &m.provider.rules) {
         Ok(checked) => {
             let submission = Submission {
@@ -1398,16 +1657,25 @@ fn queue_checked(m: &mut Model, submission: Submission, fx: &mut Vec<Effect>) {
 /// Why queueing `params` should be confirmed first: its estimate is above
 /// `[budget] confirm_above_usd`, or would pass the daily or monthly budget (with the figures).
 fn spend_reasons(m: &Model, params: &crate::api::GenerationParams) -> Vec<String> {
+    match crate::generation::estimate(&m.catalog, params) {
+        Some(estimate) => spend_reasons_for(m, estimate, None),
+        None => Vec::new(),
+    }
+}
+
+/// The same for an estimate: of one request, or (`jobs`) of a whole run.
+fn spend_reasons_for(m: &Model, estimate: f64, jobs: Option<usize>) -> Vec<String> {
     if m.provider.demo {
         return Vec::new();
     }
-    let Some(estimate) = crate::generation::estimate(&m.catalog, params) else {
-        return Vec::new();
+    let what = match jobs {
+        Some(n) => format!("This run of {n} jobs costs"),
+        None => "This costs".to_string(),
     };
     let mut out = Vec::new();
     if crate::budget::needs_confirmation(&m.budget, estimate) {
         out.push(format!(
-            "This costs ≈ ${estimate:.3}, above [budget] confirm_above_usd ${:.2}.",
+            "{what} ≈ ${estimate:.3}, above [budget] confirm_above_usd ${:.2}.",
             m.budget.confirm_above_usd.unwrap_or(0.0)
         ));
     }
@@ -1517,6 +1785,7 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
                     waiting.unwrap_or(usize::MAX),
                 )
             });
+            group_runs(&mut m.queue.jobs);
         }
         JobEvent::Paused(p) => {
             m.queue.paused = p;
@@ -1526,6 +1795,27 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
                     "queue paused: p resumes"
                 } else {
                     "queue resumed"
+                },
+                false,
+            );
+        }
+        JobEvent::BatchState { batch, state } => {
+            m.queue.batch_states.insert(batch, state);
+        }
+        JobEvent::RunPaused(run, paused) => {
+            if let Some(t) = m.queue.runs.get_mut(&run) {
+                t.paused = paused;
+            }
+            let hint = m.keymap.hint(Context::Queue, Action::PauseRun);
+            notice(
+                m,
+                if paused {
+                    format!(
+                        "run {} paused: its queued jobs wait ({hint} resumes)",
+                        run.short()
+                    )
+                } else {
+                    format!("run {} resumed", run.short())
                 },
                 false,
             );
@@ -1546,10 +1836,102 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
             reload_history(m, fx, false);
         }
     }
+    tally_runs(m);
     if let Some(i) = selected.and_then(|id| m.queue.jobs.iter().position(|j| j.record.id == id)) {
         m.queue.selected = i;
     }
     m.queue.selected = m.queue.selected.min(m.queue.jobs.len().saturating_sub(1));
+}
+
+/// Runs that stay in the queue pane are shown together: the jobs of a run move up next to its
+/// first job (otherwise the order stays).
+fn group_runs(jobs: &mut [JobView]) {
+    let mut first: std::collections::HashMap<crate::store::Id, usize> =
+        std::collections::HashMap::new();
+    let firsts: Vec<usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| match &j.record.run {
+            Some(run) => *first.entry(run.id).or_insert(i),
+            None => i,
+        })
+        .collect();
+    let mut keyed: Vec<(usize, usize)> = firsts
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (f, i))
+        .collect();
+    keyed.sort_by_key(|(f, i)| (*f, *i));
+    let order: Vec<JobView> = keyed.iter().map(|(_, i)| jobs[*i].clone()).collect();
+    for (slot, j) in jobs.iter_mut().zip(order) {
+        *slot = j;
+    }
+}
+
+/// The keys that act on the whole run of the selected job in the queue.
+fn run_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
+    let Some(run) = m.queue.selected_run() else {
+        notice(m, "the selected job is not part of a run", true);
+        return;
+    };
+    let of_run = |j: &&JobView| j.record.run.as_ref().is_some_and(|r| r.id == run);
+    match action {
+        Action::PauseRun => {
+            let paused = m.queue.runs.get(&run).is_some_and(|t| t.paused);
+            fx.push(Effect::PauseRun(run, !paused));
+        }
+        Action::CancelRun => {
+            let live: Vec<_> = m
+                .queue
+                .jobs
+                .iter()
+                .filter(of_run)
+                .filter(|j| matches!(j.record.status, Status::Queued | Status::Running))
+                .map(|j| j.record.id)
+                .collect();
+            if live.is_empty() {
+                notice(m, "nothing of this run is queued or running", true);
+            }
+            fx.extend(live.into_iter().map(Effect::Cancel));
+        }
+        _ => {
+            let failed: Vec<_> = m
+                .queue
+                .jobs
+                .iter()
+                .filter(of_run)
+                .filter(|j| matches!(j.record.status, Status::Failed | Status::Interrupted))
+                .map(|j| j.record.id)
+                .collect();
+            if failed.is_empty() {
+                notice(m, "no job of this run has failed", false);
+            }
+            fx.extend(failed.into_iter().map(Effect::Retry));
+        }
+    }
+}
+
+/// Each run with jobs in the queue pane has a tally (for its header row); a run none of whose
+/// jobs are left there has none.
+fn tally_runs(m: &mut Model) {
+    for j in &m.queue.jobs {
+        if let Some(run) = &j.record.run {
+            m.queue
+                .runs
+                .entry(run.id)
+                .or_insert_with(|| super::runs::RunTally {
+                    of: run.of,
+                    done: 0,
+                    template: run.values.template.clone(),
+                    paused: false,
+                });
+        }
+    }
+    let jobs = &m.queue.jobs;
+    m.queue.runs.retain(|id, _| {
+        jobs.iter()
+            .any(|j| j.record.run.as_ref().is_some_and(|r| r.id == *id))
+    });
 }
 
 fn sort_queue(m: &mut Model) {
@@ -1559,6 +1941,7 @@ fn sort_queue(m: &mut Model) {
         Status::Queued => 1,
         _ => 2,
     });
+    group_runs(&mut m.queue.jobs);
 }
 
 fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
@@ -1605,6 +1988,15 @@ fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
             sort_queue(m);
         }
         _ => {
+            let was_here = m.queue.jobs.iter().any(|j| j.record.id == r.id);
+            if let Some(t) = r
+                .run
+                .as_ref()
+                .filter(|_| was_here)
+                .and_then(|run| m.queue.runs.get_mut(&run.id))
+            {
+                t.done += 1;
+            }
             m.queue.jobs.retain(|j| j.record.id != r.id);
             let n = r.outputs.len();
             notice(

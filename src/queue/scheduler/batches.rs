@@ -278,13 +278,24 @@ impl Scheduler {
                     b.polling = false;
                     let age = b.opened.elapsed();
                     b.next_poll = Instant::now() + batch::poll_interval(age, period);
+                    let mut changed = None;
                     match result {
                         Ok(batch) => {
+                            if b.status != Some(batch.status) {
+                                changed = Some(batch.status);
+                            }
                             b.status = Some(batch.status);
                             b.counts = batch.request_counts;
                             b.error = None;
                         }
                         Err(e) => b.error = Some(e.to_string()),
+                    }
+                    // Its jobs' rows say where the batch stands (validating, in_progress…).
+                    if let Some(status) = changed {
+                        self.emit(JobEvent::BatchState {
+                            batch: id.clone(),
+                            state: status.as_str().to_string(),
+                        });
                     }
                 }
             }

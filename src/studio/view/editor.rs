@@ -47,11 +47,33 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     } else {
         String::new()
     };
+    // What a run expands to (or why it cannot) takes the place of the hint: it matters more.
+    let (hint, hint_style) = match m.run_preview.label() {
+        Some((text, warning)) => {
+            let text = crate::sanitize::line(&text).into_owned();
+            // Where the whole does not fit, the figures without "expands to".
+            let short = text
+                .strip_prefix("expands to ")
+                .unwrap_or(&text)
+                .to_string();
+            let shown = [format!(" {text} "), format!(" {short} ")]
+                .into_iter()
+                .find(|h| unicode_width::UnicodeWidthStr::width(h.as_str()) <= room)
+                .unwrap_or_else(|| super::fit(&format!(" {short} "), room).into_owned());
+            let style = if warning {
+                theme::warn()
+            } else {
+                theme::title(false)
+            };
+            (shown, style)
+        }
+        None => (hint, theme::dim()),
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(focused))
         .title(Span::styled(" Prompt ", theme::title(focused)))
-        .title_bottom(Line::from(Span::styled(hint, theme::dim())))
+        .title_bottom(Line::from(Span::styled(hint, hint_style)))
         .title_bottom(
             Line::from(Span::styled(
                 counter,

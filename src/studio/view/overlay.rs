@@ -334,12 +334,17 @@ fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
             )),
             Line::from("Queue it anyway? y / n"),
         ],
-        Confirm::Spend(_, why) => {
+        Confirm::Spend(_, why) | Confirm::Run(_, why) | Confirm::Batch(_, why) => {
             let mut lines: Vec<Line> = why
                 .iter()
                 .map(|w| Line::from(Span::styled(sanitize::line(w).into_owned(), theme::warn())))
                 .collect();
-            lines.push(Line::from("Queue it anyway? y / n"));
+            lines.push(Line::from(match c {
+                Confirm::Run(jobs, _) => {
+                    format!("Queue all {} jobs of the run anyway? y / n", jobs.len())
+                }
+                _ => "Queue it anyway? y / n".to_string(),
+            }));
             lines
         }
         Confirm::Quit if jobs_outlive => vec![Line::from(
@@ -360,7 +365,8 @@ fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
         lines,
         match c {
             Confirm::Delete(_) => " y deletes · any other key keeps ",
-            Confirm::ShutDownModel(..) | Confirm::Spend(..) => {
+            Confirm::Batch(..) => " y sends · any other key does not ",
+            Confirm::ShutDownModel(..) | Confirm::Spend(..) | Confirm::Run(..) => {
                 " y queues · any other key does not "
             }
             Confirm::Quit if jobs_outlive => {

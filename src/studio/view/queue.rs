@@ -55,16 +55,49 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
         return;
     }
     let rows = usize::from(inner.height);
-    let start = m.queue.selected.saturating_sub(rows.saturating_sub(1));
     let width = usize::from(inner.width);
-    let lines: Vec<Line> = m
-        .queue
-        .jobs
-        .iter()
-        .enumerate()
-        .skip(start)
-        .take(rows)
-        .map(|(i, j)| {
+    // A run's jobs are together (the update keeps them so), under a header row of the run.
+    let mut lines: Vec<Line> = Vec::with_capacity(m.queue.jobs.len() + m.queue.runs.len());
+    let mut selected_row = 0;
+    let mut previous_run = None;
+    for (i, j) in m.queue.jobs.iter().enumerate() {
+        let run = j.record.run.as_ref().map(|r| r.id);
+        if let Some(id) = run
+            && previous_run != Some(id)
+            && let Some(tally) = m.queue.runs.get(&id)
+        {
+            let text = crate::studio::runs::header_text(tally, m.queue.run_counts(id));
+            let style = if tally.paused {
+                theme::warn()
+            } else {
+                theme::title(false)
+            };
+            lines.push(Line::from(Span::styled(
+                super::fit(&format!("▾ {text}"), width).into_owned(),
+                style,
+            )));
+        }
+        previous_run = run;
+        if i == m.queue.selected {
+            selected_row = lines.len();
+        }
+        lines.push(job_line(m, i, j, width, focused));
+    }
+    let start = selected_row.saturating_sub(rows.saturating_sub(1));
+    let lines: Vec<Line> = lines.into_iter().skip(start).take(rows).collect();
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// One job's row.
+fn job_line(
+    m: &Model,
+    i: usize,
+    j: &crate::studio::model::JobView,
+    width: usize,
+    focused: bool,
+) -> Line<'static> {
+    {
+        {
             let r = &j.record;
             let (icon, style) = status_icon(r.status);
             let elapsed = match (r.status, r.started) {
@@ -76,13 +109,19 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 (Some(note), _) => format!(" {note}"),
                 (None, Some(p)) => format!(" partial {}", p + 1),
                 // Sent through the Batch API: it waits for its batch, polled by the service.
-                (None, None) if r.batch.is_some() => format!(
-                    " in batch {}",
-                    r.batch
-                        .as_ref()
-                        .map(|b| sanitize::truncate(&sanitize::line(&b.id), 20).into_owned())
-                        .unwrap_or_default()
-                ),
+                (None, None) if r.batch.is_some() => {
+                    let id = r.batch.as_ref().map(|b| b.id.as_str()).unwrap_or_default();
+                    let state = m
+                        .queue
+                        .batch_states
+                        .get(id)
+                        .map(|s| format!(" · {}", sanitize::line(s)))
+                        .unwrap_or_default();
+                    format!(
+                        " in batch {}{state}",
+                        sanitize::truncate(&sanitize::line(id), 20)
+                    )
+                }
                 _ => String::new(),
             };
             // An edit says so, and how many pictures it sends.
@@ -110,6 +149,15 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
                 r.prompt.clone()
             };
             let label = match &r.run {
+                // Under its run's header: only what sets it apart.
+                Some(run) if m.queue.runs.contains_key(&run.id) => {
+                    let values = run.values_label();
+                    if values.is_empty() {
+                        format!("  {}/{} · {what}", run.index, run.of)
+                    } else {
+                        format!("  {}/{} · {values} · {what}", run.index, run.of)
+                    }
+                }
                 Some(run) => {
                     let values = run.values_label();
                     if values.is_empty() {
@@ -137,7 +185,6 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             } else {
                 line
             }
-        })
-        .collect();
-    f.render_widget(Paragraph::new(lines), inner);
+        }
+    }
 }
