@@ -3714,10 +3714,12 @@ fn edit_from_the_shown_image_in_compare() {
 #[test]
 fn redraw_and_redetect() {
     use easel::studio::model::Graphics;
+    // `true`: ask the terminal now (the key); `false`: look for another tmux client first.
     let redetect = |fx: &[Effect]| -> Vec<bool> {
         fx.iter()
             .filter_map(|e| match e {
-                Effect::Redetect { always } => Some(*always),
+                Effect::Redetect { asked } => Some(*asked),
+                Effect::CheckTmuxClient => Some(false),
                 _ => None,
             })
             .collect()
@@ -3742,6 +3744,34 @@ fn redraw_and_redetect() {
     assert_eq!(redetect(&update(&mut m, Msg::Resize(120, 40))), vec![false]);
     assert_eq!(redetect(&update(&mut m, Msg::Focus(true))), vec![false]);
     assert!(redetect(&update(&mut m, Msg::Focus(false))).is_empty());
+    // An attach need not resize or refocus: the clock looks every few seconds, no more.
+    let every = easel::studio::update::TMUX_CHECK_SECS;
+    assert_eq!(redetect(&update(&mut m, Msg::Tick(t0()))), vec![false]);
+    assert!(
+        redetect(&update(
+            &mut m,
+            Msg::Tick(t0() + Duration::seconds(every - 1))
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        redetect(&update(&mut m, Msg::Tick(t0() + Duration::seconds(every)))),
+        vec![false]
+    );
+    m.in_tmux = false;
+    assert!(
+        redetect(&update(
+            &mut m,
+            Msg::Tick(t0() + Duration::seconds(every * 5))
+        ))
+        .is_empty()
+    );
+    m.in_tmux = true;
+    // Another client came in front: ask the terminal, quietly.
+    assert!(matches!(
+        update(&mut m, Msg::TmuxClientChanged).as_slice(),
+        [Effect::Redetect { asked: false }]
+    ));
 
     // The picture on show, drawn in half-blocks.
     m.graphics = Graphics::Halfblocks;

@@ -365,6 +365,8 @@ pub struct Model {
     pub focused: bool,
     /// The studio runs inside tmux, where another client (another terminal) may attach.
     pub in_tmux: bool,
+    /// When the studio last looked for another tmux client in front of it.
+    pub tmux_checked: Option<DateTime<Utc>>,
     /// Whether the terminal shows 24-bit colour (else colours are mapped to the 256 palette).
     pub truecolor: bool,
     pub now: DateTime<Utc>,
@@ -517,6 +519,7 @@ impl Model {
             zoom: false,
             focused: true,
             in_tmux: false,
+            tmux_checked: None,
             truecolor: true,
             now,
             quitting: false,

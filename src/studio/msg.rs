@@ -15,6 +15,8 @@ pub enum Msg {
     Resize(u16, u16),
     /// The terminal gained (true) or lost (false) focus.
     Focus(bool),
+    /// Another tmux client came in front of the studio (an attach from another terminal).
+    TmuxClientChanged,
     /// The terminal was asked again what it can show (`asked`: by the redraw key; otherwise
     /// because another tmux client attached).
     GraphicsDetected {
@@ -188,11 +190,14 @@ pub enum Effect {
     /// Open this image in the system's viewer (or, with no display, copy its path).
     OpenViewer(PathBuf),
     Suspend,
-    /// Redraw the whole screen; with `always`, ask the terminal what it can show again;
-    /// otherwise only when the tmux client in front of the studio changed.
+    /// Redraw the whole screen and ask the terminal again what it can show (`asked`: by the
+    /// redraw key, so the answer is shown even when nothing changed).
     Redetect {
-        always: bool,
+        asked: bool,
     },
+    /// Inside tmux: see whether another client (another terminal) came in front of the studio,
+    /// off the event loop; answered with `TmuxClientChanged` only when one did.
+    CheckTmuxClient,
     /// Read the queue again (after the service restarted or events were missed).
     LoadQueue,
     /// Turn what was typed (a path, `~/…`, or a history id with an optional `:N`) into an input

@@ -124,7 +124,7 @@ struct Edges {
     graphics_setting: Option<String>,
     symbols: crate::symbols::Symbols,
     /// The tmux client last seen in front of the studio (its tty and terminal).
-    tmux_client: std::sync::Mutex<Option<String>>,
+    tmux_client: Arc<std::sync::Mutex<Option<String>>>,
     /// Where `__name__` wildcard files are read from.
     wildcard_dir: std::path::PathBuf,
     /// The provider's client for the Batch API (none for the demo backend), or why not.
@@ -353,7 +353,9 @@ pub async fn run(settings: &Settings, provider: Provider, fresh: bool) -> i32 {
         renderer: renderer.clone(),
         graphics_setting: graphics_setting.clone(),
         symbols: settings.file.ui.symbols,
-        tmux_client: std::sync::Mutex::new(model.in_tmux.then(tmux_client).flatten()),
+        tmux_client: Arc::new(std::sync::Mutex::new(
+            model.in_tmux.then(tmux_client).flatten(),
+        )),
         notify: settings.file.ui.notify,
         store: store.clone(),
         history_tx: spawn_history_worker(store.clone(), tx.clone()),
@@ -823,7 +825,18 @@ async fn run_effect(
                 }
             }
         }
-        Effect::Redetect { always } => redetect(edges, terminal, events, always),
+        Effect::Redetect { asked } => redetect(edges, terminal, events, asked),
+        Effect::CheckTmuxClient => {
+            let seen = edges.tmux_client.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut seen = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if client_changed(&mut seen, tmux_client()) {
+                    let _ = tx.send(Msg::TmuxClientChanged);
+                }
+            });
+        }
         Effect::Suspend => {
             let _ = outside_the_studio(terminal, events, || {
                 // Stop like any shell job; `fg` continues here.
@@ -1250,18 +1263,8 @@ fn client_changed(seen: &mut Option<String>, now: Option<String>) -> bool {
     true
 }
 
-/// Ask the terminal again what it can show (always, or when another tmux client came in
-/// front), redraw everything, and tell `update` what it found.
-fn redetect(edges: &Edges, terminal: &mut DefaultTerminal, events: &TerminalInput, always: bool) {
-    if !always {
-        let mut seen = edges
-            .tmux_client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !client_changed(&mut seen, tmux_client()) {
-            return;
-        }
-    }
+/// Ask the terminal again what it can show, redraw everything, and tell `update` what it found.
+fn redetect(edges: &Edges, terminal: &mut DefaultTerminal, events: &TerminalInput, asked: bool) {
     // The answers come on stdin: the input reader must not take them.
     events.pause();
     let (renderer, graphics, _warning, detection) =
@@ -1293,7 +1296,7 @@ fn redetect(edges: &Edges, terminal: &mut DefaultTerminal, events: &TerminalInpu
     let _ = edges.tx.send(Msg::GraphicsDetected {
         graphics,
         terminal: terminal_name,
-        asked: always,
+        asked,
     });
 }
 

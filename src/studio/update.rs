@@ -35,16 +35,28 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             // Inside tmux a resize often means another client attached, perhaps from a
             // terminal with other graphics.
             if m.in_tmux {
-                fx.push(Effect::Redetect { always: false });
+                fx.push(Effect::CheckTmuxClient);
             }
         }
-        Msg::Tick(now) => m.now = now,
+        Msg::Tick(now) => {
+            m.now = now;
+            // Inside tmux, look every few seconds for another client in front of the studio
+            // (an attach from another terminal need not resize or refocus anything).
+            if m.in_tmux
+                && m.tmux_checked
+                    .is_none_or(|t| now - t >= chrono::Duration::seconds(TMUX_CHECK_SECS))
+            {
+                m.tmux_checked = Some(now);
+                fx.push(Effect::CheckTmuxClient);
+            }
+        }
         Msg::Focus(on) => {
             m.focused = on;
             if on && m.in_tmux {
-                fx.push(Effect::Redetect { always: false });
+                fx.push(Effect::CheckTmuxClient);
             }
         }
+        Msg::TmuxClientChanged => fx.push(Effect::Redetect { asked: false }),
         Msg::GraphicsDetected {
             graphics,
             terminal,
@@ -751,7 +763,7 @@ fn act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::Suspend => fx.push(Effect::Suspend),
-        Action::Redraw => fx.push(Effect::Redetect { always: true }),
+        Action::Redraw => fx.push(Effect::Redetect { asked: true }),
         Action::Zoom => {
             m.zoom = !m.zoom;
             clamp_scroll(m);
@@ -1336,6 +1348,9 @@ fn reuse(m: &mut Model, r: &GenerationRecord) {
     m.focus = Pane::Editor;
     notice(m, format!("loaded {} into the editor", r.id.short()), false);
 }
+
+/// How often, inside tmux, the studio looks for another client in front of it.
+pub const TMUX_CHECK_SECS: i64 = 10;
 
 /// The terminal answered again: pictures already drawn for the old way are drawn again.
 fn graphics_detected(m: &mut Model, graphics: Graphics, terminal: &str, asked: bool) {
