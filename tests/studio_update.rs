@@ -4049,3 +4049,31 @@ fn a_loaded_mask_file_becomes_the_selection() {
     );
     assert_eq!(m.params.mask, None);
 }
+
+/// The redraw key works in the views that take the keys while open (the run grid, the lineage
+/// view), and leaves them open.
+#[test]
+fn the_redraw_key_works_in_the_views_that_take_the_keys() {
+    let asked = |fx: &[Effect]| {
+        fx.iter()
+            .any(|e| matches!(e, Effect::Redetect { asked: true }))
+    };
+    // The lineage view.
+    let mut m = history_at(0);
+    press(&mut m, ch('L'));
+    update(&mut m, Msg::Lineage(id(1), Ok(Box::new(family_of_1(2)))));
+    assert!(asked(&press(&mut m, plain(KeyCode::F(5)))));
+    assert!(asked(&press(&mut m, ctrl('l'))));
+    assert!(m.lineage.is_some());
+    // A run's grid.
+    let mut m = model();
+    update(&mut m, Msg::Resize(120, 40));
+    page(&mut m, 0, 5, run_history());
+    m.focus = Pane::History;
+    press(&mut m, ch('V'));
+    update(&mut m, Msg::RunLoaded(id(900), run_history()));
+    assert!(m.run_grid.is_some());
+    assert!(asked(&press(&mut m, plain(KeyCode::F(5)))));
+    assert!(asked(&press(&mut m, ctrl('l'))));
+    assert!(m.run_grid.is_some());
+}

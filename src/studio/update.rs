@@ -352,15 +352,19 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     }
     // The mask editor takes the keys while it is open.
     if m.mask_edit.is_some() {
-        if let Some(action) = m.keymap.lookup(Context::Mask, key) {
-            mask_act(m, action, fx);
+        match m.keymap.lookup(Context::Mask, key) {
+            Some(Action::Redraw) => act(m, Action::Redraw, fx),
+            Some(action) => mask_act(m, action, fx),
+            None => {}
         }
         return;
     }
     // The lineage view takes the keys while it is open.
     if m.lineage.is_some() {
-        if let Some(action) = m.keymap.lookup(Context::Lineage, key) {
-            lineage_act(m, action, fx);
+        match m.keymap.lookup(Context::Lineage, key) {
+            Some(Action::Redraw) => act(m, Action::Redraw, fx),
+            Some(action) => lineage_act(m, action, fx),
+            None => {}
         }
         return;
     }
@@ -371,17 +375,23 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     }
     // The compare screen takes the keys while it is open.
     if m.compare.is_some() {
-        if let Some(action) = m.keymap.lookup(Context::Compare, key) {
-            compare_act(m, action, fx);
+        match m.keymap.lookup(Context::Compare, key) {
+            Some(Action::Redraw) => act(m, Action::Redraw, fx),
+            Some(action) => compare_act(m, action, fx),
+            None => {}
         }
         return;
     }
     // A run's grid takes the history's keys while it is open.
     if m.run_grid.is_some() {
         match m.keymap.lookup(Context::History, key) {
-            Some(a @ (Action::Quit | Action::ForceQuit | Action::Help | Action::Suspend)) => {
-                act(m, a, fx)
-            }
+            Some(
+                a @ (Action::Quit
+                | Action::ForceQuit
+                | Action::Help
+                | Action::Suspend
+                | Action::Redraw),
+            ) => act(m, a, fx),
             Some(a) => super::run_grid::act(m, a, fx),
             None => {}
         }
