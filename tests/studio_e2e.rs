@@ -46,6 +46,8 @@ struct Sandbox {
     data: PathBuf,
     /// More environment for the studio (test hooks).
     extra: Vec<(&'static str, String)>,
+    /// The studio knows it runs inside the test's tmux (TMUX and TMUX_PANE are kept).
+    inside_tmux: bool,
 }
 
 impl Sandbox {
@@ -66,6 +68,7 @@ impl Sandbox {
             config_home,
             data,
             extra: Vec::new(),
+            inside_tmux: false,
         };
         s.set_latency(latency_ms);
         s
@@ -441,11 +444,15 @@ impl Studio {
         let dir = sb.root.path().join(format!("session-{n}"));
         std::fs::create_dir_all(&dir).unwrap();
         let pidfile = dir.join("easel.pid");
-        let env: Vec<String> = sb
+        let mut env: Vec<String> = sb
             .env()
             .into_iter()
             .map(|(k, v)| format!("{k}={}", sh_quote(&v)))
             .collect();
+        if sb.inside_tmux {
+            // Set by tmux for the pane's shell: the studio's own tmux commands reach this server.
+            env.push("TMUX=\"$TMUX\" TMUX_PANE=\"$TMUX_PANE\"".into());
+        }
         let easel_sh = dir.join("easel.sh");
         std::fs::write(
             &easel_sh,
@@ -1749,4 +1756,41 @@ fn a_run_typed_in_the_studio_is_queued_as_one_run() {
         .map(|r| r["run"]["index"].as_u64().unwrap_or_default())
         .collect();
     assert_eq!(indexes, [1, 2], "in run order: {listed:#?}");
+}
+
+/// Attaching to the studio's tmux session from another terminal — kitty 0.35, played by
+/// tests/support/fake_terminal.py, which answers the queries kitty answers — switches the
+/// preview to kitty graphics with no key pressed: the studio notices the new client (the window
+/// keeps its size, so by looking every few seconds) and asks the terminal again.
+#[test]
+fn attaching_from_another_terminal_switches_the_pictures() {
+    let mut sb = Sandbox::new(10);
+    sb.extra.push(("EASEL_GRAPHICS", "auto".into()));
+    sb.inside_tmux = true;
+    let studio = Studio::open(&sb, "attach");
+    // Nobody attached: tmux answers alone, so half-blocks.
+    studio.wait_for("half-blocks while detached", |s| {
+        s.contains("Preview · half-blocks")
+    });
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/fake_terminal.py"
+    );
+    let mut outer = Command::new("python3")
+        .args([script, &studio.socket, SESSION, "40"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs the fake terminal");
+    let screen = studio.wait_for("kitty graphics after the attach", |s| {
+        s.contains("Preview · kitty")
+    });
+    let _ = outer.kill();
+    let _ = outer.wait();
+    assert!(
+        screen.contains("pictures: kitty (kitty(0.35.2) in tmux"),
+        "{}",
+        screen.text()
+    );
 }
