@@ -445,8 +445,9 @@ fn the_queue_counts_a_run_and_keys_act_on_all_of_it() {
     let fx = press(&mut m, ch('X'));
     let mut cancelled: Vec<Id> = fx
         .iter()
-        .map(|e| match e {
-            Effect::Cancel(id) => *id,
+        .filter_map(|e| match e {
+            Effect::Cancel(id) => Some(*id),
+            Effect::PauseRun(..) => None,
             other => panic!("{other:?}"),
         })
         .collect();
@@ -556,5 +557,120 @@ fn a_batch_job_in_the_queue_shows_its_batch_and_state() {
     assert!(
         screen.contains("in batch batch_abc · in_progress"),
         "{screen}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Found by use (issue 14 QA)
+
+/// X on a run with jobs running and queued: a running job cancelled first frees its slot, and the
+/// scheduler may start the next queued job of the run (a request sent, maybe paid for) before its
+/// own cancel arrives. The run is held first, its queued jobs cancelled before the running ones,
+/// and the hold lifted at the end (so a later retry is not held).
+#[test]
+fn cancelling_a_run_holds_it_first_so_no_queued_job_starts_meanwhile() {
+    let mut m = model_with(true);
+    let run = id(900);
+    for k in 1..=4 {
+        queued(&mut m, run_record(k, run, k as u32, 4, Status::Queued));
+    }
+    for k in 1..=2 {
+        update(
+            &mut m,
+            Msg::Job(JobEvent::Started(Box::new(run_record(
+                k,
+                run,
+                k as u32,
+                4,
+                Status::Running,
+            )))),
+        );
+    }
+    m.focus = Pane::Queue;
+    m.queue.selected = 0;
+    let fx = press(&mut m, ch('X'));
+    let steps: Vec<String> = fx
+        .iter()
+        .map(|e| match e {
+            Effect::PauseRun(r, p) if *r == run => format!("pause {p}"),
+            Effect::Cancel(i) if *i == id(1) || *i == id(2) => "cancel running".into(),
+            Effect::Cancel(i) if *i == id(3) || *i == id(4) => "cancel queued".into(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "pause true",
+            "cancel queued",
+            "cancel queued",
+            "cancel running",
+            "cancel running",
+            "pause false"
+        ]
+    );
+}
+
+/// A cancelled run's header counts its cancelled jobs, and the status line says how the run ended
+/// (not "done" as if it had all succeeded).
+#[test]
+fn a_cancelled_run_says_so_in_its_header_and_when_it_ends() {
+    let mut m = model_with(true);
+    let run = id(901);
+    for k in 1..=3 {
+        queued(&mut m, run_record(k, run, k as u32, 3, Status::Queued));
+    }
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Started(Box::new(run_record(
+            1,
+            run,
+            1,
+            3,
+            Status::Running,
+        )))),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Succeeded(Box::new(run_record(
+            1,
+            run,
+            1,
+            3,
+            Status::Succeeded,
+        )))),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Cancelled(Box::new(run_record(
+            2,
+            run,
+            2,
+            3,
+            Status::Cancelled,
+        )))),
+    );
+    let c = m.queue.run_counts(run);
+    assert_eq!(
+        easel::studio::runs::header_text(&m.queue.runs[&run], c),
+        "run · 1/3 done · 1 queued · 1 cancelled · a fox {1|2|3|4}"
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Cancelled(Box::new(run_record(
+            3,
+            run,
+            3,
+            3,
+            Status::Cancelled,
+        )))),
+    );
+    // X lifts its hold on the run last: with nothing of the run left to start, that is no news
+    // and does not hide how the run ended.
+    update(&mut m, Msg::Job(JobEvent::RunPaused(run, false)));
+    let last = &m.notices.last().unwrap().text;
+    assert!(
+        last.contains("1 of 3 done") && last.contains("2 cancelled"),
+        "{last}"
     );
 }

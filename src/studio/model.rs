@@ -113,6 +113,7 @@ impl QueueState {
                 Status::Running => c.running += 1,
                 Status::Queued => c.queued += 1,
                 Status::Failed | Status::Interrupted => c.failed += 1,
+                Status::Cancelled => c.cancelled += 1,
                 _ => {}
             }
         }

@@ -318,6 +318,8 @@ pub struct RunCounts {
     pub running: u32,
     pub queued: u32,
     pub failed: u32,
+    /// Cancelled jobs still in the pane (they can be retried there).
+    pub cancelled: u32,
 }
 
 /// "run · 7/12 done · 1 running · 3 queued · 1 failed · paused · a {red|blue} fox".
@@ -331,6 +333,9 @@ pub fn header_text(t: &RunTally, c: RunCounts) -> String {
     }
     if c.failed > 0 {
         parts.push(format!("{} failed", c.failed));
+    }
+    if c.cancelled > 0 {
+        parts.push(format!("{} cancelled", c.cancelled));
     }
     if t.paused {
         parts.push("paused".into());

@@ -1806,19 +1806,23 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
             if let Some(t) = m.queue.runs.get_mut(&run) {
                 t.paused = paused;
             }
-            let hint = m.keymap.hint(Context::Queue, Action::PauseRun);
-            notice(
-                m,
-                if paused {
-                    format!(
-                        "run {} paused: its queued jobs wait ({hint} resumes)",
-                        run.short()
-                    )
-                } else {
-                    format!("run {} resumed", run.short())
-                },
-                false,
-            );
+            // With nothing of the run waiting (a run cancelled with X is held, then let go),
+            // there is nothing to tell, and the run's end stays on the status line.
+            if m.queue.run_counts(run).queued > 0 {
+                let hint = m.keymap.hint(Context::Queue, Action::PauseRun);
+                notice(
+                    m,
+                    if paused {
+                        format!(
+                            "run {} paused: its queued jobs wait ({hint} resumes)",
+                            run.short()
+                        )
+                    } else {
+                        format!("run {} resumed", run.short())
+                    },
+                    false,
+                );
+            }
         }
         JobEvent::Problem(p) => notice(m, p, true),
         JobEvent::NeedsCredential { id, provider } => {
@@ -1881,18 +1885,28 @@ fn run_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             fx.push(Effect::PauseRun(run, !paused));
         }
         Action::CancelRun => {
-            let live: Vec<_> = m
-                .queue
-                .jobs
-                .iter()
-                .filter(of_run)
-                .filter(|j| matches!(j.record.status, Status::Queued | Status::Running))
-                .map(|j| j.record.id)
-                .collect();
-            if live.is_empty() {
+            let of_status = |s: Status| -> Vec<_> {
+                m.queue
+                    .jobs
+                    .iter()
+                    .filter(of_run)
+                    .filter(|j| j.record.status == s)
+                    .map(|j| j.record.id)
+                    .collect()
+            };
+            let (queued, running) = (of_status(Status::Queued), of_status(Status::Running));
+            if queued.is_empty() && running.is_empty() {
                 notice(m, "nothing of this run is queued or running", true);
+                return;
             }
-            fx.extend(live.into_iter().map(Effect::Cancel));
+            // Held first, and its queued jobs cancelled before the running ones: a running
+            // job's end frees a slot, and the scheduler must not start (and pay for) a job of
+            // the run whose cancel is still on its way. The hold is lifted once all are
+            // cancelled, so that a retry later is not held.
+            fx.push(Effect::PauseRun(run, true));
+            fx.extend(queued.into_iter().map(Effect::Cancel));
+            fx.extend(running.into_iter().map(Effect::Cancel));
+            fx.push(Effect::PauseRun(run, false));
         }
         _ => {
             let failed: Vec<_> = m
