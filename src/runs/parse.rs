@@ -49,6 +49,13 @@ pub enum ErrorKind {
         file: String,
         why: String,
     },
+    /// A wildcard file with a control character in a value (line 1-based).
+    ControlInWildcard {
+        name: String,
+        file: String,
+        line: usize,
+        ch: char,
+    },
     /// A prompt that ends with a lone `\`.
     TrailingBackslash,
 }
@@ -77,6 +84,16 @@ impl fmt::Display for ErrorKind {
             ErrorKind::UnreadableWildcard { name, file, why } => {
                 write!(f, "wildcard __{name}__: cannot read {file}: {why}")
             }
+            ErrorKind::ControlInWildcard {
+                name,
+                file,
+                line,
+                ch,
+            } => write!(
+                f,
+                "wildcard __{name}__: line {line} of {file} has a control character (U+{:04X})",
+                u32::from(*ch)
+            ),
             ErrorKind::TrailingBackslash => {
                 write!(
                     f,
@@ -105,6 +122,9 @@ impl SyntaxError {
             }
             ErrorKind::EmptyWildcard { .. } => "add at least one value (one per line) to the file",
             ErrorKind::UnreadableWildcard { .. } => "check the file's permissions",
+            ErrorKind::ControlInWildcard { .. } => {
+                "remove it from the file: a value is plain text, one a line"
+            }
             ErrorKind::TrailingBackslash => "remove it or double it",
         }
     }
