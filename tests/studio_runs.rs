@@ -674,3 +674,48 @@ fn a_cancelled_run_says_so_in_its_header_and_when_it_ends() {
         "{last}"
     );
 }
+
+/// A run sent as a batch, in the queue pane of a 120×40 studio (52 columns): each row still says
+/// which job of the run it is and what sets it apart, and the batch's state; the header counts
+/// the jobs waiting in the batch (they are not queued here: nothing starts them).
+#[test]
+fn a_run_in_a_batch_keeps_its_labels_and_state_in_a_narrow_queue() {
+    let mut m = model_with(false);
+    update(&mut m, Msg::Resize(120, 40));
+    let run = id(902);
+    for k in 1..=6u32 {
+        let mut r = run_record(u128::from(k) + 100, run, k, 6, Status::Queued);
+        r.batch = Some(easel::store::BatchRef {
+            id: "batch_000002".into(),
+            custom_id: id(u128::from(k) + 100).to_string(),
+        });
+        queued(&mut m, r);
+    }
+    update(
+        &mut m,
+        Msg::Job(JobEvent::BatchState {
+            batch: "batch_000002".into(),
+            state: "in_progress".into(),
+        }),
+    );
+    m.focus = Pane::Queue;
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let buf = terminal.backend().buffer();
+    let rows: Vec<String> = (0..40)
+        .map(|y| (0..120).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect();
+    let header = rows
+        .iter()
+        .find(|r| r.contains("▾ run"))
+        .unwrap_or_else(|| panic!("{}", rows.join("\n")));
+    assert!(header.contains("6 in batch batch_000002"), "{header}");
+    assert!(!header.contains("queued"), "{header}");
+    for k in 1..=6 {
+        let row = rows
+            .iter()
+            .find(|r| r.contains(&format!("{k}/6 · {k} · ")))
+            .unwrap_or_else(|| panic!("job {k}:\n{}", rows.join("\n")));
+        assert!(row.contains("in_progress"), "{row}");
+    }
+}

@@ -111,6 +111,8 @@ impl QueueState {
         {
             match j.record.status {
                 Status::Running => c.running += 1,
+                // Waiting in a Batch API batch: nothing here starts it.
+                Status::Queued if j.record.batch.is_some() => c.in_batch += 1,
                 Status::Queued => c.queued += 1,
                 Status::Failed | Status::Interrupted => c.failed += 1,
                 Status::Cancelled => c.cancelled += 1,

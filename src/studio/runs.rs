@@ -309,6 +309,8 @@ pub struct RunTally {
     pub template: String,
     /// Its queued jobs are held.
     pub paused: bool,
+    /// The Batch API batch its jobs were sent in, if they were.
+    pub batch: Option<String>,
 }
 
 /// The counts a run's header shows.
@@ -320,6 +322,8 @@ pub struct RunCounts {
     pub failed: u32,
     /// Cancelled jobs still in the pane (they can be retried there).
     pub cancelled: u32,
+    /// Jobs waiting in a Batch API batch.
+    pub in_batch: u32,
 }
 
 /// "run · 7/12 done · 1 running · 3 queued · 1 failed · paused · a {red|blue} fox".
@@ -330,6 +334,16 @@ pub fn header_text(t: &RunTally, c: RunCounts) -> String {
     }
     if c.queued > 0 {
         parts.push(format!("{} queued", c.queued));
+    }
+    if c.in_batch > 0 {
+        parts.push(match &t.batch {
+            Some(b) => format!(
+                "{} in batch {}",
+                c.in_batch,
+                crate::sanitize::truncate(&crate::sanitize::line(b), 20)
+            ),
+            None => format!("{} in batch", c.in_batch),
+        });
     }
     if c.failed > 0 {
         parts.push(format!("{} failed", c.failed));

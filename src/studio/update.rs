@@ -1930,7 +1930,8 @@ fn run_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
 fn tally_runs(m: &mut Model) {
     for j in &m.queue.jobs {
         if let Some(run) = &j.record.run {
-            m.queue
+            let tally = m
+                .queue
                 .runs
                 .entry(run.id)
                 .or_insert_with(|| super::runs::RunTally {
@@ -1938,7 +1939,11 @@ fn tally_runs(m: &mut Model) {
                     done: 0,
                     template: run.values.template.clone(),
                     paused: false,
+                    batch: None,
                 });
+            if let Some(b) = &j.record.batch {
+                tally.batch = Some(b.id.clone());
+            }
         }
     }
     let jobs = &m.queue.jobs;
