@@ -719,3 +719,52 @@ fn a_run_in_a_batch_keeps_its_labels_and_state_in_a_narrow_queue() {
         assert!(row.contains("in_progress"), "{row}");
     }
 }
+
+/// The studio quit with a run half done, then started again: the jobs it interrupted are no
+/// longer queued. They used to be counted as done ("8/12 done", then "run … done") and were
+/// nowhere to retry. At start the run's records are read: the header counts what succeeded,
+/// the interrupted and failed jobs are back in the pane, and R retries them.
+#[test]
+fn a_run_resumed_at_start_counts_its_interrupted_jobs_and_r_retries_them() {
+    let mut m = model_with(true);
+    let run = id(903);
+    let all: Vec<GenerationRecord> = [
+        Status::Succeeded,
+        Status::Succeeded,
+        Status::Interrupted,
+        Status::Failed,
+        Status::Queued,
+        Status::Queued,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, s)| run_record(200 + i as u128, run, i as u32 + 1, 6, s))
+    .collect();
+    let fx = update(&mut m, Msg::QueueLoaded(all[4..].to_vec()));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadRun(r) if *r == run)),
+        "{fx:?}"
+    );
+    update(&mut m, Msg::RunLoaded(run, all.clone()));
+    let c = m.queue.run_counts(run);
+    assert_eq!(
+        easel::studio::runs::header_text(&m.queue.runs[&run], c),
+        "run · 2/6 done · 2 queued · 2 failed · a fox {1|2|3|4}"
+    );
+    m.focus = Pane::Queue;
+    m.queue.selected = 0;
+    let mut retried: Vec<Id> = press(&mut m, ch('R'))
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Retry(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    retried.sort();
+    assert_eq!(retried, vec![id(202), id(203)]);
+    // Read again later (the grid open), the tally does not count a job twice, and jobs the
+    // user dismissed from the pane do not come back.
+    update(&mut m, Msg::RunLoaded(run, all));
+    assert_eq!(m.queue.run_counts(run).done, 2);
+}

@@ -77,6 +77,9 @@ pub struct QueueState {
     pub runs: HashMap<Id, super::runs::RunTally>,
     /// The state of each Batch API batch as last polled (`in_progress`…), by batch id.
     pub batch_states: HashMap<String, String>,
+    /// Runs found in the queue at start whose records were asked for (`Effect::LoadRun`): their
+    /// ended jobs are counted, and the failed and interrupted ones shown, when they come.
+    pub recount: Vec<Id>,
 }
 
 impl QueueState {

@@ -126,6 +126,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 if let Some(t) = m.queue.runs.get_mut(&id) {
                     t.done = t.of.saturating_sub(n);
                 }
+                // Until its records come: some of those jobs may have failed, or been
+                // interrupted when the studio quit.
+                m.queue.recount.push(id);
+                fx.push(Effect::LoadRun(id));
             }
         }
         Msg::PreviewReady(key, rendered) => {
@@ -196,7 +200,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::InputsChecked { submission, result } => {
             inputs_checked(m, *submission, result, &mut fx)
         }
-        Msg::RunLoaded(run, records) => super::run_grid::loaded(m, run, records),
+        Msg::RunLoaded(run, records) => {
+            recount_run(m, run, &records);
+            super::run_grid::loaded(m, run, records);
+        }
         Msg::WildcardsLoaded(answers) => {
             m.wildcards.loaded(answers);
             // Worked out again with the values.
@@ -1923,6 +1930,43 @@ fn run_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             fx.extend(failed.into_iter().map(Effect::Retry));
         }
     }
+}
+
+/// A run's records read from the store: its header counts the jobs that succeeded (those still
+/// in the pane are counted when their end arrives). Asked for at start, its failed and
+/// interrupted jobs come back into the pane, where `R` retries them.
+fn recount_run(m: &mut Model, run: crate::store::Id, records: &[crate::store::GenerationRecord]) {
+    let of_run = |r: &crate::store::GenerationRecord| r.run.as_ref().is_some_and(|i| i.id == run);
+    let in_pane: std::collections::HashSet<crate::store::Id> = m
+        .queue
+        .jobs
+        .iter()
+        .filter(|j| of_run(&j.record))
+        .map(|j| j.record.id)
+        .collect();
+    let Some(t) = m.queue.runs.get_mut(&run) else {
+        return;
+    };
+    let succeeded = records
+        .iter()
+        .filter(|r| of_run(r) && r.status == Status::Succeeded && !in_pane.contains(&r.id))
+        .count();
+    t.done = u32::try_from(succeeded).unwrap_or(u32::MAX);
+    let Some(at) = m.queue.recount.iter().position(|r| *r == run) else {
+        return;
+    };
+    m.queue.recount.remove(at);
+    let ended = records.iter().filter(|r| {
+        of_run(r)
+            && matches!(r.status, Status::Failed | Status::Interrupted)
+            && !in_pane.contains(&r.id)
+    });
+    m.queue.jobs.extend(ended.map(|r| JobView {
+        record: r.clone(),
+        partial: None,
+        note: None,
+    }));
+    sort_queue(m);
 }
 
 /// Each run with jobs in the queue pane has a tally (for its header row); a run none of whose
