@@ -1658,3 +1658,22 @@ async fn the_scheduler_rides_a_rate_limit_without_a_storm_of_429s() {
         "{elapsed:?} for 15 jobs at 10/s"
     );
 }
+
+/// A studio that starts (or subscribes to the service) after a run was paused learns it: the
+/// scheduler says again which runs (and whether the queue) are held. A run held with P, the
+/// studio quit and started again used to show its jobs as plainly queued while none started.
+#[tokio::test(start_paused = true)]
+async fn the_runs_held_are_announced_again_on_request() {
+    let (mut rig, _) = paused_with(&[]).await;
+    let (held, let_go) = (Id::new(), Id::new());
+    rig.handle.pause_run(held, true);
+    rig.handle.pause_run(let_go, true);
+    rig.handle.pause_run(let_go, false);
+    rig.until(|e| matches!(e, JobEvent::RunPaused(r, false) if *r == let_go))
+        .await;
+    rig.handle.announce_paused();
+    rig.until(|e| matches!(e, JobEvent::RunPaused(r, true) if *r == held))
+        .await;
+    // The queue itself is paused in this rig: that is said too.
+    rig.until(|e| matches!(e, JobEvent::Paused(true))).await;
+}

@@ -768,3 +768,22 @@ fn a_run_resumed_at_start_counts_its_interrupted_jobs_and_r_retries_them() {
     update(&mut m, Msg::RunLoaded(run, all));
     assert_eq!(m.queue.run_counts(run).done, 2);
 }
+
+/// The service says which runs are held when the studio subscribes, which may be before the
+/// studio has read its queue: the run's header says "paused" whichever comes first.
+#[test]
+fn a_run_held_before_the_queue_is_read_shows_paused() {
+    let mut m = model_with(true);
+    let run = id(904);
+    update(&mut m, Msg::Job(JobEvent::RunPaused(run, true)));
+    let jobs: Vec<GenerationRecord> = (1..=3)
+        .map(|k| run_record(300 + u128::from(k), run, k, 3, Status::Queued))
+        .collect();
+    update(&mut m, Msg::QueueLoaded(jobs));
+    let c = m.queue.run_counts(run);
+    let header = easel::studio::runs::header_text(&m.queue.runs[&run], c);
+    assert!(header.contains("3 queued · paused"), "{header}");
+    // Let go: no longer paused, and a run let go before its jobs are seen is not held either.
+    update(&mut m, Msg::Job(JobEvent::RunPaused(run, false)));
+    assert!(!m.queue.runs[&run].paused);
+}

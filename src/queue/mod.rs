@@ -172,6 +172,9 @@ pub enum Command {
     /// Hold (true) or release the queued jobs of a run (by run id): held jobs do not start,
     /// the others go on.
     PauseRun(Id, bool),
+    /// Say again which runs are held, and whether the queue is (`RunPaused`, `Paused`): for a
+    /// studio that starts while they are (its service outlived the studio that held them).
+    AnnouncePaused,
     /// Record the jobs of a Batch API batch just created: queued with their batch, polled (not
     /// run) until it ends; the ids in the reply are those given.
     SubmitBatch(

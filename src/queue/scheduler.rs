@@ -229,6 +229,11 @@ impl SchedulerHandle {
         self.send(Command::PauseRun(run, paused));
     }
 
+    /// Say again which runs are held, and whether the queue is (events to every subscriber).
+    pub fn announce_paused(&self) {
+        self.send(Command::AnnouncePaused);
+    }
+
     pub fn pause(&self, paused: bool) {
         self.send(if paused {
             Command::Pause
@@ -720,6 +725,16 @@ impl Scheduler {
             Command::Resume => {
                 self.paused = false;
                 self.emit(JobEvent::Paused(false));
+            }
+            Command::AnnouncePaused => {
+                let mut held: Vec<Id> = self.paused_runs.iter().copied().collect();
+                held.sort();
+                for run in held {
+                    self.emit(JobEvent::RunPaused(run, true));
+                }
+                if self.paused {
+                    self.emit(JobEvent::Paused(true));
+                }
             }
             Command::PauseRun(run, paused) => {
                 if paused {

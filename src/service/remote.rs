@@ -585,6 +585,8 @@ async fn bridge(
             Command::PauseRun(run, paused) => {
                 report(&events, send!(Request::PauseRun { run, paused }))
             }
+            // The service says so to each studio that subscribes.
+            Command::AnnouncePaused => {}
             Command::Star(id, starred, reply) => {
                 let r = send!(Request::Star {
                     record: id,

@@ -80,6 +80,8 @@ pub struct QueueState {
     /// Runs found in the queue at start whose records were asked for (`Effect::LoadRun`): their
     /// ended jobs are counted, and the failed and interrupted ones shown, when they come.
     pub recount: Vec<Id>,
+    /// Runs held (`JobEvent::RunPaused`), also those whose jobs the pane has not seen yet.
+    pub paused_runs: std::collections::HashSet<Id>,
 }
 
 impl QueueState {

@@ -1810,6 +1810,11 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
             m.queue.batch_states.insert(batch, state);
         }
         JobEvent::RunPaused(run, paused) => {
+            if paused {
+                m.queue.paused_runs.insert(run);
+            } else {
+                m.queue.paused_runs.remove(&run);
+            }
             if let Some(t) = m.queue.runs.get_mut(&run) {
                 t.paused = paused;
             }
@@ -1982,7 +1987,7 @@ fn tally_runs(m: &mut Model) {
                     of: run.of,
                     done: 0,
                     template: run.values.template.clone(),
-                    paused: false,
+                    paused: m.queue.paused_runs.contains(&run.id),
                     batch: None,
                 });
             if let Some(b) = &j.record.batch {
