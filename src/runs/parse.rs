@@ -5,6 +5,9 @@
 
 use std::fmt;
 
+/// The values of a wildcard file, shared.
+pub type WildcardValues = std::sync::Arc<Vec<String>>;
+
 /// One piece of a parsed prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -15,11 +18,12 @@ pub enum Node {
         column: usize,
         options: Vec<Vec<Node>>,
     },
-    /// `__name__`: one line of the wildcard file `name.txt` (filled in by `resolve`).
+    /// `__name__`: one line of the wildcard file `name.txt` (filled in by `resolve`; shared,
+    /// so that a file of a million lines is not copied at each keystroke in the studio).
     Wildcard {
         name: String,
         column: usize,
-        values: Vec<String>,
+        values: WildcardValues,
     },
 }
 
@@ -254,7 +258,7 @@ fn parse_seq(chars: &[char], i: &mut usize, inside: bool) -> Result<Vec<Node>, S
                     seq.push(Node::Wildcard {
                         name,
                         column: *i + 1,
-                        values: Vec::new(),
+                        values: WildcardValues::default(),
                     });
                     *i = next;
                 }
@@ -306,7 +310,7 @@ pub fn is_plain(nodes: &[Node]) -> bool {
 /// kind. The error carries the wildcard's column.
 pub fn resolve(
     nodes: &mut [Node],
-    load: &mut dyn FnMut(&str) -> Result<Vec<String>, ErrorKind>,
+    load: &mut dyn FnMut(&str) -> Result<WildcardValues, ErrorKind>,
 ) -> Result<(), SyntaxError> {
     for node in nodes {
         match node {
@@ -386,7 +390,7 @@ mod tests {
                 Node::Wildcard {
                     name: "colour".into(),
                     column: 3,
-                    values: vec![]
+                    values: WildcardValues::default()
                 },
                 text(" snake_case a__b __ ____"),
             ]
