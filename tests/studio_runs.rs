@@ -501,6 +501,18 @@ fn a_run_is_sent_as_one_batch_after_a_confirmation() {
             && why[0].contains("at batch prices (half the live price); results within 24 h"),
         "{why:?}"
     );
+    // The question is about sending a batch: nothing is wrong that it would be "anyway".
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("Send it as one batch? y / n"), "{screen}");
+    assert!(!screen.contains("anyway"), "{screen}");
     let fx = press(&mut m, ch('y'));
     let [Effect::SendBatch(lines)] = fx.as_slice() else {
         panic!("{fx:?}");
