@@ -799,3 +799,44 @@ fn a_run_held_before_the_queue_is_read_shows_paused() {
     update(&mut m, Msg::Job(JobEvent::RunPaused(run, false)));
     assert!(!m.queue.runs[&run].paused);
 }
+
+/// The ended jobs of a run stay in the pane in run order, whatever order their ends came in
+/// (a cancelled run was listed 8/8, 7/8, … 3/8).
+#[test]
+fn a_runs_ended_jobs_are_listed_in_run_order() {
+    let mut m = model_with(true);
+    let run = id(905);
+    for k in 1..=4u32 {
+        queued(
+            &mut m,
+            run_record(400 + u128::from(k), run, k, 4, Status::Queued),
+        );
+    }
+    for k in [4u32, 2, 3] {
+        update(
+            &mut m,
+            Msg::Job(JobEvent::Cancelled(Box::new(run_record(
+                400 + u128::from(k),
+                run,
+                k,
+                4,
+                Status::Cancelled,
+            )))),
+        );
+    }
+    let order: Vec<(u32, Status)> = m
+        .queue
+        .jobs
+        .iter()
+        .map(|j| (j.record.run.as_ref().unwrap().index, j.record.status))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (1, Status::Queued),
+            (2, Status::Cancelled),
+            (3, Status::Cancelled),
+            (4, Status::Cancelled)
+        ]
+    );
+}

@@ -1872,13 +1872,22 @@ fn group_runs(jobs: &mut [JobView]) {
             None => i,
         })
         .collect();
-    let mut keyed: Vec<(usize, usize)> = firsts
+    // Within a run, the running and queued jobs keep their order, and the ended ones follow
+    // in run order (whatever order they ended in).
+    let mut keyed: Vec<(usize, usize, usize)> = firsts
         .into_iter()
         .enumerate()
-        .map(|(i, f)| (f, i))
+        .map(|(i, f)| {
+            let r = &jobs[i].record;
+            let index = match (&r.run, r.status.is_final()) {
+                (Some(run), true) => usize::try_from(run.index).unwrap_or(usize::MAX),
+                _ => 0,
+            };
+            (f, index, i)
+        })
         .collect();
-    keyed.sort_by_key(|(f, i)| (*f, *i));
-    let order: Vec<JobView> = keyed.iter().map(|(_, i)| jobs[*i].clone()).collect();
+    keyed.sort_by_key(|k| *k);
+    let order: Vec<JobView> = keyed.iter().map(|(_, _, i)| jobs[*i].clone()).collect();
     for (slot, j) in jobs.iter_mut().zip(order) {
         *slot = j;
     }
