@@ -125,7 +125,9 @@ impl SyntaxError {
                 "create the file with one value per line, or write \\_\\_ for literal underscores"
             }
             ErrorKind::EmptyWildcard { .. } => "add at least one value (one per line) to the file",
-            ErrorKind::UnreadableWildcard { .. } => "check the file's permissions",
+            ErrorKind::UnreadableWildcard { .. } => {
+                "check that it is a file you may read, saved as UTF-8 text"
+            }
             ErrorKind::ControlInWildcard { .. } => {
                 "remove it from the file: a value is plain text, one a line"
             }

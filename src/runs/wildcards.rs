@@ -81,10 +81,15 @@ impl Wildcards {
                 });
             }
             Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::InvalidData {
+                    "it is not UTF-8 text".to_string()
+                } else {
+                    e.to_string()
+                };
                 return Err(ErrorKind::UnreadableWildcard {
                     name: name.into(),
                     file,
-                    why: e.to_string(),
+                    why,
                 });
             }
         };
@@ -117,6 +122,17 @@ mod tests {
     /// A value with a control character would be sent in a prompt and stored in history and
     /// sidecars (an escape sequence, a NUL from a binary file): the file is refused with its line.
     /// A byte-order mark (a file saved by Windows Notepad) is not part of the first value.
+    /// A file saved in another encoding (Latin-1): said so, not "check the permissions".
+    #[test]
+    fn a_file_that_is_not_utf8_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("latin1.txt"), b"caf\xe9\n").unwrap();
+        let e = Wildcards::new(dir.path()).load("latin1").unwrap_err();
+        let err = crate::runs::parse::SyntaxError { column: 1, kind: e };
+        assert!(err.to_string().contains("is not UTF-8 text"), "{err}");
+        assert!(err.hint().contains("UTF-8"), "{}", err.hint());
+    }
+
     #[test]
     fn control_characters_are_refused_with_their_line_and_a_bom_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
