@@ -1608,7 +1608,11 @@ fn run_text_from_wildcard_files_never_reaches_the_terminal_raw() {
     // Bidi overrides are shown cleaned; control characters (ESC, CSI) refuse the file, with
     // its line, since they would be sent in prompts and stored (issue 14 QA).
     std::fs::write(dir.join("w.txt"), "red\u{202e}x\nblue\u{200f}2J\n").unwrap();
-    std::fs::write(dir.join("c.txt"), "red\n\u{1b}[31mred\u{202e}x\nblue\u{9b}2J\n").unwrap();
+    std::fs::write(
+        dir.join("c.txt"),
+        "red\n\u{1b}[31mred\u{202e}x\nblue\u{9b}2J\n",
+    )
+    .unwrap();
     let refused = s.run(&["generate", "--dry-run", "a __c__ {cat|dog}"]);
     refused.expect_code(1);
     assert!(
