@@ -840,3 +840,65 @@ fn a_runs_ended_jobs_are_listed_in_run_order() {
         ]
     );
 }
+
+/// At 80×24 the queue pane is 44 columns inside: a run's row kept the model and size
+/// (the same for every job of a studio run) and cut what sets the job apart ("3/12 · red, d…").
+#[test]
+fn a_runs_rows_keep_their_values_at_80_columns() {
+    let mut m = model_with(true);
+    update(&mut m, Msg::Resize(80, 24));
+    let run = id(906);
+    for k in 1..=3u32 {
+        let mut r = run_record(500 + u128::from(k), run, k, 12, Status::Queued);
+        r.run.as_mut().unwrap().values.alternatives = vec![
+            easel::runs::AltValue {
+                column: 3,
+                value: "green".into(),
+            },
+            easel::runs::AltValue {
+                column: 20,
+                value: format!("dog{k}"),
+            },
+        ];
+        queued(&mut m, r);
+    }
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Started(Box::new({
+            let mut r = run_record(501, run, 1, 12, Status::Running);
+            r.run.as_mut().unwrap().values.alternatives = vec![
+                easel::runs::AltValue {
+                    column: 3,
+                    value: "green".into(),
+                },
+                easel::runs::AltValue {
+                    column: 20,
+                    value: "dog1".into(),
+                },
+            ];
+            r
+        }))),
+    );
+    m.focus = Pane::Queue;
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let buf = terminal.backend().buffer();
+    let rows: Vec<String> = (0..24)
+        .map(|y| (0..80).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect();
+    // The pane has room for two jobs under the header.
+    for k in 1..=2 {
+        assert!(
+            rows.iter()
+                .any(|r| r.contains(&format!("{k}/12 · green, dog{k}"))),
+            "job {k}:\n{}",
+            rows.join("\n")
+        );
+    }
+    // The running job still says for how long, and which attempt.
+    assert!(
+        rows.iter().any(|r| r.contains("1/12") && r.contains(" a")),
+        "{}",
+        rows.join("\n")
+    );
+}

@@ -160,6 +160,19 @@ fn job_line(
             {
                 meta.clear();
             }
+            // A job under its run's header, in a narrow pane, keeps half the row for its values:
+            // the model and size (the same for the run's jobs) give way, the attempt and the
+            // time stay.
+            let under_header = r
+                .run
+                .as_ref()
+                .is_some_and(|run| m.queue.runs.contains_key(&run.id));
+            if under_header
+                && width.saturating_sub(meta.chars().count() + extra.chars().count() + 2)
+                    < width / 2
+            {
+                meta = format!("{edit}{tries}");
+            }
             let room = width
                 .saturating_sub(meta.chars().count() + extra.chars().count() + 2)
                 .max(4);
