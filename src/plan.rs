@@ -132,7 +132,7 @@ mod tests {
             repeat: 1,
             ..Default::default()
         };
-        crate::runs::expand_with(&spec, &mut |_| Ok(vec![]))
+        crate::runs::expand_with(&spec, &mut |_| Ok(Default::default()))
             .unwrap()
             .jobs
     }

@@ -1605,7 +1605,24 @@ fn run_text_from_wildcard_files_never_reaches_the_terminal_raw() {
     let s = Sandbox::new();
     let dir = s.config_home.join("easel").join("wildcards");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("w.txt"), "\u{1b}[31mred\u{202e}x\nblue\u{9b}2J\n").unwrap();
+    // Bidi overrides are shown cleaned; control characters (ESC, CSI) refuse the file, with
+    // its line, since they would be sent in prompts and stored (issue 14 QA).
+    std::fs::write(dir.join("w.txt"), "red\u{202e}x\nblue\u{200f}2J\n").unwrap();
+    std::fs::write(
+        dir.join("c.txt"),
+        "red\n\u{1b}[31mred\u{202e}x\nblue\u{9b}2J\n",
+    )
+    .unwrap();
+    let refused = s.run(&["generate", "--dry-run", "a __c__ {cat|dog}"]);
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("line 2 of") && refused.stderr.contains("(U+001B)"),
+        "{refused:#?}"
+    );
+    for raw in [&refused.raw_stdout, &refused.raw_stderr] {
+        let text = String::from_utf8_lossy(raw);
+        assert!(!text.contains(['\u{1b}', '\u{202e}', '\u{9b}']), "{text:?}");
+    }
     for json in [false, true] {
         let mut args = vec!["generate", "--dry-run", "a __w__ {cat|dog}"];
         if json {
@@ -1616,7 +1633,7 @@ fn run_text_from_wildcard_files_never_reaches_the_terminal_raw() {
         for raw in [&run.raw_stdout, &run.raw_stderr] {
             let text = String::from_utf8_lossy(raw);
             assert!(
-                !text.contains(['\u{1b}', '\u{202e}', '\u{9b}']),
+                !text.contains(['\u{1b}', '\u{202e}', '\u{9b}', '\u{200f}']),
                 "json {json}: {text:?}"
             );
         }

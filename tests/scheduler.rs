@@ -1658,3 +1658,51 @@ async fn the_scheduler_rides_a_rate_limit_without_a_storm_of_429s() {
         "{elapsed:?} for 15 jobs at 10/s"
     );
 }
+
+/// A studio that starts (or subscribes to the service) after a run was paused learns it: the
+/// scheduler says again which runs (and whether the queue) are held. A run held with P, the
+/// studio quit and started again used to show its jobs as plainly queued while none started.
+#[tokio::test(start_paused = true)]
+async fn the_runs_held_are_announced_again_on_request() {
+    let (mut rig, _) = paused_with(&[]).await;
+    let (held, let_go) = (Id::new(), Id::new());
+    rig.handle.pause_run(held, true);
+    rig.handle.pause_run(let_go, true);
+    rig.handle.pause_run(let_go, false);
+    rig.until(|e| matches!(e, JobEvent::RunPaused(r, false) if *r == let_go))
+        .await;
+    rig.handle.announce_paused();
+    rig.until(|e| matches!(e, JobEvent::RunPaused(r, true) if *r == held))
+        .await;
+    // The queue itself is paused in this rig: that is said too.
+    rig.until(|e| matches!(e, JobEvent::Paused(true))).await;
+}
+
+/// A run refused part way with the queue going (not paused, as in the test above): the first
+/// job used to start (its request sent) before the refusal of a later one came back, and was
+/// then cancelled mid-flight. The run is held while it is queued: nothing of it starts before
+/// all of it is in.
+#[tokio::test(start_paused = true)]
+async fn a_run_refused_part_way_starts_nothing_even_with_the_queue_going() {
+    let mut rig = Rig::new(vec![("demo", demo_slot(100, 0, 4))], 1).await;
+    let run = Id::new();
+    let mut refused = run_job("r2", run, 2);
+    refused.provider = "nowhere".into();
+    let answer = rig
+        .handle
+        .submit_run(vec![run_job("r1", run, 1), refused, run_job("r3", run, 1)])
+        .await;
+    assert_eq!(answer, Err("no provider named nowhere".to_string()));
+    rig.until(|e| matches!(e, JobEvent::Cancelled(r) if r.prompt == "r3"))
+        .await;
+    rig.quiet(Duration::from_secs(5)).await;
+    assert!(rig.seen_starting("started").is_empty(), "{:?}", rig.seen);
+    // Taken whole, a run is let go at once and runs.
+    let ids = rig
+        .handle
+        .submit_run(vec![run_job("s1", run, 1), run_job("s2", run, 2)])
+        .await
+        .unwrap();
+    let last = rig.finished(ids[1]).await;
+    assert_eq!(last.status, Status::Succeeded);
+}

@@ -445,8 +445,9 @@ fn the_queue_counts_a_run_and_keys_act_on_all_of_it() {
     let fx = press(&mut m, ch('X'));
     let mut cancelled: Vec<Id> = fx
         .iter()
-        .map(|e| match e {
-            Effect::Cancel(id) => *id,
+        .filter_map(|e| match e {
+            Effect::Cancel(id) => Some(*id),
+            Effect::PauseRun(..) => None,
             other => panic!("{other:?}"),
         })
         .collect();
@@ -500,6 +501,18 @@ fn a_run_is_sent_as_one_batch_after_a_confirmation() {
             && why[0].contains("at batch prices (half the live price); results within 24 h"),
         "{why:?}"
     );
+    // The question is about sending a batch: nothing is wrong that it would be "anyway".
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("Send it as one batch? y / n"), "{screen}");
+    assert!(!screen.contains("anyway"), "{screen}");
     let fx = press(&mut m, ch('y'));
     let [Effect::SendBatch(lines)] = fx.as_slice() else {
         panic!("{fx:?}");
@@ -556,5 +569,336 @@ fn a_batch_job_in_the_queue_shows_its_batch_and_state() {
     assert!(
         screen.contains("in batch batch_abc · in_progress"),
         "{screen}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Found by use (issue 14 QA)
+
+/// X on a run with jobs running and queued: a running job cancelled first frees its slot, and the
+/// scheduler may start the next queued job of the run (a request sent, maybe paid for) before its
+/// own cancel arrives. The run is held first, its queued jobs cancelled before the running ones,
+/// and the hold lifted at the end (so a later retry is not held).
+#[test]
+fn cancelling_a_run_holds_it_first_so_no_queued_job_starts_meanwhile() {
+    let mut m = model_with(true);
+    let run = id(900);
+    for k in 1..=4 {
+        queued(&mut m, run_record(k, run, k as u32, 4, Status::Queued));
+    }
+    for k in 1..=2 {
+        update(
+            &mut m,
+            Msg::Job(JobEvent::Started(Box::new(run_record(
+                k,
+                run,
+                k as u32,
+                4,
+                Status::Running,
+            )))),
+        );
+    }
+    m.focus = Pane::Queue;
+    m.queue.selected = 0;
+    let fx = press(&mut m, ch('X'));
+    let steps: Vec<String> = fx
+        .iter()
+        .map(|e| match e {
+            Effect::PauseRun(r, p) if *r == run => format!("pause {p}"),
+            Effect::Cancel(i) if *i == id(1) || *i == id(2) => "cancel running".into(),
+            Effect::Cancel(i) if *i == id(3) || *i == id(4) => "cancel queued".into(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "pause true",
+            "cancel queued",
+            "cancel queued",
+            "cancel running",
+            "cancel running",
+            "pause false"
+        ]
+    );
+}
+
+/// A cancelled run's header counts its cancelled jobs, and the status line says how the run ended
+/// (not "done" as if it had all succeeded).
+#[test]
+fn a_cancelled_run_says_so_in_its_header_and_when_it_ends() {
+    let mut m = model_with(true);
+    let run = id(901);
+    for k in 1..=3 {
+        queued(&mut m, run_record(k, run, k as u32, 3, Status::Queued));
+    }
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Started(Box::new(run_record(
+            1,
+            run,
+            1,
+            3,
+            Status::Running,
+        )))),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Succeeded(Box::new(run_record(
+            1,
+            run,
+            1,
+            3,
+            Status::Succeeded,
+        )))),
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Cancelled(Box::new(run_record(
+            2,
+            run,
+            2,
+            3,
+            Status::Cancelled,
+        )))),
+    );
+    let c = m.queue.run_counts(run);
+    assert_eq!(
+        easel::studio::runs::header_text(&m.queue.runs[&run], c),
+        "run · 1/3 done · 1 queued · 1 cancelled · a fox {1|2|3|4}"
+    );
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Cancelled(Box::new(run_record(
+            3,
+            run,
+            3,
+            3,
+            Status::Cancelled,
+        )))),
+    );
+    // X lifts its hold on the run last: with nothing of the run left to start, that is no news
+    // and does not hide how the run ended.
+    update(&mut m, Msg::Job(JobEvent::RunPaused(run, false)));
+    let last = &m.notices.last().unwrap().text;
+    assert!(
+        last.contains("1 of 3 done") && last.contains("2 cancelled"),
+        "{last}"
+    );
+}
+
+/// A run sent as a batch, in the queue pane of a 120×40 studio (52 columns): each row still says
+/// which job of the run it is and what sets it apart, and the batch's state; the header counts
+/// the jobs waiting in the batch (they are not queued here: nothing starts them).
+#[test]
+fn a_run_in_a_batch_keeps_its_labels_and_state_in_a_narrow_queue() {
+    let mut m = model_with(false);
+    update(&mut m, Msg::Resize(120, 40));
+    let run = id(902);
+    for k in 1..=6u32 {
+        let mut r = run_record(u128::from(k) + 100, run, k, 6, Status::Queued);
+        r.batch = Some(easel::store::BatchRef {
+            id: "batch_000002".into(),
+            custom_id: id(u128::from(k) + 100).to_string(),
+        });
+        queued(&mut m, r);
+    }
+    update(
+        &mut m,
+        Msg::Job(JobEvent::BatchState {
+            batch: "batch_000002".into(),
+            state: "in_progress".into(),
+        }),
+    );
+    m.focus = Pane::Queue;
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let buf = terminal.backend().buffer();
+    let rows: Vec<String> = (0..40)
+        .map(|y| (0..120).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect();
+    let header = rows
+        .iter()
+        .find(|r| r.contains("▾ run"))
+        .unwrap_or_else(|| panic!("{}", rows.join("\n")));
+    assert!(header.contains("6 in batch batch_000002"), "{header}");
+    assert!(!header.contains("queued"), "{header}");
+    for k in 1..=6 {
+        let row = rows
+            .iter()
+            .find(|r| r.contains(&format!("{k}/6 · {k} · ")))
+            .unwrap_or_else(|| panic!("job {k}:\n{}", rows.join("\n")));
+        assert!(row.contains("in_progress"), "{row}");
+    }
+}
+
+/// The studio quit with a run half done, then started again: the jobs it interrupted are no
+/// longer queued. They used to be counted as done ("8/12 done", then "run … done") and were
+/// nowhere to retry. At start the run's records are read: the header counts what succeeded,
+/// the interrupted and failed jobs are back in the pane, and R retries them.
+#[test]
+fn a_run_resumed_at_start_counts_its_interrupted_jobs_and_r_retries_them() {
+    let mut m = model_with(true);
+    let run = id(903);
+    let all: Vec<GenerationRecord> = [
+        Status::Succeeded,
+        Status::Succeeded,
+        Status::Interrupted,
+        Status::Failed,
+        Status::Queued,
+        Status::Queued,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, s)| run_record(200 + i as u128, run, i as u32 + 1, 6, s))
+    .collect();
+    let fx = update(&mut m, Msg::QueueLoaded(all[4..].to_vec()));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadRun(r) if *r == run)),
+        "{fx:?}"
+    );
+    update(&mut m, Msg::RunLoaded(run, all.clone()));
+    let c = m.queue.run_counts(run);
+    assert_eq!(
+        easel::studio::runs::header_text(&m.queue.runs[&run], c),
+        "run · 2/6 done · 2 queued · 2 failed · a fox {1|2|3|4}"
+    );
+    m.focus = Pane::Queue;
+    m.queue.selected = 0;
+    let mut retried: Vec<Id> = press(&mut m, ch('R'))
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Retry(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    retried.sort();
+    assert_eq!(retried, vec![id(202), id(203)]);
+    // Read again later (the grid open), the tally does not count a job twice, and jobs the
+    // user dismissed from the pane do not come back.
+    update(&mut m, Msg::RunLoaded(run, all));
+    assert_eq!(m.queue.run_counts(run).done, 2);
+}
+
+/// The service says which runs are held when the studio subscribes, which may be before the
+/// studio has read its queue: the run's header says "paused" whichever comes first.
+#[test]
+fn a_run_held_before_the_queue_is_read_shows_paused() {
+    let mut m = model_with(true);
+    let run = id(904);
+    update(&mut m, Msg::Job(JobEvent::RunPaused(run, true)));
+    let jobs: Vec<GenerationRecord> = (1..=3)
+        .map(|k| run_record(300 + u128::from(k), run, k, 3, Status::Queued))
+        .collect();
+    update(&mut m, Msg::QueueLoaded(jobs));
+    let c = m.queue.run_counts(run);
+    let header = easel::studio::runs::header_text(&m.queue.runs[&run], c);
+    assert!(header.contains("3 queued · paused"), "{header}");
+    // Let go: no longer paused, and a run let go before its jobs are seen is not held either.
+    update(&mut m, Msg::Job(JobEvent::RunPaused(run, false)));
+    assert!(!m.queue.runs[&run].paused);
+}
+
+/// The ended jobs of a run stay in the pane in run order, whatever order their ends came in
+/// (a cancelled run was listed 8/8, 7/8, … 3/8).
+#[test]
+fn a_runs_ended_jobs_are_listed_in_run_order() {
+    let mut m = model_with(true);
+    let run = id(905);
+    for k in 1..=4u32 {
+        queued(
+            &mut m,
+            run_record(400 + u128::from(k), run, k, 4, Status::Queued),
+        );
+    }
+    for k in [4u32, 2, 3] {
+        update(
+            &mut m,
+            Msg::Job(JobEvent::Cancelled(Box::new(run_record(
+                400 + u128::from(k),
+                run,
+                k,
+                4,
+                Status::Cancelled,
+            )))),
+        );
+    }
+    let order: Vec<(u32, Status)> = m
+        .queue
+        .jobs
+        .iter()
+        .map(|j| (j.record.run.as_ref().unwrap().index, j.record.status))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (1, Status::Queued),
+            (2, Status::Cancelled),
+            (3, Status::Cancelled),
+            (4, Status::Cancelled)
+        ]
+    );
+}
+
+/// At 80×24 the queue pane is 44 columns inside: a run's row kept the model and size
+/// (the same for every job of a studio run) and cut what sets the job apart ("3/12 · red, d…").
+#[test]
+fn a_runs_rows_keep_their_values_at_80_columns() {
+    let mut m = model_with(true);
+    update(&mut m, Msg::Resize(80, 24));
+    let run = id(906);
+    for k in 1..=3u32 {
+        let mut r = run_record(500 + u128::from(k), run, k, 12, Status::Queued);
+        r.run.as_mut().unwrap().values.alternatives = vec![
+            easel::runs::AltValue {
+                column: 3,
+                value: "green".into(),
+            },
+            easel::runs::AltValue {
+                column: 20,
+                value: format!("dog{k}"),
+            },
+        ];
+        queued(&mut m, r);
+    }
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Started(Box::new({
+            let mut r = run_record(501, run, 1, 12, Status::Running);
+            r.run.as_mut().unwrap().values.alternatives = vec![
+                easel::runs::AltValue {
+                    column: 3,
+                    value: "green".into(),
+                },
+                easel::runs::AltValue {
+                    column: 20,
+                    value: "dog1".into(),
+                },
+            ];
+            r
+        }))),
+    );
+    m.focus = Pane::Queue;
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| easel::studio::view::view(&m, f)).unwrap();
+    let buf = terminal.backend().buffer();
+    let rows: Vec<String> = (0..24)
+        .map(|y| (0..80).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect();
+    // The pane has room for two jobs under the header.
+    for k in 1..=2 {
+        assert!(
+            rows.iter()
+                .any(|r| r.contains(&format!("{k}/12 · green, dog{k}"))),
+            "job {k}:\n{}",
+            rows.join("\n")
+        );
+    }
+    // The running job still says for how long, and which attempt.
+    assert!(
+        rows.iter().any(|r| r.contains("1/12") && r.contains(" a")),
+        "{}",
+        rows.join("\n")
     );
 }

@@ -2825,10 +2825,14 @@ fn when_the_last_job_of_a_run_ends_a_notice_offers_the_grid() {
     let mut failed = b.clone();
     failed.status = Status::Failed;
     update(&mut m, Msg::Job(JobEvent::Failed(Box::new(failed))));
+    // A failed job: the run ended, not all done (issue 14 QA).
     let n = m.current_notice().unwrap();
     assert_eq!(
         n.text,
-        format!("run {} done · press V to see the grid", id(900).short())
+        format!(
+            "run {} ended: 1 of 6 done · 1 failed · press V to see the grid",
+            id(900).short()
+        )
     );
     assert_eq!(m.run_done, Some(id(900)));
     // V on a record of no run opens that run, from the queue too (V is global).

@@ -531,7 +531,9 @@ pub fn run_records(
     text: &str,
 ) -> Result<(Id, Vec<GenerationRecord>), StoreError> {
     let want = text.trim().to_ascii_lowercase();
-    if want.len() < 4 || !want.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+    // Dashes are allowed (as in a printed uuid) but are no digits: "----" starts every id.
+    let digits = want.chars().filter(char::is_ascii_hexdigit).count();
+    if digits < 4 || !want.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         return Err(StoreError::Invalid(format!(
             "\"{}\" is not a run id (give at least 4 of its hex digits)",
             sanitize::line(text)
@@ -561,11 +563,22 @@ pub fn run_records(
             records.sort_by_key(|r| r.run.as_ref().map_or(0, |i| i.index));
             Ok((one, records))
         }
-        _ => Err(StoreError::Invalid(format!(
-            "\"{}\" starts {} run ids: give more of it",
-            sanitize::line(text),
-            runs.len()
-        ))),
+        _ => {
+            let mut named: Vec<String> = runs
+                .iter()
+                .take(5)
+                .map(|r| r.to_string().replace('-', "").chars().take(12).collect())
+                .collect();
+            if runs.len() > named.len() {
+                named.push("…".into());
+            }
+            Err(StoreError::Invalid(format!(
+                "\"{}\" starts {} run ids ({}): give more of it",
+                sanitize::line(text),
+                runs.len(),
+                named.join(", ")
+            )))
+        }
     }
 }
 
@@ -1244,6 +1257,55 @@ fn doctor(store: &dyn HistoryStore, report: &crate::store::DoctorReport, repair:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_ids_need_four_hex_digits_and_an_ambiguous_start_names_the_runs() {
+        #![allow(clippy::unwrap_used)]
+        use crate::store::{GenerationRecord, RunInfo};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let runs = [
+            Id::parse("aaaa1111000000000000000000000000").unwrap(),
+            Id::parse("aaaa2222000000000000000000000000").unwrap(),
+        ];
+        for (n, run) in runs.iter().enumerate() {
+            let mut r = GenerationRecord::queued(
+                Id::from_uuid(uuid::Uuid::from_u128(n as u128 + 1)),
+                crate::api::GenerationParams::default(),
+                "demo",
+                true,
+                Utc::now(),
+            );
+            r.status = crate::store::Status::Succeeded;
+            r.run = Some(RunInfo {
+                id: *run,
+                index: 1,
+                of: 1,
+                values: crate::runs::JobValues {
+                    prompt_index: 1,
+                    template: "a fox".into(),
+                    combination: 0,
+                    alternatives: vec![],
+                    wildcards: vec![],
+                    axes: vec![],
+                    repeat: 1,
+                },
+            });
+            store.put(&r).unwrap();
+        }
+        // Dashes are no digits: "----" is no start of a run id (it used to match every run).
+        for text in ["----", "a-a-a", "-aaa"] {
+            let e = run_records(&store, text).unwrap_err().to_string();
+            assert!(e.contains("is not a run id"), "{text}: {e}");
+        }
+        let e = run_records(&store, "aaaa").unwrap_err().to_string();
+        assert!(
+            e.contains("starts 2 run ids") && e.contains("aaaa1111") && e.contains("aaaa2222"),
+            "{e}"
+        );
+        let (one, records) = run_records(&store, "aaaa-2").unwrap();
+        assert_eq!((one, records.len()), (runs[1], 1));
+    }
 
     #[test]
     fn since_forms() {

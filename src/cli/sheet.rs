@@ -570,6 +570,43 @@ fn run_key(run: crate::store::Id, size: u32, records: &[GenerationRecord]) -> St
     hex::encode(h.finalize())
 }
 
+/// What the sheet's cells that show no picture are, for its summary: ", 1 missing, 2 failed,
+/// 16 cancelled, 1 not finished" (a cancelled job is drawn as a failed cell, but the summary
+/// does not call it failed).
+fn run_marks(l: &crate::runs::layout::Layout, records: &[GenerationRecord]) -> String {
+    use crate::runs::layout::{self, Mark};
+    use crate::store::Status;
+    let made = |i: usize| {
+        records
+            .get(i)
+            .is_some_and(|r| r.status == Status::Succeeded && !r.outputs.is_empty())
+    };
+    let (mut missing, mut failed, mut cancelled, mut pending) = (0, 0, 0, 0);
+    for page in &l.pages {
+        for c in &page.cells {
+            match layout::mark(c, made) {
+                Mark::Missing => missing += 1,
+                Mark::Failed(i) => match records.get(i).map(|r| r.status) {
+                    Some(s) if !s.is_final() => pending += 1,
+                    Some(Status::Cancelled) => cancelled += 1,
+                    _ => failed += 1,
+                },
+                Mark::Done(_) => {}
+            }
+        }
+    }
+    [
+        (missing, "missing"),
+        (failed, "failed"),
+        (cancelled, "cancelled"),
+        (pending, "not finished"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!(", {n} {what}"))
+    .collect()
+}
+
 /// `history sheet --run ID`: the run's grid, from the cache when the same records made it
 /// before.
 fn run_sheet(
@@ -610,31 +647,12 @@ fn run_sheet(
             .is_some_and(|r| r.status == crate::store::Status::Succeeded && !r.outputs.is_empty())
     };
     let ended = |i: usize| records.get(i).is_none_or(|r| r.status.is_final());
-    let (mut missing, mut failed, mut pending) = (0, 0, 0);
-    for page in &l.pages {
-        for c in &page.cells {
-            match layout::mark(c, made) {
-                Mark::Missing => missing += 1,
-                Mark::Failed(i) if !ended(i) => pending += 1,
-                Mark::Failed(_) => failed += 1,
-                Mark::Done(_) => {}
-            }
-        }
-    }
     let pages = if l.pages.len() > 1 {
         format!(", {} pages", l.pages.len())
     } else {
         String::new()
     };
-    let marks = [
-        (missing, "missing"),
-        (failed, "failed"),
-        (pending, "not finished"),
-    ]
-    .iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, what)| format!(", {n} {what}"))
-    .collect::<String>();
+    let marks = run_marks(&l, &records);
     let summary = format!(
         "{} rows × {} columns{pages}, {} of {of} jobs{marks}",
         l.row_count(),
@@ -781,6 +799,51 @@ fn copy_into_place(from: &Path, out: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run cancelled with X: its sheet said "16 failed".
+    #[test]
+    fn the_summary_counts_cancelled_jobs_apart_from_failed_ones() {
+        use crate::runs::layout::{Layout, Page, Side};
+        use crate::store::{GenerationRecord, Id, Status};
+        let l = Layout {
+            rows: Side {
+                name: String::new(),
+                labels: vec![String::new()],
+            },
+            cols: Side {
+                name: "choice 1".into(),
+                labels: (1..=5).map(|i| i.to_string()).collect(),
+            },
+            pages: vec![Page {
+                label: String::new(),
+                cells: vec![vec![0], vec![1], vec![2], vec![3], vec![]],
+            }],
+        };
+        let records: Vec<GenerationRecord> = [
+            Status::Failed,
+            Status::Cancelled,
+            Status::Cancelled,
+            Status::Running,
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(n, status)| {
+            let mut r = GenerationRecord::queued(
+                Id::from_uuid(uuid::Uuid::from_u128(n as u128 + 1)),
+                crate::api::GenerationParams::default(),
+                "demo",
+                true,
+                chrono::Utc::now(),
+            );
+            r.status = status;
+            r
+        })
+        .collect();
+        assert_eq!(
+            run_marks(&l, &records),
+            ", 1 missing, 1 failed, 2 cancelled, 1 not finished"
+        );
+    }
 
     fn lit(img: &RgbaImage, x0: u32, y0: u32, w: u32, h: u32, colour: Rgba<u8>) -> usize {
         let mut n = 0;

@@ -172,6 +172,13 @@ pub enum Command {
     /// Hold (true) or release the queued jobs of a run (by run id): held jobs do not start,
     /// the others go on.
     PauseRun(Id, bool),
+    /// Say again which runs are held, and whether the queue is (`RunPaused`, `Paused`): for a
+    /// studio that starts while they are (its service outlived the studio that held them).
+    AnnouncePaused,
+    /// Hold (true) or release a run while its jobs are being queued, saying nothing (a pause
+    /// the user asked for is `PauseRun`): none of them starts before all are in, so a run
+    /// refused part way sends nothing. In-process only: through the service it does nothing.
+    HoldRun(Id, bool),
     /// Record the jobs of a Batch API batch just created: queued with their batch, polled (not
     /// run) until it ends; the ids in the reply are those given.
     SubmitBatch(

@@ -143,9 +143,25 @@ impl SchedulerHandle {
         &self,
         jobs: Vec<Submission>,
     ) -> impl std::future::Future<Output = Result<Vec<Id>, String>> + Send + 'static {
+        // Held while it is queued: a job started before a later one is refused would be sent
+        // (and paid for) and then cancelled.
+        let mut runs: Vec<Id> = jobs
+            .iter()
+            .filter_map(|s| s.run.as_ref().map(|r| r.id))
+            .collect();
+        runs.sort();
+        runs.dedup();
+        for run in &runs {
+            self.send(Command::HoldRun(*run, true));
+        }
         let queued: Vec<_> = jobs.into_iter().map(|s| self.submit_in_order(s)).collect();
         let handle = self.clone();
         async move {
+            let release = |handle: &SchedulerHandle| {
+                for run in &runs {
+                    handle.send(Command::HoldRun(*run, false));
+                }
+            };
             let mut ids = Vec::with_capacity(queued.len());
             let mut refused = None;
             for q in queued {
@@ -157,11 +173,15 @@ impl SchedulerHandle {
                 }
             }
             match refused {
-                None => Ok(ids),
+                None => {
+                    release(&handle);
+                    Ok(ids)
+                }
                 Some(e) => {
                     for id in ids {
                         handle.cancel(id);
                     }
+                    release(&handle);
                     Err(e)
                 }
             }
@@ -227,6 +247,11 @@ impl SchedulerHandle {
     /// Hold or release the queued jobs of a run.
     pub fn pause_run(&self, run: Id, paused: bool) {
         self.send(Command::PauseRun(run, paused));
+    }
+
+    /// Say again which runs are held, and whether the queue is (events to every subscriber).
+    pub fn announce_paused(&self) {
+        self.send(Command::AnnouncePaused);
     }
 
     pub fn pause(&self, paused: bool) {
@@ -720,6 +745,23 @@ impl Scheduler {
             Command::Resume => {
                 self.paused = false;
                 self.emit(JobEvent::Paused(false));
+            }
+            Command::HoldRun(run, held) => {
+                if held {
+                    self.paused_runs.insert(run);
+                } else {
+                    self.paused_runs.remove(&run);
+                }
+            }
+            Command::AnnouncePaused => {
+                let mut held: Vec<Id> = self.paused_runs.iter().copied().collect();
+                held.sort();
+                for run in held {
+                    self.emit(JobEvent::RunPaused(run, true));
+                }
+                if self.paused {
+                    self.emit(JobEvent::Paused(true));
+                }
             }
             Command::PauseRun(run, paused) => {
                 if paused {

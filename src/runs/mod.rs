@@ -309,12 +309,14 @@ fn nth_node(node: &Node, mut index: u128, out: &mut String, values: &mut JobValu
 
 /// Parse every prompt, read its wildcards, and expand the run.
 pub fn expand(spec: &RunSpec, wildcards: &mut Wildcards) -> Result<Expansion, RunError> {
-    expand_with(spec, &mut |name| wildcards.load(name))
+    expand_with(spec, &mut |name| {
+        wildcards.load(name).map(std::sync::Arc::new)
+    })
 }
 
 /// The values of a wildcard, or why there are none: where `expand_with` and `count_with` get
 /// them (the CLI reads the files; the studio answers from what it has read already).
-pub type WildcardSource<'a> = dyn FnMut(&str) -> Result<Vec<String>, ErrorKind> + 'a;
+pub type WildcardSource<'a> = dyn FnMut(&str) -> Result<parse::WildcardValues, ErrorKind> + 'a;
 
 /// How many jobs a run has, counted without listing them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

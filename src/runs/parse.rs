@@ -5,6 +5,9 @@
 
 use std::fmt;
 
+/// The values of a wildcard file, shared.
+pub type WildcardValues = std::sync::Arc<Vec<String>>;
+
 /// One piece of a parsed prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -15,11 +18,12 @@ pub enum Node {
         column: usize,
         options: Vec<Vec<Node>>,
     },
-    /// `__name__`: one line of the wildcard file `name.txt` (filled in by `resolve`).
+    /// `__name__`: one line of the wildcard file `name.txt` (filled in by `resolve`; shared,
+    /// so that a file of a million lines is not copied at each keystroke in the studio).
     Wildcard {
         name: String,
         column: usize,
-        values: Vec<String>,
+        values: WildcardValues,
     },
 }
 
@@ -49,6 +53,13 @@ pub enum ErrorKind {
         file: String,
         why: String,
     },
+    /// A wildcard file with a control character in a value (line 1-based).
+    ControlInWildcard {
+        name: String,
+        file: String,
+        line: usize,
+        ch: char,
+    },
     /// A prompt that ends with a lone `\`.
     TrailingBackslash,
 }
@@ -77,6 +88,16 @@ impl fmt::Display for ErrorKind {
             ErrorKind::UnreadableWildcard { name, file, why } => {
                 write!(f, "wildcard __{name}__: cannot read {file}: {why}")
             }
+            ErrorKind::ControlInWildcard {
+                name,
+                file,
+                line,
+                ch,
+            } => write!(
+                f,
+                "wildcard __{name}__: line {line} of {file} has a control character (U+{:04X})",
+                u32::from(*ch)
+            ),
             ErrorKind::TrailingBackslash => {
                 write!(
                     f,
@@ -104,7 +125,12 @@ impl SyntaxError {
                 "create the file with one value per line, or write \\_\\_ for literal underscores"
             }
             ErrorKind::EmptyWildcard { .. } => "add at least one value (one per line) to the file",
-            ErrorKind::UnreadableWildcard { .. } => "check the file's permissions",
+            ErrorKind::UnreadableWildcard { .. } => {
+                "check that it is a file you may read, saved as UTF-8 text"
+            }
+            ErrorKind::ControlInWildcard { .. } => {
+                "remove it from the file: a value is plain text, one a line"
+            }
             ErrorKind::TrailingBackslash => "remove it or double it",
         }
     }
@@ -234,7 +260,7 @@ fn parse_seq(chars: &[char], i: &mut usize, inside: bool) -> Result<Vec<Node>, S
                     seq.push(Node::Wildcard {
                         name,
                         column: *i + 1,
-                        values: Vec::new(),
+                        values: WildcardValues::default(),
                     });
                     *i = next;
                 }
@@ -286,7 +312,7 @@ pub fn is_plain(nodes: &[Node]) -> bool {
 /// kind. The error carries the wildcard's column.
 pub fn resolve(
     nodes: &mut [Node],
-    load: &mut dyn FnMut(&str) -> Result<Vec<String>, ErrorKind>,
+    load: &mut dyn FnMut(&str) -> Result<WildcardValues, ErrorKind>,
 ) -> Result<(), SyntaxError> {
     for node in nodes {
         match node {
@@ -366,7 +392,7 @@ mod tests {
                 Node::Wildcard {
                     name: "colour".into(),
                     column: 3,
-                    values: vec![]
+                    values: WildcardValues::default()
                 },
                 text(" snake_case a__b __ ____"),
             ]

@@ -39,6 +39,20 @@ pub fn values_of(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The first control character (but a tab) in a value line of a wildcard file, with its
+/// 1-based line: it would be sent in prompts and kept in history.
+fn control_in_values(text: &str) -> Option<(usize, char)> {
+    text.lines().enumerate().find_map(|(i, l)| {
+        let l = l.trim();
+        if l.starts_with('#') {
+            return None;
+        }
+        l.chars()
+            .find(|c| c.is_control() && *c != '\t')
+            .map(|c| (i + 1, c))
+    })
+}
+
 impl Wildcards {
     pub fn new(dir: impl Into<PathBuf>) -> Wildcards {
         Wildcards {
@@ -67,14 +81,29 @@ impl Wildcards {
                 });
             }
             Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::InvalidData {
+                    "it is not UTF-8 text".to_string()
+                } else {
+                    e.to_string()
+                };
                 return Err(ErrorKind::UnreadableWildcard {
                     name: name.into(),
                     file,
-                    why: e.to_string(),
+                    why,
                 });
             }
         };
-        let values = values_of(&text);
+        // A byte-order mark (Windows editors write one) is not part of the first value.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        if let Some((line, ch)) = control_in_values(text) {
+            return Err(ErrorKind::ControlInWildcard {
+                name: name.into(),
+                file,
+                line,
+                ch,
+            });
+        }
+        let values = values_of(text);
         if values.is_empty() {
             return Err(ErrorKind::EmptyWildcard {
                 name: name.into(),
@@ -89,6 +118,43 @@ impl Wildcards {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value with a control character would be sent in a prompt and stored in history and
+    /// sidecars (an escape sequence, a NUL from a binary file): the file is refused with its line.
+    /// A byte-order mark (a file saved by Windows Notepad) is not part of the first value.
+    /// A file saved in another encoding (Latin-1): said so, not "check the permissions".
+    #[test]
+    fn a_file_that_is_not_utf8_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("latin1.txt"), b"caf\xe9\n").unwrap();
+        let e = Wildcards::new(dir.path()).load("latin1").unwrap_err();
+        let err = crate::runs::parse::SyntaxError { column: 1, kind: e };
+        assert!(err.to_string().contains("is not UTF-8 text"), "{err}");
+        assert!(err.hint().contains("UTF-8"), "{}", err.hint());
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_their_line_and_a_bom_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ctl.txt"),
+            "fox\n# a \x1b comment is fine\nowl\x1b[31m\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("nul.txt"), "a\0b\n").unwrap();
+        std::fs::write(dir.path().join("bom.txt"), "\u{feff}fox\nowl\tat dusk\r\n").unwrap();
+        let mut w = Wildcards::new(dir.path());
+        match w.load("ctl") {
+            Err(ErrorKind::ControlInWildcard { name, line, ch, .. }) => {
+                assert_eq!((name.as_str(), line, ch), ("ctl", 3, '\u{1b}'));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = w.load("nul").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("U+0000"), "{e}");
+        assert!(!e.contains('\0'), "{e:?}");
+        assert_eq!(w.load("bom").unwrap(), vec!["fox", "owl\tat dusk"]);
+    }
 
     #[test]
     fn comments_and_blank_lines_are_skipped() {

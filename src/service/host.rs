@@ -270,7 +270,11 @@ impl Handler for EngineHandler {
     }
 
     fn subscribe(&self) -> Option<broadcast::Receiver<Event>> {
-        Some(self.events.subscribe())
+        let events = self.events.subscribe();
+        // A studio that subscribes learns which runs (and whether the queue) are held: a
+        // pause lasts while the service runs, beyond the studio that made it.
+        self.scheduler.announce_paused();
+        Some(events)
     }
 }
 

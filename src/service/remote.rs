@@ -585,6 +585,11 @@ async fn bridge(
             Command::PauseRun(run, paused) => {
                 report(&events, send!(Request::PauseRun { run, paused }))
             }
+            // The service says so to each studio that subscribes.
+            Command::AnnouncePaused => {}
+            // The protocol has no silent hold (a `PauseRun` would tell every studio): through
+            // the service, a run's jobs are queued one by one as before.
+            Command::HoldRun(..) => {}
             Command::Star(id, starred, reply) => {
                 let r = send!(Request::Star {
                     record: id,

@@ -77,6 +77,11 @@ pub struct QueueState {
     pub runs: HashMap<Id, super::runs::RunTally>,
     /// The state of each Batch API batch as last polled (`in_progress`…), by batch id.
     pub batch_states: HashMap<String, String>,
+    /// Runs found in the queue at start whose records were asked for (`Effect::LoadRun`): their
+    /// ended jobs are counted, and the failed and interrupted ones shown, when they come.
+    pub recount: Vec<Id>,
+    /// Runs held (`JobEvent::RunPaused`), also those whose jobs the pane has not seen yet.
+    pub paused_runs: std::collections::HashSet<Id>,
 }
 
 impl QueueState {
@@ -111,8 +116,11 @@ impl QueueState {
         {
             match j.record.status {
                 Status::Running => c.running += 1,
+                // Waiting in a Batch API batch: nothing here starts it.
+                Status::Queued if j.record.batch.is_some() => c.in_batch += 1,
                 Status::Queued => c.queued += 1,
                 Status::Failed | Status::Interrupted => c.failed += 1,
+                Status::Cancelled => c.cancelled += 1,
                 _ => {}
             }
         }

@@ -110,11 +110,33 @@ pub fn job_finished(m: &mut Model, r: &GenerationRecord, fx: &mut Vec<Effect>) {
             super::keymap::Context::History,
             super::keymap::Action::RunGrid,
         );
-        notice(
-            m,
-            format!("run {} done · press {key} to see the grid", info.id.short()),
-            false,
-        );
+        // Counted with this job (it is in the pane, or counted done, by now).
+        let c = m.queue.run_counts(info.id);
+        let of = m.queue.runs.get(&info.id).map_or(info.of, |t| t.of);
+        if c.failed == 0 && c.cancelled == 0 {
+            notice(
+                m,
+                format!("run {} done · press {key} to see the grid", info.id.short()),
+                false,
+            );
+        } else {
+            let mut parts = vec![format!("{} of {of} done", c.done)];
+            if c.failed > 0 {
+                parts.push(format!("{} failed", c.failed));
+            }
+            if c.cancelled > 0 {
+                parts.push(format!("{} cancelled", c.cancelled));
+            }
+            notice(
+                m,
+                format!(
+                    "run {} ended: {} · press {key} to see the grid",
+                    info.id.short(),
+                    parts.join(" · ")
+                ),
+                c.failed > 0,
+            );
+        }
     }
 }
 

@@ -15,13 +15,13 @@ use std::collections::HashMap;
 /// The wildcard files read so far, by name (an error says why a name has no values).
 #[derive(Debug, Clone, Default)]
 pub struct WildcardCache {
-    pub values: HashMap<String, Result<Vec<String>, ErrorKind>>,
+    pub values: HashMap<String, Result<parse::WildcardValues, ErrorKind>>,
     /// Asked for and not answered yet.
     pub asked: Vec<String>,
 }
 
 impl WildcardCache {
-    fn lookup(&self, name: &str) -> Result<Vec<String>, ErrorKind> {
+    fn lookup(&self, name: &str) -> Result<parse::WildcardValues, ErrorKind> {
         match self.values.get(name) {
             Some(r) => r.clone(),
             // Not read yet: callers ask first (see `missing`), so this is only a fallback.
@@ -37,7 +37,7 @@ impl WildcardCache {
     pub fn loaded(&mut self, answers: Vec<(String, Result<Vec<String>, ErrorKind>)>) {
         for (name, r) in answers {
             self.asked.retain(|n| *n != name);
-            self.values.insert(name, r);
+            self.values.insert(name, r.map(std::sync::Arc::new));
         }
     }
 
@@ -309,6 +309,8 @@ pub struct RunTally {
     pub template: String,
     /// Its queued jobs are held.
     pub paused: bool,
+    /// The Batch API batch its jobs were sent in, if they were.
+    pub batch: Option<String>,
 }
 
 /// The counts a run's header shows.
@@ -318,6 +320,10 @@ pub struct RunCounts {
     pub running: u32,
     pub queued: u32,
     pub failed: u32,
+    /// Cancelled jobs still in the pane (they can be retried there).
+    pub cancelled: u32,
+    /// Jobs waiting in a Batch API batch.
+    pub in_batch: u32,
 }
 
 /// "run · 7/12 done · 1 running · 3 queued · 1 failed · paused · a {red|blue} fox".
@@ -329,8 +335,21 @@ pub fn header_text(t: &RunTally, c: RunCounts) -> String {
     if c.queued > 0 {
         parts.push(format!("{} queued", c.queued));
     }
+    if c.in_batch > 0 {
+        parts.push(match &t.batch {
+            Some(b) => format!(
+                "{} in batch {}",
+                c.in_batch,
+                crate::sanitize::truncate(&crate::sanitize::line(b), 20)
+            ),
+            None => format!("{} in batch", c.in_batch),
+        });
+    }
     if c.failed > 0 {
         parts.push(format!("{} failed", c.failed));
+    }
+    if c.cancelled > 0 {
+        parts.push(format!("{} cancelled", c.cancelled));
     }
     if t.paused {
         parts.push("paused".into());
@@ -343,6 +362,37 @@ pub fn header_text(t: &RunTally, c: RunCounts) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    /// A wildcard file of a million lines (13 MB): each keystroke in a prompt that names it
+    /// works the count out again, and must not copy the file's values each time.
+    #[test]
+    fn a_huge_wildcard_costs_little_a_keystroke() {
+        let mut cache = WildcardCache::default();
+        cache.loaded(vec![(
+            "huge".into(),
+            Ok((0..1_000_000).map(|i| format!("value{i:07}")).collect()),
+        )]);
+        let params = GenerationParams::default();
+        let catalog = Catalog::builtin();
+        let start = std::time::Instant::now();
+        let mut p = RunPreview::Plain;
+        for text in ["a __huge__ {x|y", "a __huge__ {x|y}", "a __huge__ {x|y} "] {
+            p = preview(text, &params, &catalog, true, &cache);
+        }
+        let took = start.elapsed() / 3;
+        eprintln!("preview with a 1,000,000-line wildcard: {took:?} a keystroke");
+        assert!(
+            matches!(
+                p,
+                RunPreview::TooLarge {
+                    jobs: 2_000_000,
+                    ..
+                }
+            ),
+            "{p:?}"
+        );
+        assert!(took < std::time::Duration::from_millis(5), "{took:?}");
+    }
 
     #[test]
     fn a_huge_product_is_counted_at_once() {

@@ -138,6 +138,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 if let Some(t) = m.queue.runs.get_mut(&id) {
                     t.done = t.of.saturating_sub(n);
                 }
+                // Until its records come: some of those jobs may have failed, or been
+                // interrupted when the studio quit.
+                m.queue.recount.push(id);
+                fx.push(Effect::LoadRun(id));
             }
         }
         Msg::PreviewReady(key, rendered) => {
@@ -208,7 +212,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::InputsChecked { submission, result } => {
             inputs_checked(m, *submission, result, &mut fx)
         }
-        Msg::RunLoaded(run, records) => super::run_grid::loaded(m, run, records),
+        Msg::RunLoaded(run, records) => {
+            recount_run(m, run, &records);
+            super::run_grid::loaded(m, run, records);
+        }
         Msg::WildcardsLoaded(answers) => {
             m.wildcards.loaded(answers);
             // Worked out again with the values.
@@ -1828,22 +1835,31 @@ fn job_event(m: &mut Model, ev: JobEvent, fx: &mut Vec<Effect>) {
             m.queue.batch_states.insert(batch, state);
         }
         JobEvent::RunPaused(run, paused) => {
+            if paused {
+                m.queue.paused_runs.insert(run);
+            } else {
+                m.queue.paused_runs.remove(&run);
+            }
             if let Some(t) = m.queue.runs.get_mut(&run) {
                 t.paused = paused;
             }
-            let hint = m.keymap.hint(Context::Queue, Action::PauseRun);
-            notice(
-                m,
-                if paused {
-                    format!(
-                        "run {} paused: its queued jobs wait ({hint} resumes)",
-                        run.short()
-                    )
-                } else {
-                    format!("run {} resumed", run.short())
-                },
-                false,
-            );
+            // With nothing of the run waiting (a run cancelled with X is held, then let go),
+            // there is nothing to tell, and the run's end stays on the status line.
+            if m.queue.run_counts(run).queued > 0 {
+                let hint = m.keymap.hint(Context::Queue, Action::PauseRun);
+                notice(
+                    m,
+                    if paused {
+                        format!(
+                            "run {} paused: its queued jobs wait ({hint} resumes)",
+                            run.short()
+                        )
+                    } else {
+                        format!("run {} resumed", run.short())
+                    },
+                    false,
+                );
+            }
         }
         JobEvent::Problem(p) => notice(m, p, true),
         JobEvent::NeedsCredential { id, provider } => {
@@ -1881,13 +1897,22 @@ fn group_runs(jobs: &mut [JobView]) {
             None => i,
         })
         .collect();
-    let mut keyed: Vec<(usize, usize)> = firsts
+    // Within a run, the running and queued jobs keep their order, and the ended ones follow
+    // in run order (whatever order they ended in).
+    let mut keyed: Vec<(usize, usize, usize)> = firsts
         .into_iter()
         .enumerate()
-        .map(|(i, f)| (f, i))
+        .map(|(i, f)| {
+            let r = &jobs[i].record;
+            let index = match (&r.run, r.status.is_final()) {
+                (Some(run), true) => usize::try_from(run.index).unwrap_or(usize::MAX),
+                _ => 0,
+            };
+            (f, index, i)
+        })
         .collect();
-    keyed.sort_by_key(|(f, i)| (*f, *i));
-    let order: Vec<JobView> = keyed.iter().map(|(_, i)| jobs[*i].clone()).collect();
+    keyed.sort_by_key(|k| *k);
+    let order: Vec<JobView> = keyed.iter().map(|(_, _, i)| jobs[*i].clone()).collect();
     for (slot, j) in jobs.iter_mut().zip(order) {
         *slot = j;
     }
@@ -1906,18 +1931,28 @@ fn run_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             fx.push(Effect::PauseRun(run, !paused));
         }
         Action::CancelRun => {
-            let live: Vec<_> = m
-                .queue
-                .jobs
-                .iter()
-                .filter(of_run)
-                .filter(|j| matches!(j.record.status, Status::Queued | Status::Running))
-                .map(|j| j.record.id)
-                .collect();
-            if live.is_empty() {
+            let of_status = |s: Status| -> Vec<_> {
+                m.queue
+                    .jobs
+                    .iter()
+                    .filter(of_run)
+                    .filter(|j| j.record.status == s)
+                    .map(|j| j.record.id)
+                    .collect()
+            };
+            let (queued, running) = (of_status(Status::Queued), of_status(Status::Running));
+            if queued.is_empty() && running.is_empty() {
                 notice(m, "nothing of this run is queued or running", true);
+                return;
             }
-            fx.extend(live.into_iter().map(Effect::Cancel));
+            // Held first, and its queued jobs cancelled before the running ones: a running
+            // job's end frees a slot, and the scheduler must not start (and pay for) a job of
+            // the run whose cancel is still on its way. The hold is lifted once all are
+            // cancelled, so that a retry later is not held.
+            fx.push(Effect::PauseRun(run, true));
+            fx.extend(queued.into_iter().map(Effect::Cancel));
+            fx.extend(running.into_iter().map(Effect::Cancel));
+            fx.push(Effect::PauseRun(run, false));
         }
         _ => {
             let failed: Vec<_> = m
@@ -1936,20 +1971,62 @@ fn run_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
     }
 }
 
+/// A run's records read from the store: its header counts the jobs that succeeded (those still
+/// in the pane are counted when their end arrives). Asked for at start, its failed and
+/// interrupted jobs come back into the pane, where `R` retries them.
+fn recount_run(m: &mut Model, run: crate::store::Id, records: &[crate::store::GenerationRecord]) {
+    let of_run = |r: &crate::store::GenerationRecord| r.run.as_ref().is_some_and(|i| i.id == run);
+    let in_pane: std::collections::HashSet<crate::store::Id> = m
+        .queue
+        .jobs
+        .iter()
+        .filter(|j| of_run(&j.record))
+        .map(|j| j.record.id)
+        .collect();
+    let Some(t) = m.queue.runs.get_mut(&run) else {
+        return;
+    };
+    let succeeded = records
+        .iter()
+        .filter(|r| of_run(r) && r.status == Status::Succeeded && !in_pane.contains(&r.id))
+        .count();
+    t.done = u32::try_from(succeeded).unwrap_or(u32::MAX);
+    let Some(at) = m.queue.recount.iter().position(|r| *r == run) else {
+        return;
+    };
+    m.queue.recount.remove(at);
+    let ended = records.iter().filter(|r| {
+        of_run(r)
+            && matches!(r.status, Status::Failed | Status::Interrupted)
+            && !in_pane.contains(&r.id)
+    });
+    m.queue.jobs.extend(ended.map(|r| JobView {
+        record: r.clone(),
+        partial: None,
+        note: None,
+    }));
+    sort_queue(m);
+}
+
 /// Each run with jobs in the queue pane has a tally (for its header row); a run none of whose
 /// jobs are left there has none.
 fn tally_runs(m: &mut Model) {
     for j in &m.queue.jobs {
         if let Some(run) = &j.record.run {
-            m.queue
+            let tally = m
+                .queue
                 .runs
                 .entry(run.id)
                 .or_insert_with(|| super::runs::RunTally {
                     of: run.of,
                     done: 0,
                     template: run.values.template.clone(),
-                    paused: false,
+                    paused: m.queue.paused_runs.contains(&run.id),
+                    batch: None,
                 });
+            if let Some(b) = &j.record.batch {
+                tally.batch = Some(b.id.clone());
+            }
         }
     }
     let jobs = &m.queue.jobs;

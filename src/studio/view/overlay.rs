@@ -343,6 +343,8 @@ fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
                 Confirm::Run(jobs, _) => {
                     format!("Queue all {} jobs of the run anyway? y / n", jobs.len())
                 }
+                // Nothing is wrong with a batch: the question is whether to send it.
+                Confirm::Batch(..) => "Send it as one batch? y / n".to_string(),
                 _ => "Queue it anyway? y / n".to_string(),
             }));
             lines

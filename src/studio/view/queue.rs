@@ -117,10 +117,19 @@ fn job_line(
                         .get(id)
                         .map(|s| format!(" · {}", sanitize::line(s)))
                         .unwrap_or_default();
-                    format!(
-                        " in batch {}{state}",
-                        sanitize::truncate(&sanitize::line(id), 20)
-                    )
+                    let under_header = r
+                        .run
+                        .as_ref()
+                        .is_some_and(|run| m.queue.runs.contains_key(&run.id));
+                    if under_header {
+                        // The header names the batch: the row keeps its room for the label.
+                        format!(" in batch{state}")
+                    } else {
+                        format!(
+                            " in batch {}{state}",
+                            sanitize::truncate(&sanitize::line(id), 20)
+                        )
+                    }
                 }
                 _ => String::new(),
             };
@@ -131,13 +140,39 @@ fn job_line(
                 1 => " 1 ref".to_string(),
                 n => format!(" {n} refs"),
             };
-            let meta = format!(
-                "{edit} {} {} ×{} a{}{elapsed}",
+            // A job waiting in a batch has no attempts or time of its own here.
+            let tries = if r.batch.is_some() {
+                String::new()
+            } else {
+                format!(" a{}{elapsed}", r.attempts)
+            };
+            let mut meta = format!(
+                "{edit} {} {} ×{}{tries}",
                 sanitize::truncate(&sanitize::line(&r.model), 14),
                 sanitize::line(size),
                 r.params.n,
-                r.attempts
             );
+            // A job in a batch, in a narrow pane, keeps a third of the row for what it is: the
+            // model and size give way first.
+            if r.batch.is_some()
+                && width.saturating_sub(meta.chars().count() + extra.chars().count() + 2)
+                    < width / 3
+            {
+                meta.clear();
+            }
+            // A job under its run's header, in a narrow pane, keeps half the row for its values:
+            // the model and size (the same for the run's jobs) give way, the attempt and the
+            // time stay.
+            let under_header = r
+                .run
+                .as_ref()
+                .is_some_and(|run| m.queue.runs.contains_key(&run.id));
+            if under_header
+                && width.saturating_sub(meta.chars().count() + extra.chars().count() + 2)
+                    < width / 2
+            {
+                meta = format!("{edit}{tries}");
+            }
             let room = width
                 .saturating_sub(meta.chars().count() + extra.chars().count() + 2)
                 .max(4);
