@@ -249,6 +249,11 @@ impl SchedulerHandle {
         self.send(Command::PauseRun(run, paused));
     }
 
+    /// Hold a run's jobs while they are queued, silently (see [`SchedulerHandle::submit_run`]).
+    pub fn hold_run(&self, run: Id, held: bool) {
+        self.send(Command::HoldRun(run, held));
+    }
+
     /// Say again which runs are held, and whether the queue is (events to every subscriber).
     pub fn announce_paused(&self) {
         self.send(Command::AnnouncePaused);

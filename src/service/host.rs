@@ -224,6 +224,10 @@ impl Handler for EngineHandler {
                 self.scheduler.pause_run(run, paused);
                 Reply::Done
             }
+            Request::HoldRun { run, held } => {
+                self.scheduler.hold_run(run, held);
+                Reply::Done
+            }
             Request::Star { record, starred } => {
                 record_reply(self.scheduler.star(record, starred).await)
             }
@@ -602,5 +606,8 @@ mod run_event_tests {
         let req = Request::PauseRun { run, paused: false };
         let back: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
         assert!(matches!(back, Request::PauseRun { run: r, paused: false } if r == run));
+        let req = Request::HoldRun { run, held: true };
+        let back: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        assert!(matches!(back, Request::HoldRun { run: r, held: true } if r == run));
     }
 }

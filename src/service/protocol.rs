@@ -25,7 +25,8 @@ use std::path::PathBuf;
 /// The protocol version this build speaks.
 /// 3: the Batch API requests (`SubmitBatch`, `Batches`, `CancelBatch`).
 /// 4: a run's jobs held or released (`PauseRun`, `RunPaused`); a batch's state (`BatchState`).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: a run held silently while its jobs are queued (`HoldRun`).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The largest frame the service reads from a client. Requests are small (a prompt is at most
 /// 32,000 characters; reference images travel as paths, not bytes).
@@ -125,6 +126,12 @@ pub enum Request {
     PauseRun {
         run: Id,
         paused: bool,
+    },
+    /// Hold a run's jobs while they are being queued (none starts before the last is taken,
+    /// so a run refused part way sends nothing), or let them go; no event says so.
+    HoldRun {
+        run: Id,
+        held: bool,
     },
     Star {
         record: Id,

@@ -587,9 +587,8 @@ async fn bridge(
             }
             // The service says so to each studio that subscribes.
             Command::AnnouncePaused => {}
-            // The protocol has no silent hold (a `PauseRun` would tell every studio): through
-            // the service, a run's jobs are queued one by one as before.
-            Command::HoldRun(..) => {}
+            // Sent in order with the run's submissions, so the service holds it first.
+            Command::HoldRun(run, held) => report(&events, send!(Request::HoldRun { run, held })),
             Command::Star(id, starred, reply) => {
                 let r = send!(Request::Star {
                     record: id,
