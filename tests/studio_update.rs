@@ -3792,6 +3792,101 @@ fn redraw_and_redetect() {
     );
 }
 
+/// The redraw keys (Ctrl-L, F5) and suspend (Ctrl-Z) work from every view and popup: they
+/// redraw (or suspend) and leave what is open as it was. A confirmation is not answered "no" by
+/// them (the key typed next still answers it), a popup is not closed, and the mask editor, the
+/// lineage view, the compare screen and a path being typed keep their state.
+#[test]
+fn redraw_and_suspend_work_in_every_view_and_keep_it_open() {
+    let redrawn = |fx: &[Effect]| {
+        fx.iter()
+            .any(|e| matches!(e, Effect::Redetect { always: true }))
+    };
+    let suspended = |fx: &[Effect]| fx.iter().any(|e| matches!(e, Effect::Suspend));
+    let keys = [ctrl('l'), plain(KeyCode::F(5))];
+
+    // A confirmation: F5 then y still deletes.
+    for k in keys {
+        let mut m = history_at(0);
+        press(&mut m, ch('d'));
+        assert!(matches!(
+            m.overlay,
+            Some(Overlay::Confirm(Confirm::Delete(_)))
+        ));
+        assert!(
+            redrawn(&press(&mut m, k)),
+            "{k:?} redraws under a confirmation"
+        );
+        assert!(
+            matches!(m.overlay, Some(Overlay::Confirm(Confirm::Delete(_)))),
+            "{k:?} answered the confirmation"
+        );
+        let fx = press(&mut m, ch('y'));
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Delete(i) if *i == id(1))),
+            "y after {k:?}: {fx:?}"
+        );
+    }
+    let mut m = history_at(0);
+    press(&mut m, ch('d'));
+    assert!(suspended(&press(&mut m, ctrl('z'))));
+    assert!(
+        matches!(m.overlay, Some(Overlay::Confirm(_))),
+        "Ctrl-Z answered no"
+    );
+
+    // Help and details stay open.
+    for open in [ch('?'), plain(KeyCode::Enter)] {
+        for k in keys {
+            let mut m = history_at(0);
+            press(&mut m, open);
+            assert!(m.overlay.is_some());
+            assert!(redrawn(&press(&mut m, k)), "{k:?} in a popup");
+            assert!(m.overlay.is_some(), "{k:?} closed the popup");
+        }
+    }
+
+    // The full-screen views stay open and redraw.
+    for k in keys {
+        let mut m = mask_open();
+        let before = m.mask_edit.clone();
+        assert!(redrawn(&press(&mut m, k)), "{k:?} in the mask editor");
+        assert_eq!(m.mask_edit, before);
+        assert!(
+            suspended(&press(&mut m, ctrl('z'))),
+            "Ctrl-Z in the mask editor"
+        );
+
+        let mut m = history_at(0);
+        press(&mut m, ch('L'));
+        update(&mut m, Msg::Lineage(id(1), Ok(Box::new(family_of_1(2)))));
+        assert!(redrawn(&press(&mut m, k)), "{k:?} in the lineage view");
+        assert!(m.lineage.is_some());
+        assert!(
+            suspended(&press(&mut m, ctrl('z'))),
+            "Ctrl-Z in the lineage view"
+        );
+
+        let mut m = comparing();
+        assert!(redrawn(&press(&mut m, k)), "{k:?} in compare");
+        assert!(m.compare.is_some());
+        assert!(suspended(&press(&mut m, ctrl('z'))), "Ctrl-Z in compare");
+
+        // A path being typed for the strip keeps its text.
+        let mut m = history_at(0);
+        press(&mut m, ch('E'));
+        press(&mut m, key(KeyCode::Char('a'), KeyModifiers::ALT));
+        assert!(m.path_input.is_some());
+        type_text(&mut m, "/tmp/x");
+        assert!(redrawn(&press(&mut m, k)), "{k:?} while typing a path");
+        assert_eq!(
+            m.path_input.as_ref().map(|p| p.text.as_str()),
+            Some("/tmp/x")
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The lineage view (issue 12)
 

@@ -265,6 +265,15 @@ fn acknowledge_notices(m: &mut Model) {
 fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     acknowledge_notices(m);
     let key = Key::from_event(&k);
+    // Redraw and suspend act on the terminal, not on what is open: they work from every view
+    // and popup and leave it open (a redraw must not answer a confirmation "no"), unless the
+    // view binds the key to something else (Ctrl-L clears the prompt in the editor).
+    if let Some(action @ (Action::Redraw | Action::Suspend)) = m.keymap.get(Context::Global, key) {
+        let own = m.keymap.get(active_context(m), key);
+        if own.is_none() || own == Some(action) {
+            return act(m, action, fx);
+        }
+    }
     // Overlays take keys first.
     if let Some(overlay) = m.overlay.take() {
         match overlay {
@@ -2857,5 +2866,31 @@ fn mask_imported(m: &mut Model, path: std::path::PathBuf, op: Result<mask::Op, S
                 true,
             );
         }
+    }
+}
+
+/// The context whose bindings the next key goes to: a popup's, a full-screen view's, a text
+/// line's (none: `Global`), else the focused pane's.
+fn active_context(m: &Model) -> Context {
+    match &m.overlay {
+        Some(Overlay::Confirm(_)) => return Context::Confirm,
+        Some(Overlay::Help | Overlay::Details(_)) => return Context::Popup,
+        None => {}
+    }
+    if m.mask_edit.is_some() {
+        Context::Mask
+    } else if m.lineage.is_some() {
+        Context::Lineage
+    } else if m.path_input.is_some() || m.tag_input.is_some() || m.size_input.is_some() {
+        // Text lines read their keys themselves: no bindings of their own.
+        Context::Global
+    } else if m.compare.is_some() {
+        Context::Compare
+    } else if m.run_grid.is_some() {
+        Context::History
+    } else if m.focus == Pane::History && m.history.search.is_some() {
+        Context::SearchLine
+    } else {
+        m.focus.context()
     }
 }
