@@ -4071,7 +4071,11 @@ fn a_loaded_mask_file_becomes_the_selection() {
     let fx = update(&mut m, Msg::InputResolved(InputKind::Mask, mask.clone()));
     assert_eq!(m.params.mask, Some(mask.clone()));
     assert!(
-        matches!(fx.as_slice(), [Effect::ImportMask(p)] if *p == mask.path),
+        matches!(
+            fx.as_slice(),
+            [Effect::ImportMask { mask: p, picture: Some(first) }]
+                if *p == mask.path && *first == history_input(1).path
+        ),
         "the file is read as a selection: {fx:?}"
     );
     // Its transparent area: a 1024² file with the left half clear.
@@ -4083,7 +4087,7 @@ fn a_loaded_mask_file_becomes_the_selection() {
     }
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
-    let op = easel::studio::mask::import(bytes.get_ref()).unwrap();
+    let op = easel::studio::mask::import(bytes.get_ref(), Some((1024, 1024))).unwrap();
     update(&mut m, Msg::MaskImported(mask.path.clone(), Ok(op.clone())));
     assert!(
         m.current_notice().unwrap().text.contains("selection"),

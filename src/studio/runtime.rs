@@ -851,9 +851,12 @@ async fn run_effect(
                 let _ = tx.send(msg);
             });
         }
-        Effect::ImportMask(path) => {
+        Effect::ImportMask {
+            mask: path,
+            picture,
+        } => {
             tokio::task::spawn_blocking(move || {
-                let op = import_mask(&path);
+                let op = import_mask(&path, picture.as_deref());
                 let _ = tx.send(Msg::MaskImported(path, op));
             });
         }
@@ -1108,8 +1111,12 @@ fn load_lineage(
 /// Largest mask file read as a selection (the API takes masks under 4 MB).
 const MASK_READ_MAX: u64 = 64 * 1024 * 1024;
 
-/// A mask file as a selection (its transparent area).
-fn import_mask(path: &std::path::Path) -> Result<super::mask::Op, String> {
+/// A mask file as a selection (its transparent area), refused when it is not the size of
+/// `picture` (the first input picture; its size is read from its header, when it can be).
+fn import_mask(
+    path: &std::path::Path,
+    picture: Option<&std::path::Path>,
+) -> Result<super::mask::Op, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("it is not a regular file".into());
@@ -1118,7 +1125,15 @@ fn import_mask(path: &std::path::Path) -> Result<super::mask::Op, String> {
         return Err(format!("it is {} bytes: too large for a mask", meta.len()));
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    super::mask::import(&bytes)
+    let size = picture.and_then(|p| {
+        image::ImageReader::open(p)
+            .ok()?
+            .with_guessed_format()
+            .ok()?
+            .into_dimensions()
+            .ok()
+    });
+    super::mask::import(&bytes, size)
 }
 
 /// An edit's files, read and checked as the CLI checks them before anything is sent.
@@ -1816,17 +1831,25 @@ mod tests {
             y1: 7,
         };
         let path = save_mask(16, 12, &[Op::Add(Shape::Ellipse, sel)], dir.path()).unwrap();
-        let op = import_mask(&path).unwrap();
+        let op = import_mask(&path, None).unwrap();
         assert_eq!(
             crate::studio::mask::build(16, 12, &[op]),
             crate::studio::mask::build(16, 12, &[Op::Add(Shape::Ellipse, sel)])
         );
         assert!(
-            import_mask(dir.path())
+            import_mask(dir.path(), None)
                 .unwrap_err()
                 .contains("not a regular file")
         );
-        assert!(import_mask(&dir.path().join("gone.png")).is_err());
+        assert!(import_mask(&dir.path().join("gone.png"), None).is_err());
+        // Against the first picture: its size, read from its file, must be the mask's.
+        let picture = dir.path().join("picture.png");
+        image::RgbImage::new(16, 12).save(&picture).unwrap();
+        assert!(import_mask(&path, Some(&picture)).is_ok());
+        let other = dir.path().join("other.png");
+        image::RgbImage::new(32, 24).save(&other).unwrap();
+        let e = import_mask(&path, Some(&other)).unwrap_err();
+        assert!(e.contains("16x12") && e.contains("32x24"), "{e}");
     }
 
     #[test]

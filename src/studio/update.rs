@@ -169,7 +169,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::InputResolved(kind, input) => {
             // A mask file is also read as a selection, for the mask editor.
             if kind == InputKind::Mask {
-                fx.push(Effect::ImportMask(input.path.clone()));
+                fx.push(Effect::ImportMask {
+                    mask: input.path.clone(),
+                    picture: m.params.images.first().map(|i| i.path.clone()),
+                });
             }
             input_resolved(m, kind, input)
         }
