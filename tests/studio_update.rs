@@ -1221,6 +1221,42 @@ fn ended_jobs_in_the_queue_can_be_retried_or_dismissed() {
     assert_eq!(m.queue.jobs[0].record.id, id(40));
 }
 
+/// An error on the status line (a mask file refused, an edit not queued) is not pushed off
+/// by jobs finishing meanwhile: with the service, other programs' jobs end every second, and
+/// the error was never seen (and a key then acknowledged it unseen). Once it is read, the
+/// next job's "done" shows again.
+#[test]
+fn an_error_is_not_hidden_by_jobs_finishing() {
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Problem("not queued: image: x.png is a folder".into()),
+    );
+    let error = |m: &Model| {
+        m.current_notice()
+            .is_some_and(|n| n.error && n.text.contains("is a folder"))
+    };
+    assert!(error(&m));
+    for n in 40..45 {
+        let mut done = rec(n, "from another program", Status::Succeeded);
+        done.outputs = vec![image(&format!("/data/easel/{n}.png"))];
+        update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(done))));
+        assert!(error(&m), "{:?}", m.current_notice());
+    }
+    // Read (a key after it has been up a while): jobs say "done" again.
+    update(&mut m, Msg::Tick(t0() + Duration::seconds(NOTICE_SECS)));
+    press(&mut m, plain(KeyCode::Right));
+    let mut done = rec(46, "the next one", Status::Succeeded);
+    done.outputs = vec![image("/data/easel/46.png")];
+    update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(done))));
+    assert!(
+        m.current_notice()
+            .is_some_and(|n| !n.error && n.text.contains("done")),
+        "{:?}",
+        m.current_notice()
+    );
+}
+
 #[test]
 fn failed_job_notice_stays_until_read() {
     let mut m = model();

@@ -2011,15 +2011,19 @@ fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
             }
             m.queue.jobs.retain(|j| j.record.id != r.id);
             let n = r.outputs.len();
-            notice(
-                m,
-                format!(
-                    "{} done: {n} image{}",
-                    r.id.short(),
-                    if n == 1 { "" } else { "s" }
-                ),
-                false,
-            );
+            // An error not read yet stays in sight: the job is in the history anyway.
+            let unread_error = m.current_notice().is_some_and(|n| n.error);
+            if !unread_error {
+                notice(
+                    m,
+                    format!(
+                        "{} done: {n} image{}",
+                        r.id.short(),
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    false,
+                );
+            }
         }
     }
     super::run_grid::job_finished(m, &r, fx);
