@@ -634,6 +634,38 @@ fn snapshot_too_small() {
 // ---------------------------------------------------------------------------------------------
 // Content checks that do not depend on snapshots
 
+/// An error that does not fit beside the model, queue counts and spend takes the status line
+/// (the DEMO mark stays): at 80 columns only some 25 characters of it were left, so "not
+/// queued: image: /home/…" never said what was wrong or what to do.
+#[test]
+fn a_long_error_takes_the_whole_status_line() {
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Problem(
+            "not queued: image: /tmp/q2/f/dir.png is a folder, not an image file (fix or replace the file)".into(),
+        ),
+    );
+    resize(&mut m, 80, 24);
+    let text = text_of(draw(&m, 80, 24).backend().buffer());
+    let status = text.lines().last().unwrap().to_string();
+    assert!(status.contains("DEMO"), "{status}");
+    assert!(status.contains("is a folder, not an im"), "{status}");
+    // Short enough, it stays beside the rest; informational notices never take it over.
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Problem("not queued: the prompt is empty".into()),
+    );
+    resize(&mut m, 80, 24);
+    let text = text_of(draw(&m, 80, 24).backend().buffer());
+    let status = text.lines().last().unwrap().to_string();
+    assert!(
+        status.contains("gpt-image") && status.contains("prompt is empty"),
+        "{status}"
+    );
+}
+
 #[test]
 fn scenes_show_what_they_should() {
     let (w, h) = (120, 40);
