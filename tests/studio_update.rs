@@ -4094,6 +4094,46 @@ fn a_large_family_stays_windowed() {
     assert!(screen.contains("303/503"), "{screen}");
 }
 
+/// A mask the studio came back with (its draft kept from the last session) but whose
+/// selection it no longer has: the mask editor reads the file and goes on from it, rather than
+/// starting empty and replacing it on save.
+#[test]
+fn the_mask_editor_goes_on_from_a_mask_file_it_has_not_read() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    let mask = InputImage::file("/tmp/kept-mask.png");
+    m.params.mask = Some(mask.clone());
+    assert!(m.painted.is_none());
+    m.focus = Pane::Inputs;
+    let fx = press(&mut m, ch('m'));
+    assert!(m.mask_edit.is_some());
+    assert!(
+        fx.iter().any(|e| matches!(
+            e,
+            Effect::ImportMask { mask: p, picture: Some(first) }
+                if *p == mask.path && *first == history_input(1).path
+        )),
+        "the mask file is read: {fx:?}"
+    );
+    let img = image::RgbaImage::from_fn(1024, 1024, |x, _| {
+        image::Rgba([0, 0, 0, if x < 100 { 0 } else { 255 }])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    let op = easel::studio::mask::import(bytes.get_ref(), Some((1024, 1024))).unwrap();
+    update(&mut m, Msg::MaskImported(mask.path.clone(), Ok(op.clone())));
+    assert_eq!(ops(&m), vec![op.clone()], "the open editor starts from it");
+    // A step already taken is not replaced by a late answer.
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    m.params.mask = Some(mask.clone());
+    m.focus = Pane::Inputs;
+    press(&mut m, ch('m'));
+    press(&mut m, ch('i'));
+    update(&mut m, Msg::MaskImported(mask.path.clone(), Ok(op)));
+    assert_eq!(ops(&m), vec![Op::Invert]);
+}
+
 /// A mask file loaded in the strip is read (in the runtime) and becomes the mask editor's
 /// selection: `m` opens on it, and it can be added to and taken from; a file that cannot be a
 /// mask says why and is not kept.

@@ -2513,6 +2513,16 @@ fn open_mask(m: &mut Model, fx: &mut Vec<Effect>) {
         Some((path, ops)) if *path == first.path || path.as_os_str().is_empty() => ops.clone(),
         _ => Vec::new(),
     };
+    // A mask file set without its selection at hand (kept from the last session): read it,
+    // and go on from it once read, rather than start empty and replace it on save.
+    if ops.is_empty()
+        && let Some(mask) = &m.params.mask
+    {
+        fx.push(Effect::ImportMask {
+            mask: mask.path.clone(),
+            picture: Some(first.path.clone()),
+        });
+    }
     m.mask_edit = Some(MaskEdit::new(first.path.clone(), ops));
     want_mask_base(m, fx);
 }
@@ -2855,6 +2865,14 @@ fn mask_imported(m: &mut Model, path: std::path::PathBuf, op: Result<mask::Op, S
                 .first()
                 .map(|i| i.path.clone())
                 .unwrap_or_default();
+            // The mask editor open on that picture with nothing done yet starts from it.
+            if let Some(e) = m
+                .mask_edit
+                .as_mut()
+                .filter(|e| e.path == on && e.ops.is_empty())
+            {
+                e.ops = vec![op.clone()];
+            }
             m.painted = Some((on, vec![op]));
             let paint = m.keymap.hint(Context::Inputs, Action::PaintMask);
             notice(
