@@ -491,6 +491,17 @@ impl EventLoop<'_> {
             if self.model.quitting {
                 return 0;
             }
+            // What the effects just sent (the prompt back from the external editor, a problem)
+            // goes before keys typed meanwhile: a key must act on the state it replaces, not be
+            // replaced by it (a Ctrl-S right after the editor would send the old prompt).
+            let mut sent = false;
+            while let Ok(m) = self.rx.try_recv() {
+                self.pending.push(m);
+                sent = true;
+            }
+            if sent {
+                continue;
+            }
             // Draw at most once a frame.
             let wait = FRAME.saturating_sub(self.last_draw.elapsed());
             if self.dirty && wait.is_zero() {
@@ -1331,10 +1342,17 @@ fn outside_the_studio<T>(
     result
 }
 
+/// The editor command: `$VISUAL`, else `$EDITOR`, else vi. One that is set but empty counts
+/// as unset (`VISUAL= easel` still opens `$EDITOR`), as shells and git read them.
+fn editor_command(visual: Option<String>, editor: Option<String>) -> String {
+    let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    set(visual)
+        .or_else(|| set(editor))
+        .unwrap_or_else(|| "vi".into())
+}
+
 fn external_editor(text: &str) -> Result<String, String> {
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
+    let editor = editor_command(std::env::var("VISUAL").ok(), std::env::var("EDITOR").ok());
     // $EDITOR may carry arguments and quotes ("code --wait", "'my editor' -f"): split it as a
     // shell would.
     let words = shell_words::split(&editor)
@@ -1626,6 +1644,17 @@ mod tests {
             );
             assert_eq!(seen, after, "{before:?} → {now:?}");
         }
+    }
+
+    #[test]
+    fn an_empty_visual_falls_back_to_editor() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(editor_command(s("nano"), s("vim")), "nano");
+        assert_eq!(editor_command(s(""), s("vim")), "vim");
+        assert_eq!(editor_command(s("  "), s("vim")), "vim");
+        assert_eq!(editor_command(None, s("vim")), "vim");
+        assert_eq!(editor_command(s(""), s("")), "vi");
+        assert_eq!(editor_command(None, None), "vi");
     }
 
     #[test]
