@@ -1542,6 +1542,52 @@ fn bottom_jump_asks_for_the_last_pages_only() {
     assert!(load_effects(&press(&mut m, ch('G'))).is_empty());
 }
 
+/// A search typed while the list is scrolled far down: the first answer is for the old place
+/// (an empty page past the few matches), the selection goes back to the top, and the top rows
+/// are then asked for. They were not: the match stayed "…" until a key was pressed, and `d`,
+/// `L` or `E` on it did nothing.
+#[test]
+fn a_search_from_far_down_the_list_loads_its_first_rows() {
+    let mut m = model();
+    m.graphics = easel::studio::model::Graphics::None;
+    page(
+        &mut m,
+        0,
+        1_000,
+        (0..100).map(|i| rec(i, "x", Status::Succeeded)).collect(),
+    );
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    page(
+        &mut m,
+        900,
+        1_000,
+        (900..1_000)
+            .map(|i| rec(i, "x", Status::Succeeded))
+            .collect(),
+    );
+    assert_eq!(m.history.selected, 999);
+    press(&mut m, ch('/'));
+    let fx = type_text(&mut m, "night");
+    let (_, offset, _) = *load_effects(&fx)
+        .last()
+        .expect("the search asks for a page");
+    assert!(offset > 0, "{offset}");
+    // One match: the page asked for is past it, and empty.
+    let fx = page_with(&mut m, offset, 1, vec![], Some((id(999), Located::Unknown)));
+    assert_eq!(m.history.selected, 0);
+    assert!(
+        load_effects(&fx).iter().any(|(_, o, _)| *o == 0),
+        "the first rows are asked for: {fx:?}"
+    );
+    page(&mut m, 0, 1, vec![rec(5, "night scene", Status::Succeeded)]);
+    assert_eq!(m.history.selected_record().map(|r| r.id), Some(id(5)));
+    // No match at all: one empty answer, nothing asked again (no loop of reads).
+    press(&mut m, ch('x'));
+    let fx = page_with(&mut m, 0, 0, vec![], None);
+    assert!(load_effects(&fx).is_empty(), "{fx:?}");
+}
+
 #[test]
 fn stale_pages_are_ignored() {
     let mut m = model();

@@ -87,8 +87,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 sync_selected_id(m);
                 // An empty page (an empty history, a search without a match) leaves page 0
                 // without a first row, which `load_visible` would ask for again at once: a busy
-                // loop of store reads and redraws. Nothing more is needed after one.
-                if !empty {
+                // loop of store reads and redraws. Nothing more is needed after one. But an
+                // empty page past the end (a search typed far down the list) moved the
+                // selection back within `total`: those rows are still to be asked for.
+                if !empty || (offset > 0 && total > 0) {
                     load_visible(m, &mut fx);
                 }
             }
