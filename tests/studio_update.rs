@@ -1221,6 +1221,42 @@ fn ended_jobs_in_the_queue_can_be_retried_or_dismissed() {
     assert_eq!(m.queue.jobs[0].record.id, id(40));
 }
 
+/// An error on the status line (a mask file refused, an edit not queued) is not pushed off
+/// by jobs finishing meanwhile: with the service, other programs' jobs end every second, and
+/// the error was never seen (and a key then acknowledged it unseen). Once it is read, the
+/// next job's "done" shows again.
+#[test]
+fn an_error_is_not_hidden_by_jobs_finishing() {
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Problem("not queued: image: x.png is a folder".into()),
+    );
+    let error = |m: &Model| {
+        m.current_notice()
+            .is_some_and(|n| n.error && n.text.contains("is a folder"))
+    };
+    assert!(error(&m));
+    for n in 40..45 {
+        let mut done = rec(n, "from another program", Status::Succeeded);
+        done.outputs = vec![image(&format!("/data/easel/{n}.png"))];
+        update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(done))));
+        assert!(error(&m), "{:?}", m.current_notice());
+    }
+    // Read (a key after it has been up a while): jobs say "done" again.
+    update(&mut m, Msg::Tick(t0() + Duration::seconds(NOTICE_SECS)));
+    press(&mut m, plain(KeyCode::Right));
+    let mut done = rec(46, "the next one", Status::Succeeded);
+    done.outputs = vec![image("/data/easel/46.png")];
+    update(&mut m, Msg::Job(JobEvent::Succeeded(Box::new(done))));
+    assert!(
+        m.current_notice()
+            .is_some_and(|n| !n.error && n.text.contains("done")),
+        "{:?}",
+        m.current_notice()
+    );
+}
+
 #[test]
 fn failed_job_notice_stays_until_read() {
     let mut m = model();
@@ -1504,6 +1540,52 @@ fn bottom_jump_asks_for_the_last_pages_only() {
     assert_eq!(offsets, vec![99_900]);
     // Pressing it again asks for nothing more.
     assert!(load_effects(&press(&mut m, ch('G'))).is_empty());
+}
+
+/// A search typed while the list is scrolled far down: the first answer is for the old place
+/// (an empty page past the few matches), the selection goes back to the top, and the top rows
+/// are then asked for. They were not: the match stayed "…" until a key was pressed, and `d`,
+/// `L` or `E` on it did nothing.
+#[test]
+fn a_search_from_far_down_the_list_loads_its_first_rows() {
+    let mut m = model();
+    m.graphics = easel::studio::model::Graphics::None;
+    page(
+        &mut m,
+        0,
+        1_000,
+        (0..100).map(|i| rec(i, "x", Status::Succeeded)).collect(),
+    );
+    m.focus = Pane::History;
+    press(&mut m, ch('G'));
+    page(
+        &mut m,
+        900,
+        1_000,
+        (900..1_000)
+            .map(|i| rec(i, "x", Status::Succeeded))
+            .collect(),
+    );
+    assert_eq!(m.history.selected, 999);
+    press(&mut m, ch('/'));
+    let fx = type_text(&mut m, "night");
+    let (_, offset, _) = *load_effects(&fx)
+        .last()
+        .expect("the search asks for a page");
+    assert!(offset > 0, "{offset}");
+    // One match: the page asked for is past it, and empty.
+    let fx = page_with(&mut m, offset, 1, vec![], Some((id(999), Located::Unknown)));
+    assert_eq!(m.history.selected, 0);
+    assert!(
+        load_effects(&fx).iter().any(|(_, o, _)| *o == 0),
+        "the first rows are asked for: {fx:?}"
+    );
+    page(&mut m, 0, 1, vec![rec(5, "night scene", Status::Succeeded)]);
+    assert_eq!(m.history.selected_record().map(|r| r.id), Some(id(5)));
+    // No match at all: one empty answer, nothing asked again (no loop of reads).
+    press(&mut m, ch('x'));
+    let fx = page_with(&mut m, 0, 0, vec![], None);
+    assert!(load_effects(&fx).is_empty(), "{fx:?}");
 }
 
 #[test]
@@ -3826,6 +3908,101 @@ fn redraw_and_redetect() {
     );
 }
 
+/// The redraw keys (Ctrl-L, F5) and suspend (Ctrl-Z) work from every view and popup: they
+/// redraw (or suspend) and leave what is open as it was. A confirmation is not answered "no" by
+/// them (the key typed next still answers it), a popup is not closed, and the mask editor, the
+/// lineage view, the compare screen and a path being typed keep their state.
+#[test]
+fn redraw_and_suspend_work_in_every_view_and_keep_it_open() {
+    let redrawn = |fx: &[Effect]| {
+        fx.iter()
+            .any(|e| matches!(e, Effect::Redetect { always: true }))
+    };
+    let suspended = |fx: &[Effect]| fx.iter().any(|e| matches!(e, Effect::Suspend));
+    let keys = [ctrl('l'), plain(KeyCode::F(5))];
+
+    // A confirmation: F5 then y still deletes.
+    for k in keys {
+        let mut m = history_at(0);
+        press(&mut m, ch('d'));
+        assert!(matches!(
+            m.overlay,
+            Some(Overlay::Confirm(Confirm::Delete(_)))
+        ));
+        assert!(
+            redrawn(&press(&mut m, k)),
+            "{k:?} redraws under a confirmation"
+        );
+        assert!(
+            matches!(m.overlay, Some(Overlay::Confirm(Confirm::Delete(_)))),
+            "{k:?} answered the confirmation"
+        );
+        let fx = press(&mut m, ch('y'));
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Delete(i) if *i == id(1))),
+            "y after {k:?}: {fx:?}"
+        );
+    }
+    let mut m = history_at(0);
+    press(&mut m, ch('d'));
+    assert!(suspended(&press(&mut m, ctrl('z'))));
+    assert!(
+        matches!(m.overlay, Some(Overlay::Confirm(_))),
+        "Ctrl-Z answered no"
+    );
+
+    // Help and details stay open.
+    for open in [ch('?'), plain(KeyCode::Enter)] {
+        for k in keys {
+            let mut m = history_at(0);
+            press(&mut m, open);
+            assert!(m.overlay.is_some());
+            assert!(redrawn(&press(&mut m, k)), "{k:?} in a popup");
+            assert!(m.overlay.is_some(), "{k:?} closed the popup");
+        }
+    }
+
+    // The full-screen views stay open and redraw.
+    for k in keys {
+        let mut m = mask_open();
+        let before = m.mask_edit.clone();
+        assert!(redrawn(&press(&mut m, k)), "{k:?} in the mask editor");
+        assert_eq!(m.mask_edit, before);
+        assert!(
+            suspended(&press(&mut m, ctrl('z'))),
+            "Ctrl-Z in the mask editor"
+        );
+
+        let mut m = history_at(0);
+        press(&mut m, ch('L'));
+        update(&mut m, Msg::Lineage(id(1), Ok(Box::new(family_of_1(2)))));
+        assert!(redrawn(&press(&mut m, k)), "{k:?} in the lineage view");
+        assert!(m.lineage.is_some());
+        assert!(
+            suspended(&press(&mut m, ctrl('z'))),
+            "Ctrl-Z in the lineage view"
+        );
+
+        let mut m = comparing();
+        assert!(redrawn(&press(&mut m, k)), "{k:?} in compare");
+        assert!(m.compare.is_some());
+        assert!(suspended(&press(&mut m, ctrl('z'))), "Ctrl-Z in compare");
+
+        // A path being typed for the strip keeps its text.
+        let mut m = history_at(0);
+        press(&mut m, ch('E'));
+        press(&mut m, key(KeyCode::Char('a'), KeyModifiers::ALT));
+        assert!(m.path_input.is_some());
+        type_text(&mut m, "/tmp/x");
+        assert!(redrawn(&press(&mut m, k)), "{k:?} while typing a path");
+        assert_eq!(
+            m.path_input.as_ref().map(|p| p.text.as_str()),
+            Some("/tmp/x")
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The lineage view (issue 12)
 
@@ -3997,6 +4174,46 @@ fn a_large_family_stays_windowed() {
     assert!(screen.contains("303/503"), "{screen}");
 }
 
+/// A mask the studio came back with (its draft kept from the last session) but whose
+/// selection it no longer has: the mask editor reads the file and goes on from it, rather than
+/// starting empty and replacing it on save.
+#[test]
+fn the_mask_editor_goes_on_from_a_mask_file_it_has_not_read() {
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    let mask = InputImage::file("/tmp/kept-mask.png");
+    m.params.mask = Some(mask.clone());
+    assert!(m.painted.is_none());
+    m.focus = Pane::Inputs;
+    let fx = press(&mut m, ch('m'));
+    assert!(m.mask_edit.is_some());
+    assert!(
+        fx.iter().any(|e| matches!(
+            e,
+            Effect::ImportMask { mask: p, picture: Some(first) }
+                if *p == mask.path && *first == history_input(1).path
+        )),
+        "the mask file is read: {fx:?}"
+    );
+    let img = image::RgbaImage::from_fn(1024, 1024, |x, _| {
+        image::Rgba([0, 0, 0, if x < 100 { 0 } else { 255 }])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    let op = easel::studio::mask::import(bytes.get_ref(), Some((1024, 1024))).unwrap();
+    update(&mut m, Msg::MaskImported(mask.path.clone(), Ok(op.clone())));
+    assert_eq!(ops(&m), vec![op.clone()], "the open editor starts from it");
+    // A step already taken is not replaced by a late answer.
+    let mut m = history_at(0);
+    press(&mut m, ch('E'));
+    m.params.mask = Some(mask.clone());
+    m.focus = Pane::Inputs;
+    press(&mut m, ch('m'));
+    press(&mut m, ch('i'));
+    update(&mut m, Msg::MaskImported(mask.path.clone(), Ok(op)));
+    assert_eq!(ops(&m), vec![Op::Invert]);
+}
+
 /// A mask file loaded in the strip is read (in the runtime) and becomes the mask editor's
 /// selection: `m` opens on it, and it can be added to and taken from; a file that cannot be a
 /// mask says why and is not kept.
@@ -4010,7 +4227,11 @@ fn a_loaded_mask_file_becomes_the_selection() {
     let fx = update(&mut m, Msg::InputResolved(InputKind::Mask, mask.clone()));
     assert_eq!(m.params.mask, Some(mask.clone()));
     assert!(
-        matches!(fx.as_slice(), [Effect::ImportMask(p)] if *p == mask.path),
+        matches!(
+            fx.as_slice(),
+            [Effect::ImportMask { mask: p, picture: Some(first) }]
+                if *p == mask.path && *first == history_input(1).path
+        ),
         "the file is read as a selection: {fx:?}"
     );
     // Its transparent area: a 1024² file with the left half clear.
@@ -4022,7 +4243,7 @@ fn a_loaded_mask_file_becomes_the_selection() {
     }
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
-    let op = easel::studio::mask::import(bytes.get_ref()).unwrap();
+    let op = easel::studio::mask::import(bytes.get_ref(), Some((1024, 1024))).unwrap();
     update(&mut m, Msg::MaskImported(mask.path.clone(), Ok(op.clone())));
     assert!(
         m.current_notice().unwrap().text.contains("selection"),

@@ -634,6 +634,38 @@ fn snapshot_too_small() {
 // ---------------------------------------------------------------------------------------------
 // Content checks that do not depend on snapshots
 
+/// An error that does not fit beside the model, queue counts and spend takes the status line
+/// (the DEMO mark stays): at 80 columns only some 25 characters of it were left, so "not
+/// queued: image: /home/…" never said what was wrong or what to do.
+#[test]
+fn a_long_error_takes_the_whole_status_line() {
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Problem(
+            "not queued: image: /tmp/q2/f/dir.png is a folder, not an image file (fix or replace the file)".into(),
+        ),
+    );
+    resize(&mut m, 80, 24);
+    let text = text_of(draw(&m, 80, 24).backend().buffer());
+    let status = text.lines().last().unwrap().to_string();
+    assert!(status.contains("DEMO"), "{status}");
+    assert!(status.contains("is a folder, not an im"), "{status}");
+    // Short enough, it stays beside the rest; informational notices never take it over.
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Problem("not queued: the prompt is empty".into()),
+    );
+    resize(&mut m, 80, 24);
+    let text = text_of(draw(&m, 80, 24).backend().buffer());
+    let status = text.lines().last().unwrap().to_string();
+    assert!(
+        status.contains("gpt-image") && status.contains("prompt is empty"),
+        "{status}"
+    );
+}
+
 #[test]
 fn scenes_show_what_they_should() {
     let (w, h) = (120, 40);
@@ -1424,7 +1456,7 @@ fn the_strip_and_queue_say_what_the_edit_is() {
     assert!(text.contains("[3 ref ref[31m photo.png]"), "{text}");
     assert!(text.contains("mask: mask-a1b2c3.png"), "{text}");
     assert!(text.contains("edit of the same harbour"), "{text}");
-    assert!(text.contains(" 3 refs "), "{text}");
+    assert!(text.contains(" 2 refs "), "{text}");
     assert!(unsafe_cells(draw(&m, 200, 60).backend().buffer()).is_empty());
     // The focused strip shows its keys.
     assert!(text.contains("H/L move"), "{text}");
@@ -1452,6 +1484,41 @@ fn the_strip_and_queue_say_what_the_edit_is() {
             .count();
         assert!(blocks > 10, "input {} has no picture:\n{text}", c.index);
     }
+}
+
+/// The queue row of an edit counts its references as the strip does (the pictures after the
+/// first, which is the one edited): an edit of one picture has none, and one reference is
+/// said in the singular, in the row and in the strip's title.
+#[test]
+fn an_edit_counts_its_references_not_its_pictures() {
+    let mut m = edit_strip();
+    m.graphics = Graphics::None;
+    m.focus = Pane::Inputs;
+    // Down to two pictures (the edited one and one reference), then to one.
+    update(&mut m, key(KeyCode::Char('x')));
+    assert_eq!(m.params.images.len(), 2);
+    let queued = |m: &mut Model, n: u128| {
+        let mut job = rec(n, &format!("edit number {n}"), Status::Queued);
+        job.params.images = m.params.images.clone();
+        update(m, Msg::Job(JobEvent::Queued(Box::new(job))));
+    };
+    queued(&mut m, 20);
+    resize(&mut m, 200, 60);
+    let text = text_of(draw(&m, 200, 60).backend().buffer());
+    assert!(text.contains("Edit of 2 pictures (1 reference)"), "{text}");
+    let row = |text: &str, what: &str| {
+        text.lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row(&text, "edit number 20").contains(" 1 ref "), "{text}");
+    update(&mut m, key(KeyCode::Char('x')));
+    assert_eq!(m.params.images.len(), 1);
+    queued(&mut m, 21);
+    let text = text_of(draw(&m, 200, 60).backend().buffer());
+    let r = row(&text, "edit number 21");
+    assert!(r.contains("edit of") && !r.contains("ref"), "{r}");
 }
 
 #[test]

@@ -680,9 +680,8 @@ impl Keymap {
         Ok(map)
     }
 
-    /// The action for a key in a context: the context's own binding first, then (outside text
-    /// inputs) the global one.
-    fn get(&self, context: Context, key: Key) -> Option<Action> {
+    /// The action a key is bound to in exactly this context (no global fallback).
+    pub fn get(&self, context: Context, key: Key) -> Option<Action> {
         self.bindings
             .iter()
             .find(|(c, k, _)| *c == context && *k == key)

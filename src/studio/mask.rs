@@ -68,10 +68,49 @@ impl std::fmt::Debug for Loaded {
     }
 }
 
-/// A mask file (PNG with transparency) as a selection: its pixels of alpha 0.
-pub fn import(bytes: &[u8]) -> Result<Op, String> {
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| format!("not a picture easel can read: {e}"))?
+/// The most pixels a mask file may have to be read as a selection (a mask is the first
+/// picture's size; the API's largest pictures are well under this).
+pub const MASK_MAX_PIXELS: u64 = 6144 * 6144;
+
+/// A mask file (PNG with transparency) as a selection: its pixels of alpha 0. With `picture`
+/// (the first input picture's size, where it is known) a mask of another size is refused, as
+/// the check before sending would refuse it; its header is read before any pixel.
+pub fn import(bytes: &[u8], picture: Option<(u32, u32)>) -> Result<Op, String> {
+    use image::ImageDecoder;
+    match image::guess_format(bytes) {
+        Ok(image::ImageFormat::Png) => {}
+        Ok(other) => {
+            let name = other.extensions_str().first().copied().unwrap_or("picture");
+            return Err(format!(
+                "it is a {} file, not a PNG: a mask must be a PNG with transparency",
+                name.to_uppercase()
+            ));
+        }
+        Err(_) => {
+            return Err(
+                "not a picture easel can read (a mask must be a PNG with transparency)".into(),
+            );
+        }
+    }
+    let decoder = image::codecs::png::PngDecoder::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a PNG easel can read: {e}"))?;
+    let (w, h) = decoder.dimensions();
+    if let Some((pw, ph)) = picture.filter(|p| *p != (w, h)) {
+        return Err(format!(
+            "it is {w}x{h}, but the picture it masks is {pw}x{ph}: a mask must be the same size"
+        ));
+    }
+    if u64::from(w) * u64::from(h) > MASK_MAX_PIXELS {
+        return Err(format!("it is {w}x{h}: too large to read as a mask"));
+    }
+    if !decoder.color_type().has_alpha() {
+        return Err(
+            "it has no alpha channel: a mask marks where to edit with transparent (alpha 0) pixels"
+                .into(),
+        );
+    }
+    let img = image::DynamicImage::from_decoder(decoder)
+        .map_err(|e| format!("not a PNG easel can read: {e}"))?
         .to_rgba8();
     let clear: Vec<bool> = img.pixels().map(|p| p.0[3] == 0).collect();
     if !clear.iter().any(|c| *c) {
@@ -368,7 +407,7 @@ mod tests {
             Op::Add(Shape::Rect, r(70, 45, 71, 46)),
         ];
         let file = png(80, 50, &shape).unwrap();
-        let op = import(&file).unwrap();
+        let op = import(&file, Some((80, 50))).unwrap();
         let ops = vec![op.clone()];
         assert_eq!(build(80, 50, &ops), build(80, 50, &shape));
         assert_eq!(png(80, 50, &ops).unwrap(), file, "the same file again");
@@ -386,16 +425,57 @@ mod tests {
         img.put_pixel(2, 2, image::Rgba([0, 0, 0, 128]));
         let mut bytes = std::io::Cursor::new(Vec::new());
         img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
-        let op = import(bytes.get_ref()).unwrap();
+        let op = import(bytes.get_ref(), None).unwrap();
         assert_eq!(clear_pixels(&build(4, 4, &[op])), vec![(1, 1)]);
         // A file without a transparent pixel, or not a picture, says why.
         let opaque = png(4, 4, &[]).unwrap();
         assert!(
-            import(&opaque)
+            import(&opaque, None)
                 .unwrap_err()
                 .contains("no fully transparent pixel")
         );
-        assert!(import(b"not a png").is_err());
+        assert!(import(b"not a png", None).is_err());
+    }
+
+    fn encoded(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    /// A PNG whose header says it is `w`×`h` (its pixels are not there: only the header is read).
+    fn with_size(png: &[u8], w: u32, h: u32) -> Vec<u8> {
+        let mut out = png.to_vec();
+        // The signature (8), the IHDR chunk's length and type (8), then width and height.
+        out[16..20].copy_from_slice(&w.to_be_bytes());
+        out[20..24].copy_from_slice(&h.to_be_bytes());
+        let crc = crc32fast::hash(&out[12..29]);
+        out[29..33].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// A mask file that cannot be a mask says what is wrong with it, as the check before
+    /// sending would: not a PNG, no alpha channel, not the picture's size, too large to read.
+    #[test]
+    fn a_mask_file_that_cannot_be_a_mask_says_why() {
+        let black = image::RgbImage::new(8, 8);
+        // No alpha channel at all is said as such (not "no transparent pixel").
+        let rgb = encoded(black.clone().into(), image::ImageFormat::Png);
+        let e = import(&rgb, None).unwrap_err();
+        assert!(e.contains("no alpha channel"), "{e}");
+        // A JPEG (even a transparent-looking one) is not a PNG: the API takes PNG masks only.
+        let jpeg = encoded(black.into(), image::ImageFormat::Jpeg);
+        let e = import(&jpeg, None).unwrap_err();
+        assert!(e.contains("not a PNG"), "{e}");
+        // Not the first picture's size: refused with both sizes, before it is used.
+        let clear = png(8, 6, &[Op::Invert]).unwrap();
+        let e = import(&clear, Some((16, 12))).unwrap_err();
+        assert!(e.contains("8x6") && e.contains("16x12"), "{e}");
+        assert!(import(&clear, Some((8, 6))).is_ok());
+        // A huge picture in a small file is refused from its header, without decoding it.
+        let huge = with_size(&png(4, 4, &[Op::Invert]).unwrap(), 20_000, 20_000);
+        let e = import(&huge, None).unwrap_err();
+        assert!(e.contains("20000x20000"), "{e}");
     }
 
     #[test]

@@ -208,8 +208,12 @@ pub enum Effect {
     },
     /// Read a record's parents and children (answered with `Family`).
     LoadFamily(Id),
-    /// Read a mask file as a selection for the mask editor (answered with `MaskImported`).
-    ImportMask(PathBuf),
+    /// Read a mask file as a selection for the mask editor (answered with `MaskImported`);
+    /// `picture` is the first input picture, whose size the mask must have.
+    ImportMask {
+        mask: PathBuf,
+        picture: Option<PathBuf>,
+    },
     /// Read a record's whole family, ancestors and descendants (answered with `Lineage`).
     LoadLineage(Id),
     /// Read and check an edit's files as the CLI does (count, format from the bytes, size, the

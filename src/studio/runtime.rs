@@ -493,6 +493,17 @@ impl EventLoop<'_> {
             if self.model.quitting {
                 return 0;
             }
+            // What the effects just sent (the prompt back from the external editor, a problem)
+            // goes before keys typed meanwhile: a key must act on the state it replaces, not be
+            // replaced by it (a Ctrl-S right after the editor would send the old prompt).
+            let mut sent = false;
+            while let Ok(m) = self.rx.try_recv() {
+                self.pending.push(m);
+                sent = true;
+            }
+            if sent {
+                continue;
+            }
             // Draw at most once a frame.
             let wait = FRAME.saturating_sub(self.last_draw.elapsed());
             if self.dirty && wait.is_zero() {
@@ -864,9 +875,12 @@ async fn run_effect(
                 let _ = tx.send(msg);
             });
         }
-        Effect::ImportMask(path) => {
+        Effect::ImportMask {
+            mask: path,
+            picture,
+        } => {
             tokio::task::spawn_blocking(move || {
-                let op = import_mask(&path);
+                let op = import_mask(&path, picture.as_deref());
                 let _ = tx.send(Msg::MaskImported(path, op));
             });
         }
@@ -1121,8 +1135,12 @@ fn load_lineage(
 /// Largest mask file read as a selection (the API takes masks under 4 MB).
 const MASK_READ_MAX: u64 = 64 * 1024 * 1024;
 
-/// A mask file as a selection (its transparent area).
-fn import_mask(path: &std::path::Path) -> Result<super::mask::Op, String> {
+/// A mask file as a selection (its transparent area), refused when it is not the size of
+/// `picture` (the first input picture; its size is read from its header, when it can be).
+fn import_mask(
+    path: &std::path::Path,
+    picture: Option<&std::path::Path>,
+) -> Result<super::mask::Op, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("it is not a regular file".into());
@@ -1131,7 +1149,15 @@ fn import_mask(path: &std::path::Path) -> Result<super::mask::Op, String> {
         return Err(format!("it is {} bytes: too large for a mask", meta.len()));
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    super::mask::import(&bytes)
+    let size = picture.and_then(|p| {
+        image::ImageReader::open(p)
+            .ok()?
+            .with_guessed_format()
+            .ok()?
+            .into_dimensions()
+            .ok()
+    });
+    super::mask::import(&bytes, size)
 }
 
 /// An edit's files, read and checked as the CLI checks them before anything is sent.
@@ -1319,10 +1345,17 @@ fn outside_the_studio<T>(
     result
 }
 
+/// The editor command: `$VISUAL`, else `$EDITOR`, else vi. One that is set but empty counts
+/// as unset (`VISUAL= easel` still opens `$EDITOR`), as shells and git read them.
+fn editor_command(visual: Option<String>, editor: Option<String>) -> String {
+    let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    set(visual)
+        .or_else(|| set(editor))
+        .unwrap_or_else(|| "vi".into())
+}
+
 fn external_editor(text: &str) -> Result<String, String> {
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
+    let editor = editor_command(std::env::var("VISUAL").ok(), std::env::var("EDITOR").ok());
     // $EDITOR may carry arguments and quotes ("code --wait", "'my editor' -f"): split it as a
     // shell would.
     let words = shell_words::split(&editor)
@@ -1617,6 +1650,17 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_visual_falls_back_to_editor() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(editor_command(s("nano"), s("vim")), "nano");
+        assert_eq!(editor_command(s(""), s("vim")), "vim");
+        assert_eq!(editor_command(s("  "), s("vim")), "vim");
+        assert_eq!(editor_command(None, s("vim")), "vim");
+        assert_eq!(editor_command(s(""), s("")), "vi");
+        assert_eq!(editor_command(None, None), "vi");
+    }
+
+    #[test]
     fn a_saved_mask_is_private_and_at_the_pictures_size() {
         let dir = tempfile::tempdir().unwrap();
         let masks = dir.path().join("masks");
@@ -1819,17 +1863,25 @@ mod tests {
             y1: 7,
         };
         let path = save_mask(16, 12, &[Op::Add(Shape::Ellipse, sel)], dir.path()).unwrap();
-        let op = import_mask(&path).unwrap();
+        let op = import_mask(&path, None).unwrap();
         assert_eq!(
             crate::studio::mask::build(16, 12, &[op]),
             crate::studio::mask::build(16, 12, &[Op::Add(Shape::Ellipse, sel)])
         );
         assert!(
-            import_mask(dir.path())
+            import_mask(dir.path(), None)
                 .unwrap_err()
                 .contains("not a regular file")
         );
-        assert!(import_mask(&dir.path().join("gone.png")).is_err());
+        assert!(import_mask(&dir.path().join("gone.png"), None).is_err());
+        // Against the first picture: its size, read from its file, must be the mask's.
+        let picture = dir.path().join("picture.png");
+        image::RgbImage::new(16, 12).save(&picture).unwrap();
+        assert!(import_mask(&path, Some(&picture)).is_ok());
+        let other = dir.path().join("other.png");
+        image::RgbImage::new(32, 24).save(&other).unwrap();
+        let e = import_mask(&path, Some(&other)).unwrap_err();
+        assert!(e.contains("16x12") && e.contains("32x24"), "{e}");
     }
 
     #[test]

@@ -99,8 +99,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 sync_selected_id(m);
                 // An empty page (an empty history, a search without a match) leaves page 0
                 // without a first row, which `load_visible` would ask for again at once: a busy
-                // loop of store reads and redraws. Nothing more is needed after one.
-                if !empty {
+                // loop of store reads and redraws. Nothing more is needed after one. But an
+                // empty page past the end (a search typed far down the list) moved the
+                // selection back within `total`: those rows are still to be asked for.
+                if !empty || (offset > 0 && total > 0) {
                     load_visible(m, &mut fx);
                 }
             }
@@ -185,7 +187,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::InputResolved(kind, input) => {
             // A mask file is also read as a selection, for the mask editor.
             if kind == InputKind::Mask {
-                fx.push(Effect::ImportMask(input.path.clone()));
+                fx.push(Effect::ImportMask {
+                    mask: input.path.clone(),
+                    picture: m.params.images.first().map(|i| i.path.clone()),
+                });
             }
             input_resolved(m, kind, input)
         }
@@ -284,6 +289,15 @@ fn acknowledge_notices(m: &mut Model) {
 fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     acknowledge_notices(m);
     let key = Key::from_event(&k);
+    // Redraw and suspend act on the terminal, not on what is open: they work from every view
+    // and popup and leave it open (a redraw must not answer a confirmation "no"), unless the
+    // view binds the key to something else (Ctrl-L clears the prompt in the editor).
+    if let Some(action @ (Action::Redraw | Action::Suspend)) = m.keymap.get(Context::Global, key) {
+        let own = m.keymap.get(active_context(m), key);
+        if own.is_none() || own == Some(action) {
+            return act(m, action, fx);
+        }
+    }
     // Overlays take keys first.
     if let Some(overlay) = m.overlay.take() {
         match overlay {
@@ -2101,15 +2115,19 @@ fn finished(m: &mut Model, r: GenerationRecord, fx: &mut Vec<Effect>) {
             }
             m.queue.jobs.retain(|j| j.record.id != r.id);
             let n = r.outputs.len();
-            notice(
-                m,
-                format!(
-                    "{} done: {n} image{}",
-                    r.id.short(),
-                    if n == 1 { "" } else { "s" }
-                ),
-                false,
-            );
+            // An error not read yet stays in sight: the job is in the history anyway.
+            let unread_error = m.current_notice().is_some_and(|n| n.error);
+            if !unread_error {
+                notice(
+                    m,
+                    format!(
+                        "{} done: {n} image{}",
+                        r.id.short(),
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    false,
+                );
+            }
         }
     }
     super::run_grid::job_finished(m, &r, fx);
@@ -2599,6 +2617,16 @@ fn open_mask(m: &mut Model, fx: &mut Vec<Effect>) {
         Some((path, ops)) if *path == first.path || path.as_os_str().is_empty() => ops.clone(),
         _ => Vec::new(),
     };
+    // A mask file set without its selection at hand (kept from the last session): read it,
+    // and go on from it once read, rather than start empty and replace it on save.
+    if ops.is_empty()
+        && let Some(mask) = &m.params.mask
+    {
+        fx.push(Effect::ImportMask {
+            mask: mask.path.clone(),
+            picture: Some(first.path.clone()),
+        });
+    }
     m.mask_edit = Some(MaskEdit::new(first.path.clone(), ops));
     want_mask_base(m, fx);
 }
@@ -2941,6 +2969,14 @@ fn mask_imported(m: &mut Model, path: std::path::PathBuf, op: Result<mask::Op, S
                 .first()
                 .map(|i| i.path.clone())
                 .unwrap_or_default();
+            // The mask editor open on that picture with nothing done yet starts from it.
+            if let Some(e) = m
+                .mask_edit
+                .as_mut()
+                .filter(|e| e.path == on && e.ops.is_empty())
+            {
+                e.ops = vec![op.clone()];
+            }
             m.painted = Some((on, vec![op]));
             let paint = m.keymap.hint(Context::Inputs, Action::PaintMask);
             notice(
@@ -2959,5 +2995,31 @@ fn mask_imported(m: &mut Model, path: std::path::PathBuf, op: Result<mask::Op, S
                 true,
             );
         }
+    }
+}
+
+/// The context whose bindings the next key goes to: a popup's, a full-screen view's, a text
+/// line's (none: `Global`), else the focused pane's.
+fn active_context(m: &Model) -> Context {
+    match &m.overlay {
+        Some(Overlay::Confirm(_)) => return Context::Confirm,
+        Some(Overlay::Help | Overlay::Details(_)) => return Context::Popup,
+        None => {}
+    }
+    if m.mask_edit.is_some() {
+        Context::Mask
+    } else if m.lineage.is_some() {
+        Context::Lineage
+    } else if m.path_input.is_some() || m.tag_input.is_some() || m.size_input.is_some() {
+        // Text lines read their keys themselves: no bindings of their own.
+        Context::Global
+    } else if m.compare.is_some() {
+        Context::Compare
+    } else if m.run_grid.is_some() {
+        Context::History
+    } else if m.focus == Pane::History && m.history.search.is_some() {
+        Context::SearchLine
+    } else {
+        m.focus.context()
     }
 }

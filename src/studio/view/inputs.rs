@@ -27,6 +27,7 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     let title = match n {
         0 => " Inputs ".to_string(),
         1 => format!(" Edit of 1 picture {fidelity}"),
+        2 => format!(" Edit of 2 pictures (1 reference) {fidelity}"),
         _ => format!(" Edit of {n} pictures ({} references) {fidelity}", n - 1),
     };
     let key = |a| m.keymap.hint(Context::Inputs, a);

@@ -133,9 +133,10 @@ fn job_line(
                 }
                 _ => String::new(),
             };
-            // An edit says so, and how many pictures it sends.
+            // An edit says so (its title), and how many references it sends besides the
+            // picture edited, as the strip counts them.
             let pictures = r.params.images.len();
-            let edit = match pictures {
+            let edit = match pictures.saturating_sub(1) {
                 0 => String::new(),
                 1 => " 1 ref".to_string(),
                 n => format!(" {n} refs"),

@@ -74,6 +74,16 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
     match m.current_notice() {
         Some(n) => {
             spans.push(Span::raw("  "));
+            let text_width = sanitize::line(&n.text).chars().count();
+            let used: usize = spans.iter().map(|s| s.width()).sum();
+            // An error that does not fit beside the rest takes the line: what went wrong and
+            // what to do matter more than the model and the spend (the DEMO mark stays).
+            if n.error && used + text_width > usize::from(area.width) {
+                spans.truncate(usize::from(m.provider.demo) * 2);
+                if spans.is_empty() {
+                    spans.push(Span::raw(" "));
+                }
+            }
             // Cut to the room left, with an ellipsis, rather than at the screen's edge.
             let used: usize = spans.iter().map(|s| s.width()).sum();
             let room = usize::from(area.width).saturating_sub(used);
