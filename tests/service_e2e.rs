@@ -1392,12 +1392,13 @@ fn sighup_of_a_studio_leaves_its_job_running() {
 }
 
 /// Quitting with a job running asks: `y` quits and leaves it running (it then succeeds), `c`
-/// cancels it and quits.
+/// cancels it and quits — the studio's own jobs only: a job another program queued in the same
+/// service (an `easel generate` in another terminal) goes on.
 #[test]
 fn quit_and_keep_versus_quit_and_cancel() {
     // Slow enough to be running still when the studio has quit, whatever the load.
     let f = Folder::new(10_000);
-    let asked = |s: &Screen| s.contains("y quits · c cancels and quits");
+    let asked = |s: &Screen| s.contains("y quits · c cancels ours, quits");
 
     let kept = "keepjob0001 a boat at anchor";
     let studio = Studio::open(&f, "keep");
@@ -1414,12 +1415,20 @@ fn quit_and_keep_versus_quit_and_cancel() {
     assert_eq!(r["status"], "succeeded", "{r:#}");
 
     let cancelled = "canceljob01 a boat adrift";
+    let theirs = "otherjob001 a lighthouse far away";
     let f2 = Folder::new(FOREVER_MS);
     let studio = Studio::open(&f2, "cancel");
+    let other = f2.spawn_generate(theirs, &[]);
+    f2.wait_status(theirs, &["running"]);
     studio.submit(cancelled);
     studio.leave_editor();
     studio.keys(&["q"]);
-    studio.wait_for("the quit question", asked);
+    let screen = studio.wait_for("the quit question", asked);
+    assert!(
+        screen.contains("the 1 of other programs"),
+        "the question says other programs' jobs go on:\n{}",
+        screen.text()
+    );
     studio.keys(&["c"]);
     assert_eq!(studio.wait_exit(), 0);
     drop(studio);
@@ -1428,8 +1437,15 @@ fn quit_and_keep_versus_quit_and_cancel() {
         &["cancelled", "succeeded", "failed", "interrupted"],
     );
     assert_eq!(r["status"], "cancelled", "{r:#}");
+    let r = f2.record(theirs).unwrap();
+    assert_eq!(
+        r["status"], "running",
+        "another program's job was cancelled: {r:#}"
+    );
     let (_, s) = f2.status();
-    assert_eq!(s["jobs_running"], 0, "{s}");
+    assert_eq!(s["jobs_running"], 1, "{s}");
+    other.signal(libc::SIGKILL);
+    let _ = other.output_within(DEADLINE);
 }
 
 /// The studio that started the service (its parent) is still open when the service is

@@ -3916,7 +3916,7 @@ fn redraw_and_redetect() {
 fn redraw_and_suspend_work_in_every_view_and_keep_it_open() {
     let redrawn = |fx: &[Effect]| {
         fx.iter()
-            .any(|e| matches!(e, Effect::Redetect { always: true }))
+            .any(|e| matches!(e, Effect::Redetect { asked: true }))
     };
     let suspended = |fx: &[Effect]| fx.iter().any(|e| matches!(e, Effect::Suspend));
     let keys = [ctrl('l'), plain(KeyCode::F(5))];

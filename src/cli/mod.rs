@@ -98,7 +98,6 @@ pub enum Command {
         #[arg(long)]
         rows: Option<u32>,
     },
-    /// List the models easel knows and what each accepts.
     /// Batch API batches sent with `easel generate --batch`: list, status, cancel.
     Batch {
         #[command(subcommand)]
@@ -109,6 +108,7 @@ pub enum Command {
         #[command(subcommand)]
         action: service_cmd::ServiceAction,
     },
+    /// List the models easel knows and what each accepts.
     Models {
         /// One JSON object per line.
         #[arg(long)]

@@ -375,6 +375,8 @@ pub struct Model {
     pub in_tmux: bool,
     /// When the studio last looked for another tmux client in front of it.
     pub tmux_checked: Option<DateTime<Utc>>,
+    /// The jobs this studio queued: quitting with `c` cancels these, not other clients' jobs.
+    pub mine: std::collections::HashSet<Id>,
     /// Whether the terminal shows 24-bit colour (else colours are mapped to the 256 palette).
     pub truecolor: bool,
     pub now: DateTime<Utc>,
@@ -528,6 +530,7 @@ impl Model {
             focused: true,
             in_tmux: false,
             tmux_checked: None,
+            mine: Default::default(),
             truecolor: true,
             now,
             quitting: false,

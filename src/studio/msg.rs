@@ -17,6 +17,8 @@ pub enum Msg {
     Focus(bool),
     /// Another tmux client came in front of the studio (an attach from another terminal).
     TmuxClientChanged,
+    /// Jobs this studio queued (the service's queue also holds other clients' jobs).
+    Queued(Vec<Id>),
     /// The terminal was asked again what it can show (`asked`: by the redraw key; otherwise
     /// because another tmux client attached).
     GraphicsDetected {

@@ -640,9 +640,10 @@ async fn run_effect(
             // Sent now, awaited elsewhere: submissions are queued in the order they were made.
             let queued = edges.scheduler.submit_in_order(s);
             tokio::spawn(async move {
-                if let Err(e) = queued.await {
-                    let _ = tx.send(Msg::Problem(format!("not queued: {e}")));
-                }
+                let _ = tx.send(match queued.await {
+                    Ok(id) => Msg::Queued(vec![id]),
+                    Err(e) => Msg::Problem(format!("not queued: {e}")),
+                });
             });
         }
         Effect::SubmitRun(jobs) => {
@@ -650,11 +651,12 @@ async fn run_effect(
             // run is queued whole or not at all.
             let queued = edges.scheduler.submit_run(jobs);
             tokio::spawn(async move {
-                if let Err(e) = queued.await {
-                    let _ = tx.send(Msg::Problem(format!(
+                let _ = tx.send(match queued.await {
+                    Ok(ids) => Msg::Queued(ids),
+                    Err(e) => Msg::Problem(format!(
                         "not queued: {e} (the jobs of the run that were queued are cancelled)"
-                    )));
-                }
+                    )),
+                });
             });
         }
         Effect::PauseRun(run, paused) => edges.scheduler.pause_run(run, paused),

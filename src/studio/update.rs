@@ -57,6 +57,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             }
         }
         Msg::TmuxClientChanged => fx.push(Effect::Redetect { asked: false }),
+        Msg::Queued(ids) => m.mine.extend(ids),
         Msg::GraphicsDetected {
             graphics,
             terminal,
@@ -318,8 +319,10 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
                         && m.jobs_outlive
                         && key == Key::new(KeyCode::Char('c'), KeyModifiers::NONE) =>
                     {
+                        // Only this studio's: the service's queue also holds the jobs of other
+                        // clients (an `easel generate` in another terminal, another studio).
                         for j in &m.queue.jobs {
-                            if !j.record.status.is_final() {
+                            if !j.record.status.is_final() && m.mine.contains(&j.record.id) {
                                 fx.push(Effect::Cancel(j.record.id));
                             }
                         }
@@ -373,19 +376,15 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     }
     // The mask editor takes the keys while it is open.
     if m.mask_edit.is_some() {
-        match m.keymap.lookup(Context::Mask, key) {
-            Some(Action::Redraw) => act(m, Action::Redraw, fx),
-            Some(action) => mask_act(m, action, fx),
-            None => {}
+        if let Some(action) = m.keymap.lookup(Context::Mask, key) {
+            mask_act(m, action, fx);
         }
         return;
     }
     // The lineage view takes the keys while it is open.
     if m.lineage.is_some() {
-        match m.keymap.lookup(Context::Lineage, key) {
-            Some(Action::Redraw) => act(m, Action::Redraw, fx),
-            Some(action) => lineage_act(m, action, fx),
-            None => {}
+        if let Some(action) = m.keymap.lookup(Context::Lineage, key) {
+            lineage_act(m, action, fx);
         }
         return;
     }
@@ -396,23 +395,17 @@ fn key(m: &mut Model, k: KeyEvent, fx: &mut Vec<Effect>) {
     }
     // The compare screen takes the keys while it is open.
     if m.compare.is_some() {
-        match m.keymap.lookup(Context::Compare, key) {
-            Some(Action::Redraw) => act(m, Action::Redraw, fx),
-            Some(action) => compare_act(m, action, fx),
-            None => {}
+        if let Some(action) = m.keymap.lookup(Context::Compare, key) {
+            compare_act(m, action, fx);
         }
         return;
     }
     // A run's grid takes the history's keys while it is open.
     if m.run_grid.is_some() {
         match m.keymap.lookup(Context::History, key) {
-            Some(
-                a @ (Action::Quit
-                | Action::ForceQuit
-                | Action::Help
-                | Action::Suspend
-                | Action::Redraw),
-            ) => act(m, a, fx),
+            Some(a @ (Action::Quit | Action::ForceQuit | Action::Help | Action::Suspend)) => {
+                act(m, a, fx)
+            }
             Some(a) => super::run_grid::act(m, a, fx),
             None => {}
         }

@@ -36,7 +36,7 @@ pub fn draw(m: &Model, f: &mut Frame, area: Rect) {
             let family = m.family.as_ref().filter(|fam| fam.id == r.id);
             details(r, family, &keys, f, area, m.overlay_scroll)
         }
-        Some(Overlay::Confirm(c)) => confirm(c, m.jobs_outlive, f, area),
+        Some(Overlay::Confirm(c)) => confirm(c, m, f, area),
     }
 }
 
@@ -324,7 +324,8 @@ fn input_text(input: &crate::api::InputImage) -> String {
     }
 }
 
-fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
+fn confirm(c: &Confirm, m: &Model, f: &mut Frame, area: Rect) {
+    let jobs_outlive = m.jobs_outlive;
     let lines = match c {
         Confirm::Delete(r) => delete_lines(r),
         Confirm::ShutDownModel(_, why) => vec![
@@ -349,9 +350,34 @@ fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
             }));
             lines
         }
-        Confirm::Quit if jobs_outlive => vec![Line::from(
-            "Jobs are running or queued. Quit and let them go on in the background (the next easel shows them), or cancel them?",
-        )],
+        Confirm::Quit if jobs_outlive => {
+            let mine = m
+                .queue
+                .jobs
+                .iter()
+                .filter(|j| !j.record.status.is_final() && m.mine.contains(&j.record.id))
+                .count();
+            let others = m
+                .queue
+                .jobs
+                .iter()
+                .filter(|j| !j.record.status.is_final())
+                .count()
+                - mine;
+            let what = match (mine, others) {
+                (0, _) => "c quits too: none of them was queued here, and other programs' jobs are theirs.".to_string(),
+                (n, 0) => format!("c cancels the {n} queued here."),
+                (n, o) => format!(
+                    "c cancels the {n} queued here; the {o} of other programs (an easel generate, another studio) go on."
+                ),
+            };
+            vec![
+                Line::from(
+                    "Jobs are running or queued. y quits and lets them go on in the background (the next easel shows them).",
+                ),
+                Line::from(what),
+            ]
+        }
         Confirm::Quit => vec![Line::from(
             "Jobs are running. Quit anyway? They will be recorded as interrupted. y / n",
         )],
@@ -372,7 +398,7 @@ fn confirm(c: &Confirm, jobs_outlive: bool, f: &mut Frame, area: Rect) {
                 " y queues · any other key does not "
             }
             Confirm::Quit if jobs_outlive => {
-                " y quits · c cancels and quits · any other key stays "
+                " y quits · c cancels ours, quits · any other key stays "
             }
             Confirm::Quit => " y quits · any other key stays ",
         },
