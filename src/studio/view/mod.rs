@@ -184,6 +184,14 @@ pub fn pad(s: &str, cols: usize) -> String {
     format!("{t}{}", " ".repeat(room))
 }
 
+/// `s` fitted to `cols` and centred in them (pictures are drawn centred in their cells: their
+/// labels stand over them).
+pub fn centre(s: &str, cols: usize) -> String {
+    let t = fit(s, cols);
+    let room = cols.saturating_sub(unicode_width::UnicodeWidthStr::width(t.as_ref()));
+    format!("{}{t}{}", " ".repeat(room / 2), " ".repeat(room - room / 2))
+}
+
 /// Map 24-bit colours (pictures drawn in half-blocks) to the 256-colour palette, for terminals
 /// without truecolor, in a perceptual space (see [`crate::colour`]).
 pub fn to_256_colours(buf: &mut Buffer) {

@@ -74,7 +74,7 @@ pub fn draw(m: &Model, g: &RunGrid, f: &mut Frame) {
         );
         f.render_widget(
             Paragraph::new(Span::styled(
-                super::fit(&sanitize::line(label), usize::from(area.width)).into_owned(),
+                super::centre(&sanitize::line(label), usize::from(area.width)),
                 style,
             )),
             area,
@@ -129,7 +129,7 @@ pub fn draw(m: &Model, g: &RunGrid, f: &mut Frame) {
         };
         f.render_widget(
             Paragraph::new(Span::styled(
-                super::pad(&caption, usize::from(cell.caption.width)),
+                super::centre(&caption, usize::from(cell.caption.width)),
                 style,
             )),
             cell.caption,
