@@ -458,6 +458,35 @@ fn the_queue_counts_a_run_and_keys_act_on_all_of_it() {
         matches!(fx.as_slice(), [Effect::Retry(r)] if *r == id(2)),
         "{fx:?}"
     );
+    // Once cancelled, R sends those again too.
+    let mut cancelled_job = m
+        .queue
+        .jobs
+        .iter()
+        .find(|j| j.record.id == id(3))
+        .unwrap()
+        .record
+        .clone();
+    cancelled_job.status = Status::Cancelled;
+    update(
+        &mut m,
+        Msg::Job(JobEvent::Cancelled(Box::new(cancelled_job))),
+    );
+    m.queue.selected = m
+        .queue
+        .jobs
+        .iter()
+        .position(|j| j.record.id == id(4))
+        .unwrap();
+    let mut retried: Vec<Id> = press(&mut m, ch('R'))
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Retry(id) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    retried.sort();
+    assert_eq!(retried, vec![id(2), id(3)]);
     // A job that is not part of a run: the run keys say so and do nothing.
     m.queue.selected = m
         .queue

@@ -206,7 +206,7 @@ impl Action {
             }
             Action::PauseRun => "pause or resume the job's run (its queued jobs wait)",
             Action::CancelRun => "cancel every queued and running job of the job's run",
-            Action::RetryRun => "retry the failed jobs of the job's run",
+            Action::RetryRun => "retry the failed or cancelled jobs of the job's run",
             Action::Search => "search prompts ('exact ^start end$ !not)",
             Action::ClearSearch => "clear the search",
             Action::KeepSearch => "keep the search, back to the list",

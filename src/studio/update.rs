@@ -1962,16 +1962,18 @@ fn run_act(m: &mut Model, action: Action, fx: &mut Vec<Effect>) {
             fx.push(Effect::PauseRun(run, false));
         }
         _ => {
+            // Whatever did not succeed: failed, interrupted, and cancelled (after X, R sends
+            // the run again).
             let failed: Vec<_> = m
                 .queue
                 .jobs
                 .iter()
                 .filter(of_run)
-                .filter(|j| matches!(j.record.status, Status::Failed | Status::Interrupted))
+                .filter(|j| j.record.status.can_retry())
                 .map(|j| j.record.id)
                 .collect();
             if failed.is_empty() {
-                notice(m, "no job of this run has failed", false);
+                notice(m, "no job of this run has failed or been cancelled", false);
             }
             fx.extend(failed.into_iter().map(Effect::Retry));
         }
