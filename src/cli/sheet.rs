@@ -267,6 +267,17 @@ pub fn run(
 
 /// Write the PNG beside its final name, then rename it into place: a reader never sees half.
 fn write_png(img: &RgbaImage, out: &Path) -> Result<(), StoreError> {
+    into_place(out, |file| {
+        img.write_to(&mut std::io::BufWriter::new(file), image::ImageFormat::Png)
+            .map_err(|e| StoreError::Io(format!("could not encode the sheet: {e}")))
+    })
+}
+
+/// Have `fill` write a temporary file beside `out`, then rename it into place.
+fn into_place(
+    out: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -279,11 +290,7 @@ fn write_png(img: &RgbaImage, out: &Path) -> Result<(), StoreError> {
         .suffix(".png")
         .tempfile_in(&dir)
         .map_err(|e| io("write", e))?;
-    img.write_to(
-        &mut std::io::BufWriter::new(tmp.as_file_mut()),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| StoreError::Io(format!("could not encode the sheet: {e}")))?;
+    fill(tmp.as_file_mut())?;
     tmp.persist(out).map_err(|e| io("write", e.error))?;
     Ok(())
 }
@@ -617,7 +624,7 @@ fn run_sheet(
     size: u32,
     out: Option<&Path>,
 ) -> Result<(), StoreError> {
-    use crate::runs::layout::{self, Entry, Mark};
+    use crate::runs::layout::{self, Mark};
     let (run, records) = super::history::run_records(store, text).map_err(|e| match e {
         StoreError::NotFound(_) => StoreError::Invalid(format!(
             "no run in history has an id that starts \"{}\" (`easel history show ID` names a generation's run)",
@@ -626,16 +633,7 @@ fn run_sheet(
         e => e,
     })?;
     let records: Vec<GenerationRecord> = records.into_iter().filter(|r| r.run.is_some()).collect();
-    let entries: Vec<Entry<'_>> = records
-        .iter()
-        .filter_map(|r| {
-            r.run.as_ref().map(|i| Entry {
-                index: i.index,
-                values: &i.values,
-            })
-        })
-        .collect();
-    let l = layout::layout(&entries);
+    let l = layout::layout(&crate::store::record::run_entries(&records));
     check_run_size(&l, size)?;
     let of = records
         .first()
@@ -778,22 +776,15 @@ fn forget_older(dir: &Path, run: crate::store::Id, keep: &Path) {
 
 /// Copy a file beside its final name, then rename it into place.
 fn copy_into_place(from: &Path, out: &Path) -> Result<(), StoreError> {
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     let io = |what: &str, e: std::io::Error| {
         StoreError::Io(crate::store::files::describe_io_error(what, out, &e))
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".easel-sheet-")
-        .suffix(".png")
-        .tempfile_in(&dir)
-        .map_err(|e| io("write", e))?;
     let mut src = std::fs::File::open(from).map_err(|e| io("read", e))?;
-    std::io::copy(&mut src, tmp.as_file_mut()).map_err(|e| io("write", e))?;
-    tmp.persist(out).map_err(|e| io("write", e.error))?;
-    Ok(())
+    into_place(out, |file| {
+        std::io::copy(&mut src, file)
+            .map(|_| ())
+            .map_err(|e| io("write", e))
+    })
 }
 
 #[cfg(test)]

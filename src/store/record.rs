@@ -194,6 +194,19 @@ pub struct GenerationRecord {
     pub batch: Option<BatchRef>,
 }
 
+/// The run records as the grid's layout reads them (records without a run are left out).
+pub fn run_entries(records: &[GenerationRecord]) -> Vec<crate::runs::layout::Entry<'_>> {
+    records
+        .iter()
+        .filter_map(|r| {
+            r.run.as_ref().map(|i| crate::runs::layout::Entry {
+                index: i.index,
+                values: &i.values,
+            })
+        })
+        .collect()
+}
+
 /// A job's place in a run (docs/runs.md): the jobs of one run share `id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunInfo {

@@ -8,7 +8,7 @@ use super::gallery::{CELL_H, CELL_W};
 use super::model::{Graphics, Model, Notice, Overlay, Pane};
 use super::msg::{Effect, PreviewKey, PreviewSource};
 pub use super::run_state::RunGrid;
-use crate::runs::layout::{self, Entry, Mark};
+use crate::runs::layout::{self, Mark};
 use crate::sanitize;
 use crate::store::{GenerationRecord, HistoryStore, Id, Query};
 use ratatui::layout::Rect;
@@ -60,16 +60,7 @@ pub fn loaded(m: &mut Model, run: Id, records: Vec<GenerationRecord>) {
         .filter(|r| r.run.as_ref().is_some_and(|i| i.id == run))
         .collect();
     records.sort_by_key(|r| r.run.as_ref().map_or(0, |i| i.index));
-    let entries: Vec<Entry<'_>> = records
-        .iter()
-        .filter_map(|r| {
-            r.run.as_ref().map(|i| Entry {
-                index: i.index,
-                values: &i.values,
-            })
-        })
-        .collect();
-    g.layout = layout::layout(&entries);
+    g.layout = layout::layout(&crate::store::record::run_entries(&records));
     let first = g.records.is_none();
     g.records = Some(records);
     // The first time, the selection goes to the record the grid was opened from.

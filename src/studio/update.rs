@@ -1407,6 +1407,16 @@ fn graphics_detected(m: &mut Model, graphics: Graphics, terminal: &str, asked: b
     );
 }
 
+/// What requests are checked against: the studio's catalogue and provider, today.
+fn plan_target(m: &Model) -> crate::plan::Target<'_> {
+    crate::plan::Target {
+        catalog: &m.catalog,
+        rules: &m.provider.rules,
+        openai: m.provider.openai,
+        today: m.now.date_naive(),
+    }
+}
+
 fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
     let text = m.prompt();
     if text.trim().is_empty() {
@@ -1414,13 +1424,7 @@ fn submit(m: &mut Model, front: bool, fx: &mut Vec<Effect>) {
         return;
     }
     // A prompt with choices or wildcards is a run: every job built and checked first.
-    let target = crate::plan::Target {
-        catalog: &m.catalog,
-        rules: &m.provider.rules,
-        openai: m.provider.openai,
-        today: m.now.date_naive(),
-    };
-    let planned = super::runs::plan(&text, &m.params, &target, &m.wildcards);
+    let planned = super::runs::plan(&text, &m.params, &plan_target(m), &m.wildcards);
     match planned {
         Ok(super::runs::Planned::Single(prompt)) => submit_one(m, prompt, front, fx),
         Ok(super::runs::Planned::Run(planned)) => submit_run(m, &text, planned, front, fx),
@@ -1462,13 +1466,7 @@ fn send_batch(m: &mut Model, fx: &mut Vec<Effect>) {
         notice(m, "the prompt is empty: type something first", true);
         return;
     }
-    let target = crate::plan::Target {
-        catalog: &m.catalog,
-        rules: &m.provider.rules,
-        openai: m.provider.openai,
-        today: m.now.date_naive(),
-    };
-    let planned = match super::runs::plan(&text, &m.params, &target, &m.wildcards) {
+    let planned = match super::runs::plan(&text, &m.params, &plan_target(m), &m.wildcards) {
         Ok(super::runs::Planned::Run(planned)) => planned,
         Ok(super::runs::Planned::Single(prompt)) => {
             let params = crate::api::GenerationParams {
