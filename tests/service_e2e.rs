@@ -1425,7 +1425,7 @@ fn quit_and_keep_versus_quit_and_cancel() {
     studio.keys(&["q"]);
     let screen = studio.wait_for("the quit question", asked);
     assert!(
-        screen.contains("the 1 of other programs"),
+        screen.contains("the 1 of another program"),
         "the question says other programs' jobs go on:\n{}",
         screen.text()
     );

@@ -367,6 +367,9 @@ fn confirm(c: &Confirm, m: &Model, f: &mut Frame, area: Rect) {
             let what = match (mine, others) {
                 (0, _) => "c quits too: none of them was queued here, and other programs' jobs are theirs.".to_string(),
                 (n, 0) => format!("c cancels the {n} queued here."),
+                (n, 1) => format!(
+                    "c cancels the {n} queued here; the 1 of another program (an easel generate, another studio) goes on."
+                ),
                 (n, o) => format!(
                     "c cancels the {n} queued here; the {o} of other programs (an easel generate, another studio) go on."
                 ),
